@@ -1,0 +1,42 @@
+# The two commands of the quick start (`make demo`, `make test`) bootstrap .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit integration e2e bench soak clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tenant-sync needs Python 3.11 or newer (PYTHON=$(PYTHON) is " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tenant-sync demo
+
+test: lint typecheck
+	$(BIN)/python -m pytest -m "unit or integration or e2e" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check worker tests scripts
+	$(BIN)/ruff format --check worker tests scripts
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit -q
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -m integration -q
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -m bench -q -s tests/bench
+
+clean:
+	rm -rf $(VENV) .tenant-sync .tenant-sync-demo .pytest_cache .mypy_cache .ruff_cache

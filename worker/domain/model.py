@@ -1,0 +1,180 @@
+"""Value objects of a synchronization: source users, links, actions and the records a cycle keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+EXTERNAL_UPN_MARKER = "#EXT#"
+
+
+class Mode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class LinkState(StrEnum):
+    ACTIVE = "active"
+    SOFT_DELETED = "soft_deleted"
+    DISABLED = "disabled"
+
+
+class Action(StrEnum):
+    """What a cycle did to one object; the names of `run --json` counts and of the log."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    DISABLE = "disable"
+    RESTORE = "restore"
+    STAGED_DELETE = "staged_delete"
+    SKIP = "skip"
+    OTHER = "other"
+
+
+class Status(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    WARNING = "warning"
+
+
+COUNT_KEYS = (
+    "create",
+    "update",
+    "delete",
+    "disable",
+    "restore",
+    "staged_delete",
+    "skip",
+    "failure",
+)
+
+
+@dataclass(frozen=True)
+class SourceUser:
+    """A user as read from the source tenant: its id and the selected attributes."""
+
+    id: str
+    attributes: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.attributes.get(name)
+
+    @property
+    def user_principal_name(self) -> str | None:
+        value = self.attributes.get("userPrincipalName")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def mail(self) -> str | None:
+        value = self.attributes.get("mail")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def invitation_address(self) -> str | None:
+        """Where the B2B invitation goes: `mail`, or `userPrincipalName` when mail is empty."""
+        return self.mail or self.user_principal_name
+
+    @property
+    def is_internal_member(self) -> bool:
+        """Only the source's own members are synced: never its guests or B2B users."""
+        user_type = self.attributes.get("userType")
+        if isinstance(user_type, str) and user_type.lower() == "guest":
+            return False
+        upn = self.user_principal_name or ""
+        return EXTERNAL_UPN_MARKER.lower() not in upn.lower()
+
+    @property
+    def label(self) -> str:
+        return self.user_principal_name or self.mail or self.id
+
+
+@dataclass(frozen=True)
+class SourceRemoval:
+    """The source says this user is gone: soft-deleted (`changed`) or hard-deleted (`deleted`)."""
+
+    id: str
+    reason: str = "deleted"
+
+
+SourceItem = SourceUser | SourceRemoval
+
+
+@dataclass(frozen=True)
+class TargetUser:
+    """A user of the target tenant, as much of it as was read."""
+
+    id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Link:
+    """The shadow of one synced user: source id to target id, and what was last written."""
+
+    job: str
+    source_id: str
+    target_id: str
+    state: LinkState = LinkState.ACTIVE
+    attributes: dict[str, Any] = field(default_factory=dict)
+    last_seen_run: str | None = None
+
+    @property
+    def attributes_hash(self) -> str:
+        return attributes_hash(self.attributes)
+
+
+def attributes_hash(attributes: Mapping[str, Any]) -> str:
+    canonical = json.dumps(attributes, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One attribute's move: what was last written and what is written now."""
+
+    old: Any
+    new: Any
+
+
+@dataclass
+class Step:
+    """One step of an object's processing, as Entra's provisioning logs show it."""
+
+    name: str  # import | scoping | matching | processing | export
+    status: Status
+    detail: str = ""
+
+
+@dataclass
+class ObjectOutcome:
+    """What happened to one source object in one cycle: the provisioning log's row."""
+
+    source_id: str
+    action: Action
+    status: Status
+    source_label: str = ""
+    target_id: str | None = None
+    reason: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    steps: list[Step] = field(default_factory=list)
+    modified: dict[str, Change] = field(default_factory=dict)
+    duration_ms: int = 0
+
+    @property
+    def count_key(self) -> str:
+        if self.status is Status.FAILURE:
+            return "failure"
+        if self.status is Status.SKIPPED:
+            return "skip"
+        return self.action.value
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(COUNT_KEYS, 0)

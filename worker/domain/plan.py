@@ -1,0 +1,153 @@
+"""The decision for one source object: create, update, restore, deprovision, or nothing, and why.
+
+`decide` is pure: it sees the source item, the job's link for it, the scope verdict and the
+mapped values, and returns what the target should undergo. The service carries it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from worker.domain.mapping import MappedValues, diff, writable
+from worker.domain.model import Action, Change, Link, LinkState, SourceItem, SourceRemoval
+
+REDUNDANT_EXPORT = "RedundantExport"
+
+
+class Deprovision(StrEnum):
+    SOFT_DELETE = "soft_delete"
+    DISABLE = "disable"
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    create: bool = True
+    update: bool = True
+    delete: bool = True
+    deprovision: Deprovision = Deprovision.SOFT_DELETE
+    skip_out_of_scope_deletions: bool = False
+
+
+@dataclass(frozen=True)
+class CreateUser:
+    """Match or invite, then write every mapped attribute."""
+
+    address: str
+    values: MappedValues
+
+    action = Action.CREATE
+
+
+@dataclass(frozen=True)
+class UpdateUser:
+    """Write the attributes that changed since they were last written."""
+
+    link: Link
+    changes: dict[str, Change]
+    values: MappedValues
+    action: Action = Action.UPDATE
+
+
+@dataclass(frozen=True)
+class RestoreUser:
+    """Bring the soft-deleted target user back (same object id), then write what changed."""
+
+    link: Link
+    changes: dict[str, Change]
+    values: MappedValues
+
+    action = Action.RESTORE
+
+
+@dataclass(frozen=True)
+class DeprovisionUser:
+    """Soft-delete or disable the target user because the source one left."""
+
+    link: Link
+    mode: Deprovision
+    reason: str
+
+    @property
+    def action(self) -> Action:
+        return Action.DELETE if self.mode is Deprovision.SOFT_DELETE else Action.DISABLE
+
+
+@dataclass(frozen=True)
+class NoChange:
+    """Nothing to write; the reason goes to the provisioning log."""
+
+    reason: str
+    link: Link | None = None
+
+    action = Action.SKIP
+
+
+Decision = CreateUser | UpdateUser | RestoreUser | DeprovisionUser | NoChange
+
+
+def decide_departure(link: Link | None, reason: str, policy: JobPolicy, *, deleted: bool) -> Decision:
+    """The source user is gone (`deleted`) or out of scope: deprovision its target user, or not."""
+    if link is None:
+        return NoChange(reason=f"NotInScope: {reason}")
+    if link.state is LinkState.SOFT_DELETED:
+        return NoChange(reason=f"already deleted in the target; {reason}", link=link)
+    if not deleted and policy.skip_out_of_scope_deletions:
+        return NoChange(reason=f"kept (skip_out_of_scope_deletions); {reason}", link=link)
+    if policy.deprovision is Deprovision.DISABLE and link.state is LinkState.DISABLED:
+        return NoChange(reason=f"already disabled in the target; {reason}", link=link)
+    if not policy.delete:
+        return NoChange(reason=f"delete action is off; {reason}", link=link)
+    return DeprovisionUser(link=link, mode=policy.deprovision, reason=reason)
+
+
+def decide(
+    item: SourceItem,
+    link: Link | None,
+    *,
+    in_scope: bool,
+    scope_reason: str,
+    values: MappedValues | None,
+    policy: JobPolicy,
+) -> Decision:
+    """What one source object's target user should undergo in this cycle.
+
+    `values` are the mapped attributes: evaluated with creation semantics when there is no live
+    link, without them otherwise. They are ignored for removals and out-of-scope users.
+    """
+    if isinstance(item, SourceRemoval):
+        return decide_departure(link, f"source user deleted ({item.reason})", policy, deleted=True)
+    if not in_scope:
+        return decide_departure(link, scope_reason, policy, deleted=False)
+    assert values is not None, "an in-scope user needs its mapped values"
+    if link is None:
+        if not policy.create:
+            return NoChange(reason="create action is off")
+        address = item.invitation_address
+        if address is None:
+            return NoChange(reason="source user has neither mail nor userPrincipalName")
+        return CreateUser(address=address, values=values)
+    changes = diff(values.values, link.attributes)
+    if link.state is LinkState.SOFT_DELETED:
+        if not policy.create:
+            return NoChange(reason="create action is off (restore needs it)", link=link)
+        return RestoreUser(link=link, changes=changes, values=values)
+    if not changes:
+        return NoChange(reason=REDUNDANT_EXPORT, link=link)
+    if not policy.update:
+        return NoChange(reason="update action is off", link=link)
+    disabling = "accountEnabled" in changes and changes["accountEnabled"].new is False
+    return UpdateUser(
+        link=link,
+        changes=changes,
+        values=values,
+        action=Action.DISABLE if disabling else Action.UPDATE,
+    )
+
+
+def snapshot_after_write(link: Link, values: MappedValues, written: dict[str, Change]) -> dict:
+    """What the link remembers as last written: its old snapshot plus this write."""
+    updated = dict(link.attributes)
+    for name in written:
+        updated[name] = writable(values.values)[name]
+    return updated

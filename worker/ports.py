@@ -1,0 +1,190 @@
+"""The ports the service layer needs; adapters implement them, unit tests fake them.
+
+Every method may raise the error vocabulary of `worker.domain.errors` and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of a users delta round."""
+
+    items: list[SourceItem]
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    group_id: str
+    member_id: str
+    added: bool
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """One page of a groups delta round: member additions and removals of the job's groups."""
+
+    changes: list[MembershipChange]
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+class SourceDirectory(Protocol):
+    def users_delta_start(self, select: Sequence[str]) -> str:
+        """The URL that starts a users delta round selecting these attributes."""
+
+    def users_page(self, url: str) -> UserPage:
+        """Read one page of a users delta round (a start URL, a nextLink or a deltaLink)."""
+
+    def groups_delta_start(self, group_ids: Sequence[str]) -> str:
+        """The URL that starts a groups delta round tracking these groups' members."""
+
+    def groups_page(self, url: str) -> GroupPage: ...
+
+    def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
+        """One user, or None when it does not exist (or is deleted)."""
+
+
+@dataclass(frozen=True)
+class Invitation:
+    user_id: str
+    status: str
+
+
+class TargetDirectory(Protocol):
+    def find_users(
+        self, attribute: str, value: str, select: Sequence[str]
+    ) -> list[TargetUser]:
+        """Users whose `attribute` equals `value` (the query is safely quoted)."""
+
+    def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None: ...
+
+    def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
+        """Create (or find) the B2B user for this address without sending mail."""
+
+    def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None: ...
+
+    def delete_user(self, user_id: str) -> None:
+        """Soft delete: the user goes to the recycle bin for 30 days."""
+
+    def restore_user(self, user_id: str) -> None:
+        """Restore a soft-deleted user (same object id)."""
+
+
+@dataclass
+class Watermark:
+    """Where the last completed cycle left off."""
+
+    users_delta_link: str
+    groups_delta_link: str | None
+    fingerprint: str
+    completed_at: str
+    last_full_at: str
+
+
+@dataclass
+class Progress:
+    """The resumable position of a cycle in progress."""
+
+    run_id: str
+    mode: str
+    fingerprint: str
+    phase: str  # groups | users | pending | sweep
+    next_link: str | None = None
+    groups_delta_link: str | None = None
+    users_delta_link: str | None = None
+    started_at: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Cursor:
+    watermark: Watermark | None = None
+    progress: Progress | None = None
+
+
+class CursorStore(Protocol):
+    def load(self, job: str) -> Cursor: ...
+
+    def save(self, job: str, cursor: Cursor) -> None: ...
+
+    def clear(self, job: str) -> None: ...
+
+
+class AlreadyRunning(Exception):
+    """Another cycle of this job holds the lock."""
+
+
+class JobLock(Protocol):
+    def hold(self, job: str) -> AbstractContextManager[None]:
+        """Hold the job's cluster-wide lock for the block; raise AlreadyRunning if taken."""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    job: str
+    mode: str
+    dry_run: bool
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+
+class Ledger(Protocol):
+    """The SQL state of a job: links, assignments, runs and the provisioning log."""
+
+    def start_run(self, run: RunRecord) -> None: ...
+
+    def finish_run(self, run: RunRecord) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]: ...
+
+    def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]: ...
+
+    def link_count(self, job: str) -> int: ...
+
+    def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
+        """Live links (active or disabled) a full cycle has not marked as seen."""
+
+    def commit_page(
+        self,
+        job: str,
+        run_id: str,
+        *,
+        links: Sequence[Link],
+        seen: Sequence[str],
+        outcomes: Sequence[ObjectOutcome],
+        resolved_pending: Sequence[str] = (),
+    ) -> None:
+        """Write one page's effects in one transaction: links, seen marks, log rows."""
+
+    def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
+        """Which of these users are members of one of the job's groups (as last read)."""
+
+    def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None: ...
+
+    def apply_membership_changes(
+        self, job: str, changes: Sequence[MembershipChange]
+    ) -> None:
+        """Apply group member additions/removals and mark the users as pending review."""
+
+    def pending(self, job: str, limit: int) -> list[str]: ...
+
+    def clear_job(self, job: str) -> None:
+        """Forget links, assignments and pending users of a job (restart --scope full)."""
