@@ -1,0 +1,183 @@
+"""Graph `/groups`: list, get, create, update, delete, members (direct and transitive), `$ref`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from . import delta, odata, schema
+from .common import TypedObject, get_one, json_object_body, list_page, validate_writable
+from .router import GraphRequest, GraphResponse, Router, bad_request, not_found
+from .users import full_view
+
+MEMBER_TYPES = (schema.USER, schema.GROUP)
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/groups", list_groups)
+    router.add("GET", "/groups/delta", groups_delta)
+    router.add("GET", "/groups/delta()", groups_delta)
+    router.add("POST", "/groups", create_group)
+    router.add("GET", "/groups/{id}", get_group)
+    router.add("PATCH", "/groups/{id}", patch_group)
+    router.add("DELETE", "/groups/{id}", delete_group)
+    router.add("GET", "/groups/{id}/members", list_members, cost=3)
+    router.add("GET", "/groups/{id}/transitiveMembers", list_transitive_members, cost=5)
+    router.add("POST", "/groups/{id}/members/$ref", add_member_ref)
+    router.add("DELETE", "/groups/{id}/members/{member_id}/$ref", remove_member_ref)
+
+
+def _default_for(type_name: str) -> tuple[str, ...]:
+    return schema.DEFAULT_USER_SELECT if type_name == schema.USER else schema.DEFAULT_GROUP_SELECT
+
+
+def list_groups(req: GraphRequest) -> GraphResponse:
+    tenant = req.tenant
+
+    def source(node: odata.Node | None, after: str | None) -> Iterator[TypedObject]:
+        for gid in sorted(g for g in tenant.groups if tenant.is_active(g)):
+            if after is None or gid > after:
+                yield schema.GROUP, tenant.groups[gid]
+
+    return list_page(
+        req,
+        route_key="groups",
+        type_names=(schema.GROUP,),
+        default_select=_default_for,
+        source=source,
+        entity_set="groups",
+    )
+
+
+def groups_delta(req: GraphRequest) -> GraphResponse:
+    return delta.handle(req, "groups")
+
+
+def _require_group(req: GraphRequest) -> dict[str, Any]:
+    group = req.tenant.active_group(req.params["id"])
+    if group is None:
+        raise not_found(req.params["id"])
+    return group
+
+
+def get_group(req: GraphRequest) -> GraphResponse:
+    return get_one(req, schema.GROUP, _require_group(req), schema.DEFAULT_GROUP_SELECT, "groups")
+
+
+def reference_id(value: Any) -> str:
+    """The object id at the end of an `@odata.id` / `@odata.bind` URL (any host)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("Invalid object identifier: '@odata.id' must be a URL.")
+    path = urlsplit(value.strip()).path or value.strip()
+    last = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    if last.endswith("')") and "('" in last:
+        last = last[last.index("('") + 2 : -2]
+    if not last or last.startswith("$"):
+        raise bad_request(f"Invalid object identifier '{value}'.")
+    return last
+
+
+def create_group(req: GraphRequest) -> GraphResponse:
+    body = json_object_body(req)
+    props = validate_writable(schema.GROUP, body)
+    display = props.get("displayName")
+    if not isinstance(display, str) or not display.strip():
+        raise bad_request("Invalid value specified for property 'displayName' of resource 'Group'.")
+    props.setdefault("mailNickname", "".join(c for c in display if c.isalnum()) or "group")
+    props.setdefault("securityEnabled", True)
+    props.setdefault("mailEnabled", False)
+    binds = body.get("members@odata.bind", [])
+    if not isinstance(binds, list):
+        raise bad_request("'members@odata.bind' must be a list of URLs.")
+    member_ids: list[str] = []
+    for ref in binds:
+        mid = req.tenant.resolve_id(reference_id(ref))
+        if mid is None or not req.tenant.is_active(mid):
+            raise not_found(reference_id(ref))
+        member_ids.append(mid)
+    group = req.tenant.create_group(props, member_ids)
+    out = {"@odata.context": f"{req.base_url}/v1.0/$metadata#groups/$entity"}
+    out.update(full_view(schema.GROUP, group, schema.DEFAULT_GROUP_SELECT))
+    return GraphResponse(201, out, headers={"Location": req.url(f"/groups/{group['id']}")})
+
+
+def patch_group(req: GraphRequest) -> GraphResponse:
+    group = _require_group(req)
+    props = validate_writable(schema.GROUP, json_object_body(req))
+    req.tenant.update_group(group["id"], props)
+    return GraphResponse(204)
+
+
+def delete_group(req: GraphRequest) -> GraphResponse:
+    group = _require_group(req)
+    req.tenant.soft_delete_group(group["id"])
+    return GraphResponse(204)
+
+
+def _members(req: GraphRequest, transitive: bool) -> GraphResponse:
+    group = _require_group(req)
+    tenant = req.tenant
+    gid = group["id"]
+
+    def source(node: odata.Node | None, after: str | None) -> Iterator[TypedObject]:
+        ids = tenant.transitive_members(gid) if transitive else tenant.effective_members(gid)
+        for mid in ids:
+            if after is not None and mid <= after:
+                continue
+            kind = tenant.kind_of(mid)
+            if kind == schema.USER:
+                yield schema.USER, tenant.users[mid]
+            elif kind == schema.GROUP:
+                yield schema.GROUP, tenant.groups[mid]
+
+    name = "transitiveMembers" if transitive else "members"
+    return list_page(
+        req,
+        route_key=f"{name}:{gid}",
+        type_names=MEMBER_TYPES,
+        default_select=_default_for,
+        source=source,
+        entity_set="directoryObjects",
+        annotate_type=True,
+    )
+
+
+def list_members(req: GraphRequest) -> GraphResponse:
+    return _members(req, transitive=False)
+
+
+def list_transitive_members(req: GraphRequest) -> GraphResponse:
+    return _members(req, transitive=True)
+
+
+def add_member_ref(req: GraphRequest) -> GraphResponse:
+    group = _require_group(req)
+    body = json_object_body(req)
+    if "@odata.id" not in body:
+        raise bad_request("The request body must contain '@odata.id'.")
+    ref = reference_id(body["@odata.id"])
+    mid = req.tenant.resolve_id(ref)
+    if mid is None or not req.tenant.is_active(mid):
+        raise not_found(ref)
+    if mid == group["id"]:
+        raise bad_request("A group cannot be a member of itself.")
+    if mid in req.tenant.members.get(group["id"], set()):
+        raise bad_request(
+            "One or more added object references already exist for the following modified "
+            "properties: 'members'."
+        )
+    req.tenant.add_member(group["id"], mid)
+    return GraphResponse(204)
+
+
+def remove_member_ref(req: GraphRequest) -> GraphResponse:
+    group = _require_group(req)
+    raw = req.params["member_id"]
+    mid = req.tenant.resolve_id(raw)
+    if mid is None or mid not in req.tenant.members.get(group["id"], set()):
+        raise not_found(raw)
+    if not req.tenant.is_active(mid):
+        raise not_found(raw)
+    req.tenant.remove_member(group["id"], mid)
+    return GraphResponse(204)

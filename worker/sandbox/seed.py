@@ -1,0 +1,350 @@
+"""Seed files: reading, validating and normalising them (see DESIGN §3 "Sandbox").
+
+`load_seed(path)` returns the normalised seed: every user and group has an id, defaults are
+filled in and timestamps fixed, so resetting the sandbox to the seed gives the same ids again.
+Problems raise `SeedError` with one message naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from . import schema
+
+DEFAULT_LIMITS: dict[str, float] = {
+    "write_per_150s": 3000,
+    "resource_units_per_10s": 8000,
+    "invitations_per_5s": 150,
+}
+DEFAULT_FAULTS: dict[str, float] = {"error_rate": 0.0, "latency_ms": 0}
+
+_TOP_KEYS = {"tenants", "limits", "faults"}
+_TENANT_KEYS = {
+    "tenant_id",
+    "domain",
+    "display_name",
+    "clients",
+    "users",
+    "groups",
+    "cross_tenant_access",
+}
+
+
+class SeedError(ValueError):
+    """The seed is unusable; the message says where and why."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_seed(path: Path | str) -> dict[str, Any]:
+    """Read, validate and normalise a seed file."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SeedError(f"seed file {p}: cannot be read: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SeedError(
+            f"seed file {p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    try:
+        return validate_seed(data)
+    except SeedError as exc:
+        raise SeedError(f"seed file {p}: {exc}") from exc
+
+
+def _warn(message: str) -> None:
+    print(f"tenant-sync sandbox: warning: seed {message}", file=sys.stderr, flush=True)
+
+
+def _guid(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SeedError(f"{where} must be a GUID string, got {json.dumps(value)}")
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError as exc:
+        raise SeedError(f"{where} must be a GUID, got {value!r}") from exc
+
+
+def _object_id(value: Any, where: str) -> str:
+    if value is None:
+        return str(uuid.uuid4())
+    if not isinstance(value, str) or not value.strip() or "/" in value:
+        raise SeedError(f"{where}.id must be a non-empty string without '/', got {value!r}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value  # non-GUID ids are accepted to keep hand-written seeds short
+
+
+def _number(value: Any, where: str, *, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SeedError(f"{where} must be a number, got {json.dumps(value)}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise SeedError(f"{where} must be {bound}, got {value}")
+    return value
+
+
+def validate_limits(value: Any, where: str = "limits") -> dict[str, float]:
+    if value is None:
+        return dict(DEFAULT_LIMITS)
+    if not isinstance(value, dict):
+        raise SeedError(f"{where} must be an object")
+    out = dict(DEFAULT_LIMITS)
+    for key, item in value.items():
+        if key not in DEFAULT_LIMITS:
+            raise SeedError(f"{where}.{key} is not a known limit ({', '.join(DEFAULT_LIMITS)})")
+        out[key] = _number(item, f"{where}.{key}", low=1)
+    return out
+
+
+def validate_faults(value: Any, where: str = "faults") -> dict[str, float]:
+    if value is None:
+        return dict(DEFAULT_FAULTS)
+    if not isinstance(value, dict):
+        raise SeedError(f"{where} must be an object")
+    out = dict(DEFAULT_FAULTS)
+    for key, item in value.items():
+        if key == "error_rate":
+            out[key] = _number(item, f"{where}.{key}", low=0, high=1)
+        elif key == "latency_ms":
+            out[key] = _number(item, f"{where}.{key}", low=0, high=600_000)
+        else:
+            raise SeedError(f"{where}.{key} is not a known fault (error_rate, latency_ms)")
+    return out
+
+
+def validate_seed(data: Any) -> dict[str, Any]:
+    """Validate and normalise a parsed seed; raise SeedError on the first problem."""
+    if not isinstance(data, dict):
+        raise SeedError("the top level must be a JSON object with a 'tenants' list")
+    for key in data:
+        if key not in _TOP_KEYS and not key.startswith(("$", "_")):
+            _warn(f"has an unknown top-level key {key!r}; it is ignored")
+    tenants = data.get("tenants")
+    if not isinstance(tenants, list) or not tenants:
+        raise SeedError("'tenants' must be a non-empty list")
+    out_tenants: list[dict[str, Any]] = []
+    seen_tenants: dict[str, int] = {}
+    for i, raw in enumerate(tenants):
+        tenant = _tenant(raw, f"tenants[{i}]")
+        tid = tenant["tenant_id"]
+        if tid in seen_tenants:
+            raise SeedError(
+                f"tenants[{i}].tenant_id {tid} is a duplicate of tenants[{seen_tenants[tid]}]"
+            )
+        seen_tenants[tid] = i
+        out_tenants.append(tenant)
+    return {
+        "tenants": out_tenants,
+        "limits": validate_limits(data.get("limits")),
+        "faults": validate_faults(data.get("faults")),
+    }
+
+
+def _tenant(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SeedError(f"{where} must be an object")
+    if "tenant_id" not in raw:
+        raise SeedError(f"{where} is missing 'tenant_id'")
+    tid = _guid(raw["tenant_id"], f"{where}.tenant_id")
+    for key in raw:
+        if key not in _TENANT_KEYS and not key.startswith(("$", "_")):
+            _warn(f"{where} has an unknown key {key!r}; it is ignored")
+    domain = raw.get("domain") or f"tenant-{tid[:8]}.onmicrosoft.com"
+    if not isinstance(domain, str) or "." not in domain or "@" in domain:
+        raise SeedError(f"{where}.domain must be a domain name like contoso.onmicrosoft.com")
+    display_name = raw.get("display_name") or domain.split(".")[0].capitalize()
+    if not isinstance(display_name, str):
+        raise SeedError(f"{where}.display_name must be a string")
+
+    clients = _list(raw, "clients", where)
+    out_clients: list[dict[str, Any]] = []
+    seen_clients: set[str] = set()
+    for j, c in enumerate(clients):
+        client = _client(c, f"{where}.clients[{j}]")
+        if client["client_id"] in seen_clients:
+            raise SeedError(f"{where}.clients[{j}].client_id {client['client_id']} is a duplicate")
+        seen_clients.add(client["client_id"])
+        out_clients.append(client)
+
+    ids: dict[str, str] = {}
+    users: list[dict[str, Any]] = []
+    upns: dict[str, str] = {}
+    for j, u in enumerate(_list(raw, "users", where)):
+        user_where = f"{where}.users[{j}]"
+        user = _user(u, user_where)
+        if user["id"] in ids:
+            raise SeedError(f"{user_where}: duplicate id {user['id']} (also {ids[user['id']]})")
+        ids[user["id"]] = user_where
+        upn = user["userPrincipalName"].casefold()
+        if upn in upns:
+            raise SeedError(
+                f"{user_where}: duplicate userPrincipalName {user['userPrincipalName']!r} "
+                f"(also {upns[upn]})"
+            )
+        upns[upn] = user_where
+        users.append(user)
+
+    groups: list[dict[str, Any]] = []
+    for j, g in enumerate(_list(raw, "groups", where)):
+        group_where = f"{where}.groups[{j}]"
+        group = _group(g, group_where)
+        if group["id"] in ids:
+            raise SeedError(f"{group_where}: duplicate id {group['id']} (also {ids[group['id']]})")
+        ids[group["id"]] = group_where
+        groups.append(group)
+    for j, group in enumerate(groups):
+        for k, member in enumerate(group["members"]):
+            if member not in ids:
+                raise SeedError(
+                    f"{where}.groups[{j}].members[{k}]: {member!r} is not a user or group "
+                    "of this tenant"
+                )
+            if member == group["id"]:
+                raise SeedError(f"{where}.groups[{j}].members[{k}]: a group cannot contain itself")
+
+    cta = raw.get("cross_tenant_access") or {}
+    if not isinstance(cta, dict):
+        raise SeedError(f"{where}.cross_tenant_access must be an object")
+    partners: list[dict[str, Any]] = []
+    seen_partners: set[str] = set()
+    for j, p in enumerate(_list(cta, "partners", f"{where}.cross_tenant_access")):
+        pw = f"{where}.cross_tenant_access.partners[{j}]"
+        if not isinstance(p, dict) or "tenant_id" not in p:
+            raise SeedError(f"{pw} must be an object with a 'tenant_id'")
+        partner: dict[str, Any] = {"tenant_id": _guid(p["tenant_id"], f"{pw}.tenant_id")}
+        if partner["tenant_id"] in seen_partners:
+            raise SeedError(f"{pw}: duplicate partner {partner['tenant_id']}")
+        seen_partners.add(partner["tenant_id"])
+        for flag in ("inbound_auto_redeem", "outbound_auto_redeem", "is_sync_allowed"):
+            value = p.get(flag, False)
+            if not isinstance(value, bool):
+                raise SeedError(f"{pw}.{flag} must be true or false")
+            partner[flag] = value
+        partners.append(partner)
+
+    return {
+        "tenant_id": tid,
+        "domain": domain,
+        "display_name": display_name,
+        "clients": out_clients,
+        "users": users,
+        "groups": groups,
+        "cross_tenant_access": {"partners": partners},
+    }
+
+
+def _list(raw: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SeedError(f"{where}.{key} must be a list")
+    return value
+
+
+def _client(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SeedError(f"{where} must be an object")
+    cid = raw.get("client_id")
+    if not isinstance(cid, str) or not cid.strip():
+        raise SeedError(f"{where} is missing 'client_id'")
+    secret = raw.get("client_secret")
+    cert = raw.get("certificate")
+    if secret is None and cert is None:
+        raise SeedError(f"{where} needs a 'client_secret' or a 'certificate' (PEM)")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise SeedError(f"{where}.client_secret must be a non-empty string")
+    if cert is not None:
+        if not isinstance(cert, str):
+            raise SeedError(f"{where}.certificate must be a PEM string")
+        try:
+            x509.load_pem_x509_certificates(cert.encode("utf-8"))
+        except ValueError as exc:
+            raise SeedError(f"{where}.certificate is not a PEM X.509 certificate: {exc}") from exc
+    return {"client_id": cid.strip(), "client_secret": secret, "certificate": cert}
+
+
+def _user(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SeedError(f"{where} must be an object")
+    props = schema.properties(schema.USER)
+    user: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "id":
+            continue
+        prop = props.get(key)
+        if prop is None:
+            if schema.is_extension_property(key):
+                user[key] = value
+                continue
+            raise SeedError(
+                f"{where}: property '{key}' does not exist on type 'microsoft.graph.user'"
+            )
+        try:
+            schema.check_value(prop, value)
+        except schema.TypeMismatch as exc:
+            raise SeedError(f"{where}: {exc}") from exc
+        user[key] = value
+    upn = user.get("userPrincipalName")
+    if not isinstance(upn, str) or "@" not in upn:
+        raise SeedError(f"{where} needs a 'userPrincipalName' like ann@contoso.onmicrosoft.com")
+    if user.get("deletedDateTime") is not None:
+        raise SeedError(f"{where}: seed users cannot be deleted (deletedDateTime is set)")
+    user["id"] = _object_id(raw.get("id"), where)
+    user.setdefault("displayName", upn.split("@")[0])
+    user.setdefault("userType", "Member")
+    user.setdefault("accountEnabled", True)
+    user.setdefault("creationType", None)
+    user.setdefault("createdDateTime", now_iso())
+    return user
+
+
+def _group(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SeedError(f"{where} must be an object")
+    props = schema.properties(schema.GROUP)
+    group: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("id", "members"):
+            continue
+        prop = props.get(key)
+        if prop is None:
+            raise SeedError(
+                f"{where}: property '{key}' does not exist on type 'microsoft.graph.group'"
+            )
+        try:
+            schema.check_value(prop, value)
+        except schema.TypeMismatch as exc:
+            raise SeedError(f"{where}: {exc}") from exc
+        group[key] = value
+    group["id"] = _object_id(raw.get("id"), where)
+    members = raw.get("members", [])
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise SeedError(f"{where}.members must be a list of user or group ids")
+    normalised: list[str] = []
+    for m in members:
+        mid = _object_id(m, f"{where}.members")
+        if mid not in normalised:
+            normalised.append(mid)
+    group["members"] = normalised
+    display = group.setdefault("displayName", f"Group {group['id'][:8]}")
+    group.setdefault("mailNickname", "".join(ch for ch in str(display) if ch.isalnum()) or "group")
+    group.setdefault("securityEnabled", True)
+    group.setdefault("mailEnabled", False)
+    group.setdefault("groupTypes", [])
+    group.setdefault("createdDateTime", now_iso())
+    return group
