@@ -35,6 +35,7 @@ class GroupPage:
     """One page of a groups delta round: member additions and removals of the job's groups."""
 
     changes: list[MembershipChange]
+    removed_groups: list[str] = field(default_factory=list)
     next_link: str | None = None
     delta_link: str | None = None
 
@@ -62,9 +63,7 @@ class Invitation:
 
 
 class TargetDirectory(Protocol):
-    def find_users(
-        self, attribute: str, value: str, select: Sequence[str]
-    ) -> list[TargetUser]:
+    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         """Users whose `attribute` equals `value` (the query is safely quoted)."""
 
     def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None: ...
@@ -105,6 +104,7 @@ class Progress:
     users_delta_link: str | None = None
     started_at: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    seen_users: int = 0
 
 
 @dataclass
@@ -180,9 +180,9 @@ class Ledger(Protocol):
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None: ...
 
     def apply_membership_changes(
-        self, job: str, changes: Sequence[MembershipChange]
+        self, job: str, changes: Sequence[MembershipChange], removed_groups: Sequence[str] = ()
     ) -> None:
-        """Apply group member additions/removals and mark the users as pending review."""
+        """Apply member additions/removals (and deleted groups); mark those users pending."""
 
     def pending(self, job: str, limit: int) -> list[str]: ...
 

@@ -42,7 +42,7 @@ class NotFound(SyncError):
 
 
 class Conflict(SyncError):
-    """The write collides with existing state (an object that already exists, an ambiguous match)."""
+    """The write collides with existing state: an existing object, an ambiguous match."""
 
 
 class BadRequest(SyncError):

@@ -131,11 +131,15 @@ DEFAULT_DIRECT_ATTRIBUTES = (
 )
 
 
+# Graph's types for the default set (the schema says the same; the domain cannot read files).
+DEFAULT_TYPES = {"accountEnabled": "Edm.Boolean", "businessPhones": "Collection(Edm.String)"}
+
+
 def default_mappings(
     user_type: str = "Member", target_types: Mapping[str, str] | None = None
 ) -> list[MappingSpec]:
     """The mapping set a job uses when it lists none (DESIGN section 2)."""
-    types = target_types or {}
+    types = {**DEFAULT_TYPES, **(target_types or {})}
     specs = [
         MappingSpec(target=name, source=name, target_type=types.get(name, "Edm.String"))
         for name in DEFAULT_DIRECT_ATTRIBUTES
@@ -157,6 +161,61 @@ def is_empty(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, list | tuple) and not value)
 
 
+class Mapper:
+    """Evaluates a job's mappings for many users; per-mapping setup is done once, here."""
+
+    def __init__(
+        self, mappings: Sequence[MappingSpec], context: EvaluationContext | None = None
+    ) -> None:
+        ctx = context or EvaluationContext()
+        # Each expression sees its own target attribute (SelectUniqueValue needs it).
+        self._plan = [
+            (
+                spec,
+                EvaluationContext(
+                    now=ctx.now,
+                    random=ctx.random,
+                    is_unique=ctx.is_unique,
+                    target_attribute=spec.target,
+                )
+                if spec.expression is not None
+                else None,
+            )
+            for spec in mappings
+        ]
+
+    def map(self, user: SourceUser, *, creating: bool) -> MappedValues:
+        """Evaluate every mapping that applies now; leave out nulls, empties and ignored flows."""
+        attributes = user.attributes
+        values: dict[str, Any] = {}
+        redacted: set[str] | None = None
+        for spec, scoped in self._plan:
+            if spec.apply is Apply.ON_CREATE and not creating:
+                continue
+            if scoped is not None:
+                value = spec.expression.evaluate(attributes, scoped)  # type: ignore[union-attr]
+                if value is IGNORED:
+                    continue
+                if isinstance(value, Redacted):
+                    value = value.value
+                    redacted = redacted or set()
+                    redacted.add(spec.target)
+            elif spec.source is not None:
+                value = attributes.get(spec.source)
+            else:
+                value = spec.constant
+            if creating and spec.default is not None and is_empty(value):
+                value = spec.default
+            if value is None or value == "" or value == []:
+                continue
+            if not (spec.target_type == "Edm.String" and type(value) is str):
+                value = coerce(value, spec.target_type)
+                if is_empty(value):
+                    continue
+            values[spec.target] = value
+        return MappedValues(values=values, redacted=frozenset(redacted or ()))
+
+
 def evaluate_mappings(
     user: SourceUser,
     mappings: Sequence[MappingSpec],
@@ -164,39 +223,8 @@ def evaluate_mappings(
     creating: bool,
     context: EvaluationContext | None = None,
 ) -> MappedValues:
-    """Evaluate every mapping that applies now; leave out nulls, empties and ignored flows."""
-    ctx = context or EvaluationContext()
-    values: dict[str, Any] = {}
-    redacted: set[str] = set()
-    for spec in mappings:
-        if spec.apply is Apply.ON_CREATE and not creating:
-            continue
-        value = evaluate_one(spec, user, ctx)
-        if value is IGNORED:
-            continue
-        if isinstance(value, Redacted):
-            value = value.value
-            redacted.add(spec.target)
-        if is_empty(value) and creating and spec.default is not None:
-            value = spec.default
-        if is_empty(value):
-            continue
-        values[spec.target] = coerce(value, spec.target_type)
-    return MappedValues(values=values, redacted=frozenset(redacted))
-
-
-def evaluate_one(spec: MappingSpec, user: SourceUser, context: EvaluationContext) -> Any:
-    if spec.expression is not None:
-        scoped = EvaluationContext(
-            now=context.now,
-            random=context.random,
-            is_unique=context.is_unique,
-            target_attribute=spec.target,
-        )
-        return spec.expression.evaluate(user.attributes, scoped)
-    if spec.source is not None:
-        return user.get(spec.source)
-    return spec.constant
+    """One user's mapped values (a cycle keeps one Mapper instead of calling this per user)."""
+    return Mapper(mappings, context).map(user, creating=creating)
 
 
 def coerce(value: Any, target_type: str) -> Any:

@@ -1,4 +1,4 @@
-"""Value objects of a synchronization: source users, links, actions and the records a cycle keeps."""
+"""Value objects of a sync: source users, links, actions and the records a cycle keeps."""
 
 from __future__ import annotations
 
@@ -101,6 +101,12 @@ class SourceRemoval:
     id: str
     reason: str = "deleted"
 
+    @property
+    def description(self) -> str:
+        if self.reason == "changed":
+            return "source user deleted (in the source's recycle bin)"
+        return "source user deleted permanently"
+
 
 SourceItem = SourceUser | SourceRemoval
 
@@ -123,6 +129,7 @@ class Link:
     state: LinkState = LinkState.ACTIVE
     attributes: dict[str, Any] = field(default_factory=dict)
     last_seen_run: str | None = None
+    source_label: str = ""  # UPN or mail as last read, to name users that are gone
 
     @property
     def attributes_hash(self) -> str:

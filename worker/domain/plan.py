@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from worker.domain.mapping import MappedValues, diff, writable
+from worker.domain.mapping import MappedValues, diff
 from worker.domain.model import Action, Change, Link, LinkState, SourceItem, SourceRemoval
 
 REDUNDANT_EXPORT = "RedundantExport"
@@ -86,7 +86,9 @@ class NoChange:
 Decision = CreateUser | UpdateUser | RestoreUser | DeprovisionUser | NoChange
 
 
-def decide_departure(link: Link | None, reason: str, policy: JobPolicy, *, deleted: bool) -> Decision:
+def decide_departure(
+    link: Link | None, reason: str, policy: JobPolicy, *, deleted: bool
+) -> Decision:
     """The source user is gone (`deleted`) or out of scope: deprovision its target user, or not."""
     if link is None:
         return NoChange(reason=f"NotInScope: {reason}")
@@ -116,7 +118,7 @@ def decide(
     link, without them otherwise. They are ignored for removals and out-of-scope users.
     """
     if isinstance(item, SourceRemoval):
-        return decide_departure(link, f"source user deleted ({item.reason})", policy, deleted=True)
+        return decide_departure(link, item.description, policy, deleted=True)
     if not in_scope:
         return decide_departure(link, scope_reason, policy, deleted=False)
     assert values is not None, "an in-scope user needs its mapped values"
@@ -143,11 +145,3 @@ def decide(
         values=values,
         action=Action.DISABLE if disabling else Action.UPDATE,
     )
-
-
-def snapshot_after_write(link: Link, values: MappedValues, written: dict[str, Change]) -> dict:
-    """What the link remembers as last written: its old snapshot plus this write."""
-    updated = dict(link.attributes)
-    for name in written:
-        updated[name] = writable(values.values)[name]
-    return updated

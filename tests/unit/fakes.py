@@ -1,0 +1,320 @@
+"""Small in-memory fakes of the service's ports, for unit tests of the cycle logic.
+
+They model just enough of Graph's delta semantics (pages, deltaLinks, @removed) and of the SQL
+ledger to let tests drive whole cycles without any I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from worker.domain.errors import NotFound, ResyncRequired
+from worker.domain.model import (
+    Link,
+    LinkState,
+    ObjectOutcome,
+    SourceRemoval,
+    SourceUser,
+    TargetUser,
+)
+from worker.ports import (
+    AlreadyRunning,
+    Cursor,
+    GroupPage,
+    Invitation,
+    MembershipChange,
+    RunRecord,
+    UserPage,
+)
+
+
+class FakeSource:
+    """A source tenant whose changes are logged with sequence numbers, like delta tokens."""
+
+    def __init__(self, page_size: int = 3) -> None:
+        self.users: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, set[str]] = {}
+        self.seq = 0
+        self.user_log: list[tuple[int, str]] = []
+        self.group_log: list[tuple[int, str, str, bool]] = []
+        self.page_size = page_size
+        self.expired_before = 0
+        self.reads: list[str] = []
+        self.fail_reads = False
+
+    # admin side -------------------------------------------------------------------------------
+    def add(self, **attrs: Any) -> str:
+        user_id = attrs.pop("id", None) or str(uuid.uuid4())
+        attrs.setdefault("userType", "Member")
+        attrs.setdefault("accountEnabled", True)
+        self.users[user_id] = attrs
+        self._changed(user_id)
+        return user_id
+
+    def update(self, user_id: str, **attrs: Any) -> None:
+        self.users[user_id].update(attrs)
+        self._changed(user_id)
+
+    def delete(self, user_id: str) -> None:
+        del self.users[user_id]
+        self._changed(user_id)
+
+    def group_add(self, group_id: str, user_id: str) -> None:
+        self.groups.setdefault(group_id, set()).add(user_id)
+        self.seq += 1
+        self.group_log.append((self.seq, group_id, user_id, True))
+
+    def group_remove(self, group_id: str, user_id: str) -> None:
+        self.groups[group_id].discard(user_id)
+        self.seq += 1
+        self.group_log.append((self.seq, group_id, user_id, False))
+
+    def _changed(self, user_id: str) -> None:
+        self.seq += 1
+        self.user_log.append((self.seq, user_id))
+
+    # port -------------------------------------------------------------------------------------
+    def users_delta_start(self, select: Sequence[str]) -> str:
+        return "users:0:-1"
+
+    def users_page(self, url: str) -> UserPage:
+        self.reads.append(url)
+        if self.fail_reads:
+            from worker.domain.errors import Transient
+
+            raise Transient("source unreachable")
+        _, offset_s, since_s = url.split(":")
+        offset, since = int(offset_s), int(since_s)
+        if 0 <= since < self.expired_before:
+            raise ResyncRequired("token expired", code="syncStateNotFound")
+        if since < 0:
+            ids = sorted(self.users)
+        else:
+            ids = sorted({uid for seq, uid in self.user_log if seq > since})
+        chunk = ids[offset : offset + self.page_size]
+        items = [
+            SourceUser(uid, copy.deepcopy(self.users[uid]))
+            if uid in self.users
+            else SourceRemoval(uid, "changed")
+            for uid in chunk
+        ]
+        if offset + self.page_size < len(ids):
+            return UserPage(items, next_link=f"users:{offset + self.page_size}:{since}")
+        return UserPage(items, delta_link=f"users:0:{self.seq}")
+
+    def groups_delta_start(self, group_ids: Sequence[str]) -> str:
+        return "groups:-1"
+
+    def groups_page(self, url: str) -> GroupPage:
+        since = int(url.split(":")[1])
+        if since < 0:
+            changes = [
+                MembershipChange(g, m, True) for g, members in self.groups.items() for m in members
+            ]
+        else:
+            changes = [
+                MembershipChange(g, m, added) for seq, g, m, added in self.group_log if seq > since
+            ]
+        return GroupPage(changes, delta_link=f"groups:{self.seq}")
+
+    def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
+        if user_id not in self.users:
+            return None
+        return SourceUser(user_id, copy.deepcopy(self.users[user_id]))
+
+
+class FakeTarget:
+    """A target tenant: invitations create B2B users, deletes go to a recycle bin."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, dict[str, Any]] = {}
+        self.deleted: dict[str, dict[str, Any]] = {}
+        self.writes: list[tuple[str, str, Any]] = []
+        self.fail_patch_for: set[str] = set()
+
+    def add_existing(self, **attrs: Any) -> str:
+        user_id = str(uuid.uuid4())
+        self.users[user_id] = attrs
+        return user_id
+
+    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
+        return [
+            TargetUser(uid, {k: u.get(k) for k in select})
+            for uid, u in self.users.items()
+            if str(u.get(attribute, "")).lower() == value.lower()
+        ]
+
+    def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None:
+        user = self.users.get(user_id)
+        return TargetUser(user_id, dict(user)) if user is not None else None
+
+    def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
+        self.writes.append(("invite", address, user_type))
+        for uid, user in self.users.items():
+            if str(user.get("mail", "")).lower() == address.lower():
+                return Invitation(uid, "Completed")
+        user_id = str(uuid.uuid4())
+        self.users[user_id] = {
+            "mail": address,
+            "userPrincipalName": address.replace("@", "_") + "#EXT#@target.example",
+            "userType": user_type,
+            "displayName": display_name,
+        }
+        return Invitation(user_id, "PendingAcceptance")
+
+    def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
+        if user_id in self.fail_patch_for:
+            from worker.domain.errors import BadRequest
+
+            raise BadRequest("rejected", code="Request_BadRequest")
+        if user_id not in self.users:
+            raise NotFound(f"no user {user_id}")
+        self.writes.append(("patch", user_id, dict(attributes)))
+        self.users[user_id].update(attributes)
+
+    def delete_user(self, user_id: str) -> None:
+        if user_id not in self.users:
+            raise NotFound(f"no user {user_id}")
+        self.writes.append(("delete", user_id, None))
+        self.deleted[user_id] = self.users.pop(user_id)
+
+    def restore_user(self, user_id: str) -> None:
+        if user_id not in self.deleted:
+            raise NotFound(f"no deleted user {user_id}")
+        self.writes.append(("restore", user_id, None))
+        self.users[user_id] = self.deleted.pop(user_id)
+
+
+class FakeCursors:
+    def __init__(self) -> None:
+        self.cursors: dict[str, Cursor] = {}
+
+    def load(self, job: str) -> Cursor:
+        return copy.deepcopy(self.cursors.get(job, Cursor()))
+
+    def save(self, job: str, cursor: Cursor) -> None:
+        self.cursors[job] = copy.deepcopy(cursor)
+
+    def clear(self, job: str) -> None:
+        self.cursors.pop(job, None)
+
+
+class FakeLock:
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+
+    @contextmanager
+    def hold(self, job: str) -> Iterator[None]:
+        if job in self.held:
+            raise AlreadyRunning(job)
+        self.held.add(job)
+        try:
+            yield
+        finally:
+            self.held.discard(job)
+
+
+class CrashAfter(Exception):
+    """Raised by FakeLedger to simulate the process dying after N page commits."""
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+        self.log: list[tuple[str, ObjectOutcome]] = []
+        self.assignments: dict[str, set[tuple[str, str]]] = {}
+        self.pending_users: dict[str, set[str]] = {}
+        self.commits = 0
+        self.crash_after_commits: int | None = None
+
+    def start_run(self, run: RunRecord) -> None:
+        self.runs[run.run_id] = copy.deepcopy(run)
+
+    def finish_run(self, run: RunRecord) -> None:
+        self.runs[run.run_id] = copy.deepcopy(run)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self.runs.get(run_id)
+
+    def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
+        runs = [r for r in self.runs.values() if r.job == job]
+        return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
+
+    def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]:
+        return {
+            sid: copy.deepcopy(self.links[(job, sid)])
+            for sid in source_ids
+            if (job, sid) in self.links
+        }
+
+    def link_count(self, job: str) -> int:
+        return sum(
+            1
+            for (j, _), link in self.links.items()
+            if j == job and link.state is not LinkState.SOFT_DELETED
+        )
+
+    def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
+        unseen = sorted(
+            (
+                copy.deepcopy(link)
+                for (j, _), link in self.links.items()
+                if j == job
+                and link.state is not LinkState.SOFT_DELETED
+                and link.last_seen_run != run_id
+            ),
+            key=lambda link: link.source_id,
+        )
+        for start in range(0, len(unseen), batch):
+            yield unseen[start : start + batch]
+
+    def commit_page(
+        self,
+        job: str,
+        run_id: str,
+        *,
+        links: Sequence[Link],
+        seen: Sequence[str],
+        outcomes: Sequence[ObjectOutcome],
+        resolved_pending: Sequence[str] = (),
+    ) -> None:
+        if self.crash_after_commits is not None and self.commits >= self.crash_after_commits:
+            raise CrashAfter(f"crash after {self.commits} commits")
+        self.commits += 1
+        for link in links:
+            self.links[(job, link.source_id)] = copy.deepcopy(link)
+        for sid in seen:
+            if (job, sid) in self.links:
+                self.links[(job, sid)].last_seen_run = run_id
+        self.log.extend((run_id, copy.deepcopy(o)) for o in outcomes)
+        self.pending_users.setdefault(job, set()).difference_update(resolved_pending)
+
+    def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
+        members = {u for _, u in self.assignments.get(job, set())}
+        return {u for u in user_ids if u in members}
+
+    def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
+        self.assignments[job] = {(g, u) for g, users in members.items() for u in users}
+
+    def apply_membership_changes(
+        self, job: str, changes: Sequence[MembershipChange], removed_groups: Sequence[str] = ()
+    ) -> None:
+        current = self.assignments.setdefault(job, set())
+        for change in changes:
+            key = (change.group_id, change.member_id)
+            if change.added:
+                current.add(key)
+            else:
+                current.discard(key)
+            self.pending_users.setdefault(job, set()).add(change.member_id)
+
+    def pending(self, job: str, limit: int) -> list[str]:
+        return sorted(self.pending_users.get(job, set()))[:limit]
+
+    def clear_job(self, job: str) -> None:
+        self.links = {k: v for k, v in self.links.items() if k[0] != job}

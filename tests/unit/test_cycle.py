@@ -1,0 +1,363 @@
+"""Whole cycles of the service against in-memory fakes of the ports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import CrashAfter, FakeCursors, FakeLedger, FakeLock, FakeSource, FakeTarget
+from worker.domain.job import JobSpec
+from worker.domain.mapping import MappingSpec, default_mappings
+from worker.domain.model import LinkState
+from worker.domain.plan import Deprovision, JobPolicy
+from worker.domain.scope import Clause, Operator, ScopeSpec
+from worker.ports import AlreadyRunning
+from worker.service.cycle import CycleService
+
+pytestmark = pytest.mark.unit
+
+
+class World:
+    def __init__(
+        self,
+        *,
+        scope: ScopeSpec | None = None,
+        mappings: Sequence[MappingSpec] | None = None,
+        policy: JobPolicy | None = None,
+        page_size: int = 3,
+    ) -> None:
+        self.source = FakeSource(page_size=page_size)
+        self.target = FakeTarget()
+        self.ledger = FakeLedger()
+        self.cursors = FakeCursors()
+        self.lock = FakeLock()
+        self.scope = scope or ScopeSpec()
+        self.mappings = tuple(mappings or default_mappings())
+        self.policy = policy or JobPolicy()
+
+    def service(self) -> CycleService:
+        spec = JobSpec(name="job", scope=self.scope, mappings=self.mappings, policy=self.policy)
+        return CycleService(
+            spec,
+            source=self.source,
+            target=self.target,
+            cursors=self.cursors,
+            lock=self.lock,
+            ledger=self.ledger,
+        )
+
+    def run(self, **kwargs: Any) -> Any:
+        return self.service().run(**kwargs)
+
+    def user(self, name: str, **attrs: Any) -> str:
+        attrs.setdefault("mail", f"{name}@src.example")
+        return self.source.add(
+            userPrincipalName=f"{name}@src.onmicrosoft.com",
+            displayName=name.title(),
+            givenName=name.title(),
+            **attrs,
+        )
+
+    def target_by_mail(self, mail: str) -> list[dict[str, Any]]:
+        return [u for u in self.target.users.values() if u.get("mail") == mail]
+
+
+def test_full_cycle_creates_one_b2b_user_per_internal_member() -> None:
+    w = World()
+    w.user("ann", department="Sales")
+    w.user("ben", mail=None)
+    w.source.add(userPrincipalName="guest_x.com#EXT#@src.onmicrosoft.com", mail="g@x.com")
+    w.source.add(userPrincipalName="visitor@src.onmicrosoft.com", mail="v@x.com", userType="Guest")
+
+    result = w.run()
+
+    assert result.mode == "full"
+    assert result.counts["create"] == 2
+    assert result.counts["skip"] == 2
+    assert len(w.target.users) == 2
+    ann = w.target_by_mail("ann@src.example")[0]
+    assert ann["department"] == "Sales"
+    assert ann["displayName"] == "Ann"
+    assert ann["showInAddressList"] is True
+    assert ann["userType"] == "Member"
+    assert "userPrincipalName" not in [
+        k for _, _, body in w.target.writes if isinstance(body, dict) for k in body
+    ]
+    # no mail: the invitation goes to the UPN
+    assert w.target_by_mail("ben@src.onmicrosoft.com")
+
+
+def test_incremental_cycle_without_changes_writes_nothing() -> None:
+    w = World()
+    w.user("ann")
+    w.run()
+    writes = len(w.target.writes)
+
+    result = w.run()
+
+    assert result.mode == "incremental"
+    assert sum(result.counts.values()) == 0
+    assert len(w.target.writes) == writes
+
+
+def test_rename_patches_only_the_changed_attributes() -> None:
+    w = World()
+    ann = w.user("ann", jobTitle="Analyst")
+    w.run()
+    w.source.update(ann, displayName="Ann Renamed", jobTitle="Analyst")
+
+    result = w.run()
+
+    assert result.counts["update"] == 1
+    assert w.target.writes[-1][0] == "patch"
+    assert w.target.writes[-1][2] == {"displayName": "Ann Renamed"}
+
+
+def test_source_disable_is_an_update_that_disables() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.run()
+    w.source.update(ann, accountEnabled=False)
+
+    result = w.run()
+
+    assert result.counts["disable"] == 1
+    assert result.counts["delete"] == 0
+    assert w.target_by_mail("ann@src.example")[0]["accountEnabled"] is False
+
+
+def test_deleted_source_user_is_soft_deleted_then_restored_with_the_same_id() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.run()
+    target_id = w.target_by_mail("ann@src.example")[0] and next(iter(w.target.users))
+    saved = dict(w.source.users[ann])
+    w.source.delete(ann)
+
+    deleted = w.run()
+
+    assert deleted.counts["delete"] == 1
+    assert target_id in w.target.deleted
+    w.source.add(id=ann, **saved)
+
+    restored = w.run()
+
+    assert restored.counts["restore"] == 1
+    assert target_id in w.target.users
+    assert len(w.target.users) == 1
+
+
+def test_leaving_scope_deprovisions_unless_out_of_scope_deletions_are_skipped() -> None:
+    scope = ScopeSpec(filters=((Clause("department", Operator.EQUALS, "Sales"),),))
+    w = World(scope=scope)
+    ann = w.user("ann", department="Sales")
+    w.run()
+    w.source.update(ann, department="Legal")
+
+    result = w.run()
+
+    assert result.counts["delete"] == 1
+    assert not w.target.users
+
+    kept = World(scope=scope, policy=JobPolicy(skip_out_of_scope_deletions=True))
+    ben = kept.user("ben", department="Sales")
+    kept.run()
+    kept.source.update(ben, department="Legal")
+    assert kept.run().counts["delete"] == 0
+    assert len(kept.target.users) == 1
+
+
+def test_deprovision_disable_keeps_the_user_disabled_and_reenables_it() -> None:
+    scope = ScopeSpec(filters=((Clause("department", Operator.EQUALS, "Sales"),),))
+    w = World(scope=scope, policy=JobPolicy(deprovision=Deprovision.DISABLE))
+    ann = w.user("ann", department="Sales")
+    w.run()
+    w.source.update(ann, department="Legal")
+
+    assert w.run().counts["disable"] == 1
+    assert w.target_by_mail("ann@src.example")[0]["accountEnabled"] is False
+    w.source.update(ann, department="Sales")
+
+    assert w.run().counts["update"] == 1
+    assert w.target_by_mail("ann@src.example")[0]["accountEnabled"] is True
+
+
+def test_assigned_scope_follows_group_membership() -> None:
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("g1",)))
+    ann = w.user("ann")
+    ben = w.user("ben")
+    w.source.group_add("g1", ann)
+    assert w.run().counts["create"] == 1
+    # Only the membership changes: neither user's attributes do.
+    w.source.group_add("g1", ben)
+    w.source.group_remove("g1", ann)
+
+    result = w.run()
+
+    assert result.counts["create"] == 1
+    assert result.counts["delete"] == 1
+    assert [u["mail"] for u in w.target.users.values()] == ["ben@src.example"]
+
+
+def test_explicit_user_ids_are_in_scope_without_groups() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.user("ben")
+    w.scope = ScopeSpec(assigned_only=True, user_ids=frozenset({ann}))
+
+    assert w.run().counts["create"] == 1
+    assert w.target_by_mail("ann@src.example")
+
+
+def test_existing_target_user_is_matched_not_duplicated() -> None:
+    w = World()
+    w.user("ann")
+    existing = w.target.add_existing(mail="ann@src.example", displayName="Old Name")
+
+    result = w.run()
+
+    assert result.counts["update"] == 1
+    assert not [write for write in w.target.writes if write[0] == "invite"]
+    assert list(w.target.users) == [existing]
+    assert w.target.users[existing]["displayName"] == "Ann"
+
+
+def test_ambiguous_match_is_a_failure_and_creates_nothing() -> None:
+    w = World()
+    w.user("ann")
+    w.target.add_existing(mail="ann@src.example")
+    w.target.add_existing(mail="ann@src.example")
+
+    result = w.run()
+
+    assert result.counts["failure"] == 1
+    assert len(w.target.users) == 2
+    assert not w.ledger.links
+
+
+def test_crash_mid_cycle_resumes_without_duplicates_or_gaps() -> None:
+    w = World(page_size=2)
+    names = [f"user{i}" for i in range(7)]
+    for name in names:
+        w.user(name)
+    w.ledger.crash_after_commits = 2
+    with pytest.raises(CrashAfter):
+        w.run()
+    # The cursor never passes what was committed.
+    progress = w.cursors.load("job").progress
+    assert progress is not None
+    assert progress.next_link == "users:4:-1"
+    w.ledger.crash_after_commits = None
+
+    result = w.run()
+
+    assert result.run_id == progress.run_id
+    assert result.status == "success"
+    for name in names:
+        assert len(w.target_by_mail(f"{name}@src.example")) == 1
+    assert len(w.target.users) == 7
+
+
+def test_an_empty_source_read_is_an_error_not_a_mass_delete() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.run()
+    w.source.users.clear()  # the read comes back empty (a broken or wrong source)
+    assert w.source.users_page("users:0:-1").items == []
+    del ann
+
+    result = w.run(mode="full")
+
+    assert result.status == "failed"
+    assert "no users" in result.error
+    assert len(w.target.users) == 1
+    assert not w.target.deleted
+
+
+def test_full_cycle_sweeps_links_whose_users_vanished() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.user("ben")
+    w.run()
+    # Gone from the source without a delta event reaching us (e.g. the token was lost).
+    del w.source.users[ann]
+
+    result = w.run(mode="full")
+
+    assert result.counts["delete"] == 1
+    assert len(w.target.users) == 1
+
+
+def test_expired_delta_token_turns_the_cycle_into_a_full_one() -> None:
+    w = World()
+    w.user("ann")
+    w.run()
+    w.user("ben")
+    w.source.expired_before = w.source.seq + 1
+
+    result = w.run()
+
+    assert result.mode == "full"
+    assert result.counts["create"] == 1
+    assert len(w.target.users) == 2
+
+
+def test_dry_run_reads_but_writes_nothing() -> None:
+    w = World()
+    w.user("ann")
+    w.user("ben")
+
+    result = w.run(dry_run=True)
+
+    assert result.dry_run is True
+    assert result.counts["create"] == 2
+    assert not w.target.writes
+    assert not w.ledger.links
+    assert not w.ledger.runs
+    assert w.cursors.load("job").watermark is None
+
+
+def test_failed_attribute_write_keeps_the_link_and_retries_next_cycle() -> None:
+    w = World()
+    w.user("ann")
+    w.target.fail_patch_for = {"*"}
+    original_invite = w.target.invite
+
+    def invite_then_fail(address: str, name: str | None, user_type: str) -> Any:
+        invitation = original_invite(address, name, user_type)
+        w.target.fail_patch_for = {invitation.user_id}
+        return invitation
+
+    w.target.invite = invite_then_fail  # type: ignore[method-assign]
+    first = w.run()
+    assert first.counts["failure"] == 1
+    (link,) = w.ledger.links.values()
+    assert link.state is LinkState.ACTIVE
+    w.target.fail_patch_for = set()
+
+    second = w.run(mode="full")
+
+    assert second.counts["update"] == 1
+    assert len(w.target.users) == 1
+    assert w.target_by_mail("ann@src.example")[0]["displayName"] == "Ann"
+
+
+def test_a_second_cycle_of_the_same_job_is_refused_while_one_runs() -> None:
+    w = World()
+    w.lock.held.add("job")
+    with pytest.raises(AlreadyRunning):
+        w.run()
+
+
+def test_changing_the_mappings_forces_a_full_cycle() -> None:
+    w = World()
+    w.user("ann", department="Sales")
+    w.run()
+    w.mappings = (MappingSpec(target="jobTitle", source="department"),)
+
+    result = w.run()
+
+    assert result.mode == "full"
+    assert w.target_by_mail("ann@src.example")[0]["jobTitle"] == "Sales"

@@ -1,0 +1,55 @@
+"""A job as the service sees it: scope, mappings, policy, and the fingerprint of what it reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from worker.domain.mapping import MappingSpec, required_source_attributes, writable
+from worker.domain.plan import JobPolicy
+from worker.domain.scope import ScopeSpec
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    scope: ScopeSpec
+    mappings: tuple[MappingSpec, ...]
+    policy: JobPolicy
+    user_type: str = "Member"
+    full_every: timedelta | None = None
+
+    @property
+    def select(self) -> list[str]:
+        """What a users delta round selects: core attributes, mapped sources, filter attributes."""
+        return required_source_attributes(self.mappings, self.scope.filter_attributes)
+
+    @property
+    def target_select(self) -> list[str]:
+        """What is read of a matched target user to compare it with the mapped values."""
+        return sorted(writable({m.target: None for m in self.mappings}))
+
+    @property
+    def match_mappings(self) -> list[MappingSpec]:
+        return sorted((m for m in self.mappings if m.match is not None), key=lambda m: m.match or 0)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when what the job reads or how it decides changes: then a full cycle is due."""
+        description = {
+            "select": self.select,
+            "assigned": self.scope.assigned_only,
+            "user_ids": sorted(self.scope.user_ids),
+            "groups": sorted(self.scope.group_ids),
+            "nested": self.scope.nested_groups,
+            "filters": [[c.describe() for c in group] for group in self.scope.filters],
+            "mappings": [
+                [m.target, m.kind, m.describe(), repr(m.default), m.apply.value, m.match]
+                for m in self.mappings
+            ],
+            "user_type": self.user_type,
+        }
+        canonical = json.dumps(description, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,520 @@
+"""One cycle of one job: lock, read, scope, map, plan, apply, record, advance the cursor.
+
+A full cycle reads the job's groups (assigned scope) and every source user through a fresh delta
+round, then sweeps the links it did not see. An incremental cycle reads the groups and users
+deltas since the watermark, then the users whose membership changed. Each page's effects are
+committed to SQL before the cursor moves past it, so a crash re-processes at most one page and
+never skips one. A rejected delta token turns the cycle into a full one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.domain.errors import ResyncRequired, StopSync, SyncError, Transient
+from worker.domain.job import JobSpec
+from worker.domain.mapping import EvaluationContext, Mapper
+from worker.domain.model import (
+    Action,
+    Link,
+    LinkState,
+    Mode,
+    ObjectOutcome,
+    SourceItem,
+    SourceRemoval,
+    SourceUser,
+    Status,
+    Step,
+    empty_counts,
+)
+from worker.domain.plan import decide
+from worker.domain.scope import evaluate_scope
+from worker.ports import (
+    CursorStore,
+    JobLock,
+    Ledger,
+    MembershipChange,
+    Progress,
+    RunRecord,
+    SourceDirectory,
+    TargetDirectory,
+    Watermark,
+)
+from worker.service.apply import Exporter
+
+PENDING_BATCH = 100
+SWEEP_BATCH = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CycleResult:
+    job: str
+    run_id: str
+    mode: str
+    dry_run: bool
+    counts: dict[str, int]
+    duration_s: float
+    status: str = "success"
+    error: str = ""
+    transient: bool = False
+    outcomes: list[ObjectOutcome] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The `run --json` object of DESIGN section 3."""
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "counts": {key: self.counts.get(key, 0) for key in empty_counts()},
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+ProgressListener = Callable[[str, dict[str, int]], None]
+
+
+class CycleService:
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        source: SourceDirectory,
+        target: TargetDirectory,
+        cursors: CursorStore,
+        lock: JobLock,
+        ledger: Ledger,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        context: EvaluationContext | None = None,
+        on_progress: ProgressListener | None = None,
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        self.target = target
+        self.cursors = cursors
+        self.lock = lock
+        self.ledger = ledger
+        self.clock = clock
+        self.monotonic = monotonic
+        self.context = context or EvaluationContext(now=clock)
+        self.on_progress = on_progress
+
+    def run(
+        self, *, mode: str = "auto", dry_run: bool = False, trigger: str = "manual"
+    ) -> CycleResult:
+        """Run one cycle now; raises AlreadyRunning if another one holds the job's lock."""
+        with self.lock.hold(self.spec.name):
+            return _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger).execute()
+
+
+class _Cycle:
+    """The state of one running cycle."""
+
+    def __init__(self, service: CycleService, *, requested: str, dry_run: bool, trigger: str):
+        self.s = service
+        self.spec = service.spec
+        self.dry_run = dry_run
+        self.trigger = trigger
+        self.requested = requested
+        self.started = service.monotonic()
+        self.cursor = service.cursors.load(self.spec.name)
+        self.progress = self._initial_progress()
+        self.exporter = Exporter(
+            self.spec,
+            service.target,
+            run_id=self.progress.run_id,
+            dry_run=dry_run,
+            monotonic=service.monotonic,
+        )
+        self.mapper = Mapper(self.spec.mappings, service.context)
+        self.outcomes: list[ObjectOutcome] = []
+        # Dry runs keep what a real run would write in memory instead.
+        self.memory_seen: set[str] = set()
+        self.memory_assignments: dict[str, set[str]] | None = None
+        self.memory_pending: set[str] = set()
+
+    # setup --------------------------------------------------------------------------------------
+    def _initial_progress(self) -> Progress:
+        fingerprint = self.spec.fingerprint
+        previous = self.cursor.progress
+        if (
+            previous is not None
+            and not self.dry_run
+            and previous.fingerprint == fingerprint
+            and self.requested in ("auto", previous.mode)
+        ):
+            return previous  # resume the interrupted cycle where its last committed page ended
+        return Progress(
+            run_id=str(uuid.uuid4()),
+            mode=self._choose_mode(fingerprint).value,
+            fingerprint=fingerprint,
+            phase="groups",
+            started_at=self.s.clock().isoformat(),
+            counts=empty_counts(),
+        )
+
+    def _choose_mode(self, fingerprint: str) -> Mode:
+        watermark = self.cursor.watermark
+        if self.requested == Mode.FULL or watermark is None or watermark.fingerprint != fingerprint:
+            return Mode.FULL
+        if self.requested == "auto" and self.spec.full_every is not None:
+            last_full = datetime.fromisoformat(watermark.last_full_at)
+            if self.s.clock() - last_full >= self.spec.full_every:
+                return Mode.FULL
+        return Mode.INCREMENTAL
+
+    # the cycle ----------------------------------------------------------------------------------
+    def execute(self) -> CycleResult:
+        p = self.progress
+        run = RunRecord(
+            run_id=p.run_id,
+            job=self.spec.name,
+            mode=p.mode,
+            dry_run=self.dry_run,
+            trigger=self.trigger,
+            started_at=datetime.fromisoformat(p.started_at),
+        )
+        if not self.dry_run:
+            self.s.ledger.start_run(run)
+            self._save()
+        try:
+            try:
+                self._run_phases()
+            except ResyncRequired:
+                if p.mode == Mode.FULL:
+                    raise
+                # The delta token is no longer valid: only a full read can know the state.
+                self.progress = p = Progress(
+                    run_id=p.run_id,
+                    mode=Mode.FULL.value,
+                    fingerprint=p.fingerprint,
+                    phase="groups",
+                    started_at=p.started_at,
+                    counts=p.counts,
+                )
+                self._save()
+                self._run_phases()
+        except SyncError as error:
+            return self._finish(
+                run, status="failed", error=str(error), transient=isinstance(error, Transient)
+            )
+        except Exception as error:
+            self._finish(run, status="failed", error=f"internal error: {error!r}")
+            raise
+        self._complete()
+        return self._finish(run, status="success")
+
+    def _run_phases(self) -> None:
+        p = self.progress
+        full = p.mode == Mode.FULL
+        if p.phase == "groups":
+            self._groups_phase(full)
+        if p.phase == "users":
+            self._users_phase(full)
+        if p.phase == "pending":
+            self._pending_phase()
+        if p.phase == "sweep":
+            self._sweep_phase()
+
+    def _advance(self, phase: str) -> None:
+        self.progress.phase = phase
+        self.progress.next_link = None
+        self._save()
+
+    def _groups_phase(self, full: bool) -> None:
+        spec = self.spec
+        if not (spec.scope.assigned_only and spec.scope.group_ids):
+            self._advance("users")
+            return
+        watermark = self.cursor.watermark
+        if full:
+            members: dict[str, set[str]] = {g: set() for g in spec.scope.group_ids}
+            url: str | None = self.s.source.groups_delta_start(spec.scope.group_ids)
+            while url:
+                page = self.s.source.groups_page(url)
+                for change in page.changes:
+                    if change.group_id in members:
+                        bucket = members[change.group_id]
+                        (bucket.add if change.added else bucket.discard)(change.member_id)
+                url = page.next_link
+                if page.delta_link:
+                    self.progress.groups_delta_link = page.delta_link
+            if self.dry_run:
+                self.memory_assignments = members
+            else:
+                self.s.ledger.replace_assignments(spec.name, members)
+            self._advance("users")
+            return
+        url = self.progress.next_link or (watermark.groups_delta_link if watermark else None)
+        if url is None:
+            raise ResyncRequired("no groups delta link is recorded for this job")
+        while url:
+            page = self.s.source.groups_page(url)
+            wanted = set(spec.scope.group_ids)
+            changes = [c for c in page.changes if c.group_id in wanted]
+            removed = [g for g in page.removed_groups if g in wanted]
+            self._membership_changes(changes, removed)
+            if page.next_link:
+                self.progress.next_link = page.next_link
+                self._save()
+            else:
+                self.progress.groups_delta_link = page.delta_link
+            url = page.next_link
+        self._advance("users")
+
+    def _membership_changes(
+        self, changes: Sequence[MembershipChange], removed: Sequence[str]
+    ) -> None:
+        if self.dry_run:
+            self.memory_pending.update(c.member_id for c in changes)
+            if self.memory_assignments is None:
+                self.memory_assignments = {}
+            for change in changes:
+                bucket = self.memory_assignments.setdefault(change.group_id, set())
+                (bucket.add if change.added else bucket.discard)(change.member_id)
+            return
+        self.s.ledger.apply_membership_changes(self.spec.name, changes, removed)
+
+    def _users_phase(self, full: bool) -> None:
+        p = self.progress
+        watermark = self.cursor.watermark
+        if p.next_link:
+            url = p.next_link
+        elif full:
+            url = self.s.source.users_delta_start(self.spec.select)
+        elif watermark is not None:
+            url = watermark.users_delta_link
+        else:
+            raise ResyncRequired("no users delta link is recorded for this job")
+        while True:
+            page = self.s.source.users_page(url)
+            users = sum(1 for item in page.items if isinstance(item, SourceUser))
+            p.seen_users += users
+            if full and page.next_link is None and p.seen_users == 0:
+                self._refuse_empty_source()
+            self._process(
+                page.items, full=full, resolved_pending=[] if full else [i.id for i in page.items]
+            )
+            if page.next_link:
+                p.next_link = page.next_link
+                self._save()
+                url = page.next_link
+                continue
+            if not page.delta_link:
+                raise StopSync("the users delta round ended without a deltaLink")
+            p.users_delta_link = page.delta_link
+            self._advance("sweep" if full else "pending")
+            return
+
+    def _refuse_empty_source(self) -> None:
+        live = self.s.ledger.link_count(self.spec.name)
+        if live:
+            raise StopSync(
+                f"the source returned no users while {live} target users are linked; "
+                "refusing to treat that as everyone being deleted"
+            )
+
+    def _pending_phase(self) -> None:
+        """Users whose group membership changed but whose attributes did not."""
+        done: set[str] = set()
+        while True:
+            if self.dry_run:
+                batch = sorted(self.memory_pending - done)[:PENDING_BATCH]
+            else:
+                batch = self.s.ledger.pending(self.spec.name, PENDING_BATCH)
+            if not batch:
+                break
+            items: list[SourceItem] = []
+            for user_id in batch:
+                user = self.s.source.get_user(user_id, self.spec.select)
+                items.append(user if user is not None else SourceRemoval(user_id, "deleted"))
+            self._process(items, full=False, resolved_pending=batch)
+            done.update(batch)
+        self._advance("done")
+
+    def _sweep_phase(self) -> None:
+        """Links a full read did not see: confirm each user is gone, then deprovision."""
+        for links in self._unseen():
+            items: list[SourceItem] = []
+            for link in links:
+                user = self.s.source.get_user(link.source_id, self.spec.select)
+                items.append(user if user is not None else SourceRemoval(link.source_id, "deleted"))
+            self._process(items, full=True, resolved_pending=[])
+        self._advance("done")
+
+    def _unseen(self) -> Any:
+        if not self.dry_run:
+            yield from self.s.ledger.unseen_links(self.spec.name, self.progress.run_id, SWEEP_BATCH)
+            return
+        # A dry run marks nothing in SQL; what it saw is in memory.
+        for batch in self.s.ledger.unseen_links(self.spec.name, "", SWEEP_BATCH):
+            unseen = [link for link in batch if link.source_id not in self.memory_seen]
+            if unseen:
+                yield unseen
+
+    # one page -----------------------------------------------------------------------------------
+    def _process(
+        self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
+    ) -> None:
+        spec = self.spec
+        ids = [item.id for item in items]
+        links = self.s.ledger.links_for(spec.name, ids)
+        assigned = self._assigned(ids)
+        changed_links: dict[str, Link] = {}
+        outcomes: list[ObjectOutcome] = []
+        for item in items:
+            link = changed_links.get(item.id) or links.get(item.id)
+            applied_link, outcome, link_changed = self._process_one(item, link, assigned)
+            outcomes.append(outcome)
+            if applied_link is not None and link_changed:
+                changed_links[item.id] = applied_link
+            self._count(outcome)
+        seen = [item.id for item in items if isinstance(item, SourceUser)] if full else []
+        if self.dry_run:
+            self.memory_seen.update(seen)
+            self.outcomes.extend(outcomes)
+        else:
+            self.s.ledger.commit_page(
+                spec.name,
+                self.progress.run_id,
+                links=list(changed_links.values()),
+                seen=seen,
+                outcomes=outcomes,
+                resolved_pending=resolved_pending,
+            )
+            self.outcomes.extend(o for o in outcomes if o.status is not Status.SKIPPED)
+        if self.s.on_progress:
+            self.s.on_progress(self.progress.phase, dict(self.progress.counts))
+
+    def _assigned(self, ids: Sequence[str]) -> set[str]:
+        scope = self.spec.scope
+        if not scope.assigned_only:
+            return set(ids)
+        assigned = {i for i in ids if i in scope.user_ids}
+        if self.memory_assignments is not None:
+            members = (
+                set().union(*self.memory_assignments.values()) if self.memory_assignments else set()
+            )
+            if self.progress.mode == Mode.FULL:
+                return assigned | (members & set(ids))
+            # incremental dry run: SQL as last written, changed by what this run read
+            current = self.s.ledger.assigned(self.spec.name, ids) | (members & set(ids))
+            return assigned | current
+        return assigned | self.s.ledger.assigned(self.spec.name, ids)
+
+    def _process_one(
+        self, item: SourceItem, link: Link | None, assigned: set[str]
+    ) -> tuple[Link | None, ObjectOutcome, bool]:
+        steps = [Step("import", Status.SUCCESS, "read from the source")]
+        values = None
+        redacted: frozenset[str] = frozenset()
+        in_scope = False
+        reason = ""
+        if isinstance(item, SourceUser):
+            verdict = evaluate_scope(item, self.spec.scope, assigned=item.id in assigned)
+            in_scope, reason = verdict.in_scope, verdict.reason
+            steps.append(
+                Step(
+                    "scoping", Status.SUCCESS if in_scope else Status.SKIPPED, reason or "in scope"
+                )
+            )
+            if in_scope:
+                creating = link is None
+                try:
+                    mapped = self.mapper.map(item, creating=creating)
+                except ValueError as error:
+                    steps.append(Step("processing", Status.FAILURE, str(error)))
+                    outcome = ObjectOutcome(
+                        source_id=item.id,
+                        source_label=item.label,
+                        action=_planned_action(link),
+                        status=Status.FAILURE,
+                        target_id=link.target_id if link else None,
+                        reason=f"mapping failed: {error}",
+                        error_code="MappingError",
+                        error_message=str(error),
+                        steps=steps,
+                    )
+                    return link, outcome, False
+                values, redacted = mapped, mapped.redacted
+        decision = decide(
+            item,
+            link,
+            in_scope=in_scope,
+            scope_reason=reason,
+            values=values,
+            policy=self.spec.policy,
+        )
+        applied = self.exporter.apply(decision, item, link, steps, redacted)
+        return applied.link, applied.outcome, applied.link_changed
+
+    def _count(self, outcome: ObjectOutcome) -> None:
+        counts = self.progress.counts
+        counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
+
+    # end ----------------------------------------------------------------------------------------
+    def _save(self) -> None:
+        if not self.dry_run:
+            self.cursor.progress = self.progress
+            self.s.cursors.save(self.spec.name, self.cursor)
+
+    def _complete(self) -> None:
+        if self.dry_run:
+            return
+        p = self.progress
+        now = self.s.clock().isoformat()
+        previous = self.cursor.watermark
+        if p.users_delta_link is None:
+            raise StopSync("the cycle ended without a users delta link")
+        self.cursor.watermark = Watermark(
+            users_delta_link=p.users_delta_link,
+            groups_delta_link=p.groups_delta_link
+            or (previous.groups_delta_link if previous else None),
+            fingerprint=p.fingerprint,
+            completed_at=now,
+            last_full_at=now
+            if p.mode == Mode.FULL
+            else (previous.last_full_at if previous else now),
+        )
+        self.cursor.progress = None
+        self.s.cursors.save(self.spec.name, self.cursor)
+
+    def _finish(
+        self, run: RunRecord, *, status: str, error: str = "", transient: bool = False
+    ) -> CycleResult:
+        p = self.progress
+        run.mode = p.mode
+        run.status = status
+        run.error = error
+        run.counts = dict(p.counts)
+        run.finished_at = self.s.clock()
+        if not self.dry_run:
+            self.s.ledger.finish_run(run)
+        return CycleResult(
+            job=self.spec.name,
+            run_id=p.run_id,
+            mode=p.mode,
+            dry_run=self.dry_run,
+            counts={**empty_counts(), **p.counts},
+            duration_s=self.s.monotonic() - self.started,
+            status=status,
+            error=error,
+            transient=transient,
+            outcomes=self.outcomes,
+        )
+
+
+def _planned_action(link: Link | None) -> Action:
+    if link is None:
+        return Action.CREATE
+    return Action.RESTORE if link.state is LinkState.SOFT_DELETED else Action.UPDATE

@@ -1,0 +1,74 @@
+"""A job's status, shaped like Graph's synchronizationStatus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.ports import Cursor, Ledger, RunRecord
+
+
+def _execution(run: RunRecord | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    counts = run.counts or {}
+    exported = sum(
+        counts.get(key, 0) for key in ("create", "update", "delete", "disable", "restore")
+    )
+    return {
+        "activityIdentifier": run.run_id,
+        "mode": run.mode,
+        "trigger": run.trigger,
+        "state": {"success": "Succeeded", "failed": "Failed"}.get(run.status, "Running"),
+        "timeBegan": run.started_at.isoformat(),
+        "timeEnded": run.finished_at.isoformat() if run.finished_at else None,
+        "countExported": exported,
+        "countFailed": counts.get("failure", 0),
+        "countSkipped": counts.get("skip", 0),
+        "counts": counts,
+        "error": {"message": run.error} if run.error else None,
+    }
+
+
+def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> dict[str, Any]:
+    runs = [r for r in ledger.recent_runs(job, limit=200) if not r.dry_run]
+    finished = [r for r in runs if r.status != "running"]
+    last = finished[0] if finished else None
+    last_success = next((r for r in finished if r.status == "success"), None)
+    failures = 0
+    for run in finished:
+        if run.status != "failed":
+            break
+        failures += 1
+    steady = next((r for r in reversed(finished) if r.status == "success"), None)
+    progress = None
+    if cursor.progress is not None:
+        p = cursor.progress
+        progress = {
+            "activityIdentifier": p.run_id,
+            "mode": p.mode,
+            "phase": p.phase,
+            "running": running,
+            "usersRead": p.seen_users,
+            "counts": p.counts,
+            "timeBegan": p.started_at,
+        }
+    return {
+        "job": job,
+        "code": "Active" if runs or running else "NotRun",
+        "running": running,
+        "lastExecution": _execution(last),
+        "lastSuccessfulExecution": _execution(last_success),
+        "countSuccessiveCompleteFailures": failures,
+        "steadyStateFirstAchievedTime": steady.finished_at.isoformat()
+        if steady and steady.finished_at
+        else None,
+        "progress": progress,
+        "watermark": {
+            "completedAt": cursor.watermark.completed_at,
+            "lastFullAt": cursor.watermark.last_full_at,
+        }
+        if cursor.watermark
+        else None,
+        "linkedUsers": ledger.link_count(job),
+        "quarantine": None,
+    }
