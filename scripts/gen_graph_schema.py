@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-import xml.etree.ElementTree as ET  # noqa: S405 - reading Microsoft's published schema
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"

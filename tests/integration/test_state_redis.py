@@ -1,0 +1,121 @@
+"""The embedded Redis server, the cursor store and the job lock, on a real server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from worker.adapters.state.embedded_redis import EmbeddedRedis
+from worker.adapters.state.redis_store import RedisCursorStore, RedisJobLock, connect, lock_key
+from worker.ports import AlreadyRunning, Cursor, Progress, Watermark
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def embedded(tmp_path: Path):
+    server = EmbeddedRedis(tmp_path / "state")
+    yield server
+    server.stop()
+
+
+def test_embedded_server_is_started_once_and_reused(
+    embedded: EmbeddedRedis, tmp_path: Path
+) -> None:
+    url = embedded.ensure_running()
+    assert EmbeddedRedis(tmp_path / "state").ensure_running() == url
+    # Another process finds the same server rather than starting a second one.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from worker.adapters.state.embedded_redis import "
+            "EmbeddedRedis; print(EmbeddedRedis(Path(sys.argv[1])).ensure_running())",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == url
+
+
+def test_cursors_survive_a_server_restart(embedded: EmbeddedRedis) -> None:
+    client = connect(embedded.ensure_running())
+    store = RedisCursorStore(client)
+    cursor = Cursor(
+        watermark=Watermark("https://g/users/delta?$deltatoken=a", None, "fp", "t1", "t0"),
+        progress=Progress(run_id="r1", mode="full", fingerprint="fp", phase="users", next_link="n"),
+    )
+    store.save("job", cursor)
+    client.close()
+
+    assert embedded.stop()
+    assert embedded.running_url() is None
+    restarted = connect(embedded.ensure_running())
+
+    assert RedisCursorStore(restarted).load("job") == cursor
+    restarted.close()
+
+
+def test_the_job_lock_admits_one_holder(embedded: EmbeddedRedis) -> None:
+    client = connect(embedded.ensure_running())
+    first, second = RedisJobLock(client), RedisJobLock(client)
+    with first.hold("job"):
+        assert first.is_held("job")
+        with pytest.raises(AlreadyRunning), second.hold("job"):
+            pass
+        with second.hold("other-job"):
+            pass
+    with second.hold("job"):
+        assert second.fencing_token is not None
+        assert second.fencing_token > (first.fencing_token or 0)
+    assert not first.is_held("job")
+
+
+def test_the_lock_is_renewed_while_held_and_expires_when_its_holder_dies(
+    embedded: EmbeddedRedis,
+) -> None:
+    url = embedded.ensure_running()
+    client = connect(url)
+    lock = RedisJobLock(client, ttl_s=1.5)
+    with lock.hold("job"):
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # held well past its ttl: the renewal works
+            assert client.exists(lock_key("job"))
+            time.sleep(0.1)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from worker.adapters.state.redis_store import RedisJobLock, connect\n"
+            "lock = RedisJobLock(connect(sys.argv[1]), ttl_s=1.5)\n"
+            "with lock.hold('job'):\n    print('held', flush=True); time.sleep(60)",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    os.kill(holder.pid, 9)
+    holder.wait()
+    deadline = time.monotonic() + 10
+    while client.exists(lock_key("job")):
+        assert time.monotonic() < deadline, "the dead holder's lock never expired"
+        time.sleep(0.1)
+    with RedisJobLock(client).hold("job"):
+        pass
+
+
+def test_a_server_that_is_gone_is_replaced(embedded: EmbeddedRedis) -> None:
+    url = embedded.ensure_running()
+    redis.Redis.from_url(url).shutdown(nosave=True)
+    assert embedded.running_url() is None
+    assert connect(embedded.ensure_running()).ping()

@@ -1,0 +1,158 @@
+"""Configuration loading: interpolation, defaults, and every problem reported with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.config import ConfigError, load_config, parse_duration
+
+pytestmark = pytest.mark.unit
+
+GOOD = """
+tenants:
+  contoso:
+    tenant_id: 0B1C0000-0000-4000-8000-000000000001
+    client_id: 5e6f0000-0000-4000-8000-000000000001
+    client_secret: ${CONTOSO_SECRET}
+  fabrikam:
+    tenant_id: 0b1c0000-0000-4000-8000-000000000002
+    client_id: 5e6f0000-0000-4000-8000-000000000002
+    client_secret: ${FABRIKAM_SECRET:-fallback}
+jobs:
+  contoso-to-fabrikam:
+    source: contoso
+    target: fabrikam
+    schedule: {interval: 1h30m, full_every: 7d}
+    scope:
+      users: assigned
+      groups: [9a0b0000-0000-4000-8000-00000000a001]
+      filters:
+        - - {attribute: department, operator: EQUALS, value: Sales}
+    mappings:
+      - {target: displayName, source: displayName}
+      - {target: mail, source: mail, match: 1}
+      - {target: showInAddressList, constant: "true"}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tenant-sync.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_config_loads_with_secrets_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), env={"CONTOSO_SECRET": "s3cret"})
+
+    contoso = config.tenants["contoso"]
+    assert contoso.client_secret is not None
+    assert contoso.client_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(contoso)
+    assert contoso.tenant_id == "0b1c0000-0000-4000-8000-000000000001"
+    assert config.tenants["fabrikam"].client_secret.get_secret_value() == "fallback"  # type: ignore[union-attr]
+    job = config.job("contoso-to-fabrikam")
+    assert job.raw.schedule.interval.total_seconds() == 5400
+    assert job.scope.assigned_only
+    assert [m.target for m in job.match_mappings] == ["mail"]
+    assert job.mappings[2].target_type == "Edm.Boolean"
+    assert config.state.redis_url == "embedded"
+
+
+def test_no_mappings_means_the_default_set(tmp_path: Path) -> None:
+    text = GOOD.split("    mappings:")[0]
+    config = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    targets = [m.target for m in config.job("contoso-to-fabrikam").mappings]
+    assert "employeeId" in targets
+    assert "userType" in targets
+
+
+def test_every_problem_is_reported_at_once_with_its_path(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace("target: fabrikam", "target: nowhere")
+        .replace(
+            "{attribute: department, operator: EQUALS, value: Sales}",
+            "{attribute: department, operator: LIKE, value: Sales}",
+        )
+        .replace("source: displayName}", "source: dispalyName}")
+        + "    colour: blue\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    problems = caught.value.problems
+    assert (
+        "tenants.contoso.client_secret: environment variable CONTOSO_SECRET is not set" in problems
+    )
+    assert any(
+        p.startswith("jobs.contoso-to-fabrikam.target: unknown tenant 'nowhere'") for p in problems
+    )
+    assert any(
+        p.startswith(
+            "jobs.contoso-to-fabrikam.scope.filters[0][0].operator: unknown operator 'LIKE'"
+        )
+        for p in problems
+    )
+    assert "jobs.contoso-to-fabrikam.colour: unknown setting" in problems
+
+
+def test_mapping_problems_name_the_mapping(tmp_path: Path) -> None:
+    text = GOOD.replace("source: displayName}", "source: dispalyName}").replace(
+        '{target: showInAddressList, constant: "true"}', "{target: createdDateTime, constant: x}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems == [
+        "jobs.contoso-to-fabrikam.mappings[0].source: 'dispalyName' is not a property of microsoft.graph.user",
+        "jobs.contoso-to-fabrikam.mappings[2].target: 'createdDateTime' is read-only in the target tenant",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "tenants: required: at least one tenant"),
+        ("tenants: [", "not valid YAML (line 1"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+    ],
+)
+def test_broken_files_get_one_clear_message(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    assert any(expected in p for p in caught.value.problems)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_credentials_must_be_exactly_one_kind(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "client_secret: ${CONTOSO_SECRET}", "certificate_path: /x.pem\n    client_secret: y"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    assert (
+        "tenants.contoso: give exactly one of client_secret or certificate_path"
+        in caught.value.problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("40m", 2400), ("1h30m", 5400), ("7d", 604800), ("90s", 90), (120, 120), ("2w", 1209600)],
+)
+def test_durations(value: object, seconds: int) -> None:
+    assert parse_duration(value).total_seconds() == seconds
+
+
+def test_bad_duration_and_too_short_interval(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+    text = GOOD.replace("interval: 1h30m", "interval: 1s")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert (
+        "jobs.contoso-to-fabrikam.schedule.interval: must be at least 10s" in caught.value.problems
+    )

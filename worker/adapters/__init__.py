@@ -1,0 +1,1 @@
+"""Adapters: the ports on real infrastructure (Graph, Redis, SQL)."""

@@ -1,0 +1,1 @@
+"""Microsoft Graph: MSAL tokens, the HTTP client, the source and target directories."""

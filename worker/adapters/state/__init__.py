@@ -1,0 +1,1 @@
+"""State: the embedded Redis server, cursors and locks in Redis, the SQL ledger."""

@@ -1,0 +1,530 @@
+"""SQL state: links, group assignments, pending users, runs and the provisioning log.
+
+SQLAlchemy 2 typed models; the schema itself is created by the Alembic migrations in
+`worker/migrations`. `SqlLedger` implements the service's Ledger port; every page of a cycle is
+written in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from worker.domain.errors import Transient
+from worker.domain.model import Link, LinkState, ObjectOutcome
+from worker.ports import MembershipChange, RunRecord
+
+LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
+CHUNK = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in and out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job: Mapped[str] = mapped_column(String(200), index=True)
+    mode: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class LinkRow(Base):
+    __tablename__ = "links"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attributes_hash: Mapped[str] = mapped_column(String(64))
+    last_seen_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source_label: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AssignmentRow(Base):
+    __tablename__ = "assignments"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class PendingUserRow(Base):
+    __tablename__ = "pending_users"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class LogRow(Base):
+    __tablename__ = "provisioning_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String(36), unique=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    job: Mapped[str] = mapped_column(String(200), index=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_label: Mapped[str] = mapped_column(String(320), default="")
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[str] = mapped_column(String(100), default="")
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    steps: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for the configured database; SQLite gets WAL and a busy timeout for sharing."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(database_url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(database_url, pool_pre_ping=True)
+
+
+def _link_from_row(row: LinkRow) -> Link:
+    return Link(
+        job=row.job,
+        source_id=row.source_id,
+        target_id=row.target_id,
+        state=LinkState(row.state),
+        attributes=dict(row.attributes or {}),
+        last_seen_run=row.last_seen_run,
+        source_label=row.source_label,
+    )
+
+
+def _run_from_row(row: RunRow) -> RunRecord:
+    return RunRecord(
+        run_id=row.run_id,
+        job=row.job,
+        mode=row.mode,
+        dry_run=row.dry_run,
+        trigger=row.trigger,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        counts=dict(row.counts or {}),
+        error=row.error,
+    )
+
+
+class SqlLedger:
+    """The Ledger port on SQLAlchemy; database errors surface as Transient."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def _session(self) -> Session:
+        return self.sessions()
+
+    # runs -------------------------------------------------------------------------------------
+    def start_run(self, run: RunRecord) -> None:
+        with self._write() as session:
+            session.merge(
+                RunRow(
+                    run_id=run.run_id,
+                    job=run.job,
+                    mode=run.mode,
+                    dry_run=run.dry_run,
+                    trigger=run.trigger,
+                    status=run.status,
+                    started_at=run.started_at,
+                    counts=run.counts,
+                    error="",
+                )
+            )
+
+    def finish_run(self, run: RunRecord) -> None:
+        with self._write() as session:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run.run_id)
+                .values(
+                    status=run.status,
+                    finished_at=run.finished_at,
+                    counts=run.counts,
+                    error=run.error,
+                    mode=run.mode,
+                )
+            )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._session() as session:
+            row = session.get(RunRow, run_id)
+            return _run_from_row(row) if row else None
+
+    def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(RunRow)
+                .where(RunRow.job == job)
+                .order_by(RunRow.started_at.desc())
+                .limit(limit)
+            )
+            return [_run_from_row(r) for r in rows]
+
+    # links ------------------------------------------------------------------------------------
+    def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]:
+        ids = list(dict.fromkeys(source_ids))
+        found: dict[str, Link] = {}
+        with self._session() as session:
+            for start in range(0, len(ids), CHUNK):
+                rows = session.scalars(
+                    select(LinkRow).where(
+                        LinkRow.job == job, LinkRow.source_id.in_(ids[start : start + CHUNK])
+                    )
+                )
+                found.update({row.source_id: _link_from_row(row) for row in rows})
+        return found
+
+    def link_count(self, job: str, states: Sequence[str] = LIVE_STATES) -> int:
+        with self._session() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(LinkRow)
+                    .where(LinkRow.job == job, LinkRow.state.in_(states))
+                )
+                or 0
+            )
+
+    def all_links(self, job: str) -> list[Link]:
+        with self._session() as session:
+            rows = session.scalars(select(LinkRow).where(LinkRow.job == job))
+            return [_link_from_row(r) for r in rows]
+
+    def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
+        after = ""
+        while True:
+            with self._session() as session:
+                rows = list(
+                    session.scalars(
+                        select(LinkRow)
+                        .where(
+                            LinkRow.job == job,
+                            LinkRow.state.in_(LIVE_STATES),
+                            or_(LinkRow.last_seen_run.is_(None), LinkRow.last_seen_run != run_id),
+                            LinkRow.source_id > after,
+                        )
+                        .order_by(LinkRow.source_id)
+                        .limit(batch)
+                    )
+                )
+            if not rows:
+                return
+            after = rows[-1].source_id
+            yield [_link_from_row(r) for r in rows]
+
+    def commit_page(
+        self,
+        job: str,
+        run_id: str,
+        *,
+        links: Sequence[Link],
+        seen: Sequence[str],
+        outcomes: Sequence[ObjectOutcome],
+        resolved_pending: Sequence[str] = (),
+    ) -> None:
+        now = utcnow()
+        with self._write() as session:
+            for link in links:
+                existing = session.get(LinkRow, (job, link.source_id))
+                deleted_at = now if link.state is LinkState.SOFT_DELETED else None
+                if existing is None:
+                    session.add(
+                        LinkRow(
+                            job=job,
+                            source_id=link.source_id,
+                            target_id=link.target_id,
+                            state=link.state.value,
+                            attributes=link.attributes,
+                            attributes_hash=link.attributes_hash,
+                            last_seen_run=link.last_seen_run,
+                            source_label=link.source_label,
+                            created_at=now,
+                            updated_at=now,
+                            deleted_at=deleted_at,
+                        )
+                    )
+                else:
+                    existing.target_id = link.target_id
+                    if existing.state != link.state.value:
+                        existing.deleted_at = deleted_at
+                    existing.state = link.state.value
+                    existing.attributes = link.attributes
+                    existing.attributes_hash = link.attributes_hash
+                    existing.last_seen_run = link.last_seen_run
+                    existing.source_label = link.source_label or existing.source_label
+                    existing.updated_at = now
+            seen_ids = list(dict.fromkeys(seen))
+            for start in range(0, len(seen_ids), CHUNK):
+                session.execute(
+                    update(LinkRow)
+                    .where(
+                        LinkRow.job == job,
+                        LinkRow.source_id.in_(seen_ids[start : start + CHUNK]),
+                    )
+                    .values(last_seen_run=run_id)
+                )
+            session.add_all(
+                LogRow(
+                    change_id=str(uuid.uuid4()),
+                    run_id=run_id,
+                    job=job,
+                    source_id=o.source_id,
+                    source_label=o.source_label,
+                    target_id=o.target_id,
+                    action=o.action.value,
+                    status=o.status.value,
+                    reason=o.reason,
+                    error_code=o.error_code,
+                    error_message=o.error_message,
+                    steps=[
+                        {"name": s.name, "status": s.status.value, "detail": s.detail}
+                        for s in o.steps
+                    ],
+                    modified={
+                        name: {"old": change.old, "new": change.new}
+                        for name, change in o.modified.items()
+                    },
+                    duration_ms=o.duration_ms,
+                    created_at=now,
+                )
+                for o in outcomes
+            )
+            pending = list(dict.fromkeys(resolved_pending))
+            for start in range(0, len(pending), CHUNK):
+                session.execute(
+                    delete(PendingUserRow).where(
+                        PendingUserRow.job == job,
+                        PendingUserRow.user_id.in_(pending[start : start + CHUNK]),
+                    )
+                )
+
+    # assignments --------------------------------------------------------------------------------
+    def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(user_ids))
+        found: set[str] = set()
+        with self._session() as session:
+            for start in range(0, len(ids), CHUNK):
+                found.update(
+                    session.scalars(
+                        select(AssignmentRow.user_id).where(
+                            AssignmentRow.job == job,
+                            AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
+                        )
+                    )
+                )
+        return found
+
+    def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
+        with self._write() as session:
+            session.execute(delete(AssignmentRow).where(AssignmentRow.job == job))
+            session.add_all(
+                AssignmentRow(job=job, group_id=group, user_id=user)
+                for group, users in members.items()
+                for user in users
+            )
+
+    def apply_membership_changes(
+        self, job: str, changes: Sequence[MembershipChange], removed_groups: Sequence[str] = ()
+    ) -> None:
+        with self._write() as session:
+            touched: set[str] = set()
+            for group_id in removed_groups:
+                rows = list(
+                    session.scalars(
+                        select(AssignmentRow).where(
+                            AssignmentRow.job == job, AssignmentRow.group_id == group_id
+                        )
+                    )
+                )
+                for row in rows:
+                    touched.add(row.user_id)
+                    session.delete(row)
+            for change in changes:
+                existing = session.get(AssignmentRow, (job, change.group_id, change.member_id))
+                if change.added and existing is None:
+                    session.add(
+                        AssignmentRow(job=job, group_id=change.group_id, user_id=change.member_id)
+                    )
+                elif not change.added and existing is not None:
+                    session.delete(existing)
+                session.flush()
+                touched.add(change.member_id)
+            for user_id in touched:
+                if session.get(PendingUserRow, (job, user_id)) is None:
+                    session.add(PendingUserRow(job=job, user_id=user_id))
+
+    def pending(self, job: str, limit: int) -> list[str]:
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(PendingUserRow.user_id)
+                    .where(PendingUserRow.job == job)
+                    .order_by(PendingUserRow.user_id)
+                    .limit(limit)
+                )
+            )
+
+    def clear_job(self, job: str) -> None:
+        with self._write() as session:
+            for model in (LinkRow, AssignmentRow, PendingUserRow):
+                session.execute(delete(model).where(model.job == job))
+
+    # provisioning log -------------------------------------------------------------------------
+    def logs(
+        self,
+        job: str,
+        *,
+        run_id: str | None = None,
+        user: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        query = select(LogRow).where(LogRow.job == job)
+        if run_id:
+            query = query.where(LogRow.run_id == run_id)
+        if user:
+            query = query.where(
+                or_(
+                    LogRow.source_id == user,
+                    LogRow.target_id == user,
+                    func.lower(LogRow.source_label) == user.lower(),
+                )
+            )
+        if action:
+            query = query.where(LogRow.action == action)
+        if status:
+            query = query.where(LogRow.status == status)
+        query = query.order_by(LogRow.id)
+        if limit:
+            query = query.limit(limit)
+        with self._session() as session:
+            return [
+                {
+                    "changeId": row.change_id,
+                    "cycleId": row.run_id,
+                    "jobId": row.job,
+                    "sourceId": row.source_id,
+                    "sourceIdentity": row.source_label,
+                    "targetId": row.target_id,
+                    "action": row.action,
+                    "status": row.status,
+                    "reason": row.reason,
+                    "errorCode": row.error_code,
+                    "errorMessage": row.error_message,
+                    "steps": row.steps,
+                    "modifiedProperties": row.modified,
+                    "durationMs": row.duration_ms,
+                    "activityDateTime": row.created_at.isoformat(),
+                }
+                for row in session.scalars(query)
+            ]
+
+    # helpers ----------------------------------------------------------------------------------
+    def _write(self) -> _WriteSession:
+        return _WriteSession(self.sessions)
+
+
+class _WriteSession:
+    """A session whose block is one transaction; database failures become Transient errors."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self.session: Session | None = None
+
+    def __enter__(self) -> Session:
+        self.session = self.factory()
+        self.session.begin()
+        return self.session
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        assert self.session is not None
+        try:
+            if exc_type is None:
+                try:
+                    self.session.commit()
+                except SQLAlchemyError as error:
+                    self.session.rollback()
+                    raise Transient(f"the state database refused the write: {error}") from error
+            else:
+                self.session.rollback()
+                if isinstance(exc, SQLAlchemyError):
+                    raise Transient(f"the state database failed: {exc}") from exc
+        finally:
+            self.session.close()

@@ -1,0 +1,115 @@
+"""Wiring: from a validated config to the adapters and services a command or task needs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from sqlalchemy.engine import Engine
+
+from worker.adapters.graph.auth import MsalTokenProvider
+from worker.adapters.graph.client import GraphClient
+from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.state.db import upgrade_database
+from worker.adapters.state.embedded_redis import resolve_redis_url
+from worker.adapters.state.redis_store import RedisCursorStore, RedisJobLock, connect
+from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.config import Config, Job, TenantConfig
+from worker.domain.job import JobSpec
+from worker.service.cycle import CycleService, ProgressListener
+
+
+def job_spec(job: Job) -> JobSpec:
+    return JobSpec(
+        name=job.name,
+        scope=job.scope,
+        mappings=tuple(job.mappings),
+        policy=job.policy,
+        user_type=job.raw.user_type,
+        full_every=job.raw.schedule.full_every,
+    )
+
+
+def graph_client(tenant: TenantConfig) -> GraphClient:
+    tokens = MsalTokenProvider(
+        tenant_id=tenant.tenant_id,
+        client_id=tenant.client_id,
+        authority_host=tenant.authority_host,
+        graph_url=tenant.graph_url,
+        client_secret=tenant.client_secret.get_secret_value() if tenant.client_secret else None,
+        certificate_path=tenant.certificate_path,
+        ca_bundle=tenant.ca_bundle,
+    )
+    return GraphClient(graph_url=tenant.graph_url, tokens=tokens, ca_bundle=tenant.ca_bundle)
+
+
+def redis_url(config: Config) -> str:
+    """The Redis URL to use, starting the embedded server when the config asks for it."""
+    return resolve_redis_url(config.state.redis_url, Path(config.state.state_dir))
+
+
+@dataclass
+class Runtime:
+    """The state adapters of one process, and Graph clients shared by its cycles."""
+
+    config: Config
+    redis_url: str
+    redis: redis.Redis
+    engine: Engine
+    ledger: SqlLedger
+    cursors: RedisCursorStore
+    _clients: dict[str, GraphClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, tenant_name: str) -> GraphClient:
+        with self._lock:
+            if tenant_name not in self._clients:
+                self._clients[tenant_name] = graph_client(self.config.tenants[tenant_name])
+            return self._clients[tenant_name]
+
+    def job_lock(self) -> RedisJobLock:
+        return RedisJobLock(self.redis)
+
+    def cycle(self, job_name: str, *, on_progress: ProgressListener | None = None) -> CycleService:
+        job = self.config.job(job_name)
+        return CycleService(
+            job_spec(job),
+            source=GraphSourceDirectory(self.client(job.source)),
+            target=GraphTargetDirectory(
+                self.client(job.target), invite_redirect_url=job.raw.invite_redirect_url
+            ),
+            cursors=self.cursors,
+            lock=self.job_lock(),
+            ledger=self.ledger,
+            on_progress=on_progress,
+        )
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def open_database(config: Config, *, migrate: bool = True) -> tuple[Engine, SqlLedger]:
+    engine = make_engine(config.state.database_url)
+    if migrate:
+        upgrade_database(engine)
+    return engine, SqlLedger(engine)
+
+
+def open_runtime(config: Config, *, migrate: bool = True) -> Runtime:
+    """Connect to Redis (starting the embedded one if configured) and SQL (migrated)."""
+    url = redis_url(config)
+    client = connect(url)
+    engine, ledger = open_database(config, migrate=migrate)
+    return Runtime(
+        config=config,
+        redis_url=url,
+        redis=client,
+        engine=engine,
+        ledger=ledger,
+        cursors=RedisCursorStore(client),
+    )

@@ -1,0 +1,581 @@
+"""The one reader of configuration files and environment variables.
+
+`load_config` reads the YAML file (DESIGN section 3), replaces `${ENV_VAR}` (and `${VAR:-default}`)
+in every string, validates the result and checks what refers to what. It never writes anything.
+Every problem is collected and reported at once, each with its path in the file, e.g.
+`jobs.a-to-b.target: unknown tenant 'x'`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from worker.domain.expressions import ExpressionError, parse
+from worker.domain.mapping import Apply, MappingSpec, default_mappings
+from worker.domain.plan import Deprovision, JobPolicy
+from worker.domain.scope import Clause, Operator, ScopeError, ScopeSpec
+from worker.schema import user_property_types, writable_user_properties
+
+DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
+CONFIG_ENV = "TENANT_SYNC_CONFIG"
+GUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DURATION_RE = re.compile(
+    r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$"
+)
+MIN_INTERVAL = timedelta(seconds=10)
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` lists every reason with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`40m`, `1h30m`, `7d`, `2w`, `90s` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit():
+            return timedelta(seconds=int(text))
+        match = DURATION_RE.match(text)
+        if match and any(match.groups()):
+            w, d, h, m, s = (int(g) if g else 0 for g in match.groups())
+            return timedelta(weeks=w, days=d, hours=h, minutes=m, seconds=s)
+    raise ValueError(f"not a duration: {value!r} (use e.g. 40m, 1h30m, 7d, 90s)")
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(Strict):
+    redis_url: str = "embedded"
+    database_url: str = "sqlite:///.tenant-sync/state.db"
+    state_dir: Path = Path(".tenant-sync")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be 'embedded' or a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class LoggingConfig(Strict):
+    format: Literal["auto", "console", "json"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class TenantConfig(Strict):
+    tenant_id: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = None
+    domain: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    ca_bundle: Path | None = None
+
+    @field_validator("tenant_id", "client_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not GUID_RE.match(value):
+            raise ValueError(f"must be a GUID, got {value!r}")
+        return value.lower()
+
+    @field_validator("authority_host", "graph_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"must be an https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> TenantConfig:
+        has_secret = self.client_secret is not None and self.client_secret.get_secret_value()
+        if bool(has_secret) == bool(self.certificate_path):
+            raise ValueError("give exactly one of client_secret or certificate_path")
+        return self
+
+
+class ScheduleConfig(Strict):
+    interval: timedelta = timedelta(minutes=40)
+    full_every: timedelta | None = None
+
+    @field_validator("interval", "full_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("interval")
+    @classmethod
+    def _minimum(cls, value: timedelta) -> timedelta:
+        if value < MIN_INTERVAL:
+            raise ValueError(f"must be at least {format_duration(MIN_INTERVAL)}")
+        return value
+
+
+class ClauseConfig(Strict):
+    attribute: str
+    operator: Operator
+    value: Any = None
+
+    @field_validator("operator", mode="before")
+    @classmethod
+    def _operator(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            normalized = " ".join(value.strip().upper().split())
+            for op in Operator:
+                if normalized in (op.value, op.value.replace("_", " "), op.name):
+                    return op
+            choices = ", ".join(op.value for op in Operator)
+            raise ValueError(f"unknown operator {value!r} (one of: {choices})")
+        return value
+
+
+class ScopeConfig(Strict):
+    users: Literal["all", "assigned"] = "all"
+    user_ids: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    nested_groups: bool = False
+    filters: list[list[ClauseConfig]] = Field(default_factory=list)
+
+    @field_validator("user_ids", "groups")
+    @classmethod
+    def _guids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not GUID_RE.match(v)]
+        if bad:
+            raise ValueError(f"must be object ids (GUIDs): {', '.join(map(repr, bad))}")
+        return [v.lower() for v in values]
+
+
+class MappingConfig(Strict):
+    target: str
+    source: str | None = None
+    constant: Any = None
+    expression: str | None = None
+    default: Any = None
+    apply: Apply = Apply.ALWAYS
+    match: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for alias, name in (("target_attribute", "target"), ("source_attribute", "source")):
+                if alias in data and name not in data:
+                    data[name] = data.pop(alias)
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MappingConfig:
+        given = [
+            name for name in ("source", "constant", "expression") if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of source, constant or expression"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class ActionsConfig(Strict):
+    create: bool = True
+    update: bool = True
+    delete: bool = True
+
+
+class DeletionThresholdConfig(Strict):
+    count: int | None = Field(default=500, ge=0)
+    percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class JobConfig(Strict):
+    source: str
+    target: str
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    user_type: Literal["Member", "Guest"] = "Member"
+    mappings: list[MappingConfig] = Field(default_factory=list)
+    actions: ActionsConfig = Field(default_factory=ActionsConfig)
+    deprovision: Deprovision = Deprovision.SOFT_DELETE
+    skip_out_of_scope_deletions: bool = False
+    deletion_threshold: DeletionThresholdConfig = Field(default_factory=DeletionThresholdConfig)
+    invite_redirect_url: str = "https://myapplications.microsoft.com"
+
+
+class RawConfig(Strict):
+    state: StateConfig = Field(default_factory=StateConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    tenants: dict[str, TenantConfig]
+    jobs: dict[str, JobConfig] = Field(default_factory=dict)
+
+
+class Job:
+    """A validated job, with its domain pieces built: scope, mappings and policy."""
+
+    def __init__(self, name: str, raw: JobConfig, scope: ScopeSpec, mappings: list[MappingSpec]):
+        self.name = name
+        self.raw = raw
+        self.scope = scope
+        self.mappings = mappings
+        self.policy = JobPolicy(
+            create=raw.actions.create,
+            update=raw.actions.update,
+            delete=raw.actions.delete,
+            deprovision=raw.deprovision,
+            skip_out_of_scope_deletions=raw.skip_out_of_scope_deletions,
+        )
+
+    @property
+    def source(self) -> str:
+        return self.raw.source
+
+    @property
+    def target(self) -> str:
+        return self.raw.target
+
+    @property
+    def match_mappings(self) -> list[MappingSpec]:
+        matching = [m for m in self.mappings if m.match is not None]
+        return sorted(matching, key=lambda m: m.match or 0)
+
+
+class Config:
+    """The whole validated configuration."""
+
+    def __init__(self, raw: RawConfig, jobs: dict[str, Job], path: Path | None) -> None:
+        self.raw = raw
+        self.jobs = jobs
+        self.path = path
+
+    @property
+    def state(self) -> StateConfig:
+        return self.raw.state
+
+    @property
+    def logging(self) -> LoggingConfig:
+        return self.raw.logging
+
+    @property
+    def tenants(self) -> dict[str, TenantConfig]:
+        return self.raw.tenants
+
+    def job(self, name: str) -> Job:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none"
+            raise ConfigError([f"jobs: unknown job {name!r} (known jobs: {known})"]) from None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read, interpolate and validate a configuration file; raise ConfigError listing problems."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: configuration file not found"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" (line {mark.line + 1}, column {mark.column + 1})"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{file}: not valid YAML{where}: {problem}"]) from None
+    return build_config(data, env=os.environ if env is None else env, path=file)
+
+
+def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None) -> Config:
+    """Validate section by section so that one bad part does not hide the problems of another."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path or 'config'}: the top level must be a mapping"])
+    problems: list[str] = []
+    data = _interpolate(data, env, (), problems)
+    for key in data:
+        if key not in RawConfig.model_fields:
+            problems.append(f"{key}: unknown setting")
+    state = _validate(StateConfig, data.get("state") or {}, ("state",), problems)
+    logging = _validate(LoggingConfig, data.get("logging") or {}, ("logging",), problems)
+    tenants_data = data.get("tenants")
+    tenants: dict[str, TenantConfig] = {}
+    if not isinstance(tenants_data, dict) or not tenants_data:
+        problems.append("tenants: required: at least one tenant")
+        tenants_data = {}
+    for name, body in tenants_data.items():
+        tenant = _validate(TenantConfig, body, ("tenants", name), problems)
+        if tenant is not None:
+            tenants[name] = tenant
+    jobs_data = data.get("jobs") or {}
+    raw_jobs: dict[str, JobConfig] = {}
+    if not isinstance(jobs_data, dict):
+        problems.append("jobs: must be a mapping of job name to job")
+        jobs_data = {}
+    for name, body in jobs_data.items():
+        job = _validate(JobConfig, body, ("jobs", name), problems)
+        if job is not None:
+            raw_jobs[name] = job
+        elif isinstance(body, dict):
+            # The job is invalid anyway; still say which tenant references are wrong.
+            _check_tenant_refs(
+                name, body.get("source"), body.get("target"), set(tenants_data), problems
+            )
+    jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
+    if problems or state is None or logging is None:
+        raise ConfigError(problems)
+    raw = RawConfig(state=state, logging=logging, tenants=tenants, jobs=raw_jobs)
+    return Config(raw, jobs, path)
+
+
+def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_format_validation_error(exc, loc))
+        return None
+
+
+def _interpolate(
+    value: Any, env: Mapping[str, str], loc: tuple[Any, ...], problems: list[str]
+) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, fallback = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if fallback is not None:
+                return fallback
+            problems.append(f"{_path(loc)}: environment variable {name} is not set")
+            return ""
+
+        return ENV_RE.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, (*loc, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, (*loc, i), problems) for i, v in enumerate(value)]
+    return value
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "config"
+
+
+def _format_validation_error(exc: ValidationError, prefix: tuple[Any, ...]) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = prefix + tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif error["type"] == "missing":
+            message = "required setting is missing"
+        problems.append(f"{_path(loc)}: {message}")
+    return problems
+
+
+def _build_jobs(
+    raw_jobs: Mapping[str, JobConfig], tenant_names: set[str], problems: list[str]
+) -> dict[str, Job]:
+    types = user_property_types()
+    writable = writable_user_properties()
+    jobs: dict[str, Job] = {}
+    for name, job in raw_jobs.items():
+        where = f"jobs.{name}"
+        _check_tenant_refs(name, job.source, job.target, tenant_names, problems)
+        if job.scope.users == "assigned" and not (job.scope.user_ids or job.scope.groups):
+            problems.append(f"{where}.scope: users: assigned needs user_ids or groups")
+        scope = _build_scope(job, where, types, problems)
+        mappings = _build_mappings(job, where, types, writable, problems)
+        if scope is not None and mappings is not None:
+            jobs[name] = Job(name, job, scope, mappings)
+    return jobs
+
+
+def _check_tenant_refs(
+    name: str, source: Any, target: Any, tenant_names: set[str], problems: list[str]
+) -> None:
+    known = ", ".join(sorted(tenant_names)) or "none"
+    for role, tenant in (("source", source), ("target", target)):
+        if isinstance(tenant, str) and tenant not in tenant_names:
+            problems.append(f"jobs.{name}.{role}: unknown tenant {tenant!r} (known: {known})")
+    if isinstance(source, str) and source == target:
+        problems.append(f"jobs.{name}.target: must differ from the source tenant")
+
+
+def _build_scope(
+    job: JobConfig, where: str, types: Mapping[str, str], problems: list[str]
+) -> ScopeSpec | None:
+    groups: list[tuple[Clause, ...]] = []
+    ok = True
+    for gi, group in enumerate(job.scope.filters):
+        clauses = []
+        if not group:
+            problems.append(
+                f"{where}.scope.filters[{gi}]: a clause group needs at least one clause"
+            )
+            ok = False
+        for ci, clause in enumerate(group):
+            at = f"{where}.scope.filters[{gi}][{ci}]"
+            if clause.attribute not in types:
+                problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
+                ok = False
+                continue
+            try:
+                clauses.append(Clause(clause.attribute, clause.operator, clause.value))
+            except ScopeError as exc:
+                problems.append(f"{at}: {exc}")
+                ok = False
+        groups.append(tuple(clauses))
+    if not ok:
+        return None
+    return ScopeSpec(
+        assigned_only=job.scope.users == "assigned",
+        user_ids=frozenset(job.scope.user_ids),
+        group_ids=tuple(job.scope.groups),
+        nested_groups=job.scope.nested_groups,
+        filters=tuple(groups),
+    )
+
+
+def _build_mappings(
+    job: JobConfig,
+    where: str,
+    types: Mapping[str, str],
+    writable: Mapping[str, str],
+    problems: list[str],
+) -> list[MappingSpec] | None:
+    if not job.mappings:
+        return default_mappings(job.user_type, types)
+    specs: list[MappingSpec] = []
+    seen: dict[str, int] = {}
+    matches: dict[int, int] = {}
+    ok = True
+    for index, mapping in enumerate(job.mappings):
+        at = f"{where}.mappings[{index}]"
+        target = mapping.target
+        if target not in types:
+            problems.append(f"{at}.target: {target!r} is not a property of microsoft.graph.user")
+            ok = False
+            continue
+        if target not in writable:
+            problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
+            ok = False
+            continue
+        if target in seen:
+            problems.append(
+                f"{at}.target: {target!r} is already mapped by mappings[{seen[target]}]"
+            )
+            ok = False
+        seen[target] = index
+        if mapping.match is not None:
+            if mapping.match in matches:
+                problems.append(
+                    f"{at}.match: precedence {mapping.match} is already used by "
+                    f"mappings[{matches[mapping.match]}]"
+                )
+                ok = False
+            matches[mapping.match] = index
+        if mapping.source is not None and mapping.source not in types:
+            problems.append(
+                f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
+            )
+            ok = False
+            continue
+        expression = None
+        if mapping.expression is not None:
+            try:
+                expression = parse(mapping.expression)
+            except ExpressionError as exc:
+                problems.append(f"{at}.expression: {exc}")
+                ok = False
+                continue
+            unknown = sorted(a for a in expression.source_attributes if a not in types)
+            if unknown:
+                problems.append(
+                    f"{at}.expression: {', '.join(map(repr, unknown))} "
+                    "is not a property of microsoft.graph.user"
+                )
+                ok = False
+                continue
+        specs.append(
+            MappingSpec(
+                target=target,
+                source=mapping.source,
+                constant=mapping.constant,
+                expression=expression,
+                expression_text=mapping.expression or "",
+                default=mapping.default,
+                apply=mapping.apply,
+                match=mapping.match,
+                target_type=types[target],
+            )
+        )
+    return specs if ok else None
