@@ -1,0 +1,70 @@
+"""Shared fixtures: a sandbox with two tenants, a config file for them, the CLI in a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.sandbox import SandboxHandle, running_sandbox
+from tests.support.world import SOURCE, TARGET, build_world_seed, write_config
+from worker.adapters.state.embedded_redis import EmbeddedRedis
+
+
+@dataclass
+class SyncEnv:
+    sandbox: SandboxHandle
+    config: Path
+    state_dir: Path
+    seed: dict[str, Any]
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "worker", *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"tenant-sync {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def run_json(self, *args: str) -> dict[str, Any]:
+        result = self.cli("run", "sync", "--json", *args, check=True)
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    def source(self) -> Any:
+        return self.sandbox.graph(SOURCE.tenant_id, SOURCE.client_id, SOURCE.secret)
+
+    def target_users(self, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return self.sandbox.users(TARGET.tenant_id, include_deleted=include_deleted)
+
+    def writes(self) -> int:
+        stats = self.sandbox.admin("GET", "/_sandbox/stats").json()
+        return int(stats["writes"].get(TARGET.tenant_id, 0))
+
+
+@pytest.fixture
+def sync_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SyncEnv]:
+    marker = request.node.get_closest_marker("world")
+    options = dict(marker.kwargs) if marker else {}
+    job_overrides = options.pop("job", {})
+    seed = build_world_seed(**options)
+    with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
+        state_dir = tmp_path / "state"
+        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job_overrides)
+        try:
+            yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
+        finally:
+            EmbeddedRedis(state_dir).stop()

@@ -1,0 +1,144 @@
+"""End to end: real Celery worker and beat processes, the embedded Redis, SQLite and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SyncEnv
+from worker.celery_app import create_celery
+from worker.config import load_config
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE_S = 90.0
+
+
+def poll(check: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@contextmanager
+def celery_process(env: SyncEnv, *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TENANT_SYNC_CONFIG": str(env.config)},
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def worker(env: SyncEnv, log: Path) -> Any:
+    return celery_process(
+        env,
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "2",
+        "-n",
+        f"e2e-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        log=log,
+    )
+
+
+def test_trigger_runs_the_cycle_in_a_worker_process(sync_env: SyncEnv, tmp_path: Path) -> None:
+    env = sync_env
+    celery = create_celery(load_config(env.config))
+    with worker(env, tmp_path / "worker.log"):
+        poll(lambda: celery.control.ping(timeout=0.5), "the worker to answer")
+        triggered = env.cli("trigger", "sync", "--full", "--json", check=True)
+        task_id = json.loads(triggered.stdout)["task_id"]
+        result = celery.AsyncResult(task_id).get(timeout=DEADLINE_S)
+
+    assert result["status"] == "success", (tmp_path / "worker.log").read_text()[-3000:]
+    assert result["mode"] == "full"
+    in_scope = len(env.seed["tenants"][0]["users"][:-1]) - 4
+    assert result["counts"]["create"] + result["counts"]["update"] == in_scope
+    live = [u for u in env.target_users() if not u.get("deletedDateTime")]
+    assert len(live) == in_scope
+    status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+    assert status["lastExecution"]["activityIdentifier"] == result["run_id"]
+    assert status["lastExecution"]["trigger"] == "manual"
+
+
+@pytest.mark.world(job={"schedule": {"interval": "10s"}})
+def test_beat_schedules_cycles_that_pick_up_source_changes(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    env = sync_env
+    with (
+        worker(env, tmp_path / "worker.log"),
+        celery_process(env, "beat", "--loglevel", "INFO", log=tmp_path / "beat.log"),
+    ):
+        poll(lambda: len(env.target_users()) > 10, "the first scheduled cycle")
+        graph = env.source()
+        newcomer = graph.post(
+            "/users",
+            json={
+                "accountEnabled": True,
+                "displayName": "Scheduled Newcomer",
+                "mailNickname": "scheduled",
+                "userPrincipalName": "scheduled@contoso.onmicrosoft.com",
+                "mail": "scheduled@contoso.com",
+            },
+        )
+        newcomer.raise_for_status()
+        graph.post(
+            "/groups/33333333-3333-4333-8333-333333333333/members/$ref",
+            json={
+                "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{newcomer.json()['id']}"
+            },
+        ).raise_for_status()
+
+        def arrived() -> bool:
+            return any(u.get("mail") == "scheduled@contoso.com" for u in env.target_users())
+
+        poll(arrived, "a scheduled incremental cycle to create the newcomer")
+    status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+    assert status["lastSuccessfulExecution"]["trigger"] == "schedule"
+
+
+def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "demo succeeded" in result.stdout
+    assert "✗" not in result.stdout
+    assert not (tmp_path / "demo" / "state" / "redis" / "url").exists()

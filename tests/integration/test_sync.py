@@ -1,0 +1,200 @@
+"""Real cycles through the CLI: embedded Redis, SQLite, and the sandbox over HTTPS through MSAL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import SyncEnv
+from tests.support.world import GROUP
+
+pytestmark = pytest.mark.integration
+
+
+def by_mail(users: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for user in users:
+        if not user.get("deletedDateTime"):
+            found.setdefault((user.get("mail") or "").lower(), []).append(user)
+    return found
+
+
+def source_user(env: SyncEnv, index: int) -> dict[str, Any]:
+    users: list[dict[str, Any]] = env.seed["tenants"][0]["users"]
+    return users[index]
+
+
+def address(user: dict[str, Any]) -> str:
+    return str(user.get("mail") or user["userPrincipalName"]).lower()
+
+
+def test_full_then_incremental_cycles_keep_the_target_exact(sync_env: SyncEnv) -> None:
+    env = sync_env
+    members = env.seed["tenants"][0]["users"][:-1]
+    in_scope = members[:-4]
+
+    first = env.run_json("--full")
+
+    assert first["mode"] == "full"
+    assert first["dry_run"] is False
+    assert set(first["counts"]) == {
+        "create",
+        "update",
+        "delete",
+        "disable",
+        "restore",
+        "staged_delete",
+        "skip",
+        "failure",
+    }
+    assert first["counts"]["create"] == len(in_scope) - 1
+    assert first["counts"]["update"] == 1  # the B2B user invited by hand, matched and linked
+    assert first["counts"]["failure"] == 0
+    target = by_mail(env.target_users())
+    assert len(target) == len(in_scope)
+    for user in in_scope:
+        (b2b,) = target[address(user)]
+        assert b2b["displayName"] == user["displayName"]
+        assert b2b["department"] == user["department"]
+        assert b2b["employeeId"] == user["employeeId"]
+        assert b2b["businessPhones"] == user["businessPhones"]
+        assert b2b["showInAddressList"] is True
+        assert b2b["userType"] == "Member"
+        assert "#EXT#" in b2b["userPrincipalName"]
+    hand_invited = target["user0@contoso.com"][0]
+    assert hand_invited["id"] == env.seed["tenants"][1]["users"][0]["id"]
+
+    writes = env.writes()
+    quiet = env.run_json()
+    assert quiet["mode"] == "incremental"
+    assert sum(quiet["counts"].values()) == 0
+    assert env.writes() == writes, "a cycle with no source changes wrote to the target"
+
+    graph = env.source()
+    renamed, unassigned, disabled, deleted = (source_user(env, i) for i in (2, 3, 4, 5))
+    graph.patch(f"/users/{renamed['id']}", json={"displayName": "Renamed Two"}).raise_for_status()
+    graph.delete(f"/groups/{GROUP}/members/{unassigned['id']}/$ref").raise_for_status()
+    graph.patch(f"/users/{disabled['id']}", json={"accountEnabled": False}).raise_for_status()
+    graph.delete(f"/users/{deleted['id']}").raise_for_status()
+    new = graph.post(
+        "/users",
+        json={
+            "accountEnabled": True,
+            "displayName": "Newcomer",
+            "mailNickname": "newcomer",
+            "userPrincipalName": "newcomer@contoso.onmicrosoft.com",
+            "mail": "newcomer@contoso.com",
+            "department": "Sales",
+            "passwordProfile": {"password": "x-Very-Long-1!"},
+        },
+    )
+    new.raise_for_status()
+    graph.post(
+        f"/groups/{GROUP}/members/$ref",
+        json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{new.json()['id']}"},
+    ).raise_for_status()
+    deleted_target_id = by_mail(env.target_users())[address(deleted)][0]["id"]
+
+    changed = env.run_json()
+
+    assert changed["mode"] == "incremental"
+    counts = changed["counts"]
+    assert (counts["create"], counts["update"], counts["disable"], counts["delete"]) == (1, 1, 1, 2)
+    assert counts["failure"] == 0
+    target = by_mail(env.target_users())
+    assert target[address(renamed)][0]["displayName"] == "Renamed Two"
+    assert target[address(disabled)][0]["accountEnabled"] is False
+    assert address(unassigned) not in target
+    assert address(deleted) not in target
+    assert len(target["newcomer@contoso.com"]) == 1
+    soft_deleted = {
+        u["id"] for u in env.target_users(include_deleted=True) if u.get("deletedDateTime")
+    }
+    assert deleted_target_id in soft_deleted
+
+    graph.post(f"/directory/deletedItems/{deleted['id']}/restore").raise_for_status()
+    restored = env.run_json()
+
+    assert restored["counts"]["restore"] == 1
+    target = by_mail(env.target_users())
+    assert [u["id"] for u in target[address(deleted)]] == [deleted_target_id]
+
+
+@pytest.mark.world(
+    job={
+        "scope": {
+            "users": "all",
+            "filters": [
+                [{"attribute": "department", "operator": "IS IN", "value": ["Sales", "Legal"]}],
+                [
+                    {"attribute": "jobTitle", "operator": "STARTS_WITH", "value": "Anal"},
+                    {"attribute": "department", "operator": "EQUALS", "value": "Finance"},
+                ],
+            ],
+        },
+        "mappings": [
+            {"target": "displayName", "source": "displayName"},
+            {"target": "jobTitle", "source": "department"},
+            {"target": "companyName", "constant": "Contoso Ltd"},
+            {"target": "mail", "source": "mail", "match": 1},
+        ],
+    }
+)
+def test_scope_all_with_filters_and_custom_mappings(sync_env: SyncEnv) -> None:
+    env = sync_env
+    members = env.seed["tenants"][0]["users"][:-1]
+    expected = [
+        u
+        for u in members
+        if u["department"] in ("Sales", "Legal")
+        or (u["jobTitle"].startswith("Anal") and u["department"] == "Finance")
+    ]
+
+    result = env.run_json("--full")
+
+    assert result["counts"]["failure"] == 0
+    target = by_mail(env.target_users())
+    assert sorted(target) == sorted(address(u) for u in expected)
+    for user in expected:
+        (b2b,) = target[address(user)]
+        assert b2b["jobTitle"] == user["department"]
+        assert b2b["companyName"] == "Contoso Ltd"
+        assert b2b.get("employeeId") is None  # not mapped here
+
+
+def test_dry_run_writes_nothing_anywhere(sync_env: SyncEnv) -> None:
+    env = sync_env
+    before = env.target_users()
+
+    result = env.run_json("--dry-run")
+
+    assert result["dry_run"] is True
+    assert result["counts"]["create"] > 0
+    assert env.writes() == 0
+    assert env.target_users() == before
+    status = env.cli("status", "sync", "--json", check=True)
+    assert '"lastExecution": null' in status.stdout
+
+
+def test_cli_reports_bad_input_with_exit_code_2(sync_env: SyncEnv) -> None:
+    env = sync_env
+    unknown = env.cli("run", "nope")
+    assert unknown.returncode == 2
+    assert "unknown job 'nope'" in unknown.stderr
+    assert env.writes() == 0
+
+
+def test_status_and_logs_after_a_cycle(sync_env: SyncEnv) -> None:
+    env = sync_env
+    run = env.run_json("--full")
+
+    status = env.cli("status", "sync", "--json", check=True)
+    assert f'"activityIdentifier": "{run["run_id"]}"' in status.stdout
+    assert '"state": "Succeeded"' in status.stdout
+    logs = env.cli(
+        "logs", "sync", "--run", run["run_id"], "--action", "create", "--format", "csv", check=True
+    )
+    rows = logs.stdout.strip().splitlines()
+    assert rows[0].startswith("activityDateTime,cycleId,sourceIdentity")
+    assert len(rows) - 1 == run["counts"]["create"]

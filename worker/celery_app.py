@@ -1,0 +1,98 @@
+"""The Celery application: `celery -A worker.celery_app worker|beat`.
+
+The broker and result backend are the configured Redis (the embedded server when the config says
+`embedded`). Beat runs every job on its own `schedule.interval`. The config file is the one named by
+`TENANT_SYNC_CONFIG` (default `config/tenant-sync.yaml`); a bad one stops the process with the
+list of problems and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+from worker.bootstrap import open_database, redis_url
+from worker.config import Config, ConfigError, load_config
+from worker.logging import configure_logging
+
+RUN_JOB_TASK = "tenant_sync.run_job"
+
+
+def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
+    return {
+        f"tenant-sync:{name}": {
+            "task": RUN_JOB_TASK,
+            "schedule": job.raw.schedule.interval.total_seconds(),
+            "args": [name],
+            "kwargs": {"mode": "auto", "trigger": "schedule"},
+            # A cycle not started within one interval is superseded by the next one.
+            "options": {"expires": job.raw.schedule.interval.total_seconds()},
+        }
+        for name, job in config.jobs.items()
+    }
+
+
+def create_celery(config: Config) -> Celery:
+    url = redis_url(config)
+    app = Celery("tenant_sync", broker=url, backend=url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        result_expires=7 * 24 * 3600,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        beat_schedule=beat_schedule(config),
+        beat_schedule_filename=str(Path(config.state.state_dir) / "celerybeat-schedule"),
+        worker_hijack_root_logger=False,
+    )
+    app.tenant_sync_config = config
+    return app
+
+
+_app: Celery | None = None
+
+
+def get_app() -> Celery:
+    """The process's Celery app, built on first use from the configuration file."""
+    global _app
+    if _app is None:
+        _app = create_celery(_load_or_exit())
+    return _app
+
+
+def _load_or_exit() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        print("tenant-sync: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@signals.worker_init.connect
+def _migrate_at_start(sender: Any = None, **_: Any) -> None:
+    config: Config = get_app().tenant_sync_config
+    engine, _ledger = open_database(config, migrate=True)
+    engine.dispose()
+
+
+@signals.after_setup_logger.connect
+def _structlog(**_: Any) -> None:
+    logging_config = get_app().tenant_sync_config.logging
+    configure_logging(logging_config.format, logging_config.level)
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A worker.celery_app` looks up `app`; building it lazily keeps a plain import
+    # (by the CLI, say) from reading the default configuration file.
+    if name in ("app", "celery"):
+        return get_app()
+    raise AttributeError(name)

@@ -1,0 +1,485 @@
+"""The `tenant-sync` command line (also `python -m worker`), per DESIGN section 3.
+
+Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments, expression).
+`--json` prints machine-readable output on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worker.config import CONFIG_ENV, Config, ConfigError, config_path, load_config
+from worker.logging import configure_logging
+
+HELP = """Cross-tenant synchronization of Microsoft Entra ID users, self-hosted.
+
+Every command reads the configuration file given by --config (default config/tenant-sync.yaml,
+or the TENANT_SYNC_CONFIG environment variable). Exit codes: 0 success, 1 a cycle or check
+failed, 2 bad input."""
+
+app = typer.Typer(
+    help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+sandbox_app = typer.Typer(
+    help="The Graph-compatible sandbox (emulated tenants) for demos and tests."
+)
+db_app = typer.Typer(help="The state database.")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    help="Configuration file [default: config/tenant-sync.yaml, or $TENANT_SYNC_CONFIG].",
+    show_default=False,
+)
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"tenant-sync: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+    sys.stdout.flush()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", envvar=CONFIG_ENV, help="Configuration file.", show_default=False
+    ),
+) -> None:
+    ctx.obj = {"config": config}
+
+
+def _config(ctx: typer.Context, explicit: Path | None) -> Config:
+    chosen = explicit or (ctx.obj or {}).get("config")
+    try:
+        config = load_config(config_path(chosen))
+    except ConfigError as exc:
+        err.print("tenant-sync: the configuration has problems:", markup=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(2) from None
+    configure_logging(config.logging.format, config.logging.level)
+    return config
+
+
+def _job(config: Config, name: str) -> None:
+    if name not in config.jobs:
+        known = ", ".join(sorted(config.jobs)) or "none"
+        fail(f"unknown job {name!r} (known jobs: {known})")
+
+
+@contextmanager
+def _runtime(config: Config) -> Iterator[Any]:
+    from worker.bootstrap import open_runtime
+    from worker.domain.errors import StopSync
+
+    try:
+        runtime = open_runtime(config)
+    except StopSync as exc:
+        fail(str(exc), 1)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+# validate ---------------------------------------------------------------------------------------
+@app.command()
+def validate(
+    ctx: typer.Context, config: Path | None = ConfigOption, as_json: bool = JsonOption
+) -> None:
+    """Load and check the configuration; list every problem (exit 2) or summarise it."""
+    chosen = config or (ctx.obj or {}).get("config")
+    path = config_path(chosen)
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        if as_json:
+            emit_json({"valid": False, "config": str(path), "problems": exc.problems})
+        else:
+            err.print(f"tenant-sync: {path} has problems:", markup=False)
+            for problem in exc.problems:
+                err.print(f"  {problem}", markup=False)
+        raise typer.Exit(2) from None
+    summary = {
+        "valid": True,
+        "config": str(path),
+        "tenants": sorted(loaded.tenants),
+        "jobs": {
+            name: {
+                "source": job.source,
+                "target": job.target,
+                "interval": job.raw.schedule.interval.total_seconds(),
+                "scope": job.raw.scope.users,
+                "mappings": len(job.mappings),
+            }
+            for name, job in loaded.jobs.items()
+        },
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    out.print(
+        f"{path}: valid — {len(loaded.tenants)} tenants, {len(loaded.jobs)} jobs", markup=False
+    )
+    for name, job in loaded.jobs.items():
+        out.print(
+            f"  {name}: {job.source} → {job.target}, every "
+            f"{_duration(job.raw.schedule.interval.total_seconds())}, scope {job.raw.scope.users}, "
+            f"{len(job.mappings)} mappings",
+            markup=False,
+        )
+
+
+def _duration(seconds: float) -> str:
+    from datetime import timedelta
+
+    from worker.config import format_duration
+
+    return format_duration(timedelta(seconds=seconds))
+
+
+# run --------------------------------------------------------------------------------------------
+def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
+    """A readable summary of one cycle: counts, then the objects that were written or failed."""
+    counts = Table(title=title or f"{result.job}: {result.mode} cycle {result.run_id}")
+    for key in result.summary()["counts"]:
+        counts.add_column(key, justify="right")
+    counts.add_row(*(str(v) for v in result.summary()["counts"].values()))
+    out.print(counts)
+    changed = [o for o in result.outcomes if o.status.value != "skipped"]
+    if changed:
+        table = Table(show_lines=False)
+        for column in ("user", "action", "status", "changed / reason"):
+            table.add_column(column)
+        for outcome in changed[:limit]:
+            detail = ", ".join(
+                f"{name}: {_short(c.old)} → {_short(c.new)}" for name, c in outcome.modified.items()
+            )
+            if outcome.status.value == "failure" or not detail:
+                detail = outcome.reason or outcome.error_message or detail
+            table.add_row(
+                outcome.source_label or outcome.source_id,
+                outcome.action.value,
+                outcome.status.value,
+                detail,
+            )
+        out.print(table)
+        if len(changed) > limit:
+            out.print(f"… and {len(changed) - limit} more (see `tenant-sync logs`)", markup=False)
+    state = "dry run, nothing written" if result.dry_run else result.status
+    out.print(f"{state} in {result.duration_s:.1f}s", markup=False)
+    if result.error:
+        out.print(f"error: {result.error}", markup=False, style="red")
+
+
+def _short(value: Any, width: int = 30) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job to run."),
+    full: bool = typer.Option(False, "--full", help="Read everything instead of the delta."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read for real, write nothing."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run one cycle of JOB now, in this process, and print its summary."""
+    from worker.ports import AlreadyRunning
+
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    with _runtime(cfg) as runtime:
+        try:
+            result = runtime.cycle(job).run(
+                mode="full" if full else "auto", dry_run=dry_run, trigger="manual"
+            )
+        except AlreadyRunning as exc:
+            if as_json:
+                emit_json({"job": job, "status": "already_running", "error": str(exc)})
+            else:
+                err.print(f"tenant-sync: {exc}", markup=False)
+            raise typer.Exit(1) from None
+    if as_json:
+        emit_json({**result.summary(), "status": result.status, "error": result.error or None})
+    else:
+        print_cycle(result)
+        if not dry_run:
+            out.print(f"logs: tenant-sync logs {job} --run {result.run_id}", markup=False)
+    raise typer.Exit(0 if result.status == "success" else 1)
+
+
+@app.command()
+def trigger(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job to run."),
+    full: bool = typer.Option(False, "--full", help="Read everything instead of the delta."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Enqueue a cycle of JOB for the Celery workers and print its task id."""
+    from worker.celery_app import RUN_JOB_TASK, create_celery
+
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    celery = create_celery(cfg)
+    task = celery.send_task(
+        RUN_JOB_TASK, args=[job], kwargs={"mode": "full" if full else "auto", "trigger": "manual"}
+    )
+    if as_json:
+        emit_json({"job": job, "task_id": task.id, "mode": "full" if full else "auto"})
+    else:
+        out.print(task.id, markup=False)
+
+
+# status and logs --------------------------------------------------------------------------------
+@app.command()
+def status(
+    ctx: typer.Context,
+    job: str | None = typer.Argument(None, help="One job (default: all)."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show each job's status (shaped like Graph's synchronizationStatus)."""
+    from worker.service.status import job_status
+
+    cfg = _config(ctx, config)
+    names = [job] if job else sorted(cfg.jobs)
+    if job:
+        _job(cfg, job)
+    with _runtime(cfg) as runtime:
+        lock = runtime.job_lock()
+        statuses = [
+            job_status(n, runtime.ledger, runtime.cursors.load(n), running=lock.is_held(n))
+            for n in names
+        ]
+    if as_json:
+        emit_json(statuses[0] if job else statuses)
+        return
+    table = Table()
+    for column in ("job", "code", "running", "last cycle", "state", "exported", "failed", "linked"):
+        table.add_column(column)
+    for s in statuses:
+        last = s["lastExecution"] or {}
+        table.add_row(
+            s["job"],
+            s["code"],
+            "yes" if s["running"] else "no",
+            f"{last.get('mode', '')} {last.get('timeEnded') or ''}".strip() or "never",
+            last.get("state", "-"),
+            str(last.get("countExported", "-")),
+            str(last.get("countFailed", "-")),
+            str(s["linkedUsers"]),
+        )
+    out.print(table)
+
+
+LOG_COLUMNS = (
+    "activityDateTime",
+    "cycleId",
+    "sourceIdentity",
+    "targetId",
+    "action",
+    "status",
+    "reason",
+)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job whose provisioning log to show."),
+    run_id: str | None = typer.Option(None, "--run", help="Only this cycle."),
+    user: str | None = typer.Option(None, "--user", help="Only this user (id or UPN)."),
+    action: str | None = typer.Option(None, "--action", help="create, update, delete, ..."),
+    status_: str | None = typer.Option(
+        None, "--status", help="success, failure, skipped, warning."
+    ),
+    fmt: str = typer.Option("table", "--format", help="table, json or csv."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many rows."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Show the provisioning log of JOB: one row per object per cycle."""
+    if fmt not in ("table", "json", "csv"):
+        fail(f"--format must be table, json or csv, not {fmt!r}")
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    from worker.bootstrap import open_database
+
+    engine, ledger = open_database(cfg)
+    try:
+        rows = ledger.logs(
+            job, run_id=run_id, user=user, action=action, status=status_, limit=limit
+        )
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=[*LOG_COLUMNS, "modifiedProperties", "errorCode"]
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {
+                    **{c: row[c] for c in LOG_COLUMNS},
+                    "modifiedProperties": json.dumps(row["modifiedProperties"]),
+                    "errorCode": row["errorCode"],
+                }
+            )
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table()
+        for column in ("time", "user", "action", "status", "detail"):
+            table.add_column(column)
+        for row in rows:
+            changed = ", ".join(
+                f"{k}: {_short(v['old'])} → {_short(v['new'])}"
+                for k, v in row["modifiedProperties"].items()
+            )
+            table.add_row(
+                row["activityDateTime"][:19],
+                row["sourceIdentity"] or row["sourceId"],
+                row["action"],
+                row["status"],
+                changed or row["reason"],
+            )
+        out.print(table)
+
+
+# expressions ------------------------------------------------------------------------------------
+@app.command()
+def expr(
+    expression: str = typer.Argument(..., help="An Entra mapping expression."),
+    attrs: str = typer.Option("{}", "--attrs", help="Source attributes as a JSON object."),
+) -> None:
+    """Evaluate a mapping EXPRESSION against --attrs; print {"value": ...} or {"ignored": true}."""
+    from worker.domain import expressions
+    from worker.domain.mapping import EvaluationContext
+
+    try:
+        attributes = json.loads(attrs)
+    except json.JSONDecodeError as exc:
+        fail(f"--attrs is not valid JSON: {exc.msg} at position {exc.pos}")
+    if not isinstance(attributes, dict):
+        fail("--attrs must be a JSON object of attribute names to values")
+    try:
+        parsed = expressions.parse(expression)
+        result = parsed.evaluate(attributes, EvaluationContext())
+    except expressions.ExpressionError as exc:
+        fail(f"invalid expression: {exc}")
+    emit_json(expressions.to_cli_json(result))
+
+
+# sandbox, demo, database ------------------------------------------------------------------------
+@sandbox_app.command("serve")
+def sandbox_serve(
+    seed: Path | None = typer.Option(None, "--seed", help="Seed file (JSON) of tenants and users."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback)."),
+    port: int = typer.Option(0, "--port", help="Port (0: any free port)."),
+    tls_dir: Path | None = typer.Option(
+        None, "--tls-dir", help="Where the CA (ca.pem) and server certificate go."
+    ),
+) -> None:
+    """Serve emulated tenants over HTTPS (OIDC + Graph v1.0) until SIGTERM/SIGINT."""
+    from worker.sandbox.server import serve
+
+    serve(seed, host=host, port=port, tls_dir=tls_dir)
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(
+        Path(".tenant-sync-demo"), "--workdir", help="Where the demo keeps its state."
+    ),
+    users: int = typer.Option(240, "--users", help="Source users to seed (at least 200)."),
+) -> None:
+    """Sandbox tenants, embedded Redis, SQLite and a Celery worker: full, then incremental."""
+    from worker.demo import run_demo
+
+    if users < 200:
+        fail("--users must be at least 200")
+    raise typer.Exit(run_demo(workdir, users=users, console=out))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+    """Apply the database migrations (Alembic) up to the newest."""
+    from worker.adapters.state.db import upgrade_database
+    from worker.adapters.state.sql import make_engine
+
+    cfg = _config(ctx, config)
+    engine = make_engine(cfg.state.database_url)
+    try:
+        before, after = upgrade_database(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        out.print(f"database is up to date (revision {after})", markup=False)
+    else:
+        out.print(f"database upgraded: {before or 'empty'} → {after}", markup=False)
+
+
+# reserved names ---------------------------------------------------------------------------------
+def _not_yet(command: str) -> NoReturn:
+    fail(f"`{command}` is not available in this version yet", 2)
+
+
+@app.command(hidden=True)
+def provision(job: str, source_user_id: str) -> None:
+    """Provision one user on demand (reserved)."""
+    _not_yet("provision")
+
+
+@app.command(hidden=True)
+def restart(job: str, scope: str = typer.Option(..., "--scope")) -> None:
+    """Clear a job's state (reserved)."""
+    _not_yet("restart")
+
+
+@app.command(hidden=True)
+def pause(job: str) -> None:
+    """Pause a job (reserved)."""
+    _not_yet("pause")
+
+
+@app.command(hidden=True)
+def resume(job: str) -> None:
+    """Resume a job (reserved)."""
+    _not_yet("resume")
+
+
+@app.command("allow-deletes", hidden=True)
+def allow_deletes(job: str) -> None:
+    """Release staged deletions (reserved)."""
+    _not_yet("allow-deletes")
+
+
+def main() -> None:
+    app()
