@@ -22,11 +22,12 @@ from rich.table import Table
 from worker.config import CONFIG_ENV, Config, ConfigError, config_path, load_config
 from worker.logging import configure_logging
 
-HELP = """Cross-tenant synchronization of Microsoft Entra ID users, self-hosted.
-
-Every command reads the configuration file given by --config (default config/tenant-sync.yaml,
-or the TENANT_SYNC_CONFIG environment variable). Exit codes: 0 success, 1 a cycle or check
-failed, 2 bad input."""
+HELP = (
+    "Cross-tenant synchronization of Microsoft Entra ID users, self-hosted.\n\n"
+    "Every command reads the configuration file given by --config (default "
+    "config/tenant-sync.yaml, or the TENANT_SYNC_CONFIG environment variable). "
+    "Exit codes: 0 success, 1 a cycle or check failed, 2 bad input."
+)
 
 app = typer.Typer(
     help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -39,12 +40,12 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = typer.Option(
     None,
     "--config",
-    help="Configuration file [default: config/tenant-sync.yaml, or $TENANT_SYNC_CONFIG].",
+    help="Configuration file (default: config/tenant-sync.yaml, or $TENANT_SYNC_CONFIG).",
     show_default=False,
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
@@ -141,7 +142,9 @@ def validate(
         emit_json(summary)
         return
     out.print(
-        f"{path}: valid — {len(loaded.tenants)} tenants, {len(loaded.jobs)} jobs", markup=False
+        f"{path}: valid — {_plural(len(loaded.tenants), 'tenant')}, "
+        f"{_plural(len(loaded.jobs), 'job')}",
+        markup=False,
     )
     for name, job in loaded.jobs.items():
         out.print(
@@ -150,6 +153,10 @@ def validate(
             f"{len(job.mappings)} mappings",
             markup=False,
         )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
@@ -177,6 +184,8 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
             detail = ", ".join(
                 f"{name}: {_short(c.old)} → {_short(c.new)}" for name, c in outcome.modified.items()
             )
+            if outcome.action.value == "create" and outcome.status.value == "success":
+                detail = f"invited; {len(outcome.modified)} attributes written"
             if outcome.status.value == "failure" or not detail:
                 detail = outcome.reason or outcome.error_message or detail
             table.add_row(
@@ -289,7 +298,7 @@ def status(
             s["job"],
             s["code"],
             "yes" if s["running"] else "no",
-            f"{last.get('mode', '')} {last.get('timeEnded') or ''}".strip() or "never",
+            f"{last.get('mode', '')} {(last.get('timeEnded') or '')[:19]}".strip() or "never",
             last.get("state", "-"),
             str(last.get("countExported", "-")),
             str(last.get("countFailed", "-")),

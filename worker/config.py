@@ -408,7 +408,7 @@ def _interpolate(
             if fallback is not None:
                 return fallback
             problems.append(f"{_path(loc)}: environment variable {name} is not set")
-            return ""
+            return match.group(0)  # keep the placeholder so later checks do not pile up
 
         return ENV_RE.sub(replace, value)
     if isinstance(value, dict):
