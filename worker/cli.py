@@ -36,8 +36,10 @@ sandbox_app = typer.Typer(
     help="The Graph-compatible sandbox (emulated tenants) for demos and tests."
 )
 db_app = typer.Typer(help="The state database.")
+redis_app = typer.Typer(help="The embedded Redis server (redis_url: embedded).")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
+app.add_typer(redis_app, name="redis")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -92,6 +94,9 @@ def _job(config: Config, name: str) -> None:
 
 @contextmanager
 def _runtime(config: Config) -> Iterator[Any]:
+    import redis
+    from sqlalchemy.exc import SQLAlchemyError
+
     from worker.bootstrap import open_runtime
     from worker.domain.errors import StopSync
 
@@ -99,6 +104,12 @@ def _runtime(config: Config) -> Iterator[Any]:
         runtime = open_runtime(config)
     except StopSync as exc:
         fail(str(exc), 1)
+    except redis.RedisError as exc:
+        fail(f"cannot use Redis at {config.state.redis_url}: {exc}", 1)
+    except SQLAlchemyError as exc:
+        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
+    except OSError as exc:
+        fail(f"cannot prepare the state directory: {exc}", 1)
     try:
         yield runtime
     finally:
@@ -453,6 +464,32 @@ def db_upgrade(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
         out.print(f"database is up to date (revision {after})", markup=False)
     else:
         out.print(f"database upgraded: {before or 'empty'} → {after}", markup=False)
+
+
+def _embedded(ctx: typer.Context, config: Path | None) -> Any:
+    from worker.adapters.state.embedded_redis import EmbeddedRedis
+
+    cfg = _config(ctx, config)
+    if cfg.state.redis_url != "embedded":
+        fail(f"redis_url is {cfg.state.redis_url!r}, not 'embedded': nothing to manage here")
+    return EmbeddedRedis(Path(cfg.state.state_dir))
+
+
+@redis_app.command("status")
+def redis_status(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+    """Say whether the embedded server runs, and where."""
+    server = _embedded(ctx, config)
+    url = server.running_url()
+    out.print(
+        f"running at {url} ({server.dir})" if url else f"not running ({server.dir})", markup=False
+    )
+
+
+@redis_app.command("stop")
+def redis_stop(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+    """Stop the embedded server (it saves first); the next command that needs it restarts it."""
+    server = _embedded(ctx, config)
+    out.print("stopped" if server.stop() else "was not running", markup=False)
 
 
 # reserved names ---------------------------------------------------------------------------------

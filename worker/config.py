@@ -135,6 +135,15 @@ class TenantConfig(Strict):
             raise ValueError(f"must be an https:// URL, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("certificate_path")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"cannot read {value}")
+        return value
+
     @model_validator(mode="after")
     def _one_credential(self) -> TenantConfig:
         has_secret = self.client_secret is not None and self.client_secret.get_secret_value()

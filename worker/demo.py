@@ -363,10 +363,11 @@ class Demo:
             third = cycle("3. incremental cycle after the restore", "auto")
             ok = self._verify(config, source, target, changes, deleted_target)
             ok = ok and all(r.get("status") == "success" for r in (first, second, third))
+            command = _command()
             self.say(
                 "\nWhere to look:\n"
-                f"  provisioning log  tenant-sync logs {JOB} --config {config_file}\n"
-                f"  job status        tenant-sync status --config {config_file}\n"
+                f"  provisioning log  {command} logs {JOB} --config {config_file}\n"
+                f"  job status        {command} status --config {config_file}\n"
                 f"  worker log        {self.workdir / 'worker.log'}\n"
                 f"  state database    {self.workdir / 'state' / 'state.db'}"
             )
@@ -561,6 +562,17 @@ def _all(client: GraphClient, path: str) -> list[dict[str, Any]]:
 
 def _client(config: Any, tenant_name: str) -> GraphClient:
     return graph_client(config.tenants[tenant_name])
+
+
+def _command() -> str:
+    """How to call tenant-sync from here: plainly if it is on PATH, else by its path."""
+    if shutil.which("tenant-sync"):
+        return "tenant-sync"
+    script = Path(sys.executable).parent / "tenant-sync"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -41,6 +41,9 @@ class GroupPage:
 
 
 class SourceDirectory(Protocol):
+    def sign_in(self) -> None:
+        """Obtain a token now, so bad credentials stop the cycle before any work."""
+
     def users_delta_start(self, select: Sequence[str]) -> str:
         """The URL that starts a users delta round selecting these attributes."""
 
@@ -63,6 +66,9 @@ class Invitation:
 
 
 class TargetDirectory(Protocol):
+    def sign_in(self) -> None:
+        """Obtain a token now, so bad credentials stop the cycle even with nothing to write."""
+
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         """Users whose `attribute` equals `value` (the query is safely quoted)."""
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +15,23 @@ import pytest
 from tests.conftest import SyncEnv
 from worker.celery_app import create_celery
 from worker.config import load_config
+from worker.demo import background, wait_for
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 90.0
 
 
-def poll(check: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+def poll(check: Callable[[], Any], what: str) -> Any:
+    return wait_for(check, what, DEADLINE_S)
 
 
-@contextmanager
-def celery_process(env: SyncEnv, *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TENANT_SYNC_CONFIG": str(env.config)},
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+def celery_process(env: SyncEnv, *args: str, log: Path) -> Any:
+    return background(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args],
+        log,
+        env={**os.environ, "TENANT_SYNC_CONFIG": str(env.config)},
+    )
 
 
 def worker(env: SyncEnv, log: Path) -> Any:

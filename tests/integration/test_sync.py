@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import SyncEnv
-from tests.support.world import GROUP
+from tests.support.certs import self_signed
+from tests.support.sandbox import running_sandbox
+from tests.support.world import GROUP, TARGET, build_world_seed, write_config
+from worker.adapters.state.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +204,33 @@ def test_status_and_logs_after_a_cycle(sync_env: SyncEnv) -> None:
     rows = logs.stdout.strip().splitlines()
     assert rows[0].startswith("activityDateTime,cycleId,sourceIdentity")
     assert len(rows) - 1 == run["counts"]["create"]
+
+
+def test_certificate_credentials_sign_in_through_msal(tmp_path: Path) -> None:
+    key_pem, cert_pem, _ = self_signed()
+    seed = build_world_seed(users=6, prior_b2b=False)
+    seed["tenants"][1]["clients"] = [{"client_id": TARGET.client_id, "certificate": cert_pem}]
+    pem_file = tmp_path / "fabrikam.pem"
+    pem_file.write_text(cert_pem + key_pem)
+    with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
+        state_dir = tmp_path / "state"
+        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir)
+        text = yaml.safe_load(config.read_text())
+        del text["tenants"]["fabrikam"]["client_secret"]
+        text["tenants"]["fabrikam"]["certificate_path"] = str(pem_file)
+        config.write_text(yaml.safe_dump(text))
+        env = SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
+        try:
+            result = env.run_json("--full")
+            assert result["counts"]["create"] == 2  # 6 members, the last 4 outside the group
+            assert len(env.target_users()) == 2
+
+            # the wrong certificate is refused: the cycle fails, nothing is written
+            other_key, other_cert, _ = self_signed()
+            pem_file.write_text(other_cert + other_key)
+            failed = env.cli("run", "sync", "--full", "--json")
+            assert failed.returncode == 1
+            assert json.loads(failed.stdout)["status"] == "failed"
+            assert "could not sign in" in json.loads(failed.stdout)["error"]
+        finally:
+            EmbeddedRedis(state_dir).stop()

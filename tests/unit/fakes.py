@@ -78,6 +78,12 @@ class FakeSource:
         self.user_log.append((self.seq, user_id))
 
     # port -------------------------------------------------------------------------------------
+    def sign_in(self) -> None:
+        if self.fail_reads:
+            from worker.domain.errors import Transient
+
+            raise Transient("source unreachable")
+
     def users_delta_start(self, select: Sequence[str]) -> str:
         return "users:0:-1"
 
@@ -135,6 +141,13 @@ class FakeTarget:
         self.deleted: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_patch_for: set[str] = set()
+        self.credentials_rejected = False
+
+    def sign_in(self) -> None:
+        if self.credentials_rejected:
+            from worker.domain.errors import StopSync
+
+            raise StopSync("invalid_client: AADSTS7000215", code="invalid_client")
 
     def add_existing(self, **attrs: Any) -> str:
         user_id = str(uuid.uuid4())

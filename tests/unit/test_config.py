@@ -128,15 +128,26 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_credentials_must_be_exactly_one_kind(tmp_path: Path) -> None:
+    pem = tmp_path / "app.pem"
+    pem.write_text("not checked until sign-in")
     text = GOOD.replace(
-        "client_secret: ${CONTOSO_SECRET}", "certificate_path: /x.pem\n    client_secret: y"
+        "client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}\n    client_secret: y"
     )
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), env={})
-    assert (
+    assert caught.value.problems == [
         "tenants.contoso: give exactly one of client_secret or certificate_path"
-        in caught.value.problems
-    )
+    ]
+    pem.unlink()
+    with pytest.raises(ConfigError) as missing:
+        load_config(
+            write(
+                tmp_path,
+                GOOD.replace("client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}"),
+            ),
+            env={},
+        )
+    assert missing.value.problems == [f"tenants.contoso.certificate_path: no such file: {pem}"]
 
 
 @pytest.mark.parametrize(

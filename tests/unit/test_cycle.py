@@ -132,7 +132,7 @@ def test_deleted_source_user_is_soft_deleted_then_restored_with_the_same_id() ->
     w = World()
     ann = w.user("ann")
     w.run()
-    target_id = w.target_by_mail("ann@src.example")[0] and next(iter(w.target.users))
+    (target_id,) = w.target.users
     saved = dict(w.source.users[ann])
     w.source.delete(ann)
 
@@ -344,6 +344,19 @@ def test_failed_attribute_write_keeps_the_link_and_retries_next_cycle() -> None:
     assert w.target_by_mail("ann@src.example")[0]["displayName"] == "Ann"
 
 
+def test_rejected_target_credentials_fail_the_cycle_even_with_nothing_to_write() -> None:
+    w = World()
+    w.user("ann")
+    w.run()
+    w.target.credentials_rejected = True
+
+    result = w.run()
+
+    assert result.status == "failed"
+    assert "invalid_client" in result.error
+    assert w.ledger.runs[result.run_id].status == "failed"
+
+
 def test_a_second_cycle_of_the_same_job_is_refused_while_one_runs() -> None:
     w = World()
     w.lock.held.add("job")
@@ -361,3 +374,37 @@ def test_changing_the_mappings_forces_a_full_cycle() -> None:
 
     assert result.mode == "full"
     assert w.target_by_mail("ann@src.example")[0]["jobTitle"] == "Sales"
+
+
+def test_a_target_user_deleted_behind_our_back_is_provisioned_again() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.run()
+    (gone,) = w.target.users
+    del w.target.users[gone]  # an admin of the target removed it for good
+    w.source.update(ann, displayName="Ann Again")
+
+    result = w.run()
+
+    assert result.counts["create"] == 1
+    (again,) = w.target.users.values()
+    assert again["displayName"] == "Ann Again"
+    assert w.ledger.links[("job", ann)].target_id != gone
+
+
+def test_a_user_purged_from_the_recycle_bin_is_recreated_not_restored() -> None:
+    w = World()
+    ann = w.user("ann")
+    w.run()
+    saved = dict(w.source.users[ann])
+    w.source.delete(ann)
+    w.run()
+    w.target.deleted.clear()  # 30 days later: purged
+    w.source.add(id=ann, **saved)
+
+    result = w.run()
+
+    assert result.counts["create"] == 1
+    assert result.counts["restore"] == 0
+    assert len(w.target.users) == 1
+    assert w.ledger.links[("job", ann)].state is LinkState.ACTIVE

@@ -183,6 +183,13 @@ class Exporter:
             link_changed=True,
         )
 
+    def _recreate(self, why: str, values: MappedValues, work: _Work) -> Applied:
+        work.steps.append(Step("export", Status.WARNING, why))
+        address = work.item.invitation_address if isinstance(work.item, SourceUser) else None
+        if address is None:
+            raise NotFound(f"{why}, and the source user has no address to invite")
+        return self._create(address, values, work)
+
     def _match(self, address: str, values: MappedValues, work: _Work) -> TargetUser | None:
         """Find the target user this source user already is, if any; ambiguity is an error."""
         rules: list[tuple[str, str]] = [
@@ -219,11 +226,7 @@ class Exporter:
             self._write(link.target_id, decision.changes, work)
         except NotFound:
             # The target user vanished (deleted or purged by an admin): provision it again.
-            work.steps.append(Step("export", Status.WARNING, "target user no longer exists"))
-            address = work.item.invitation_address if isinstance(work.item, SourceUser) else None
-            if address is None:
-                raise
-            return self._create(address, decision.values, work)
+            return self._recreate("target user no longer exists", decision.values, work)
         updated = self._link_after(link, decision.changes, LinkState.ACTIVE)
         return Applied(
             outcome=self._outcome(work, decision.action, Status.SUCCESS, target_id=link.target_id),
@@ -239,13 +242,7 @@ class Exporter:
             except NotFound:
                 if self.target.get_user(link.target_id, ["id"]) is None:
                     # Purged from the recycle bin (after 30 days): a new user is needed.
-                    work.steps.append(Step("export", Status.WARNING, "no longer restorable"))
-                    address = (
-                        work.item.invitation_address if isinstance(work.item, SourceUser) else None
-                    )
-                    if address is None:
-                        raise
-                    return self._create(address, decision.values, work)
+                    return self._recreate("no longer restorable", decision.values, work)
         work.steps.append(Step("export", Status.SUCCESS, f"restored {link.target_id}"))
         try:
             self._write(link.target_id, decision.changes, work)

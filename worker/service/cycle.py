@@ -215,6 +215,8 @@ class _Cycle:
         return self._finish(run, status="success")
 
     def _run_phases(self) -> None:
+        self.s.source.sign_in()
+        self.s.target.sign_in()
         p = self.progress
         full = p.mode == Mode.FULL
         if p.phase == "groups":

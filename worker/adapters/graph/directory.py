@@ -35,6 +35,9 @@ class GraphSourceDirectory:
     def _headers(self) -> dict[str, str]:
         return {"Prefer": f"odata.maxpagesize={self.page_size}"} if self.page_size else {}
 
+    def sign_in(self) -> None:
+        self.client.tokens.token()
+
     def users_delta_start(self, select: Sequence[str]) -> str:
         return self.client.url("/users/delta?" + urlencode({"$select": ",".join(select)}))
 
@@ -111,6 +114,9 @@ class GraphTargetDirectory:
         self.client = client
         self.invite_redirect_url = invite_redirect_url
         self._types = user_property_types()
+
+    def sign_in(self) -> None:
+        self.client.tokens.token()
 
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         if self._types.get(attribute, "").startswith("Collection("):

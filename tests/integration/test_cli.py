@@ -1,0 +1,96 @@
+"""The command line as a user meets it: exit codes, messages, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def test_validate_accepts_the_shipped_configs() -> None:
+    result = cli("validate", "--config", str(CONFIG / "tenant-sync.yaml"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["valid"] is True
+    assert summary["jobs"]["contoso-to-fabrikam"]["scope"] == "assigned"
+
+
+def test_validate_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "state: {state_dir: " + str(tmp_path / "state") + "}\n"
+        "tenants:\n  a: {tenant_id: nope, client_id: 5e6f0000-0000-4000-8000-000000000001,"
+        " certificate_path: " + str(tmp_path / "missing.pem") + "}\n"
+        "jobs:\n  j: {source: a, target: b, schedule: {interval: 2s}}\n"
+    )
+    result = cli("validate", "--config", str(config))
+    assert result.returncode == 2
+    for expected in (
+        "tenants.a.tenant_id: must be a GUID, got 'nope'",
+        "tenants.a.certificate_path: no such file:",
+        "jobs.j.target: unknown tenant 'b' (known: a)",
+        "jobs.j.schedule.interval: must be at least 10s",
+    ):
+        assert expected in result.stderr
+    assert not (tmp_path / "state").exists()
+    run = cli("run", "j", "--config", str(config))
+    assert run.returncode == 2
+    assert not (tmp_path / "state").exists()
+
+
+def test_expr_prints_values_and_rejects_bad_input() -> None:
+    ok = cli(
+        "expr",
+        'Join(".", ToLower([givenName]), [surname])',
+        "--attrs",
+        '{"givenName": "John", "surname": "Doe"}',
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"value": "john.Doe"}
+    ignored = cli("expr", "IgnoreFlowIfNullOrEmpty([mail])")
+    assert json.loads(ignored.stdout) == {"ignored": True}
+    bad = cli("expr", 'ToUpper("abc"')
+    assert bad.returncode == 2
+    assert "position" in bad.stderr
+    assert bad.stdout == ""
+    bad_attrs = cli("expr", "[x]", "--attrs", "{nope")
+    assert bad_attrs.returncode == 2
+    assert "--attrs is not valid JSON" in bad_attrs.stderr
+
+
+def test_the_embedded_redis_can_be_inspected_and_stopped(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    text = (
+        (CONFIG / "tenant-sync.yaml").read_text().replace(".tenant-sync", str(tmp_path / "state"))
+    )
+    config.write_text(text)
+    assert "not running" in cli("redis", "status", "--config", str(config)).stdout
+    upgrade = cli("db", "upgrade", "--config", str(config))
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "database upgraded" in upgrade.stdout
+    assert "up to date" in cli("db", "upgrade", "--config", str(config)).stdout
+    status = cli("status", "--config", str(config), "--json")  # starts the embedded server
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)[0]["code"] == "NotRun"
+    assert "running at redis://127.0.0.1:" in cli("redis", "status", "--config", str(config)).stdout
+    assert cli("redis", "stop", "--config", str(config)).stdout.strip() == "stopped"
+    assert "not running" in cli("redis", "status", "--config", str(config)).stdout
+
+
+def test_reserved_commands_say_so() -> None:
+    result = cli("pause", "contoso-to-fabrikam")
+    assert result.returncode == 2
+    assert "not available in this version yet" in result.stderr
