@@ -74,6 +74,9 @@ class TargetDirectory(Protocol):
 
     def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None: ...
 
+    def user_ids(self) -> set[str]:
+        """The ids of every (not deleted) user of the target, for a full cycle's reconciliation."""
+
     def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
         """Create (or find) the B2B user for this address without sending mail."""
 

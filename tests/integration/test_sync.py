@@ -234,3 +234,19 @@ def test_certificate_credentials_sign_in_through_msal(tmp_path: Path) -> None:
             assert "could not sign in" in json.loads(failed.stdout)["error"]
         finally:
             EmbeddedRedis(state_dir).stop()
+
+
+def test_a_full_cycle_restores_target_users_deleted_by_hand(sync_env: SyncEnv) -> None:
+    env = sync_env
+    env.run_json("--full")
+    victim = next(u for u in env.target_users() if u.get("mail") == "user3@contoso.com")
+    target = env.sandbox.graph(TARGET.tenant_id, TARGET.client_id, TARGET.secret)
+    target.delete(f"/users/{victim['id']}").raise_for_status()
+
+    assert sum(env.run_json()["counts"].values()) == 0  # nothing changed in the source
+    repaired = env.run_json("--full")
+
+    assert repaired["counts"]["restore"] == 1
+    assert repaired["counts"]["create"] == 0
+    live = by_mail(env.target_users())
+    assert [u["id"] for u in live["user3@contoso.com"]] == [victim["id"]]

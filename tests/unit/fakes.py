@@ -165,6 +165,9 @@ class FakeTarget:
         user = self.users.get(user_id)
         return TargetUser(user_id, dict(user)) if user is not None else None
 
+    def user_ids(self) -> set[str]:
+        return set(self.users)
+
     def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
         self.writes.append(("invite", address, user_type))
         for uid, user in self.users.items():

@@ -408,3 +408,27 @@ def test_a_user_purged_from_the_recycle_bin_is_recreated_not_restored() -> None:
     assert result.counts["restore"] == 0
     assert len(w.target.users) == 1
     assert w.ledger.links[("job", ann)].state is LinkState.ACTIVE
+
+
+def test_a_full_cycle_repairs_target_users_removed_by_hand() -> None:
+    w = World()
+    ann = w.user("ann")
+    ben = w.user("ben")
+    w.run()
+    by_mail = {u["mail"]: uid for uid, u in w.target.users.items()}
+    purged = by_mail["ann@src.example"]
+    binned = by_mail["ben@src.example"]
+    del w.target.users[purged]  # removed for good in the target
+    w.target.deleted[binned] = w.target.users.pop(binned)  # soft-deleted there by hand
+
+    quiet = w.run()
+    assert sum(quiet.counts.values()) == 0  # no source change: an incremental cycle cannot know
+
+    result = w.run(mode="full")
+
+    assert result.counts["create"] == 1
+    assert result.counts["restore"] == 1
+    assert len(w.target.users) == 2
+    assert binned in w.target.users  # restored with its object id
+    assert w.ledger.links[("job", ann)].target_id != purged
+    assert w.ledger.links[("job", ben)].target_id == binned

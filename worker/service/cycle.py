@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,6 +142,8 @@ class _Cycle:
         self.memory_seen: set[str] = set()
         self.memory_assignments: dict[str, set[str]] | None = None
         self.memory_pending: set[str] = set()
+        # A full cycle checks its links against the users the target really has.
+        self.target_ids: set[str] | None = None
 
     # setup --------------------------------------------------------------------------------------
     def _initial_progress(self) -> Progress:
@@ -298,6 +300,8 @@ class _Cycle:
             url = watermark.users_delta_link
         else:
             raise ResyncRequired("no users delta link is recorded for this job")
+        if full:
+            self.target_ids = self.s.target.user_ids()
         while True:
             page = self.s.source.users_page(url)
             users = sum(1 for item in page.items if isinstance(item, SourceUser))
@@ -376,6 +380,11 @@ class _Cycle:
         outcomes: list[ObjectOutcome] = []
         for item in items:
             link = changed_links.get(item.id) or links.get(item.id)
+            if link is not None and self._vanished(link):
+                # Gone from the target's users (deleted there by hand, or the tenant was reset):
+                # treat it as soft-deleted, so the user is restored if possible, else recreated.
+                link = replace(link, state=LinkState.SOFT_DELETED)
+                changed_links[item.id] = link
             applied_link, outcome, link_changed = self._process_one(item, link, assigned)
             outcomes.append(outcome)
             if applied_link is not None and link_changed:
@@ -397,6 +406,13 @@ class _Cycle:
             self.outcomes.extend(o for o in outcomes if o.status is not Status.SKIPPED)
         if self.s.on_progress:
             self.s.on_progress(self.progress.phase, dict(self.progress.counts))
+
+    def _vanished(self, link: Link) -> bool:
+        return (
+            self.target_ids is not None
+            and link.state is not LinkState.SOFT_DELETED
+            and link.target_id not in self.target_ids
+        )
 
     def _assigned(self, ids: Sequence[str]) -> set[str]:
         scope = self.spec.scope

@@ -136,6 +136,15 @@ class GraphTargetDirectory:
             return None
         return TargetUser(id=data["id"], attributes=_attributes(data))
 
+    def user_ids(self) -> set[str]:
+        ids: set[str] = set()
+        url: str | None = self.client.url("/users?$select=id&$top=999")
+        while url:
+            data = self.client.request("GET", url).json()
+            ids.update(u["id"] for u in data.get("value", []))
+            url = data.get("@odata.nextLink")
+        return ids
+
     def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
         body: dict[str, Any] = {
             "invitedUserEmailAddress": address,
