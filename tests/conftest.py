@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,24 @@ class SyncEnv:
         return int(stats["writes"].get(TARGET.tenant_id, 0))
 
 
+@contextmanager
+def sync_world(
+    tmp_path: Path, seed: dict[str, Any], job: dict[str, Any] | None = None
+) -> Iterator[SyncEnv]:
+    """The sandbox serving `seed`, a config with one job `sync` on it, and state under tmp_path."""
+    with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
+        state_dir = tmp_path / "state"
+        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job)
+        try:
+            yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
+        finally:
+            EmbeddedRedis(state_dir).stop()
+
+
 @pytest.fixture
 def sync_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SyncEnv]:
     marker = request.node.get_closest_marker("world")
     options = dict(marker.kwargs) if marker else {}
     job_overrides = options.pop("job", {})
-    seed = build_world_seed(**options)
-    with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
-        state_dir = tmp_path / "state"
-        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job_overrides)
-        try:
-            yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
-        finally:
-            EmbeddedRedis(state_dir).stop()
+    with sync_world(tmp_path, build_world_seed(**options), job_overrides) as env:
+        yield env

@@ -58,6 +58,9 @@ class SourceDirectory(Protocol):
     def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
         """One user, or None when it does not exist (or is deleted)."""
 
+    def transitive_member_ids(self, group_id: str) -> set[str]:
+        """The users in a group or in any group nested in it."""
+
 
 @dataclass(frozen=True)
 class Invitation:
@@ -185,6 +188,9 @@ class Ledger(Protocol):
 
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
         """Which of these users are members of one of the job's groups (as last read)."""
+
+    def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        """(group id, user id) pairs as last read, for these users or all of them."""
 
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None: ...
 

@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SyncEnv
+from tests.conftest import SyncEnv, sync_world
 from tests.support.certs import self_signed
-from tests.support.sandbox import running_sandbox
-from tests.support.world import GROUP, TARGET, build_world_seed, write_config
-from worker.adapters.state.embedded_redis import EmbeddedRedis
+from tests.support.world import GROUP, TARGET, build_world_seed
 
 pytestmark = pytest.mark.integration
 
@@ -212,28 +210,22 @@ def test_certificate_credentials_sign_in_through_msal(tmp_path: Path) -> None:
     seed["tenants"][1]["clients"] = [{"client_id": TARGET.client_id, "certificate": cert_pem}]
     pem_file = tmp_path / "fabrikam.pem"
     pem_file.write_text(cert_pem + key_pem)
-    with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
-        state_dir = tmp_path / "state"
-        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir)
-        text = yaml.safe_load(config.read_text())
+    with sync_world(tmp_path, seed) as env:
+        text = yaml.safe_load(env.config.read_text())
         del text["tenants"]["fabrikam"]["client_secret"]
         text["tenants"]["fabrikam"]["certificate_path"] = str(pem_file)
-        config.write_text(yaml.safe_dump(text))
-        env = SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
-        try:
-            result = env.run_json("--full")
-            assert result["counts"]["create"] == 2  # 6 members, the last 4 outside the group
-            assert len(env.target_users()) == 2
+        env.config.write_text(yaml.safe_dump(text))
+        result = env.run_json("--full")
+        assert result["counts"]["create"] == 2  # 6 members, the last 4 outside the group
+        assert len(env.target_users()) == 2
 
-            # the wrong certificate is refused: the cycle fails, nothing is written
-            other_key, other_cert, _ = self_signed()
-            pem_file.write_text(other_cert + other_key)
-            failed = env.cli("run", "sync", "--full", "--json")
-            assert failed.returncode == 1
-            assert json.loads(failed.stdout)["status"] == "failed"
-            assert "could not sign in" in json.loads(failed.stdout)["error"]
-        finally:
-            EmbeddedRedis(state_dir).stop()
+        # the wrong certificate is refused: the cycle fails, nothing is written
+        other_key, other_cert, _ = self_signed()
+        pem_file.write_text(other_cert + other_key)
+        failed = env.cli("run", "sync", "--full", "--json")
+        assert failed.returncode == 1
+        assert json.loads(failed.stdout)["status"] == "failed"
+        assert "could not sign in" in json.loads(failed.stdout)["error"]
 
 
 def test_a_full_cycle_restores_target_users_deleted_by_hand(sync_env: SyncEnv) -> None:
@@ -250,3 +242,35 @@ def test_a_full_cycle_restores_target_users_deleted_by_hand(sync_env: SyncEnv) -
     assert repaired["counts"]["create"] == 0
     live = by_mail(env.target_users())
     assert [u["id"] for u in live["user3@contoso.com"]] == [victim["id"]]
+
+
+def test_nested_groups_reach_members_of_member_groups(tmp_path: Path) -> None:
+    seed = build_world_seed(users=10, prior_b2b=False)
+    source = seed["tenants"][0]
+    users = source["users"]
+    inner = {
+        "id": "44444444-4444-4444-8444-444444444444",
+        "displayName": "Inner",
+        "members": [users[8]["id"]],
+    }
+    source["groups"][0]["members"].append(inner["id"])
+    source["groups"].append(inner)
+    job = {"scope": {"users": "assigned", "groups": [GROUP], "nested_groups": True}}
+    with sync_world(tmp_path, seed, job) as env:
+        first = env.run_json("--full")
+        assert first["counts"]["create"] == 6 + 1  # 6 direct members, 1 through Inner
+        graph = env.source()
+        graph.post(
+            f"/groups/{inner['id']}/members/$ref",
+            json={
+                "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{users[9]['id']}"
+            },
+        ).raise_for_status()
+        graph.delete(f"/groups/{inner['id']}/members/{users[8]['id']}/$ref").raise_for_status()
+
+        second = env.run_json()
+
+        assert (second["counts"]["create"], second["counts"]["delete"]) == (1, 1)
+        live = by_mail(env.target_users())
+        assert address(users[9]) in live
+        assert address(users[8]) not in live

@@ -132,6 +132,21 @@ class FakeSource:
             return None
         return SourceUser(user_id, copy.deepcopy(self.users[user_id]))
 
+    def transitive_member_ids(self, group_id: str) -> set[str]:
+        found: set[str] = set()
+        stack, visited = [group_id], set()
+        while stack:
+            group = stack.pop()
+            if group in visited:
+                continue
+            visited.add(group)
+            for member in self.groups.get(group, set()):
+                if member in self.groups:
+                    stack.append(member)
+                elif member in self.users:
+                    found.add(member)
+        return found
+
 
 class FakeTarget:
     """A target tenant: invitations create B2B users, deletes go to a recycle bin."""
@@ -313,6 +328,13 @@ class FakeLedger:
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
         members = {u for _, u in self.assignments.get(job, set())}
         return {u for u in user_ids if u in members}
+
+    def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        pairs = self.assignments.get(job, set())
+        if user_ids is None:
+            return set(pairs)
+        wanted = set(user_ids)
+        return {(g, u) for g, u in pairs if u in wanted}
 
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
         self.assignments[job] = {(g, u) for g, users in members.items() for u in users}

@@ -432,3 +432,53 @@ def test_a_full_cycle_repairs_target_users_removed_by_hand() -> None:
     assert binned in w.target.users  # restored with its object id
     assert w.ledger.links[("job", ann)].target_id != purged
     assert w.ledger.links[("job", ben)].target_id == binned
+
+
+def test_nested_groups_follow_transitive_membership() -> None:
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("top",), nested_groups=True))
+    ann, ben, cyd = w.user("ann"), w.user("ben"), w.user("cyd")
+    w.source.group_add("top", ann)
+    w.source.group_add("top", "inner")
+    w.source.group_add("inner", ben)
+    w.source.group_add("inner", "top")  # a cycle must not loop
+
+    assert w.run().counts["create"] == 2
+    # Changes deep inside the nested group, with no change to any user.
+    w.source.group_remove("inner", ben)
+    w.source.group_add("inner", cyd)
+
+    result = w.run()
+
+    assert (result.counts["create"], result.counts["delete"]) == (1, 1)
+    assert sorted(u["mail"] for u in w.target.users.values()) == [
+        "ann@src.example",
+        "cyd@src.example",
+    ]
+
+
+def test_direct_groups_ignore_nested_members() -> None:
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("top",)))
+    ann, ben = w.user("ann"), w.user("ben")
+    w.source.group_add("top", ann)
+    w.source.group_add("top", "inner")
+    w.source.group_add("inner", ben)
+
+    assert w.run().counts["create"] == 1
+    assert [u["mail"] for u in w.target.users.values()] == ["ann@src.example"]
+
+
+def test_dry_run_of_an_incremental_cycle_sees_membership_changes() -> None:
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("g1",)))
+    ann, ben = w.user("ann"), w.user("ben")
+    w.source.group_add("g1", ann)
+    w.run()
+    w.source.group_remove("g1", ann)
+    w.source.group_add("g1", ben)
+    writes = len(w.target.writes)
+
+    preview = w.run(dry_run=True)
+
+    assert (preview.counts["create"], preview.counts["delete"]) == (1, 1)
+    assert len(w.target.writes) == writes
+    real = w.run()
+    assert (real.counts["create"], real.counts["delete"]) == (1, 1)

@@ -140,8 +140,7 @@ class _Cycle:
         self.outcomes: list[ObjectOutcome] = []
         # Dry runs keep what a real run would write in memory instead.
         self.memory_seen: set[str] = set()
-        self.memory_assignments: dict[str, set[str]] | None = None
-        self.memory_pending: set[str] = set()
+        self.assignments = _Assignments(service.ledger, self.spec.name, dry_run=dry_run)
         # A full cycle checks its links against the users the target really has.
         self.target_ids: set[str] | None = None
 
@@ -236,14 +235,22 @@ class _Cycle:
         self._save()
 
     def _groups_phase(self, full: bool) -> None:
-        spec = self.spec
-        if not (spec.scope.assigned_only and spec.scope.group_ids):
+        scope = self.spec.scope
+        if not (scope.assigned_only and scope.group_ids):
             self._advance("users")
             return
-        watermark = self.cursor.watermark
+        if scope.nested_groups:
+            # Delta cannot see a change deep in a nested group: read the transitive members.
+            members = {g: self.s.source.transitive_member_ids(g) for g in scope.group_ids}
+            if full:
+                self.assignments.replace(members)
+            else:
+                self.assignments.reconcile(members)
+            self._advance("users")
+            return
         if full:
-            members: dict[str, set[str]] = {g: set() for g in spec.scope.group_ids}
-            url: str | None = self.s.source.groups_delta_start(spec.scope.group_ids)
+            members = {g: set() for g in scope.group_ids}
+            url: str | None = self.s.source.groups_delta_start(scope.group_ids)
             while url:
                 page = self.s.source.groups_page(url)
                 for change in page.changes:
@@ -253,21 +260,20 @@ class _Cycle:
                 url = page.next_link
                 if page.delta_link:
                     self.progress.groups_delta_link = page.delta_link
-            if self.dry_run:
-                self.memory_assignments = members
-            else:
-                self.s.ledger.replace_assignments(spec.name, members)
+            self.assignments.replace(members)
             self._advance("users")
             return
+        watermark = self.cursor.watermark
         url = self.progress.next_link or (watermark.groups_delta_link if watermark else None)
         if url is None:
             raise ResyncRequired("no groups delta link is recorded for this job")
+        wanted = set(scope.group_ids)
         while url:
             page = self.s.source.groups_page(url)
-            wanted = set(spec.scope.group_ids)
-            changes = [c for c in page.changes if c.group_id in wanted]
-            removed = [g for g in page.removed_groups if g in wanted]
-            self._membership_changes(changes, removed)
+            self.assignments.apply(
+                [c for c in page.changes if c.group_id in wanted],
+                [g for g in page.removed_groups if g in wanted],
+            )
             if page.next_link:
                 self.progress.next_link = page.next_link
                 self._save()
@@ -275,19 +281,6 @@ class _Cycle:
                 self.progress.groups_delta_link = page.delta_link
             url = page.next_link
         self._advance("users")
-
-    def _membership_changes(
-        self, changes: Sequence[MembershipChange], removed: Sequence[str]
-    ) -> None:
-        if self.dry_run:
-            self.memory_pending.update(c.member_id for c in changes)
-            if self.memory_assignments is None:
-                self.memory_assignments = {}
-            for change in changes:
-                bucket = self.memory_assignments.setdefault(change.group_id, set())
-                (bucket.add if change.added else bucket.discard)(change.member_id)
-            return
-        self.s.ledger.apply_membership_changes(self.spec.name, changes, removed)
 
     def _users_phase(self, full: bool) -> None:
         p = self.progress
@@ -335,7 +328,7 @@ class _Cycle:
         done: set[str] = set()
         while True:
             if self.dry_run:
-                batch = sorted(self.memory_pending - done)[:PENDING_BATCH]
+                batch = sorted(self.assignments.pending - done)[:PENDING_BATCH]
             else:
                 batch = self.s.ledger.pending(self.spec.name, PENDING_BATCH)
             if not batch:
@@ -418,17 +411,7 @@ class _Cycle:
         scope = self.spec.scope
         if not scope.assigned_only:
             return set(ids)
-        assigned = {i for i in ids if i in scope.user_ids}
-        if self.memory_assignments is not None:
-            members = (
-                set().union(*self.memory_assignments.values()) if self.memory_assignments else set()
-            )
-            if self.progress.mode == Mode.FULL:
-                return assigned | (members & set(ids))
-            # incremental dry run: SQL as last written, changed by what this run read
-            current = self.s.ledger.assigned(self.spec.name, ids) | (members & set(ids))
-            return assigned | current
-        return assigned | self.s.ledger.assigned(self.spec.name, ids)
+        return {i for i in ids if i in scope.user_ids} | self.assignments.assigned(ids)
 
     def _process_one(
         self, item: SourceItem, link: Link | None, assigned: set[str]
@@ -530,6 +513,63 @@ class _Cycle:
             transient=transient,
             outcomes=self.outcomes,
         )
+
+
+class _Assignments:
+    """Which users the job's groups assign: SQL as last written, or in memory for a dry run."""
+
+    def __init__(self, ledger: Ledger, job: str, *, dry_run: bool) -> None:
+        self.ledger = ledger
+        self.job = job
+        self.dry_run = dry_run
+        self.replaced: set[tuple[str, str]] | None = None
+        self.added: set[tuple[str, str]] = set()
+        self.removed: set[tuple[str, str]] = set()
+        self.removed_groups: set[str] = set()
+        self.pending: set[str] = set()
+
+    def replace(self, members: dict[str, set[str]]) -> None:
+        if self.dry_run:
+            self.replaced = {(g, u) for g, users in members.items() for u in users}
+        else:
+            self.ledger.replace_assignments(self.job, members)
+
+    def apply(self, changes: Sequence[MembershipChange], removed_groups: Sequence[str]) -> None:
+        """Member additions and removals: the users concerned are reviewed this cycle."""
+        if not self.dry_run:
+            self.ledger.apply_membership_changes(self.job, changes, removed_groups)
+            return
+        for change in changes:
+            pair = (change.group_id, change.member_id)
+            (self.added if change.added else self.removed).add(pair)
+            (self.removed if change.added else self.added).discard(pair)
+            self.pending.add(change.member_id)
+        self.removed_groups.update(removed_groups)
+
+    def reconcile(self, members: dict[str, set[str]]) -> None:
+        """Turn a fresh reading of every group into additions and removals."""
+        current = self._pairs(None)
+        wanted = {(g, u) for g, users in members.items() for u in users}
+        changes = [MembershipChange(g, u, True) for g, u in sorted(wanted - current)]
+        changes += [MembershipChange(g, u, False) for g, u in sorted(current - wanted)]
+        self.apply(changes, [])
+
+    def assigned(self, user_ids: Sequence[str]) -> set[str]:
+        if not self.dry_run:
+            return self.ledger.assigned(self.job, user_ids)
+        return {u for _, u in self._pairs(set(user_ids))}
+
+    def _pairs(self, user_ids: set[str] | None) -> set[tuple[str, str]]:
+        if self.replaced is not None:
+            base = self.replaced
+        else:
+            base = self.ledger.memberships(self.job, user_ids)
+        pairs = (base - self.removed) | self.added
+        return {
+            (g, u)
+            for g, u in pairs
+            if g not in self.removed_groups and (user_ids is None or u in user_ids)
+        }
 
 
 def _planned_action(link: Link | None) -> Action:

@@ -92,10 +92,14 @@ class GraphSourceDirectory:
             return None
         return SourceUser(id=data["id"], attributes=_attributes(data))
 
-    def group_member_ids(self, group_id: str) -> set[str]:
-        """Direct user members of a group (for checks and on-demand provisioning)."""
+    def transitive_member_ids(self, group_id: str) -> set[str]:
+        return self.group_member_ids(group_id, transitive=True)
+
+    def group_member_ids(self, group_id: str, *, transitive: bool = False) -> set[str]:
+        """User members of a group: direct ones, or also those of nested groups."""
+        relation = "transitiveMembers" if transitive else "members"
         members: set[str] = set()
-        url: str | None = self.client.url(f"/groups/{group_id}/members?$select=id")
+        url: str | None = self.client.url(f"/groups/{group_id}/{relation}?$select=id&$top=999")
         while url:
             data = self.client.request("GET", url).json()
             members.update(

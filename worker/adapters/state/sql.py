@@ -390,6 +390,20 @@ class SqlLedger:
                 )
         return found
 
+    def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
+        query = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
+            AssignmentRow.job == job
+        )
+        with self._session() as session:
+            if user_ids is None:
+                return {(g, u) for g, u in session.execute(query)}
+            ids = list(dict.fromkeys(user_ids))
+            found: set[tuple[str, str]] = set()
+            for start in range(0, len(ids), CHUNK):
+                chunk = query.where(AssignmentRow.user_id.in_(ids[start : start + CHUNK]))
+                found.update((g, u) for g, u in session.execute(chunk))
+            return found
+
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
         with self._write() as session:
             session.execute(delete(AssignmentRow).where(AssignmentRow.job == job))
