@@ -186,7 +186,10 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
         counts.add_column(key, justify="right")
     counts.add_row(*(str(v) for v in result.summary()["counts"].values()))
     out.print(counts)
-    changed = [o for o in result.outcomes if o.status.value != "skipped"]
+    # A dry run is a preview: every user is shown, skipped ones with the reason (e.g. the clause).
+    changed = [o for o in result.outcomes if result.dry_run or o.status.value != "skipped"]
+    if result.dry_run:
+        limit = len(changed)
     if changed:
         table = Table(show_lines=False)
         for column in ("user", "action", "status", "changed / reason"):
@@ -245,7 +248,10 @@ def run(
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
     if as_json:
-        emit_json({**result.summary(), "status": result.status, "error": result.error or None})
+        data = {**result.summary(), "status": result.status, "error": result.error or None}
+        if dry_run:
+            data["planned"] = result.outcome_rows()
+        emit_json(data)
     else:
         print_cycle(result)
         if not dry_run:

@@ -566,6 +566,15 @@ def _build_mappings(
                 problems.append(f"{at}.expression: {exc}")
                 ok = False
                 continue
+            if mapping.expression.lstrip().startswith("SelectUniqueValue") and (
+                mapping.apply is not Apply.ON_CREATE
+            ):
+                problems.append(
+                    f"{at}.apply: SelectUniqueValue needs apply: on_create "
+                    "(a unique value is chosen once, when the user is created)"
+                )
+                ok = False
+                continue
             unknown = sorted(a for a in expression.source_attributes if a not in types)
             if unknown:
                 problems.append(

@@ -155,9 +155,23 @@ def test_scope_all_with_filters_and_custom_mappings(sync_env: SyncEnv) -> None:
         or (u["jobTitle"].startswith("Anal") and u["department"] == "Finance")
     ]
 
+    preview = env.run_json("--full", "--dry-run")
+    planned = {row["sourceId"]: row for row in preview["planned"]}
+    outside = next(u for u in members if u["department"] == "Engineering")
+    assert planned[outside["id"]]["status"] == "skipped"
+    assert "filter group 1: department IS IN" in planned[outside["id"]]["reason"]
+    assert (
+        "filter group 2: jobTitle STARTS_WITH 'Anal' is false" in planned[outside["id"]]["reason"]
+    )
+    actions = {u["userPrincipalName"]: planned[u["id"]]["action"] for u in expected}
+    assert actions.pop("user0@contoso.onmicrosoft.com") == "update"  # the hand-invited one
+    assert set(actions.values()) == {"create"}
+    assert env.writes() == 0
+
     result = env.run_json("--full")
 
     assert result["counts"]["failure"] == 0
+    assert result["counts"]["create"] == preview["counts"]["create"]
     target = by_mail(env.target_users())
     assert sorted(target) == sorted(address(u) for u in expected)
     for user in expected:

@@ -167,3 +167,28 @@ def test_bad_duration_and_too_short_interval(tmp_path: Path) -> None:
     assert (
         "jobs.contoso-to-fabrikam.schedule.interval: must be at least 10s" in caught.value.problems
     )
+
+
+def test_select_unique_value_is_only_for_creation(tmp_path: Path) -> None:
+    unique = "{target: mailNickname, expression: 'SelectUniqueValue([mailNickname], [givenName])'"
+    text = GOOD.replace('{target: showInAddressList, constant: "true"}', unique + "}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems == [
+        "jobs.contoso-to-fabrikam.mappings[2].apply: SelectUniqueValue needs apply: on_create "
+        "(a unique value is chosen once, when the user is created)"
+    ]
+    fixed = text.replace(unique + "}", unique + ", apply: on_create}")
+    assert load_config(write(tmp_path, fixed), env={"CONTOSO_SECRET": "x"}).jobs
+
+
+def test_a_bad_expression_fails_the_load_with_its_position(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: jobTitle, expression: 'Left([jobTitle], 3'}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    (problem,) = caught.value.problems
+    assert problem.startswith("jobs.contoso-to-fabrikam.mappings[2].expression: ")
+    assert "position" in problem

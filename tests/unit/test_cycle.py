@@ -482,3 +482,22 @@ def test_dry_run_of_an_incremental_cycle_sees_membership_changes() -> None:
     assert len(w.target.writes) == writes
     real = w.run()
     assert (real.counts["create"], real.counts["delete"]) == (1, 1)
+
+
+def test_select_unique_value_picks_the_first_value_free_in_the_target() -> None:
+    from worker.domain.expressions import parse
+    from worker.domain.mapping import Apply
+
+    text = 'SelectUniqueValue(Join(".", [givenName], [surname]), Join("", [givenName], [surname]))'
+    nickname = MappingSpec(
+        target="mailNickname", expression=parse(text), expression_text=text, apply=Apply.ON_CREATE
+    )
+    w = World(mappings=[MappingSpec(target="displayName", source="displayName"), nickname])
+    w.target.add_existing(mail="other@x.example", mailNickname="Ann.Lee")
+    w.user("ann", surname="Lee")
+    w.user("bob", surname="Ray")
+
+    w.run()
+
+    assert w.target_by_mail("ann@src.example")[0]["mailNickname"] == "AnnLee"
+    assert w.target_by_mail("bob@src.example")[0]["mailNickname"] == "Bob.Ray"

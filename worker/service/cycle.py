@@ -68,6 +68,25 @@ class CycleResult:
     transient: bool = False
     outcomes: list[ObjectOutcome] = field(default_factory=list)
 
+    def outcome_rows(self) -> list[dict[str, Any]]:
+        """Every object's outcome (a dry run keeps the skipped ones too), as plain data."""
+        return [
+            {
+                "sourceId": o.source_id,
+                "sourceIdentity": o.source_label,
+                "targetId": o.target_id,
+                "action": o.action.value,
+                "status": o.status.value,
+                "reason": o.reason,
+                "errorCode": o.error_code or None,
+                "modifiedProperties": {
+                    name: {"old": change.old, "new": change.new}
+                    for name, change in o.modified.items()
+                },
+            }
+            for o in self.outcomes
+        ]
+
     def summary(self) -> dict[str, Any]:
         """The `run --json` object of DESIGN section 3."""
         return {
@@ -106,8 +125,12 @@ class CycleService:
         self.ledger = ledger
         self.clock = clock
         self.monotonic = monotonic
-        self.context = context or EvaluationContext(now=clock)
+        # SelectUniqueValue asks the target whether a candidate value is free.
+        self.context = context or EvaluationContext(now=clock, is_unique=self._is_unique)
         self.on_progress = on_progress
+
+    def _is_unique(self, attribute: str, value: str) -> bool:
+        return not self.target.find_users(attribute, value, ["id"])
 
     def run(
         self, *, mode: str = "auto", dry_run: bool = False, trigger: str = "manual"
