@@ -501,3 +501,37 @@ def test_select_unique_value_picks_the_first_value_free_in_the_target() -> None:
 
     assert w.target_by_mail("ann@src.example")[0]["mailNickname"] == "AnnLee"
     assert w.target_by_mail("bob@src.example")[0]["mailNickname"] == "Bob.Ray"
+
+
+def test_redacted_values_flow_but_are_never_kept_or_shown() -> None:
+    from worker.domain.expressions import parse
+
+    text = "Redact([employeeId])"
+    w = World(
+        mappings=[
+            MappingSpec(target="displayName", source="displayName"),
+            MappingSpec(target="employeeId", expression=parse(text), expression_text=text),
+        ]
+    )
+    ann = w.user("ann", employeeId="SECRET-1")
+
+    w.run()
+
+    assert w.target_by_mail("ann@src.example")[0]["employeeId"] == "SECRET-1"
+    (link,) = w.ledger.links.values()
+    assert "SECRET-1" not in repr(link)
+    assert link.attributes["employeeId"].startswith("sha256:")
+    assert "SECRET-1" not in repr(w.ledger.log)
+    assert w.run().counts["update"] == 0  # unchanged: the fingerprint matches
+    w.source.update(ann, employeeId="SECRET-2")
+
+    changed = w.run()
+
+    assert changed.counts["update"] == 1
+    assert w.target_by_mail("ann@src.example")[0]["employeeId"] == "SECRET-2"
+    (outcome,) = changed.outcomes
+    assert (outcome.modified["employeeId"].old, outcome.modified["employeeId"].new) == (
+        "[Redact]",
+        "[Redact]",
+    )
+    assert "SECRET-2" not in repr(w.ledger.log)

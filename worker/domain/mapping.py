@@ -8,6 +8,8 @@ never written: the target keeps the `#EXT#` UPN its invitation gave it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -257,12 +259,27 @@ def writable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in NEVER_WRITTEN}
 
 
-def diff(desired: Mapping[str, Any], last_written: Mapping[str, Any]) -> dict[str, Change]:
+def fingerprint(value: Any) -> str:
+    """What the link remembers of a redacted value: enough to see a change, never the value."""
+    canonical = json.dumps(value, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def remembered(values: Mapping[str, Any], redacted: frozenset[str]) -> dict[str, Any]:
+    """Written values as the link keeps them: redacted ones only as fingerprints."""
+    return {k: fingerprint(v) if k in redacted else v for k, v in values.items()}
+
+
+def diff(
+    desired: Mapping[str, Any],
+    last_written: Mapping[str, Any],
+    redacted: frozenset[str] = frozenset(),
+) -> dict[str, Change]:
     """Attributes whose desired value differs from what was last written; nulls never flow."""
     return {
         name: Change(old=last_written.get(name), new=value)
         for name, value in writable(desired).items()
-        if last_written.get(name) != value
+        if last_written.get(name) != (fingerprint(value) if name in redacted else value)
     }
 
 

@@ -129,7 +129,7 @@ def decide(
         if address is None:
             return NoChange(reason="source user has neither mail nor userPrincipalName")
         return CreateUser(address=address, values=values)
-    changes = diff(values.values, link.attributes)
+    changes = diff(values.values, link.attributes, values.redacted)
     if link.state is LinkState.SOFT_DELETED:
         if not policy.create:
             return NoChange(reason="create action is off (restore needs it)", link=link)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from worker.domain.errors import Conflict, NotFound, StopSync, SyncError
 from worker.domain.job import JobSpec
-from worker.domain.mapping import MappedValues, diff, writable
+from worker.domain.mapping import MappedValues, diff, remembered, writable
 from worker.domain.model import (
     Action,
     Change,
@@ -137,7 +137,9 @@ class Exporter:
         if matched is not None:
             changes = diff(values.values, matched.attributes)
             self._write(matched.id, changes, work)
-            link = self._new_link(work.item.id, matched.id, {**_known(matched), **_new(changes)})
+            link = self._new_link(
+                work.item.id, matched.id, {**_known(matched), **_new(changes, work.redacted)}
+            )
             return Applied(
                 outcome=self._outcome(
                     work,
@@ -174,7 +176,7 @@ class Exporter:
                 link=link,
                 link_changed=True,
             )
-        link.attributes = _new(changes)
+        link.attributes = _new(changes, work.redacted)
         return Applied(
             outcome=self._outcome(
                 work, Action.CREATE, Status.SUCCESS, target_id=invitation.user_id
@@ -227,7 +229,7 @@ class Exporter:
         except NotFound:
             # The target user vanished (deleted or purged by an admin): provision it again.
             return self._recreate("target user no longer exists", decision.values, work)
-        updated = self._link_after(link, decision.changes, LinkState.ACTIVE)
+        updated = self._link_after(link, decision.changes, LinkState.ACTIVE, work)
         return Applied(
             outcome=self._outcome(work, decision.action, Status.SUCCESS, target_id=link.target_id),
             link=updated,
@@ -247,7 +249,7 @@ class Exporter:
         try:
             self._write(link.target_id, decision.changes, work)
         except SyncError as error:
-            restored = self._link_after(link, {}, LinkState.ACTIVE)
+            restored = self._link_after(link, {}, LinkState.ACTIVE, work)
             return Applied(
                 outcome=self._outcome(
                     work, Action.RESTORE, Status.FAILURE, target_id=link.target_id, error=error
@@ -255,7 +257,7 @@ class Exporter:
                 link=restored,
                 link_changed=not self.dry_run,
             )
-        restored = self._link_after(link, decision.changes, LinkState.ACTIVE)
+        restored = self._link_after(link, decision.changes, LinkState.ACTIVE, work)
         return Applied(
             outcome=self._outcome(
                 work,
@@ -289,7 +291,7 @@ class Exporter:
             except NotFound:
                 work.steps.append(Step("export", Status.WARNING, "already gone from the target"))
                 state = LinkState.SOFT_DELETED
-        updated = self._link_after(link, changes, state)
+        updated = self._link_after(link, changes, state, work)
         return Applied(
             outcome=self._outcome(
                 work,
@@ -323,13 +325,15 @@ class Exporter:
             last_seen_run=self.run_id,
         )
 
-    def _link_after(self, link: Link, changes: dict[str, Change], state: LinkState) -> Link:
+    def _link_after(
+        self, link: Link, changes: dict[str, Change], state: LinkState, work: _Work
+    ) -> Link:
         return Link(
             job=link.job,
             source_id=link.source_id,
             target_id=link.target_id,
             state=state,
-            attributes={**link.attributes, **_new(changes)},
+            attributes={**link.attributes, **_new(changes, work.redacted)},
             last_seen_run=link.last_seen_run,
             source_label=link.source_label,
         )
@@ -362,8 +366,8 @@ class Exporter:
         )
 
 
-def _new(changes: dict[str, Change]) -> dict[str, object]:
-    return {name: change.new for name, change in changes.items()}
+def _new(changes: dict[str, Change], redacted: frozenset[str]) -> dict[str, object]:
+    return remembered({name: change.new for name, change in changes.items()}, redacted)
 
 
 def _known(user: TargetUser) -> dict[str, object]:
