@@ -68,28 +68,72 @@ class Invitation:
     status: str
 
 
+# What the service asks of the target, one object at a time. The directory may carry out many
+# of them at once (Graph's $batch); each gets its own answer or error.
+@dataclass(frozen=True)
+class FindUsers:
+    """Answer: list[TargetUser] whose `attribute` equals `value` (safely quoted), at most two."""
+
+    attribute: str
+    value: str
+    select: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GetUser:
+    """Answer: TargetUser, or NotFound."""
+
+    user_id: str
+    select: tuple[str, ...] = ("id",)
+
+
+@dataclass(frozen=True)
+class Invite:
+    """Answer: Invitation. Creates (or finds) the B2B user for the address; no mail is sent."""
+
+    address: str
+    display_name: str | None
+    user_type: str
+
+
+@dataclass(frozen=True)
+class PatchUser:
+    """Answer: None."""
+
+    user_id: str
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteUser:
+    """Answer: None. A soft delete: the user goes to the recycle bin for 30 days."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class RestoreUser:
+    """Answer: None. Restores a soft-deleted user with its object id."""
+
+    user_id: str
+
+
+TargetRequest = FindUsers | GetUser | Invite | PatchUser | DeleteUser | RestoreUser
+
+
 class TargetDirectory(Protocol):
     def sign_in(self) -> None:
         """Obtain a token now, so bad credentials stop the cycle even with nothing to write."""
 
-    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
-        """Users whose `attribute` equals `value` (the query is safely quoted)."""
+    def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
+        """Carry out the requests, batched where possible: each result is the request's answer
+        or the SyncError it met, in order. Only StopSync is raised."""
 
-    def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None: ...
+    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
+        """FindUsers on its own (raises its error)."""
 
     def user_ids(self) -> set[str]:
         """The ids of every (not deleted) user of the target, for a full cycle's reconciliation."""
-
-    def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
-        """Create (or find) the B2B user for this address without sending mail."""
-
-    def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None: ...
-
-    def delete_user(self, user_id: str) -> None:
-        """Soft delete: the user goes to the recycle bin for 30 days."""
-
-    def restore_user(self, user_id: str) -> None:
-        """Restore a soft-deleted user (same object id)."""
 
 
 @dataclass

@@ -12,7 +12,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from worker.domain.errors import NotFound, ResyncRequired
+from worker.domain.errors import (
+    BadRequest,
+    NotFound,
+    ResyncRequired,
+    StopSync,
+    SyncError,
+    Transient,
+)
 from worker.domain.model import (
     Link,
     LinkState,
@@ -24,10 +31,16 @@ from worker.domain.model import (
 from worker.ports import (
     AlreadyRunning,
     Cursor,
+    DeleteUser,
+    FindUsers,
+    GetUser,
     GroupPage,
     Invitation,
+    Invite,
     MembershipChange,
+    PatchUser,
     RunRecord,
+    TargetRequest,
     UserPage,
 )
 
@@ -80,8 +93,6 @@ class FakeSource:
     # port -------------------------------------------------------------------------------------
     def sign_in(self) -> None:
         if self.fail_reads:
-            from worker.domain.errors import Transient
-
             raise Transient("source unreachable")
 
     def users_delta_start(self, select: Sequence[str]) -> str:
@@ -90,8 +101,6 @@ class FakeSource:
     def users_page(self, url: str) -> UserPage:
         self.reads.append(url)
         if self.fail_reads:
-            from worker.domain.errors import Transient
-
             raise Transient("source unreachable")
         _, offset_s, since_s = url.split(":")
         offset, since = int(offset_s), int(since_s)
@@ -157,11 +166,39 @@ class FakeTarget:
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_patch_for: set[str] = set()
         self.credentials_rejected = False
+        self.rounds: list[int] = []  # how many requests each execute() call carried
+
+    def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
+        """Each request in turn, as the Graph adapter's $batch would answer them."""
+        self.rounds.append(len(requests))
+        results: list[Any] = []
+        for request in requests:
+            try:
+                results.append(self._one(request))
+            except StopSync:
+                raise
+            except SyncError as error:
+                results.append(error)
+        return results
+
+    def _one(self, request: TargetRequest) -> Any:
+        if isinstance(request, FindUsers):
+            return self.find_users(request.attribute, request.value, request.select)
+        if isinstance(request, GetUser):
+            user = self.get_user(request.user_id, request.select)
+            if user is None:
+                raise NotFound(f"no user {request.user_id}")
+            return user
+        if isinstance(request, Invite):
+            return self.invite(request.address, request.display_name, request.user_type)
+        if isinstance(request, PatchUser):
+            return self.update_user(request.user_id, request.attributes)
+        if isinstance(request, DeleteUser):
+            return self.delete_user(request.user_id)
+        return self.restore_user(request.user_id)
 
     def sign_in(self) -> None:
         if self.credentials_rejected:
-            from worker.domain.errors import StopSync
-
             raise StopSync("invalid_client: AADSTS7000215", code="invalid_client")
 
     def add_existing(self, **attrs: Any) -> str:
@@ -199,8 +236,6 @@ class FakeTarget:
 
     def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
         if user_id in self.fail_patch_for:
-            from worker.domain.errors import BadRequest
-
             raise BadRequest("rejected", code="Request_BadRequest")
         if user_id not in self.users:
             raise NotFound(f"no user {user_id}")

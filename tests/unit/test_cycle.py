@@ -535,3 +535,24 @@ def test_redacted_values_flow_but_are_never_kept_or_shown() -> None:
         "[Redact]",
     )
     assert "SECRET-2" not in repr(w.ledger.log)
+
+
+def test_a_pages_requests_go_to_the_target_together() -> None:
+    w = World(page_size=10)
+    for i in range(7):
+        w.user(f"user{i}")
+
+    w.run()
+
+    # one round of matching lookups, one of invitations, one of attribute writes
+    assert w.target.rounds == [7, 7, 7]
+    for i in range(7):
+        w.source.update(
+            next(u for u, a in w.source.users.items() if a["mail"] == f"user{i}@src.example"),
+            jobTitle="New",
+        )
+    w.target.rounds.clear()
+
+    w.run()
+
+    assert w.target.rounds == [7]  # the seven PATCHes

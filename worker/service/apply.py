@@ -1,16 +1,20 @@
-"""Carrying out one decision against the target directory, and saying what happened.
+"""Carrying out decisions against the target directory, and saying what happened.
 
-`Exporter.apply` turns a `Decision` into target writes (match, invite, patch, delete, restore)
-and returns the provisioning-log outcome plus the link as it stands afterwards. Per-object
-failures become failure outcomes; only `StopSync` escapes, because it stops the whole cycle.
-In dry-run mode it reads (matching) but never writes.
+Each object's work is written as plain sequential code — match, invite, patch; restore, patch;
+delete — in a generator that *yields* the requests it needs and receives their answers (or has
+their errors raised at the `yield`). `Exporter.apply` drives the generators of a whole page in
+lock-step: every round, each unfinished object asks for one request, and the round goes to the
+target in one call (which the Graph adapter sends as `$batch`). Per-object failures become
+failure outcomes; only `StopSync` escapes, because it stops the whole cycle. In a dry run the
+reads are real and the writes are answered without being sent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from worker.domain.errors import Conflict, NotFound, StopSync, SyncError
 from worker.domain.job import JobSpec
@@ -36,9 +40,21 @@ from worker.domain.plan import (
     RestoreUser,
     UpdateUser,
 )
-from worker.ports import TargetDirectory
+from worker.ports import (
+    DeleteUser,
+    FindUsers,
+    GetUser,
+    Invitation,
+    Invite,
+    PatchUser,
+    TargetDirectory,
+    TargetRequest,
+)
+from worker.ports import RestoreUser as RestoreRequest
 
 REDACT = "[Redact]"
+DRY_RUN_ID = "(dry run)"
+WRITES = (Invite, PatchUser, DeleteUser, RestoreRequest)
 
 
 @dataclass
@@ -46,6 +62,17 @@ class Applied:
     outcome: ObjectOutcome
     link: Link | None
     link_changed: bool = False
+
+
+@dataclass
+class Task:
+    """One object to carry out: its decision and what is known of it."""
+
+    decision: Decision
+    item: SourceItem
+    link: Link | None
+    steps: list[Step]
+    redacted: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -57,6 +84,10 @@ class _Work:
     redacted: frozenset[str] = frozenset()
     modified: dict[str, Change] = field(default_factory=dict)
     label: str = ""
+
+
+Flow = Generator[TargetRequest, Any, Applied]
+Steps = Generator[TargetRequest, Any, None]
 
 
 class Exporter:
@@ -75,19 +106,41 @@ class Exporter:
         self.dry_run = dry_run
         self._monotonic = monotonic
 
-    def apply(
-        self,
-        decision: Decision,
-        item: SourceItem,
-        link: Link | None,
-        steps: list[Step],
-        redacted: frozenset[str] = frozenset(),
-    ) -> Applied:
+    # driving ------------------------------------------------------------------------------------
+    def apply(self, tasks: Sequence[Task]) -> list[Applied]:
+        """Carry out every task; the requests of each round go to the target together."""
+        flows = [self._object(task) for task in tasks]
+        results: list[Applied | None] = [None] * len(flows)
+        asking: dict[int, TargetRequest] = {}
+        for index, flow in enumerate(flows):
+            _advance(flow, None, index, asking, results)
+        while asking:
+            order = list(asking)
+            answers = self._execute([asking[i] for i in order])
+            for index, answer in zip(order, answers, strict=True):
+                _advance(flows[index], answer, index, asking, results)
+        return [r for r in results if r is not None]
+
+    def _execute(self, requests: list[TargetRequest]) -> list[Any]:
+        if not self.dry_run:
+            return self.target.execute(requests)
+        answers: list[Any] = [None] * len(requests)
+        reads = [i for i, r in enumerate(requests) if not isinstance(r, WRITES)]
+        for i, answer in zip(reads, self.target.execute([requests[i] for i in reads]), strict=True):
+            answers[i] = answer
+        for i, request in enumerate(requests):
+            if isinstance(request, Invite):
+                answers[i] = Invitation(user_id=DRY_RUN_ID, status="dry run")
+        return answers
+
+    # one object ---------------------------------------------------------------------------------
+    def _object(self, task: Task) -> Flow:
         started = self._monotonic()
+        item, link = task.item, task.link
         label = item.label if isinstance(item, SourceUser) else (link.source_label if link else "")
-        work = _Work(item=item, steps=steps, redacted=redacted, label=label)
+        work = _Work(item=item, steps=task.steps, redacted=task.redacted, label=label)
         try:
-            applied = self._apply(decision, link, work)
+            applied = yield from self._decision(task.decision, link, work)
         except StopSync:
             raise
         except SyncError as error:
@@ -95,7 +148,7 @@ class Exporter:
             applied = Applied(
                 outcome=self._outcome(
                     work,
-                    decision.action,
+                    task.decision.action,
                     Status.FAILURE,
                     target_id=link.target_id if link else None,
                     error=error,
@@ -110,33 +163,31 @@ class Exporter:
                 applied.link_changed = not self.dry_run
         return applied
 
-    # decisions ----------------------------------------------------------------------------------
-    def _apply(self, decision: Decision, link: Link | None, work: _Work) -> Applied:
+    def _decision(self, decision: Decision, link: Link | None, work: _Work) -> Flow:
         if isinstance(decision, NoChange):
-            status = Status.SKIPPED
             return Applied(
                 outcome=self._outcome(
                     work,
                     Action.SKIP,
-                    status,
+                    Status.SKIPPED,
                     target_id=link.target_id if link else None,
                     reason=decision.reason,
                 ),
                 link=link,
             )
         if isinstance(decision, CreateUser):
-            return self._create(decision.address, decision.values, work)
+            return (yield from self._create(decision.address, decision.values, work))
         if isinstance(decision, UpdateUser):
-            return self._update(decision, work)
+            return (yield from self._update(decision, work))
         if isinstance(decision, RestoreUser):
-            return self._restore(decision, work)
-        return self._deprovision(decision, work)
+            return (yield from self._restore(decision, work))
+        return (yield from self._deprovision(decision, work))
 
-    def _create(self, address: str, values: MappedValues, work: _Work) -> Applied:
-        matched = self._match(address, values, work)
+    def _create(self, address: str, values: MappedValues, work: _Work) -> Flow:
+        matched = yield from self._match(address, values, work)
         if matched is not None:
             changes = diff(values.values, matched.attributes)
-            self._write(matched.id, changes, work)
+            yield from self._write(matched.id, changes, work)
             link = self._new_link(
                 work.item.id, matched.id, {**_known(matched), **_new(changes, work.redacted)}
             )
@@ -151,22 +202,18 @@ class Exporter:
                 link=link,
                 link_changed=True,
             )
-        if self.dry_run:
-            work.modified = {k: Change(None, v) for k, v in writable(values.values).items()}
-            work.steps.append(Step("export", Status.SUCCESS, f"would invite {address}"))
-            return Applied(
-                outcome=self._outcome(work, Action.CREATE, Status.SUCCESS, reason="dry run"),
-                link=None,
-            )
-        invitation = self.target.invite(address, _display_name(values), self.spec.user_type)
+        invitation: Invitation = yield Invite(address, _display_name(values), self.spec.user_type)
+        verb = "would invite" if self.dry_run else "invited"
         work.steps.append(
-            Step("export", Status.SUCCESS, f"invited {address}: user {invitation.user_id}")
+            Step("export", Status.SUCCESS, f"{verb} {address}: user {invitation.user_id}")
         )
         # The link is kept even if the attribute write fails: the target user exists now.
         link = self._new_link(work.item.id, invitation.user_id, {})
         changes = {k: Change(None, v) for k, v in writable(values.values).items()}
         try:
-            self._write(invitation.user_id, changes, work)
+            yield from self._write(invitation.user_id, changes, work)
+        except StopSync:
+            raise
         except SyncError as error:
             work.steps.append(Step("export", Status.FAILURE, str(error)))
             return Applied(
@@ -179,20 +226,26 @@ class Exporter:
         link.attributes = _new(changes, work.redacted)
         return Applied(
             outcome=self._outcome(
-                work, Action.CREATE, Status.SUCCESS, target_id=invitation.user_id
+                work,
+                Action.CREATE,
+                Status.SUCCESS,
+                target_id=None if self.dry_run else invitation.user_id,
+                reason="dry run" if self.dry_run else "",
             ),
-            link=link,
-            link_changed=True,
+            link=None if self.dry_run else link,
+            link_changed=not self.dry_run,
         )
 
-    def _recreate(self, why: str, values: MappedValues, work: _Work) -> Applied:
+    def _recreate(self, why: str, values: MappedValues, work: _Work) -> Flow:
         work.steps.append(Step("export", Status.WARNING, why))
         address = work.item.invitation_address if isinstance(work.item, SourceUser) else None
         if address is None:
             raise NotFound(f"{why}, and the source user has no address to invite")
-        return self._create(address, values, work)
+        return (yield from self._create(address, values, work))
 
-    def _match(self, address: str, values: MappedValues, work: _Work) -> TargetUser | None:
+    def _match(
+        self, address: str, values: MappedValues, work: _Work
+    ) -> Generator[TargetRequest, Any, TargetUser | None]:
         """Find the target user this source user already is, if any; ambiguity is an error."""
         rules: list[tuple[str, str]] = [
             (m.target, str(values.values[m.target]))
@@ -200,7 +253,9 @@ class Exporter:
             if m.target in values.values
         ] or [("mail", address)]
         for attribute, value in rules:
-            found = self.target.find_users(attribute, value, self.spec.target_select)
+            found: list[TargetUser] = yield FindUsers(
+                attribute, value, tuple(self.spec.target_select)
+            )
             if len(found) > 1:
                 work.steps.append(
                     Step("matching", Status.FAILURE, f"{len(found)} target users have {attribute}")
@@ -222,42 +277,44 @@ class Exporter:
         work.steps.append(Step("matching", Status.SUCCESS, "no target user matches: create"))
         return None
 
-    def _update(self, decision: UpdateUser, work: _Work) -> Applied:
+    def _update(self, decision: UpdateUser, work: _Work) -> Flow:
         link = decision.link
         try:
-            self._write(link.target_id, decision.changes, work)
+            yield from self._write(link.target_id, decision.changes, work)
         except NotFound:
             # The target user vanished (deleted or purged by an admin): provision it again.
-            return self._recreate("target user no longer exists", decision.values, work)
-        updated = self._link_after(link, decision.changes, LinkState.ACTIVE, work)
+            return (
+                yield from self._recreate("target user no longer exists", decision.values, work)
+            )
         return Applied(
             outcome=self._outcome(work, decision.action, Status.SUCCESS, target_id=link.target_id),
-            link=updated,
+            link=self._link_after(link, decision.changes, LinkState.ACTIVE, work),
             link_changed=not self.dry_run,
         )
 
-    def _restore(self, decision: RestoreUser, work: _Work) -> Applied:
+    def _restore(self, decision: RestoreUser, work: _Work) -> Flow:
         link = decision.link
-        if not self.dry_run:
+        try:
+            yield RestoreRequest(link.target_id)
+        except NotFound:
             try:
-                self.target.restore_user(link.target_id)
+                yield GetUser(link.target_id)  # restored already, by someone else?
             except NotFound:
-                if self.target.get_user(link.target_id, ["id"]) is None:
-                    # Purged from the recycle bin (after 30 days): a new user is needed.
-                    return self._recreate("no longer restorable", decision.values, work)
+                # Purged from the recycle bin (after 30 days): a new user is needed.
+                return (yield from self._recreate("no longer restorable", decision.values, work))
         work.steps.append(Step("export", Status.SUCCESS, f"restored {link.target_id}"))
         try:
-            self._write(link.target_id, decision.changes, work)
+            yield from self._write(link.target_id, decision.changes, work)
+        except StopSync:
+            raise
         except SyncError as error:
-            restored = self._link_after(link, {}, LinkState.ACTIVE, work)
             return Applied(
                 outcome=self._outcome(
                     work, Action.RESTORE, Status.FAILURE, target_id=link.target_id, error=error
                 ),
-                link=restored,
+                link=self._link_after(link, {}, LinkState.ACTIVE, work),
                 link_changed=not self.dry_run,
             )
-        restored = self._link_after(link, decision.changes, LinkState.ACTIVE, work)
         return Applied(
             outcome=self._outcome(
                 work,
@@ -266,32 +323,28 @@ class Exporter:
                 target_id=link.target_id,
                 reason="restored from the target's recycle bin (same object id)",
             ),
-            link=restored,
+            link=self._link_after(link, decision.changes, LinkState.ACTIVE, work),
             link_changed=not self.dry_run,
         )
 
-    def _deprovision(self, decision: DeprovisionUser, work: _Work) -> Applied:
+    def _deprovision(self, decision: DeprovisionUser, work: _Work) -> Flow:
         link = decision.link
+        changes: dict[str, Change] = {}
         if decision.mode is Deprovision.SOFT_DELETE:
             state = LinkState.SOFT_DELETED
-            changes: dict[str, Change] = {}
-            if not self.dry_run:
-                try:
-                    self.target.delete_user(link.target_id)
-                    work.steps.append(Step("export", Status.SUCCESS, "soft-deleted"))
-                except NotFound:
-                    work.steps.append(
-                        Step("export", Status.WARNING, "already gone from the target")
-                    )
+            try:
+                yield DeleteUser(link.target_id)
+                work.steps.append(Step("export", Status.SUCCESS, "soft-deleted"))
+            except NotFound:
+                work.steps.append(Step("export", Status.WARNING, "already gone from the target"))
         else:
             state = LinkState.DISABLED
             changes = {"accountEnabled": Change(link.attributes.get("accountEnabled"), False)}
             try:
-                self._write(link.target_id, changes, work)
+                yield from self._write(link.target_id, changes, work)
             except NotFound:
                 work.steps.append(Step("export", Status.WARNING, "already gone from the target"))
                 state = LinkState.SOFT_DELETED
-        updated = self._link_after(link, changes, state, work)
         return Applied(
             outcome=self._outcome(
                 work,
@@ -300,20 +353,18 @@ class Exporter:
                 target_id=link.target_id,
                 reason=decision.reason,
             ),
-            link=updated,
+            link=self._link_after(link, changes, state, work),
             link_changed=not self.dry_run,
         )
 
     # helpers ----------------------------------------------------------------------------------
-    def _write(self, target_id: str, changes: dict[str, Change], work: _Work) -> None:
+    def _write(self, target_id: str, changes: dict[str, Change], work: _Work) -> Steps:
         work.modified.update(changes)
         if not changes:
             return
-        if self.dry_run:
-            work.steps.append(Step("export", Status.SUCCESS, f"would update {sorted(changes)}"))
-            return
-        self.target.update_user(target_id, {name: c.new for name, c in changes.items()})
-        work.steps.append(Step("export", Status.SUCCESS, f"updated {len(changes)} attributes"))
+        yield PatchUser(target_id, {name: c.new for name, c in changes.items()})
+        verb = "would update" if self.dry_run else "updated"
+        work.steps.append(Step("export", Status.SUCCESS, f"{verb} {len(changes)} attributes"))
 
     def _new_link(self, source_id: str, target_id: str, attributes: dict[str, object]) -> Link:
         return Link(
@@ -364,6 +415,26 @@ class Exporter:
             steps=work.steps,
             modified=modified,
         )
+
+
+def _advance(
+    flow: Flow,
+    answer: Any,
+    index: int,
+    asking: dict[int, TargetRequest],
+    results: list[Applied | None],
+) -> None:
+    """Give a flow its answer (an error is raised inside it); note its next request or result."""
+    try:
+        if isinstance(answer, SyncError):
+            asking[index] = flow.throw(answer)
+        elif answer is None and index not in asking:
+            asking[index] = next(flow)
+        else:
+            asking[index] = flow.send(answer)
+    except StopIteration as done:
+        asking.pop(index, None)
+        results[index] = done.value
 
 
 def _new(changes: dict[str, Change], redacted: frozenset[str]) -> dict[str, object]:

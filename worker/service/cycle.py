@@ -45,7 +45,7 @@ from worker.ports import (
     TargetDirectory,
     Watermark,
 )
-from worker.service.apply import Exporter
+from worker.service.apply import Exporter, Task
 
 PENDING_BATCH = 100
 SWEEP_BATCH = 200
@@ -388,25 +388,35 @@ class _Cycle:
     def _process(
         self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
     ) -> None:
+        """Decide for every item of a page, carry the decisions out together, commit the page."""
         spec = self.spec
-        ids = [item.id for item in items]
+        # A page names each object once; should a replay repeat one, its latest state wins.
+        latest = list({item.id: item for item in items}.values())
+        ids = [item.id for item in latest]
         links = self.s.ledger.links_for(spec.name, ids)
         assigned = self._assigned(ids)
         changed_links: dict[str, Link] = {}
         outcomes: list[ObjectOutcome] = []
-        for item in items:
-            link = changed_links.get(item.id) or links.get(item.id)
+        tasks: list[Task] = []
+        for item in latest:
+            link = links.get(item.id)
             if link is not None and self._vanished(link):
                 # Gone from the target's users (deleted there by hand, or the tenant was reset):
                 # treat it as soft-deleted, so the user is restored if possible, else recreated.
                 link = replace(link, state=LinkState.SOFT_DELETED)
                 changed_links[item.id] = link
-            applied_link, outcome, link_changed = self._process_one(item, link, assigned)
-            outcomes.append(outcome)
-            if applied_link is not None and link_changed:
-                changed_links[item.id] = applied_link
+            prepared = self._prepare(item, link, assigned)
+            if isinstance(prepared, Task):
+                tasks.append(prepared)
+            else:
+                outcomes.append(prepared)
+        for applied in self.exporter.apply(tasks):
+            outcomes.append(applied.outcome)
+            if applied.link is not None and applied.link_changed:
+                changed_links[applied.link.source_id] = applied.link
+        for outcome in outcomes:
             self._count(outcome)
-        seen = [item.id for item in items if isinstance(item, SourceUser)] if full else []
+        seen = [item.id for item in latest if isinstance(item, SourceUser)] if full else []
         if self.dry_run:
             self.memory_seen.update(seen)
             self.outcomes.extend(outcomes)
@@ -436,9 +446,10 @@ class _Cycle:
             return set(ids)
         return {i for i in ids if i in scope.user_ids} | self.assignments.assigned(ids)
 
-    def _process_one(
+    def _prepare(
         self, item: SourceItem, link: Link | None, assigned: set[str]
-    ) -> tuple[Link | None, ObjectOutcome, bool]:
+    ) -> Task | ObjectOutcome:
+        """Scope, map and decide for one object: the task to carry out, or a failed outcome."""
         steps = [Step("import", Status.SUCCESS, "read from the source")]
         values = None
         redacted: frozenset[str] = frozenset()
@@ -453,12 +464,11 @@ class _Cycle:
                 )
             )
             if in_scope:
-                creating = link is None
                 try:
-                    mapped = self.mapper.map(item, creating=creating)
+                    mapped = self.mapper.map(item, creating=link is None)
                 except ValueError as error:
                     steps.append(Step("processing", Status.FAILURE, str(error)))
-                    outcome = ObjectOutcome(
+                    return ObjectOutcome(
                         source_id=item.id,
                         source_label=item.label,
                         action=_planned_action(link),
@@ -469,7 +479,6 @@ class _Cycle:
                         error_message=str(error),
                         steps=steps,
                     )
-                    return link, outcome, False
                 values, redacted = mapped, mapped.redacted
         decision = decide(
             item,
@@ -479,8 +488,7 @@ class _Cycle:
             values=values,
             policy=self.spec.policy,
         )
-        applied = self.exporter.apply(decision, item, link, steps, redacted)
-        return applied.link, applied.outcome, applied.link_changed
+        return Task(decision=decision, item=item, link=link, steps=steps, redacted=redacted)
 
     def _count(self, outcome: ObjectOutcome) -> None:
         counts = self.progress.counts

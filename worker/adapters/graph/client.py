@@ -43,19 +43,16 @@ class TokenProvider(Protocol):
     def token(self) -> str: ...
 
 
-def _error_body(response: httpx.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-    except ValueError:
-        return "", response.text[:300]
+def error_fields(body: Any) -> tuple[str, str]:
+    """Graph's OData error body: (code, message)."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("code", "")), str(error.get("message", ""))
-    return "", str(body)[:300]
+    return "", str(body)[:300] if body else ""
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if value is None:
         return None
     try:
@@ -66,10 +63,21 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def translate_error(response: httpx.Response) -> SyncError:
     """Turn a non-2xx Graph answer into the error vocabulary."""
-    status = response.status_code
-    code, message = _error_body(response)
-    text = message or response.reason_phrase
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:300]
     where = f"{response.request.method} {urlsplit(str(response.request.url)).path}"
+    return error_from(response.status_code, body, response.headers, where, response.reason_phrase)
+
+
+def error_from(
+    status: int, body: Any, headers: Mapping[str, str], where: str, reason: str = ""
+) -> SyncError:
+    """The one mapping of an HTTP status and Graph error body to the error vocabulary
+    (also used for the items of a `$batch` answer)."""
+    code, message = error_fields(body)
+    text = message or reason or f"HTTP {status}"
     full = f"{text} ({where} -> HTTP {status})"
     if status == 410 or code in RESYNC_CODES:
         return ResyncRequired(full, code=code or "syncStateNotFound", status=status)
@@ -78,7 +86,7 @@ def translate_error(response: httpx.Response) -> SyncError:
             full,
             code=code or f"HTTP{status}",
             status=status,
-            retry_after=retry_after_seconds(response),
+            retry_after=retry_after_seconds(headers),
         )
     if status in (401, 403):
         return StopSync(full, code=code or f"HTTP{status}", status=status)
@@ -146,8 +154,15 @@ class GraphClient:
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, _RetryableAnswer) and exc.error.retry_after is not None:
             return exc.error.retry_after
-        exp = min(self.backoff_cap_s, self.backoff_base_s * (2 ** (state.attempt_number - 1)))
-        return self._rng.uniform(exp / 2, exp)  # jitter spreads the workers out
+        return self.backoff(state.attempt_number)
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential back-off with jitter, which spreads the workers out."""
+        exp = min(self.backoff_cap_s, self.backoff_base_s * (2 ** (attempt - 1)))
+        return self._rng.uniform(exp / 2, exp)
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     def request(
         self,
@@ -157,12 +172,19 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        retry: bool = True,
     ) -> httpx.Response:
-        """One Graph call; transient failures retried, others raised as typed errors."""
+        """One Graph call; transient failures retried (unless `retry` is off, for callers that
+        must decide themselves whether a repeat is safe), others raised as typed errors."""
         url = self.url(path)
         if _origin(url) != self.origin:
             # A nextLink pointing elsewhere must never receive this tenant's token.
             raise StopSync(f"refusing to send a token to {_origin(url)} (expected {self.origin})")
+        if not retry:
+            try:
+                return self._send(method, url, params=params, json=json, headers=headers)
+            except _RetryableAnswer as exc:
+                raise exc.error from None
         retrying = Retrying(
             retry=retry_if_exception_type(_RetryableAnswer),
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_wait_s),
@@ -198,7 +220,10 @@ class GraphClient:
             )
         except httpx.TransportError as exc:
             raise _RetryableAnswer(
-                Transient(f"{method} {urlsplit(url).path}: connection failed: {exc!r}")
+                Transient(
+                    f"{method} {urlsplit(url).path}: connection failed: {exc!r}",
+                    code="ConnectionFailed",
+                )
             ) from exc
         if response.is_success:
             return response

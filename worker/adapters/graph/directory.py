@@ -1,15 +1,27 @@
-"""The source and target directory ports on Microsoft Graph v1.0."""
+"""The source and target directory ports on Microsoft Graph v1.0 (target writes through $batch)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from worker.adapters.graph.batch import BatchCall, BatchExecutor, BatchResult
 from worker.adapters.graph.client import GraphClient
-from worker.domain.errors import NotFound
+from worker.domain.errors import NotFound, SyncError
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
-from worker.ports import GroupPage, Invitation, MembershipChange, UserPage
+from worker.ports import (
+    DeleteUser,
+    FindUsers,
+    GetUser,
+    GroupPage,
+    Invitation,
+    Invite,
+    MembershipChange,
+    PatchUser,
+    TargetRequest,
+    UserPage,
+)
 from worker.schema import user_property_types
 
 USER_TYPE = "#microsoft.graph.user"
@@ -112,33 +124,28 @@ class GraphSourceDirectory:
 
 
 class GraphTargetDirectory:
-    """Reads and writes of the target tenant."""
+    """Reads and writes of the target tenant, sent through $batch."""
 
     def __init__(self, client: GraphClient, *, invite_redirect_url: str) -> None:
         self.client = client
         self.invite_redirect_url = invite_redirect_url
+        self.batches = BatchExecutor(client)
         self._types = user_property_types()
 
     def sign_in(self) -> None:
         self.client.tokens.token()
 
-    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
-        if self._types.get(attribute, "").startswith("Collection("):
-            condition = f"{attribute}/any(x:x eq {odata_string(value)})"
-        else:
-            condition = f"{attribute} eq {odata_string(value)}"
-        # Two answers are enough to tell "one" from "ambiguous".
-        data = self.client.get_json(
-            "/users", {"$filter": condition, "$select": ",".join(["id", *select]), "$top": "2"}
-        )
-        return [TargetUser(id=u["id"], attributes=_attributes(u)) for u in data.get("value", [])]
+    def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
+        calls = [self._call(r) for r in requests]
+        answers = self.batches.run(calls)
+        return [_answer(r, a) for r, a in zip(requests, answers, strict=True)]
 
-    def get_user(self, user_id: str, select: Sequence[str]) -> TargetUser | None:
-        try:
-            data = self.client.get_json(f"/users/{user_id}", {"$select": ",".join(["id", *select])})
-        except NotFound:
-            return None
-        return TargetUser(id=data["id"], attributes=_attributes(data))
+    def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
+        (result,) = self.execute([FindUsers(attribute, value, tuple(select))])
+        if isinstance(result, SyncError):
+            raise result
+        found: list[TargetUser] = result
+        return found
 
     def user_ids(self) -> set[str]:
         ids: set[str] = set()
@@ -149,23 +156,61 @@ class GraphTargetDirectory:
             url = data.get("@odata.nextLink")
         return ids
 
-    def invite(self, address: str, display_name: str | None, user_type: str) -> Invitation:
-        body: dict[str, Any] = {
-            "invitedUserEmailAddress": address,
-            "inviteRedirectUrl": self.invite_redirect_url,
-            "sendInvitationMessage": False,
-            "invitedUserType": user_type,
-        }
-        if display_name:
-            body["invitedUserDisplayName"] = display_name
-        data = self.client.request("POST", "/invitations", json=body).json()
-        return Invitation(user_id=data["invitedUser"]["id"], status=str(data.get("status", "")))
+    def _filter(self, attribute: str, value: str) -> str:
+        if self._types.get(attribute, "").startswith("Collection("):
+            return f"{attribute}/any(x:x eq {odata_string(value)})"
+        return f"{attribute} eq {odata_string(value)}"
 
-    def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
-        self.client.request("PATCH", f"/users/{user_id}", json=dict(attributes))
+    def _call(self, request: TargetRequest) -> BatchCall:
+        if isinstance(request, FindUsers):
+            # Two answers are enough to tell "one" from "ambiguous".
+            query = {
+                "$filter": self._filter(request.attribute, request.value),
+                "$select": ",".join(["id", *request.select]),
+                "$top": "2",
+            }
+            return BatchCall("GET", "/users?" + urlencode(query, quote_via=quote))
+        if isinstance(request, GetUser):
+            query = {"$select": ",".join(["id", *request.select])}
+            return BatchCall(
+                "GET", f"/users/{request.user_id}?" + urlencode(query, quote_via=quote)
+            )
+        if isinstance(request, Invite):
+            body: dict[str, Any] = {
+                "invitedUserEmailAddress": request.address,
+                "inviteRedirectUrl": self.invite_redirect_url,
+                "sendInvitationMessage": False,
+                "invitedUserType": request.user_type,
+            }
+            if request.display_name:
+                body["invitedUserDisplayName"] = request.display_name
+            address = request.address
+            return BatchCall("POST", "/invitations", body, recover=lambda: self._invited(address))
+        if isinstance(request, PatchUser):
+            return BatchCall("PATCH", f"/users/{request.user_id}", dict(request.attributes))
+        if isinstance(request, DeleteUser):
+            return BatchCall("DELETE", f"/users/{request.user_id}")
+        return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore")
 
-    def delete_user(self, user_id: str) -> None:
-        self.client.request("DELETE", f"/users/{user_id}")
+    def _invited(self, address: str) -> dict[str, Any] | None:
+        """After a lost invitation: the user it may have created, as an invitation answer."""
+        data = self.client.get_json(
+            "/users", {"$filter": f"mail eq {odata_string(address)}", "$select": "id", "$top": "2"}
+        )
+        found = data.get("value", [])
+        if len(found) != 1:
+            return None
+        return {"invitedUser": {"id": found[0]["id"]}, "status": "Existing"}
 
-    def restore_user(self, user_id: str) -> None:
-        self.client.request("POST", f"/directory/deletedItems/{user_id}/restore")
+
+def _answer(request: TargetRequest, result: BatchResult) -> Any:
+    if isinstance(result, SyncError):
+        return result
+    body = result.body if isinstance(result.body, dict) else {}
+    if isinstance(request, FindUsers):
+        return [TargetUser(id=u["id"], attributes=_attributes(u)) for u in body.get("value", [])]
+    if isinstance(request, GetUser):
+        return TargetUser(id=body["id"], attributes=_attributes(body))
+    if isinstance(request, Invite):
+        return Invitation(user_id=body["invitedUser"]["id"], status=str(body.get("status", "")))
+    return None

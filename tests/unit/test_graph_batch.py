@@ -1,0 +1,226 @@
+"""$batch execution rules (an injected transport, no network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor
+from worker.adapters.graph.client import GraphClient
+from worker.domain.errors import BadRequest, NotFound, StopSync, Transient
+
+pytestmark = pytest.mark.unit
+
+
+class StaticTokens:
+    def token(self) -> str:
+        return "t"
+
+
+def executor(
+    handler: Callable[[list[dict[str, Any]]], Any], sleeps: list[float], **kwargs: Any
+) -> tuple[BatchExecutor, list[list[dict[str, Any]]]]:
+    sent: list[list[dict[str, Any]]] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["requests"]
+        sent.append(items)
+        answer = handler(items)
+        return answer if isinstance(answer, httpx.Response) else httpx.Response(200, json=answer)
+
+    client = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(transport),
+        sleep=sleeps.append,
+    )
+    return BatchExecutor(client, **kwargs), sent
+
+
+def ok(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"responses": [{"id": i["id"], "status": 204, "body": None} for i in items]}
+
+
+def test_calls_go_twenty_to_a_batch_and_answers_come_back_in_order() -> None:
+    batches, sent = executor(ok, [])
+    calls = [BatchCall("PATCH", f"/users/{n}", {"city": "Oslo"}) for n in range(45)]
+
+    results = batches.run(calls)
+
+    assert [len(items) for items in sent] == [20, 20, 5]
+    assert all(isinstance(r, BatchAnswer) and r.status == 204 for r in results)
+    assert sent[0][0] == {
+        "id": "0",
+        "method": "PATCH",
+        "url": "/users/0",
+        "body": {"city": "Oslo"},
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def test_throttled_items_are_sent_again_after_retry_after_and_final_errors_are_not() -> None:
+    rounds: list[int] = []
+
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        rounds.append(len(items))
+        answers = []
+        for item in items:
+            if item["url"] == "/users/missing":
+                answers.append(
+                    {
+                        "id": item["id"],
+                        "status": 404,
+                        "body": {"error": {"code": "Request_ResourceNotFound", "message": "gone"}},
+                    }
+                )
+            elif item["url"] == "/users/busy" and len(rounds) == 1:
+                answers.append(
+                    {
+                        "id": item["id"],
+                        "status": 429,
+                        "headers": {"Retry-After": "3"},
+                        "body": {"error": {"code": "TooManyRequests", "message": "slow down"}},
+                    }
+                )
+            else:
+                answers.append({"id": item["id"], "status": 204})
+        return {"responses": answers}
+
+    sleeps: list[float] = []
+    batches, _ = executor(handler, sleeps)
+
+    results = batches.run(
+        [
+            BatchCall("DELETE", "/users/missing"),
+            BatchCall("DELETE", "/users/busy"),
+            BatchCall("DELETE", "/users/fine"),
+        ]
+    )
+
+    assert rounds == [3, 1]  # only the throttled item went again
+    assert sleeps == [3.0]
+    assert isinstance(results[0], NotFound)
+    assert isinstance(results[1], BatchAnswer)
+    assert isinstance(results[2], BatchAnswer)
+
+
+def test_a_refused_token_stops_everything_but_a_forbidden_object_fails_alone() -> None:
+    def forbidden(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "responses": [
+                {
+                    "id": i["id"],
+                    "status": 403,
+                    "body": {"error": {"code": "Authorization_RequestDenied", "message": "no"}},
+                }
+                for i in items
+            ]
+        }
+
+    batches, _ = executor(forbidden, [])
+    (result,) = batches.run([BatchCall("PATCH", "/users/admin", {"city": "x"})])
+    assert isinstance(result, BadRequest)
+    assert result.code == "Authorization_RequestDenied"
+
+    def unauthorized(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "responses": [
+                {
+                    "id": i["id"],
+                    "status": 401,
+                    "body": {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}},
+                }
+                for i in items
+            ]
+        }
+
+    batches, _ = executor(unauthorized, [])
+    with pytest.raises(StopSync):
+        batches.run([BatchCall("PATCH", "/users/a", {"city": "x"})])
+
+
+def test_a_lost_batch_asks_before_repeating_an_invitation() -> None:
+    attempts: list[list[str]] = []
+
+    def handler(items: list[dict[str, Any]]) -> Any:
+        attempts.append([i["url"] for i in items])
+        if len(attempts) == 1:
+            raise httpx.ReadError("connection dropped after the server acted")
+        return ok(items)
+
+    recovered: list[str] = []
+
+    def already_invited() -> dict[str, Any]:
+        recovered.append("asked")
+        return {"invitedUser": {"id": "u-1"}, "status": "Existing"}
+
+    sleeps: list[float] = []
+    batches, _ = executor(handler, sleeps)
+    invite = BatchCall(
+        "POST", "/invitations", {"invitedUserEmailAddress": "a@x.com"}, recover=already_invited
+    )
+
+    results = batches.run([invite, BatchCall("PATCH", "/users/u-2", {"city": "x"})])
+
+    assert recovered == ["asked"]
+    assert attempts == [
+        ["/invitations", "/users/u-2"],
+        ["/users/u-2"],
+    ]  # the invitation is not resent
+    assert isinstance(results[0], BatchAnswer)
+    assert results[0].body == {"invitedUser": {"id": "u-1"}, "status": "Existing"}
+    assert len(sleeps) == 1
+
+
+def test_a_refused_batch_is_sent_again_whole() -> None:
+    calls = 0
+
+    def handler(items: list[dict[str, Any]]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return httpx.Response(
+                429,
+                headers={"Retry-After": "2"},
+                json={"error": {"code": "TooManyRequests", "message": "x"}},
+            )
+        return ok(items)
+
+    sleeps: list[float] = []
+    batches, sent = executor(handler, sleeps)
+
+    results = batches.run(
+        [BatchCall("POST", "/invitations", {"a": 1}, recover=lambda: pytest.fail("nothing ran"))]
+    )
+
+    assert sleeps == [2.0]
+    assert len(sent) == 2
+    assert isinstance(results[0], BatchAnswer)
+
+
+def test_items_that_never_succeed_end_as_transient_errors() -> None:
+    def unavailable(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "responses": [
+                {
+                    "id": i["id"],
+                    "status": 503,
+                    "body": {"error": {"code": "ServiceUnavailable", "message": "later"}},
+                }
+                for i in items
+            ]
+        }
+
+    sleeps: list[float] = []
+    batches, sent = executor(unavailable, sleeps, max_attempts=3)
+
+    (result,) = batches.run([BatchCall("PATCH", "/users/a", {"city": "x"})])
+
+    assert isinstance(result, Transient)
+    assert "gave up after 3 attempts" in str(result)
+    assert len(sent) == 3
+    assert len(sleeps) == 2

@@ -1,0 +1,178 @@
+"""Graph `$batch`: many requests in few round trips, each answer handled on its own.
+
+Items go 20 to a batch. An item answered 429, 503 or 504 is sent again after its `Retry-After`
+(or a capped, jittered back-off); any other answer is final for that item. When a whole batch is
+lost (a dropped connection, or 504 on the batch itself) its items may or may not have run:
+idempotent items are simply sent again, and a non-idempotent one (an invitation) first asks its
+`recover` callback whether it already happened, so a repeat never creates a second user.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.adapters.graph.client import RETRYABLE_STATUS, GraphClient, error_from
+from worker.domain.errors import BadRequest, StopSync, SyncError, Transient
+
+MAX_BATCH_ITEMS = 20  # Graph's limit per $batch request
+
+
+@dataclass
+class BatchCall:
+    method: str
+    url: str  # relative to /v1.0, e.g. "/users/123?$select=id"
+    body: Any = None
+    # For a call that must not simply be repeated: returns the answer body if it already
+    # happened (e.g. the invited user exists), or None to send it again.
+    recover: Callable[[], Any | None] | None = None
+
+
+@dataclass
+class BatchAnswer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+BatchResult = BatchAnswer | SyncError
+
+
+class BatchExecutor:
+    def __init__(
+        self,
+        client: GraphClient,
+        *,
+        max_attempts: int = 6,
+        max_wait_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.max_attempts = max_attempts
+        self.max_wait_s = max_wait_s
+        self._monotonic = monotonic
+
+    def run(self, calls: Sequence[BatchCall]) -> list[BatchResult]:
+        """Every call's answer or error, in order. Only StopSync is raised."""
+        results: list[BatchResult | None] = [None] * len(calls)
+        last_error: dict[int, SyncError] = {}
+        pending = list(range(len(calls)))
+        started = self._monotonic()
+        attempt = 0
+        while pending:
+            attempt += 1
+            again: list[int] = []
+            wait: float | None = None
+            for start in range(0, len(pending), MAX_BATCH_ITEMS):
+                chunk = pending[start : start + MAX_BATCH_ITEMS]
+                retry, retry_after = self._send(chunk, calls, results, last_error)
+                again += retry
+                if retry_after is not None:
+                    wait = max(wait or 0.0, retry_after)
+            if not again:
+                break
+            pause = wait if wait is not None else self.client.backoff(attempt)
+            spent = self._monotonic() - started
+            if attempt >= self.max_attempts or spent + pause > self.max_wait_s:
+                for i in again:
+                    error = last_error.get(i)
+                    results[i] = Transient(
+                        f"gave up after {attempt} attempts: {error}",
+                        code=error.code if error else "Transient",
+                        status=error.status if error else None,
+                    )
+                break
+            self.client.sleep(pause)
+            pending = again
+        return [r if r is not None else Transient("no answer") for r in results]
+
+    def _send(
+        self,
+        chunk: list[int],
+        calls: Sequence[BatchCall],
+        results: list[BatchResult | None],
+        last_error: dict[int, SyncError],
+    ) -> tuple[list[int], float | None]:
+        """Send one batch; returns the items to send again and how long the server asks to wait."""
+        payload = {"requests": [_item(i, calls[i]) for i in chunk]}
+        try:
+            response = self.client.request("POST", "/$batch", json=payload, retry=False)
+        except StopSync:
+            raise
+        except Transient as error:
+            for i in chunk:
+                last_error[i] = error
+            if error.status in (429, 503):
+                return chunk, error.retry_after  # refused as a whole: nothing ran
+            return self._recover(chunk, calls, results), error.retry_after
+        except SyncError as error:
+            for i in chunk:
+                results[i] = error
+            return [], None
+        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        retry: list[int] = []
+        wait: float | None = None
+        for i in chunk:
+            answer = answers.get(str(i))
+            if answer is None:
+                last_error[i] = Transient("the batch answer left this request out")
+                retry.append(i)
+                continue
+            status = int(answer.get("status", 500))
+            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+            body = answer.get("body")
+            if 200 <= status < 300:
+                results[i] = BatchAnswer(status, body, headers)
+                continue
+            where = f"{calls[i].method} {calls[i].url.split('?', 1)[0]}"
+            failure = error_from(status, body, headers, where)
+            if status in RETRYABLE_STATUS:
+                last_error[i] = failure
+                retry.append(i)
+                if isinstance(failure, Transient) and failure.retry_after is not None:
+                    wait = max(wait or 0.0, failure.retry_after)
+            elif status == 401:
+                raise failure  # the token itself is refused: nothing else will work either
+            elif isinstance(failure, StopSync):
+                # A 403 on one object (a privileged user, say) fails that object, not the cycle.
+                results[i] = BadRequest(failure.message, code=failure.code, status=status)
+            else:
+                results[i] = failure
+        return retry, wait
+
+    def _recover(
+        self, chunk: list[int], calls: Sequence[BatchCall], results: list[BatchResult | None]
+    ) -> list[int]:
+        """A lost batch: find out which non-idempotent items happened before sending them again."""
+        again: list[int] = []
+        for i in chunk:
+            recover = calls[i].recover
+            if recover is not None:
+                try:
+                    found = recover()
+                except StopSync:
+                    raise
+                except SyncError:
+                    found = None  # cannot tell yet; the next round asks again
+                if found is not None:
+                    results[i] = BatchAnswer(200, found)
+                    continue
+            again.append(i)
+        return again
+
+
+def _item(index: int, call: BatchCall) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": str(index), "method": call.method, "url": call.url}
+    if call.body is not None:
+        item["body"] = call.body
+        item["headers"] = {"Content-Type": "application/json"}
+    return item
+
+
+def json_body(result: BatchResult) -> Mapping[str, Any]:
+    """The body of a successful answer, or the error raised."""
+    if isinstance(result, SyncError):
+        raise result
+    return result.body if isinstance(result.body, Mapping) else {}
