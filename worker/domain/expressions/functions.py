@@ -98,6 +98,43 @@ def _append(_: EvaluationContext, source: Any, suffix: Any) -> Any:
     return to_text(source) + to_text(suffix)
 
 
+def _role_names(assignment: Any) -> tuple[str, str] | None:
+    """(display name, value) of one app role assignment: a role name, or an object of one."""
+    if isinstance(assignment, Mapping):
+        display = to_str(assignment.get("displayName", assignment.get("display")))
+        value = to_str(assignment.get("value", assignment.get("appRoleValue")))
+        if display is None and value is None:
+            return None
+        return (display or value or "", value or display or "")
+    name = to_str(assignment)
+    return None if not name else (name, name)
+
+
+def _app_role_assignments_complex(_: EvaluationContext, assignments: Any) -> Any:
+    """Every assigned role as the SCIM complex value Entra sends (primary false)."""
+    roles = [names for item in _as_list(assignments) if (names := _role_names(item))]
+    if not roles:
+        return None
+    return [
+        {
+            "primary": False,
+            "type": "WindowsAzureActiveDirectoryRole",
+            "display": display,
+            "value": value,
+        }
+        for display, value in roles
+    ]
+
+
+def _single_app_role_assignment(_: EvaluationContext, assignments: Any) -> str | None:
+    """One assigned role's name (its display name); which one, with several, is unspecified."""
+    for item in _as_list(assignments):
+        names = _role_names(item)
+        if names:
+            return names[0]
+    return None
+
+
 def _bit_and(_: EvaluationContext, first: Any, second: Any) -> Any:
     if first is None or second is None:
         return None
@@ -181,24 +218,33 @@ def _styles(value: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _format_date_time(
-    context: EvaluationContext, source: Any, styles: Any, input_format: Any, output_format: Any
-) -> str | None:
+def _format_date_time(context: EvaluationContext, source: Any, *rest: Any) -> str | None:
     """FormatDateTime(source, dateTimeStyles, inputFormat, outputFormat); null in, null out.
 
-    An offset in the source is folded into UTC, as .NET does on a UTC host.
+    The reference's older three-argument form (source, inputFormat, outputFormat) and Entra
+    Connect's two-argument form (dateTime, outputFormat) are accepted too. A source without an
+    inputFormat is read as CDate reads it. An offset in the source is folded into UTC, as .NET
+    does on a UTC host.
     """
+    if len(rest) == 3:
+        styles, input_format, output_format = rest
+    elif len(rest) == 2:
+        styles = None
+        input_format, output_format = rest
+    else:
+        styles = input_format = None
+        (output_format,) = rest
     if is_null_or_empty(source):
         return None
     out_fmt = to_str(output_format)
     if not out_fmt:
         raise FunctionFailure("outputFormat is required")
-    if isinstance(source, datetime):
-        moment = source
+    in_fmt = None if isinstance(source, datetime) else to_str(input_format)
+    if not in_fmt:
+        moment = to_datetime(source, "source")
+        if moment is None:
+            return None
     else:
-        in_fmt = to_str(input_format)
-        if not in_fmt:
-            raise FunctionFailure("inputFormat is required")
         style_set = _styles(to_str(styles) or "")
         moment = dates.parse_exact(to_text(source), in_fmt, style_set, _now(context))
     return dates.format_datetime(moment, out_fmt)
@@ -628,6 +674,12 @@ def _compile_replace(node: Call, fns: list[Compiled]) -> Compiled:
 
     if given(_OLD):
         old = fn(_OLD)
+        plain: Compiled | None = None
+        if given(_REPLACEMENT):
+            plain = fn(_REPLACEMENT)
+        elif len(node.args) == 3 and given(_PATTERN):
+            # Replace(source, oldValue, newValue): Entra Connect's three-argument form.
+            plain = fn(_PATTERN)
         if given(_TEMPLATE):
             template = fn(_TEMPLATE)
 
@@ -640,8 +692,8 @@ def _compile_replace(node: Call, fns: list[Compiled]) -> Compiled:
                 return pattern_text.replace(wanted, value) if wanted else pattern_text
 
             return run_template
-        if given(_REPLACEMENT):
-            replacement = fn(_REPLACEMENT)
+        if plain is not None:
+            replacement = plain
 
             def run_plain(attributes: Mapping[str, Any], context: EvaluationContext) -> Any:
                 value = to_str(source(attributes, context))
@@ -793,17 +845,22 @@ def _check_interval(node: Call) -> None:
 
 
 def _check_format_date_time(node: Call) -> None:
-    for slot in (2, 3):
-        arg = node.args[slot] if len(node.args) > slot else None
+    count = len(node.args)
+    # (styles slot, format slots) for the four-, three- and two-argument forms.
+    styles_slot, format_slots = {4: (1, (2, 3)), 3: (None, (1, 2))}.get(count, (None, (1,)))
+    for slot in format_slots:
+        arg = node.args[slot]
         fmt = _constant_text(arg)
-        if fmt is not None and arg is not None:
+        if fmt is not None:
             try:
                 dates.tokenize_format(fmt)
             except dates.DateFormatError as exc:
                 raise ExpressionError(f"FormatDateTime: {exc}", arg.position) from None
-    styles_arg = node.args[1] if len(node.args) > 1 else None
+    if styles_slot is None:
+        return
+    styles_arg = node.args[styles_slot]
     styles = _constant_text(styles_arg)
-    if styles is not None and styles_arg is not None:
+    if styles is not None:
         try:
             _styles(styles)
         except FunctionFailure as exc:
@@ -827,6 +884,7 @@ def _specs(items: Sequence[FunctionSpec]) -> dict[str, FunctionSpec]:
 FUNCTIONS: dict[str, FunctionSpec] = _specs(
     [
         FunctionSpec("Append", 2, 2, impl=_append),
+        FunctionSpec("AppRoleAssignmentsComplex", 1, 1, impl=_app_role_assignments_complex),
         FunctionSpec("BitAnd", 2, 2, impl=_bit_and),
         FunctionSpec("CBool", 1, 1, impl=_cbool),
         FunctionSpec("CDate", 1, 1, impl=_cdate),
@@ -838,7 +896,7 @@ FUNCTIONS: dict[str, FunctionSpec] = _specs(
         FunctionSpec("DateAdd", 3, 3, impl=_date_add, check=_check_interval),
         FunctionSpec("DateDiff", 3, 3, impl=_date_diff, check=_check_interval),
         FunctionSpec("DateFromNum", 1, 1, impl=_date_from_num),
-        FunctionSpec("FormatDateTime", 4, 4, impl=_format_date_time, check=_check_format_date_time),
+        FunctionSpec("FormatDateTime", 2, 4, impl=_format_date_time, check=_check_format_date_time),
         FunctionSpec("Guid", 0, 0, impl=_guid),
         FunctionSpec("IgnoreFlowIfNullOrEmpty", 1, 1, compiler=_compile_ignore_flow),
         FunctionSpec("IIF", 3, 3, compiler=_compile_iif),
@@ -861,6 +919,7 @@ FUNCTIONS: dict[str, FunctionSpec] = _specs(
         FunctionSpec("RemoveDuplicates", 1, 1, impl=_remove_duplicates),
         FunctionSpec("Replace", 1, 7, compiler=_compile_replace),
         FunctionSpec("SelectUniqueValue", 2, None, compiler=_compile_select_unique),
+        FunctionSpec("SingleAppRoleAssignment", 1, 1, impl=_single_app_role_assignment),
         FunctionSpec("Split", 2, 2, impl=_split),
         FunctionSpec("StripSpaces", 1, 1, impl=_strip_spaces),
         FunctionSpec("Switch", 4, None, compiler=_compile_switch, even_args=True),

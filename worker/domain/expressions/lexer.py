@@ -1,7 +1,8 @@
 """Tokens of the expression language, with the character position each starts at.
 
 Owns the lexical rules: `[attribute]` references, `"string"` constants where only `\\"` and
-`\\\\` are escapes (any other backslash is kept, so regex patterns read naturally), decimal
+`\\\\` are escapes (any other backslash is kept, so regex patterns read naturally; a `\\\\"` that
+could not end the string is the reference's doubly escaped quote), decimal
 numbers with an optional leading minus, VBA `&H` (hex) and `&O` (octal) literals, identifiers
 (function names and VBA enum words), `( ) ,` and the comparison operators `= <> > >= < <=`.
 """
@@ -101,6 +102,17 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+_STRING_FOLLOWERS = frozenset(",)=<>")
+
+
+def _can_follow_string(text: str, i: int) -> bool:
+    """Whether a string constant closing just before `i` can be followed by what is there."""
+    n = len(text)
+    while i < n and text[i].isspace():
+        i += 1
+    return i == n or text[i] in _STRING_FOLLOWERS
+
+
 def _string(text: str, i: int, tokens: list[Token]) -> int:
     start = i
     i += 1
@@ -109,6 +121,13 @@ def _string(text: str, i: int, tokens: list[Token]) -> int:
     while i < n:
         ch = text[i]
         if ch == "\\" and i + 1 < n and text[i + 1] in '"\\':
+            if text.startswith('\\\\"', i) and not _can_follow_string(text, i + 3):
+                # `\\"` where closing the string would leave a syntax error: the doubled
+                # escaping of the reference's markdown source ("Company name: \\"Contoso\\""),
+                # read as the escaped quote it renders as.
+                chars.append('"')
+                i += 3
+                continue
             chars.append(text[i + 1])
             i += 2
         elif ch == '"':
