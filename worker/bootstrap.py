@@ -14,11 +14,18 @@ from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
-from worker.adapters.state.redis_store import RedisCursorStore, RedisJobLock, connect
+from worker.adapters.state.redis_store import (
+    RedisCursorStore,
+    RedisJobLock,
+    RedisQueueGuard,
+    connect,
+)
 from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.config import Config, Job, TenantConfig
+from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.service.cycle import CycleService, ProgressListener
+from worker.service.ondemand import OnDemand
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -29,6 +36,10 @@ def job_spec(job: Job) -> JobSpec:
         policy=job.policy,
         user_type=job.raw.user_type,
         full_every=job.raw.schedule.full_every,
+        interval=job.raw.schedule.interval,
+        deletion_threshold=DeletionThreshold(
+            count=job.raw.deletion_threshold.count, percent=job.raw.deletion_threshold.percent
+        ),
     )
 
 
@@ -72,19 +83,34 @@ class Runtime:
     def job_lock(self) -> RedisJobLock:
         return RedisJobLock(self.redis)
 
-    def cycle(self, job_name: str, *, on_progress: ProgressListener | None = None) -> CycleService:
-        job = self.config.job(job_name)
-        return CycleService(
-            job_spec(job),
-            source=GraphSourceDirectory(self.client(job.source)),
-            target=GraphTargetDirectory(
+    def queue_guard(self) -> RedisQueueGuard:
+        return RedisQueueGuard(self.redis)
+
+    def directories(self, job: Job) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+        return (
+            GraphSourceDirectory(self.client(job.source)),
+            GraphTargetDirectory(
                 self.client(job.target), invite_redirect_url=job.raw.invite_redirect_url
             ),
+        )
+
+    def cycle(self, job_name: str, *, on_progress: ProgressListener | None = None) -> CycleService:
+        job = self.config.job(job_name)
+        source, target = self.directories(job)
+        return CycleService(
+            job_spec(job),
+            source=source,
+            target=target,
             cursors=self.cursors,
             lock=self.job_lock(),
             ledger=self.ledger,
             on_progress=on_progress,
         )
+
+    def on_demand(self, job_name: str) -> OnDemand:
+        job = self.config.job(job_name)
+        source, target = self.directories(job)
+        return OnDemand(job_spec(job), source=source, target=target, ledger=self.ledger)
 
     def close(self) -> None:
         for client in self._clients.values():

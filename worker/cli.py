@@ -211,6 +211,8 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
         out.print(table)
         if len(changed) > limit:
             out.print(f"… and {len(changed) - limit} more (see `tenant-sync logs`)", markup=False)
+    if result.deletions is not None:
+        out.print(f"deletions: {result.deletions['message']}", markup=False)
     state = "dry run, nothing written" if result.dry_run else result.status
     out.print(f"{state} in {result.duration_s:.1f}s", markup=False)
     if result.error:
@@ -232,7 +234,7 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run one cycle of JOB now, in this process, and print its summary."""
-    from worker.ports import AlreadyRunning
+    from worker.ports import AlreadyRunning, JobPaused
 
     cfg = _config(ctx, config)
     _job(cfg, job)
@@ -241,14 +243,17 @@ def run(
             result = runtime.cycle(job).run(
                 mode="full" if full else "auto", dry_run=dry_run, trigger="manual"
             )
-        except AlreadyRunning as exc:
+        except (AlreadyRunning, JobPaused) as exc:
+            status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                emit_json({"job": job, "status": "already_running", "error": str(exc)})
+                emit_json({"job": job, "status": status, "error": str(exc)})
             else:
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
     if as_json:
         data = {**result.summary(), "status": result.status, "error": result.error or None}
+        if result.deletions is not None:
+            data["deletions"] = result.deletions
         if dry_run:
             data["planned"] = result.outcome_rows()
         emit_json(data)
@@ -268,18 +273,40 @@ def trigger(
     as_json: bool = JsonOption,
 ) -> None:
     """Enqueue a cycle of JOB for the Celery workers and print its task id."""
+    import uuid
+
     from worker.celery_app import RUN_JOB_TASK, create_celery
 
     cfg = _config(ctx, config)
     _job(cfg, job)
-    celery = create_celery(cfg)
-    task = celery.send_task(
-        RUN_JOB_TASK, args=[job], kwargs={"mode": "full" if full else "auto", "trigger": "manual"}
-    )
+    with _runtime(cfg) as runtime:
+        if runtime.job_lock().is_held(job):
+            _refuse_trigger(job, "already_running", f"a cycle of {job} is already running", as_json)
+        task_id = str(uuid.uuid4())
+        ttl = int(cfg.job(job).raw.schedule.interval.total_seconds())
+        queued = runtime.queue_guard().claim_queue(job, task_id, ttl_s=ttl)
+        if queued:
+            _refuse_trigger(
+                job, "already_queued", f"a cycle of {job} is already queued: {queued}", as_json
+            )
+        celery = create_celery(cfg)
+        celery.send_task(
+            RUN_JOB_TASK,
+            args=[job],
+            kwargs={"mode": "full" if full else "auto", "trigger": "manual"},
+            task_id=task_id,
+        )
     if as_json:
-        emit_json({"job": job, "task_id": task.id, "mode": "full" if full else "auto"})
+        emit_json({"job": job, "task_id": task_id, "mode": "full" if full else "auto"})
     else:
-        out.print(task.id, markup=False)
+        out.print(task_id, markup=False)
+
+
+def _refuse_trigger(job: str, status: str, message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        emit_json({"job": job, "status": status, "error": message})
+        raise typer.Exit(1)
+    fail(message, 1)
 
 
 # status and logs --------------------------------------------------------------------------------
@@ -498,39 +525,193 @@ def redis_stop(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
     out.print("stopped" if server.stop() else "was not running", markup=False)
 
 
-# reserved names ---------------------------------------------------------------------------------
-def _not_yet(command: str) -> NoReturn:
-    fail(f"`{command}` is not available in this version yet", 2)
+@app.command()
+def provision(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    source_user_id: str = typer.Argument(..., help="The source user's object id."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Provision one source user now, synchronously, and print each step (works while paused)."""
+    from worker.domain.errors import SyncError
+
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    with _runtime(cfg) as runtime:
+        try:
+            outcome = runtime.on_demand(job).provision(source_user_id)
+        except SyncError as exc:
+            fail(f"provisioning {source_user_id} failed: {exc}", 1)
+    if as_json:
+        emit_json(
+            {
+                "job": job,
+                "sourceId": outcome.source_id,
+                "sourceIdentity": outcome.source_label,
+                "targetId": outcome.target_id,
+                "action": outcome.action.value,
+                "status": outcome.status.value,
+                "reason": outcome.reason or None,
+                "steps": [
+                    {"name": s.name, "status": s.status.value, "detail": s.detail}
+                    for s in outcome.steps
+                ],
+                "modifiedProperties": {
+                    k: {"old": c.old, "new": c.new} for k, c in outcome.modified.items()
+                },
+            }
+        )
+    else:
+        out.print(f"{outcome.source_label or outcome.source_id} ({job})", markup=False)
+        for step in outcome.steps:
+            mark = {"success": "✓", "skipped": "·", "warning": "!", "failure": "✗"}[
+                step.status.value
+            ]
+            out.print(f"  {mark} {step.name:<10} {step.detail}", markup=False)
+        for name, change in outcome.modified.items():
+            out.print(f"      {name}: {_short(change.old)} → {_short(change.new)}", markup=False)
+        out.print(
+            f"result: {outcome.action.value} {outcome.status.value}"
+            + (f" — {outcome.reason}" if outcome.reason else "")
+            + (f" (target user {outcome.target_id})" if outcome.target_id else ""),
+            markup=False,
+        )
+    raise typer.Exit(1 if outcome.status.value == "failure" else 0)
 
 
-@app.command(hidden=True)
-def provision(job: str, source_user_id: str) -> None:
-    """Provision one user on demand (reserved)."""
-    _not_yet("provision")
+@app.command()
+def check(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Check that JOB can work: sign-in and permissions on both sides, the group scope, and the
+    partner settings (automatic redemption, sync allowed). Writes nothing; exit 1 on a ✗."""
+    from worker.adapters.graph.checks import JobChecks
+    from worker.bootstrap import graph_client
+
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    spec = cfg.job(job)
+    source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
+    source_client, target_client = graph_client(source), graph_client(target)
+    try:
+        checks = JobChecks(
+            job=job,
+            source=source_client,
+            target=target_client,
+            source_tenant=source.tenant_id,
+            target_tenant=target.tenant_id,
+            groups=spec.scope.group_ids if spec.scope.assigned_only else (),
+        ).run()
+    finally:
+        source_client.close()
+        target_client.close()
+    failed = any(c.status == "fail" for c in checks)
+    if as_json:
+        emit_json(
+            {
+                "job": job,
+                "ok": not failed,
+                "checks": [
+                    {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                    for c in checks
+                ],
+            }
+        )
+    else:
+        for c in checks:
+            detail = f" — {c.detail}" if c.detail else ""
+            out.print(f"{c.mark} {c.name}{detail}", markup=False)
+            if c.status != "ok" and c.fix:
+                out.print(f"    fix: {c.fix}", markup=False)
+    raise typer.Exit(1 if failed else 0)
 
 
-@app.command(hidden=True)
-def restart(job: str, scope: str = typer.Option(..., "--scope")) -> None:
-    """Clear a job's state (reserved)."""
-    _not_yet("restart")
+# job administration -----------------------------------------------------------------------------
+def _admin(ctx: typer.Context, config: Path | None, job: str) -> Any:
+    cfg = _config(ctx, config)
+    _job(cfg, job)
+    return cfg
 
 
-@app.command(hidden=True)
-def pause(job: str) -> None:
-    """Pause a job (reserved)."""
-    _not_yet("pause")
+@app.command()
+def pause(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Stop JOB's cycles (scheduled and manual) until it is resumed; all state is kept."""
+    from worker.service import admin
+
+    with _runtime(_admin(ctx, config, job)) as runtime:
+        admin.pause(runtime.ledger, job)
+    out.print(
+        f"{job}: paused (a running cycle finishes first; `provision` still works)", markup=False
+    )
 
 
-@app.command(hidden=True)
-def resume(job: str) -> None:
-    """Resume a job (reserved)."""
-    _not_yet("resume")
+@app.command()
+def resume(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Let JOB's cycles run again, where they left off."""
+    from worker.service import admin
+
+    with _runtime(_admin(ctx, config, job)) as runtime:
+        admin.resume(runtime.ledger, job)
+    out.print(f"{job}: resumed", markup=False)
 
 
-@app.command("allow-deletes", hidden=True)
-def allow_deletes(job: str) -> None:
-    """Release staged deletions (reserved)."""
-    _not_yet("allow-deletes")
+@app.command("allow-deletes")
+def allow_deletes(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Release the deletions held over JOB's threshold: its next cycle makes them."""
+    from worker.service import admin
+
+    with _runtime(_admin(ctx, config, job)) as runtime:
+        admin.allow_deletes(runtime.ledger, job)
+        held = len(runtime.ledger.staged(job))
+    out.print(
+        f"{job}: the next cycle makes its deletions ({held} held now); "
+        f"run it now with `tenant-sync run {job}`",
+        markup=False,
+    )
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The job."),
+    scope: str = typer.Option(
+        ..., "--scope", help="watermark, escrows, quarantine, full or force-deletes."
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Clear part of JOB's state: watermark (next cycle full), escrows, quarantine, full (all
+    three and the held deletions; links are kept) or force-deletes (as allow-deletes)."""
+    from worker.ports import AlreadyRunning
+    from worker.service import admin
+
+    try:
+        chosen = admin.RestartScope(scope)
+    except ValueError:
+        choices = ", ".join(s.value for s in admin.RestartScope)
+        fail(f"--scope must be one of {choices}, not {scope!r}")
+    with _runtime(_admin(ctx, config, job)) as runtime:
+        try:
+            done = admin.restart(runtime.ledger, runtime.cursors, runtime.job_lock(), job, chosen)
+        except AlreadyRunning:
+            fail(f"a cycle of {job} is running; restart --scope {scope} once it has finished", 1)
+    for line in done:
+        out.print(f"{job}: {line}", markup=False)
 
 
 def main() -> None:

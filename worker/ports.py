@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 
 
@@ -60,6 +61,9 @@ class SourceDirectory(Protocol):
 
     def transitive_member_ids(self, group_id: str) -> set[str]:
         """The users in a group or in any group nested in it."""
+
+    def member_of(self, user_id: str, *, transitive: bool) -> set[str]:
+        """The ids of the groups a user is a member of (directly, or through nested groups)."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +185,31 @@ class AlreadyRunning(Exception):
     """Another cycle of this job holds the lock."""
 
 
+class JobPaused(Exception):
+    """The job is paused: no cycle runs until it is resumed."""
+
+
+class NotDue(Exception):
+    """A scheduled cycle of a quarantined job before its next attempt: skipped."""
+
+
 class JobLock(Protocol):
     def hold(self, job: str) -> AbstractContextManager[None]:
         """Hold the job's cluster-wide lock for the block; raise AlreadyRunning if taken."""
+
+
+@dataclass
+class PageWrite:
+    """Everything one page changes in SQL, written in one transaction."""
+
+    links: Sequence[Link] = ()
+    seen: Sequence[str] = ()  # source ids a full cycle has read
+    outcomes: Sequence[ObjectOutcome] = ()  # provisioning-log rows
+    resolved_pending: Sequence[str] = ()  # users whose membership change has been handled
+    escrows: Sequence[Escrow] = ()  # failed objects: new or updated escrow
+    released: Sequence[str] = ()  # objects that succeeded, or whose escrow expired
+    staged: Sequence[StagedDeletion] = ()  # deletions decided, to carry out at the end
+    unstaged: Sequence[str] = ()  # objects no longer to delete (or deleted now)
 
 
 @dataclass
@@ -218,17 +244,8 @@ class Ledger(Protocol):
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         """Live links (active or disabled) a full cycle has not marked as seen."""
 
-    def commit_page(
-        self,
-        job: str,
-        run_id: str,
-        *,
-        links: Sequence[Link],
-        seen: Sequence[str],
-        outcomes: Sequence[ObjectOutcome],
-        resolved_pending: Sequence[str] = (),
-    ) -> None:
-        """Write one page's effects in one transaction: links, seen marks, log rows."""
+    def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
+        """Write one page's effects in one transaction."""
 
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
         """Which of these users are members of one of the job's groups (as last read)."""
@@ -245,5 +262,19 @@ class Ledger(Protocol):
 
     def pending(self, job: str, limit: int) -> list[str]: ...
 
-    def clear_job(self, job: str) -> None:
-        """Forget links, assignments and pending users of a job (restart --scope full)."""
+    def job_state(self, job: str) -> JobState: ...
+
+    def save_job_state(self, state: JobState) -> None: ...
+
+    def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]: ...
+
+    def due_escrows(self, job: str, now: datetime, limit: int) -> list[str]:
+        """Escrowed objects whose next attempt is due, oldest first."""
+
+    def escrow_count(self, job: str) -> int: ...
+
+    def staged(self, job: str) -> list[StagedDeletion]:
+        """Deletions waiting for the end of a cycle (or for an operator, over the threshold)."""
+
+    def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
+        """Forget a job's escrows and/or staged deletions (restart)."""

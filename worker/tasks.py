@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -10,7 +11,7 @@ from celery import Task, shared_task
 
 from worker.bootstrap import Runtime, open_runtime
 from worker.config import Config
-from worker.ports import AlreadyRunning
+from worker.ports import AlreadyRunning, JobPaused, NotDue
 
 MAX_RETRIES = 3
 RETRY_DELAY_S = 60
@@ -43,15 +44,30 @@ def run_job(
 ) -> dict[str, Any]:
     log = structlog.get_logger("tenant_sync.tasks")
     config: Config = self.app.tenant_sync_config
-    service = runtime(config).cycle(job_id)
+    state = runtime(config)
+    guard = state.queue_guard()
+    guard.release_queue(job_id, self.request.id)
+    if trigger == "schedule":
+        interval = int(config.job(job_id).raw.schedule.interval.total_seconds())
+        if not guard.claim_slot(job_id, int(time.time()) // interval, ttl_s=2 * interval):
+            log.info("cycle skipped", status="duplicate", reason="this interval's cycle was sent")
+            return {"job": job_id, "status": "duplicate", "error": "another beat sent this cycle"}
+    service = state.cycle(job_id)
     try:
         result = service.run(mode=mode, trigger=trigger)
-    except AlreadyRunning as exc:
-        log.info("cycle skipped", reason=str(exc))
-        return {"job": job_id, "status": "already_running", "error": str(exc)}
+    except (AlreadyRunning, JobPaused, NotDue) as exc:
+        status = {AlreadyRunning: "already_running", JobPaused: "paused", NotDue: "not_due"}[
+            type(exc)
+        ]
+        log.info("cycle skipped", status=status, reason=str(exc))
+        return {"job": job_id, "status": status, "error": str(exc)}
     with structlog.contextvars.bound_contextvars(run_id=result.run_id):
         log.info("cycle finished", status=result.status, mode=result.mode, counts=result.counts)
     if result.status != "success" and result.transient:
         # The cycle saved its position; running it again soon resumes it.
-        raise self.retry(countdown=RETRY_DELAY_S)
+        raise self.retry(
+            countdown=RETRY_DELAY_S,
+            args=[job_id],
+            kwargs={"mode": mode, "trigger": "retry"},
+        )
     return {**result.summary(), "status": result.status, "error": result.error}

@@ -88,9 +88,3 @@ def test_the_embedded_redis_can_be_inspected_and_stopped(tmp_path: Path) -> None
     assert "running at redis://127.0.0.1:" in cli("redis", "status", "--config", str(config)).stdout
     assert cli("redis", "stop", "--config", str(config)).stdout.strip() == "stopped"
     assert "not running" in cli("redis", "status", "--config", str(config)).stdout
-
-
-def test_reserved_commands_say_so() -> None:
-    result = cli("pause", "contoso-to-fabrikam")
-    assert result.returncode == 2
-    assert "not available in this version yet" in result.stderr

@@ -129,7 +129,9 @@ def test_stats_count_writes(graph: httpx.Client, sb: SandboxHandle) -> None:
 
 
 def test_fault_injection(graph: httpx.Client, sb: SandboxHandle) -> None:
-    sb.admin("PUT", "/_sandbox/faults", json={"error_rate": 1.0}).raise_for_status()
+    sb.admin(
+        "PUT", "/_sandbox/faults", json={"error_rate": 1.0, "error_statuses": [503]}
+    ).raise_for_status()
     resp = graph.get("/users")
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "1"

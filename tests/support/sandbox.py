@@ -5,6 +5,7 @@
         client.get("/users").json()
         sb.users(tenant_id, include_deleted=True)           # full dump for assertions
         sb.admin("POST", "/_sandbox/reset")                  # -> httpx.Response
+        sb.set_faults(error_rate=0.5, seed=7)                # also set_limits, set_delta
 
 Tokens come from real MSAL (`SandboxHandle.token`), configured the way the worker does it:
 `instance_discovery=False` and a `requests.Session` that trusts only the sandbox CA.
@@ -100,7 +101,28 @@ class SandboxHandle:
         return data
 
     def reset(self) -> None:
+        """Back to the seed: data, limits, faults (RNG re-seeded) and delta settings."""
         self.admin("POST", "/_sandbox/reset").raise_for_status()
+
+    def _put(self, path: str, settings: dict[str, Any]) -> dict[str, Any]:
+        resp = self.admin("PUT", path, json=settings)
+        if resp.status_code != 200:
+            raise AssertionError(f"PUT {path} {settings}: {resp.status_code} {resp.text}")
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Merge into the fault settings, e.g. `set_faults(drop_rate=1.0, seed=7)` (knobs:
+        worker/sandbox/seed.py); returns them all."""
+        return self._put("/_sandbox/faults", faults)
+
+    def set_limits(self, **limits: Any) -> dict[str, Any]:
+        """Merge into the throttling limits, e.g. `set_limits(write_per_150s=2, window_scale=0.01)`."""
+        return self._put("/_sandbox/limits", limits)
+
+    def set_delta(self, **settings: Any) -> dict[str, Any]:
+        """Delta settings, e.g. `set_delta(token_max_age_s=60)`."""
+        return self._put("/_sandbox/delta", settings)
 
     # ---------------------------------------------------------------- auth + Graph
 

@@ -10,6 +10,7 @@ import copy
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from worker.domain.errors import (
@@ -20,6 +21,7 @@ from worker.domain.errors import (
     SyncError,
     Transient,
 )
+from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import (
     Link,
     LinkState,
@@ -38,6 +40,7 @@ from worker.ports import (
     Invitation,
     Invite,
     MembershipChange,
+    PageWrite,
     PatchUser,
     RunRecord,
     TargetRequest,
@@ -140,6 +143,11 @@ class FakeSource:
         if user_id not in self.users:
             return None
         return SourceUser(user_id, copy.deepcopy(self.users[user_id]))
+
+    def member_of(self, user_id: str, *, transitive: bool) -> set[str]:
+        if not transitive:
+            return {g for g, members in self.groups.items() if user_id in members}
+        return {g for g in self.groups if user_id in self.transitive_member_ids(g)}
 
     def transitive_member_ids(self, group_id: str) -> set[str]:
         found: set[str] = set()
@@ -297,6 +305,9 @@ class FakeLedger:
         self.pending_users: dict[str, set[str]] = {}
         self.commits = 0
         self.crash_after_commits: int | None = None
+        self.states: dict[str, JobState] = {}
+        self.escrow_rows: dict[tuple[str, str], Escrow] = {}
+        self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
 
     def start_run(self, run: RunRecord) -> None:
         self.runs[run.run_id] = copy.deepcopy(run)
@@ -339,26 +350,54 @@ class FakeLedger:
         for start in range(0, len(unseen), batch):
             yield unseen[start : start + batch]
 
-    def commit_page(
-        self,
-        job: str,
-        run_id: str,
-        *,
-        links: Sequence[Link],
-        seen: Sequence[str],
-        outcomes: Sequence[ObjectOutcome],
-        resolved_pending: Sequence[str] = (),
-    ) -> None:
+    def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         if self.crash_after_commits is not None and self.commits >= self.crash_after_commits:
             raise CrashAfter(f"crash after {self.commits} commits")
         self.commits += 1
-        for link in links:
+        for link in write.links:
             self.links[(job, link.source_id)] = copy.deepcopy(link)
-        for sid in seen:
+        for sid in write.seen:
             if (job, sid) in self.links:
                 self.links[(job, sid)].last_seen_run = run_id
-        self.log.extend((run_id, copy.deepcopy(o)) for o in outcomes)
-        self.pending_users.setdefault(job, set()).difference_update(resolved_pending)
+        self.log.extend((run_id, copy.deepcopy(o)) for o in write.outcomes)
+        self.pending_users.setdefault(job, set()).difference_update(write.resolved_pending)
+        for sid in write.released:
+            self.escrow_rows.pop((job, sid), None)
+        for escrow in write.escrows:
+            self.escrow_rows[(job, escrow.source_id)] = escrow
+        for sid in write.unstaged:
+            self.staged_rows.pop((job, sid), None)
+        for staged in write.staged:
+            self.staged_rows[(job, staged.source_id)] = staged
+
+    def job_state(self, job: str) -> JobState:
+        return self.states.get(job, JobState(job=job))
+
+    def save_job_state(self, state: JobState) -> None:
+        self.states[state.job] = state
+
+    def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]:
+        return {s: self.escrow_rows[(job, s)] for s in source_ids if (job, s) in self.escrow_rows}
+
+    def due_escrows(self, job: str, now: datetime, limit: int) -> list[str]:
+        due = sorted(
+            (e.next_attempt_at, s)
+            for (j, s), e in self.escrow_rows.items()
+            if j == job and e.next_attempt_at <= now
+        )
+        return [s for _, s in due][:limit]
+
+    def escrow_count(self, job: str) -> int:
+        return sum(1 for j, _ in self.escrow_rows if j == job)
+
+    def staged(self, job: str) -> list[StagedDeletion]:
+        return [s for (j, _), s in sorted(self.staged_rows.items()) if j == job]
+
+    def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
+        if escrows:
+            self.escrow_rows = {k: v for k, v in self.escrow_rows.items() if k[0] != job}
+        if staged:
+            self.staged_rows = {k: v for k, v in self.staged_rows.items() if k[0] != job}
 
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
         members = {u for _, u in self.assignments.get(job, set())}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.unit.fakes import CrashAfter, FakeCursors, FakeLedger, FakeLock, FakeSource, FakeTarget
+from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import MappingSpec, default_mappings
 from worker.domain.model import LinkState
@@ -27,6 +29,7 @@ class World:
         mappings: Sequence[MappingSpec] | None = None,
         policy: JobPolicy | None = None,
         page_size: int = 3,
+        threshold: DeletionThreshold | None = None,
     ) -> None:
         self.source = FakeSource(page_size=page_size)
         self.target = FakeTarget()
@@ -36,9 +39,17 @@ class World:
         self.scope = scope or ScopeSpec()
         self.mappings = tuple(mappings or default_mappings())
         self.policy = policy or JobPolicy()
+        self.threshold = threshold or DeletionThreshold()
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
 
     def service(self) -> CycleService:
-        spec = JobSpec(name="job", scope=self.scope, mappings=self.mappings, policy=self.policy)
+        spec = JobSpec(
+            name="job",
+            scope=self.scope,
+            mappings=self.mappings,
+            policy=self.policy,
+            deletion_threshold=self.threshold,
+        )
         return CycleService(
             spec,
             source=self.source,
@@ -46,6 +57,7 @@ class World:
             cursors=self.cursors,
             lock=self.lock,
             ledger=self.ledger,
+            clock=lambda: self.now,
         )
 
     def run(self, **kwargs: Any) -> Any:

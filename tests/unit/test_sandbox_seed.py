@@ -10,7 +10,13 @@ import pytest
 
 from worker.sandbox.invitations import guest_mail_nickname, guest_upn, is_email_address
 from worker.sandbox.limits import Charge, Limiter
-from worker.sandbox.seed import DEFAULT_LIMITS, SeedError, load_seed, validate_seed
+from worker.sandbox.seed import (
+    DEFAULT_FAULTS,
+    DEFAULT_LIMITS,
+    SeedError,
+    load_seed,
+    validate_seed,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +43,10 @@ def test_normalises_users_and_defaults() -> None:
     assert user["creationType"] is None
     assert user["createdDateTime"].endswith("Z")
     assert seed["limits"] == DEFAULT_LIMITS
-    assert seed["faults"] == {"error_rate": 0.0, "latency_ms": 0}
+    assert seed["faults"] == DEFAULT_FAULTS
+    assert seed["faults"]["error_rate"] == 0.0
+    assert seed["faults"]["latency_ms"] == 0
+    assert seed["delta"] == {"token_max_age_s": 7 * 24 * 3600}
 
 
 def test_accepts_any_user_property_and_b2b_users() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from worker.domain.health import DeletionThreshold
 from worker.domain.mapping import MappingSpec, required_source_attributes, writable
 from worker.domain.plan import JobPolicy
 from worker.domain.scope import ScopeSpec
@@ -20,6 +21,8 @@ class JobSpec:
     policy: JobPolicy
     user_type: str = "Member"
     full_every: timedelta | None = None
+    interval: timedelta = timedelta(minutes=40)
+    deletion_threshold: DeletionThreshold = field(default_factory=DeletionThreshold)
 
     @property
     def select(self) -> list[str]:

@@ -1,5 +1,20 @@
-"""The sandbox's own control API under `/_sandbox/` (not Graph): health, reset, reseed, stats,
-faults, limits, delta-token ageing and full dumps for test assertions. No auth; loopback only.
+"""The sandbox's own control API under `/_sandbox/` (not Graph). No auth; loopback only.
+
+GET  /_sandbox/health                    {"status": "ok"}
+POST /_sandbox/reset                     back to the loaded seed (data, limits, faults, delta)
+POST /_sandbox/seed                      load another seed (body: a seed, see seed.py)
+GET  /_sandbox/stats                     requests.{total,by_tenant,by_method_path,batch_items},
+                                         writes.<tenant>, throttled, errors, faults_injected,
+                                         faults_by_kind.{latency,drop,commit_then_drop,error_5xx}
+POST /_sandbox/stats/reset
+GET|PUT /_sandbox/faults                 merge into the fault settings (keys: seed.py); a
+                                         "seed" key in the body restarts the fault RNG
+GET|PUT /_sandbox/limits                 merge into the limits (incl. "window_scale")
+GET|PUT /_sandbox/delta                  {"token_max_age_s": N}
+POST /_sandbox/delta-tokens/age          {"seconds": N, "max_age_s": M?}: ages every token
+GET|PUT /_sandbox/auth                   {"token_lifetime_s": N}
+GET  /_sandbox/tenants, /_sandbox/tenants/{id}/users|groups[?include_deleted=true]
+POST /_sandbox/tenants/{id}/users/{user_id}/redeem
 """
 
 from __future__ import annotations
@@ -14,7 +29,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import schema
-from .seed import SeedError, now_iso, validate_faults, validate_limits, validate_seed
+from .seed import (
+    SeedError,
+    now_iso,
+    validate_delta,
+    validate_faults,
+    validate_limits,
+    validate_seed,
+)
 from .state import SandboxState, Stats, Tenant
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -93,7 +115,7 @@ def routes(state: SandboxState) -> list[Route]:
             if not isinstance(body, dict):
                 return _error(400, "faults must be a JSON object")
             merged = {**state.faults, **body}
-            state.faults = validate_faults(merged)
+            state.set_faults(validate_faults(merged), reseed="seed" in body)
         return JSONResponse(state.faults)
 
     async def limits(request: Request) -> Response:
@@ -103,6 +125,17 @@ def routes(state: SandboxState) -> list[Route]:
                 return _error(400, "limits must be a JSON object")
             state.limits = validate_limits({**state.limits, **body})
         return JSONResponse(state.limits)
+
+    async def delta_settings(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await _json(request) or {}
+            if not isinstance(body, dict):
+                return _error(400, "delta settings must be a JSON object")
+            current = {"token_max_age_s": state.delta_max_age_s}
+            state.delta_max_age_s = float(validate_delta({**current, **body})["token_max_age_s"])
+        return JSONResponse(
+            {"token_max_age_s": state.delta_max_age_s, "age_offset_s": state.token_age_offset}
+        )
 
     async def auth_settings(request: Request) -> Response:
         if request.method == "PUT":
@@ -198,6 +231,7 @@ def routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/stats/reset", guard(stats_reset), methods=["POST"]),
         Route("/_sandbox/faults", guard(faults), methods=["GET", "PUT"]),
         Route("/_sandbox/limits", guard(limits), methods=["GET", "PUT"]),
+        Route("/_sandbox/delta", guard(delta_settings), methods=["GET", "PUT"]),
         Route("/_sandbox/auth", guard(auth_settings), methods=["GET", "PUT"]),
         Route("/_sandbox/delta-tokens/age", guard(age_tokens), methods=["POST"]),
         Route("/_sandbox/tenants", guard(tenants), methods=["GET"]),

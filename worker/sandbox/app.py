@@ -1,4 +1,8 @@
-"""The Starlette application: Entra endpoints, Graph under `/v1.0`, admin under `/_sandbox`."""
+"""The Starlette application: Entra endpoints, Graph under `/v1.0`, admin under `/_sandbox`.
+
+`asgi_app(state)` is what the server runs: the application inside `faults.ConnectionControl`,
+which lets fault injection drop a request's connection.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import admin, auth
+from . import admin, auth, faults
 from .graph import GraphApi
 from .seed import now_iso
 from .state import SandboxState
@@ -105,3 +109,8 @@ def create_app(state: SandboxState) -> Starlette:
     app.state.sandbox = state
     app.state.graph = graph
     return app
+
+
+def asgi_app(state: SandboxState) -> ASGIApp:
+    """The application as served: `create_app` wrapped so that faults can drop connections."""
+    return faults.ConnectionControl(create_app(state))

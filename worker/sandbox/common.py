@@ -1,7 +1,14 @@
-"""Query-option handling shared by the Graph resources: `$select`, `$filter`, `$top`, paging.
+"""Query-option handling shared by the Graph resources: `$select`, `$filter`, `$top`, `$count`,
+paging, and the checks of POST/PATCH bodies against the Graph types.
 
 List endpoints page by object id (keyset), so pages stay correct while objects are created or
 deleted between page requests; the `$skiptoken` carries the cursor and the original options.
+
+Advanced queries follow Graph's documented rules for directory objects: the `$count` segment
+(`/users/$count`) needs `ConsistencyLevel: eventual` (else 400 "$count is not currently
+supported."); `$count=true` without that header is silently ignored (no `@odata.count`); `ne`,
+`not` and `endsWith` in `$filter` need both the header and `$count=true` (else 400
+Request_UnsupportedQuery).
 """
 
 from __future__ import annotations
@@ -51,6 +58,58 @@ def validate_select(
 
 def select_from_query(req: GraphRequest, type_names: Iterable[str]) -> list[str] | None:
     return validate_select(odata.parse_select(req.q("$select")), type_names)
+
+
+def eventual(req: GraphRequest) -> bool:
+    """The request carries `ConsistencyLevel: eventual` (advanced query)."""
+    return req.headers.get("consistencylevel", "").strip().lower() == "eventual"
+
+
+def count_option(req: GraphRequest) -> bool:
+    raw = req.q("$count")
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise bad_request(f"Invalid value '{raw}' for the $count query option: true or false.")
+    return value == "true"
+
+
+def check_advanced(req: GraphRequest, node: odata.Node | None, *, count_segment: bool) -> None:
+    """Refuse `ne`/`not`/`endsWith` unless the request is an advanced query (see module doc)."""
+    if node is None:
+        return
+    op = odata.advanced_operator(node)
+    if op is None:
+        return
+    if eventual(req) and (count_segment or count_option(req)):
+        return
+    raise GraphError(
+        400,
+        "Request_UnsupportedQuery",
+        f"Operator '{op}' is not supported because the required parameters might be missing. "
+        "Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to "
+        "https://aka.ms/graph-docs/advanced-queries for more information",
+    )
+
+
+def count_collection(
+    req: GraphRequest,
+    type_names: tuple[str, ...],
+    source: Callable[[odata.Node | None, str | None], Iterator[TypedObject]],
+) -> GraphResponse:
+    """`GET /{collection}/$count`: the number as text/plain (advanced queries only)."""
+    if not eventual(req):
+        raise bad_request("$count is not currently supported.")
+    reject_unsupported_options(req, ("$filter", "$search"))
+    if req.q("$search") is not None:
+        raise GraphError(
+            400, "Request_UnsupportedQuery", "$search is not supported by the sandbox."
+        )
+    node = compile_filter(req.q("$filter"), type_names)
+    check_advanced(req, node, count_segment=True)
+    n = sum(1 for _, obj in source(node, None) if node is None or odata.evaluate(node, obj))
+    return GraphResponse(200, text=str(n), headers={"Content-Type": "text/plain"})
 
 
 def compile_filter(text: str | None, type_names: Iterable[str]) -> odata.Node | None:
@@ -150,8 +209,10 @@ def list_page(
             odata.parse_select(req.q("$select")), type_names, allow=extra_select
         )
         top = page_size(req)
-        count_requested = (req.q("$count") or "").lower() == "true"
+        count_requested = count_option(req) and eventual(req)
     node = compile_filter(filter_text, type_names)
+    if skip is None:
+        check_advanced(req, node, count_segment=False)
 
     items: list[dict[str, Any]] = []
     last_id: str | None = None

@@ -5,6 +5,12 @@ change-log window of its round: `since` (exclusive; None for the initial round) 
 the tenant's sequence number when the round started. Pages are cut by object id, and each page
 shows the objects' current state, so a change made while a round is being paged is reported
 again by the next round (replays are possible, losses are not).
+
+Tokens carry the round's `$select` (and id `$filter`), so later pages and rounds project the
+same properties. A token older than the maximum age (seed `"delta": {"token_max_age_s": N}`,
+default 7 days, also `PUT /_sandbox/delta`; `POST /_sandbox/delta-tokens/age` moves the clock
+tokens are aged against) or issued before a reset gets 410 `syncStateNotFound` with a
+`Location` header holding a fresh initial delta URL with the same options.
 """
 
 from __future__ import annotations
@@ -212,7 +218,12 @@ def _token_from_request(req: GraphRequest, kind: str) -> DeltaToken:
         )
     age = req.state.virtual_now() - tok.issued_at
     if age > req.state.delta_max_age_s:
-        raise _sync_state_not_found(req, tok, "The delta token has expired.")
+        raise _sync_state_not_found(
+            req,
+            tok,
+            "The sync state generation is not found. The delta token is expired and data must "
+            "be synchronized again.",
+        )
     override = preferred_page_size(req)
     if override is not None and req.q("$deltatoken") is not None:
         tok = _replace(tok, page_size=override)

@@ -1,23 +1,22 @@
 """The Graph pipeline: bearer check, injected faults, throttling, dispatch, stats, `$batch`.
 
-`GraphApi.endpoint` is the Starlette endpoint for `/v1.0/...`; `GraphApi.execute` runs one
-request (or one `$batch` item) synchronously through throttling and its handler.
+`GraphApi.endpoint` is the Starlette endpoint for `/v1.0/...`: it authenticates the caller,
+applies the faults of `faults.py` (latency, dropped connection, 5xx, commit-then-drop), then
+runs the request. `GraphApi.execute` runs one request (or one `$batch` item) synchronously
+through throttling (`throttling.py`) and its handler, and counts it in the stats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, groups, invitations, users
-from .limits import Charge
+from . import auth, faults, groups, invitations, throttling, users
 from .router import (
     GraphError,
     GraphRequest,
@@ -45,7 +44,6 @@ class GraphApi:
         users.register(self.router)
         groups.register(self.router)
         invitations.register(self.router)
-        self.random = random.Random()
 
     # ------------------------------------------------------------ HTTP entry
 
@@ -72,11 +70,17 @@ class GraphApi:
             return self._render(self._error(exc, request_id, client_request_id), request_id)
         state.stats.count_request(key, tenant.tenant_id)
 
+        plan = faults.plan_request(state.faults, state.fault_rng, key, f"{method} /v1.0{path}")
         latency = float(state.faults.get("latency_ms", 0) or 0)
         if latency > 0:
+            state.stats.count_fault("latency")
             await asyncio.sleep(latency / 1000.0)
-        injected = self._maybe_fault(request_id, client_request_id)
-        if injected is not None:
+        if plan.drop_before:
+            state.stats.count_fault("drop")
+            await faults.drop_connection(request.scope)
+            return Response(status_code=500)  # never sent: the connection is gone
+        if plan.error_status is not None:
+            injected = self._injected(plan.error_status, request_id, client_request_id)
             return self._render(injected, request_id)
 
         raw_body = await request.body()
@@ -110,20 +114,18 @@ class GraphApi:
         )
         # Everything from here to the response is synchronous: no other request interleaves.
         resp = self.execute(req, client_request_id)
+        if plan.drop_after:
+            state.stats.count_fault("commit_then_drop")
+            await faults.drop_connection(request.scope)
+            return Response(status_code=500)  # never sent: the connection is gone
         return self._render(resp, request_id)
 
-    def _maybe_fault(self, request_id: str, client_request_id: str | None) -> GraphResponse | None:
-        rate = float(self.state.faults.get("error_rate", 0) or 0)
-        if rate <= 0 or self.random.random() >= rate:
-            return None
-        self.state.stats.faults_injected += 1
+    def _injected(
+        self, status: int, request_id: str, client_request_id: str | None
+    ) -> GraphResponse:
+        self.state.stats.count_fault(f"error_{status}")
         self.state.stats.errors += 1
-        exc = GraphError(
-            503,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable (sandbox fault injection). Retry later.",
-            headers={"Retry-After": "1"},
-        )
+        exc = faults.injected_error(status, int(self.state.faults.get("error_retry_after_s", 1)))
         return self._error(exc, request_id, client_request_id)
 
     # ------------------------------------------------------------ one request
@@ -131,10 +133,11 @@ class GraphApi:
     def execute(self, req: GraphRequest, client_request_id: str | None) -> GraphResponse:
         stats = self.state.stats
         route: Route | None = None
+        quota_headers: dict[str, str] = {}
         try:
             route, params = self.router.match(req.method, req.path)
             req.params = params
-            self._throttle(req, route)
+            quota_headers = throttling.apply(self.state, req, route)
             resp = route.handler(req)
         except GraphError as exc:
             resp = self._error(exc, req.request_id, client_request_id)
@@ -144,62 +147,12 @@ class GraphApi:
             stats.errors += 1
         elif route is not None and route.kind == "write":
             stats.count_write(req.tenant.tenant_id)
+        for name, value in quota_headers.items():
+            resp.headers.setdefault(name, value)
         resp.headers.setdefault("request-id", req.request_id)
         if client_request_id:
             resp.headers.setdefault("client-request-id", client_request_id)
         return resp
-
-    def _throttle(self, req: GraphRequest, route: Route) -> None:
-        if route.kind == "batch":
-            return
-        limits = self.state.limits
-        tid = req.tenant.tenant_id
-        cost = route.cost
-        if req.q("$select") is not None:
-            cost -= 1
-        if req.q("$expand") is not None:
-            cost += 1
-        top = req.q("$top")
-        if top is not None and top.isdigit() and int(top) < 20:
-            cost -= 1
-        charges = [
-            Charge(
-                ("ru", tid, req.client_id),
-                max(cost, 1),
-                limits["resource_units_per_10s"],
-                10.0,
-                "ResourceUnitLimitExceeded",
-            )
-        ]
-        if route.kind == "write":
-            charges.append(
-                Charge(
-                    ("write", tid, req.client_id),
-                    1,
-                    limits["write_per_150s"],
-                    150.0,
-                    "WriteLimitExceeded",
-                )
-            )
-        if route.invitation:
-            charges.append(
-                Charge(
-                    ("invite", tid), 1, limits["invitations_per_5s"], 5.0, "InvitationLimitExceeded"
-                )
-            )
-        refused = self.state.limiter.try_charge(charges, time.monotonic())
-        if refused is not None:
-            retry_after, reason = refused
-            raise GraphError(
-                429,
-                "TooManyRequests",
-                f"Too many requests ({reason}). Retry after {retry_after} seconds.",
-                headers={
-                    "Retry-After": str(retry_after),
-                    "x-ms-throttle-information": reason,
-                    "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{req.client_id}/{tid}",
-                },
-            )
 
     def _error(
         self, exc: GraphError, request_id: str, client_request_id: str | None
@@ -322,7 +275,7 @@ class GraphApi:
         except GraphError:
             key = f"{method} /v1.0/(unknown)"
         stats.by_method_path[key] = stats.by_method_path.get(key, 0) + 1
-        fault = self._maybe_fault(sub_id, crid)
-        if fault is not None:
-            return fault
+        status = faults.plan_batch_item(self.state.faults, self.state.fault_rng)
+        if status is not None:
+            return self._injected(status, sub_id, crid)
         return self.execute(sub, crid)

@@ -7,7 +7,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import delta, odata, schema
-from .common import TypedObject, get_one, json_object_body, list_page, validate_writable
+from .common import (
+    TypedObject,
+    count_collection,
+    get_one,
+    json_object_body,
+    list_page,
+    validate_writable,
+)
 from .router import GraphRequest, GraphResponse, Router, bad_request, not_found
 from .users import full_view
 
@@ -16,6 +23,7 @@ MEMBER_TYPES = (schema.USER, schema.GROUP)
 
 def register(router: Router) -> None:
     router.add("GET", "/groups", list_groups)
+    router.add("GET", "/groups/$count", count_groups)
     router.add("GET", "/groups/delta", groups_delta)
     router.add("GET", "/groups/delta()", groups_delta)
     router.add("POST", "/groups", create_group)
@@ -32,7 +40,7 @@ def _default_for(type_name: str) -> tuple[str, ...]:
     return schema.DEFAULT_USER_SELECT if type_name == schema.USER else schema.DEFAULT_GROUP_SELECT
 
 
-def list_groups(req: GraphRequest) -> GraphResponse:
+def _group_source(req: GraphRequest) -> Any:
     tenant = req.tenant
 
     def source(node: odata.Node | None, after: str | None) -> Iterator[TypedObject]:
@@ -40,14 +48,22 @@ def list_groups(req: GraphRequest) -> GraphResponse:
             if after is None or gid > after:
                 yield schema.GROUP, tenant.groups[gid]
 
+    return source
+
+
+def list_groups(req: GraphRequest) -> GraphResponse:
     return list_page(
         req,
         route_key="groups",
         type_names=(schema.GROUP,),
         default_select=_default_for,
-        source=source,
+        source=_group_source(req),
         entity_set="groups",
     )
+
+
+def count_groups(req: GraphRequest) -> GraphResponse:
+    return count_collection(req, (schema.GROUP,), _group_source(req))
 
 
 def groups_delta(req: GraphRequest) -> GraphResponse:

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import schema
 from .common import json_object_body
-from .router import GraphError, GraphRequest, GraphResponse, Router, not_found
+from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
 from .seed import now_iso
 from .state import SandboxState, Tenant
 
@@ -98,7 +98,9 @@ def create_invitation(req: GraphRequest) -> GraphResponse:
             and key not in known
             and key not in ("invitedUser", "invitedUserSponsors")
         ):
-            raise _bad(f"Property '{key}' does not exist on type 'microsoft.graph.invitation'.")
+            raise bad_request(
+                f"Property '{key}' does not exist on type 'microsoft.graph.invitation'."
+            )
     address = body.get("invitedUserEmailAddress")
     redirect = body.get("inviteRedirectUrl")
     if not isinstance(address, str) or not address.strip():

@@ -2,7 +2,9 @@
 
 Graph counts, per app + tenant, resource units per 10 s and writes per 150 s, and per tenant,
 invitations per 5 s. A request that would exceed a quota is refused whole (nothing is consumed)
-with the seconds to wait until enough of the window has drained.
+with the seconds to wait until enough of the window has drained: a caller that waits that long
+and sends the same request again is admitted (unless others used the quota meanwhile).
+Which charges a request makes is decided in `throttling.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Charge:
     limit: float
     window_s: float
     name: str
+    scope: str = ""  # x-ms-throttle-scope when this charge is the one refused
 
 
 class _Window:
@@ -65,3 +68,11 @@ class Limiter:
             window.events.append((now, ch.cost))
             window.used += ch.cost
         return None
+
+    def used(self, key: tuple[str, ...], now: float, window_s: float) -> float:
+        """What the quota `key` holds now (after draining the window)."""
+        window = self._windows.get(key)
+        if window is None:
+            return 0.0
+        window.drain(now, window_s)
+        return window.used

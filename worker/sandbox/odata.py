@@ -604,6 +604,27 @@ def id_terms(node: Node) -> list[str] | None:
     return None
 
 
+# ---------------------------------------------------------------- advanced queries
+
+
+def advanced_operator(node: Node) -> str | None:
+    """The first operator Graph only accepts in advanced queries (`ne`, `not`, `endsWith`).
+
+    Directory objects answer those only with `ConsistencyLevel: eventual` and `$count=true`.
+    """
+    if isinstance(node, Not):
+        return "not"
+    if isinstance(node, Compare):
+        return "ne" if node.op == "ne" else None
+    if isinstance(node, Func):
+        return "endsWith" if node.name == "endswith" else None
+    if isinstance(node, And | Or):
+        return advanced_operator(node.left) or advanced_operator(node.right)
+    if isinstance(node, Any_):
+        return advanced_operator(node.body)
+    return None
+
+
 # ---------------------------------------------------------------- $select
 
 

@@ -134,9 +134,27 @@ def is_extension_property(prop: str) -> bool:
     return bool(_EXTENSION_PROPERTY.match(prop))
 
 
+# What Graph shows for non-nullable scalar properties nobody set (e.g. `user.birthday`).
+_NOT_NULL_DEFAULTS: dict[str, Any] = {
+    "Edm.DateTimeOffset": "0001-01-01T08:00:00Z",
+    "Edm.Boolean": False,
+    "Edm.Int32": 0,
+    "Edm.Int64": 0,
+    "Edm.String": "",
+}
+_NOT_NULL_BY_NAME: dict[str, Any] = {"deviceEnrollmentLimit": 5}
+
+
 def default_value(prop: Property) -> Any:
-    """Graph shows an empty list, never null, for non-nullable collections."""
-    return [] if prop.is_collection and not prop.nullable else None
+    """The value of an unset property: null, except where the type is not nullable (Graph
+    shows an empty list for collections and a fixed value for scalars)."""
+    if prop.nullable:
+        return None
+    if prop.is_collection:
+        return []
+    if prop.name in _NOT_NULL_BY_NAME:
+        return _NOT_NULL_BY_NAME[prop.name]
+    return _NOT_NULL_DEFAULTS.get(prop.type)
 
 
 class TypeMismatch(ValueError):

@@ -3,6 +3,24 @@
 `load_seed(path)` returns the normalised seed: every user and group has an id, defaults are
 filled in and timestamps fixed, so resetting the sandbox to the seed gives the same ids again.
 Problems raise `SeedError` with one message naming the file and what is wrong.
+
+Besides `tenants`, a seed may carry three optional sections (each also changeable at run time
+through the admin API, see `admin.py`); every default is harmless:
+
+`limits` (throttling, see `throttling.py`): `resource_units_per_10s` (8000), `write_per_150s`
+(3000), `invitations_per_5s` (150), and `window_scale` (1.0): every window length is multiplied
+by it, so `{"write_per_150s": 2, "window_scale": 0.01}` gives 2 writes per 1.5 s for fast tests.
+
+`faults` (see `faults.py`): `error_rate` (0.0, share of Graph requests answered with a 5xx),
+`error_statuses` ([500, 502, 503, 504], picked at random), `error_retry_after_s` (1, the
+`Retry-After` of injected 503/504), `latency_ms` (0, added to every Graph request),
+`drop_rate` (0.0, connection closed without any response, nothing done), `commit_then_drop_rate`
+(0.0, request carried out, then the connection closed instead of the response),
+`commit_then_drop_paths` (null = every Graph route; else patterns like
+`"POST /v1.0/invitations"` or `"PATCH /v1.0/users/*"`, fnmatch on the route template or the
+actual path) and `seed` (null; an integer makes the fault sequence reproducible).
+
+`delta`: `token_max_age_s` (604800 = 7 days): older delta/skip tokens get 410 syncStateNotFound.
 """
 
 from __future__ import annotations
@@ -22,10 +40,23 @@ DEFAULT_LIMITS: dict[str, float] = {
     "write_per_150s": 3000,
     "resource_units_per_10s": 8000,
     "invitations_per_5s": 150,
+    "window_scale": 1.0,
 }
-DEFAULT_FAULTS: dict[str, float] = {"error_rate": 0.0, "latency_ms": 0}
+FAULT_STATUSES = (500, 502, 503, 504)
+DEFAULT_FAULTS: dict[str, Any] = {
+    "error_rate": 0.0,
+    "error_statuses": list(FAULT_STATUSES),
+    "error_retry_after_s": 1,
+    "latency_ms": 0,
+    "drop_rate": 0.0,
+    "commit_then_drop_rate": 0.0,
+    "commit_then_drop_paths": None,
+    "seed": None,
+}
+DEFAULT_DELTA_MAX_AGE_S = 7 * 24 * 3600
+DEFAULT_DELTA: dict[str, Any] = {"token_max_age_s": DEFAULT_DELTA_MAX_AGE_S}
 
-_TOP_KEYS = {"tenants", "limits", "faults"}
+_TOP_KEYS = {"tenants", "limits", "faults", "delta"}
 _TENANT_KEYS = {
     "tenant_id",
     "domain",
@@ -106,23 +137,88 @@ def validate_limits(value: Any, where: str = "limits") -> dict[str, float]:
     for key, item in value.items():
         if key not in DEFAULT_LIMITS:
             raise SeedError(f"{where}.{key} is not a known limit ({', '.join(DEFAULT_LIMITS)})")
-        out[key] = _number(item, f"{where}.{key}", low=1)
+        if key == "window_scale":
+            scale = _number(item, f"{where}.{key}", low=0, high=100)
+            if scale <= 0:
+                raise SeedError(f"{where}.{key} must be > 0, got {scale}")
+            out[key] = scale
+        else:
+            out[key] = _number(item, f"{where}.{key}", low=1)
     return out
 
 
-def validate_faults(value: Any, where: str = "faults") -> dict[str, float]:
+def _rate(value: Any, where: str) -> float:
+    return _number(value, where, low=0, high=1)
+
+
+def _fault_statuses(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise SeedError(f"{where} must be a non-empty list of {list(FAULT_STATUSES)}")
+    out: list[int] = []
+    for item in value:
+        if isinstance(item, bool) or item not in FAULT_STATUSES:
+            raise SeedError(f"{where} may only hold {list(FAULT_STATUSES)}, got {item!r}")
+        if item not in out:
+            out.append(int(item))
+    return out
+
+
+def _route_patterns(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise SeedError(f'{where} must be null or a list like ["POST /v1.0/invitations"]')
+    out: list[str] = []
+    for raw in value:
+        method, _, path = raw.strip().partition(" ")
+        if not path.strip().startswith("/"):
+            raise SeedError(f"{where}: {raw!r} must be 'METHOD /path' (path may use * and ?)")
+        out.append(f"{method.upper()} {path.strip()}")
+    return out
+
+
+def validate_faults(value: Any, where: str = "faults") -> dict[str, Any]:
     if value is None:
         return dict(DEFAULT_FAULTS)
     if not isinstance(value, dict):
         raise SeedError(f"{where} must be an object")
     out = dict(DEFAULT_FAULTS)
     for key, item in value.items():
-        if key == "error_rate":
-            out[key] = _number(item, f"{where}.{key}", low=0, high=1)
+        at = f"{where}.{key}"
+        if key in ("error_rate", "drop_rate", "commit_then_drop_rate"):
+            out[key] = _rate(item, at)
         elif key == "latency_ms":
-            out[key] = _number(item, f"{where}.{key}", low=0, high=600_000)
+            out[key] = _number(item, at, low=0, high=600_000)
+        elif key == "error_retry_after_s":
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise SeedError(f"{at} must be a whole number of seconds, got {item!r}")
+            out[key] = int(_number(item, at, low=0, high=3600))
+        elif key == "error_statuses":
+            out[key] = _fault_statuses(item, at)
+        elif key == "commit_then_drop_paths":
+            out[key] = _route_patterns(item, at)
+        elif key == "seed":
+            if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+                raise SeedError(f"{at} must be null or an integer, got {item!r}")
+            out[key] = item
         else:
-            raise SeedError(f"{where}.{key} is not a known fault (error_rate, latency_ms)")
+            raise SeedError(f"{at} is not a known fault ({', '.join(DEFAULT_FAULTS)})")
+    return out
+
+
+def validate_delta(value: Any, where: str = "delta") -> dict[str, Any]:
+    if value is None:
+        return dict(DEFAULT_DELTA)
+    if not isinstance(value, dict):
+        raise SeedError(f"{where} must be an object")
+    out = dict(DEFAULT_DELTA)
+    for key, item in value.items():
+        if key != "token_max_age_s":
+            raise SeedError(f"{where}.{key} is not a known delta setting (token_max_age_s)")
+        age = _number(item, f"{where}.{key}", low=0)
+        if age <= 0:
+            raise SeedError(f"{where}.{key} must be > 0, got {age}")
+        out[key] = age
     return out
 
 
@@ -151,6 +247,7 @@ def validate_seed(data: Any) -> dict[str, Any]:
         "tenants": out_tenants,
         "limits": validate_limits(data.get("limits")),
         "faults": validate_faults(data.get("faults")),
+        "delta": validate_delta(data.get("delta")),
     }
 
 

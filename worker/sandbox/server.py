@@ -17,7 +17,7 @@ from types import FrameType
 
 import uvicorn
 
-from .app import create_app
+from .app import asgi_app
 from .default_seed import default_seed
 from .seed import SeedError, load_seed, validate_seed
 from .state import SandboxState
@@ -103,7 +103,7 @@ def serve(
         raise SystemExit(1) from None
 
     state = SandboxState(seed)
-    app = create_app(state)
+    app = asgi_app(state)
     config = uvicorn.Config(
         app,
         ssl_certfile=str(files.cert),

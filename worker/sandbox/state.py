@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import random
 import secrets
 import time
 import uuid
@@ -19,11 +20,11 @@ from typing import Any
 from cryptography import x509
 
 from . import schema
+from .faults import new_rng
 from .limits import Limiter
-from .seed import now_iso
+from .seed import DEFAULT_DELTA_MAX_AGE_S, now_iso
 
 INDEXED = frozenset({"id", "mail", "userPrincipalName", "otherMails"})
-DEFAULT_DELTA_MAX_AGE_S = 7 * 24 * 3600.0
 DEFAULT_ACCESS_TOKEN_LIFETIME_S = 3599
 
 
@@ -389,6 +390,7 @@ class Stats:
     throttled: int = 0
     errors: int = 0
     faults_injected: int = 0
+    faults_by_kind: dict[str, int] = field(default_factory=dict)
     batch_items: int = 0
 
     def count_request(self, key: str, tenant_id: str | None) -> None:
@@ -399,6 +401,12 @@ class Stats:
 
     def count_write(self, tenant_id: str) -> None:
         self.writes[tenant_id] = self.writes.get(tenant_id, 0) + 1
+
+    def count_fault(self, kind: str) -> None:
+        """kind: latency | drop | commit_then_drop | error_500 | error_502 | error_503 | ..."""
+        if kind != "latency":
+            self.faults_injected += 1
+        self.faults_by_kind[kind] = self.faults_by_kind.get(kind, 0) + 1
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -412,6 +420,7 @@ class Stats:
             "throttled": self.throttled,
             "errors": self.errors,
             "faults_injected": self.faults_injected,
+            "faults_by_kind": dict(self.faults_by_kind),
         }
 
 
@@ -422,13 +431,14 @@ class SandboxState:
         self.token_key = secrets.token_bytes(32)
         self.stats = Stats()
         self.limiter = Limiter()
-        self.delta_max_age_s = DEFAULT_DELTA_MAX_AGE_S
+        self.delta_max_age_s = float(DEFAULT_DELTA_MAX_AGE_S)
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.delta_cache: dict[tuple[Any, ...], Any] = {}
         self.seed: dict[str, Any] = {}
         self.tenants: dict[str, Tenant] = {}
         self.limits: dict[str, float] = {}
-        self.faults: dict[str, float] = {}
+        self.faults: dict[str, Any] = {}
+        self.fault_rng = random.Random()
         self.epoch = ""
         self.token_age_offset = 0.0
         self.load(seed)
@@ -438,16 +448,23 @@ class SandboxState:
         self.seed = seed
         self.tenants = {t["tenant_id"]: Tenant(t) for t in seed["tenants"]}
         self.limits = dict(seed["limits"])
-        self.faults = dict(seed["faults"])
+        self.set_faults(dict(seed["faults"]), reseed=True)
         self.epoch = secrets.token_hex(6)
         self.token_age_offset = 0.0
-        self.delta_max_age_s = DEFAULT_DELTA_MAX_AGE_S
+        delta = seed.get("delta") or {}
+        self.delta_max_age_s = float(delta.get("token_max_age_s", DEFAULT_DELTA_MAX_AGE_S))
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.delta_cache.clear()
         self.limiter = Limiter()
 
     def reset(self) -> None:
         self.load(self.seed)
+
+    def set_faults(self, faults: dict[str, Any], *, reseed: bool) -> None:
+        """Install validated fault settings; `reseed` restarts the RNG from `faults["seed"]`."""
+        self.faults = faults
+        if reseed:
+            self.fault_rng = new_rng(faults.get("seed"))
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         t = self.tenants.get(tenant_id)

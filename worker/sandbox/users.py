@@ -8,7 +8,7 @@ from typing import Any
 from . import delta, odata, schema
 from .common import (
     TypedObject,
-    compile_filter,
+    count_collection,
     get_one,
     json_object_body,
     list_page,
@@ -69,13 +69,7 @@ def list_users(req: GraphRequest) -> GraphResponse:
 
 
 def count_users(req: GraphRequest) -> GraphResponse:
-    node = compile_filter(req.q("$filter"), (schema.USER,))
-    n = sum(
-        1
-        for _, user in _user_source(req.tenant)(node, None)
-        if node is None or odata.evaluate(node, user)
-    )
-    return GraphResponse(200, text=str(n), headers={"Content-Type": "text/plain"})
+    return count_collection(req, (schema.USER,), _user_source(req.tenant))
 
 
 def users_delta(req: GraphRequest) -> GraphResponse:

@@ -17,6 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.domain.errors import ResyncRequired, StopSync, SyncError, Transient
+from worker.domain.health import (
+    Escrow,
+    JobState,
+    QuarantineReason,
+    StagedDeletion,
+    after_cycle,
+    cycle_verdict,
+    escrow_after_failure,
+)
 from worker.domain.job import JobSpec
 from worker.domain.mapping import EvaluationContext, Mapper
 from worker.domain.model import (
@@ -32,13 +41,16 @@ from worker.domain.model import (
     Step,
     empty_counts,
 )
-from worker.domain.plan import decide
+from worker.domain.plan import DeprovisionUser, decide, decide_departure
 from worker.domain.scope import evaluate_scope
 from worker.ports import (
     CursorStore,
     JobLock,
+    JobPaused,
     Ledger,
     MembershipChange,
+    NotDue,
+    PageWrite,
     Progress,
     RunRecord,
     SourceDirectory,
@@ -49,6 +61,8 @@ from worker.service.apply import Exporter, Task
 
 PENDING_BATCH = 100
 SWEEP_BATCH = 200
+ESCROW_BATCH = 100
+DELETION_BATCH = 100
 
 
 def utcnow() -> datetime:
@@ -67,6 +81,8 @@ class CycleResult:
     error: str = ""
     transient: bool = False
     outcomes: list[ObjectOutcome] = field(default_factory=list)
+    # The deletion count against the threshold, when the cycle had deletions to make.
+    deletions: dict[str, Any] | None = None
 
     def outcome_rows(self) -> list[dict[str, Any]]:
         """Every object's outcome (a dry run keeps the skipped ones too), as plain data."""
@@ -135,16 +151,70 @@ class CycleService:
     def run(
         self, *, mode: str = "auto", dry_run: bool = False, trigger: str = "manual"
     ) -> CycleResult:
-        """Run one cycle now; raises AlreadyRunning if another one holds the job's lock."""
+        """Run one cycle now.
+
+        Raises AlreadyRunning if another cycle holds the job's lock, JobPaused if the job is
+        paused, and NotDue for a scheduled cycle of a quarantined job whose next attempt is later.
+        """
+        state = self.ledger.job_state(self.spec.name)
+        if state.paused:
+            raise JobPaused(f"job {self.spec.name!r} is paused (tenant-sync resume to go on)")
+        now = self.clock()
+        if trigger == "schedule" and state.next_attempt_at and now < state.next_attempt_at:
+            raise NotDue(
+                f"job {self.spec.name!r} is in quarantine ({state.quarantine_reason}); "
+                f"next attempt at {state.next_attempt_at.isoformat()}"
+            )
         with self.lock.hold(self.spec.name):
-            return _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger).execute()
+            cycle = _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger, state=state)
+            result = cycle.execute()
+            if not dry_run:
+                self._record_health(result, cycle)
+            return result
+
+    def _record_health(self, result: CycleResult, cycle: _Cycle) -> None:
+        # Read again: an operator may have paused or released the job while the cycle ran.
+        state = self.ledger.job_state(self.spec.name)
+        failed = result.status != "success"
+        reason = cycle_verdict(
+            result.counts,
+            failed_as_a_whole=failed,
+            transient=result.transient,
+            failures_before=state.failures,
+        )
+        error = result.error
+        if reason is QuarantineReason.ESCROW_PROPORTION:
+            error = f"{result.counts.get('failure', 0)} of the cycle's exports failed"
+        elif cycle.deletions_held:
+            error = cycle.deletion_check.get("message", "") if cycle.deletion_check else ""
+        self.ledger.save_job_state(
+            after_cycle(
+                state,
+                reason=reason,
+                error=error,
+                staged_deletes=cycle.deletions_held,
+                released_deletions=cycle.deletions_released,
+                failed=failed,
+                interval=self.spec.interval,
+                now=self.clock(),
+            )
+        )
 
 
 class _Cycle:
     """The state of one running cycle."""
 
-    def __init__(self, service: CycleService, *, requested: str, dry_run: bool, trigger: str):
+    def __init__(
+        self,
+        service: CycleService,
+        *,
+        requested: str,
+        dry_run: bool,
+        trigger: str,
+        state: JobState,
+    ) -> None:
         self.s = service
+        self.state = state
         self.spec = service.spec
         self.dry_run = dry_run
         self.trigger = trigger
@@ -166,6 +236,13 @@ class _Cycle:
         self.assignments = _Assignments(service.ledger, self.spec.name, dry_run=dry_run)
         # A full cycle checks its links against the users the target really has.
         self.target_ids: set[str] | None = None
+        self.memory_staged: dict[str, StagedDeletion] = {}
+        self.memory_unstaged: set[str] = set()
+        self.deletion_check: dict[str, Any] | None = None
+        self.deletions_held = False  # over the threshold: staged, not sent
+        self.deletions_released = False  # an operator's allow-deletes was used
+        self.cycle_started_at = service.clock()
+        self.failed_now: set[str] = set()
 
     # setup --------------------------------------------------------------------------------------
     def _initial_progress(self) -> Progress:
@@ -249,8 +326,12 @@ class _Cycle:
             self._users_phase(full)
         if p.phase == "pending":
             self._pending_phase()
+        if p.phase == "escrow":
+            self._escrow_phase()
         if p.phase == "sweep":
             self._sweep_phase()
+        if p.phase == "deletions":
+            self._deletions_phase()
 
     def _advance(self, phase: str) -> None:
         self.progress.phase = phase
@@ -362,7 +443,7 @@ class _Cycle:
                 items.append(user if user is not None else SourceRemoval(user_id, "deleted"))
             self._process(items, full=False, resolved_pending=batch)
             done.update(batch)
-        self._advance("done")
+        self._advance("escrow")
 
     def _sweep_phase(self) -> None:
         """Links a full read did not see: confirm each user is gone, then deprovision."""
@@ -372,7 +453,93 @@ class _Cycle:
                 user = self.s.source.get_user(link.source_id, self.spec.select)
                 items.append(user if user is not None else SourceRemoval(link.source_id, "deleted"))
             self._process(items, full=True, resolved_pending=[])
+        self._advance("deletions")
+
+    def _escrow_phase(self) -> None:
+        """Objects whose export failed before and whose next attempt is due."""
+        # What failed in this very cycle waits for the next one.
+        done: set[str] = set(self.failed_now)
+        while True:
+            due = self.s.ledger.due_escrows(
+                self.spec.name, self.cycle_started_at, ESCROW_BATCH + len(done)
+            )
+            batch = [source_id for source_id in due if source_id not in done][:ESCROW_BATCH]
+            if not batch:
+                break
+            items: list[SourceItem] = []
+            for source_id in batch:
+                user = self.s.source.get_user(source_id, self.spec.select)
+                items.append(user if user is not None else SourceRemoval(source_id, "deleted"))
+            self._process(items, full=False, resolved_pending=[])
+            done.update(batch)
+        self._advance("deletions")
+
+    def _deletions_phase(self) -> None:
+        """Count the cycle's deletions before sending any; over the threshold, hold them all."""
+        staged = self._staged()
+        if not staged:
+            self._advance("done")
+            return
+        linked = self.s.ledger.link_count(self.spec.name)
+        threshold = self.spec.deletion_threshold
+        exceeded = threshold.exceeded(len(staged), linked)
+        allowed = not exceeded or self.state.allow_deletes
+        message = threshold.describe(len(staged), linked)
+        if exceeded and allowed:
+            message += "; released by allow-deletes"
+        elif exceeded:
+            message += f"; held until `tenant-sync allow-deletes {self.spec.name}`"
+        self.deletion_check = {
+            "deletions": len(staged),
+            "linked": linked,
+            "threshold": {"count": threshold.count, "percent": threshold.percent},
+            "exceeded": exceeded,
+            "held": not allowed,
+            "message": message,
+        }
+        if not allowed:
+            self.deletions_held = True
+            self._hold(staged, message)
+        else:
+            self.deletions_released = exceeded
+            for start in range(0, len(staged), DELETION_BATCH):
+                self._delete(staged[start : start + DELETION_BATCH])
         self._advance("done")
+
+    def _staged(self) -> list[StagedDeletion]:
+        if not self.dry_run:
+            return self.s.ledger.staged(self.spec.name)
+        earlier = {s.source_id: s for s in self.s.ledger.staged(self.spec.name)}
+        earlier.update(self.memory_staged)
+        return [s for key, s in sorted(earlier.items()) if key not in self.memory_unstaged]
+
+    def _hold(self, staged: Sequence[StagedDeletion], message: str) -> None:
+        links = self.s.ledger.links_for(self.spec.name, [s.source_id for s in staged])
+        outcomes = [
+            ObjectOutcome(
+                source_id=s.source_id,
+                source_label=links[s.source_id].source_label if s.source_id in links else "",
+                action=Action.STAGED_DELETE,
+                status=Status.WARNING,
+                target_id=links[s.source_id].target_id if s.source_id in links else None,
+                reason=f"{s.reason}; {message}",
+                steps=[Step("export", Status.WARNING, "staged: " + message)],
+            )
+            for s in staged
+        ]
+        self._commit(PageWrite(outcomes=outcomes))
+
+    def _delete(self, staged: Sequence[StagedDeletion]) -> None:
+        ids = [s.source_id for s in staged]
+        links = self.s.ledger.links_for(self.spec.name, ids)
+        tasks = []
+        for s in staged:
+            link = links.get(s.source_id)
+            item: SourceItem = SourceRemoval(s.source_id, "deleted")
+            decision = decide_departure(link, s.reason, self.spec.policy, deleted=s.deleted)
+            steps = [Step("processing", Status.SUCCESS, f"deletion counted: {s.reason}")]
+            tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
+        self._export(tasks, unstaged=ids)
 
     def _unseen(self) -> Any:
         if not self.dry_run:
@@ -388,48 +555,133 @@ class _Cycle:
     def _process(
         self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
     ) -> None:
-        """Decide for every item of a page, carry the decisions out together, commit the page."""
-        spec = self.spec
+        """Decide for every item of a page, carry the decisions out together, commit the page.
+
+        Deprovisioning is not carried out here: it is staged, and the deletions phase counts
+        every deletion of the cycle before sending any.
+        """
         # A page names each object once; should a replay repeat one, its latest state wins.
         latest = list({item.id: item for item in items}.values())
         ids = [item.id for item in latest]
-        links = self.s.ledger.links_for(spec.name, ids)
+        links = self.s.ledger.links_for(self.spec.name, ids)
         assigned = self._assigned(ids)
-        changed_links: dict[str, Link] = {}
-        outcomes: list[ObjectOutcome] = []
+        vanished: list[Link] = []
         tasks: list[Task] = []
+        outcomes: list[ObjectOutcome] = []
+        staged: list[StagedDeletion] = []
         for item in latest:
             link = links.get(item.id)
             if link is not None and self._vanished(link):
                 # Gone from the target's users (deleted there by hand, or the tenant was reset):
                 # treat it as soft-deleted, so the user is restored if possible, else recreated.
                 link = replace(link, state=LinkState.SOFT_DELETED)
-                changed_links[item.id] = link
+                vanished.append(link)
             prepared = self._prepare(item, link, assigned)
-            if isinstance(prepared, Task):
-                tasks.append(prepared)
-            else:
+            if isinstance(prepared, ObjectOutcome):
                 outcomes.append(prepared)
+            elif isinstance(prepared.decision, DeprovisionUser):
+                staged.append(
+                    StagedDeletion(
+                        source_id=item.id,
+                        reason=prepared.decision.reason,
+                        deleted=isinstance(item, SourceRemoval),
+                    )
+                )
+            else:
+                tasks.append(prepared)
+        self._export(
+            tasks,
+            outcomes=outcomes,
+            links=vanished,
+            staged=staged,
+            unstaged=[i for i in ids if i not in {s.source_id for s in staged}],
+            seen=[item.id for item in latest if isinstance(item, SourceUser)] if full else [],
+            resolved_pending=resolved_pending,
+        )
+
+    def _export(
+        self,
+        tasks: Sequence[Task],
+        *,
+        outcomes: Sequence[ObjectOutcome] = (),
+        links: Sequence[Link] = (),
+        staged: Sequence[StagedDeletion] = (),
+        unstaged: Sequence[str] = (),
+        seen: Sequence[str] = (),
+        resolved_pending: Sequence[str] = (),
+    ) -> None:
+        """Carry the tasks out, then commit them with the page's other effects."""
+        changed = {link.source_id: link for link in links}
+        done = list(outcomes)
         for applied in self.exporter.apply(tasks):
-            outcomes.append(applied.outcome)
+            done.append(applied.outcome)
             if applied.link is not None and applied.link_changed:
-                changed_links[applied.link.source_id] = applied.link
-        for outcome in outcomes:
-            self._count(outcome)
-        seen = [item.id for item in latest if isinstance(item, SourceUser)] if full else []
-        if self.dry_run:
-            self.memory_seen.update(seen)
-            self.outcomes.extend(outcomes)
-        else:
-            self.s.ledger.commit_page(
-                spec.name,
-                self.progress.run_id,
-                links=list(changed_links.values()),
+                changed[applied.link.source_id] = applied.link
+        escrows, released, expired = self._escrows(done)
+        self._commit(
+            PageWrite(
+                links=list(changed.values()),
                 seen=seen,
-                outcomes=outcomes,
+                outcomes=done + expired,
                 resolved_pending=resolved_pending,
+                escrows=escrows,
+                released=released,
+                staged=staged,
+                unstaged=unstaged,
             )
-            self.outcomes.extend(o for o in outcomes if o.status is not Status.SKIPPED)
+        )
+
+    def _escrows(
+        self, outcomes: Sequence[ObjectOutcome]
+    ) -> tuple[list[Escrow], list[str], list[ObjectOutcome]]:
+        """Failed objects are escrowed (again); the others, and expired escrows, are released."""
+        now = self.s.clock()
+        ids = [o.source_id for o in outcomes]
+        previous = self.s.ledger.escrows_for(self.spec.name, ids)
+        escrows: list[Escrow] = []
+        released: list[str] = []
+        expired: list[ObjectOutcome] = []
+        for outcome in outcomes:
+            if outcome.status is not Status.FAILURE:
+                if outcome.source_id in previous:
+                    released.append(outcome.source_id)
+                continue
+            escrow = escrow_after_failure(
+                previous.get(outcome.source_id),
+                self.spec.name,
+                outcome.source_id,
+                outcome.error_message or outcome.reason,
+                now,
+            )
+            self.failed_now.add(outcome.source_id)
+            if escrow is not None:
+                escrows.append(escrow)
+                continue
+            released.append(outcome.source_id)
+            expired.append(
+                ObjectOutcome(
+                    source_id=outcome.source_id,
+                    source_label=outcome.source_label,
+                    action=Action.OTHER,
+                    status=Status.WARNING,
+                    target_id=outcome.target_id,
+                    reason="escrow expired: failing for 28 days, no longer retried",
+                )
+            )
+        return escrows, released, expired
+
+    def _commit(self, write: PageWrite) -> None:
+        for outcome in write.outcomes:
+            self._count(outcome)
+        if self.dry_run:
+            self.memory_seen.update(write.seen)
+            self.memory_staged.update({s.source_id: s for s in write.staged})
+            self.memory_unstaged.update(write.unstaged)
+            self.memory_unstaged.difference_update(s.source_id for s in write.staged)
+            self.outcomes.extend(write.outcomes)
+        else:
+            self.s.ledger.commit_page(self.spec.name, self.progress.run_id, write)
+            self.outcomes.extend(o for o in write.outcomes if o.status is not Status.SKIPPED)
         if self.s.on_progress:
             self.s.on_progress(self.progress.phase, dict(self.progress.counts))
 
@@ -449,46 +701,7 @@ class _Cycle:
     def _prepare(
         self, item: SourceItem, link: Link | None, assigned: set[str]
     ) -> Task | ObjectOutcome:
-        """Scope, map and decide for one object: the task to carry out, or a failed outcome."""
-        steps = [Step("import", Status.SUCCESS, "read from the source")]
-        values = None
-        redacted: frozenset[str] = frozenset()
-        in_scope = False
-        reason = ""
-        if isinstance(item, SourceUser):
-            verdict = evaluate_scope(item, self.spec.scope, assigned=item.id in assigned)
-            in_scope, reason = verdict.in_scope, verdict.reason
-            steps.append(
-                Step(
-                    "scoping", Status.SUCCESS if in_scope else Status.SKIPPED, reason or "in scope"
-                )
-            )
-            if in_scope:
-                try:
-                    mapped = self.mapper.map(item, creating=link is None)
-                except ValueError as error:
-                    steps.append(Step("processing", Status.FAILURE, str(error)))
-                    return ObjectOutcome(
-                        source_id=item.id,
-                        source_label=item.label,
-                        action=_planned_action(link),
-                        status=Status.FAILURE,
-                        target_id=link.target_id if link else None,
-                        reason=f"mapping failed: {error}",
-                        error_code="MappingError",
-                        error_message=str(error),
-                        steps=steps,
-                    )
-                values, redacted = mapped, mapped.redacted
-        decision = decide(
-            item,
-            link,
-            in_scope=in_scope,
-            scope_reason=reason,
-            values=values,
-            policy=self.spec.policy,
-        )
-        return Task(decision=decision, item=item, link=link, steps=steps, redacted=redacted)
+        return prepare(self.spec, self.mapper, item, link, assigned=item.id in assigned)
 
     def _count(self, outcome: ObjectOutcome) -> None:
         counts = self.progress.counts
@@ -543,7 +756,48 @@ class _Cycle:
             error=error,
             transient=transient,
             outcomes=self.outcomes,
+            deletions=self.deletion_check,
         )
+
+
+def prepare(
+    spec: JobSpec, mapper: Mapper, item: SourceItem, link: Link | None, *, assigned: bool
+) -> Task | ObjectOutcome:
+    """Scope, map and decide for one object: the task to carry out, or a failed outcome."""
+    steps = [Step("import", Status.SUCCESS, "read from the source")]
+    values = None
+    redacted: frozenset[str] = frozenset()
+    in_scope = False
+    reason = ""
+    if isinstance(item, SourceUser):
+        verdict = evaluate_scope(item, spec.scope, assigned=assigned)
+        in_scope, reason = verdict.in_scope, verdict.reason
+        steps.append(
+            Step("scoping", Status.SUCCESS if in_scope else Status.SKIPPED, reason or "in scope")
+        )
+        if in_scope:
+            try:
+                mapped = mapper.map(item, creating=link is None)
+            except ValueError as error:
+                steps.append(Step("processing", Status.FAILURE, str(error)))
+                return ObjectOutcome(
+                    source_id=item.id,
+                    source_label=item.label,
+                    action=_planned_action(link),
+                    status=Status.FAILURE,
+                    target_id=link.target_id if link else None,
+                    reason=f"mapping failed: {error}",
+                    error_code="MappingError",
+                    error_message=str(error),
+                    steps=steps,
+                )
+            values, redacted = mapped, mapped.redacted
+    else:
+        steps[0] = Step("import", Status.SUCCESS, item.description)
+    decision = decide(
+        item, link, in_scope=in_scope, scope_reason=reason, values=values, policy=spec.policy
+    )
+    return Task(decision=decision, item=item, link=link, steps=steps, redacted=redacted)
 
 
 class _Assignments:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.domain.health import JobState
 from worker.ports import Cursor, Ledger, RunRecord
 
 
@@ -29,8 +30,23 @@ def _execution(run: RunRecord | None) -> dict[str, Any] | None:
     }
 
 
+def _quarantine(state: JobState, runs: list[RunRecord]) -> dict[str, Any] | None:
+    if not state.in_quarantine:
+        return None
+    return {
+        "reason": state.quarantine_reason,
+        "seriesBegan": state.quarantine_since.isoformat() if state.quarantine_since else None,
+        "seriesCount": state.failures,
+        "nextAttempt": state.next_attempt_at.isoformat() if state.next_attempt_at else None,
+        "error": {"message": state.quarantine_error} if state.quarantine_error else None,
+    }
+
+
 def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> dict[str, Any]:
-    runs = [r for r in ledger.recent_runs(job, limit=200) if not r.dry_run]
+    runs = [
+        r for r in ledger.recent_runs(job, limit=200) if not r.dry_run and r.mode != "on_demand"
+    ]
+    state = ledger.job_state(job)
     finished = [r for r in runs if r.status != "running"]
     last = finished[0] if finished else None
     last_success = next((r for r in finished if r.status == "success"), None)
@@ -52,9 +68,15 @@ def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> di
             "counts": p.counts,
             "timeBegan": p.started_at,
         }
+    if state.paused:
+        code = "Paused"
+    elif state.in_quarantine:
+        code = "Quarantine"
+    else:
+        code = "Active" if runs or running else "NotRun"
     return {
         "job": job,
-        "code": "Active" if runs or running else "NotRun",
+        "code": code,
         "running": running,
         "lastExecution": _execution(last),
         "lastSuccessfulExecution": _execution(last_success),
@@ -70,5 +92,8 @@ def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> di
         if cursor.watermark
         else None,
         "linkedUsers": ledger.link_count(job),
-        "quarantine": None,
+        "quarantine": _quarantine(state, runs),
+        "escrows": ledger.escrow_count(job),
+        "stagedDeletes": len(ledger.staged(job)),
+        "allowDeletes": state.allow_deletes,
     }

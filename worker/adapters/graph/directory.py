@@ -25,6 +25,7 @@ from worker.ports import (
 from worker.schema import user_property_types
 
 USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
 MAX_DELTA_ID_FILTER = 50  # Graph's limit on `id eq` clauses in a delta filter
 
 
@@ -106,6 +107,20 @@ class GraphSourceDirectory:
 
     def transitive_member_ids(self, group_id: str) -> set[str]:
         return self.group_member_ids(group_id, transitive=True)
+
+    def member_of(self, user_id: str, *, transitive: bool) -> set[str]:
+        relation = "transitiveMemberOf" if transitive else "memberOf"
+        groups: set[str] = set()
+        url: str | None = self.client.url(f"/users/{user_id}/{relation}?$select=id&$top=999")
+        while url:
+            data = self.client.request("GET", url).json()
+            groups.update(
+                g["id"]
+                for g in data.get("value", [])
+                if g.get("@odata.type", GROUP_TYPE) == GROUP_TYPE
+            )
+            url = data.get("@odata.nextLink")
+        return groups
 
     def group_member_ids(self, group_id: str, *, transitive: bool = False) -> set[str]:
         """User members of a group: direct ones, or also those of nested groups."""

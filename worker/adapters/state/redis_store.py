@@ -112,3 +112,42 @@ class RedisJobLock:
                 lock.reacquire()
             except (redis.RedisError, redis.exceptions.LockError):
                 continue  # try again at the next tick; expiry is the safety net
+
+
+def queued_key(job: str) -> str:
+    return f"{PREFIX}:job:{job}:queued"
+
+
+def slot_key(job: str, slot: int) -> str:
+    return f"{PREFIX}:job:{job}:slot:{slot}"
+
+
+class RedisQueueGuard:
+    """Keeps a job from being queued twice, and a schedule from firing twice an interval.
+
+    `trigger` claims the job's queue marker with its task id; the task gives it back when it
+    starts. Every beat's scheduled task claims the slot of its interval; with several beats,
+    the first claim wins and the others are skipped.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def claim_queue(self, job: str, task_id: str, ttl_s: int) -> str | None:
+        """Mark the job as queued; returns the task already queued instead, if there is one."""
+        if self.client.set(queued_key(job), task_id, nx=True, ex=max(1, ttl_s)):
+            return None
+        existing = self.client.get(queued_key(job))
+        return existing.decode() if isinstance(existing, bytes) else str(existing or "")
+
+    def release_queue(self, job: str, task_id: str) -> None:
+        # Only the task that was queued may clear the marker.
+        self.client.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end",
+            1,
+            queued_key(job),
+            task_id,
+        )
+
+    def claim_slot(self, job: str, slot: int, ttl_s: int) -> bool:
+        return bool(self.client.set(slot_key(job, slot), "1", nx=True, ex=max(1, ttl_s)))

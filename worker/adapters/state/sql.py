@@ -34,8 +34,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
+from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, LinkState, ObjectOutcome
-from worker.ports import MembershipChange, RunRecord
+from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
 CHUNK = 500
@@ -43,6 +44,33 @@ CHUNK = 500
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    """Distinct ids in slices small enough for an IN clause."""
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), CHUNK):
+        yield unique[start : start + CHUNK]
+
+
+def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
+    return LogRow(
+        change_id=str(uuid.uuid4()),
+        run_id=run_id,
+        job=job,
+        source_id=o.source_id,
+        source_label=o.source_label,
+        target_id=o.target_id,
+        action=o.action.value,
+        status=o.status.value,
+        reason=o.reason,
+        error_code=o.error_code,
+        error_message=o.error_message,
+        steps=[{"name": s.name, "status": s.status.value, "detail": s.detail} for s in o.steps],
+        modified={name: {"old": c.old, "new": c.new} for name, c in o.modified.items()},
+        duration_ms=o.duration_ms,
+        created_at=now,
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -131,6 +159,41 @@ class LogRow(Base):
     modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class JobStateRow(Base):
+    __tablename__ = "job_state"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    quarantine_reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    quarantine_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    quarantine_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    allow_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EscrowRow(Base):
+    __tablename__ = "escrows"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class StagedDeleteRow(Base):
+    __tablename__ = "staged_deletes"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # gone from the source
+    staged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def make_engine(database_url: str) -> Engine:
@@ -288,19 +351,10 @@ class SqlLedger:
             after = rows[-1].source_id
             yield [_link_from_row(r) for r in rows]
 
-    def commit_page(
-        self,
-        job: str,
-        run_id: str,
-        *,
-        links: Sequence[Link],
-        seen: Sequence[str],
-        outcomes: Sequence[ObjectOutcome],
-        resolved_pending: Sequence[str] = (),
-    ) -> None:
+    def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         now = utcnow()
         with self._write() as session:
-            for link in links:
+            for link in write.links:
                 existing = session.get(LinkRow, (job, link.source_id))
                 deleted_at = now if link.state is LinkState.SOFT_DELETED else None
                 if existing is None:
@@ -329,50 +383,141 @@ class SqlLedger:
                     existing.last_seen_run = link.last_seen_run
                     existing.source_label = link.source_label or existing.source_label
                     existing.updated_at = now
-            seen_ids = list(dict.fromkeys(seen))
-            for start in range(0, len(seen_ids), CHUNK):
+            for ids in _chunks(write.seen):
                 session.execute(
                     update(LinkRow)
-                    .where(
-                        LinkRow.job == job,
-                        LinkRow.source_id.in_(seen_ids[start : start + CHUNK]),
-                    )
+                    .where(LinkRow.job == job, LinkRow.source_id.in_(ids))
                     .values(last_seen_run=run_id)
                 )
-            session.add_all(
-                LogRow(
-                    change_id=str(uuid.uuid4()),
-                    run_id=run_id,
-                    job=job,
-                    source_id=o.source_id,
-                    source_label=o.source_label,
-                    target_id=o.target_id,
-                    action=o.action.value,
-                    status=o.status.value,
-                    reason=o.reason,
-                    error_code=o.error_code,
-                    error_message=o.error_message,
-                    steps=[
-                        {"name": s.name, "status": s.status.value, "detail": s.detail}
-                        for s in o.steps
-                    ],
-                    modified={
-                        name: {"old": change.old, "new": change.new}
-                        for name, change in o.modified.items()
-                    },
-                    duration_ms=o.duration_ms,
-                    created_at=now,
-                )
-                for o in outcomes
-            )
-            pending = list(dict.fromkeys(resolved_pending))
-            for start in range(0, len(pending), CHUNK):
+            session.add_all(_log_row(job, run_id, o, now) for o in write.outcomes)
+            for ids in _chunks(write.resolved_pending):
                 session.execute(
                     delete(PendingUserRow).where(
-                        PendingUserRow.job == job,
-                        PendingUserRow.user_id.in_(pending[start : start + CHUNK]),
+                        PendingUserRow.job == job, PendingUserRow.user_id.in_(ids)
                     )
                 )
+            for ids in _chunks(write.released):
+                session.execute(
+                    delete(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                )
+            for escrow in write.escrows:
+                session.merge(
+                    EscrowRow(
+                        job=job,
+                        source_id=escrow.source_id,
+                        attempts=escrow.attempts,
+                        first_failed_at=escrow.first_failed_at,
+                        next_attempt_at=escrow.next_attempt_at,
+                        last_error=escrow.last_error,
+                    )
+                )
+            for ids in _chunks(write.unstaged):
+                session.execute(
+                    delete(StagedDeleteRow).where(
+                        StagedDeleteRow.job == job, StagedDeleteRow.source_id.in_(ids)
+                    )
+                )
+            for staged in write.staged:
+                session.merge(
+                    StagedDeleteRow(
+                        job=job,
+                        source_id=staged.source_id,
+                        reason=staged.reason,
+                        deleted=staged.deleted,
+                        staged_at=now,
+                    )
+                )
+
+    # job state, escrows and staged deletions --------------------------------------------------
+    def job_state(self, job: str) -> JobState:
+        with self._session() as session:
+            row = session.get(JobStateRow, job)
+        if row is None:
+            return JobState(job=job)
+        return JobState(
+            job=job,
+            paused=row.paused,
+            quarantine_reason=row.quarantine_reason,
+            quarantine_since=row.quarantine_since,
+            quarantine_error=row.quarantine_error,
+            next_attempt_at=row.next_attempt_at,
+            failures=row.failures,
+            allow_deletes=row.allow_deletes,
+        )
+
+    def save_job_state(self, state: JobState) -> None:
+        with self._write() as session:
+            session.merge(
+                JobStateRow(
+                    job=state.job,
+                    paused=state.paused,
+                    quarantine_reason=state.quarantine_reason,
+                    quarantine_since=state.quarantine_since,
+                    quarantine_error=state.quarantine_error,
+                    next_attempt_at=state.next_attempt_at,
+                    failures=state.failures,
+                    allow_deletes=state.allow_deletes,
+                    updated_at=utcnow(),
+                )
+            )
+
+    def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]:
+        found: dict[str, Escrow] = {}
+        with self._session() as session:
+            for ids in _chunks(list(source_ids)):
+                rows = session.scalars(
+                    select(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                )
+                found.update(
+                    {
+                        row.source_id: Escrow(
+                            job=job,
+                            source_id=row.source_id,
+                            attempts=row.attempts,
+                            first_failed_at=row.first_failed_at,
+                            next_attempt_at=row.next_attempt_at,
+                            last_error=row.last_error,
+                        )
+                        for row in rows
+                    }
+                )
+        return found
+
+    def due_escrows(self, job: str, now: datetime, limit: int) -> list[str]:
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(EscrowRow.source_id)
+                    .where(EscrowRow.job == job, EscrowRow.next_attempt_at <= now)
+                    .order_by(EscrowRow.next_attempt_at, EscrowRow.source_id)
+                    .limit(limit)
+                )
+            )
+
+    def escrow_count(self, job: str) -> int:
+        with self._session() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(EscrowRow).where(EscrowRow.job == job)
+                )
+                or 0
+            )
+
+    def staged(self, job: str) -> list[StagedDeletion]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(StagedDeleteRow)
+                .where(StagedDeleteRow.job == job)
+                .order_by(StagedDeleteRow.source_id)
+            )
+            return [StagedDeletion(r.source_id, r.reason, r.deleted) for r in rows]
+
+    def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
+        with self._write() as session:
+            if escrows:
+                session.execute(delete(EscrowRow).where(EscrowRow.job == job))
+            if staged:
+                session.execute(delete(StagedDeleteRow).where(StagedDeleteRow.job == job))
 
     # assignments --------------------------------------------------------------------------------
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
@@ -456,7 +601,7 @@ class SqlLedger:
 
     def clear_job(self, job: str) -> None:
         with self._write() as session:
-            for model in (LinkRow, AssignmentRow, PendingUserRow):
+            for model in (LinkRow, AssignmentRow, PendingUserRow, EscrowRow, StagedDeleteRow):
                 session.execute(delete(model).where(model.job == job))
 
     # provisioning log -------------------------------------------------------------------------

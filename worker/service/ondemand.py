@@ -1,0 +1,95 @@
+"""Provisioning one user now, outside the cycles (it works while the job is paused).
+
+The same decisions as a cycle, made for one source user and carried out at once: a
+deprovisioning is sent directly, since an operator asked for exactly this user. The result is
+recorded as a run of mode `on_demand`, with its provisioning-log row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from worker.domain.job import JobSpec
+from worker.domain.mapping import EvaluationContext, Mapper
+from worker.domain.model import ObjectOutcome, SourceItem, SourceRemoval, SourceUser, Status
+from worker.ports import Ledger, PageWrite, RunRecord, SourceDirectory, TargetDirectory
+from worker.service.apply import Exporter
+from worker.service.cycle import prepare
+
+
+class OnDemand:
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        source: SourceDirectory,
+        target: TargetDirectory,
+        ledger: Ledger,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        self.target = target
+        self.ledger = ledger
+        self.clock = clock
+
+    def provision(self, source_user_id: str) -> ObjectOutcome:
+        spec = self.spec
+        run = RunRecord(
+            run_id=str(uuid.uuid4()),
+            job=spec.name,
+            mode="on_demand",
+            dry_run=False,
+            trigger="on_demand",
+            started_at=self.clock(),
+        )
+        self.ledger.start_run(run)
+        self.source.sign_in()
+        self.target.sign_in()
+        user = self.source.get_user(source_user_id, spec.select)
+        item: SourceItem = user if user is not None else SourceRemoval(source_user_id, "deleted")
+        link = self.ledger.links_for(spec.name, [source_user_id]).get(source_user_id)
+        mapper = Mapper(
+            spec.mappings,
+            EvaluationContext(now=self.clock, is_unique=self._is_unique),
+        )
+        prepared = prepare(spec, mapper, item, link, assigned=self._assigned(item))
+        if isinstance(prepared, ObjectOutcome):
+            outcome, changed = prepared, None
+        else:
+            exporter = Exporter(spec, self.target, run_id=run.run_id, monotonic=time.monotonic)
+            (applied,) = exporter.apply([prepared])
+            outcome = applied.outcome
+            changed = applied.link if applied.link_changed else None
+        failed = outcome.status is Status.FAILURE
+        self.ledger.commit_page(
+            spec.name,
+            run.run_id,
+            PageWrite(
+                links=[changed] if changed else [],
+                outcomes=[outcome],
+                released=[] if failed else [source_user_id],
+                unstaged=[source_user_id],
+            ),
+        )
+        run.status = "failed" if failed else "success"
+        run.finished_at = self.clock()
+        run.counts = {outcome.count_key: 1}
+        run.error = outcome.error_message
+        self.ledger.finish_run(run)
+        return outcome
+
+    def _assigned(self, item: SourceItem) -> bool:
+        scope = self.spec.scope
+        if not scope.assigned_only or not isinstance(item, SourceUser):
+            return True
+        if item.id in scope.user_ids:
+            return True
+        groups = self.source.member_of(item.id, transitive=scope.nested_groups)
+        return bool(groups & set(scope.group_ids))
+
+    def _is_unique(self, attribute: str, value: str) -> bool:
+        return not self.target.find_users(attribute, value, ["id"])
