@@ -538,6 +538,14 @@ def _build_mappings(
             problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
             ok = False
             continue
+        edm = types[target].removeprefix("Collection(").removesuffix(")")
+        if not edm.startswith("Edm."):
+            problems.append(
+                f"{at}.target: {target!r} has the complex type {types[target]}; "
+                "only properties of simple types (and lists of them) can be mapped"
+            )
+            ok = False
+            continue
         if target in seen:
             problems.append(
                 f"{at}.target: {target!r} is already mapped by mappings[{seen[target]}]"

@@ -192,3 +192,15 @@ def test_a_bad_expression_fails_the_load_with_its_position(tmp_path: Path) -> No
     (problem,) = caught.value.problems
     assert problem.startswith("jobs.contoso-to-fabrikam.mappings[2].expression: ")
     assert "position" in problem
+
+
+def test_only_simple_properties_can_be_mapped(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '{target: showInAddressList, constant: "true"}', "{target: passwordProfile, constant: x}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems == [
+        "jobs.contoso-to-fabrikam.mappings[2].target: 'passwordProfile' has the complex type "
+        "graph.passwordProfile; only properties of simple types (and lists of them) can be mapped"
+    ]

@@ -243,6 +243,8 @@ def coerce(value: Any, target_type: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
         return value
+    if target_type == "Edm.DateTimeOffset":
+        return iso_datetime(value)
     if target_type in ("Edm.Int32", "Edm.Int64"):
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
@@ -252,6 +254,37 @@ def coerce(value: Any, target_type: str) -> Any:
     if target_type == "Edm.String" and isinstance(value, int | float):
         return str(value)
     return value
+
+
+# The shapes date values arrive in: ISO 8601, and the .NET general format expressions produce.
+_DATE_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y", "%Y-%m-%d", "%Y%m%d%H%M%S.0Z", "%Y%m%d%H%M%SZ")
+
+
+def iso_datetime(value: Any) -> Any:
+    """A date for an Edm.DateTimeOffset property: ISO 8601 in UTC (`2020-03-16T07:00:00Z`).
+
+    Values that cannot be read as a date are left as they are (Graph will say why).
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            for fmt in _DATE_FORMATS:
+                try:
+                    parsed = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
+            else:
+                return value
+    else:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def writable(values: Mapping[str, Any]) -> dict[str, Any]:
