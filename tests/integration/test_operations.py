@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,48 @@ def test_trigger_refuses_to_queue_a_job_twice(sync_env: SyncEnv) -> None:
     assert second.returncode == 1
     assert json.loads(second.stdout)["status"] == "already_queued"
     assert task_id in json.loads(second.stdout)["error"]
+
+
+@pytest.mark.world(partners=True)
+def test_check_passes_when_everything_is_in_place(sync_env: SyncEnv) -> None:
+    result = sync_env.cli("check", "sync", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, report
+    assert report["ok"] is True
+    names = [c["name"] for c in report["checks"]]
+    assert "target: permission User.Invite.All" in names
+    assert all(c["status"] == "ok" for c in report["checks"]), report
+
+
+def test_check_names_what_is_missing_and_how_to_fix_it(tmp_path: Path) -> None:
+    from tests.conftest import sync_world
+    from tests.support.world import SOURCE, TARGET, build_world_seed, partner
+
+    seed = build_world_seed(partners=True)
+    seed["tenants"][1]["clients"][0]["roles"] = ["User.Read.All"]  # no invite, no write
+    seed["tenants"][0]["cross_tenant_access"]["partners"] = [
+        partner(TARGET, inbound=False, outbound=False, sync=False)
+    ]
+    seed["tenants"][1]["cross_tenant_access"]["partners"] = [
+        partner(SOURCE, inbound=True, outbound=False, sync=False)
+    ]
+    with sync_world(tmp_path, seed) as env:
+        result = env.cli("check", "sync")
+
+    assert result.returncode == 1
+    text = result.stdout
+    assert "✓ source: sign in" in text
+    assert "✗ target: permission User.Invite.All" in text
+    assert "add the application permission User.Invite.All to the target app registration" in text
+    assert f"✗ source: automatic redemption (outbound) with {TARGET.tenant_id}" in text
+    assert f"✓ target: automatic redemption (inbound) with {SOURCE.tenant_id}" in text
+    assert f"✗ target: user sync allowed from {SOURCE.tenant_id}" in text
+
+
+def test_check_reports_bad_credentials(sync_env: SyncEnv) -> None:
+    text = sync_env.config.read_text().replace("target-secret", "wrong-secret")
+    sync_env.config.write_text(text)
+    result = sync_env.cli("check", "sync")
+    assert result.returncode == 1
+    assert "✗ target: sign in" in result.stdout
+    assert "invalid_client" in result.stdout

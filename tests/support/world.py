@@ -42,7 +42,18 @@ def _id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def build_world_seed(users: int = 24, seed: int = 11, prior_b2b: bool = True) -> dict[str, Any]:
+def partner(tenant: TenantInfo, *, inbound: bool, outbound: bool, sync: bool) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "inbound_auto_redeem": inbound,
+        "outbound_auto_redeem": outbound,
+        "is_sync_allowed": sync,
+    }
+
+
+def build_world_seed(
+    users: int = 24, seed: int = 11, prior_b2b: bool = True, partners: bool = False
+) -> dict[str, Any]:
     """`users` source members (all but the last 4 in GROUP), a guest, one member without mail,
     and, in the target, a B2B user that already stands for source user 0."""
     rng = random.Random(seed)
@@ -87,7 +98,7 @@ def build_world_seed(users: int = 24, seed: int = 11, prior_b2b: bool = True) ->
                 "accountEnabled": True,
             }
         )
-    return {
+    world: dict[str, Any] = {
         "tenants": [
             {
                 "tenant_id": SOURCE.tenant_id,
@@ -111,6 +122,14 @@ def build_world_seed(users: int = 24, seed: int = 11, prior_b2b: bool = True) ->
             },
         ]
     }
+    if partners:
+        world["tenants"][0]["cross_tenant_access"] = {
+            "partners": [partner(TARGET, inbound=False, outbound=True, sync=False)]
+        }
+        world["tenants"][1]["cross_tenant_access"] = {
+            "partners": [partner(SOURCE, inbound=True, outbound=False, sync=True)]
+        }
+    return world
 
 
 def tenant_block(info: TenantInfo, url: str, ca: Path) -> dict[str, Any]:

@@ -35,14 +35,6 @@ GRAPH_SCOPES = frozenset(
     }
 )
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-APP_ROLES = [
-    "User.ReadWrite.All",
-    "Group.ReadWrite.All",
-    "GroupMember.ReadWrite.All",
-    "User.Invite.All",
-    "Directory.ReadWrite.All",
-    "Policy.Read.All",
-]
 CLOCK_SKEW_S = 300
 
 
@@ -341,7 +333,7 @@ async def token_endpoint(state: SandboxState, request: Request) -> Response:
         )
 
     lifetime = int(state.access_token_lifetime_s)
-    token = issue_access_token(state, tenant.tenant_id, client.client_id, lifetime)
+    token = issue_access_token(state, tenant.tenant_id, client, lifetime)
     return JSONResponse(
         {
             "token_type": "Bearer",
@@ -353,7 +345,8 @@ async def token_endpoint(state: SandboxState, request: Request) -> Response:
     )
 
 
-def issue_access_token(state: SandboxState, tenant_id: str, client_id: str, lifetime: int) -> str:
+def issue_access_token(state: SandboxState, tenant_id: str, client: Client, lifetime: int) -> str:
+    client_id = client.client_id
     now = int(time.time())
     service_principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{tenant_id}:{client_id}"))
     claims = {
@@ -368,7 +361,7 @@ def issue_access_token(state: SandboxState, tenant_id: str, client_id: str, life
         "idtyp": "app",
         "oid": service_principal,
         "sub": service_principal,
-        "roles": APP_ROLES,
+        "roles": list(client.roles),
         "tid": tenant_id,
         "uti": secrets.token_urlsafe(16),
         "ver": "1.0",

@@ -353,6 +353,17 @@ def _list(raw: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
+# The application permissions a client's tokens carry unless its seed lists `roles`.
+DEFAULT_ROLES = (
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "User.Invite.All",
+    "Directory.ReadWrite.All",
+    "Policy.Read.All",
+)
+
+
 def _client(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SeedError(f"{where} must be an object")
@@ -372,7 +383,10 @@ def _client(raw: Any, where: str) -> dict[str, Any]:
             x509.load_pem_x509_certificates(cert.encode("utf-8"))
         except ValueError as exc:
             raise SeedError(f"{where}.certificate is not a PEM X.509 certificate: {exc}") from exc
-    return {"client_id": cid.strip(), "client_secret": secret, "certificate": cert}
+    roles = raw.get("roles", list(DEFAULT_ROLES))
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise SeedError(f"{where}.roles must be a list of permission names")
+    return {"client_id": cid.strip(), "client_secret": secret, "certificate": cert, "roles": roles}
 
 
 def _user(raw: Any, where: str) -> dict[str, Any]:

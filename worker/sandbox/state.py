@@ -37,6 +37,7 @@ class Client:
     client_id: str
     secret: str | None
     certificates: list[x509.Certificate]
+    roles: tuple[str, ...]  # the application permissions its tokens carry
 
 
 @dataclass
@@ -70,7 +71,9 @@ class Tenant:
                 if c.get("certificate")
                 else []
             )
-            self.clients[c["client_id"]] = Client(c["client_id"], c.get("client_secret"), certs)
+            self.clients[c["client_id"]] = Client(
+                c["client_id"], c.get("client_secret"), certs, tuple(c["roles"])
+            )
         self.partners: dict[str, Partner] = {
             p["tenant_id"]: Partner(
                 p["tenant_id"],
