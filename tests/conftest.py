@@ -77,3 +77,22 @@ def sync_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SyncEnv
     job_overrides = options.pop("job", {})
     with sync_world(tmp_path, build_world_seed(**options), job_overrides) as env:
         yield env
+
+
+_FAULT_SUITE = {"faults": 0, "kills": 0, "restarts": 0, "cycles": 0, "lost": 0, "duplicates": 0}
+
+
+@pytest.fixture
+def fault_summary() -> dict[str, int]:
+    """What the fault tests injected and found, for the summary line at the end of the run."""
+    return _FAULT_SUITE
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    s = _FAULT_SUITE
+    if s["cycles"]:
+        terminalreporter.write_line(
+            f"fault suite: faults injected {s['faults']}, kill -9 {s['kills']}, "
+            f"redis restarts {s['restarts']}, cycles {s['cycles']}, "
+            f"users lost {s['lost']}, duplicates {s['duplicates']}"
+        )

@@ -81,7 +81,7 @@ class Runtime:
             return self._clients[tenant_name]
 
     def job_lock(self) -> RedisJobLock:
-        return RedisJobLock(self.redis)
+        return RedisJobLock(self.redis, ttl_s=self.config.state.lock_ttl.total_seconds())
 
     def queue_guard(self) -> RedisQueueGuard:
         return RedisQueueGuard(self.redis)

@@ -90,6 +90,16 @@ class StateConfig(Strict):
     redis_url: str = "embedded"
     database_url: str = "sqlite:///.tenant-sync/state.db"
     state_dir: Path = Path(".tenant-sync")
+    # How long a job's lock outlives a holder that died (it is renewed while the cycle runs).
+    lock_ttl: timedelta = timedelta(seconds=60)
+
+    @field_validator("lock_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        ttl = parse_duration(value)
+        if ttl < timedelta(seconds=3):
+            raise ValueError("must be at least 3s")
+        return ttl
 
     @field_validator("redis_url")
     @classmethod

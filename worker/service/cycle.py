@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from worker.domain.errors import ResyncRequired, StopSync, SyncError, Transient
 from worker.domain.health import (
     Escrow,
@@ -58,6 +60,8 @@ from worker.ports import (
     Watermark,
 )
 from worker.service.apply import Exporter, Task
+
+log = structlog.get_logger("tenant_sync.cycle")
 
 PENDING_BATCH = 100
 SWEEP_BATCH = 200
@@ -173,6 +177,12 @@ class CycleService:
             return result
 
     def _record_health(self, result: CycleResult, cycle: _Cycle) -> None:
+        try:
+            self._save_health(result, cycle)
+        except SyncError as failure:
+            log.warning("the job's health could not be recorded", error=str(failure))
+
+    def _save_health(self, result: CycleResult, cycle: _Cycle) -> None:
         # Read again: an operator may have paused or released the job while the cycle ran.
         state = self.ledger.job_state(self.spec.name)
         failed = result.status != "success"
@@ -285,10 +295,10 @@ class _Cycle:
             trigger=self.trigger,
             started_at=datetime.fromisoformat(p.started_at),
         )
-        if not self.dry_run:
-            self.s.ledger.start_run(run)
-            self._save()
         try:
+            if not self.dry_run:
+                self.s.ledger.start_run(run)
+                self._save()
             try:
                 self._run_phases()
             except ResyncRequired:
@@ -744,7 +754,14 @@ class _Cycle:
         run.counts = dict(p.counts)
         run.finished_at = self.s.clock()
         if not self.dry_run:
-            self.s.ledger.finish_run(run)
+            try:
+                self.s.ledger.finish_run(run)
+            except SyncError as failure:
+                # The state database is gone too: the result still reaches the caller, and the
+                # run, left open, is resumed by the next cycle from the saved position.
+                log.warning("the end of the run could not be recorded", error=str(failure))
+                if status == "success":
+                    status, error, transient = "failed", str(failure), True
         return CycleResult(
             job=self.spec.name,
             run_id=p.run_id,

@@ -89,9 +89,12 @@ class RedisJobLock:
     @contextmanager
     def hold(self, job: str) -> Iterator[None]:
         lock = Lock(self.client, lock_key(job), timeout=self.ttl_s, thread_local=False)
-        if not lock.acquire(blocking=False):
-            raise AlreadyRunning(f"a cycle of job {job!r} is already running")
-        self.fencing_token = int(self.client.incr(fence_key(job)))
+        try:
+            if not lock.acquire(blocking=False):
+                raise AlreadyRunning(f"a cycle of job {job!r} is already running")
+            self.fencing_token = int(self.client.incr(fence_key(job)))
+        except redis.RedisError as exc:
+            raise Transient(f"cannot take the job lock in Redis: {exc}") from exc
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew, args=(lock, stop), name=f"lock-renew-{job}", daemon=True
@@ -102,8 +105,9 @@ class RedisJobLock:
         finally:
             stop.set()
             renewer.join(timeout=5)
-            # If it expired while we were stuck, the next holder owns it now: nothing to release.
-            with contextlib.suppress(redis.exceptions.LockError):
+            # Expired while we were stuck (the next holder owns it now), or Redis is gone (the
+            # lock expires by itself): either way there is nothing to release.
+            with contextlib.suppress(redis.exceptions.LockError, redis.RedisError):
                 lock.release()
 
     def _renew(self, lock: Lock, stop: threading.Event) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -199,17 +199,20 @@ class StagedDeleteRow(Base):
 def make_engine(database_url: str) -> Engine:
     """An engine for the configured database; SQLite gets WAL and a busy timeout for sharing."""
     if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(database_url, connect_args={"timeout": 30})
+        url = make_url(database_url)
+        # How long a write waits for another process's (`?timeout=30`, seconds).
+        timeout = float(url.query.get("timeout", 30))  # type: ignore[arg-type]
+        url = url.difference_update_query(["timeout"])
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cursor.close()
 
         return engine
@@ -660,6 +663,14 @@ class SqlLedger:
         return _WriteSession(self.sessions)
 
 
+def _db_reason(error: SQLAlchemyError) -> str:
+    """The driver's own words, without the statement and its parameters (they hold user data)."""
+    original = getattr(error, "orig", None)
+    return (
+        f"{type(original or error).__name__}: {original or error.__class__.__doc__ or ''}".strip()
+    )
+
+
 class _WriteSession:
     """A session whose block is one transaction; database failures become Transient errors."""
 
@@ -680,10 +691,12 @@ class _WriteSession:
                     self.session.commit()
                 except SQLAlchemyError as error:
                     self.session.rollback()
-                    raise Transient(f"the state database refused the write: {error}") from error
+                    raise Transient(
+                        f"the state database refused the write: {_db_reason(error)}"
+                    ) from error
             else:
                 self.session.rollback()
                 if isinstance(exc, SQLAlchemyError):
-                    raise Transient(f"the state database failed: {exc}") from exc
+                    raise Transient(f"the state database failed: {_db_reason(exc)}") from exc
         finally:
             self.session.close()
