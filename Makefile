@@ -38,5 +38,8 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -q -s tests/bench
 
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak -q -rA tests/e2e
+
 clean:
 	rm -rf $(VENV) .tenant-sync .tenant-sync-demo .pytest_cache .mypy_cache .ruff_cache
