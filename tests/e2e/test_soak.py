@@ -22,7 +22,7 @@ from tests.e2e.test_crash import (
 from tests.support.world import build_world_seed
 from worker.demo import wait_for
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 
 
 def test_twenty_kills_during_a_10000_user_cycle_under_faults(
