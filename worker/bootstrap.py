@@ -14,6 +14,7 @@ from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
+from worker.adapters.state.rate_limit import Quota, RedisPacer
 from worker.adapters.state.redis_store import (
     RedisCursorStore,
     RedisJobLock,
@@ -87,11 +88,26 @@ class Runtime:
         return RedisQueueGuard(self.redis)
 
     def directories(self, job: Job) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+        target = self.config.tenants[job.target]
         return (
             GraphSourceDirectory(self.client(job.source)),
             GraphTargetDirectory(
-                self.client(job.target), invite_redirect_url=job.raw.invite_redirect_url
+                self.client(job.target),
+                invite_redirect_url=job.raw.invite_redirect_url,
+                pacer=self.pacer(target),
+                concurrency=target.limits.concurrency,
             ),
+        )
+
+    def pacer(self, tenant: TenantConfig) -> RedisPacer:
+        """The write buckets of this app in this tenant, shared by every process."""
+        limits = tenant.limits
+        return RedisPacer(
+            self.redis,
+            tenant_id=tenant.tenant_id,
+            client_id=tenant.client_id,
+            writes=Quota(limits.write_per_150s, 150.0, limits.pace),
+            invitations=Quota(limits.invitations_per_5s, 5.0, limits.pace),
         )
 
     def cycle(self, job_name: str, *, on_progress: ProgressListener | None = None) -> CycleService:

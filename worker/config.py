@@ -121,6 +121,15 @@ class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class LimitsConfig(Strict):
+    """The tenant's Graph write quotas (by default Graph's published numbers) and their use."""
+
+    write_per_150s: int = Field(default=3000, ge=1)  # per app and tenant
+    invitations_per_5s: int = Field(default=150, ge=1)  # per tenant
+    pace: float = Field(default=0.95, gt=0, le=1)  # the fraction of the quotas to use
+    concurrency: int = Field(default=4, ge=1, le=32)  # $batch requests in flight per cycle
+
+
 class TenantConfig(Strict):
     tenant_id: str
     client_id: str
@@ -130,6 +139,7 @@ class TenantConfig(Strict):
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com"
     ca_bundle: Path | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @field_validator("tenant_id", "client_id")
     @classmethod

@@ -1,23 +1,43 @@
 """Graph `$batch`: many requests in few round trips, each answer handled on its own.
 
-Items go 20 to a batch. An item answered 429, 503 or 504 is sent again after its `Retry-After`
-(or a capped, jittered back-off); any other answer is final for that item. When a whole batch is
-lost (a dropped connection, or 504 on the batch itself) its items may or may not have run:
-idempotent items are simply sent again, and a non-idempotent one (an invitation) first asks its
-`recover` callback whether it already happened, so a repeat never creates a second user.
+Items go 20 to a batch, several batches in flight at once (latency does not cap throughput),
+each paced first by the shared quota buckets (see `worker.adapters.state.rate_limit`). An item
+answered 429, 503 or 504 is sent again after its `Retry-After` (or a capped, jittered back-off);
+any other answer is final for that item. When a whole batch is lost (a dropped connection, or 504
+on the batch itself) its items may or may not have run: idempotent items are simply sent again,
+and a non-idempotent one (an invitation) first asks its `recover` callback whether it already
+happened, so a repeat never creates a second user.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from worker.adapters.graph.client import RETRYABLE_STATUS, GraphClient, error_from
 from worker.domain.errors import BadRequest, StopSync, SyncError, Transient
 
 MAX_BATCH_ITEMS = 20  # Graph's limit per $batch request
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+class Pacer(Protocol):
+    def reserve(self, *, writes: int, invitations: int) -> float:
+        """Seconds to wait before sending this many writes."""
+
+    def hold(self, seconds: float, *, invitations: bool = False) -> None:
+        """Graph answered 429: make every sender wait."""
+
+
+class Unpaced:
+    def reserve(self, *, writes: int, invitations: int) -> float:
+        return 0.0
+
+    def hold(self, seconds: float, *, invitations: bool = False) -> None:
+        return None
 
 
 @dataclass
@@ -47,12 +67,17 @@ class BatchExecutor:
         *,
         max_attempts: int = 6,
         max_wait_s: float = 300.0,
+        concurrency: int = 4,
+        pacer: Pacer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
+        self.concurrency = max(1, concurrency)
+        self.pacer = pacer or Unpaced()
         self._monotonic = monotonic
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="batch")
 
     def run(self, calls: Sequence[BatchCall]) -> list[BatchResult]:
         """Every call's answer or error, in order. Only StopSync is raised."""
@@ -65,9 +90,19 @@ class BatchExecutor:
             attempt += 1
             again: list[int] = []
             wait: float | None = None
-            for start in range(0, len(pending), MAX_BATCH_ITEMS):
-                chunk = pending[start : start + MAX_BATCH_ITEMS]
-                retry, retry_after = self._send(chunk, calls, results, last_error)
+            chunks = [
+                pending[start : start + MAX_BATCH_ITEMS]
+                for start in range(0, len(pending), MAX_BATCH_ITEMS)
+            ]
+            if len(chunks) == 1 or self.concurrency == 1:
+                sent = [self._send(chunk, calls, results, last_error) for chunk in chunks]
+            else:
+                futures = [
+                    self._pool.submit(self._send, chunk, calls, results, last_error)
+                    for chunk in chunks
+                ]
+                sent = [future.result() for future in futures]  # re-raises StopSync
+            for retry, retry_after in sent:
                 again += retry
                 if retry_after is not None:
                     wait = max(wait or 0.0, retry_after)
@@ -96,6 +131,11 @@ class BatchExecutor:
         last_error: dict[int, SyncError],
     ) -> tuple[list[int], float | None]:
         """Send one batch; returns the items to send again and how long the server asks to wait."""
+        writes = [calls[i] for i in chunk if calls[i].method in WRITE_METHODS]
+        invitations = sum(1 for c in writes if c.url.startswith("/invitations"))
+        pause = self.pacer.reserve(writes=len(writes), invitations=invitations)
+        if pause > 0:
+            self.client.sleep(pause)
         payload = {"requests": [_item(i, calls[i]) for i in chunk]}
         try:
             response = self.client.request("POST", "/$batch", json=payload, retry=False)
@@ -104,6 +144,8 @@ class BatchExecutor:
         except Transient as error:
             for i in chunk:
                 last_error[i] = error
+            if error.status == 429:
+                self.pacer.hold(error.retry_after or 1.0, invitations=invitations > 0)
             if error.status in (429, 503):
                 return chunk, error.retry_after  # refused as a whole: nothing ran
             return self._recover(chunk, calls, results), error.retry_after
@@ -133,6 +175,10 @@ class BatchExecutor:
                 retry.append(i)
                 if isinstance(failure, Transient) and failure.retry_after is not None:
                     wait = max(wait or 0.0, failure.retry_after)
+                if status == 429:
+                    self.pacer.hold(
+                        wait or 1.0, invitations=calls[i].url.startswith("/invitations")
+                    )
             elif status == 401:
                 raise failure  # the token itself is refused: nothing else will work either
             elif isinstance(failure, StopSync):

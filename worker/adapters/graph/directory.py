@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from worker.adapters.graph.batch import BatchCall, BatchExecutor, BatchResult
+from worker.adapters.graph.batch import BatchCall, BatchExecutor, BatchResult, Pacer
 from worker.adapters.graph.client import GraphClient
 from worker.domain.errors import NotFound, SyncError
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
@@ -41,7 +41,7 @@ def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
 class GraphSourceDirectory:
     """Reads of the source tenant: delta rounds of users and of the job's groups."""
 
-    def __init__(self, client: GraphClient, *, page_size: int | None = None) -> None:
+    def __init__(self, client: GraphClient, *, page_size: int | None = 500) -> None:
         self.client = client
         self.page_size = page_size
 
@@ -141,10 +141,17 @@ class GraphSourceDirectory:
 class GraphTargetDirectory:
     """Reads and writes of the target tenant, sent through $batch."""
 
-    def __init__(self, client: GraphClient, *, invite_redirect_url: str) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        *,
+        invite_redirect_url: str,
+        pacer: Pacer | None = None,
+        concurrency: int = 4,
+    ) -> None:
         self.client = client
         self.invite_redirect_url = invite_redirect_url
-        self.batches = BatchExecutor(client)
+        self.batches = BatchExecutor(client, pacer=pacer, concurrency=concurrency)
         self._types = user_property_types()
 
     def sign_in(self) -> None:
