@@ -183,10 +183,11 @@ def build_seed(users: int = 240, seed: int = 7) -> dict[str, Any]:
                 },
             },
         ],
+        # Ten times Graph's published quotas (the config says the same), so the demo never waits.
         "limits": {
-            "write_per_150s": 3000,
-            "resource_units_per_10s": 8000,
-            "invitations_per_5s": 150,
+            "write_per_150s": 30_000,
+            "resource_units_per_10s": 80_000,
+            "invitations_per_5s": 1_500,
         },
         "faults": {"error_rate": 0.0, "latency_ms": 0},
     }
@@ -218,6 +219,7 @@ tenants:
     authority_host: {url}
     graph_url: {url}
     ca_bundle: {ca}
+    limits: {{write_per_150s: 30000, invitations_per_5s: 1500}}   # the sandbox's: 10x Graph's
 jobs:
   {JOB}:
     source: contoso

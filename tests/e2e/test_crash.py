@@ -62,16 +62,20 @@ def start_run(env: SyncEnv, *args: str) -> subprocess.Popen[str]:
 
 
 def start_cycle(env: SyncEnv, *args: str) -> subprocess.Popen[str]:
-    """A cycle in its own process, started once the previous (killed) one's lock has expired."""
+    """A cycle in its own process, once it really runs: a killed cycle's lock takes lock_ttl to
+    expire, and until then a new one reports "already running" and exits."""
     while True:
+        writes = target_writes(env)
         process = start_run(env, *args)
-        try:
-            out, _ = process.communicate(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            return process  # it is running
+        wait_for(
+            lambda p=process, w=writes: p.poll() is not None or target_writes(env) > w, "a start"
+        )
+        if process.poll() is None:
+            return process
+        out, err = process.communicate()
         if '"already_running"' not in out:
-            raise AssertionError(f"the cycle ended at once: {out}")
-        time.sleep(0.5)  # lock_ttl is 3 s
+            raise AssertionError(f"the cycle ended at once: {out} {err[-2000:]}")
+        time.sleep(0.5)
 
 
 def run_to_success(env: SyncEnv, *args: str, attempts: int = 40) -> dict[str, Any]:
