@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.config import Config, Job, TenantConfig
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
+from worker.ports import CycleObserver
 from worker.service.cycle import CycleService, ProgressListener
 from worker.service.ondemand import OnDemand
 
@@ -44,7 +46,9 @@ def job_spec(job: Job) -> JobSpec:
     )
 
 
-def graph_client(tenant: TenantConfig) -> GraphClient:
+def graph_client(
+    tenant: TenantConfig, on_response: Callable[[str, int], None] | None = None
+) -> GraphClient:
     tokens = MsalTokenProvider(
         tenant_id=tenant.tenant_id,
         client_id=tenant.client_id,
@@ -54,7 +58,12 @@ def graph_client(tenant: TenantConfig) -> GraphClient:
         certificate_path=tenant.certificate_path,
         ca_bundle=tenant.ca_bundle,
     )
-    return GraphClient(graph_url=tenant.graph_url, tokens=tokens, ca_bundle=tenant.ca_bundle)
+    return GraphClient(
+        graph_url=tenant.graph_url,
+        tokens=tokens,
+        ca_bundle=tenant.ca_bundle,
+        on_response=on_response,
+    )
 
 
 def redis_url(config: Config) -> str:
@@ -72,13 +81,17 @@ class Runtime:
     engine: Engine
     ledger: SqlLedger
     cursors: RedisCursorStore
+    observers: list[CycleObserver] = field(default_factory=list)
+    # Per tenant name, a hook told of every Graph answer (metrics).
+    graph_hook: Callable[[str], Callable[[str, int], None]] | None = None
     _clients: dict[str, GraphClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, tenant_name: str) -> GraphClient:
         with self._lock:
             if tenant_name not in self._clients:
-                self._clients[tenant_name] = graph_client(self.config.tenants[tenant_name])
+                hook = self.graph_hook(tenant_name) if self.graph_hook else None
+                self._clients[tenant_name] = graph_client(self.config.tenants[tenant_name], hook)
             return self._clients[tenant_name]
 
     def job_lock(self) -> RedisJobLock:
@@ -121,6 +134,7 @@ class Runtime:
             lock=self.job_lock(),
             ledger=self.ledger,
             on_progress=on_progress,
+            observers=self.observers,
         )
 
     def on_demand(self, job_name: str) -> OnDemand:
@@ -142,12 +156,15 @@ def open_database(config: Config, *, migrate: bool = True) -> tuple[Engine, SqlL
     return engine, SqlLedger(engine)
 
 
-def open_runtime(config: Config, *, migrate: bool = True) -> Runtime:
-    """Connect to Redis (starting the embedded one if configured) and SQL (migrated)."""
+def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False) -> Runtime:
+    """Connect to Redis (starting the embedded one if configured) and SQL (migrated).
+
+    With `metrics`, cycles and Graph answers are counted for the worker's Prometheus endpoint.
+    """
     url = redis_url(config)
     client = connect(url)
     engine, ledger = open_database(config, migrate=migrate)
-    return Runtime(
+    runtime = Runtime(
         config=config,
         redis_url=url,
         redis=client,
@@ -155,3 +172,12 @@ def open_runtime(config: Config, *, migrate: bool = True) -> Runtime:
         ledger=ledger,
         cursors=RedisCursorStore(client),
     )
+    if metrics:
+        from worker import metrics as prometheus
+
+        runtime.observers.append(prometheus.PrometheusObserver())
+        runtime.graph_hook = lambda name: prometheus.graph_observer(name)
+        for name, tenant in config.tenants.items():
+            limits = tenant.limits
+            prometheus.set_quota(name, limits.pace * limits.write_per_150s / 150.0)
+    return runtime

@@ -8,6 +8,7 @@ list of problems and exit code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,33 @@ def _migrate_at_start(sender: Any = None, **_: Any) -> None:
     config: Config = get_app().tenant_sync_config
     engine, _ledger = open_database(config, migrate=True)
     engine.dispose()
+    if config.metrics.port:
+        # Worker processes are forked from this one: their metrics meet in files that this
+        # process serves. The variable must be set before prometheus_client is first imported.
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+            Path(config.state.state_dir).resolve() / "metrics" / str(os.getpid())
+        )
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        from worker import metrics
+
+        metrics.prepare_multiprocess_dir(Path(directory))
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    config: Config = get_app().tenant_sync_config
+    if config.metrics.port:
+        from worker import metrics
+
+        metrics.serve(config.metrics.port, config.metrics.host)
+
+
+@signals.worker_process_shutdown.connect
+def _forget_process(pid: int | None = None, **_: Any) -> None:
+    if get_app().tenant_sync_config.metrics.port and pid:
+        from worker import metrics
+
+        metrics.process_exited(pid)
 
 
 @signals.after_setup_logger.connect

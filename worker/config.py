@@ -116,6 +116,13 @@ class StateConfig(Strict):
         return value
 
 
+class MetricsConfig(Strict):
+    """The worker's Prometheus endpoint (http://host:port/metrics); port 0 turns it off."""
+
+    port: int = Field(default=9464, ge=0, le=65535)
+    host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes it from another host
+
+
 class LoggingConfig(Strict):
     format: Literal["auto", "console", "json"] = "auto"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -283,6 +290,7 @@ class JobConfig(Strict):
 class RawConfig(Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tenants: dict[str, TenantConfig]
     jobs: dict[str, JobConfig] = Field(default_factory=dict)
 
@@ -332,6 +340,10 @@ class Config:
     @property
     def logging(self) -> LoggingConfig:
         return self.raw.logging
+
+    @property
+    def metrics(self) -> MetricsConfig:
+        return self.raw.metrics
 
     @property
     def tenants(self) -> dict[str, TenantConfig]:
@@ -387,6 +399,7 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
             problems.append(f"{key}: unknown setting")
     state = _validate(StateConfig, data.get("state") or {}, ("state",), problems)
     logging = _validate(LoggingConfig, data.get("logging") or {}, ("logging",), problems)
+    metrics = _validate(MetricsConfig, data.get("metrics") or {}, ("metrics",), problems)
     tenants_data = data.get("tenants")
     tenants: dict[str, TenantConfig] = {}
     if not isinstance(tenants_data, dict) or not tenants_data:
@@ -411,9 +424,9 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
                 name, body.get("source"), body.get("target"), set(tenants_data), problems
             )
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
-    if problems or state is None or logging is None:
+    if problems or state is None or logging is None or metrics is None:
         raise ConfigError(problems)
-    raw = RawConfig(state=state, logging=logging, tenants=tenants, jobs=raw_jobs)
+    raw = RawConfig(state=state, logging=logging, metrics=metrics, tenants=tenants, jobs=raw_jobs)
     return Config(raw, jobs, path)
 
 

@@ -181,6 +181,29 @@ class CursorStore(Protocol):
     def clear(self, job: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job's health after a cycle, for whoever watches (metrics)."""
+
+    job: str
+    code: str  # Active | Quarantine | Paused
+    escrows: int
+    staged_deletes: int
+
+
+class CycleObserver(Protocol):
+    def cycle_finished(
+        self,
+        *,
+        job: str,
+        mode: str,
+        status: str,
+        counts: Mapping[str, int],
+        duration_s: float,
+        snapshot: JobSnapshot | None,
+    ) -> None: ...
+
+
 class AlreadyRunning(Exception):
     """Another cycle of this job holds the lock."""
 

@@ -25,7 +25,7 @@ def runtime(config: Config) -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = open_runtime(config, migrate=False)
+            _runtime = open_runtime(config, migrate=False, metrics=config.metrics.port > 0)
         return _runtime
 
 

@@ -47,8 +47,10 @@ from worker.domain.plan import DeprovisionUser, decide, decide_departure
 from worker.domain.scope import evaluate_scope
 from worker.ports import (
     CursorStore,
+    CycleObserver,
     JobLock,
     JobPaused,
+    JobSnapshot,
     Ledger,
     MembershipChange,
     NotDue,
@@ -136,6 +138,7 @@ class CycleService:
         monotonic: Callable[[], float] = time.monotonic,
         context: EvaluationContext | None = None,
         on_progress: ProgressListener | None = None,
+        observers: Sequence[CycleObserver] = (),
     ) -> None:
         self.spec = spec
         self.source = source
@@ -148,6 +151,7 @@ class CycleService:
         # SelectUniqueValue asks the target whether a candidate value is free.
         self.context = context or EvaluationContext(now=clock, is_unique=self._is_unique)
         self.on_progress = on_progress
+        self.observers = list(observers)
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
@@ -172,9 +176,33 @@ class CycleService:
         with self.lock.hold(self.spec.name):
             cycle = _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger, state=state)
             result = cycle.execute()
+            snapshot = None
             if not dry_run:
                 self._record_health(result, cycle)
+                snapshot = self._snapshot()
+            for observer in self.observers:
+                observer.cycle_finished(
+                    job=self.spec.name,
+                    mode=result.mode,
+                    status="dry_run" if dry_run else result.status,
+                    counts=result.counts,
+                    duration_s=result.duration_s,
+                    snapshot=snapshot,
+                )
             return result
+
+    def _snapshot(self) -> JobSnapshot | None:
+        try:
+            state = self.ledger.job_state(self.spec.name)
+            code = "Paused" if state.paused else "Quarantine" if state.in_quarantine else "Active"
+            return JobSnapshot(
+                job=self.spec.name,
+                code=code,
+                escrows=self.ledger.escrow_count(self.spec.name),
+                staged_deletes=len(self.ledger.staged(self.spec.name)),
+            )
+        except SyncError:
+            return None
 
     def _record_health(self, result: CycleResult, cycle: _Cycle) -> None:
         try:
@@ -716,6 +744,10 @@ class _Cycle:
     def _count(self, outcome: ObjectOutcome) -> None:
         counts = self.progress.counts
         counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
+        if outcome.status is Status.FAILURE:
+            # which action failed, for the metrics (the summary shows only the total)
+            key = f"failure.{outcome.action.value}"
+            counts[key] = counts.get(key, 0) + 1
 
     # end ----------------------------------------------------------------------------------------
     def _save(self) -> None:

@@ -163,6 +163,7 @@ class BatchExecutor:
                 retry.append(i)
                 continue
             status = int(answer.get("status", 500))
+            self.client.observe(calls[i].method, status)
             headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
             body = answer.get("body")
             if 200 <= status < 300:

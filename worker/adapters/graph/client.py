@@ -126,6 +126,7 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         transport: httpx.BaseTransport | None = None,
+        on_response: Callable[[str, int], None] | None = None,
     ) -> None:
         self.base = graph_url.rstrip("/") + "/v1.0"
         self.origin = _origin(graph_url)
@@ -142,6 +143,12 @@ class GraphClient:
         self.backoff_cap_s = backoff_cap_s
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._on_response = on_response
+
+    def observe(self, method: str, status: int) -> None:
+        """Tell the watcher (metrics) about one Graph answer, $batch items included."""
+        if self._on_response is not None:
+            self._on_response(method, status)
 
     def close(self) -> None:
         self._http.close()
@@ -219,12 +226,16 @@ class GraphClient:
                 method, url, params=params, json=json, headers=all_headers
             )
         except httpx.TransportError as exc:
+            self.observe(method, 0)
             raise _RetryableAnswer(
                 Transient(
                     f"{method} {urlsplit(url).path}: connection failed: {exc!r}",
                     code="ConnectionFailed",
                 )
             ) from exc
+        # A $batch that got through is counted item by item instead (see batch.py).
+        if not (url.endswith("/$batch") and response.is_success):
+            self.observe(method, response.status_code)
         if response.is_success:
             return response
         error = translate_error(response)
