@@ -230,17 +230,22 @@ def run(
     job: str = typer.Argument(..., help="The job to run."),
     full: bool = typer.Option(False, "--full", help="Read everything instead of the delta."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read for real, write nothing."),
+    fmt: str = typer.Option("table", "--format", help="table or json (json: same as --json)."),
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Run one cycle of JOB now, in this process, and print its summary."""
+    """Run one cycle of JOB now, in this process, and print its summary (with --dry-run: every
+    planned action, its modified properties, and the deletion count against the threshold)."""
     from worker.ports import AlreadyRunning, JobPaused
 
+    if fmt not in ("table", "json"):
+        fail(f"--format must be table or json, not {fmt!r}")
+    as_json = as_json or fmt == "json"
     cfg = _config(ctx, config)
     _job(cfg, job)
-    with _runtime(cfg) as runtime:
+    with _runtime(cfg) as runtime, _progress(enabled=not as_json) as on_progress:
         try:
-            result = runtime.cycle(job).run(
+            result = runtime.cycle(job, on_progress=on_progress).run(
                 mode="full" if full else "auto", dry_run=dry_run, trigger="manual"
             )
         except (AlreadyRunning, JobPaused) as exc:
@@ -262,6 +267,36 @@ def run(
         if not dry_run:
             out.print(f"logs: tenant-sync logs {job} --run {result.run_id}", markup=False)
     raise typer.Exit(0 if result.status == "success" else 1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Any]:
+    """A live line of counts and rate for a long cycle, on a terminal only (never with --json)."""
+    if not (enabled and sys.stdout.isatty()):
+        yield None
+        return
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    started = time.monotonic()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def update(phase: str, counts: dict[str, int]) -> None:
+            done = sum(v for k, v in counts.items() if "." not in k)
+            shown = ", ".join(
+                f"{k} {v}" for k, v in counts.items() if v and k != "skip" and "." not in k
+            )
+            rate = done / max(time.monotonic() - started, 1e-6)
+            progress.update(
+                task,
+                description=f"{phase}: {done} users ({shown or 'nothing to write'}), {rate:.0f}/s",
+            )
+
+        yield update
 
 
 @app.command()

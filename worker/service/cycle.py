@@ -9,6 +9,7 @@ never skips one. A rejected delta token turns the cycle into a full one.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -175,7 +176,26 @@ class CycleService:
             )
         with self.lock.hold(self.spec.name):
             cycle = _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger, state=state)
-            result = cycle.execute()
+            with structlog.contextvars.bound_contextvars(
+                job_id=self.spec.name, run_id=cycle.progress.run_id
+            ):
+                log.info(
+                    "cycle started",
+                    mode=cycle.progress.mode,
+                    phase=cycle.progress.phase,
+                    trigger=trigger,
+                    dry_run=dry_run,
+                )
+                result = cycle.execute()
+                log.log(
+                    logging.INFO if result.status == "success" else logging.WARNING,
+                    "cycle finished",
+                    status=result.status,
+                    mode=result.mode,
+                    counts={k: v for k, v in result.counts.items() if v},
+                    duration_s=round(result.duration_s, 3),
+                    error=result.error or None,
+                )
             snapshot = None
             if not dry_run:
                 self._record_health(result, cycle)
@@ -711,6 +731,22 @@ class _Cycle:
     def _commit(self, write: PageWrite) -> None:
         for outcome in write.outcomes:
             self._count(outcome)
+            # Ids, actions and error codes only: attribute values stay in the provisioning log.
+            if outcome.status is Status.FAILURE:
+                log.warning(
+                    "object failed",
+                    source_id=outcome.source_id,
+                    target_id=outcome.target_id,
+                    action=outcome.action.value,
+                    error_code=outcome.error_code,
+                )
+            elif outcome.status is not Status.SKIPPED:
+                log.debug(
+                    "object exported",
+                    source_id=outcome.source_id,
+                    target_id=outcome.target_id,
+                    action=outcome.action.value,
+                )
         if self.dry_run:
             self.memory_seen.update(write.seen)
             self.memory_staged.update({s.source_id: s for s in write.staged})
