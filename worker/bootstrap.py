@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -26,9 +27,12 @@ from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.config import Config, Job, TenantConfig
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
+from worker.domain.mapping import EvaluationContext, Mapper
 from worker.ports import CycleObserver
+from worker.service.apply import Exporter
 from worker.service.cycle import CycleService, ProgressListener
 from worker.service.ondemand import OnDemand
+from worker.service.page import PageDispatcher, PageWorker
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -123,7 +127,30 @@ class Runtime:
             invitations=Quota(limits.invitations_per_5s, 5.0, limits.pace),
         )
 
-    def cycle(self, job_name: str, *, on_progress: ProgressListener | None = None) -> CycleService:
+    def page_worker(self, job_name: str, run_id: str) -> PageWorker:
+        """What exports one page of a fanned-out cycle, in the worker that took the page."""
+        job = self.config.job(job_name)
+        spec = job_spec(job)
+        _, target = self.directories(job)
+
+        def is_unique(attribute: str, value: str) -> bool:
+            return not target.find_users(attribute, value, ["id"])
+
+        return PageWorker(
+            spec,
+            ledger=self.ledger,
+            exporter=Exporter(spec, target, run_id=run_id),
+            mapper=Mapper(spec.mappings, EvaluationContext(is_unique=is_unique)),
+            clock=lambda: datetime.now(UTC),
+        )
+
+    def cycle(
+        self,
+        job_name: str,
+        *,
+        on_progress: ProgressListener | None = None,
+        dispatcher: PageDispatcher | None = None,
+    ) -> CycleService:
         job = self.config.job(job_name)
         source, target = self.directories(job)
         return CycleService(
@@ -135,6 +162,7 @@ class Runtime:
             ledger=self.ledger,
             on_progress=on_progress,
             observers=self.observers,
+            dispatcher=dispatcher,
         )
 
     def on_demand(self, job_name: str) -> OnDemand:

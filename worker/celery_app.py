@@ -44,6 +44,7 @@ def create_celery(config: Config) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_acks_late=True,
+        task_track_started=True,  # a fanned-out cycle tells a page in progress from one waiting
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         result_expires=7 * 24 * 3600,

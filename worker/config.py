@@ -285,6 +285,8 @@ class JobConfig(Strict):
     skip_out_of_scope_deletions: bool = False
     deletion_threshold: DeletionThresholdConfig = Field(default_factory=DeletionThresholdConfig)
     invite_redirect_url: str = "https://myapplications.microsoft.com"
+    # Under Celery: pages of a cycle exported by other workers, this many at a time (0: none).
+    fan_out: int = Field(default=0, ge=0, le=64)
 
 
 class RawConfig(Strict):

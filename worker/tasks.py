@@ -11,7 +11,9 @@ from celery import Task, shared_task
 
 from worker.bootstrap import Runtime, open_runtime
 from worker.config import Config
+from worker.domain.errors import SyncError, Transient
 from worker.ports import AlreadyRunning, JobPaused, NotDue
+from worker.service.page import PageNotTaken, PageRequest
 
 MAX_RETRIES = 3
 RETRY_DELAY_S = 60
@@ -52,7 +54,9 @@ def run_job(
         if not guard.claim_slot(job_id, int(time.time()) // interval, ttl_s=2 * interval):
             log.info("cycle skipped", status="duplicate", reason="this interval's cycle was sent")
             return {"job": job_id, "status": "duplicate", "error": "another beat sent this cycle"}
-    service = state.cycle(job_id)
+    fan_out = config.job(job_id).raw.fan_out
+    dispatcher = CeleryDispatcher(self.app, window=fan_out) if fan_out else None
+    service = state.cycle(job_id, dispatcher=dispatcher)
     try:
         result = service.run(mode=mode, trigger=trigger)
     except (AlreadyRunning, JobPaused, NotDue) as exc:
@@ -71,3 +75,46 @@ def run_job(
             kwargs={"mode": mode, "trigger": "retry"},
         )
     return {**result.summary(), "status": result.status, "error": result.error}
+
+
+EXPORT_PAGE_TASK = "tenant_sync.export_page"
+PAGE_START_TIMEOUT_S = 120.0  # then the cycle exports the page itself
+PAGE_TIMEOUT_S = 3600.0
+
+
+@shared_task(bind=True, base=JobTask, name=EXPORT_PAGE_TASK)
+def export_page(self: JobTask, job_id: str, run_id: str, page: dict[str, Any]) -> dict[str, Any]:
+    """One page of a fanned-out cycle: decide, export, commit; the cycle moves its cursor."""
+    config: Config = self.app.tenant_sync_config
+    state = runtime(config)
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        done = state.page_worker(job_id, run_id).work(PageRequest.from_json(page))
+        state.ledger.commit_page(job_id, run_id, done.write)
+    return {"counts": done.counts(), "failed": sorted(done.failed), "worker": self.request.hostname}
+
+
+class CeleryDispatcher:
+    """Pages to any worker through Celery; the cycle's own task waits for them in order."""
+
+    def __init__(self, app: Any, *, window: int) -> None:
+        self.app = app
+        self.window = window
+
+    def submit(self, job: str, run_id: str, page: PageRequest) -> object:
+        return self.app.send_task(EXPORT_PAGE_TASK, args=[job, run_id, page.to_json()])
+
+    def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
+        result: Any = handle
+        started = time.monotonic()
+        while result.state == "PENDING":
+            if time.monotonic() - started > PAGE_START_TIMEOUT_S:
+                result.revoke()  # a worker that takes it after all will not run it
+                raise PageNotTaken(f"no worker started page {result.id}")
+            time.sleep(0.05)
+        try:
+            data = result.get(timeout=PAGE_TIMEOUT_S, disable_sync_subtasks=False)
+        except SyncError:
+            raise
+        except Exception as exc:
+            raise Transient(f"a page export failed on a worker: {exc!r}") from exc
+        return dict(data["counts"]), set(data["failed"])

@@ -211,6 +211,60 @@ def test_2_three_workers_on_one_target_tenant(tmp_path: Path) -> None:
     assert throttled <= 0.01 * requests_sent
 
 
+def test_2b_one_job_fanned_out_to_three_workers(tmp_path: Path) -> None:
+    from worker.celery_app import create_celery
+    from worker.config import load_config
+    from worker.demo import background, wait_for
+
+    with sync_world(tmp_path, bench_seed(5000), job={"fan_out": 3}) as env:
+        configure(env)
+        env.cli("db", "upgrade", check=True)
+        celery = create_celery(load_config(env.config))
+        environment = {**os.environ, "TENANT_SYNC_CONFIG": str(env.config)}
+        workers = [
+            background(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker.celery_app",
+                    "worker",
+                    "-c",
+                    "2",
+                    "-n",
+                    f"b{n}@%h",
+                ],
+                tmp_path / f"worker{n}.log",
+                env=environment,
+            )
+            for n in range(3)
+        ]
+        with workers[0], workers[1], workers[2]:
+            wait_for(lambda: len(celery.control.ping(timeout=0.5) or []) == 3, "three workers")
+            before = stats(env)
+            started = time.monotonic()
+            triggered = env.cli("trigger", "sync", "--full", "--json", check=True)
+            result = celery.AsyncResult(json.loads(triggered.stdout)["task_id"]).get(timeout=1800)
+            seconds = time.monotonic() - started
+            after = stats(env)
+    writes = target_writes(after) - target_writes(before)
+    requests_sent = after["requests"]["total"] - before["requests"]["total"]
+    throttled = after["throttled"] - before["throttled"]
+    record(
+        "2b one job, pages fanned out to 3 workers",
+        users_per_s=round(result["counts"]["create"] / seconds, 1),
+        writes_per_s=round(writes / seconds, 1),
+        rate_over_quota=round(writes / seconds / WRITE_RATE, 3),
+        throttled_429=throttled,
+        throttled_pct=round(100 * throttled / max(1, requests_sent), 2),
+        seconds=round(seconds, 1),
+    )
+    assert result["status"] == "success"
+    assert writes / seconds >= 0.90 * WRITE_RATE
+    assert throttled <= 0.01 * requests_sent
+
+
 @pytest.fixture(scope="module")
 def large(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncEnv]:
     """100,000 users in scope, synced once (fast: no latency, generous quotas)."""

@@ -119,3 +119,28 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "demo succeeded" in result.stdout
     assert "✗" not in result.stdout
     assert not (tmp_path / "demo" / "state" / "redis" / "url").exists()
+
+
+@pytest.mark.world(users=600, prior_b2b=False, job={"fan_out": 3})
+def test_one_jobs_pages_fan_out_to_several_workers(sync_env: SyncEnv, tmp_path: Path) -> None:
+    env = sync_env
+    env.sandbox.set_faults(latency_ms=10)
+    celery = create_celery(load_config(env.config))
+    logs = [tmp_path / f"w{n}.log" for n in range(3)]
+    with (
+        celery_process(env, "worker", "-c", "2", "-n", "fan0@%h", "-l", "INFO", log=logs[0]),
+        celery_process(env, "worker", "-c", "2", "-n", "fan1@%h", "-l", "INFO", log=logs[1]),
+        celery_process(env, "worker", "-c", "2", "-n", "fan2@%h", "-l", "INFO", log=logs[2]),
+    ):
+        poll(lambda: len(celery.control.ping(timeout=0.5) or []) == 3, "three workers")
+        triggered = env.cli("trigger", "sync", "--full", "--json", check=True)
+        result = celery.AsyncResult(json.loads(triggered.stdout)["task_id"]).get(timeout=DEADLINE_S)
+
+    assert result["status"] == "success", logs[0].read_text()[-3000:]
+    in_scope = len(env.seed["tenants"][0]["users"][:-1]) - 4
+    assert result["counts"]["create"] == in_scope
+    live = [u for u in env.target_users() if not u.get("deletedDateTime")]
+    assert len(live) == in_scope
+    assert len({u["mail"] for u in live}) == in_scope  # no duplicates
+    exported_by = [log.read_text().count("tenant_sync.export_page") for log in logs]
+    assert sum(1 for n in exported_by if n) >= 2, exported_by  # pages went to several workers

@@ -568,3 +568,94 @@ def test_a_pages_requests_go_to_the_target_together() -> None:
     w.run()
 
     assert w.target.rounds == [7]  # the seven PATCHes
+
+
+class InlineDispatcher:
+    """Pages exported "elsewhere": by a PageWorker of their own, on the same fakes."""
+
+    def __init__(self, world: World, window: int, *, not_taken: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.world = world
+        self.window = window
+        self.submitted = 0
+        self.not_taken = not_taken
+        self.remote = 0
+
+    def submit(self, job: str, run_id: str, page: Any) -> object:
+        from worker.service.page import PageRequest
+
+        self.submitted += 1
+        return (self.submitted, run_id, PageRequest.from_json(page.to_json()))  # it travels as JSON
+
+    def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
+        from worker.domain.mapping import Mapper
+        from worker.service.apply import Exporter
+        from worker.service.page import PageNotTaken, PageWorker
+
+        number, run_id, page = handle  # type: ignore[misc]
+        if number in self.not_taken:
+            raise PageNotTaken("busy")
+        spec = self.world.service().spec
+        worker = PageWorker(
+            spec,
+            ledger=self.world.ledger,
+            exporter=Exporter(spec, self.world.target, run_id=run_id),
+            mapper=Mapper(spec.mappings),
+            clock=lambda: self.world.now,
+        )
+        done = worker.work(page)
+        self.world.ledger.commit_page("job", run_id, done.write)
+        self.remote += 1
+        return done.counts(), done.failed
+
+
+def test_a_fanned_out_cycle_gives_the_same_target_as_a_local_one() -> None:
+    w = World(page_size=4)
+    for i in range(23):
+        w.user(f"user{i}")
+    dispatcher = InlineDispatcher(w, window=3, not_taken={2})
+    service = w.service()
+    service.dispatcher = dispatcher
+
+    result = service.run(mode="full")
+
+    assert result.status == "success"
+    assert result.counts["create"] == 23
+    assert dispatcher.remote == 5  # six pages; one no worker took, exported by the cycle itself
+    assert len(w.target.users) == 23
+    assert sorted(u["mail"] for u in w.target.users.values()) == sorted(
+        f"user{i}@src.example" for i in range(23)
+    )
+    w.source.update(next(iter(w.source.users)), displayName="Changed")
+    assert service.run().counts["update"] == 1  # the watermark was stored as usual
+
+
+def test_a_fanned_out_cycle_never_moves_its_cursor_past_an_unfinished_page() -> None:
+    from tests.unit.fakes import CrashAfter
+
+    w = World(page_size=2)
+    for i in range(9):
+        w.user(f"user{i}")
+    dispatcher = InlineDispatcher(w, window=2)
+    settled: list[int] = []
+    original = dispatcher.wait
+
+    def wait(handle: object) -> tuple[dict[str, int], set[str]]:
+        number = handle[0]  # type: ignore[index]
+        if number == 3:
+            raise CrashAfter("the cycle's process dies waiting for page 3")
+        settled.append(number)
+        return original(handle)
+
+    dispatcher.wait = wait  # type: ignore[method-assign]
+    service = w.service()
+    service.dispatcher = dispatcher
+    with pytest.raises(CrashAfter):
+        service.run(mode="full")
+
+    assert settled == [1, 2]
+    progress = w.cursors.load("job").progress
+    assert progress is not None
+    assert progress.next_link == "users:4:-1"  # after page 2: page 3 is not known to be done
+    service.dispatcher = None
+    assert service.run().status == "success"
+    assert len(w.target.users) == 9

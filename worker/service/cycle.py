@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,13 +22,11 @@ import structlog
 
 from worker.domain.errors import ResyncRequired, StopSync, SyncError, Transient
 from worker.domain.health import (
-    Escrow,
     JobState,
     QuarantineReason,
     StagedDeletion,
     after_cycle,
     cycle_verdict,
-    escrow_after_failure,
 )
 from worker.domain.job import JobSpec
 from worker.domain.mapping import EvaluationContext, Mapper
@@ -44,8 +43,7 @@ from worker.domain.model import (
     Step,
     empty_counts,
 )
-from worker.domain.plan import DeprovisionUser, decide, decide_departure
-from worker.domain.scope import evaluate_scope
+from worker.domain.plan import decide_departure
 from worker.ports import (
     CursorStore,
     CycleObserver,
@@ -63,6 +61,7 @@ from worker.ports import (
     Watermark,
 )
 from worker.service.apply import Exporter, Task
+from worker.service.page import PageDispatcher, PageNotTaken, PageRequest, PageWorker
 
 log = structlog.get_logger("tenant_sync.cycle")
 
@@ -140,6 +139,7 @@ class CycleService:
         context: EvaluationContext | None = None,
         on_progress: ProgressListener | None = None,
         observers: Sequence[CycleObserver] = (),
+        dispatcher: PageDispatcher | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -153,6 +153,7 @@ class CycleService:
         self.context = context or EvaluationContext(now=clock, is_unique=self._is_unique)
         self.on_progress = on_progress
         self.observers = list(observers)
+        self.dispatcher = dispatcher
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
@@ -288,6 +289,13 @@ class _Cycle:
             monotonic=service.monotonic,
         )
         self.mapper = Mapper(self.spec.mappings, service.context)
+        self.pages = PageWorker(
+            self.spec,
+            ledger=service.ledger,
+            exporter=self.exporter,
+            mapper=self.mapper,
+            clock=service.clock,
+        )
         self.outcomes: list[ObjectOutcome] = []
         # Dry runs keep what a real run would write in memory instead.
         self.memory_seen: set[str] = set()
@@ -457,6 +465,9 @@ class _Cycle:
             raise ResyncRequired("no users delta link is recorded for this job")
         if full:
             self.target_ids = self.s.target.user_ids()
+        if self.s.dispatcher is not None and not self.dry_run:
+            self._users_fanned_out(url, full)
+            return
         while True:
             page = self.s.source.users_page(url)
             users = sum(1 for item in page.items if isinstance(item, SourceUser))
@@ -471,6 +482,60 @@ class _Cycle:
                 self._save()
                 url = page.next_link
                 continue
+            if not page.delta_link:
+                raise StopSync("the users delta round ended without a deltaLink")
+            p.users_delta_link = page.delta_link
+            self._advance("sweep" if full else "pending")
+            return
+
+    def _users_fanned_out(self, url: str, full: bool) -> None:
+        """The users round with its pages exported by other workers, several at a time.
+
+        Pages may be committed in any order; the cursor moves past a page only when it and every
+        page before it are committed, so a crash re-exports at most the pages in flight.
+        """
+        dispatcher = self.s.dispatcher
+        assert dispatcher is not None
+        p = self.progress
+        in_flight: deque[tuple[object, PageRequest, str | None]] = deque()
+
+        def settle_oldest() -> None:
+            handle, request, next_link = in_flight.popleft()
+            try:
+                counts, failed = dispatcher.wait(handle)
+                for key, count in counts.items():
+                    p.counts[key] = p.counts.get(key, 0) + count
+            except PageNotTaken:
+                log.warning("no worker took a page in time: exporting it here")
+                done = self.pages.work(request)
+                failed = done.failed
+                self._commit(done.write)
+            self.failed_now |= failed
+            if next_link:
+                p.next_link = next_link
+                self._save()
+            if self.s.on_progress:
+                self.s.on_progress(p.phase, dict(p.counts))
+
+        while True:
+            page = self.s.source.users_page(url)
+            p.seen_users += sum(1 for item in page.items if isinstance(item, SourceUser))
+            if full and page.next_link is None and p.seen_users == 0:
+                self._refuse_empty_source()
+            request = self._page_request(
+                page.items,
+                full=full,
+                resolved_pending=[] if full else [i.id for i in page.items],
+            )
+            handle = dispatcher.submit(self.spec.name, p.run_id, request)
+            in_flight.append((handle, request, page.next_link))
+            while len(in_flight) >= max(1, dispatcher.window):
+                settle_oldest()
+            if page.next_link:
+                url = page.next_link
+                continue
+            while in_flight:
+                settle_oldest()
             if not page.delta_link:
                 raise StopSync("the users delta round ended without a deltaLink")
             p.users_delta_link = page.delta_link
@@ -597,7 +662,9 @@ class _Cycle:
             decision = decide_departure(link, s.reason, self.spec.policy, deleted=s.deleted)
             steps = [Step("processing", Status.SUCCESS, f"deletion counted: {s.reason}")]
             tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
-        self._export(tasks, unstaged=ids)
+        done = self.pages.carry_out(tasks, unstaged=ids)
+        self.failed_now |= done.failed
+        self._commit(done.write)
 
     def _unseen(self) -> Any:
         if not self.dry_run:
@@ -613,120 +680,28 @@ class _Cycle:
     def _process(
         self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
     ) -> None:
-        """Decide for every item of a page, carry the decisions out together, commit the page.
-
-        Deprovisioning is not carried out here: it is staged, and the deletions phase counts
-        every deletion of the cycle before sending any.
-        """
-        # A page names each object once; should a replay repeat one, its latest state wins.
-        latest = list({item.id: item for item in items}.values())
-        ids = [item.id for item in latest]
-        links = self.s.ledger.links_for(self.spec.name, ids)
-        assigned = self._assigned(ids)
-        vanished: list[Link] = []
-        tasks: list[Task] = []
-        outcomes: list[ObjectOutcome] = []
-        staged: list[StagedDeletion] = []
-        for item in latest:
-            link = links.get(item.id)
-            if link is not None and self._vanished(link):
-                # Gone from the target's users (deleted there by hand, or the tenant was reset):
-                # treat it as soft-deleted, so the user is restored if possible, else recreated.
-                link = replace(link, state=LinkState.SOFT_DELETED)
-                vanished.append(link)
-            prepared = self._prepare(item, link, assigned)
-            if isinstance(prepared, ObjectOutcome):
-                outcomes.append(prepared)
-            elif isinstance(prepared.decision, DeprovisionUser):
-                staged.append(
-                    StagedDeletion(
-                        source_id=item.id,
-                        reason=prepared.decision.reason,
-                        deleted=isinstance(item, SourceRemoval),
-                    )
-                )
-            else:
-                tasks.append(prepared)
-        self._export(
-            tasks,
-            outcomes=outcomes,
-            links=vanished,
-            staged=staged,
-            unstaged=[i for i in ids if i not in {s.source_id for s in staged}],
-            seen=[item.id for item in latest if isinstance(item, SourceUser)] if full else [],
-            resolved_pending=resolved_pending,
+        """Decide for every item of a page, carry the decisions out together, commit the page."""
+        done = self.pages.work(
+            self._page_request(items, full=full, resolved_pending=resolved_pending)
         )
+        self.failed_now |= done.failed
+        self._commit(done.write)
 
-    def _export(
-        self,
-        tasks: Sequence[Task],
-        *,
-        outcomes: Sequence[ObjectOutcome] = (),
-        links: Sequence[Link] = (),
-        staged: Sequence[StagedDeletion] = (),
-        unstaged: Sequence[str] = (),
-        seen: Sequence[str] = (),
-        resolved_pending: Sequence[str] = (),
-    ) -> None:
-        """Carry the tasks out, then commit them with the page's other effects."""
-        changed = {link.source_id: link for link in links}
-        done = list(outcomes)
-        for applied in self.exporter.apply(tasks):
-            done.append(applied.outcome)
-            if applied.link is not None and applied.link_changed:
-                changed[applied.link.source_id] = applied.link
-        escrows, released, expired = self._escrows(done)
-        self._commit(
-            PageWrite(
-                links=list(changed.values()),
-                seen=seen,
-                outcomes=done + expired,
-                resolved_pending=resolved_pending,
-                escrows=escrows,
-                released=released,
-                staged=staged,
-                unstaged=unstaged,
-            )
+    def _page_request(
+        self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
+    ) -> PageRequest:
+        ids = [item.id for item in items]
+        vanished: list[str] = []
+        if self.target_ids is not None:
+            links = self.s.ledger.links_for(self.spec.name, ids)
+            vanished = [i for i, link in links.items() if self._vanished(link)]
+        return PageRequest(
+            items=list(items),
+            full=full,
+            resolved_pending=list(resolved_pending),
+            assigned=sorted(self._assigned(ids)),
+            vanished=vanished,
         )
-
-    def _escrows(
-        self, outcomes: Sequence[ObjectOutcome]
-    ) -> tuple[list[Escrow], list[str], list[ObjectOutcome]]:
-        """Failed objects are escrowed (again); the others, and expired escrows, are released."""
-        now = self.s.clock()
-        ids = [o.source_id for o in outcomes]
-        previous = self.s.ledger.escrows_for(self.spec.name, ids)
-        escrows: list[Escrow] = []
-        released: list[str] = []
-        expired: list[ObjectOutcome] = []
-        for outcome in outcomes:
-            if outcome.status is not Status.FAILURE:
-                if outcome.source_id in previous:
-                    released.append(outcome.source_id)
-                continue
-            escrow = escrow_after_failure(
-                previous.get(outcome.source_id),
-                self.spec.name,
-                outcome.source_id,
-                outcome.error_message or outcome.reason,
-                now,
-            )
-            self.failed_now.add(outcome.source_id)
-            if escrow is not None:
-                escrows.append(escrow)
-                continue
-            released.append(outcome.source_id)
-            expired.append(
-                ObjectOutcome(
-                    source_id=outcome.source_id,
-                    source_label=outcome.source_label,
-                    action=Action.OTHER,
-                    status=Status.WARNING,
-                    target_id=outcome.target_id,
-                    reason="escrow expired: failing for 28 days, no longer retried",
-                )
-            )
-        return escrows, released, expired
 
     def _commit(self, write: PageWrite) -> None:
         for outcome in write.outcomes:
@@ -771,11 +746,6 @@ class _Cycle:
         if not scope.assigned_only:
             return set(ids)
         return {i for i in ids if i in scope.user_ids} | self.assignments.assigned(ids)
-
-    def _prepare(
-        self, item: SourceItem, link: Link | None, assigned: set[str]
-    ) -> Task | ObjectOutcome:
-        return prepare(self.spec, self.mapper, item, link, assigned=item.id in assigned)
 
     def _count(self, outcome: ObjectOutcome) -> None:
         counts = self.progress.counts
@@ -845,46 +815,6 @@ class _Cycle:
         )
 
 
-def prepare(
-    spec: JobSpec, mapper: Mapper, item: SourceItem, link: Link | None, *, assigned: bool
-) -> Task | ObjectOutcome:
-    """Scope, map and decide for one object: the task to carry out, or a failed outcome."""
-    steps = [Step("import", Status.SUCCESS, "read from the source")]
-    values = None
-    redacted: frozenset[str] = frozenset()
-    in_scope = False
-    reason = ""
-    if isinstance(item, SourceUser):
-        verdict = evaluate_scope(item, spec.scope, assigned=assigned)
-        in_scope, reason = verdict.in_scope, verdict.reason
-        steps.append(
-            Step("scoping", Status.SUCCESS if in_scope else Status.SKIPPED, reason or "in scope")
-        )
-        if in_scope:
-            try:
-                mapped = mapper.map(item, creating=link is None)
-            except ValueError as error:
-                steps.append(Step("processing", Status.FAILURE, str(error)))
-                return ObjectOutcome(
-                    source_id=item.id,
-                    source_label=item.label,
-                    action=_planned_action(link),
-                    status=Status.FAILURE,
-                    target_id=link.target_id if link else None,
-                    reason=f"mapping failed: {error}",
-                    error_code="MappingError",
-                    error_message=str(error),
-                    steps=steps,
-                )
-            values, redacted = mapped, mapped.redacted
-    else:
-        steps[0] = Step("import", Status.SUCCESS, item.description)
-    decision = decide(
-        item, link, in_scope=in_scope, scope_reason=reason, values=values, policy=spec.policy
-    )
-    return Task(decision=decision, item=item, link=link, steps=steps, redacted=redacted)
-
-
 class _Assignments:
     """Which users the job's groups assign: SQL as last written, or in memory for a dry run."""
 
@@ -940,9 +870,3 @@ class _Assignments:
             for g, u in pairs
             if g not in self.removed_groups and (user_ids is None or u in user_ids)
         }
-
-
-def _planned_action(link: Link | None) -> Action:
-    if link is None:
-        return Action.CREATE
-    return Action.RESTORE if link.state is LinkState.SOFT_DELETED else Action.UPDATE

@@ -17,7 +17,7 @@ from worker.domain.mapping import EvaluationContext, Mapper
 from worker.domain.model import ObjectOutcome, SourceItem, SourceRemoval, SourceUser, Status
 from worker.ports import Ledger, PageWrite, RunRecord, SourceDirectory, TargetDirectory
 from worker.service.apply import Exporter
-from worker.service.cycle import prepare
+from worker.service.page import prepare
 
 
 class OnDemand:
