@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.postgres import NO_POSTGRES, PostgresServer, find_bindir, running_postgres
 from tests.support.sandbox import SandboxHandle, running_sandbox
 from tests.support.world import SOURCE, TARGET, build_world_seed, write_config
 from worker.adapters.state.embedded_redis import EmbeddedRedis
@@ -58,12 +59,19 @@ class SyncEnv:
 
 @contextmanager
 def sync_world(
-    tmp_path: Path, seed: dict[str, Any], job: dict[str, Any] | None = None
+    tmp_path: Path,
+    seed: dict[str, Any],
+    job: dict[str, Any] | None = None,
+    *,
+    database_url: str | None = None,
 ) -> Iterator[SyncEnv]:
-    """The sandbox serving `seed`, a config with one job `sync` on it, and state under tmp_path."""
+    """The sandbox serving `seed`, a config with one job `sync` on it, and state under tmp_path
+    (the SQL state too, unless `database_url` names another database)."""
     with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
         state_dir = tmp_path / "state"
-        config = write_config(tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job)
+        config = write_config(
+            tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job, database_url=database_url
+        )
         try:
             yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
         finally:
@@ -75,8 +83,66 @@ def sync_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SyncEnv
     marker = request.node.get_closest_marker("world")
     options = dict(marker.kwargs) if marker else {}
     job_overrides = options.pop("job", {})
+    if getattr(request, "param", "sqlite") == "postgresql":  # see POSTGRES_SYNC_TESTS
+        server: PostgresServer = request.getfixturevalue("postgres")
+        with (
+            server.fresh_database() as url,
+            sync_world(
+                tmp_path, build_world_seed(**options), job_overrides, database_url=url
+            ) as env,
+        ):
+            yield env
+            # The variant is only worth its time if the worker really kept its state there.
+            with server.connect(url.rsplit("/", 1)[1]) as db:
+                runs = db.execute("SELECT count(*) FROM runs").fetchone()
+            assert runs is not None
+            assert runs[0] > 0, "no run was recorded in PostgreSQL"
+            assert not (env.state_dir / "state.db").exists(), "the state went to SQLite"
+        return
     with sync_world(tmp_path, build_world_seed(**options), job_overrides) as env:
         yield env
+
+
+# PostgreSQL ----------------------------------------------------------------------------------
+
+# The sync tests that also run with their state on PostgreSQL: a representative few (full and
+# incremental cycles with the provisioning log; the deletion threshold with job state and staged
+# deletions; a cycle in a real Celery worker process), not the whole suite twice.
+# (Node ids relative to the repository, which is pytest's rootdir.)
+POSTGRES_SYNC_TESTS = frozenset(
+    {
+        "tests/integration/test_sync.py::test_full_then_incremental_cycles_keep_the_target_exact",
+        "tests/integration/test_operations.py::"
+        "test_deleting_60_percent_of_the_source_waits_for_allow_deletes",
+        "tests/e2e/test_celery.py::test_trigger_runs_the_cycle_in_a_worker_process",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sync_env" in metafunc.fixturenames and metafunc.definition.nodeid in POSTGRES_SYNC_TESTS:
+        metafunc.parametrize("sync_env", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; skipped only when none is installed."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(NO_POSTGRES)
+    with running_postgres(bindir) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty state database: a SQLite file under tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'state.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.fresh_database() as url:
+        yield url
 
 
 _FAULT_SUITE = {"faults": 0, "kills": 0, "restarts": 0, "cycles": 0, "lost": 0, "duplicates": 0}

@@ -42,6 +42,7 @@ DURATION_RE = re.compile(
     r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$"
 )
 MIN_INTERVAL = timedelta(seconds=10)
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -417,6 +418,13 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         problems.append("jobs: must be a mapping of job name to job")
         jobs_data = {}
     for name, body in jobs_data.items():
+        if not isinstance(name, str) or not JOB_NAME_RE.match(name):
+            # Job names go into Redis keys, SQL columns and task arguments.
+            problems.append(
+                f"jobs.{name}: a job name is 1 to 100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+            continue
         job = _validate(JobConfig, body, ("jobs", name), problems)
         if job is not None:
             raw_jobs[name] = job

@@ -1,4 +1,4 @@
-"""End to end: real Celery worker and beat processes, the embedded Redis, SQLite and the sandbox."""
+"""End to end: real Celery worker and beat processes, the embedded Redis, SQL and the sandbox."""
 
 from __future__ import annotations
 

@@ -1,16 +1,22 @@
-"""The SQL ledger on a real SQLite database, migrated by Alembic."""
+"""The SQL ledger on real databases, SQLite and PostgreSQL, migrated by Alembic."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine
 
-from worker.adapters.state.db import upgrade_database
-from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.adapters.state.db import alembic_config, upgrade_database
+from worker.adapters.state.sql import Base, SqlLedger, make_engine
 from worker.domain.errors import Transient
+from worker.domain.health import Escrow, JobState
 from worker.domain.model import Action, Change, Link, LinkState, ObjectOutcome, Status, Step
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
@@ -18,8 +24,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> SqlLedger:
-    engine = make_engine(f"sqlite:///{tmp_path / 'state' / 'state.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ledger(engine: Engine) -> SqlLedger:
     upgrade_database(engine)
     return SqlLedger(engine)
 
@@ -36,13 +48,22 @@ def outcome(source_id: str, action: Action = Action.CREATE) -> ObjectOutcome:
     )
 
 
-def test_migrations_create_the_schema_and_are_idempotent(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+def test_migrations_create_the_schema_and_are_idempotent(engine: Engine) -> None:
     before, after = upgrade_database(engine)
     assert before is None
+    assert after == ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert upgrade_database(engine) == (after, after)
     tables = set(inspect(engine).get_table_names())
-    assert {"runs", "links", "provisioning_log", "assignments", "pending_users"} <= tables
+    assert tables == {*Base.metadata.tables, "alembic_version"}
+
+
+def test_the_migrated_schema_is_the_models(engine: Engine) -> None:
+    """What Alembic autogenerate would write for the models against the migrated database:
+    nothing (types, nullability, indexes, unique constraints)."""
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_a_page_is_committed_in_one_transaction(ledger: SqlLedger) -> None:
@@ -169,3 +190,68 @@ def test_job_state_escrows_and_staged_deletions_round_trip(ledger: SqlLedger) ->
     ledger.clear("job", escrows=True, staged=True)
     assert ledger.escrow_count("job") == 0
     assert ledger.staged("job") == []
+
+
+def test_datetimes_are_the_same_instants_in_utc_whatever_offset_comes_in_or_the_server_uses(
+    ledger: SqlLedger,
+) -> None:
+    # The throwaway PostgreSQL server runs in Asia/Kathmandu (+05:45); SQLite keeps no offset.
+    nepal = timezone(timedelta(hours=5, minutes=45))
+    at = datetime(2026, 1, 1, 12, 0, tzinfo=nepal)  # 06:15 UTC
+    ledger.commit_page("job", "r1", PageWrite(escrows=[Escrow("job", "a", 1, at, at)]))
+    assert ledger.due_escrows("job", datetime(2026, 1, 1, 6, 14, tzinfo=UTC), 10) == []
+    assert ledger.due_escrows("job", datetime(2026, 1, 1, 6, 15, tzinfo=UTC), 10) == ["a"]
+    back = ledger.escrows_for("job", ["a"])["a"].next_attempt_at
+    assert (back, back.utcoffset()) == (at, timedelta(0))
+
+    ledger.start_run(RunRecord("r1", "job", "full", False, "manual", at))
+    started = ledger.recent_runs("job")[0].started_at
+    assert started.isoformat() == "2026-01-01T06:15:00+00:00"
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("s1")]))
+    assert ledger.logs("job")[0]["activityDateTime"].endswith("+00:00")
+
+
+def test_remote_free_text_too_long_or_holding_nul_never_blocks_a_page(ledger: SqlLedger) -> None:
+    # Labels and error texts come from the tenants; PostgreSQL enforces VARCHAR lengths and
+    # refuses NUL characters where SQLite takes anything. A page must commit on both alike.
+    label = "x" * 400 + "@contoso.com"
+    odd = outcome("s1")
+    odd.source_label = label
+    odd.status = Status.FAILURE
+    odd.error_code = "E" * 150
+    odd.error_message = "bad\x00byte"
+    odd.reason = "why\x00not"
+    link = Link("job", "s1", "t-s1", LinkState.ACTIVE, {"displayName": "A\x00nn"}, "r1", label)
+    ledger.commit_page("job", "r1", PageWrite(links=[link], seen=["s1"], outcomes=[odd]))
+
+    row = ledger.logs("job")[0]
+    assert row["sourceIdentity"] == label[:320]
+    assert row["errorCode"] == "E" * 100
+    assert row["errorMessage"] == "bad\ufffdbyte"
+    assert row["reason"] == "why\ufffdnot"
+    stored = ledger.links_for("job", ["s1"])["s1"]
+    assert stored.source_label == label[:320]
+    assert stored.attributes == {"displayName": "A\x00nn"}  # JSON keeps it, escaped
+
+
+def test_saving_a_row_another_process_just_created_updates_it(
+    ledger: SqlLedger, database_url: str
+) -> None:
+    """Job state, escrows and staged deletions are upserts: between our read and our insert
+    another process (the CLI pausing a job, say) may insert the same row first."""
+    other = SqlLedger(make_engine(database_url))
+    raced: list[str] = []
+
+    def _insert_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and not raced:
+            raced.append(statement)
+            other.save_job_state(JobState("job", paused=True))
+
+    event.listen(ledger.engine, "before_cursor_execute", _insert_first)
+    try:
+        ledger.save_job_state(JobState("job", allow_deletes=True))
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", _insert_first)
+        other.engine.dispose()
+    assert raced, "the other process never got in before our insert"
+    assert ledger.job_state("job") == JobState("job", allow_deletes=True)

@@ -151,9 +151,15 @@ def tenant_block(info: TenantInfo, url: str, ca: Path) -> dict[str, Any]:
 
 
 def write_config(
-    path: Path, sandbox: Any, state_dir: Path, *, job: dict[str, Any] | None = None
+    path: Path,
+    sandbox: Any,
+    state_dir: Path,
+    *,
+    job: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> Path:
-    """A DESIGN section 3 config with one job `sync` from SOURCE to TARGET."""
+    """A DESIGN section 3 config with one job `sync` from SOURCE to TARGET; the SQL state is a
+    SQLite file in state_dir unless `database_url` says otherwise."""
     job_block: dict[str, Any] = {
         "source": SOURCE.name,
         "target": TARGET.name,
@@ -164,7 +170,7 @@ def write_config(
     config = {
         "state": {
             "redis_url": "embedded",
-            "database_url": f"sqlite:///{state_dir / 'state.db'}",
+            "database_url": database_url or f"sqlite:///{state_dir / 'state.db'}",
             "state_dir": str(state_dir),
         },
         "logging": {"format": "json", "level": "WARNING"},

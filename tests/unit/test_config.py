@@ -204,3 +204,11 @@ def test_only_simple_properties_can_be_mapped(tmp_path: Path) -> None:
         "jobs.contoso-to-fabrikam.mappings[2].target: 'passwordProfile' has the complex type "
         "graph.passwordProfile; only properties of simple types (and lists of them) can be mapped"
     ]
+
+
+@pytest.mark.parametrize("name", ["a b", "x" * 101, "-leading", "ünïcode"])
+def test_job_names_must_fit_keys_and_columns(tmp_path: Path, name: str) -> None:
+    text = GOOD.replace("  contoso-to-fabrikam:\n", f"  '{name}':\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems[0].startswith(f"jobs.{name}: a job name is 1 to 100 letters")

@@ -13,9 +13,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent.parent / "migrations")
-PG_MIGRATION_LOCK = 0x7473796E63  # "tsync": one advisory lock id for the whole cluster
+# "tsync". PostgreSQL keys advisory locks by database too: this serializes the processes
+# migrating one database, and installations sharing a server do not wait for each other.
+PG_MIGRATION_LOCK = 0x7473796E63
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -45,13 +48,27 @@ def _exclusive(engine: Engine) -> Iterator[Connection]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
     with engine.connect() as connection:
+        # A session lock, committed at once: what runs under it starts a new transaction and so
+        # sees everything the process that held the lock before committed.
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": PG_MIGRATION_LOCK})
         connection.commit()
         try:
             yield connection
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": PG_MIGRATION_LOCK})
-            connection.commit()
+            _unlock(connection)
+
+
+def _unlock(connection: Connection) -> None:
+    """Release the migration lock whatever happened under it. A failed migration leaves the
+    transaction aborted (PostgreSQL refuses the unlock until it is rolled back); a connection
+    that cannot even roll back is thrown away, and the server drops its locks with it. Left
+    held, the lock would ride the pooled connection and block every other migrating process."""
+    try:
+        connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": PG_MIGRATION_LOCK})
+        connection.commit()
+    except SQLAlchemyError:
+        connection.invalidate()
 
 
 def upgrade_database(engine: Engine) -> tuple[str | None, str]:

@@ -2,7 +2,9 @@
 
 SQLAlchemy 2 typed models; the schema itself is created by the Alembic migrations in
 `worker/migrations`. `SqlLedger` implements the service's Ledger port; every page of a cycle is
-written in one transaction.
+written in one transaction. SQLite and PostgreSQL behave alike here: datetimes are UTC whatever
+the server's zone, free text from the tenants is made storable on both, and rows that another
+process may create at the same time are upserted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Integer,
@@ -28,6 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -73,21 +77,59 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
     )
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware datetimes in and out, whatever the database keeps."""
+    """Timezone-aware UTC datetimes in and out, whatever the database keeps: SQLite stores the
+    wall time without its offset (so it must be UTC going in), PostgreSQL answers in the
+    session's time zone (so it is turned back to UTC coming out)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        return _as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        return _as_utc(value)
+
+
+def _storable(value: str | None, length: int | None) -> str | None:
+    """Text PostgreSQL accepts: no NUL characters, no more than the column's length (SQLite
+    would take both; a page must not commit on one database and fail forever on the other)."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\ufffd")
+    return value[:length] if length is not None else value
+
+
+class FreeText(TypeDecorator[str]):
+    """Unbounded text from the tenants or from errors (reasons, messages)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return _storable(value, None)
+
+
+class FreeString(TypeDecorator[str]):
+    """Bounded text from the tenants (labels, error codes), cut to fit rather than refused:
+    it names things for people, so a shorter name beats a page that never commits."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return _storable(value, self.length)
 
 
 class Base(DeclarativeBase):
@@ -106,7 +148,7 @@ class RunRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(FreeText, default="")
 
 
 class LinkRow(Base):
@@ -119,7 +161,7 @@ class LinkRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attributes_hash: Mapped[str] = mapped_column(String(64))
     last_seen_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    source_label: Mapped[str] = mapped_column(String(320), default="")
+    source_label: Mapped[str] = mapped_column(FreeString(320), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -143,18 +185,22 @@ class PendingUserRow(Base):
 class LogRow(Base):
     __tablename__ = "provisioning_log"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit on both: SQLite's INTEGER PRIMARY KEY already is (and must stay INTEGER to be the
+    # autoincrementing rowid); PostgreSQL's INTEGER would run out after 2**31 log rows.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     change_id: Mapped[str] = mapped_column(String(36), unique=True)
     run_id: Mapped[str] = mapped_column(String(36), index=True)
     job: Mapped[str] = mapped_column(String(200), index=True)
     source_id: Mapped[str] = mapped_column(String(64), index=True)
-    source_label: Mapped[str] = mapped_column(String(320), default="")
+    source_label: Mapped[str] = mapped_column(FreeString(320), default="")
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     action: Mapped[str] = mapped_column(String(20), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    error_code: Mapped[str] = mapped_column(String(100), default="")
-    error_message: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(FreeText, default="")
+    error_code: Mapped[str] = mapped_column(FreeString(100), default="")
+    error_message: Mapped[str] = mapped_column(FreeText, default="")
     steps: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
@@ -168,7 +214,7 @@ class JobStateRow(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     quarantine_reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
     quarantine_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    quarantine_error: Mapped[str] = mapped_column(Text, default="")
+    quarantine_error: Mapped[str] = mapped_column(FreeText, default="")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     allow_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -183,7 +229,7 @@ class EscrowRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(FreeText, default="")
 
 
 class StagedDeleteRow(Base):
@@ -191,13 +237,14 @@ class StagedDeleteRow(Base):
 
     job: Mapped[str] = mapped_column(String(200), primary_key=True)
     source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(FreeText, default="")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # gone from the source
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine for the configured database; SQLite gets WAL and a busy timeout for sharing."""
+    """An engine for the configured database; SQLite gets WAL and a busy timeout for sharing,
+    PostgreSQL the psycopg 3 driver."""
     if database_url.startswith("sqlite"):
         url = make_url(database_url)
         # How long a write waits for another process's (`?timeout=30`, seconds).
@@ -216,7 +263,11 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    url = make_url(database_url)
+    if url.drivername == "postgresql":
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; the one installed is psycopg 3.
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True)
 
 
 def _link_from_row(row: LinkRow) -> Link:
@@ -259,18 +310,22 @@ class SqlLedger:
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
         with self._write() as session:
-            session.merge(
-                RunRow(
-                    run_id=run.run_id,
-                    job=run.job,
-                    mode=run.mode,
-                    dry_run=run.dry_run,
-                    trigger=run.trigger,
-                    status=run.status,
-                    started_at=run.started_at,
-                    counts=run.counts,
-                    error="",
-                )
+            self._upsert(
+                session,
+                RunRow,
+                [
+                    {
+                        "run_id": run.run_id,
+                        "job": run.job,
+                        "mode": run.mode,
+                        "dry_run": run.dry_run,
+                        "trigger": run.trigger,
+                        "status": run.status,
+                        "started_at": run.started_at,
+                        "counts": run.counts,
+                        "error": "",
+                    }
+                ],
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -403,33 +458,41 @@ class SqlLedger:
                 session.execute(
                     delete(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
                 )
-            for escrow in write.escrows:
-                session.merge(
-                    EscrowRow(
-                        job=job,
-                        source_id=escrow.source_id,
-                        attempts=escrow.attempts,
-                        first_failed_at=escrow.first_failed_at,
-                        next_attempt_at=escrow.next_attempt_at,
-                        last_error=escrow.last_error,
-                    )
-                )
+            self._upsert(
+                session,
+                EscrowRow,
+                [
+                    {
+                        "job": job,
+                        "source_id": escrow.source_id,
+                        "attempts": escrow.attempts,
+                        "first_failed_at": escrow.first_failed_at,
+                        "next_attempt_at": escrow.next_attempt_at,
+                        "last_error": escrow.last_error,
+                    }
+                    for escrow in write.escrows
+                ],
+            )
             for ids in _chunks(write.unstaged):
                 session.execute(
                     delete(StagedDeleteRow).where(
                         StagedDeleteRow.job == job, StagedDeleteRow.source_id.in_(ids)
                     )
                 )
-            for staged in write.staged:
-                session.merge(
-                    StagedDeleteRow(
-                        job=job,
-                        source_id=staged.source_id,
-                        reason=staged.reason,
-                        deleted=staged.deleted,
-                        staged_at=now,
-                    )
-                )
+            self._upsert(
+                session,
+                StagedDeleteRow,
+                [
+                    {
+                        "job": job,
+                        "source_id": staged.source_id,
+                        "reason": staged.reason,
+                        "deleted": staged.deleted,
+                        "staged_at": now,
+                    }
+                    for staged in write.staged
+                ],
+            )
 
     # job state, escrows and staged deletions --------------------------------------------------
     def job_state(self, job: str) -> JobState:
@@ -450,18 +513,22 @@ class SqlLedger:
 
     def save_job_state(self, state: JobState) -> None:
         with self._write() as session:
-            session.merge(
-                JobStateRow(
-                    job=state.job,
-                    paused=state.paused,
-                    quarantine_reason=state.quarantine_reason,
-                    quarantine_since=state.quarantine_since,
-                    quarantine_error=state.quarantine_error,
-                    next_attempt_at=state.next_attempt_at,
-                    failures=state.failures,
-                    allow_deletes=state.allow_deletes,
-                    updated_at=utcnow(),
-                )
+            self._upsert(
+                session,
+                JobStateRow,
+                [
+                    {
+                        "job": state.job,
+                        "paused": state.paused,
+                        "quarantine_reason": state.quarantine_reason,
+                        "quarantine_since": state.quarantine_since,
+                        "quarantine_error": state.quarantine_error,
+                        "next_attempt_at": state.next_attempt_at,
+                        "failures": state.failures,
+                        "allow_deletes": state.allow_deletes,
+                        "updated_at": utcnow(),
+                    }
+                ],
             )
 
     def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]:
@@ -661,6 +728,24 @@ class SqlLedger:
     # helpers ----------------------------------------------------------------------------------
     def _write(self) -> _WriteSession:
         return _WriteSession(self.sessions)
+
+    def _upsert(self, session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows, or update those whose primary key exists, in one statement per chunk.
+        Unlike session.merge (read, then insert), nothing another process inserts in between
+        can make it fail; both databases have INSERT ... ON CONFLICT DO UPDATE."""
+        if not rows:
+            return
+        keys = [column.name for column in model.__table__.primary_key]
+        # PostgreSQL refuses to touch one row twice in a statement: a key's last row wins.
+        unique = list({tuple(row[key] for key in keys): row for row in rows}.values())
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        for start in range(0, len(unique), CHUNK):
+            statement = insert(model).values(unique[start : start + CHUNK])
+            statement = statement.on_conflict_do_update(
+                index_elements=keys,
+                set_={name: statement.excluded[name] for name in unique[0] if name not in keys},
+            )
+            session.execute(statement)
 
 
 def _db_reason(error: SQLAlchemyError) -> str:
