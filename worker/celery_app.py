@@ -20,10 +20,18 @@ from worker.config import Config, ConfigError, load_config
 from worker.logging import configure_logging
 
 RUN_JOB_TASK = "tenant_sync.run_job"
+PURGE_LOGS_TASK = "tenant_sync.purge_logs"
 
 
 def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
-    return {
+    schedule: dict[str, dict[str, Any]] = {
+        "tenant-sync:purge-logs": {
+            "task": PURGE_LOGS_TASK,
+            "schedule": 24 * 3600.0,
+            "options": {"expires": 24 * 3600.0},
+        }
+    }
+    return schedule | {
         f"tenant-sync:{name}": {
             "task": RUN_JOB_TASK,
             "schedule": job.raw.schedule.interval.total_seconds(),

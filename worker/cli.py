@@ -390,6 +390,7 @@ LOG_COLUMNS = (
     "activityDateTime",
     "cycleId",
     "sourceIdentity",
+    "sourceMail",
     "targetId",
     "action",
     "status",
@@ -407,6 +408,12 @@ def logs(
     status_: str | None = typer.Option(
         None, "--status", help="success, failure, skipped, warning."
     ),
+    since: str | None = typer.Option(
+        None, "--since", help="From this time (ISO 8601) or this long ago (e.g. 2h, 7d)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Before this time (ISO 8601) or this long ago."
+    ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
     limit: int | None = typer.Option(None, "--limit", help="At most this many rows."),
     config: Path | None = ConfigOption,
@@ -414,6 +421,7 @@ def logs(
     """Show the provisioning log of JOB: one row per object per cycle."""
     if fmt not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {fmt!r}")
+    start, end = _moment(since, "--since"), _moment(until, "--until")
     cfg = _config(ctx, config)
     _job(cfg, job)
     from worker.bootstrap import open_database
@@ -421,7 +429,14 @@ def logs(
     engine, ledger = open_database(cfg)
     try:
         rows = ledger.logs(
-            job, run_id=run_id, user=user, action=action, status=status_, limit=limit
+            job,
+            run_id=run_id,
+            user=user,
+            action=action,
+            status=status_,
+            since=start,
+            until=end,
+            limit=limit,
         )
     finally:
         engine.dispose()
@@ -459,6 +474,24 @@ def logs(
                 changed or row["reason"],
             )
         out.print(table)
+
+
+def _moment(value: str | None, option: str) -> Any:
+    """A point in time from ISO 8601 (UTC unless it says otherwise) or a duration ago."""
+    from datetime import UTC, datetime
+
+    from worker.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.now(UTC) - parse_duration(value)
+        except ValueError:
+            fail(f"{option} must be an ISO 8601 time or a duration such as 2h or 7d, not {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # expressions ------------------------------------------------------------------------------------
@@ -514,6 +547,37 @@ def demo(
     if users < 200:
         fail("--users must be at least 200")
     raise typer.Exit(run_demo(workdir, users=users, console=out))
+
+
+@db_app.command("purge-logs")
+def db_purge_logs(
+    ctx: typer.Context,
+    older_than: str | None = typer.Option(
+        None, "--older-than", help="Default: state.log_retention (30d)."
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Forget provisioning-log rows older than the retention (the beat does it daily)."""
+    from datetime import UTC, datetime
+
+    from worker.bootstrap import open_database
+    from worker.config import parse_duration
+
+    cfg = _config(ctx, config)
+    try:
+        kept = parse_duration(older_than) if older_than else cfg.state.log_retention
+    except ValueError as exc:
+        fail(f"--older-than: {exc}")
+    before = datetime.now(UTC) - kept
+    engine, ledger = open_database(cfg)
+    try:
+        removed = ledger.purge_logs(before)
+    finally:
+        engine.dispose()
+    out.print(
+        f"removed {removed} provisioning-log rows from before {before:%Y-%m-%d %H:%M} UTC",
+        markup=False,
+    )
 
 
 @db_app.command("upgrade")

@@ -93,6 +93,16 @@ class StateConfig(Strict):
     state_dir: Path = Path(".tenant-sync")
     # How long a job's lock outlives a holder that died (it is renewed while the cycle runs).
     lock_ttl: timedelta = timedelta(seconds=60)
+    # How long provisioning-log rows are kept (purged daily; also `tenant-sync db purge-logs`).
+    log_retention: timedelta = timedelta(days=30)
+
+    @field_validator("log_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        kept = parse_duration(value)
+        if kept < timedelta(days=1):
+            raise ValueError("must be at least 1d")
+        return kept
 
     @field_validator("lock_ttl", mode="before")
     @classmethod

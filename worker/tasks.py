@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -75,6 +76,18 @@ def run_job(
             kwargs={"mode": mode, "trigger": "retry"},
         )
     return {**result.summary(), "status": result.status, "error": result.error}
+
+
+@shared_task(bind=True, name="tenant_sync.purge_logs")
+def purge_logs(self: Task) -> dict[str, Any]:
+    """Forget provisioning-log rows older than `state.log_retention` (beat runs it daily)."""
+    config: Config = self.app.tenant_sync_config
+    before = datetime.now(UTC) - config.state.log_retention
+    removed = runtime(config).ledger.purge_logs(before)
+    structlog.get_logger("tenant_sync.tasks").info(
+        "provisioning log purged", removed=removed, before=before.isoformat()
+    )
+    return {"removed": removed, "before": before.isoformat()}
 
 
 EXPORT_PAGE_TASK = "tenant_sync.export_page"

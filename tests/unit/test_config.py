@@ -212,3 +212,14 @@ def test_job_names_must_fit_keys_and_columns(tmp_path: Path, name: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
     assert caught.value.problems[0].startswith(f"jobs.{name}: a job name is 1 to 100 letters")
+
+
+def test_the_beat_purges_the_provisioning_log_daily(tmp_path: Path) -> None:
+    from worker.celery_app import PURGE_LOGS_TASK, beat_schedule
+
+    config = load_config(write(tmp_path, GOOD), env={"CONTOSO_SECRET": "x"})
+    schedule = beat_schedule(config)
+    assert schedule["tenant-sync:purge-logs"]["task"] == PURGE_LOGS_TASK
+    assert schedule["tenant-sync:purge-logs"]["schedule"] == 86400
+    assert schedule["tenant-sync:contoso-to-fabrikam"]["schedule"] == 5400
+    assert config.state.log_retention.days == 30

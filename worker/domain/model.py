@@ -130,6 +130,7 @@ class Link:
     attributes: dict[str, Any] = field(default_factory=dict)
     last_seen_run: str | None = None
     source_label: str = ""  # UPN or mail as last read, to name users that are gone
+    source_mail: str = ""  # and the mail, to find them by it
 
     @property
     def attributes_hash(self) -> str:
@@ -166,6 +167,7 @@ class ObjectOutcome:
     action: Action
     status: Status
     source_label: str = ""
+    source_mail: str = ""
     target_id: str | None = None
     reason: str = ""
     error_code: str = ""

@@ -84,6 +84,7 @@ class _Work:
     redacted: frozenset[str] = frozenset()
     modified: dict[str, Change] = field(default_factory=dict)
     label: str = ""
+    mail: str = ""
 
 
 Flow = Generator[TargetRequest, Any, Applied]
@@ -137,8 +138,11 @@ class Exporter:
     def _object(self, task: Task) -> Flow:
         started = self._monotonic()
         item, link = task.item, task.link
-        label = item.label if isinstance(item, SourceUser) else (link.source_label if link else "")
-        work = _Work(item=item, steps=task.steps, redacted=task.redacted, label=label)
+        if isinstance(item, SourceUser):
+            label, mail = item.label, item.mail or ""
+        else:
+            label, mail = (link.source_label, link.source_mail) if link else ("", "")
+        work = _Work(item=item, steps=task.steps, redacted=task.redacted, label=label, mail=mail)
         try:
             applied = yield from self._decision(task.decision, link, work)
         except StopSync:
@@ -158,8 +162,8 @@ class Exporter:
         applied.outcome.duration_ms = int((self._monotonic() - started) * 1000)
         if applied.link is not None and isinstance(item, SourceUser):
             applied.link.last_seen_run = self.run_id
-            if applied.link.source_label != label:
-                applied.link.source_label = label
+            if (applied.link.source_label, applied.link.source_mail) != (label, mail):
+                applied.link.source_label, applied.link.source_mail = label, mail
                 applied.link_changed = not self.dry_run
         return applied
 
@@ -387,6 +391,7 @@ class Exporter:
             attributes={**link.attributes, **_new(changes, work.redacted)},
             last_seen_run=link.last_seen_run,
             source_label=link.source_label,
+            source_mail=link.source_mail,
         )
 
     def _outcome(
@@ -406,6 +411,7 @@ class Exporter:
         return ObjectOutcome(
             source_id=work.item.id,
             source_label=work.label,
+            source_mail=work.mail,
             action=action,
             status=status,
             target_id=target_id,

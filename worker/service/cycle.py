@@ -642,6 +642,7 @@ class _Cycle:
             ObjectOutcome(
                 source_id=s.source_id,
                 source_label=links[s.source_id].source_label if s.source_id in links else "",
+                source_mail=links[s.source_id].source_mail if s.source_id in links else "",
                 action=Action.STAGED_DELETE,
                 status=Status.WARNING,
                 target_id=links[s.source_id].target_id if s.source_id in links else None,

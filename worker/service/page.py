@@ -233,6 +233,7 @@ class PageWorker:
                 ObjectOutcome(
                     source_id=outcome.source_id,
                     source_label=outcome.source_label,
+                    source_mail=outcome.source_mail,
                     action=Action.OTHER,
                     status=Status.WARNING,
                     target_id=outcome.target_id,
@@ -265,6 +266,7 @@ def prepare(
                 return ObjectOutcome(
                     source_id=item.id,
                     source_label=item.label,
+                    source_mail=item.mail or "",
                     action=_planned_action(link),
                     status=Status.FAILURE,
                     target_id=link.target_id if link else None,

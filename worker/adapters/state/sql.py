@@ -64,6 +64,7 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
         job=job,
         source_id=o.source_id,
         source_label=o.source_label,
+        source_mail=o.source_mail,
         target_id=o.target_id,
         action=o.action.value,
         status=o.status.value,
@@ -162,6 +163,7 @@ class LinkRow(Base):
     attributes_hash: Mapped[str] = mapped_column(String(64))
     last_seen_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
     source_label: Mapped[str] = mapped_column(FreeString(320), default="")
+    source_mail: Mapped[str] = mapped_column(FreeString(320), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -195,6 +197,7 @@ class LogRow(Base):
     job: Mapped[str] = mapped_column(String(200), index=True)
     source_id: Mapped[str] = mapped_column(String(64), index=True)
     source_label: Mapped[str] = mapped_column(FreeString(320), default="")
+    source_mail: Mapped[str] = mapped_column(FreeString(320), default="")
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     action: Mapped[str] = mapped_column(String(20), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
@@ -279,6 +282,7 @@ def _link_from_row(row: LinkRow) -> Link:
         attributes=dict(row.attributes or {}),
         last_seen_run=row.last_seen_run,
         source_label=row.source_label,
+        source_mail=row.source_mail,
     )
 
 
@@ -426,6 +430,7 @@ class SqlLedger:
                             attributes_hash=link.attributes_hash,
                             last_seen_run=link.last_seen_run,
                             source_label=link.source_label,
+                            source_mail=link.source_mail,
                             created_at=now,
                             updated_at=now,
                             deleted_at=deleted_at,
@@ -440,6 +445,7 @@ class SqlLedger:
                     existing.attributes_hash = link.attributes_hash
                     existing.last_seen_run = link.last_seen_run
                     existing.source_label = link.source_label or existing.source_label
+                    existing.source_mail = link.source_mail or existing.source_mail
                     existing.updated_at = now
             for ids in _chunks(write.seen):
                 session.execute(
@@ -683,8 +689,11 @@ class SqlLedger:
         user: str | None = None,
         action: str | None = None,
         status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Provisioning-log rows, oldest first; `user` is a source or target id, a UPN or a mail."""
         query = select(LogRow).where(LogRow.job == job)
         if run_id:
             query = query.where(LogRow.run_id == run_id)
@@ -694,8 +703,13 @@ class SqlLedger:
                     LogRow.source_id == user,
                     LogRow.target_id == user,
                     func.lower(LogRow.source_label) == user.lower(),
+                    func.lower(LogRow.source_mail) == user.lower(),
                 )
             )
+        if since:
+            query = query.where(LogRow.created_at >= since)
+        if until:
+            query = query.where(LogRow.created_at < until)
         if action:
             query = query.where(LogRow.action == action)
         if status:
@@ -711,6 +725,7 @@ class SqlLedger:
                     "jobId": row.job,
                     "sourceId": row.source_id,
                     "sourceIdentity": row.source_label,
+                    "sourceMail": row.source_mail or None,
                     "targetId": row.target_id,
                     "action": row.action,
                     "status": row.status,
@@ -724,6 +739,13 @@ class SqlLedger:
                 }
                 for row in session.scalars(query)
             ]
+
+    def purge_logs(self, before: datetime) -> int:
+        """Forget provisioning-log rows older than `before` (runs, small, are kept for status);
+        returns how many rows went."""
+        with self._write() as session:
+            deleted = session.execute(delete(LogRow).where(LogRow.created_at < before))
+            return int(getattr(deleted, "rowcount", 0) or 0)
 
     # helpers ----------------------------------------------------------------------------------
     def _write(self) -> _WriteSession:
