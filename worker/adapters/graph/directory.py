@@ -34,6 +34,21 @@ def odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -> set[str]:
+    """Every id of a collection, page after page (objects of another @odata.type left out)."""
+    ids: set[str] = set()
+    url: str | None = client.url(f"{path}?$select=id&$top=999")
+    while url:
+        data = client.request("GET", url).json()
+        ids.update(
+            item["id"]
+            for item in data.get("value", [])
+            if of_type is None or item.get("@odata.type", of_type) == of_type
+        )
+        url = data.get("@odata.nextLink")
+    return ids
+
+
 def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if "@" not in k and k != "id"}
 
@@ -110,32 +125,12 @@ class GraphSourceDirectory:
 
     def member_of(self, user_id: str, *, transitive: bool) -> set[str]:
         relation = "transitiveMemberOf" if transitive else "memberOf"
-        groups: set[str] = set()
-        url: str | None = self.client.url(f"/users/{user_id}/{relation}?$select=id&$top=999")
-        while url:
-            data = self.client.request("GET", url).json()
-            groups.update(
-                g["id"]
-                for g in data.get("value", [])
-                if g.get("@odata.type", GROUP_TYPE) == GROUP_TYPE
-            )
-            url = data.get("@odata.nextLink")
-        return groups
+        return collect_ids(self.client, f"/users/{user_id}/{relation}", of_type=GROUP_TYPE)
 
     def group_member_ids(self, group_id: str, *, transitive: bool = False) -> set[str]:
         """User members of a group: direct ones, or also those of nested groups."""
         relation = "transitiveMembers" if transitive else "members"
-        members: set[str] = set()
-        url: str | None = self.client.url(f"/groups/{group_id}/{relation}?$select=id&$top=999")
-        while url:
-            data = self.client.request("GET", url).json()
-            members.update(
-                m["id"]
-                for m in data.get("value", [])
-                if m.get("@odata.type", USER_TYPE) == USER_TYPE
-            )
-            url = data.get("@odata.nextLink")
-        return members
+        return collect_ids(self.client, f"/groups/{group_id}/{relation}", of_type=USER_TYPE)
 
 
 class GraphTargetDirectory:
@@ -170,13 +165,7 @@ class GraphTargetDirectory:
         return found
 
     def user_ids(self) -> set[str]:
-        ids: set[str] = set()
-        url: str | None = self.client.url("/users?$select=id&$top=999")
-        while url:
-            data = self.client.request("GET", url).json()
-            ids.update(u["id"] for u in data.get("value", []))
-            url = data.get("@odata.nextLink")
-        return ids
+        return collect_ids(self.client, "/users")
 
     def _filter(self, attribute: str, value: str) -> str:
         if self._types.get(attribute, "").startswith("Collection("):
