@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 
@@ -173,10 +174,24 @@ class Cursor:
     progress: Progress | None = None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Proof of holding a job's lock: what the lock holds for this holder."""
+
+    job: str
+    token: str
+
+
+class LockLost(Transient):
+    """The job's lock expired under this cycle (and another may hold it): stop, save nothing."""
+
+
 class CursorStore(Protocol):
     def load(self, job: str) -> Cursor: ...
 
-    def save(self, job: str, cursor: Cursor) -> None: ...
+    def save(self, job: str, cursor: Cursor, lease: Lease | None = None) -> None:
+        """Store the cursor; with a lease, only while the lease still holds (else LockLost),
+        so a cycle that lost its lock can never move the cursor of the one that took it."""
 
     def clear(self, job: str) -> None: ...
 
@@ -217,7 +232,7 @@ class NotDue(Exception):
 
 
 class JobLock(Protocol):
-    def hold(self, job: str) -> AbstractContextManager[None]:
+    def hold(self, job: str) -> AbstractContextManager[Lease]:
         """Hold the job's cluster-wide lock for the block; raise AlreadyRunning if taken."""
 
 

@@ -119,3 +119,24 @@ def test_a_server_that_is_gone_is_replaced(embedded: EmbeddedRedis) -> None:
     redis.Redis.from_url(url).shutdown(nosave=True)
     assert embedded.running_url() is None
     assert connect(embedded.ensure_running()).ping()
+
+
+def test_a_cycle_that_lost_its_lock_cannot_move_the_cursor(embedded: EmbeddedRedis) -> None:
+    from worker.ports import LockLost
+
+    client = connect(embedded.ensure_running())
+    store = RedisCursorStore(client)
+    stale_cursor = Cursor(
+        progress=Progress(run_id="old", mode="full", fingerprint="f", phase="users")
+    )
+    fresh_cursor = Cursor(
+        progress=Progress(run_id="new", mode="full", fingerprint="f", phase="users")
+    )
+    with RedisJobLock(client, ttl_s=3).hold("job") as stale:
+        store.save("job", stale_cursor, stale)
+        client.delete(lock_key("job"))  # its lock expired (a long pause) ...
+        with RedisJobLock(client).hold("job") as fresh:  # ... and another cycle took the job
+            store.save("job", fresh_cursor, fresh)
+            with pytest.raises(LockLost):
+                store.save("job", stale_cursor, stale)
+    assert store.load("job") == fresh_cursor

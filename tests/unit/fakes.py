@@ -39,6 +39,8 @@ from worker.ports import (
     GroupPage,
     Invitation,
     Invite,
+    Lease,
+    LockLost,
     MembershipChange,
     PageWrite,
     PatchUser,
@@ -266,11 +268,14 @@ class FakeTarget:
 class FakeCursors:
     def __init__(self) -> None:
         self.cursors: dict[str, Cursor] = {}
+        self.revoked: set[str] = set()  # leases whose lock expired under them
 
     def load(self, job: str) -> Cursor:
         return copy.deepcopy(self.cursors.get(job, Cursor()))
 
-    def save(self, job: str, cursor: Cursor) -> None:
+    def save(self, job: str, cursor: Cursor, lease: Lease | None = None) -> None:
+        if lease is not None and lease.token in self.revoked:
+            raise LockLost("the lease was taken over")
         self.cursors[job] = copy.deepcopy(cursor)
 
     def clear(self, job: str) -> None:
@@ -280,14 +285,16 @@ class FakeCursors:
 class FakeLock:
     def __init__(self) -> None:
         self.held: set[str] = set()
+        self.leases = 0
 
     @contextmanager
-    def hold(self, job: str) -> Iterator[None]:
+    def hold(self, job: str) -> Iterator[Lease]:
         if job in self.held:
             raise AlreadyRunning(job)
         self.held.add(job)
+        self.leases += 1
         try:
-            yield
+            yield Lease(job, f"lease-{self.leases}")
         finally:
             self.held.discard(job)
 

@@ -659,3 +659,28 @@ def test_a_fanned_out_cycle_never_moves_its_cursor_past_an_unfinished_page() -> 
     service.dispatcher = None
     assert service.run().status == "success"
     assert len(w.target.users) == 9
+
+
+def test_a_cycle_whose_lock_expired_stops_without_moving_the_cursor() -> None:
+    w = World(page_size=2)
+    for i in range(6):
+        w.user(f"user{i}")
+    original = w.ledger.commit_page
+    pages = 0
+
+    def commit(job: str, run_id: str, write: Any) -> None:
+        nonlocal pages
+        original(job, run_id, write)
+        pages += 1
+        if pages == 2:
+            w.cursors.revoked.add(f"lease-{w.lock.leases}")  # the lock expired under the cycle
+
+    w.ledger.commit_page = commit  # type: ignore[method-assign]
+
+    result = w.run()
+
+    assert result.status == "failed"
+    assert "expired" in result.error or "taken over" in result.error
+    progress = w.cursors.load("job").progress
+    assert progress is not None
+    assert progress.next_link == "users:2:-1"  # saved after page 1; nothing after the loss

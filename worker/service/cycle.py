@@ -50,6 +50,7 @@ from worker.ports import (
     JobLock,
     JobPaused,
     JobSnapshot,
+    Lease,
     Ledger,
     MembershipChange,
     NotDue,
@@ -175,8 +176,10 @@ class CycleService:
                 f"job {self.spec.name!r} is in quarantine ({state.quarantine_reason}); "
                 f"next attempt at {state.next_attempt_at.isoformat()}"
             )
-        with self.lock.hold(self.spec.name):
-            cycle = _Cycle(self, requested=mode, dry_run=dry_run, trigger=trigger, state=state)
+        with self.lock.hold(self.spec.name) as lease:
+            cycle = _Cycle(
+                self, requested=mode, dry_run=dry_run, trigger=trigger, state=state, lease=lease
+            )
             with structlog.contextvars.bound_contextvars(
                 job_id=self.spec.name, run_id=cycle.progress.run_id
             ):
@@ -271,9 +274,11 @@ class _Cycle:
         dry_run: bool,
         trigger: str,
         state: JobState,
+        lease: Lease | None = None,
     ) -> None:
         self.s = service
         self.state = state
+        self.lease = lease
         self.spec = service.spec
         self.dry_run = dry_run
         self.trigger = trigger
@@ -760,7 +765,7 @@ class _Cycle:
     def _save(self) -> None:
         if not self.dry_run:
             self.cursor.progress = self.progress
-            self.s.cursors.save(self.spec.name, self.cursor)
+            self.s.cursors.save(self.spec.name, self.cursor, self.lease)
 
     def _complete(self) -> None:
         if self.dry_run:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,7 +20,7 @@ import redis
 from redis.lock import Lock
 
 from worker.domain.errors import Transient
-from worker.ports import AlreadyRunning, Cursor, Progress, Watermark
+from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
 
 PREFIX = "tenant-sync"
 
@@ -42,9 +43,20 @@ def connect(url: str) -> redis.Redis:
     )
 
 
+# Set the cursor only while the job's lock still holds this holder's token, in one step.
+_FENCED_SET = """
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 class RedisCursorStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._fenced = client.register_script(_FENCED_SET)
 
     def load(self, job: str) -> Cursor:
         try:
@@ -61,15 +73,25 @@ class RedisCursorStore:
             progress=Progress(**progress) if progress else None,
         )
 
-    def save(self, job: str, cursor: Cursor) -> None:
-        payload = {
-            "watermark": asdict(cursor.watermark) if cursor.watermark else None,
-            "progress": asdict(cursor.progress) if cursor.progress else None,
-        }
+    def save(self, job: str, cursor: Cursor, lease: Lease | None = None) -> None:
+        payload = json.dumps(
+            {
+                "watermark": asdict(cursor.watermark) if cursor.watermark else None,
+                "progress": asdict(cursor.progress) if cursor.progress else None,
+            }
+        )
         try:
-            self.client.set(cursor_key(job), json.dumps(payload))
+            if lease is None:
+                self.client.set(cursor_key(job), payload)
+                return
+            saved = self._fenced(keys=[cursor_key(job), lock_key(job)], args=[payload, lease.token])
         except redis.RedisError as exc:
             raise Transient(f"cannot write the cursor to Redis: {exc}") from exc
+        if not saved:
+            raise LockLost(
+                f"the lock of job {job!r} expired under this cycle and another may hold it: "
+                "stopping without moving the cursor"
+            )
 
     def clear(self, job: str) -> None:
         self.client.delete(cursor_key(job))
@@ -87,12 +109,17 @@ class RedisJobLock:
         return bool(self.client.exists(lock_key(job)))
 
     @contextmanager
-    def hold(self, job: str) -> Iterator[None]:
+    def hold(self, job: str) -> Iterator[Lease]:
+        # The token (unique per acquisition: a fencing counter and randomness) is what the lock
+        # key holds; cursor saves check it (RedisCursorStore.save) so a holder that lost the
+        # lock cannot write over the next one's progress.
+        token = ""
         lock = Lock(self.client, lock_key(job), timeout=self.ttl_s, thread_local=False)
         try:
-            if not lock.acquire(blocking=False):
-                raise AlreadyRunning(f"a cycle of job {job!r} is already running")
             self.fencing_token = int(self.client.incr(fence_key(job)))
+            token = f"{self.fencing_token}:{uuid.uuid4().hex}"
+            if not lock.acquire(blocking=False, token=token):
+                raise AlreadyRunning(f"a cycle of job {job!r} is already running")
         except redis.RedisError as exc:
             raise Transient(f"cannot take the job lock in Redis: {exc}") from exc
         stop = threading.Event()
@@ -101,7 +128,7 @@ class RedisJobLock:
         )
         renewer.start()
         try:
-            yield
+            yield Lease(job=job, token=token)
         finally:
             stop.set()
             renewer.join(timeout=5)
