@@ -51,6 +51,10 @@ ConfigOption = typer.Option(
     show_default=False,
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+# Every command takes --config (DESIGN section 3); these do not need one.
+UnusedConfigOption = typer.Option(
+    None, "--config", help="Accepted like everywhere; this command reads no configuration."
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -499,6 +503,7 @@ def _moment(value: str | None, option: str) -> Any:
 def expr(
     expression: str = typer.Argument(..., help="An Entra mapping expression."),
     attrs: str = typer.Option("{}", "--attrs", help="Source attributes as a JSON object."),
+    config: Path | None = UnusedConfigOption,
 ) -> None:
     """Evaluate a mapping EXPRESSION against --attrs; print {"value": ...} or {"ignored": true}."""
     from worker.domain import expressions
@@ -527,6 +532,7 @@ def sandbox_serve(
     tls_dir: Path | None = typer.Option(
         None, "--tls-dir", help="Where the CA (ca.pem) and server certificate go."
     ),
+    config: Path | None = UnusedConfigOption,
 ) -> None:
     """Serve emulated tenants over HTTPS (OIDC + Graph v1.0) until SIGTERM/SIGINT."""
     from worker.sandbox.server import serve
@@ -540,6 +546,7 @@ def demo(
         Path(".tenant-sync-demo"), "--workdir", help="Where the demo keeps its state."
     ),
     users: int = typer.Option(240, "--users", help="Source users to seed (at least 200)."),
+    config: Path | None = UnusedConfigOption,
 ) -> None:
     """Sandbox tenants, embedded Redis, SQLite and a Celery worker: full, then incremental."""
     from worker.demo import run_demo

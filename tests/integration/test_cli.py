@@ -88,3 +88,19 @@ def test_the_embedded_redis_can_be_inspected_and_stopped(tmp_path: Path) -> None
     assert "running at redis://127.0.0.1:" in cli("redis", "status", "--config", str(config)).stdout
     assert cli("redis", "stop", "--config", str(config)).stdout.strip() == "stopped"
     assert "not running" in cli("redis", "status", "--config", str(config)).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["expr", "ToUpper([x])", "--attrs", '{"x": "a"}'],
+        ["validate"],
+        ["sandbox", "serve", "--help"],
+        ["demo", "--help"],
+        ["redis", "status"],
+    ],
+)
+def test_every_command_takes_config(args: list[str]) -> None:
+    result = cli(*args, "--config", str(CONFIG / "tenant-sync.yaml"))
+    assert "No such option" not in result.stderr
+    assert result.returncode == 0, result.stderr
