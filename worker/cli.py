@@ -517,9 +517,14 @@ def expr(
         fail("--attrs must be a JSON object of attribute names to values")
     try:
         parsed = expressions.parse(expression)
-        result = parsed.evaluate(attributes, EvaluationContext())
     except expressions.ExpressionError as exc:
         fail(f"invalid expression: {exc}")
+    try:
+        result = parsed.evaluate(attributes, EvaluationContext())
+    except expressions.ExpressionError as exc:
+        # A valid expression that fails on these values, as IIF does on a null source: in a
+        # cycle this is a per-user failure, not a bad config, so say which one it is.
+        fail(f"the expression fails on these attributes: {exc}")
     emit_json(expressions.to_cli_json(result))
 
 

@@ -83,3 +83,14 @@ def test_invalid_expression_exits_2_with_a_position(expression: str, position: i
     assert result.stdout == ""
     assert f"at position {position}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_valid_expression_failing_on_the_given_values_says_so() -> None:
+    # IIF's condition check fails on a null source (the reference's rule): exit 2 as bad input,
+    # but the message must not call a valid expression invalid.
+    result = expr('IIF([country]="USA","US","Other")', "{}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "fails on these attributes" in result.stderr
+    assert "invalid expression" not in result.stderr
+    assert "IIF" in result.stderr
