@@ -496,6 +496,24 @@ def test_dry_run_of_an_incremental_cycle_sees_membership_changes() -> None:
     assert (real.counts["create"], real.counts["delete"]) == (1, 1)
 
 
+def test_dry_run_counts_once_a_user_both_new_and_newly_assigned() -> None:
+    # The user is in the users delta and in the groups delta of one cycle: the real run
+    # handles them once, so the preview must plan them once.
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("g1",)))
+    w.source.group_add("g1", w.user("ann"))
+    w.run()
+    w.source.group_add("g1", w.user("ben"))
+
+    preview = w.run(dry_run=True)
+
+    assert preview.counts["create"] == 1
+    assert [o.source_id for o in preview.outcomes if o.action.value == "create"] == [
+        next(i for i, u in w.source.users.items() if u["mail"] == "ben@src.example")
+    ]
+    real = w.run()
+    assert real.counts == preview.counts
+
+
 def test_select_unique_value_picks_the_first_value_free_in_the_target() -> None:
     from worker.domain.expressions import parse
     from worker.domain.mapping import Apply

@@ -733,6 +733,8 @@ class _Cycle:
             self.memory_staged.update({s.source_id: s for s in write.staged})
             self.memory_unstaged.update(write.unstaged)
             self.memory_unstaged.difference_update(s.source_id for s in write.staged)
+            # As commit_page does in SQL: a user handled on a page is no longer pending.
+            self.assignments.pending.difference_update(write.resolved_pending)
             self.outcomes.extend(write.outcomes)
         else:
             self.s.ledger.commit_page(self.spec.name, self.progress.run_id, write)
