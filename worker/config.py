@@ -439,10 +439,11 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         if job is not None:
             raw_jobs[name] = job
         elif isinstance(body, dict):
-            # The job is invalid anyway; still say which tenant references are wrong.
+            # The job is invalid anyway; still say what else is wrong in it.
             _check_tenant_refs(
                 name, body.get("source"), body.get("target"), set(tenants_data), problems
             )
+            _check_parts_of_invalid_job(name, body, problems)
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
     if problems or state is None or logging is None or metrics is None:
         raise ConfigError(problems)
@@ -545,16 +546,11 @@ def _build_scope(
             )
             ok = False
         for ci, clause in enumerate(group):
-            at = f"{where}.scope.filters[{gi}][{ci}]"
-            if clause.attribute not in types:
-                problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
+            built = _clause(f"{where}.scope.filters[{gi}][{ci}]", clause, types, problems)
+            if built is None:
                 ok = False
-                continue
-            try:
-                clauses.append(Clause(clause.attribute, clause.operator, clause.value))
-            except ScopeError as exc:
-                problems.append(f"{at}: {exc}")
-                ok = False
+            else:
+                clauses.append(built)
         groups.append(tuple(clauses))
     if not ok:
         return None
@@ -565,6 +561,19 @@ def _build_scope(
         nested_groups=job.scope.nested_groups,
         filters=tuple(groups),
     )
+
+
+def _clause(
+    at: str, clause: ClauseConfig, types: Mapping[str, str], problems: list[str]
+) -> Clause | None:
+    if clause.attribute not in types:
+        problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
+        return None
+    try:
+        return Clause(clause.attribute, clause.operator, clause.value)
+    except ScopeError as exc:
+        problems.append(f"{at}: {exc}")
+        return None
 
 
 def _build_mappings(
@@ -582,29 +591,13 @@ def _build_mappings(
     ok = True
     for index, mapping in enumerate(job.mappings):
         at = f"{where}.mappings[{index}]"
-        target = mapping.target
-        if target not in types:
-            problems.append(f"{at}.target: {target!r} is not a property of microsoft.graph.user")
-            ok = False
-            continue
-        if target not in writable:
-            problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
-            ok = False
-            continue
-        edm = types[target].removeprefix("Collection(").removesuffix(")")
-        if not edm.startswith("Edm."):
+        if mapping.target in seen:
             problems.append(
-                f"{at}.target: {target!r} has the complex type {types[target]}; "
-                "only properties of simple types (and lists of them) can be mapped"
+                f"{at}.target: {mapping.target!r} is already mapped by "
+                f"mappings[{seen[mapping.target]}]"
             )
             ok = False
-            continue
-        if target in seen:
-            problems.append(
-                f"{at}.target: {target!r} is already mapped by mappings[{seen[target]}]"
-            )
-            ok = False
-        seen[target] = index
+        seen.setdefault(mapping.target, index)
         if mapping.match is not None:
             if mapping.match in matches:
                 problems.append(
@@ -612,49 +605,103 @@ def _build_mappings(
                     f"mappings[{matches[mapping.match]}]"
                 )
                 ok = False
-            matches[mapping.match] = index
-        if mapping.source is not None and mapping.source not in types:
-            problems.append(
-                f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
-            )
+            matches.setdefault(mapping.match, index)
+        spec = _mapping(at, mapping, types, writable, problems)
+        if spec is None:
             ok = False
-            continue
-        expression = None
-        if mapping.expression is not None:
-            try:
-                expression = parse(mapping.expression)
-            except ExpressionError as exc:
-                problems.append(f"{at}.expression: {exc}")
-                ok = False
-                continue
-            if mapping.expression.lstrip().startswith("SelectUniqueValue") and (
-                mapping.apply is not Apply.ON_CREATE
-            ):
-                problems.append(
-                    f"{at}.apply: SelectUniqueValue needs apply: on_create "
-                    "(a unique value is chosen once, when the user is created)"
-                )
-                ok = False
-                continue
-            unknown = sorted(a for a in expression.source_attributes if a not in types)
-            if unknown:
-                problems.append(
-                    f"{at}.expression: {', '.join(map(repr, unknown))} "
-                    "is not a property of microsoft.graph.user"
-                )
-                ok = False
-                continue
-        specs.append(
-            MappingSpec(
-                target=target,
-                source=mapping.source,
-                constant=mapping.constant,
-                expression=expression,
-                expression_text=mapping.expression or "",
-                default=mapping.default,
-                apply=mapping.apply,
-                match=mapping.match,
-                target_type=types[target],
-            )
-        )
+        else:
+            specs.append(spec)
     return specs if ok else None
+
+
+def _mapping(
+    at: str,
+    mapping: MappingConfig,
+    types: Mapping[str, str],
+    writable: Mapping[str, str],
+    problems: list[str],
+) -> MappingSpec | None:
+    """One mapping's own checks (target, source, expression), and its spec if they pass."""
+    target = mapping.target
+    if target not in types:
+        problems.append(f"{at}.target: {target!r} is not a property of microsoft.graph.user")
+        return None
+    if target not in writable:
+        problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
+        return None
+    edm = types[target].removeprefix("Collection(").removesuffix(")")
+    if not edm.startswith("Edm."):
+        problems.append(
+            f"{at}.target: {target!r} has the complex type {types[target]}; "
+            "only properties of simple types (and lists of them) can be mapped"
+        )
+        return None
+    if mapping.source is not None and mapping.source not in types:
+        problems.append(
+            f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
+        )
+        return None
+    expression = None
+    if mapping.expression is not None:
+        try:
+            expression = parse(mapping.expression)
+        except ExpressionError as exc:
+            problems.append(f"{at}.expression: {exc}")
+            return None
+        if mapping.expression.lstrip().startswith("SelectUniqueValue") and (
+            mapping.apply is not Apply.ON_CREATE
+        ):
+            problems.append(
+                f"{at}.apply: SelectUniqueValue needs apply: on_create "
+                "(a unique value is chosen once, when the user is created)"
+            )
+            return None
+        unknown = sorted(a for a in expression.source_attributes if a not in types)
+        if unknown:
+            problems.append(
+                f"{at}.expression: {', '.join(map(repr, unknown))} "
+                "is not a property of microsoft.graph.user"
+            )
+            return None
+    return MappingSpec(
+        target=target,
+        source=mapping.source,
+        constant=mapping.constant,
+        expression=expression,
+        expression_text=mapping.expression or "",
+        default=mapping.default,
+        apply=mapping.apply,
+        match=mapping.match,
+        target_type=types[target],
+    )
+
+
+def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: list[str]) -> None:
+    """The clause and mapping checks for a job whose schema failed elsewhere.
+
+    Each clause and mapping that is well-formed on its own still gets its deeper checks (a bad
+    regex, an unknown attribute, an expression that does not parse), so one mistake does not
+    hide the others; the malformed ones were reported by the schema already.
+    """
+    types = user_property_types()
+    writable = writable_user_properties()
+    where = f"jobs.{name}"
+    scope = body.get("scope")
+    filters = scope.get("filters") if isinstance(scope, dict) else None
+    for gi, group in enumerate(filters if isinstance(filters, list) else []):
+        for ci, raw_clause in enumerate(group if isinstance(group, list) else []):
+            clause = _quietly(ClauseConfig, raw_clause)
+            if clause is not None:
+                _clause(f"{where}.scope.filters[{gi}][{ci}]", clause, types, problems)
+    mappings = body.get("mappings")
+    for index, raw_mapping in enumerate(mappings if isinstance(mappings, list) else []):
+        mapping = _quietly(MappingConfig, raw_mapping)
+        if mapping is not None:
+            _mapping(f"{where}.mappings[{index}]", mapping, types, writable, problems)
+
+
+def _quietly(model: type[M], data: Any) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None

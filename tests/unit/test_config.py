@@ -94,6 +94,37 @@ def test_every_problem_is_reported_at_once_with_its_path(tmp_path: Path) -> None
         for p in problems
     )
     assert "jobs.contoso-to-fabrikam.colour: unknown setting" in problems
+    # The schema errors above must not hide the job's deeper checks.
+    assert (
+        "jobs.contoso-to-fabrikam.mappings[0].source: 'dispalyName' is not a property of "
+        "microsoft.graph.user" in problems
+    )
+
+
+def test_a_malformed_clause_does_not_hide_the_other_clauses_and_mappings(
+    tmp_path: Path,
+) -> None:
+    filters = """        - - {attribute: department, operator: LIKE, value: x}
+        - - {attribute: department, operator: EQUALS}
+        - - {attribute: department, operator: REGEX MATCH, value: "([a-"}
+        - - {attribute: noSuchAttr, operator: IS NULL}
+"""
+    text = GOOD.replace(
+        "        - - {attribute: department, operator: EQUALS, value: Sales}\n", filters
+    ).replace(
+        "{target: displayName, source: displayName}",
+        "{target: displayName, expression: 'Join(\" \", [givenName], '}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    at = "jobs.contoso-to-fabrikam"
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        f"{at}.scope.filters[0][0].operator",
+        f"{at}.scope.filters[1][0]",
+        f"{at}.scope.filters[2][0]",
+        f"{at}.scope.filters[3][0].attribute",
+        f"{at}.mappings[0].expression",
+    ]
 
 
 def test_mapping_problems_name_the_mapping(tmp_path: Path) -> None:
