@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.config import CONFIG_ENV, Config, ConfigError, config_path, load_config
+from worker.config import CONFIG_ENV, GUID_RE, Config, ConfigError, config_path, load_config
 from worker.logging import configure_logging
 
 HELP = (
@@ -60,6 +60,14 @@ UnusedConfigOption = typer.Option(
 def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"tenant-sync: {message}", markup=False)
     raise typer.Exit(code)
+
+
+def report(as_json: bool, data: dict[str, Any], text: str) -> None:
+    """A command's result: `data` as JSON with --json, else `text` for people."""
+    if as_json:
+        emit_json(data)
+    else:
+        out.print(text, markup=False)
 
 
 def emit_json(data: Any) -> None:
@@ -255,7 +263,21 @@ def run(
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                emit_json({"job": job, "status": status, "error": str(exc)})
+                # The shape of DESIGN's summary, every count 0, so scripts read it one way.
+                from worker.domain.model import empty_counts
+
+                emit_json(
+                    {
+                        "job": job,
+                        "run_id": None,
+                        "mode": "full" if full else "incremental",
+                        "dry_run": dry_run,
+                        "counts": empty_counts(),
+                        "duration_s": 0.0,
+                        "status": status,
+                        "error": str(exc),
+                    }
+                )
             else:
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
@@ -392,14 +414,22 @@ def status(
 
 LOG_COLUMNS = (
     "activityDateTime",
+    "changeId",
     "cycleId",
+    "jobId",
+    "sourceId",
     "sourceIdentity",
     "sourceMail",
     "targetId",
     "action",
     "status",
     "reason",
+    "errorCode",
+    "errorMessage",
+    "durationMs",
 )
+# Nested fields go into one CSV cell each, as JSON.
+LOG_JSON_COLUMNS = ("modifiedProperties", "steps")
 
 
 @app.command()
@@ -407,8 +437,14 @@ def logs(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job whose provisioning log to show."),
     run_id: str | None = typer.Option(None, "--run", help="Only this cycle."),
-    user: str | None = typer.Option(None, "--user", help="Only this user (id or UPN)."),
-    action: str | None = typer.Option(None, "--action", help="create, update, delete, ..."),
+    user: str | None = typer.Option(
+        None, "--user", help="Only this user: source or target id, UPN or mail."
+    ),
+    action: str | None = typer.Option(
+        None,
+        "--action",
+        help="create, update, delete, disable, restore, stagedDelete, skip or other.",
+    ),
     status_: str | None = typer.Option(
         None, "--status", help="success, failure, skipped, warning."
     ),
@@ -419,12 +455,26 @@ def logs(
         None, "--until", help="Before this time (ISO 8601) or this long ago."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many rows."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
     config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Show the provisioning log of JOB: one row per object per cycle."""
     if fmt not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {fmt!r}")
+    if as_json:
+        if fmt == "csv":
+            fail("--json and --format csv ask for different formats; give one")
+        fmt = "json"
+    if run_id is not None and not GUID_RE.match(run_id):
+        fail(f"--run must be a cycle id (a GUID, as `run` and `status` print), not {run_id!r}")
+    from worker.domain.model import Action, Status
+
+    try:
+        action = Action.from_text(action).value if action else None
+        status_ = Status.from_text(status_).value if status_ else None
+    except ValueError as exc:
+        fail(f"--action/--status: {exc}")
     start, end = _moment(since, "--since"), _moment(until, "--until")
     cfg = _config(ctx, config)
     _job(cfg, job)
@@ -448,16 +498,13 @@ def logs(
         emit_json(rows)
     elif fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=[*LOG_COLUMNS, "modifiedProperties", "errorCode"]
-        )
+        writer = csv.DictWriter(buffer, fieldnames=[*LOG_COLUMNS, *LOG_JSON_COLUMNS])
         writer.writeheader()
         for row in rows:
             writer.writerow(
                 {
                     **{c: row[c] for c in LOG_COLUMNS},
-                    "modifiedProperties": json.dumps(row["modifiedProperties"]),
-                    "errorCode": row["errorCode"],
+                    **{c: json.dumps(row[c]) for c in LOG_JSON_COLUMNS},
                 }
             )
         sys.stdout.write(buffer.getvalue())
@@ -568,6 +615,7 @@ def db_purge_logs(
         None, "--older-than", help="Default: state.log_retention (30d)."
     ),
     config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Forget provisioning-log rows older than the retention (the beat does it daily)."""
     from datetime import UTC, datetime
@@ -586,14 +634,17 @@ def db_purge_logs(
         removed = ledger.purge_logs(before)
     finally:
         engine.dispose()
-    out.print(
+    report(
+        as_json,
+        {"removed": removed, "before": before.isoformat()},
         f"removed {removed} provisioning-log rows from before {before:%Y-%m-%d %H:%M} UTC",
-        markup=False,
     )
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+def db_upgrade(
+    ctx: typer.Context, config: Path | None = ConfigOption, as_json: bool = JsonOption
+) -> None:
     """Apply the database migrations (Alembic) up to the newest."""
     from worker.adapters.state.db import upgrade_database
     from worker.adapters.state.sql import make_engine
@@ -604,10 +655,13 @@ def db_upgrade(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
         before, after = upgrade_database(engine)
     finally:
         engine.dispose()
-    if before == after:
-        out.print(f"database is up to date (revision {after})", markup=False)
-    else:
-        out.print(f"database upgraded: {before or 'empty'} → {after}", markup=False)
+    report(
+        as_json,
+        {"before": before, "revision": after, "upgraded": before != after},
+        f"database is up to date (revision {after})"
+        if before == after
+        else f"database upgraded: {before or 'empty'} → {after}",
+    )
 
 
 def _embedded(ctx: typer.Context, config: Path | None) -> Any:
@@ -620,20 +674,27 @@ def _embedded(ctx: typer.Context, config: Path | None) -> Any:
 
 
 @redis_app.command("status")
-def redis_status(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+def redis_status(
+    ctx: typer.Context, config: Path | None = ConfigOption, as_json: bool = JsonOption
+) -> None:
     """Say whether the embedded server runs, and where."""
     server = _embedded(ctx, config)
     url = server.running_url()
-    out.print(
-        f"running at {url} ({server.dir})" if url else f"not running ({server.dir})", markup=False
+    report(
+        as_json,
+        {"running": url is not None, "url": url, "dir": str(server.dir)},
+        f"running at {url} ({server.dir})" if url else f"not running ({server.dir})",
     )
 
 
 @redis_app.command("stop")
-def redis_stop(ctx: typer.Context, config: Path | None = ConfigOption) -> None:
+def redis_stop(
+    ctx: typer.Context, config: Path | None = ConfigOption, as_json: bool = JsonOption
+) -> None:
     """Stop the embedded server (it saves first); the next command that needs it restarts it."""
     server = _embedded(ctx, config)
-    out.print("stopped" if server.stop() else "was not running", markup=False)
+    stopped = server.stop()
+    report(as_json, {"stopped": stopped}, "stopped" if stopped else "was not running")
 
 
 @app.command()
@@ -646,12 +707,17 @@ def provision(
 ) -> None:
     """Provision one source user now, synchronously, and print each step (works while paused)."""
     from worker.domain.errors import SyncError
+    from worker.service.ondemand import UnknownSourceUser
 
+    if not GUID_RE.match(source_user_id):
+        fail(f"SOURCE_USER_ID must be the user's object id (a GUID), not {source_user_id!r}")
     cfg = _config(ctx, config)
     _job(cfg, job)
     with _runtime(cfg) as runtime:
         try:
-            outcome = runtime.on_demand(job).provision(source_user_id)
+            outcome = runtime.on_demand(job).provision(source_user_id.lower())
+        except UnknownSourceUser as exc:
+            fail(str(exc))
         except SyncError as exc:
             fail(f"provisioning {source_user_id} failed: {exc}", 1)
     if as_json:
@@ -753,14 +819,17 @@ def pause(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
     config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Stop JOB's cycles (scheduled and manual) until it is resumed; all state is kept."""
     from worker.service import admin
 
     with _runtime(_admin(ctx, config, job)) as runtime:
         admin.pause(runtime.ledger, job)
-    out.print(
-        f"{job}: paused (a running cycle finishes first; `provision` still works)", markup=False
+    report(
+        as_json,
+        {"job": job, "paused": True},
+        f"{job}: paused (a running cycle finishes first; `provision` still works)",
     )
 
 
@@ -769,13 +838,14 @@ def resume(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
     config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Let JOB's cycles run again, where they left off."""
     from worker.service import admin
 
     with _runtime(_admin(ctx, config, job)) as runtime:
         admin.resume(runtime.ledger, job)
-    out.print(f"{job}: resumed", markup=False)
+    report(as_json, {"job": job, "paused": False}, f"{job}: resumed")
 
 
 @app.command("allow-deletes")
@@ -783,6 +853,7 @@ def allow_deletes(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
     config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Release the deletions held over JOB's threshold: its next cycle makes them."""
     from worker.service import admin
@@ -790,10 +861,11 @@ def allow_deletes(
     with _runtime(_admin(ctx, config, job)) as runtime:
         admin.allow_deletes(runtime.ledger, job)
         held = len(runtime.ledger.staged(job))
-    out.print(
+    report(
+        as_json,
+        {"job": job, "deletes_allowed": True, "held": held},
         f"{job}: the next cycle makes its deletions ({held} held now); "
         f"run it now with `tenant-sync run {job}`",
-        markup=False,
     )
 
 
@@ -805,6 +877,7 @@ def restart(
         ..., "--scope", help="watermark, escrows, quarantine, full or force-deletes."
     ),
     config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Clear part of JOB's state: watermark (next cycle full), escrows, quarantine, full (all
     three and the held deletions; links are kept) or force-deletes (as allow-deletes)."""
@@ -821,8 +894,11 @@ def restart(
             done = admin.restart(runtime.ledger, runtime.cursors, runtime.job_lock(), job, chosen)
         except AlreadyRunning:
             fail(f"a cycle of {job} is running; restart --scope {scope} once it has finished", 1)
-    for line in done:
-        out.print(f"{job}: {line}", markup=False)
+    report(
+        as_json,
+        {"job": job, "scope": chosen.value, "done": done},
+        "\n".join(f"{job}: {line}" for line in done),
+    )
 
 
 def main() -> None:

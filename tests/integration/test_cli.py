@@ -82,11 +82,20 @@ def test_the_embedded_redis_can_be_inspected_and_stopped(tmp_path: Path) -> None
     assert upgrade.returncode == 0, upgrade.stderr
     assert "database upgraded" in upgrade.stdout
     assert "up to date" in cli("db", "upgrade", "--config", str(config)).stdout
+    again = json.loads(cli("db", "upgrade", "--config", str(config), "--json").stdout)
+    assert again["upgraded"] is False
+    assert again["revision"] == again["before"]
     status = cli("status", "--config", str(config), "--json")  # starts the embedded server
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)[0]["code"] == "NotRun"
     assert "running at redis://127.0.0.1:" in cli("redis", "status", "--config", str(config)).stdout
+    running = json.loads(cli("redis", "status", "--config", str(config), "--json").stdout)
+    assert running["running"] is True
+    assert running["url"].startswith("redis://127.0.0.1:")
     assert cli("redis", "stop", "--config", str(config)).stdout.strip() == "stopped"
+    assert json.loads(cli("redis", "stop", "--config", str(config), "--json").stdout) == {
+        "stopped": False
+    }
     assert "not running" in cli("redis", "status", "--config", str(config)).stdout
 
 

@@ -63,9 +63,18 @@ def test_log_rows_have_entras_fields_and_can_be_found_by_id_upn_or_mail(sync_env
         "import",
         "scoping",
         "matching",
+        "processing",
         "export",
         "export",
     ]  # type: ignore[union-attr,index]
+    # Decided mid-cycle, made at its end: the delete's row still tells every step.
+    assert [(s["name"], s["status"]) for s in deleted["steps"]] == [  # type: ignore[union-attr,index]
+        ("import", "success"),
+        ("scoping", "skipped"),
+        ("matching", "success"),
+        ("processing", "success"),
+        ("export", "success"),
+    ]
     assert created["modifiedProperties"]["displayName"] == {"old": None, "new": user["displayName"]}  # type: ignore[index]
     assert "not assigned" in str(deleted["reason"])
     assert datetime.fromisoformat(str(created["activityDateTime"])).tzinfo is not None
@@ -91,14 +100,31 @@ def test_filters_by_action_status_and_time_and_csv(sync_env: SyncEnv) -> None:
         )
     )
     assert len(table) == len(creates)
-    assert set(table[0]) >= {
-        "activityDateTime",
-        "cycleId",
-        "sourceIdentity",
-        "sourceMail",
-        "action",
-        "status",
-    }
+    assert set(table[0]) == ROW_FIELDS  # every field, nested ones as JSON
+    assert json.loads(table[0]["steps"]) == creates[0]["steps"]
+    assert table[0]["changeId"] == creates[0]["changeId"]
+    as_json = json.loads(env.cli("logs", "sync", "--json", "--action", "create", check=True).stdout)
+    assert as_json == creates
+    # Actions and statuses as people type them: Entra's spelling, any case.
+    assert logs(env, "--action", "CREATE", "--status", "Success") == creates
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--action", "bogus"], "unknown action 'bogus' (one of: create, update"),
+        (["--status", "nope"], "unknown status 'nope' (one of: success, failure"),
+        (["--run", "not-a-cycle"], "--run must be a cycle id"),
+        (["--json", "--format", "csv"], "different formats"),
+    ],
+)
+def test_a_bad_filter_is_refused_not_answered_with_nothing(
+    sync_env: SyncEnv, args: list[str], message: str
+) -> None:
+    refused = sync_env.cli("logs", "sync", *args)
+    assert refused.returncode == 2
+    assert message in refused.stderr
+    assert refused.stdout == ""
 
 
 def test_old_rows_are_purged(sync_env: SyncEnv) -> None:

@@ -40,6 +40,12 @@ def test_deleting_60_percent_of_the_source_waits_for_allow_deletes(sync_env: Syn
     assert status["code"] == "Quarantine"
     assert status["quarantine"]["reason"] == "TooManyDeletes"
     assert status["stagedDeletes"] == 16
+    held_rows = json.loads(
+        env.cli("logs", "sync", "--action", "stagedDelete", "--json", check=True).stdout
+    )
+    assert len(held_rows) == 16
+    assert {r["action"] for r in held_rows} == {"stagedDelete"}  # Entra's spelling in the log
+    assert {r["sourceId"] for r in held_rows} == {u["id"] for u in doomed}
     preview = env.run_json("--dry-run")
     assert preview["deletions"]["deletions"] == 16
     assert preview["counts"]["delete"] == 0
@@ -58,10 +64,25 @@ def test_deleting_60_percent_of_the_source_waits_for_allow_deletes(sync_env: Syn
 
 def test_pause_resume_and_provision_on_demand(sync_env: SyncEnv) -> None:
     env = sync_env
-    env.cli("pause", "sync", check=True)
+    assert json.loads(env.cli("pause", "sync", "--json", check=True).stdout) == {
+        "job": "sync",
+        "paused": True,
+    }
     paused = env.cli("run", "sync", "--json")
     assert paused.returncode == 1
-    assert json.loads(paused.stdout)["status"] == "paused"
+    refused = json.loads(paused.stdout)
+    assert refused["status"] == "paused"
+    assert set(refused["counts"].values()) == {0}  # DESIGN's summary: every count present
+    assert set(refused["counts"]) == {
+        "create",
+        "update",
+        "delete",
+        "disable",
+        "restore",
+        "staged_delete",
+        "skip",
+        "failure",
+    }
     assert json.loads(env.cli("status", "sync", "--json", check=True).stdout)["code"] == "Paused"
 
     user = env.seed["tenants"][0]["users"][3]
@@ -73,6 +94,16 @@ def test_pause_resume_and_provision_on_demand(sync_env: SyncEnv) -> None:
     skipped = json.loads(env.cli("provision", "sync", outside["id"], "--json").stdout)
     assert skipped["status"] == "skipped"
     assert "not assigned" in skipped["reason"]
+
+    rows_before = env.cli("logs", "sync", "--json", check=True).stdout
+    for bad_id, message in (
+        ("not-a-guid", "must be the user's object id (a GUID)"),
+        ("0b1c0000-dead-4000-8000-00000000beef", "no user 0b1c0000-dead-4000-8000-00000000beef"),
+    ):
+        refused = env.cli("provision", "sync", bad_id)
+        assert refused.returncode == 2
+        assert message in refused.stderr
+    assert env.cli("logs", "sync", "--json", check=True).stdout == rows_before  # nothing recorded
 
     env.cli("resume", "sync", check=True)
     result = env.run_json()
@@ -95,6 +126,10 @@ def test_restart_scopes(sync_env: SyncEnv) -> None:
     )
     full = env.cli("restart", "sync", "--scope", "full", check=True)
     assert "quarantine ended" in full.stdout
+    escrows = json.loads(
+        env.cli("restart", "sync", "--scope", "escrows", "--json", check=True).stdout
+    )
+    assert escrows == {"job": "sync", "scope": "escrows", "done": ["escrows cleared"]}
 
 
 def test_trigger_refuses_to_queue_a_job_twice(sync_env: SyncEnv) -> None:

@@ -177,7 +177,14 @@ def test_provisioning_one_user_on_demand_works_while_paused() -> None:
     created = on_demand(w).provision(ann)
 
     assert (created.action.value, created.status.value) == ("create", "success")
-    assert [s.name for s in created.steps] == ["import", "scoping", "matching", "export", "export"]
+    assert [s.name for s in created.steps] == [
+        "import",
+        "scoping",
+        "matching",
+        "processing",
+        "export",
+        "export",
+    ]
     assert w.target_by_mail("ann@src.example")
     skipped = on_demand(w).provision(ben)
     assert skipped.status.value == "skipped"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,12 +36,38 @@ class Action(StrEnum):
     SKIP = "skip"
     OTHER = "other"
 
+    @property
+    def log_name(self) -> str:
+        """The action as the provisioning log spells it: Entra's `stagedDelete`, else the value."""
+        return "stagedDelete" if self is Action.STAGED_DELETE else self.value
+
+    @classmethod
+    def from_text(cls, text: str) -> Action:
+        """An action as a user may type it: `stagedDelete`, `StagedDelete`, `staged_delete`,
+        `staged-delete`; ValueError names the choices."""
+        key = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", text.strip()).replace("-", "_").lower()
+        try:
+            return cls(key)
+        except ValueError:
+            choices = ", ".join(action.log_name for action in cls)
+            raise ValueError(f"unknown action {text!r} (one of: {choices})") from None
+
 
 class Status(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     SKIPPED = "skipped"
     WARNING = "warning"
+
+    @classmethod
+    def from_text(cls, text: str) -> Status:
+        """A status as a user may type it (any case; `skip` for skipped)."""
+        key = text.strip().lower()
+        try:
+            return cls("skipped" if key == "skip" else key)
+        except ValueError:
+            choices = ", ".join(status.value for status in cls)
+            raise ValueError(f"unknown status {text!r} (one of: {choices})") from None
 
 
 COUNT_KEYS = (

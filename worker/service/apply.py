@@ -191,6 +191,13 @@ class Exporter:
         matched = yield from self._match(address, values, work)
         if matched is not None:
             changes = diff(values.values, matched.attributes)
+            work.steps.append(
+                Step(
+                    "processing",
+                    Status.SUCCESS,
+                    f"link the matched user; changed: {', '.join(sorted(changes)) or 'none'}",
+                )
+            )
             yield from self._write(matched.id, changes, work)
             link = self._new_link(
                 work.item.id, matched.id, {**_known(matched), **_new(changes, work.redacted)}
@@ -206,6 +213,7 @@ class Exporter:
                 link=link,
                 link_changed=True,
             )
+        work.steps.append(Step("processing", Status.SUCCESS, f"create: invite {address}"))
         invitation: Invitation = yield Invite(address, _display_name(values), self.spec.user_type)
         verb = "would invite" if self.dry_run else "invited"
         work.steps.append(

@@ -43,7 +43,7 @@ from worker.domain.model import (
     Step,
     empty_counts,
 )
-from worker.domain.plan import decide_departure
+from worker.domain.plan import Decision, decide_departure
 from worker.ports import (
     CursorStore,
     CycleObserver,
@@ -62,7 +62,13 @@ from worker.ports import (
     Watermark,
 )
 from worker.service.apply import Exporter, Task
-from worker.service.page import PageDispatcher, PageNotTaken, PageRequest, PageWorker
+from worker.service.page import (
+    PageDispatcher,
+    PageNotTaken,
+    PageRequest,
+    PageWorker,
+    processing_step,
+)
 
 log = structlog.get_logger("tenant_sync.cycle")
 
@@ -98,7 +104,7 @@ class CycleResult:
                 "sourceId": o.source_id,
                 "sourceIdentity": o.source_label,
                 "targetId": o.target_id,
-                "action": o.action.value,
+                "action": o.action.log_name,
                 "status": o.status.value,
                 "reason": o.reason,
                 "errorCode": o.error_code or None,
@@ -652,7 +658,16 @@ class _Cycle:
                 status=Status.WARNING,
                 target_id=links[s.source_id].target_id if s.source_id in links else None,
                 reason=f"{s.reason}; {message}",
-                steps=[Step("export", Status.WARNING, "staged: " + message)],
+                steps=[
+                    *_departure_steps(
+                        s,
+                        links.get(s.source_id),
+                        decide_departure(
+                            links.get(s.source_id), s.reason, self.spec.policy, deleted=s.deleted
+                        ),
+                    ),
+                    Step("export", Status.WARNING, "staged: " + message),
+                ],
             )
             for s in staged
         ]
@@ -666,7 +681,7 @@ class _Cycle:
             link = links.get(s.source_id)
             item: SourceItem = SourceRemoval(s.source_id, "deleted")
             decision = decide_departure(link, s.reason, self.spec.policy, deleted=s.deleted)
-            steps = [Step("processing", Status.SUCCESS, f"deletion counted: {s.reason}")]
+            steps = _departure_steps(s, link, decision)
             tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
         done = self.pages.carry_out(tasks, unstaged=ids)
         self.failed_now |= done.failed
@@ -821,6 +836,24 @@ class _Cycle:
             outcomes=self.outcomes,
             deletions=self.deletion_check,
         )
+
+
+def _departure_steps(staged: StagedDeletion, link: Link | None, decision: Decision) -> list[Step]:
+    """The steps of a deletion decided earlier in the cycle, told again on the row that makes
+    (or holds) it, so the log row reads like any other."""
+    steps = [
+        Step(
+            "import",
+            Status.SUCCESS,
+            "gone from the source" if staged.deleted else "read from the source",
+        )
+    ]
+    if not staged.deleted:
+        steps.append(Step("scoping", Status.SKIPPED, staged.reason))
+    if link is not None:
+        steps.append(Step("matching", Status.SUCCESS, f"linked to target user {link.target_id}"))
+    steps.append(processing_step(decision))
+    return steps
 
 
 class _Assignments:

@@ -20,6 +20,10 @@ from worker.service.apply import Exporter
 from worker.service.page import prepare
 
 
+class UnknownSourceUser(LookupError):
+    """The id names no user of the source tenant, and no user this job ever provisioned."""
+
+
 class OnDemand:
     def __init__(
         self,
@@ -38,20 +42,27 @@ class OnDemand:
 
     def provision(self, source_user_id: str) -> ObjectOutcome:
         spec = self.spec
+        started_at = self.clock()
+        self.source.sign_in()
+        self.target.sign_in()
+        user = self.source.get_user(source_user_id, spec.select)
+        link = self.ledger.links_for(spec.name, [source_user_id]).get(source_user_id)
+        if user is None and link is None:
+            # A typo must not leave a run and a log row behind; a linked user who is gone
+            # from the source is deprovisioned, as the next cycle would.
+            raise UnknownSourceUser(
+                f"no user {source_user_id} in the source tenant, and none linked by {spec.name}"
+            )
+        item: SourceItem = user if user is not None else SourceRemoval(source_user_id, "deleted")
         run = RunRecord(
             run_id=str(uuid.uuid4()),
             job=spec.name,
             mode="on_demand",
             dry_run=False,
             trigger="on_demand",
-            started_at=self.clock(),
+            started_at=started_at,
         )
         self.ledger.start_run(run)
-        self.source.sign_in()
-        self.target.sign_in()
-        user = self.source.get_user(source_user_id, spec.select)
-        item: SourceItem = user if user is not None else SourceRemoval(source_user_id, "deleted")
-        link = self.ledger.links_for(spec.name, [source_user_id]).get(source_user_id)
         mapper = Mapper(
             spec.mappings,
             EvaluationContext(now=self.clock, is_unique=self._is_unique),

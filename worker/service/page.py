@@ -28,7 +28,15 @@ from worker.domain.model import (
     Status,
     Step,
 )
-from worker.domain.plan import DeprovisionUser, decide
+from worker.domain.plan import (
+    CreateUser,
+    Decision,
+    DeprovisionUser,
+    NoChange,
+    RestoreUser,
+    UpdateUser,
+    decide,
+)
 from worker.domain.scope import evaluate_scope
 from worker.ports import Ledger, PageWrite
 from worker.service.apply import Exporter, Task
@@ -281,7 +289,26 @@ def prepare(
     decision = decide(
         item, link, in_scope=in_scope, scope_reason=reason, values=values, policy=spec.policy
     )
+    if not isinstance(decision, CreateUser):
+        # A create's matching runs against the target at export; the rest is decided here.
+        if link is not None:
+            steps.append(
+                Step("matching", Status.SUCCESS, f"linked to target user {link.target_id}")
+            )
+        steps.append(processing_step(decision))
     return Task(decision=decision, item=item, link=link, steps=steps, redacted=redacted)
+
+
+def processing_step(decision: Decision) -> Step:
+    """The provisioning log's `processing` step: which action was decided, and why."""
+    if isinstance(decision, NoChange):
+        return Step("processing", Status.SKIPPED, f"no action: {decision.reason}")
+    if isinstance(decision, UpdateUser | RestoreUser):
+        names = ", ".join(sorted(decision.changes)) or "none"
+        return Step("processing", Status.SUCCESS, f"{decision.action.value}; changed: {names}")
+    if isinstance(decision, DeprovisionUser):
+        return Step("processing", Status.SUCCESS, f"{decision.action.value}: {decision.reason}")
+    return Step("processing", Status.SUCCESS, f"create: invite {decision.address}")
 
 
 def _planned_action(link: Link | None) -> Action:

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
-from worker.domain.model import Link, LinkState, ObjectOutcome
+from worker.domain.model import Action, Link, LinkState, ObjectOutcome
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
@@ -727,7 +727,7 @@ class SqlLedger:
                     "sourceIdentity": row.source_label,
                     "sourceMail": row.source_mail or None,
                     "targetId": row.target_id,
-                    "action": row.action,
+                    "action": Action(row.action).log_name,
                     "status": row.status,
                     "reason": row.reason,
                     "errorCode": row.error_code,
