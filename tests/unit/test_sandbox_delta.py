@@ -191,6 +191,17 @@ def test_incremental_round_reports_each_kind_of_change() -> None:
     assert items == []
 
 
+def test_deltatoken_latest_skips_the_initial_round() -> None:
+    api = Api(n_users=3)
+    body = api.ok("GET", "/users/delta?$deltatoken=latest&$select=displayName")
+    assert body["value"] == []  # nobody, though three users exist
+    api.ok("PATCH", f"/users/{uid(2)}", {"displayName": "Changed"})
+
+    items, _, _ = api.round(body["@odata.deltaLink"])
+
+    assert items == [{"id": uid(2), "displayName": "Changed"}]  # only what changed since
+
+
 def test_change_during_paging_is_replayed_not_lost() -> None:
     api = Api(n_users=4)
     first = api.ok("GET", "/users/delta?$select=displayName&$top=2")

@@ -204,6 +204,9 @@ def _token_from_request(req: GraphRequest, kind: str) -> DeltaToken:
     text = req.q("$deltatoken") or req.q("$skiptoken")
     if text is None:
         return _initial_token(req, kind)
+    if req.q("$deltatoken") is not None and text.lower() == "latest":
+        # Graph's shortcut: no initial round, just a deltaLink for what changes from now on.
+        return _replace(_initial_token(req, kind), since=req.tenant.seq)
     try:
         tok = DeltaToken.decode(text)
     except tokens.TokenError as exc:
