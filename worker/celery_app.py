@@ -113,6 +113,43 @@ def _serve_metrics(**_: Any) -> None:
         metrics.serve(config.metrics.port, config.metrics.host)
 
 
+@signals.worker_ready.connect
+def _resume_interrupted_cycles(sender: Any = None, **_: Any) -> None:
+    """A cycle whose worker was killed (kill -9, OOM, a lost node) waits for nobody: the next
+    worker to start queues it again, and it resumes from its last committed page."""
+    import uuid
+
+    import structlog
+
+    from worker.bootstrap import open_runtime
+    from worker.service.admin import interrupted
+
+    app = get_app()
+    config: Config = app.tenant_sync_config
+    log = structlog.get_logger("tenant_sync.worker")
+    runtime = open_runtime(config, migrate=False)
+    try:
+        guard = runtime.queue_guard()
+        for job in interrupted(
+            runtime.ledger, runtime.cursors, runtime.job_lock(), list(config.jobs)
+        ):
+            task_id = str(uuid.uuid4())
+            ttl = int(config.job(job).raw.schedule.interval.total_seconds())
+            if guard.claim_queue(job, task_id, ttl_s=ttl):
+                continue  # already queued (another worker that started too)
+            app.send_task(
+                RUN_JOB_TASK,
+                args=[job],
+                kwargs={"mode": "auto", "trigger": "resume"},
+                task_id=task_id,
+            )
+            log.info("interrupted cycle queued again", job_id=job, task_id=task_id)
+    except Exception as exc:  # the worker must start even if this fails
+        log.warning("could not look for interrupted cycles", error=repr(exc))
+    finally:
+        runtime.close()
+
+
 @signals.worker_process_shutdown.connect
 def _forget_process(pid: int | None = None, **_: Any) -> None:
     if get_app().tenant_sync_config.metrics.port and pid:

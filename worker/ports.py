@@ -235,6 +235,9 @@ class JobLock(Protocol):
     def hold(self, job: str) -> AbstractContextManager[Lease]:
         """Hold the job's cluster-wide lock for the block; raise AlreadyRunning if taken."""
 
+    def is_held(self, job: str) -> bool:
+        """Whether a cycle that may be alive holds the job's lock."""
+
 
 @dataclass
 class PageWrite:

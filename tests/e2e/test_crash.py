@@ -232,6 +232,56 @@ def test_answers_lost_after_committed_writes_never_duplicate(
         fault_summary["duplicates"] += result["duplicates"]
 
 
+def test_a_killed_worker_is_replaced_and_the_cycle_resumes_without_a_trigger(
+    tmp_path: Path, fault_summary: dict[str, int]
+) -> None:
+    seed = build_world_seed(users=600, prior_b2b=True)
+    seed["limits"] = ROOMY_LIMITS
+    seed["faults"] = {"latency_ms": 20}
+    # The default lock_ttl (60 s): the dead cycle's lock must not make the new worker wait.
+    with sync_world(tmp_path, seed) as env:
+        environment = {**os.environ, "TENANT_SYNC_CONFIG": str(env.config)}
+
+        def worker(name: str) -> Any:
+            return background(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker"),
+                    *("-c", "2", "-n", f"{name}@%h", "--without-mingle", "--without-gossip"),
+                ],
+                tmp_path / f"{name}.log",
+                env=environment,
+            )
+
+        with worker("first") as first:
+            env.cli("trigger", "sync", "--full", check=True)
+            wait_for(lambda: target_writes(env) >= 300, "the cycle under way", 120)
+            os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, mid-cycle
+            first.wait()
+        interrupted = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert interrupted["progress"] is not None
+        assert interrupted["running"] is False  # its holder is dead, whatever the lock says
+
+        # Nobody triggers anything: the next worker to start picks the cycle up.
+        with worker("second"):
+
+            def finished() -> bool:
+                status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+                return status["progress"] is None and status["lastSuccessfulExecution"] is not None
+
+            wait_for(finished, "the interrupted cycle to finish", 240)
+        # within the dead cycle's lock_ttl: its lock was taken over, not waited out
+        assert "job lock taken over" in (tmp_path / "second.log").read_text()
+
+        result = assert_exact(env, in_scope_of(seed))
+        assert (
+            sum(v for k, v in run_to_success(env, "--full")["counts"].items() if k != "skip") == 0
+        )
+        fault_summary["kills"] += 1
+        fault_summary["cycles"] += 3
+        fault_summary["lost"] += result["lost"]
+        fault_summary["duplicates"] += result["duplicates"]
+
+
 def test_two_workers_and_two_beats_never_run_a_job_twice_at_once(tmp_path: Path) -> None:
     seed = build_world_seed(users=300, prior_b2b=False)
     seed["limits"] = ROOMY_LIMITS

@@ -79,24 +79,15 @@ def test_the_job_lock_admits_one_holder(embedded: EmbeddedRedis) -> None:
     assert not first.is_held("job")
 
 
-def test_the_lock_is_renewed_while_held_and_expires_when_its_holder_dies(
-    embedded: EmbeddedRedis,
-) -> None:
-    url = embedded.ensure_running()
-    client = connect(url)
-    lock = RedisJobLock(client, ttl_s=1.5)
-    with lock.hold("job"):
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:  # held well past its ttl: the renewal works
-            assert client.exists(lock_key("job"))
-            time.sleep(0.1)
+def start_holder(url: str) -> subprocess.Popen[str]:
+    """Another process that takes the job's lock and keeps it."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time; from worker.adapters.state.redis_store import RedisJobLock, connect\n"
-            "lock = RedisJobLock(connect(sys.argv[1]), ttl_s=1.5)\n"
-            "with lock.hold('job'):\n    print('held', flush=True); time.sleep(60)",
+            "lock = RedisJobLock(connect(sys.argv[1]), ttl_s=30)\n"
+            "with lock.hold('job'):\n    print('held', flush=True); time.sleep(120)",
             url,
         ],
         stdout=subprocess.PIPE,
@@ -104,11 +95,54 @@ def test_the_lock_is_renewed_while_held_and_expires_when_its_holder_dies(
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
-    os.kill(holder.pid, 9)
-    holder.wait()
+    return holder
+
+
+def test_the_lock_is_renewed_while_held(embedded: EmbeddedRedis) -> None:
+    client = connect(embedded.ensure_running())
+    lock = RedisJobLock(client, ttl_s=1.5)
+    with lock.hold("job"):
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # held well past its ttl: the renewal works
+            assert client.exists(lock_key("job"))
+            time.sleep(0.1)
+
+
+def test_a_holder_killed_on_this_machine_frees_the_lock_at_once(embedded: EmbeddedRedis) -> None:
+    url = embedded.ensure_running()
+    client = connect(url)
+    holder = start_holder(url)
+    try:
+        with pytest.raises(AlreadyRunning), RedisJobLock(client).hold("job"):
+            pass  # alive: it keeps the job
+        assert RedisJobLock(client).is_held("job")
+        os.kill(holder.pid, 9)  # and not reaped: a zombie is dead too
+        deadline = time.monotonic() + 10
+        while RedisJobLock(client).is_held("job"):  # the signal takes a moment to land
+            assert time.monotonic() < deadline, "a killed holder still counts as running"
+            time.sleep(0.05)
+
+        with RedisJobLock(client, ttl_s=30).hold("job") as lease:  # no wait for its 30 s expiry
+            assert client.get(lock_key("job")) == lease.token.encode()
+        assert not client.exists(lock_key("job"))  # released as usual
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_holder_on_another_machine_keeps_the_lock_until_it_expires(
+    embedded: EmbeddedRedis,
+) -> None:
+    client = connect(embedded.ensure_running())
+    # What another machine's cycle writes: its own machine id; its pid means nothing here.
+    client.set(lock_key("job"), "7:abc:0123456789abcdef/999999", px=1500)
+
+    with pytest.raises(AlreadyRunning), RedisJobLock(client).hold("job"):
+        pass
+
     deadline = time.monotonic() + 10
     while client.exists(lock_key("job")):
-        assert time.monotonic() < deadline, "the dead holder's lock never expired"
+        assert time.monotonic() < deadline, "the lock never expired"
         time.sleep(0.1)
     with RedisJobLock(client).hold("job"):
         pass

@@ -298,6 +298,9 @@ class FakeLock:
         finally:
             self.held.discard(job)
 
+    def is_held(self, job: str) -> bool:
+        return job in self.held
+
 
 class CrashAfter(Exception):
     """Raised by FakeLedger to simulate the process dying after N page commits."""

@@ -272,6 +272,29 @@ def test_crash_mid_cycle_resumes_without_duplicates_or_gaps() -> None:
     assert len(w.target.users) == 7
 
 
+def test_a_cycle_stopped_half_way_is_found_for_resuming_unless_paused_or_running() -> None:
+    from worker.domain.health import JobState
+    from worker.service.admin import interrupted
+
+    w = World(page_size=2)
+    for i in range(5):
+        w.user(f"user{i}")
+    assert interrupted(w.ledger, w.cursors, w.lock, ["job"]) == []  # never ran
+    w.ledger.crash_after_commits = 1
+    with pytest.raises(CrashAfter):
+        w.run()
+    w.ledger.crash_after_commits = None
+
+    assert interrupted(w.ledger, w.cursors, w.lock, ["job", "other"]) == ["job"]
+    with w.lock.hold("job"):  # someone runs it right now
+        assert interrupted(w.ledger, w.cursors, w.lock, ["job"]) == []
+    w.ledger.save_job_state(JobState("job", paused=True))
+    assert interrupted(w.ledger, w.cursors, w.lock, ["job"]) == []
+    w.ledger.save_job_state(JobState("job"))
+    w.run()
+    assert interrupted(w.ledger, w.cursors, w.lock, ["job"]) == []  # finished
+
+
 def test_an_empty_source_read_is_an_error_not_a_mass_delete() -> None:
     w = World()
     ann = w.user("ann")

@@ -61,3 +61,15 @@ def restart(
         )
         done.append("quarantine ended")
     return done
+
+
+def interrupted(ledger: Ledger, cursors: CursorStore, lock: JobLock, jobs: list[str]) -> list[str]:
+    """Jobs whose cycle stopped half-way (its process died) and that nobody runs now: a worker
+    that starts resumes them rather than leave them to the next scheduled cycle."""
+    return [
+        job
+        for job in jobs
+        if cursors.load(job).progress is not None
+        and not lock.is_held(job)
+        and not ledger.job_state(job).paused
+    ]

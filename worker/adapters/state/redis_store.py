@@ -8,21 +8,28 @@ acquisition also takes a fencing token from a per-job counter.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import redis
+import structlog
 from redis.lock import Lock
 
 from worker.domain.errors import Transient
 from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
 
 PREFIX = "tenant-sync"
+
+log = structlog.get_logger("tenant_sync.lock")
 
 
 def cursor_key(job: str) -> str:
@@ -97,6 +104,60 @@ class RedisCursorStore:
         self.client.delete(cursor_key(job))
 
 
+# Replace the lock's value only if it is still the dead holder's token, keeping an expiry.
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _machine() -> str:
+    """This kernel instance and process namespace: where a pid means the same process."""
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        with contextlib.suppress(OSError):
+            parts.append(
+                os.readlink(path) if path.endswith("/pid") else Path(path).read_text().strip()
+            )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def holder_id() -> str:
+    return f"{_machine()}/{os.getpid()}"
+
+
+def holder_is_dead(token: str) -> bool:
+    """Whether the lock's holder is a process of this machine that no longer runs.
+
+    Only a certainty counts: another machine's holder, an unreadable token, or a pid that
+    exists (even reused) is taken as alive, and its lock expires by itself.
+    """
+    holder = token.split(":", 2)[-1] if token.count(":") >= 2 else ""
+    machine, _, pid_text = holder.partition("/")
+    if machine != _machine() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # another user's live process
+    with contextlib.suppress(OSError, IndexError):
+        # A killed process its parent has not reaped yet is a zombie: dead all the same.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
 class RedisJobLock:
     """One cycle of a job at a time anywhere in the cluster."""
 
@@ -104,21 +165,28 @@ class RedisJobLock:
         self.client = client
         self.ttl_s = ttl_s
         self.fencing_token: int | None = None
+        self._swap = client.register_script(_SWAP)
 
     def is_held(self, job: str) -> bool:
-        return bool(self.client.exists(lock_key(job)))
+        """Held by a cycle that may be alive (a dead holder on this machine does not count)."""
+        try:
+            held = self.client.get(lock_key(job))
+        except redis.RedisError as exc:
+            raise Transient(f"cannot read the job lock in Redis: {exc}") from exc
+        return held is not None and not holder_is_dead(_text(held))
 
     @contextmanager
     def hold(self, job: str) -> Iterator[Lease]:
         # The token (unique per acquisition: a fencing counter and randomness) is what the lock
         # key holds; cursor saves check it (RedisCursorStore.save) so a holder that lost the
-        # lock cannot write over the next one's progress.
+        # lock cannot write over the next one's progress. It also names the holder's machine
+        # and process, so that a cycle killed on this machine frees the lock at once.
         token = ""
         lock = Lock(self.client, lock_key(job), timeout=self.ttl_s, thread_local=False)
         try:
             self.fencing_token = int(self.client.incr(fence_key(job)))
-            token = f"{self.fencing_token}:{uuid.uuid4().hex}"
-            if not lock.acquire(blocking=False, token=token):
+            token = f"{self.fencing_token}:{uuid.uuid4().hex}:{holder_id()}"
+            if not lock.acquire(blocking=False, token=token) and not self._take_over(lock, token):
                 raise AlreadyRunning(f"a cycle of job {job!r} is already running")
         except redis.RedisError as exc:
             raise Transient(f"cannot take the job lock in Redis: {exc}") from exc
@@ -136,6 +204,19 @@ class RedisJobLock:
             # lock expires by itself): either way there is nothing to release.
             with contextlib.suppress(redis.exceptions.LockError, redis.RedisError):
                 lock.release()
+
+    def _take_over(self, lock: Lock, token: str) -> bool:
+        """Take the lock from a holder that died on this machine (kill -9, OOM), rather than
+        wait for its expiry; the swap happens only if that holder's token is still there."""
+        held = self.client.get(lock.name)
+        if held is None or not holder_is_dead(_text(held)):
+            return False
+        swapped = self._swap(keys=[lock.name], args=[held, token, int(self.ttl_s * 1000)])
+        if not swapped:
+            return False
+        lock.local.token = token.encode()
+        log.warning("job lock taken over", dead_holder=_text(held).split(":", 2)[-1])
+        return True
 
     def _renew(self, lock: Lock, stop: threading.Event) -> None:
         while not stop.wait(self.ttl_s / 3):
