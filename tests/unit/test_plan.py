@@ -44,13 +44,14 @@ def test_unchanged_values_are_a_redundant_export() -> None:
     assert decision.reason == REDUNDANT_EXPORT
 
 
-def test_account_disabled_is_a_disable_update() -> None:
+def test_account_disabled_in_the_source_is_an_update() -> None:
     values = MappedValues({"displayName": "Ann", "accountEnabled": False})
     decision = decide(
         ANN, link(), in_scope=True, scope_reason="", values=values, policy=JobPolicy()
     )
     assert isinstance(decision, UpdateUser)
-    assert decision.action is Action.DISABLE
+    assert decision.action is Action.UPDATE  # DESIGN: an update, not a delete
+    assert decision.changes["accountEnabled"].new is False
 
 
 def test_soft_deleted_link_back_in_scope_is_restored() -> None:

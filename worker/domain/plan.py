@@ -46,7 +46,8 @@ class UpdateUser:
     link: Link
     changes: dict[str, Change]
     values: MappedValues
-    action: Action = Action.UPDATE
+
+    action = Action.UPDATE
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,6 @@ def decide(
         return NoChange(reason=REDUNDANT_EXPORT, link=link)
     if not policy.update:
         return NoChange(reason="update action is off", link=link)
-    disabling = "accountEnabled" in changes and changes["accountEnabled"].new is False
-    return UpdateUser(
-        link=link,
-        changes=changes,
-        values=values,
-        action=Action.DISABLE if disabling else Action.UPDATE,
-    )
+    # A source user disabled is an update that carries accountEnabled=false (DESIGN section 2):
+    # `disable` is the deprovisioning of `deprovision: disable`, which the threshold counts.
+    return UpdateUser(link=link, changes=changes, values=values)
