@@ -92,6 +92,10 @@ def purge_logs(self: Task) -> dict[str, Any]:
 
 EXPORT_PAGE_TASK = "tenant_sync.export_page"
 PAGE_START_TIMEOUT_S = 120.0  # then the cycle exports the page itself
+# A page no worker has started by then never starts: the cycle takes it back a little later,
+# and a page redelivered after its worker died (the broker's visibility timeout, an hour) would
+# carry source values that may be stale by then.
+PAGE_EXPIRES_S = 0.8 * PAGE_START_TIMEOUT_S
 PAGE_TIMEOUT_S = 3600.0
 
 
@@ -109,18 +113,26 @@ def export_page(self: JobTask, job_id: str, run_id: str, page: dict[str, Any]) -
 class CeleryDispatcher:
     """Pages to any worker through Celery; the cycle's own task waits for them in order."""
 
-    def __init__(self, app: Any, *, window: int) -> None:
+    def __init__(
+        self, app: Any, *, window: int, start_timeout_s: float = PAGE_START_TIMEOUT_S
+    ) -> None:
         self.app = app
         self.window = window
+        self.start_timeout_s = start_timeout_s
 
     def submit(self, job: str, run_id: str, page: PageRequest) -> object:
-        return self.app.send_task(EXPORT_PAGE_TASK, args=[job, run_id, page.to_json()])
+        # A page no worker has started by then never starts (see PAGE_EXPIRES_S).
+        return self.app.send_task(
+            EXPORT_PAGE_TASK,
+            args=[job, run_id, page.to_json()],
+            expires=PAGE_EXPIRES_S * self.start_timeout_s / PAGE_START_TIMEOUT_S,
+        )
 
     def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
         result: Any = handle
         started = time.monotonic()
         while result.state == "PENDING":
-            if time.monotonic() - started > PAGE_START_TIMEOUT_S:
+            if time.monotonic() - started > self.start_timeout_s:
                 result.revoke()  # a worker that takes it after all will not run it
                 raise PageNotTaken(f"no worker started page {result.id}")
             time.sleep(0.05)

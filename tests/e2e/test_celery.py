@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,29 @@ def test_one_jobs_pages_fan_out_to_several_workers(sync_env: SyncEnv, tmp_path: 
     assert len({u["mail"] for u in live}) == in_scope  # no duplicates
     exported_by = [log.read_text().count("tenant_sync.export_page") for log in logs]
     assert sum(1 for n in exported_by if n) >= 2, exported_by  # pages went to several workers
+
+
+def test_a_page_no_worker_started_in_time_is_never_exported_later(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    """A page sent to the workers that none starts in time is taken back by its cycle; the
+    message itself must not run later (say, redelivered an hour on, with stale values)."""
+    from worker.domain.model import SourceUser
+    from worker.service.page import PageRequest
+    from worker.tasks import CeleryDispatcher
+
+    env = sync_env
+    celery = create_celery(load_config(env.config))
+    dispatcher = CeleryDispatcher(celery, window=1, start_timeout_s=2.0)
+    user = env.seed["tenants"][0]["users"][0]
+    page = PageRequest(items=[SourceUser(user["id"], user)], full=False, assigned=[user["id"]])
+    before = env.target_users()
+    handle: Any = dispatcher.submit("sync", "00000000-0000-4000-8000-000000000000", page)
+    sent = time.monotonic()
+    poll(lambda: time.monotonic() - sent > 2.0, "the page's start deadline to pass")
+
+    with worker(env, tmp_path / "worker.log"):
+        poll(lambda: handle.state == "REVOKED", "the late page to be refused")
+
+    assert env.target_users() == before  # nobody was invited by the stale page
+    assert env.sandbox.stats()["writes"].get(env.seed["tenants"][1]["tenant_id"], 0) == 0
