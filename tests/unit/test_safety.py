@@ -134,6 +134,8 @@ def test_a_failing_job_is_quarantined_and_scheduled_cycles_back_off() -> None:
     w.now += timedelta(minutes=40)
     with pytest.raises(NotDue):
         w.run(trigger="schedule")
+    with pytest.raises(NotDue):
+        w.run(trigger="resume")  # a restarted worker does not hammer it either
     w.target.credentials_rejected = False
     assert w.run(trigger="manual").status == "success"  # an operator may always run it
     assert not w.ledger.job_state("job").in_quarantine

@@ -177,7 +177,10 @@ class CycleService:
         if state.paused:
             raise JobPaused(f"job {self.spec.name!r} is paused (tenant-sync resume to go on)")
         now = self.clock()
-        if trigger == "schedule" and state.next_attempt_at and now < state.next_attempt_at:
+        # Only a person's request runs a quarantined job before its next attempt; a worker
+        # resuming a killed cycle waits like the schedule does.
+        unattended = trigger in ("schedule", "resume")
+        if unattended and state.next_attempt_at and now < state.next_attempt_at:
             raise NotDue(
                 f"job {self.spec.name!r} is in quarantine ({state.quarantine_reason}); "
                 f"next attempt at {state.next_attempt_at.isoformat()}"

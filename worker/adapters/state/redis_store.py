@@ -8,6 +8,7 @@ acquisition also takes a fencing token from a per-job counter.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -118,6 +119,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@functools.cache
 def _machine() -> str:
     """This kernel instance and process namespace: where a pid means the same process."""
     parts = [socket.gethostname()]
