@@ -34,6 +34,10 @@ TARGET = TenantInfo(
     "aaaaaaaa-0000-4000-8000-000000000002",
     "target-secret",
 )
+# The counts of `run --json`, as DESIGN section 3 lists them (every one present, 0 when none).
+DESIGN_COUNT_KEYS = frozenset(
+    ("create", "update", "delete", "disable", "restore", "staged_delete", "skip", "failure")
+)
 GROUP = "33333333-3333-4333-8333-333333333333"
 DEPARTMENTS = ("Sales", "Engineering", "Finance", "Legal")
 
