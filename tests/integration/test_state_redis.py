@@ -46,6 +46,34 @@ def test_embedded_server_is_started_once_and_reused(
     assert out.stdout.strip() == url
 
 
+def test_a_restarted_server_listens_where_its_clients_already_point(
+    embedded: EmbeddedRedis, tmp_path: Path
+) -> None:
+    url = embedded.ensure_running()
+    client = connect(url)  # a worker's connection, made before the restart
+    client.set("k", "v")
+    assert embedded.stop()
+
+    assert embedded.ensure_running() == url  # same port: running workers and beats reconnect
+
+    assert client.get("k") == b"v"
+
+
+def test_a_taken_port_gets_a_new_one(embedded: EmbeddedRedis) -> None:
+    import socket
+
+    url = embedded.ensure_running()
+    assert embedded.stop()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        moved = embedded.ensure_running()
+    assert moved != url
+    assert connect(moved).ping()
+
+
 def test_cursors_survive_a_server_restart(embedded: EmbeddedRedis) -> None:
     client = connect(embedded.ensure_running())
     store = RedisCursorStore(client)

@@ -37,11 +37,20 @@ def valkey_binary() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_port(preferred: int | None = None) -> int:
+    """`preferred` if it can be bound, else any free port."""
+    for candidate in ((preferred,) if preferred else ()) + (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As the server binds: connections of the previous server still in TIME_WAIT do
+            # not make the port unusable, a listener does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port: int = sock.getsockname()[1]
+            return port
+    raise StopSync("no free port on 127.0.0.1 for the embedded Redis server")
 
 
 def _responds(url: str) -> bool:
@@ -61,6 +70,9 @@ class EmbeddedRedis:
     def __init__(self, state_dir: Path, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.dir = (state_dir / "redis").resolve()
         self.url_file = self.dir / "url"
+        # Kept across stops: a server started again listens where running workers and beats
+        # already point, so they reconnect by themselves.
+        self.port_file = self.dir / "port"
         self.pid_file = self.dir / "valkey.pid"
         self.log_file = self.dir / "valkey.log"
         self._sleep = sleep
@@ -90,7 +102,8 @@ class EmbeddedRedis:
             return self._start()
 
     def _start(self) -> str:
-        port = _free_port()
+        port = _free_port(self._previous_port())
+        self.port_file.write_text(f"{port}\n")
         conf = self.dir / "valkey.conf"
         conf.write_text(
             "\n".join(
@@ -148,6 +161,12 @@ class EmbeddedRedis:
                     self._sleep(0.05)
             self.url_file.unlink(missing_ok=True)
             return bool(url or pid)
+
+    def _previous_port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _pid(self) -> int | None:
         try:
