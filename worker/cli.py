@@ -357,8 +357,18 @@ def trigger(
             kwargs={"mode": "full" if full else "auto", "trigger": "manual"},
             task_id=task_id,
         )
+        # Queued either way; but a cycle nobody will run soon deserves a word.
+        workers = len(celery.control.ping(timeout=1.0) or [])
+    if not workers:
+        err.print(
+            "tenant-sync: warning: no Celery worker answered; the cycle runs when one starts "
+            "(celery -A worker.celery_app worker)",
+            markup=False,
+        )
     if as_json:
-        emit_json({"job": job, "task_id": task_id, "mode": "full" if full else "auto"})
+        emit_json(
+            {"job": job, "task_id": task_id, "mode": "full" if full else "auto", "workers": workers}
+        )
     else:
         out.print(task_id, markup=False)
 

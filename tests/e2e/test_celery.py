@@ -59,6 +59,8 @@ def test_trigger_runs_the_cycle_in_a_worker_process(sync_env: SyncEnv, tmp_path:
         poll(lambda: celery.control.ping(timeout=0.5), "the worker to answer")
         triggered = env.cli("trigger", "sync", "--full", "--json", check=True)
         task_id = json.loads(triggered.stdout)["task_id"]
+        assert json.loads(triggered.stdout)["workers"] == 1
+        assert "no Celery worker" not in triggered.stderr
         result = celery.AsyncResult(task_id).get(timeout=DEADLINE_S)
 
     assert result["status"] == "success", (tmp_path / "worker.log").read_text()[-3000:]

@@ -128,6 +128,8 @@ def test_trigger_refuses_to_queue_a_job_twice(sync_env: SyncEnv) -> None:
     env = sync_env
     first = env.cli("trigger", "sync", "--json", check=True)
     task_id = json.loads(first.stdout)["task_id"]
+    assert json.loads(first.stdout)["workers"] == 0
+    assert "no Celery worker answered" in first.stderr  # queued, but said plainly
     second = env.cli("trigger", "sync", "--json")  # no worker is running: the first still waits
     assert second.returncode == 1
     assert json.loads(second.stdout)["status"] == "already_queued"
