@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,10 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
 app.add_typer(redis_app, name="redis")
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped or captured output has no terminal width to respect: rich's 80 columns would cut the
+# tables' ids and names short, so give them room unless COLUMNS says otherwise.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = typer.Option(
