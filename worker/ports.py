@@ -276,6 +276,9 @@ class Ledger(Protocol):
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
+    def run_counts(self, job: str, run_id: str) -> dict[str, int]:
+        """What the committed pages of a run did, counted from its provisioning-log rows."""
+
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]: ...
 
     def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]: ...

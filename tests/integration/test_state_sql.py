@@ -143,6 +143,17 @@ def test_runs_and_log_queries(ledger: SqlLedger) -> None:
     row = ledger.logs("job", user="t-s1")[0]
     assert row["modifiedProperties"] == {"displayName": {"old": None, "new": "Ann"}}
     assert row["steps"] == [{"name": "export", "status": "success", "detail": "invited"}]
+    failed = ObjectOutcome(source_id="s3", action=Action.UPDATE, status=Status.FAILURE)
+    skipped = ObjectOutcome(source_id="s4", action=Action.SKIP, status=Status.SKIPPED)
+    ledger.commit_page("job", "run1", PageWrite(outcomes=[failed, skipped, outcome("s5")]))
+    assert ledger.run_counts("job", "run1") == {
+        "create": 2,
+        "update": 1,
+        "skip": 1,
+        "failure": 1,
+        "failure.update": 1,
+    }
+    assert ledger.run_counts("job", "run2") == {}
 
 
 def test_job_state_escrows_and_staged_deletions_round_trip(ledger: SqlLedger) -> None:

@@ -269,6 +269,7 @@ class FakeCursors:
     def __init__(self) -> None:
         self.cursors: dict[str, Cursor] = {}
         self.revoked: set[str] = set()  # leases whose lock expired under them
+        self.saves_left: int | None = None  # then saving fails, as when Redis goes away
 
     def load(self, job: str) -> Cursor:
         return copy.deepcopy(self.cursors.get(job, Cursor()))
@@ -276,6 +277,10 @@ class FakeCursors:
     def save(self, job: str, cursor: Cursor, lease: Lease | None = None) -> None:
         if lease is not None and lease.token in self.revoked:
             raise LockLost("the lease was taken over")
+        if self.saves_left is not None:
+            if self.saves_left <= 0:
+                raise Transient("cannot write the cursor to Redis")
+            self.saves_left -= 1
         self.cursors[job] = copy.deepcopy(cursor)
 
     def clear(self, job: str) -> None:
@@ -327,6 +332,16 @@ class FakeLedger:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self.runs.get(run_id)
+
+    def run_counts(self, job: str, run_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for logged_run, outcome in self.log:
+            if logged_run == run_id:
+                counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
+                if outcome.count_key == "failure":
+                    key = f"failure.{outcome.action.value}"
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         runs = [r for r in self.runs.values() if r.job == job]

@@ -296,6 +296,23 @@ def test_a_cycle_stopped_half_way_is_found_for_resuming_unless_paused_or_running
     assert interrupted(w.ledger, w.cursors, w.lock, ["job"]) == []  # finished
 
 
+def test_a_resumed_cycle_counts_what_its_committed_pages_did() -> None:
+    w = World(page_size=2)
+    for i in range(7):
+        w.user(f"user{i}")
+    # Redis goes away after page 2 is committed in SQL but before its cursor save.
+    w.cursors.saves_left = 3
+    assert w.run().status == "failed"
+    w.cursors.saves_left = None
+
+    result = w.run()
+
+    assert result.status == "success"
+    assert len(w.target.users) == 7
+    assert result.counts["create"] == 7  # page 2's creates are not lost from the summary
+    assert result.counts["skip"] == 2  # page 2, read again, had nothing left to do
+
+
 def test_an_empty_source_read_is_an_error_not_a_mass_delete() -> None:
     w = World()
     ann = w.user("ann")

@@ -205,11 +205,16 @@ class ObjectOutcome:
 
     @property
     def count_key(self) -> str:
-        if self.status is Status.FAILURE:
-            return "failure"
-        if self.status is Status.SKIPPED:
-            return "skip"
-        return self.action.value
+        return count_key(self.action, self.status)
+
+
+def count_key(action: Action, status: Status) -> str:
+    """Which `run --json` count an outcome adds to."""
+    if status is Status.FAILURE:
+        return "failure"
+    if status is Status.SKIPPED:
+        return "skip"
+    return action.value
 
 
 def empty_counts() -> dict[str, int]:

@@ -334,7 +334,14 @@ class _Cycle:
             and previous.fingerprint == fingerprint
             and self.requested in ("auto", previous.mode)
         ):
-            return previous  # resume the interrupted cycle where its last committed page ended
+            # Resume the interrupted cycle where its last committed page ended. Its counts are
+            # what SQL holds for it: the page committed just before the crash may not have
+            # reached the counts saved with the cursor.
+            previous.counts = {
+                **empty_counts(),
+                **self.s.ledger.run_counts(self.spec.name, previous.run_id),
+            }
+            return previous
         return Progress(
             run_id=str(uuid.uuid4()),
             mode=self._choose_mode(fingerprint).value,

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome
+from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, count_key
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
@@ -739,6 +739,21 @@ class SqlLedger:
                 }
                 for row in session.scalars(query)
             ]
+
+    def run_counts(self, job: str, run_id: str) -> dict[str, int]:
+        query = (
+            select(LogRow.action, LogRow.status, func.count())
+            .where(LogRow.job == job, LogRow.run_id == run_id)
+            .group_by(LogRow.action, LogRow.status)
+        )
+        counts: dict[str, int] = {}
+        with self._session() as session:
+            for action, status, n in session.execute(query):
+                key = count_key(Action(action), Status(status))
+                counts[key] = counts.get(key, 0) + n
+                if key == "failure":  # which action failed, as the cycle counts it
+                    counts[f"failure.{action}"] = counts.get(f"failure.{action}", 0) + n
+        return counts
 
     def purge_logs(self, before: datetime) -> int:
         """Forget provisioning-log rows older than `before` (runs, small, are kept for status);
