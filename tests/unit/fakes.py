@@ -29,6 +29,7 @@ from worker.domain.model import (
     SourceRemoval,
     SourceUser,
     TargetUser,
+    add_counts,
 )
 from worker.ports import (
     AlreadyRunning,
@@ -337,10 +338,7 @@ class FakeLedger:
         counts: dict[str, int] = {}
         for logged_run, outcome in self.log:
             if logged_run == run_id:
-                counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
-                if outcome.count_key == "failure":
-                    key = f"failure.{outcome.action.value}"
-                    counts[key] = counts.get(key, 0) + 1
+                add_counts(counts, outcome.action, outcome.status)
         return counts
 
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:

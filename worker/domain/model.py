@@ -205,16 +205,22 @@ class ObjectOutcome:
 
     @property
     def count_key(self) -> str:
-        return count_key(self.action, self.status)
+        return count_keys(self.action, self.status)[0]
 
 
-def count_key(action: Action, status: Status) -> str:
-    """Which `run --json` count an outcome adds to."""
+def count_keys(action: Action, status: Status) -> tuple[str, ...]:
+    """The counts an outcome adds to: its `run --json` count, and for a failure also
+    `failure.<action>` (which action failed, for the metrics; the summary shows the total)."""
     if status is Status.FAILURE:
-        return "failure"
+        return ("failure", f"failure.{action.value}")
     if status is Status.SKIPPED:
-        return "skip"
-    return action.value
+        return ("skip",)
+    return (action.value,)
+
+
+def add_counts(counts: dict[str, int], action: Action, status: Status, n: int = 1) -> None:
+    for key in count_keys(action, status):
+        counts[key] = counts.get(key, 0) + n
 
 
 def empty_counts() -> dict[str, int]:

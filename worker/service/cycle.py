@@ -41,6 +41,7 @@ from worker.domain.model import (
     SourceUser,
     Status,
     Step,
+    add_counts,
     empty_counts,
 )
 from worker.domain.plan import Decision, decide_departure
@@ -781,12 +782,7 @@ class _Cycle:
         return {i for i in ids if i in scope.user_ids} | self.assignments.assigned(ids)
 
     def _count(self, outcome: ObjectOutcome) -> None:
-        counts = self.progress.counts
-        counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
-        if outcome.status is Status.FAILURE:
-            # which action failed, for the metrics (the summary shows only the total)
-            key = f"failure.{outcome.action.value}"
-            counts[key] = counts.get(key, 0) + 1
+        add_counts(self.progress.counts, outcome.action, outcome.status)
 
     # end ----------------------------------------------------------------------------------------
     def _save(self) -> None:

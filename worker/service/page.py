@@ -27,6 +27,7 @@ from worker.domain.model import (
     SourceUser,
     Status,
     Step,
+    add_counts,
 )
 from worker.domain.plan import (
     CreateUser,
@@ -92,10 +93,7 @@ class PageDone:
         """The outcomes as `run` counts them (and failures per action, for the metrics)."""
         counts: dict[str, int] = {}
         for outcome in self.write.outcomes:
-            counts[outcome.count_key] = counts.get(outcome.count_key, 0) + 1
-            if outcome.status is Status.FAILURE:
-                key = f"failure.{outcome.action.value}"
-                counts[key] = counts.get(key, 0) + 1
+            add_counts(counts, outcome.action, outcome.status)
         return counts
 
 

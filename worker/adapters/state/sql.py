@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, count_key
+from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
@@ -749,10 +749,7 @@ class SqlLedger:
         counts: dict[str, int] = {}
         with self._session() as session:
             for action, status, n in session.execute(query):
-                key = count_key(Action(action), Status(status))
-                counts[key] = counts.get(key, 0) + n
-                if key == "failure":  # which action failed, as the cycle counts it
-                    counts[f"failure.{action}"] = counts.get(f"failure.{action}", 0) + n
+                add_counts(counts, Action(action), Status(status), n)
         return counts
 
     def purge_logs(self, before: datetime) -> int:
