@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
 
+from worker.adapters.state.redis_store import RedisQueueGuard
 from worker.bootstrap import open_database, redis_url
 from worker.config import Config, ConfigError, load_config
 from worker.logging import configure_logging
@@ -42,6 +44,21 @@ def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
         }
         for name, job in config.jobs.items()
     }
+
+
+def enqueue_cycle(
+    app: Celery, guard: RedisQueueGuard, config: Config, job: str, *, mode: str, trigger: str
+) -> tuple[str, str | None]:
+    """Queue one cycle of `job` unless one is queued already: (task id, the id of the task
+    already queued, or None when this one was sent)."""
+    task_id = str(uuid.uuid4())
+    ttl = int(config.job(job).raw.schedule.interval.total_seconds())
+    queued = guard.claim_queue(job, task_id, ttl_s=ttl)
+    if queued is None:
+        app.send_task(
+            RUN_JOB_TASK, args=[job], kwargs={"mode": mode, "trigger": trigger}, task_id=task_id
+        )
+    return task_id, queued
 
 
 def create_celery(config: Config) -> Celery:
@@ -117,8 +134,6 @@ def _serve_metrics(**_: Any) -> None:
 def _resume_interrupted_cycles(sender: Any = None, **_: Any) -> None:
     """A cycle whose worker was killed (kill -9, OOM, a lost node) waits for nobody: the next
     worker to start queues it again, and it resumes from its last committed page."""
-    import uuid
-
     import structlog
 
     from worker.bootstrap import open_runtime
@@ -133,17 +148,9 @@ def _resume_interrupted_cycles(sender: Any = None, **_: Any) -> None:
         for job in interrupted(
             runtime.ledger, runtime.cursors, runtime.job_lock(), list(config.jobs)
         ):
-            task_id = str(uuid.uuid4())
-            ttl = int(config.job(job).raw.schedule.interval.total_seconds())
-            if guard.claim_queue(job, task_id, ttl_s=ttl):
-                continue  # already queued (another worker that started too)
-            app.send_task(
-                RUN_JOB_TASK,
-                args=[job],
-                kwargs={"mode": "auto", "trigger": "resume"},
-                task_id=task_id,
-            )
-            log.info("interrupted cycle queued again", job_id=job, task_id=task_id)
+            task_id, queued = enqueue_cycle(app, guard, config, job, mode="auto", trigger="resume")
+            if queued is None:  # else another worker that started too queued it
+                log.info("interrupted cycle queued again", job_id=job, task_id=task_id)
     except Exception as exc:  # the worker must start even if this fails
         log.warning("could not look for interrupted cycles", error=repr(exc))
     finally:

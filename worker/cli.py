@@ -338,29 +338,26 @@ def trigger(
     as_json: bool = JsonOption,
 ) -> None:
     """Enqueue a cycle of JOB for the Celery workers and print its task id."""
-    import uuid
-
-    from worker.celery_app import RUN_JOB_TASK, create_celery
+    from worker.celery_app import create_celery, enqueue_cycle
 
     cfg = _config(ctx, config)
     _job(cfg, job)
     with _runtime(cfg) as runtime:
         if runtime.job_lock().is_held(job):
             _refuse_trigger(job, "already_running", f"a cycle of {job} is already running", as_json)
-        task_id = str(uuid.uuid4())
-        ttl = int(cfg.job(job).raw.schedule.interval.total_seconds())
-        queued = runtime.queue_guard().claim_queue(job, task_id, ttl_s=ttl)
+        celery = create_celery(cfg)
+        task_id, queued = enqueue_cycle(
+            celery,
+            runtime.queue_guard(),
+            cfg,
+            job,
+            mode="full" if full else "auto",
+            trigger="manual",
+        )
         if queued:
             _refuse_trigger(
                 job, "already_queued", f"a cycle of {job} is already queued: {queued}", as_json
             )
-        celery = create_celery(cfg)
-        celery.send_task(
-            RUN_JOB_TASK,
-            args=[job],
-            kwargs={"mode": "full" if full else "auto", "trigger": "manual"},
-            task_id=task_id,
-        )
         # Queued either way; but a cycle nobody will run soon deserves a word.
         workers = len(celery.control.ping(timeout=1.0) or [])
     if not workers:
