@@ -660,29 +660,43 @@ class _Cycle:
 
     def _hold(self, staged: Sequence[StagedDeletion], message: str) -> None:
         links = self.s.ledger.links_for(self.spec.name, [s.source_id for s in staged])
-        outcomes = [
-            ObjectOutcome(
-                source_id=s.source_id,
-                source_label=links[s.source_id].source_label if s.source_id in links else "",
-                source_mail=links[s.source_id].source_mail if s.source_id in links else "",
-                action=Action.STAGED_DELETE,
-                status=Status.WARNING,
-                target_id=links[s.source_id].target_id if s.source_id in links else None,
-                reason=f"{s.reason}; {message}",
-                steps=[
-                    *_departure_steps(
-                        s,
-                        links.get(s.source_id),
-                        decide_departure(
-                            links.get(s.source_id), s.reason, self.spec.policy, deleted=s.deleted
-                        ),
-                    ),
-                    Step("export", Status.WARNING, "staged: " + message),
-                ],
+        outcomes = []
+        for s in staged:
+            link = links.get(s.source_id)
+            _, steps = self._departure(s, link)
+            outcomes.append(
+                ObjectOutcome(
+                    source_id=s.source_id,
+                    source_label=link.source_label if link else "",
+                    source_mail=link.source_mail if link else "",
+                    action=Action.STAGED_DELETE,
+                    status=Status.WARNING,
+                    target_id=link.target_id if link else None,
+                    reason=f"{s.reason}; {message}",
+                    steps=[*steps, Step("export", Status.WARNING, "staged: " + message)],
+                )
             )
-            for s in staged
-        ]
         self._commit(PageWrite(outcomes=outcomes))
+
+    def _departure(self, staged: StagedDeletion, link: Link | None) -> tuple[Decision, list[Step]]:
+        """A deletion decided earlier in the cycle: what it does now, and its steps told again
+        on the row that makes (or holds) it, so the log row reads like any other."""
+        decision = decide_departure(link, staged.reason, self.spec.policy, deleted=staged.deleted)
+        steps = [
+            Step(
+                "import",
+                Status.SUCCESS,
+                "gone from the source" if staged.deleted else "read from the source",
+            )
+        ]
+        if not staged.deleted:
+            steps.append(Step("scoping", Status.SKIPPED, staged.reason))
+        if link is not None:
+            steps.append(
+                Step("matching", Status.SUCCESS, f"linked to target user {link.target_id}")
+            )
+        steps.append(processing_step(decision))
+        return decision, steps
 
     def _delete(self, staged: Sequence[StagedDeletion]) -> None:
         ids = [s.source_id for s in staged]
@@ -691,8 +705,7 @@ class _Cycle:
         for s in staged:
             link = links.get(s.source_id)
             item: SourceItem = SourceRemoval(s.source_id, "deleted")
-            decision = decide_departure(link, s.reason, self.spec.policy, deleted=s.deleted)
-            steps = _departure_steps(s, link, decision)
+            decision, steps = self._departure(s, link)
             tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
         done = self.pages.carry_out(tasks, unstaged=ids)
         self.failed_now |= done.failed
@@ -842,24 +855,6 @@ class _Cycle:
             outcomes=self.outcomes,
             deletions=self.deletion_check,
         )
-
-
-def _departure_steps(staged: StagedDeletion, link: Link | None, decision: Decision) -> list[Step]:
-    """The steps of a deletion decided earlier in the cycle, told again on the row that makes
-    (or holds) it, so the log row reads like any other."""
-    steps = [
-        Step(
-            "import",
-            Status.SUCCESS,
-            "gone from the source" if staged.deleted else "read from the source",
-        )
-    ]
-    if not staged.deleted:
-        steps.append(Step("scoping", Status.SKIPPED, staged.reason))
-    if link is not None:
-        steps.append(Step("matching", Status.SUCCESS, f"linked to target user {link.target_id}"))
-    steps.append(processing_step(decision))
-    return steps
 
 
 class _Assignments:
