@@ -604,6 +604,42 @@ def sandbox_serve(
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: api.host)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: api.port, 8080)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run the operator service: web console, Graph-shaped HTTP API and /healthz, until
+    SIGTERM/SIGINT. Needs a way in: api.auth.tokens, or api.auth.tenant + audience."""
+    from worker.api.server import BindError, bind
+    from worker.api.server import serve as run_server
+
+    cfg = _config(ctx, config)
+    if not cfg.api.auth.configured:
+        fail(
+            "api.auth: no way in is configured: add api.auth.tokens (static tokens) or "
+            "api.auth.tenant and api.auth.audience (Entra ID); see README, Operator service"
+        )
+    chosen_host = host or cfg.api.host
+    chosen_port = cfg.api.port if port is None else port
+    if not 0 <= chosen_port <= 65535:
+        fail(f"--port must be 0 to 65535, not {chosen_port}")
+    with _runtime(cfg) as runtime:
+        try:
+            sock = bind(chosen_host, chosen_port)
+        except BindError as exc:
+            fail(str(exc), 1)
+        where = sock.getsockname()
+        err.print(
+            f"tenant-sync serve listening on http://{where[0]}:{where[1]}"
+            f" (console /, API /v1.0, OpenAPI /api/openapi.json)",
+            markup=False,
+        )
+        run_server(cfg, runtime, sock)
+
+
+@app.command()
 def demo(
     workdir: Path = typer.Option(
         Path(".tenant-sync-demo"), "--workdir", help="Where the demo keeps its state."

@@ -300,12 +300,102 @@ class JobConfig(Strict):
     fan_out: int = Field(default=0, ge=0, le=64)
 
 
+ROLE_READ = "TenantSync.Read"
+ROLE_OPERATE = "TenantSync.Operate"
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class StaticTokenConfig(Strict):
+    """A bearer token for automation; the config holds only its SHA-256, never the token."""
+
+    name: str = Field(min_length=1, max_length=100)
+    sha256: str
+    role: Literal["TenantSync.Read", "TenantSync.Operate"]
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not SHA256_RE.match(value):
+            raise ValueError(
+                "must be the token's SHA-256 as 64 hex digits "
+                '(e.g. printf %s "$TOKEN" | sha256sum)'
+            )
+        return value.lower()
+
+
+class ApiAuthConfig(Strict):
+    """Who may call `serve`: Entra ID tokens of one tenant, static tokens, or both."""
+
+    tenant: str | None = None  # a tenant of `tenants:` whose Entra tokens are accepted
+    audience: str | None = None  # the API's app id URI (or app id)
+    client_id: str | None = None  # the console's app registration, for sign-in
+    client_secret: SecretStr | None = None
+    tokens: list[StaticTokenConfig] = Field(default_factory=list)
+
+    @field_validator("client_id")
+    @classmethod
+    def _guid(cls, value: str | None) -> str | None:
+        if value is not None and not GUID_RE.match(value):
+            raise ValueError(f"must be a GUID, got {value!r}")
+        return None if value is None else value.lower()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiAuthConfig:
+        if bool(self.tenant) != bool(self.audience):
+            raise ValueError("tenant and audience go together (both or neither)")
+        if self.client_id and not self.tenant:
+            raise ValueError("client_id (console sign-in with Entra ID) needs tenant and audience")
+        names = [t.name for t in self.tokens]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"token names must be unique: {', '.join(doubled)}")
+        digests = [t.sha256 for t in self.tokens]
+        if len(set(digests)) != len(digests):
+            raise ValueError("two tokens have the same sha256")
+        return self
+
+    @property
+    def entra(self) -> bool:
+        return bool(self.tenant and self.audience)
+
+    @property
+    def configured(self) -> bool:
+        """At least one way in: `serve` refuses to start without."""
+        return self.entra or bool(self.tokens)
+
+
+class ApiConfig(Strict):
+    """The operator service (`tenant-sync serve`): console, HTTP API, /healthz."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None  # where people reach it, for sign-in redirects
+    session_ttl: timedelta = timedelta(hours=8)  # a console sign-in lasts this long
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"must be an https:// (or http:// for loopback) URL, got {value!r}")
+        return None if value is None else value.rstrip("/")
+
+    @field_validator("session_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        ttl = parse_duration(value)
+        if ttl < timedelta(minutes=5):
+            raise ValueError("must be at least 5m")
+        return ttl
+
+
 class RawConfig(Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tenants: dict[str, TenantConfig]
     jobs: dict[str, JobConfig] = Field(default_factory=dict)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
 
 class Job:
@@ -362,6 +452,10 @@ class Config:
     def tenants(self) -> dict[str, TenantConfig]:
         return self.raw.tenants
 
+    @property
+    def api(self) -> ApiConfig:
+        return self.raw.api
+
     def job(self, name: str) -> Job:
         try:
             return self.jobs[name]
@@ -413,6 +507,7 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
     state = _validate(StateConfig, data.get("state") or {}, ("state",), problems)
     logging = _validate(LoggingConfig, data.get("logging") or {}, ("logging",), problems)
     metrics = _validate(MetricsConfig, data.get("metrics") or {}, ("metrics",), problems)
+    api = _validate(ApiConfig, data.get("api") or {}, ("api",), problems)
     tenants_data = data.get("tenants")
     tenants: dict[str, TenantConfig] = {}
     if not isinstance(tenants_data, dict) or not tenants_data:
@@ -445,9 +540,14 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
             )
             _check_parts_of_invalid_job(name, body, problems)
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
-    if problems or state is None or logging is None or metrics is None:
+    if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
+        known = ", ".join(sorted(tenants_data)) or "none"
+        problems.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
+    if problems or state is None or logging is None or metrics is None or api is None:
         raise ConfigError(problems)
-    raw = RawConfig(state=state, logging=logging, metrics=metrics, tenants=tenants, jobs=raw_jobs)
+    raw = RawConfig(
+        state=state, logging=logging, metrics=metrics, tenants=tenants, jobs=raw_jobs, api=api
+    )
     return Config(raw, jobs, path)
 
 
