@@ -6,8 +6,6 @@ Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -423,26 +421,6 @@ def status(
     out.print(table)
 
 
-LOG_COLUMNS = (
-    "activityDateTime",
-    "changeId",
-    "cycleId",
-    "jobId",
-    "sourceId",
-    "sourceIdentity",
-    "sourceMail",
-    "targetId",
-    "action",
-    "status",
-    "reason",
-    "errorCode",
-    "errorMessage",
-    "durationMs",
-)
-# Nested fields go into one CSV cell each, as JSON.
-LOG_JSON_COLUMNS = ("modifiedProperties", "steps")
-
-
 @app.command()
 def logs(
     ctx: typer.Context,
@@ -508,17 +486,9 @@ def logs(
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[*LOG_COLUMNS, *LOG_JSON_COLUMNS])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    **{c: row[c] for c in LOG_COLUMNS},
-                    **{c: json.dumps(row[c]) for c in LOG_JSON_COLUMNS},
-                }
-            )
-        sys.stdout.write(buffer.getvalue())
+        from worker.service.logexport import logs_csv
+
+        sys.stdout.write(logs_csv(rows))
     else:
         table = Table()
         for column in ("time", "user", "action", "status", "detail"):

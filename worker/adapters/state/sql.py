@@ -692,9 +692,15 @@ class SqlLedger:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        change_id: str | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Provisioning-log rows, oldest first; `user` is a source or target id, a UPN or a mail."""
+        """Provisioning-log rows, oldest first (or newest first, for pages of the most recent);
+        `user` is a source or target id, a UPN or a mail."""
         query = select(LogRow).where(LogRow.job == job)
+        if change_id:
+            query = query.where(LogRow.change_id == change_id)
         if run_id:
             query = query.where(LogRow.run_id == run_id)
         if user:
@@ -714,7 +720,9 @@ class SqlLedger:
             query = query.where(LogRow.action == action)
         if status:
             query = query.where(LogRow.status == status)
-        query = query.order_by(LogRow.id)
+        query = query.order_by(LogRow.id.desc() if newest_first else LogRow.id)
+        if offset:
+            query = query.offset(offset)
         if limit:
             query = query.limit(limit)
         with self._session() as session:
