@@ -11,8 +11,11 @@ from typing import Any
 
 from worker.bootstrap import Runtime
 from worker.config import Config, Job
+from worker.domain.errors import SyncError
+from worker.domain.model import ObjectOutcome
 from worker.ports import AlreadyRunning
 from worker.service import admin
+from worker.service.ondemand import UnknownSourceUser
 from worker.service.status import job_status
 
 from .auth import Principal
@@ -103,3 +106,16 @@ class Operations:
             if exc.status == 409:
                 return None
             raise
+
+    def provision(self, name: str, source_user_id: str, who: Principal) -> ObjectOutcome:
+        """Provision one source user now (works while paused), as `tenant-sync provision`:
+        404 when the id names no source user and none the job linked (nothing recorded)."""
+        self.job(name)
+        try:
+            return self.runtime.on_demand(name).provision(source_user_id.lower())
+        except UnknownSourceUser as exc:
+            raise not_found(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
+        except SyncError as exc:
+            raise ApiError(
+                502, "BadGateway", f"Provisioning {source_user_id} failed: {exc}"
+            ) from None

@@ -1,0 +1,113 @@
+"""What the pages show of a job, computed from its status (`worker/service/status.py`) and its
+config: state, last and next cycle, counts, quarantine, and the progress of a running cycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.config import Job
+
+from .formatting import moment
+
+# A cycle's phases in the order it goes through them (worker/service/cycle.py).
+PHASES = ("groups", "users", "pending", "escrow", "sweep", "deletions")
+PHASE_TEXT = {
+    "groups": "reading group changes",
+    "users": "reading users",
+    "pending": "users newly in scope",
+    "escrow": "retrying escrows",
+    "sweep": "looking for users gone",
+    "deletions": "deletions",
+}
+WRITE_KEYS = ("create", "update", "delete", "disable", "restore")
+STATE_TEXT = {
+    "Active": "active",
+    "Paused": "paused",
+    "Quarantine": "in quarantine",
+    "NotRun": "not run yet",
+}
+
+
+def progress_view(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The progress bar of a running cycle, or None when none runs. JSON-ready: the overview's
+    script gets the same dict from /console/progress.json."""
+    progress = status.get("progress")
+    if not status.get("running") or not progress:
+        return None
+    phase = str(progress.get("phase") or "")
+    index = PHASES.index(phase) if phase in PHASES else 0
+    counts = progress.get("counts") or {}
+    writes = sum(int(counts.get(key, 0) or 0) for key in WRITE_KEYS)
+    planned = progress.get("writesPlanned")
+    read = int(progress.get("usersRead") or 0)
+    text = f"{PHASE_TEXT.get(phase, phase)} · {read:,} objects read · {writes:,} writes done"
+    if isinstance(planned, int) and planned > 0:
+        text += f" of {planned:,} planned"
+    return {
+        "run": progress.get("activityIdentifier"),
+        "mode": progress.get("mode"),
+        "phase": phase,
+        "phaseIndex": index,
+        "phases": list(PHASES),
+        "usersRead": read,
+        "writes": writes,
+        "planned": planned if isinstance(planned, int) and planned > 0 else None,
+        "failures": int(counts.get("failure", 0) or 0),
+        "timeBegan": progress.get("timeBegan"),
+        "text": text,
+    }
+
+
+@dataclass(frozen=True)
+class NextCycle:
+    text: str
+    at: datetime | None = None
+
+
+def next_cycle(job: Job, status: dict[str, Any], now: datetime | None = None) -> NextCycle:
+    """When the schedule runs the job next, as far as this process can tell: beat sends a cycle
+    every `schedule.interval`; a quarantined job waits for its next attempt."""
+    now = now or datetime.now(UTC)
+    if status.get("code") == "Paused":
+        return NextCycle("none while paused")
+    quarantine = status.get("quarantine") or {}
+    if quarantine.get("nextAttempt"):
+        at = moment(quarantine["nextAttempt"])
+        return NextCycle("next attempt", at)
+    interval = job.raw.schedule.interval
+    last = status.get("lastExecution") or {}
+    began = moment(last.get("timeBegan"))
+    if began is None:
+        return NextCycle(f"every {_interval(interval.total_seconds())}, at the next beat")
+    at = began + interval
+    while at < now:
+        at += interval
+    return NextCycle(f"every {_interval(interval.total_seconds())}", at)
+
+
+def _interval(seconds: float) -> str:
+    s = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def job_view(job: Job, status: dict[str, Any]) -> dict[str, Any]:
+    code = str(status.get("code", "NotRun"))
+    return {
+        "name": job.name,
+        "source": job.source,
+        "target": job.target,
+        "deprovision": job.raw.deprovision.value,
+        "code": code,
+        "state_text": STATE_TEXT.get(code, code),
+        "running": bool(status.get("running")),
+        "status": status,
+        "last": status.get("lastExecution"),
+        "next": next_cycle(job, status),
+        "progress": progress_view(status),
+        "quarantine": status.get("quarantine"),
+    }
