@@ -35,6 +35,8 @@ def short(value: Any) -> str:
 
 def span(delta: timedelta) -> str:
     seconds = int(abs(delta.total_seconds()))
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
