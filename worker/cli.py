@@ -399,7 +399,13 @@ def status(
     with _runtime(cfg) as runtime:
         lock = runtime.job_lock()
         statuses = [
-            job_status(n, runtime.ledger, runtime.cursors.load(n), running=lock.is_held(n))
+            job_status(
+                n,
+                runtime.ledger,
+                runtime.cursors.load(n),
+                running=lock.is_held(n),
+                live=runtime.live.load(n),
+            )
             for n in names
         ]
     if as_json:

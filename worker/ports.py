@@ -196,6 +196,46 @@ class CursorStore(Protocol):
     def clear(self, job: str) -> None: ...
 
 
+class LiveProgress(Protocol):
+    """What a running cycle is doing right now, for people watching (status, the console).
+
+    Updated as the work happens (each page read, each round of exports, each $batch of writes),
+    unlike the cursor, which moves only when a page is committed. Best effort: it never fails a
+    cycle, and it is not used to resume one.
+    """
+
+    def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None: ...
+
+    def phase(self, job: str, phase: str) -> None: ...
+
+    def add(self, job: str, **amounts: int) -> None:
+        """Add to the counters: read (source objects), planned and exported (objects with a
+        write decided / carried out), writes (Graph write requests answered)."""
+
+    def finish(self, job: str) -> None: ...
+
+    def load(self, job: str) -> dict[str, Any] | None: ...
+
+
+class NoLiveProgress:
+    """For dry runs and tests: nobody watches."""
+
+    def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None:
+        pass
+
+    def phase(self, job: str, phase: str) -> None:
+        pass
+
+    def add(self, job: str, **amounts: int) -> None:
+        pass
+
+    def finish(self, job: str) -> None:
+        pass
+
+    def load(self, job: str) -> dict[str, Any] | None:
+        return None
+
+
 @dataclass(frozen=True)
 class JobSnapshot:
     """A job's health after a cycle, for whoever watches (metrics)."""

@@ -43,6 +43,7 @@ class Operations:
             runtime.ledger,
             runtime.cursors.load(name),
             running=runtime.job_lock().is_held(name),
+            live=runtime.live.load(name),
         )
 
     # operating ----------------------------------------------------------------------------------
