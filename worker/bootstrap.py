@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
 from worker.adapters.state.rate_limit import Quota, RedisPacer
@@ -85,6 +86,7 @@ class Runtime:
     engine: Engine
     ledger: SqlLedger
     cursors: RedisCursorStore
+    audit: SqlAuditLog  # the operator actions' trail (DESIGN 5.1)
     observers: list[CycleObserver] = field(default_factory=list)
     # Per tenant name, a hook told of every Graph answer (metrics).
     graph_hook: Callable[[str], Callable[[str, int], None]] | None = None
@@ -199,6 +201,7 @@ def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False)
         engine=engine,
         ledger=ledger,
         cursors=RedisCursorStore(client),
+        audit=SqlAuditLog(engine),
     )
     if metrics:
         from worker import metrics as prometheus
