@@ -639,8 +639,10 @@ def audit(
         out.print(f"no audit entries{f' for {job}' if job else ''}", markup=False)
         return
     table = Table()
+    # Times, actions and job names whole; who and the detail wrap (never cut short).
     for column in ("when (UTC)", "who", "via", "action", "job", "result", "detail"):
-        table.add_column(column)
+        wraps = column in ("who", "detail")
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     for entry in entries:
         detail = ", ".join(
             f"{k}={v if isinstance(v, str) else json.dumps(v)}"
