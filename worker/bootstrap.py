@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
 from worker.adapters.state.rate_limit import Quota, RedisPacer
@@ -87,6 +88,7 @@ class Runtime:
     ledger: SqlLedger
     cursors: RedisCursorStore
     live: RedisLiveProgress
+    audit: SqlAuditLog  # the operator actions' trail (docs/audit.md)
     observers: list[CycleObserver] = field(default_factory=list)
     # Per tenant name, a hook told of every Graph answer (metrics).
     graph_hook: Callable[[str], Callable[[str, int], None]] | None = None
@@ -204,6 +206,7 @@ def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False)
         ledger=ledger,
         cursors=RedisCursorStore(client),
         live=RedisLiveProgress(client),
+        audit=SqlAuditLog(engine),
     )
     if metrics:
         from worker import metrics as prometheus

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
@@ -362,3 +363,16 @@ class Ledger(Protocol):
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         """Forget a job's escrows and/or staged deletions (restart)."""
+
+
+class AuditLog(Protocol):
+    """The audit trail of operator actions (DESIGN 5.1), kept in SQL and never purged."""
+
+    def record(self, entry: AuditEntry) -> AuditEntry:
+        """Store the entry; returns it with its id. Raises Transient when it cannot be stored."""
+
+    def entries(
+        self, job: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        """Entries newest first: of one job (or of all), at most `limit`, and with `before_id`
+        only those recorded before that entry (the next page: the last id of this one)."""
