@@ -35,6 +35,7 @@ class Principal:
     name: str
     kind: Literal["user", "app", "token"]
     roles: frozenset[str]
+    via: Literal["api", "console"] = "api"  # through which door, for the audit trail
 
     @property
     def can_read(self) -> bool:

@@ -7,3 +7,6 @@ from fastapi import FastAPI
 
 def include(app: FastAPI) -> None:
     """Mount the Graph-shaped API (/v1.0), the extensions (/api) and the console (/)."""
+    from . import audit_routes
+
+    app.include_router(audit_routes.router)

@@ -20,6 +20,7 @@ class ActorKind(StrEnum):
     USER = "user"  # a person signed in with Entra ID: the name is their UPN
     TOKEN = "token"  # automation with a static token: the name is the token's name in the config
     OS = "os"  # the CLI: the name is the operating-system user who ran it
+    APP = "app"  # an application with an Entra ID app-only token: the name is app:<its app id>
 
 
 class Via(StrEnum):
