@@ -703,7 +703,9 @@ def expr(
 # sandbox, demo, database ------------------------------------------------------------------------
 @sandbox_app.command("serve")
 def sandbox_serve(
-    seed: Path | None = typer.Option(None, "--seed", help="Seed file (JSON) of tenants and users."),
+    seed: Path | None = typer.Option(
+        None, "--seed", help="Seed file (JSON): tenants, users, groups, apps (docs/sandbox.md)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback)."),
     port: int = typer.Option(0, "--port", help="Port (0: any free port)."),
     tls_dir: Path | None = typer.Option(
@@ -711,7 +713,7 @@ def sandbox_serve(
     ),
     config: Path | None = UnusedConfigOption,
 ) -> None:
-    """Serve emulated tenants over HTTPS (OIDC + Graph v1.0) until SIGTERM/SIGINT."""
+    """Serve emulated tenants over HTTPS (Entra sign-in + Graph v1.0) until SIGTERM/SIGINT."""
     from worker.sandbox.server import serve
 
     serve(seed, host=host, port=port, tls_dir=tls_dir)
