@@ -2,7 +2,8 @@
 
 Two ways in (DESIGN §5.1, docs/operator-service.md):
 - an Entra ID access token of `api.auth.tenant`: RS256, checked against the authority's JWKS
-  (signature, issuer, audience `api.auth.audience` or `api.auth.app_id`, expiry); roles from its `roles` claim;
+  (signature, issuer, audience `api.auth.audience` or `api.auth.app_id`, expiry); roles from
+  its `roles` claim;
 - a static token of `api.auth.tokens`: the config holds only its SHA-256.
 `TenantSync.Operate` includes everything `TenantSync.Read` allows.
 """
