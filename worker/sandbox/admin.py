@@ -16,6 +16,7 @@ GET|PUT /_sandbox/auth                   {"token_lifetime_s": N, "code_lifetime_
                                          (answers also "signing_kids", newest first)
 POST /_sandbox/auth/rotate-keys          a new signing key; the previous one stays in the JWKS
 GET  /_sandbox/tenants, /_sandbox/tenants/{id}/users|groups[?include_deleted=true]
+GET  /_sandbox/snapshot                  the directory as it is now, as a seed (no deleted objects)
 POST /_sandbox/tenants/{id}/users/{user_id}/redeem
 """
 
@@ -187,6 +188,9 @@ def routes(state: SandboxState) -> list[Route]:
             {"age_offset_s": state.token_age_offset, "max_age_s": state.delta_max_age_s}
         )
 
+    async def snapshot(request: Request) -> Response:
+        return JSONResponse(state.snapshot())
+
     async def tenants(request: Request) -> Response:
         return JSONResponse(
             [
@@ -261,6 +265,7 @@ def routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/auth/rotate-keys", guard(rotate_keys), methods=["POST"]),
         Route("/_sandbox/delta-tokens/age", guard(age_tokens), methods=["POST"]),
         Route("/_sandbox/tenants", guard(tenants), methods=["GET"]),
+        Route("/_sandbox/snapshot", guard(snapshot), methods=["GET"]),
         Route("/_sandbox/tenants/{tenant_id}/users", guard(dump_users), methods=["GET"]),
         Route("/_sandbox/tenants/{tenant_id}/groups", guard(dump_groups), methods=["GET"]),
         Route(

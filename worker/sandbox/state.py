@@ -530,6 +530,33 @@ class SandboxState:
     def reset(self) -> None:
         self.load(self.seed)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The directory as it is now, as a seed: a later sandbox started from it serves the
+        same users (ids, attributes, passwords), groups and memberships. Deleted objects are
+        left out (a seed cannot hold them), and so are the change log and delta tokens."""
+        tenants = []
+        for entry in self.seed["tenants"]:
+            tenant = self.tenants[entry["tenant_id"]]
+            users = []
+            for oid in tenant.active_user_ids:
+                user = copy.deepcopy(tenant.users[oid])
+                if oid in tenant.passwords:
+                    user["password"] = tenant.passwords[oid]
+                users.append(user)
+            groups = [
+                {
+                    **copy.deepcopy(group),
+                    # A deleted member keeps its membership for a restore; a seed cannot.
+                    "members": sorted(
+                        m for m in tenant.members.get(gid, ()) if tenant.is_active(m)
+                    ),
+                }
+                for gid, group in tenant.groups.items()
+                if tenant.is_active(gid)
+            ]
+            tenants.append({**copy.deepcopy(entry), "users": users, "groups": groups})
+        return {**copy.deepcopy(self.seed), "tenants": tenants}
+
     def set_faults(self, faults: dict[str, Any], *, reseed: bool) -> None:
         """Install validated fault settings; `reseed` restarts the RNG from `faults["seed"]`."""
         self.faults = faults
