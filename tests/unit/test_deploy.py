@@ -29,6 +29,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import typer
+import typer.core
+import typer.exceptions
 import yaml
 from celery import Celery
 from celery.bin.celery import celery as celery_cli
@@ -348,20 +350,27 @@ def _check_celery(args: list[str]) -> dict[str, Any]:
     return dict(ctx.params)
 
 
+# Typer 0.29+ builds its commands on a click of its own (typer._click), not on the click package:
+# its groups are not click.Groups and its usage errors are TyperExceptions.
+_GROUPS = (click.Group, typer.core.TyperGroup)
+_USAGE_ERRORS = (click.UsageError, typer.exceptions.TyperException)
+
+
 def _check_tenant_sync(args: list[str]) -> dict[str, Any]:
     from worker.cli import app
 
     assert _project()["project"]["scripts"]["tenant-sync"] == "worker.cli:main"
-    command: click.Command = typer.main.get_command(app)
+    command: Any = typer.main.get_command(app)
     words = list(args)
-    while isinstance(command, click.Group):
+    while isinstance(command, _GROUPS):
         assert words, f"tenant-sync {' '.join(args)}: a subcommand is missing"
         name = words.pop(0)
         assert name in command.commands, f"tenant-sync has no command {' '.join(args)!r}"
         command = command.commands[name]
+    assert isinstance(command, (click.Command, typer.core.TyperCommand)), command
     try:
         ctx = command.make_context(command.name or "tenant-sync", words)
-    except click.UsageError as exc:
+    except _USAGE_ERRORS as exc:
         pytest.fail(f"tenant-sync {' '.join(args)}: {exc}")
     return dict(ctx.params)
 
@@ -938,6 +947,23 @@ def test_every_command_the_deployments_run_exists_in_the_package(
 ) -> None:
     _, argv = where_argv
     _check_command(argv)
+
+
+def test_the_command_check_catches_mistakes() -> None:
+    """The parser really descends into subcommands and rejects what the CLI would (a guard
+    against a check that silently parses only the top level)."""
+    assert _check_command(["tenant-sync", "serve", "--port", "8080"])["port"] == 8080
+    assert "as_json" in _check_command(["tenant-sync", "db", "upgrade"])  # db upgrade's own option
+    for wrong in (
+        ["tenant-sync", "serve", "--hots", "0.0.0.0"],
+        ["tenant-sync", "serve", "--port", "http"],
+        ["tenant-sync", "db", "upgrade", "--revision", "head"],
+        ["tenant-sync", "no-such-command"],
+        ["tenant-sync", "db"],
+        ["celery", "-A", "worker.celery_app", "worker", "--concurency", "2"],
+    ):
+        with pytest.raises((pytest.fail.Exception, AssertionError)):
+            _check_command(wrong)
 
 
 def test_the_worker_is_named_as_the_health_checks_expect() -> None:
