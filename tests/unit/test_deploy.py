@@ -6,7 +6,7 @@ Specification's through check-jsonschema), then checked for what matters to oper
 everywhere, exactly one beat, health checks on the workers and the operator service, the operator
 service on loopback or behind a Service, secrets only from Secrets or env files, pinned images, and
 the commands (parsed by the real tenant-sync and celery CLIs), ports, paths, uid and variable names
-agreeing across the Dockerfile, compose, Kubernetes, systemd and the package itself.
+agreeing across the Dockerfile, compose, Kubernetes, systemd, deploy/README.md and the package.
 """
 
 from __future__ import annotations
@@ -402,7 +402,33 @@ def _all_commands() -> list[tuple[str, list[str]]]:
                     found.append((f"{where} {probe}", _probe_command(container[probe])))
     for unit in sorted(SYSTEMD.glob("*.service")):
         found.append((unit.name, shlex.split(_unit(unit.name)["Service"]["ExecStart"])))
+    for n, argv in enumerate(_readme_commands(DEPLOY / "README.md"), 1):
+        found.append((f"README.md command {n}: {shlex.join(argv)}", argv))
     return found
+
+
+# Where a documented shell line hands the rest to tenant-sync: compose's `exec SERVICE` and
+# `run ... SERVICE`, kubectl's `--`. (Elsewhere the word is a namespace or a user name.)
+_HANDS_OVER = ("--", "worker", "serve", "beat")
+
+
+def _readme_commands(path: Path) -> list[list[str]]:
+    """Every `tenant-sync ...` that a README's shell blocks run, as argv up to a pipe or a
+    redirection: at the start of a line, through a venv's bin/, or after _HANDS_OVER."""
+    commands: list[list[str]] = []
+    text = path.read_text()
+    for block in re.findall(r"^\s*```(?:sh|bash|shell)\n(.*?)^\s*```", text, re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            words = shlex.split(line)
+            for i, word in enumerate(words):
+                program = word == "tenant-sync" or word.endswith("/bin/tenant-sync")
+                if program and (i == 0 or word.startswith("/") or words[i - 1] in _HANDS_OVER):
+                    commands.append(_shell_command(shlex.join(words[i:])))
+                    break
+    return commands
 
 
 def _probe_command(probe: dict[str, Any]) -> list[str]:
@@ -1154,6 +1180,16 @@ def test_the_command_check_catches_mistakes() -> None:
     ):
         with pytest.raises((pytest.fail.Exception, AssertionError)):
             _check_command(wrong)
+
+
+def test_the_deploy_readme_commands_are_found() -> None:
+    """The README's commands are in the set checked above (a guard for its line parser)."""
+    commands = [shlex.join(argv) for argv in _readme_commands(DEPLOY / "README.md")]
+    assert "tenant-sync status" in commands
+    assert "/opt/tenant-sync/bin/tenant-sync status" in commands
+    assert "tenant-sync logs contoso-to-fabrikam --format csv" in commands
+    # Namespaces and user names spelt tenant-sync are not commands.
+    assert not [c for c in commands if c in ("tenant-sync", "tenant-sync-env")]
 
 
 def test_the_worker_is_named_as_the_health_checks_expect() -> None:
