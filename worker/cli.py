@@ -761,9 +761,24 @@ def demo(
         Path(".tenant-sync-demo"), "--workdir", help="Where the demo keeps its state."
     ),
     users: int = typer.Option(240, "--users", help="Source users to seed (at least 200)."),
+    console: bool = typer.Option(
+        False,
+        "--console",
+        help="Instead of the demo: the console and API (serve) on the state the last demo left, "
+        "with the sandbox signing people in; runs until Ctrl-C.",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="With --console: address to bind."),
+    port: int = typer.Option(8080, "--port", help="With --console: port (0: any free one)."),
     config: Path | None = UnusedConfigOption,
 ) -> None:
-    """Sandbox tenants, embedded Redis, SQLite and a Celery worker: full, then incremental."""
+    """Sandbox tenants, embedded Redis, SQLite and a Celery worker: full, then incremental.
+    With --console: the operator service on the demo's state."""
+    if console:
+        from worker.demo_console import open_console
+
+        if not 0 <= port <= 65535:
+            fail(f"--port must be 0 to 65535, not {port}")
+        raise typer.Exit(open_console(workdir, host=host, port=port, console=out))
     from worker.demo import run_demo
 
     if users < 200:
