@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +31,7 @@ from worker.adapters.graph.client import GraphClient
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.bootstrap import graph_client
 from worker.config import load_config
+from worker.sandbox.default_seed import operator_service_apps
 
 JOB = "contoso-to-fabrikam"
 SOURCE_TENANT = "0b1c7a3e-0000-4000-8000-00000000c0de"
@@ -144,13 +146,19 @@ def build_seed(users: int = 240, seed: int = 7) -> dict[str, Any]:
         "externalUserState": "Accepted",
         "accountEnabled": True,
     }
+    # Who signs in to `tenant-sync serve` (DESIGN §5.1): not members of the Sync group.
+    operator = operator_service_apps("contoso.onmicrosoft.com")
     return {
         "tenants": [
             {
                 "tenant_id": SOURCE_TENANT,
                 "domain": "contoso.onmicrosoft.com",
-                "clients": [{"client_id": SOURCE_CLIENT, "client_secret": "contoso-demo-secret"}],
-                "users": source_users + guests,
+                "clients": [
+                    {"client_id": SOURCE_CLIENT, "client_secret": "contoso-demo-secret"},
+                    *operator["clients"],
+                ],
+                "users": source_users + guests + operator["users"],
+                "apis": operator["apis"],
                 "groups": [
                     {"id": SYNC_GROUP, "displayName": "Sync to Fabrikam", "members": assigned}
                 ],
@@ -308,7 +316,7 @@ class Demo:
                     self.workdir / "sandbox.log",
                 )
             )
-            info = wait_for(lambda: _read_json(tls / "sandbox.json"), "the sandbox to listen")
+            info = wait_for(lambda: read_json(tls / "sandbox.json"), "the sandbox to listen")
             url, ca = info["url"], Path(info["ca"])
             self.say(f"• sandbox tenants contoso (source) and fabrikam (target) at {url}")
             config_file = self.workdir / "tenant-sync.yaml"
@@ -366,12 +374,20 @@ class Demo:
             ok = self._verify(config, source, target, changes, deleted_target)
             ok = ok and all(r.get("status") == "success" for r in (first, second, third))
             command = _command()
+            # The console's sandbox starts from the directory as the demo left it.
+            snapshot = httpx.get(f"{url}/_sandbox/snapshot", verify=str(ca), timeout=30)
+            snapshot.raise_for_status()
+            (self.workdir / "console-seed.json").write_text(snapshot.text)
+            workdir = _shown(self.workdir)
             self.say(
                 "\nWhere to look:\n"
                 f"  provisioning log  {command} logs {JOB} --config {config_file}\n"
                 f"  job status        {command} status --config {config_file}\n"
                 f"  worker log        {self.workdir / 'worker.log'}\n"
-                f"  state database    {self.workdir / 'state' / 'state.db'}"
+                f"  state database    {self.workdir / 'state' / 'state.db'}\n"
+                "\nThe console on this state (sign in as the seeded operator; Ctrl-C ends it):\n"
+                f"  {command} demo --console"
+                + ("" if workdir == ".tenant-sync-demo" else f" --workdir {workdir}")
             )
             self.say("\ndemo " + ("succeeded" if ok else "FAILED"))
             return 0 if ok else 1
@@ -577,7 +593,14 @@ def _command() -> str:
         return str(script)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 
 def include(app: FastAPI) -> None:
     """Mount the Graph-shaped API (/v1.0), the extensions (/api) and the console (/)."""
+    from . import audit_routes
     from .console import mount as mount_console
 
+    app.include_router(audit_routes.router)
     mount_console(app)

@@ -106,6 +106,7 @@ class SessionStore:
                 name=str(record["name"]),
                 kind=record["kind"],
                 roles=frozenset(record["roles"]),
+                via="console",  # the audit trail's "through which door"
             ),
             csrf=str(record["csrf"]),
             via=record["via"],

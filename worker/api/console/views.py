@@ -32,19 +32,27 @@ STATE_TEXT = {
 
 def progress_view(status: dict[str, Any]) -> dict[str, Any] | None:
     """The progress bar of a running cycle, or None when none runs. JSON-ready: the overview's
-    script gets the same dict from /console/progress.json."""
+    script gets the same dict from /console/progress.json.
+
+    The status's live figures (`planned`: objects with a write decided, `exported`: carried out,
+    `writes`: Graph write requests answered) move with every export round and $batch; without
+    them (a cycle started by an older worker) the counts of the committed pages stand in."""
     progress = status.get("progress")
     if not status.get("running") or not progress:
         return None
     phase = str(progress.get("phase") or "")
     index = PHASES.index(phase) if phase in PHASES else 0
     counts = progress.get("counts") or {}
-    writes = sum(int(counts.get(key, 0) or 0) for key in WRITE_KEYS)
-    planned = progress.get("writesPlanned")
-    read = int(progress.get("usersRead") or 0)
-    text = f"{PHASE_TEXT.get(phase, phase)} · {read:,} objects read · {writes:,} writes done"
-    if isinstance(planned, int) and planned > 0:
-        text += f" of {planned:,} planned"
+    read = _int(progress.get("usersRead"))
+    live = progress.get("planned") is not None
+    planned = _int(progress.get("planned")) if live else None
+    exported = (
+        _int(progress.get("exported")) if live else sum(_int(counts.get(key)) for key in WRITE_KEYS)
+    )
+    text = f"{PHASE_TEXT.get(phase, phase)} · {read:,} objects read · "
+    text += f"{exported:,} of {planned:,} changes written" if live else f"{exported:,} written"
+    if live:
+        text += f" · {_int(progress.get('writes')):,} Graph writes"
     return {
         "run": progress.get("activityIdentifier"),
         "mode": progress.get("mode"),
@@ -52,12 +60,20 @@ def progress_view(status: dict[str, Any]) -> dict[str, Any] | None:
         "phaseIndex": index,
         "phases": list(PHASES),
         "usersRead": read,
-        "writes": writes,
-        "planned": planned if isinstance(planned, int) and planned > 0 else None,
-        "failures": int(counts.get("failure", 0) or 0),
+        "planned": planned or None,
+        "exported": exported,
+        "graphWrites": _int(progress.get("writes")) if live else None,
+        "failures": _int(counts.get("failure")),
         "timeBegan": progress.get("timeBegan"),
         "text": text,
     }
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@
     });
     bar.querySelector(".progress-text").textContent = p.text;
     var meter = bar.querySelector("progress");
-    if (p.planned) { meter.max = p.planned; meter.value = p.writes; }
+    if (p.planned) { meter.max = p.planned; meter.value = p.exported; }
     else { meter.removeAttribute("value"); }
     bar.hidden = false;
   }
