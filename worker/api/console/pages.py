@@ -30,6 +30,8 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Session = Depends(signed_in)
 
 LOG_PAGE = 100
+AUDIT_PAGE = 100
+RECENT_ACTIONS = 5
 CHART_CYCLES = 40
 SEARCH_LIMIT = 25
 SEARCH_SELECT = ("id", "displayName", "userPrincipalName", "mail", "userType", "accountEnabled")
@@ -125,6 +127,9 @@ def job_page(request: Request, job: str, session: ConsoleSession = Session) -> R
             "staged": staged[:10],
             "staged_count": len(staged),
             "restart_scopes": RESTART_SCOPES,
+            "actions": [
+                e.as_row() for e in svc.runtime.audit.entries(job=job, limit=RECENT_ACTIONS)
+            ],
             "nav": "jobs",
         },
     )
@@ -308,5 +313,21 @@ def _first_job(request: Request, page: str) -> Response:
 
 
 @router.get("/audit")
-def audit(request: Request, session: ConsoleSession = Session) -> Response:
-    return console(request).render(request, "audit.html", {"nav": "audit"})
+def audit(
+    request: Request,
+    job: str = "",
+    before: int | None = None,
+    session: ConsoleSession = Session,
+) -> Response:
+    """Who did what to which job, newest first (`tenant-sync audit`, `GET /api/audit`)."""
+    svc = services(request)
+    if job:
+        svc.operations.job(job)
+    entries = svc.runtime.audit.entries(job=job or None, limit=AUDIT_PAGE + 1, before_id=before)
+    rows = [entry.as_row() for entry in entries[:AUDIT_PAGE]]
+    older = rows[-1]["id"] if len(entries) > AUDIT_PAGE and rows else None
+    return console(request).render(
+        request,
+        "audit.html",
+        {"rows": rows, "job": job, "before": before, "older": older, "nav": "audit"},
+    )

@@ -24,6 +24,7 @@ from worker.api.app import Services, services
 from worker.api.auth import Principal
 from worker.api.errors import ApiError
 from worker.config import ROLE_OPERATE
+from worker.domain.errors import SyncError
 
 from .sessions import ConsoleSession, SessionStore, same_token
 from .signin import EntraSignIn
@@ -261,6 +262,9 @@ class ConsoleRoute(APIRoute):
                 return error_page(request, exc.status, exc.title, exc.message)
             except ApiError as exc:
                 return error_page(request, exc.status, PageError(exc.status, "").title, exc.message)
+            except SyncError as exc:
+                # SQL or Redis failing under a page: say so (the error names no secret).
+                return error_page(request, 503, "Unavailable", f"{exc}")
             except RequestValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
