@@ -11,15 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import SyncEnv
+from tests.conftest import SyncEnv, sync_world
 from tests.support.console import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -30,8 +32,9 @@ from tests.support.console import (
     screenshot_dirs,
     with_api,
 )
-from tests.support.world import TARGET
+from tests.support.world import SOURCE, TARGET, build_world_seed
 from worker.demo import background, wait_for
+from worker.sandbox import default_seed as apps
 from worker.service.logexport import LOG_COLUMNS, LOG_JSON_COLUMNS
 
 pytestmark = pytest.mark.e2e
@@ -69,6 +72,8 @@ class Console:
         self.shots = shots
         self.contexts: list[BrowserContext] = []
         self.cookies: list[str] = []  # every session cookie the browser was given
+        self.callbacks: list[str] = []  # Entra's redirects back to /auth/callback
+        self.codes: list[str] = []  # the authorization codes in them
 
     def context(self) -> BrowserContext:
         context = self.browser.new_context(
@@ -217,6 +222,20 @@ def test_operator_pauses_resumes_and_allows_the_held_deletions(console: Console)
     expect(page.get_by_test_id("flash")).to_contain_text("watermark cleared")
     assert console.status()["watermark"] is None
 
+    # every action is in the audit trail, as the token's name, through the console
+    page.goto(f"{console.url}/audit")
+    audit = page.get_by_test_id("audit-rows").locator("tbody tr")
+    trail = [row.split("\t") for row in audit.all_inner_texts()]
+    ours = [(r[1].split()[0], r[2], r[3], r[5]) for r in trail if r[2] == "console"]
+    assert ours == [
+        ("ops", "console", "restart", "success"),
+        ("ops", "console", "allow-deletes", "success"),
+        ("ops", "console", "resume", "success"),
+        ("ops", "console", "trigger", "refused"),
+        ("ops", "console", "pause", "success"),
+    ]
+    console.shot(page, "audit")
+
     # sign out: the session is gone from the server, its cookie worth nothing
     old = page.context.cookies()[0]
     page.locator("form[action='/signout'] button").click()
@@ -241,7 +260,6 @@ def test_operator_pauses_resumes_and_allows_the_held_deletions(console: Console)
     replayed.goto(f"{console.url}/")
     expect(replayed).to_have_url(f"{console.url}/signin?next=%2F")
     assert "console sign-in" in console.serve.output()
-    assert '"action": "allow-deletes"' in console.serve.output()
 
 
 def test_logs_filter_show_one_row_and_download_csv_and_json(console: Console) -> None:
@@ -406,3 +424,122 @@ def test_the_overview_shows_a_running_cycle_live(console: Console, tmp_path: Pat
     # when it ends, the page reloads itself with the cycle's result
     expect(bar).to_be_hidden(timeout=30_000)
     expect(page.locator("[data-job=sync]")).to_contain_text("full ·")
+
+
+# Entra ID sign-in, with the sandbox playing Entra ------------------------------------------------
+
+
+def entra_world_seed() -> dict[str, Any]:
+    """The usual world, whose source tenant also holds the operator service's apps: the API
+    (api://tenant-sync, app roles assigned to an operator and a reader), the console's app
+    registration (a secret, loopback redirect URIs) and the two people."""
+    seed = build_world_seed(users=12)
+    contoso = seed["tenants"][0]
+    extra = apps.operator_service_apps(SOURCE.domain)
+    contoso["clients"] += extra["clients"]
+    contoso["users"] += extra["users"]
+    contoso["apis"] = extra["apis"]
+    return seed
+
+
+def entra_sign_in(console: Console, login: str, password: str | None) -> Page:
+    # The sandbox's TLS certificate comes from its own CA, which this browser does not know.
+    context = console.browser.new_context(ignore_https_errors=True)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    console.contexts.append(context)
+    context.on(
+        "request",
+        lambda r: console.callbacks.append(r.url) if "/auth/callback?" in r.url else None,
+    )
+    page = context.new_page()
+    page.goto(f"{console.url}/jobs/sync")
+    expect(page).to_have_url(f"{console.url}/signin?next=%2Fjobs%2Fsync")
+    expect(page.locator("#token")).to_have_count(0)  # no token to paste: Entra ID only
+    page.get_by_test_id("entra-signin").click()
+    authorize = f"{console.env.sandbox.url}/{SOURCE.tenant_id}/oauth2/v2.0/authorize"
+    expect(page).to_have_url(re.compile("^" + re.escape(authorize)))
+    page.fill("#login", login)
+    if password is not None:
+        page.fill("#passwd", password)
+    page.click("#submit")
+    return page
+
+
+@pytest.fixture
+def entra_console(browser: Browser, tmp_path: Path) -> Iterator[Console]:
+    with sync_world(tmp_path, entra_world_seed()) as env:
+        env.run_json("--full")
+        config = with_api(
+            env.config,
+            tokens={},
+            auth={
+                "tenant": SOURCE.name,
+                "audience": apps.API_AUDIENCE,
+                "app_id": apps.API_APP_ID,
+                "client_id": apps.CONSOLE_CLIENT,
+                "client_secret": apps.CONSOLE_SECRET,
+            },
+        )
+        config.write_text(config.read_text().replace("level: WARNING", "level: INFO"))
+        with running_serve(config, tmp_path / "serve.log") as serve:
+            handle = Console(env, serve, browser, screenshot_dirs(tmp_path))
+            try:
+                yield handle
+            finally:
+                handle.close()
+            output = serve.output()
+            assert handle.cookies
+            for secret in [*handle.cookies, *handle.codes, apps.CONSOLE_SECRET]:
+                assert secret not in output, "a code, secret or session cookie was logged"
+
+
+def test_people_sign_in_with_entra_id_and_act_under_their_upn(entra_console: Console) -> None:
+    console = entra_console
+    operator_upn = f"operator@{SOURCE.domain}"
+    page = entra_sign_in(console, operator_upn, apps.OPERATOR_PASSWORD)
+    # back on the page first asked for, signed in as the operator
+    expect(page).to_have_url(f"{console.url}/jobs/sync")
+    expect(page.get_by_test_id("signed-in-user")).to_have_text(operator_upn)
+    expect(page.locator(".role")).to_have_text("Operator")
+    (cookie,) = page.context.cookies(console.url)
+    assert (cookie["name"], cookie["secure"], cookie["httpOnly"]) == (
+        "__Host-tenant-sync-session",
+        True,
+        True,
+    )
+    page.get_by_test_id("pause").click()
+    expect(page.get_by_test_id("state")).to_have_text("paused")
+    page.get_by_test_id("resume").click()
+    expect(page.get_by_test_id("state")).to_have_text("active")
+    page.goto(f"{console.url}/")
+    console.shot(page, "overview-entra", full_page=False)
+    page.goto(f"{console.url}/audit?job=sync")
+    trail = page.get_by_test_id("audit-rows").locator("tbody tr").all_inner_texts()
+    assert [row.split("\t")[1:4] for row in trail[:2]] == [
+        [f"{operator_upn} user", "console", "resume"],
+        [f"{operator_upn} user", "console", "pause"],
+    ]
+
+    # the authorization code was good for one sign-in: its callback again signs nobody in
+    (callback,) = console.callbacks
+    console.codes.append(parse_qs(urlsplit(callback).query)["code"][0])
+    stranger = console.context().new_page()
+    again = stranger.goto(callback)
+    assert again is not None
+    assert again.status == 400
+    expect(stranger.get_by_test_id("signin-error")).to_contain_text("sign in again")
+    assert stranger.context.cookies() == []
+
+    # the reader signs in too, and sees no operate buttons
+    reader = entra_sign_in(console, f"reader@{SOURCE.domain}", apps.READER_PASSWORD)
+    expect(reader.get_by_test_id("signed-in-user")).to_have_text(f"reader@{SOURCE.domain}")
+    expect(reader.locator(".role")).to_have_text("Read only")
+    expect(reader.get_by_test_id("pause")).to_have_count(0)
+
+    # someone of the tenant with neither role is told so, and gets no session
+    nobody = entra_sign_in(console, f"user3@{SOURCE.domain}", None)
+    expect(nobody.get_by_test_id("error-message")).to_contain_text(
+        f"You are signed in as user3@{SOURCE.domain}, who has no tenant-sync role"
+    )
+    assert not [c for c in nobody.context.cookies() if c["name"].endswith("session")]
+    console.codes += [parse_qs(urlsplit(url).query)["code"][0] for url in console.callbacks[1:]]

@@ -73,7 +73,9 @@ def test_a_session_is_stored_under_its_ids_digest_and_expires_with_session_ttl(
     assert 30 * 60 - 5 <= ttl <= 30 * 60
     found = store.get(session_id)
     assert found is not None
-    assert (found.principal, found.csrf, found.via) == (OPERATOR, csrf, "entra")
+    assert (found.principal.name, found.principal.roles) == (OPERATOR.name, OPERATOR.roles)
+    assert (found.csrf, found.via) == (csrf, "entra")
+    assert found.principal.via == "console"  # its actions are audited as the console's
     assert store.get(session_id + "x") is None
     assert store.get(None) is None
 

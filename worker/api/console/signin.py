@@ -11,6 +11,7 @@ tenant's `ca_bundle` only, so the sandbox can stand in for Entra.
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
 import msal
@@ -74,9 +75,16 @@ class EntraSignIn:
     def begin(self, redirect_uri: str) -> dict[str, Any]:
         """A new flow: MSAL's dict with `auth_uri` (where to send the browser), the state, the
         nonce and the PKCE verifier, to keep server-side until the callback."""
-        flow: dict[str, Any] = self._application().initiate_auth_code_flow(
-            self.scopes, redirect_uri=redirect_uri, response_mode="query"
-        )
+        application = self._application()
+        with warnings.catch_warnings():
+            # MSAL suggests form_post. The code comes back in the query instead: form_post is a
+            # cross-site POST, which would not carry the SameSite=Lax cookie that finds this
+            # flow again; the code is single-use and bound to the PKCE verifier, the callback
+            # answers with a redirect, and the query string is never logged.
+            warnings.filterwarnings("ignore", message=".*form_post", category=UserWarning)
+            flow: dict[str, Any] = application.initiate_auth_code_flow(
+                self.scopes, redirect_uri=redirect_uri, response_mode="query"
+            )
         return flow
 
     def complete(self, flow: dict[str, Any], answer: dict[str, str]) -> str:
