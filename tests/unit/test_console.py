@@ -131,7 +131,7 @@ def test_progress_shows_only_while_a_cycle_runs_with_its_live_figures() -> None:
         1,
         42,
     )
-    assert committed["text"] == "reading users · 1,234 objects read · 42 written"
+    assert committed["text"] == "syncing users · 1,234 objects read · 42 written"
     assert committed["planned"] is None
     assert committed["failures"] == 1
     live = {**progress, "planned": 300, "exported": 57, "writes": 120}
@@ -139,7 +139,7 @@ def test_progress_shows_only_while_a_cycle_runs_with_its_live_figures() -> None:
     assert view is not None
     assert (view["planned"], view["exported"], view["graphWrites"]) == (300, 57, 120)
     assert view["text"] == (
-        "reading users · 1,234 objects read · 57 of 300 changes written · 120 Graph writes"
+        "syncing users · 1,234 objects read · 57 of 300 changes written · 120 Graph writes"
     )
 
 

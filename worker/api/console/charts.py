@@ -121,7 +121,7 @@ def cycle_chart(job: str, runs: Sequence[RunRecord]) -> Markup:
         for (_, _, colour), n in zip(SERIES, bar.values, strict=True):
             if not n:
                 continue
-            h = max(1.5, plot_h * n / top)
+            h = max(3.0, plot_h * n / top)  # a count of one still shows
             y -= h
             out.append(
                 f'<rect x="{x0:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '

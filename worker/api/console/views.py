@@ -14,11 +14,11 @@ from .formatting import moment
 # A cycle's phases in the order it goes through them (worker/service/cycle.py).
 PHASES = ("groups", "users", "pending", "escrow", "sweep", "deletions")
 PHASE_TEXT = {
-    "groups": "reading group changes",
-    "users": "reading users",
-    "pending": "users newly in scope",
-    "escrow": "retrying escrows",
-    "sweep": "looking for users gone",
+    "groups": "reading group memberships",
+    "users": "syncing users",
+    "pending": "syncing newly assigned users",
+    "escrow": "retrying failed users",
+    "sweep": "checking users gone from the source",
     "deletions": "deletions",
 }
 WRITE_KEYS = ("create", "update", "delete", "disable", "restore")
