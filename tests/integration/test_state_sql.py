@@ -156,6 +156,25 @@ def test_runs_and_log_queries(ledger: SqlLedger) -> None:
     assert ledger.run_counts("job", "run2") == {}
 
 
+def test_log_pages_newest_first_and_one_row_by_its_change_id(ledger: SqlLedger) -> None:
+    """What the console pages through: the newest rows first, a page at a time."""
+    run = RunRecord("run1", "job", "full", False, "manual", datetime(2026, 1, 1, tzinfo=UTC))
+    ledger.start_run(run)
+    for start in range(0, 7, 3):
+        outcomes = [outcome(f"s{i}") for i in range(start, min(start + 3, 7))]
+        ledger.commit_page("job", "run1", PageWrite(outcomes=outcomes))
+    oldest_first = [r["sourceId"] for r in ledger.logs("job")]
+    assert oldest_first == [f"s{i}" for i in range(7)]
+    pages = [
+        [r["sourceId"] for r in ledger.logs("job", newest_first=True, limit=3, offset=offset)]
+        for offset in (0, 3, 6)
+    ]
+    assert pages == [["s6", "s5", "s4"], ["s3", "s2", "s1"], ["s0"]]
+    row = ledger.logs("job", user="s4@contoso.com")[0]
+    assert ledger.logs("job", change_id=row["changeId"]) == [row]
+    assert ledger.logs("job", change_id="no-such-change") == []
+
+
 def test_job_state_escrows_and_staged_deletions_round_trip(ledger: SqlLedger) -> None:
     from datetime import timedelta
 
