@@ -162,3 +162,18 @@ def test_pages_send_strangers_to_sign_in_and_refuse_forms_without_a_session(
     bad = http.post("/jobs/sync/trigger", data={"csrf": csrf, "mode": "sometimes"})
     assert bad.status_code == 400
     assert "mode must be incremental or full" in bad.text
+
+
+def test_without_redis_a_page_says_so(
+    client: tuple[TestClient, SessionStore], tmp_path: Path
+) -> None:
+    from worker.adapters.state.embedded_redis import EmbeddedRedis
+
+    http, store = client
+    session_id, _ = store.create(OPERATOR, "token")
+    http.cookies.set(COOKIE, session_id)
+    assert http.get("/jobs/sync").status_code == 200
+    EmbeddedRedis(tmp_path / "state").stop()
+    page = http.get("/jobs/sync")
+    assert page.status_code == 503
+    assert "cannot reach its Redis server" in page.text

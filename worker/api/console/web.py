@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import redis
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -171,15 +172,19 @@ class Console:
         *,
         status: int = 200,
         session: ConsoleSession | None = None,
+        anonymous: bool = False,
     ) -> HTMLResponse:
-        session = session or self.session(request)
+        """`template` with what every page shows (who is signed in, their CSRF token, the
+        one-shot message); `anonymous` for a page that must not touch Redis."""
+        if not anonymous:
+            session = session or self.session(request)
         config = self.services.config
         page: dict[str, Any] = {
             "me": session.principal if session else None,
             "session": session,
             "csrf": session.csrf if session else "",
             "can_operate": bool(session and session.principal.can_operate),
-            "flash": self.sessions.pop_flash(session) if session else None,
+            "flash": self.sessions.pop_flash(session) if session and not anonymous else None,
             "job_names": sorted(config.jobs),
             "plain_http": not self.secure(request),
             "nav": "",
@@ -262,6 +267,19 @@ class ConsoleRoute(APIRoute):
                 return error_page(request, exc.status, exc.title, exc.message)
             except ApiError as exc:
                 return error_page(request, exc.status, PageError(exc.status, "").title, exc.message)
+            except redis.RedisError as exc:
+                # Sessions live in Redis: without it nobody can be told apart, so no page.
+                return console(request).render(
+                    request,
+                    "error.html",
+                    {
+                        "title": "Unavailable",
+                        "message": "The console cannot reach its Redis server "
+                        f"({exc.__class__.__name__}); try again in a moment.",
+                    },
+                    status=503,
+                    anonymous=True,
+                )
             except SyncError as exc:
                 # SQL or Redis failing under a page: say so (the error names no secret).
                 return error_page(request, 503, "Unavailable", f"{exc}")
