@@ -6,12 +6,15 @@ Refusals are ApiErrors (404 unknown job, 409 a cycle running or queued, 400 bad 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from worker.adapters.state.sql import LogCondition
 from worker.bootstrap import Runtime
-from worker.config import Config, Job
-from worker.ports import AlreadyRunning
+from worker.config import Config, Job, format_duration
+from worker.ports import AlreadyRunning, RunRecord
 from worker.service import admin
 from worker.service.status import job_status
 
@@ -103,3 +106,104 @@ class Operations:
             if exc.status == 409:
                 return None
             raise
+
+    # Graph API and /api extensions (graph_jobs.py, graph_logs.py, extensions.py) ----------------
+    def provision(self, name: str, source_user_id: str, who: Principal) -> dict[str, Any]:
+        """Provision one source user now (works while paused); its provisioning-log row.
+        404 for an id that names no source user and no linked one (nothing recorded)."""
+        from worker.domain.errors import SyncError, Transient
+        from worker.service.ondemand import UnknownSourceUser
+
+        self.job(name)
+        run_id = str(uuid.uuid4())
+        try:
+            self.runtime.on_demand(name).provision(source_user_id.lower(), run_id=run_id)
+        except UnknownSourceUser as exc:
+            raise not_found(f"{exc}.") from None
+        except Transient as exc:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"Provisioning {source_user_id} failed for now; try again: {exc}",
+                {"Retry-After": str(int(exc.retry_after or 30))},
+            ) from None
+        except SyncError as exc:
+            raise ApiError(
+                502, "BadGateway", f"Provisioning {source_user_id} failed: {exc}"
+            ) from None
+        rows = self.runtime.ledger.log_page(
+            [LogCondition("run_id", "eq", run_id)], before=None, limit=1
+        )
+        return rows[0][1]
+
+    def log_page(
+        self, conditions: list[LogCondition], *, before: int | None, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        return self.runtime.ledger.log_page(conditions, before=before, limit=limit)
+
+    def runs(self, name: str, limit: int) -> list[RunRecord]:
+        self.job(name)
+        return self.runtime.ledger.recent_runs(name, limit=limit)
+
+    def staged(self, name: str) -> dict[str, Any]:
+        """The deletions held for the job, each with the target user it would delete."""
+        job = self.job(name)
+        ledger = self.runtime.ledger
+        held = ledger.staged(name)
+        links = ledger.links_for(name, [s.source_id for s in held])
+        threshold = job.raw.deletion_threshold
+        return {
+            "job": name,
+            "count": len(held),
+            "threshold": {"count": threshold.count, "percent": threshold.percent},
+            "allowDeletes": ledger.job_state(name).allow_deletes,
+            "deprovision": job.raw.deprovision.value,
+            "deletions": [
+                {
+                    "sourceId": s.source_id,
+                    "sourceIdentity": links[s.source_id].source_label
+                    if s.source_id in links
+                    else None,
+                    "sourceMail": (links[s.source_id].source_mail or None)
+                    if s.source_id in links
+                    else None,
+                    "targetId": links[s.source_id].target_id if s.source_id in links else None,
+                    "sourceDeleted": s.deleted,
+                    "reason": s.reason,
+                }
+                for s in held
+            ],
+        }
+
+    def overview(self, name: str) -> dict[str, Any]:
+        """One job at a glance: state, last and next cycle, counts, quarantine, progress."""
+        job = self.job(name)
+        status = self.status(name)
+        last = status["lastExecution"]
+        quarantine = status["quarantine"]
+        interval = job.raw.schedule.interval
+        next_cycle: str | None = None
+        if status["code"] == "Paused":
+            next_cycle = None
+        elif quarantine and quarantine.get("nextAttempt"):
+            next_cycle = quarantine["nextAttempt"]
+        elif last:
+            began = datetime.fromisoformat(last["timeBegan"])
+            next_cycle = (began + interval).isoformat()
+        return {
+            "job": name,
+            "source": job.source,
+            "target": job.target,
+            "state": status["code"],
+            "running": status["running"],
+            "interval": format_duration(interval),
+            "lastCycle": last,
+            "nextCycle": next_cycle,
+            "counts": (last or {}).get("counts") or {},
+            "quarantine": quarantine,
+            "progress": status["progress"],
+            "linkedUsers": status["linkedUsers"],
+            "escrows": status["escrows"],
+            "stagedDeletes": status["stagedDeletes"],
+            "allowDeletes": status["allowDeletes"],
+        }
