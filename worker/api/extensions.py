@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.ports import RunRecord
@@ -136,6 +138,18 @@ class JobState(BaseModel):
     paused: bool
     allowDeletes: bool
     stagedDeletes: int
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, who: Principal = Reader) -> JSONResponse:
+    """The OpenAPI document of the whole service (Graph-shaped routes and extensions)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False)
+def docs(request: Request, who: Principal = Reader) -> HTMLResponse:
+    """Swagger UI on the OpenAPI document (for a browser signed in to the console)."""
+    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="tenant-sync API")
 
 
 def _ops(request: Request) -> Operations:

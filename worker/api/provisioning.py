@@ -149,7 +149,9 @@ def summary(row: dict[str, Any], systems: JobSystems) -> dict[str, Any]:
         error = {
             "errorCode": row["errorCode"] or reason_code(row["reason"]),
             "reason": row["errorMessage"] or row["reason"] or None,
-            "additionalDetails": row["reason"] if row["errorMessage"] and row["reason"] else None,
+            "additionalDetails": row["reason"]
+            if row["errorMessage"] and row["reason"] and row["reason"] not in row["errorMessage"]
+            else None,
             "errorCategory": "failure" if status == "failure" else None,
             "recommendedAction": None,
         }

@@ -35,10 +35,9 @@ class ScopeError(ValueError):
 def parse_reset_scope(text: str | None) -> list[RestartScope]:
     """tenant-sync's restart scopes for Graph's `resetScope`, in a safe order (the deletions
     allowance last, after what clears state); ScopeError names the first bad member."""
-    if text is None or not text.strip():
-        return list(DEFAULT)
-    chosen: set[RestartScope] = set()
-    for part in text.split(","):
+    members = text.split(",") if text and text.strip() else []
+    chosen: set[RestartScope] = set() if members else set(DEFAULT)
+    for part in members:
         name = part.strip()
         key = name.lower()
         if key == "connectordatastore":
@@ -57,5 +56,7 @@ def parse_reset_scope(text: str | None) -> list[RestartScope]:
     if RestartScope.FULL in chosen:
         # Full already covers watermark, escrows and quarantine.
         chosen -= {RestartScope.WATERMARK, RestartScope.ESCROWS, RestartScope.QUARANTINE}
+    # The watermark first: it alone needs the job's lock, so a running cycle refuses the whole
+    # restart (409) before anything else is cleared.
     order = list(RestartScope)
     return sorted(chosen, key=order.index)
