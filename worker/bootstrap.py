@@ -14,12 +14,14 @@ from sqlalchemy.engine import Engine
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
 from worker.adapters.state.rate_limit import Quota, RedisPacer
 from worker.adapters.state.redis_store import (
     RedisCursorStore,
     RedisJobLock,
+    RedisLiveProgress,
     RedisQueueGuard,
     connect,
 )
@@ -85,6 +87,8 @@ class Runtime:
     engine: Engine
     ledger: SqlLedger
     cursors: RedisCursorStore
+    live: RedisLiveProgress
+    audit: SqlAuditLog  # the operator actions' trail (docs/audit.md)
     observers: list[CycleObserver] = field(default_factory=list)
     # Per tenant name, a hook told of every Graph answer (metrics).
     graph_hook: Callable[[str], Callable[[str, int], None]] | None = None
@@ -113,6 +117,7 @@ class Runtime:
                 invite_redirect_url=job.raw.invite_redirect_url,
                 pacer=self.pacer(target),
                 concurrency=target.limits.concurrency,
+                on_written=lambda n: self.live.add(job.name, writes=n),
             ),
         )
 
@@ -139,7 +144,7 @@ class Runtime:
         return PageWorker(
             spec,
             ledger=self.ledger,
-            exporter=Exporter(spec, target, run_id=run_id),
+            exporter=Exporter(spec, target, run_id=run_id, live=self.live),
             mapper=Mapper(spec.mappings, EvaluationContext(is_unique=is_unique)),
             clock=lambda: datetime.now(UTC),
         )
@@ -163,6 +168,7 @@ class Runtime:
             on_progress=on_progress,
             observers=self.observers,
             dispatcher=dispatcher,
+            live=self.live,
         )
 
     def on_demand(self, job_name: str) -> OnDemand:
@@ -199,6 +205,8 @@ def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False)
         engine=engine,
         ledger=ledger,
         cursors=RedisCursorStore(client),
+        live=RedisLiveProgress(client),
+        audit=SqlAuditLog(engine),
     )
     if metrics:
         from worker import metrics as prometheus

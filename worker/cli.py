@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from worker.config import CONFIG_ENV, GUID_RE, Config, ConfigError, config_path, load_config
 from worker.logging import configure_logging
@@ -27,7 +28,9 @@ HELP = (
     "Cross-tenant synchronization of Microsoft Entra ID users, self-hosted.\n\n"
     "Every command reads the configuration file given by --config (default "
     "config/tenant-sync.yaml, or the TENANT_SYNC_CONFIG environment variable). "
-    "Exit codes: 0 success, 1 a cycle or check failed, 2 bad input."
+    "Exit codes: 0 success, 1 a cycle or check failed, 2 bad input. "
+    "Operator commands (run, trigger, provision, pause, resume, allow-deletes, restart) are "
+    "recorded in the audit trail with the OS user who ran them: see `tenant-sync audit`."
 )
 
 app = typer.Typer(
@@ -130,6 +133,24 @@ def _runtime(config: Config) -> Iterator[Any]:
         yield runtime
     finally:
         runtime.close()
+
+
+@contextmanager
+def _audited(
+    runtime: Any, action: str, job: str, detail: dict[str, Any] | None = None, **options: Any
+) -> Iterator[Any]:
+    """Run an operator command's action under the audit trail, as the OS user via the CLI
+    (see worker.service.audit.audited); an entry that cannot be written fails the command."""
+    from worker.domain.audit import AuditNotRecorded
+    from worker.service.audit import audited, os_actor
+
+    try:
+        with audited(
+            runtime.audit, os_actor(), action, job, detail=detail or {}, **options
+        ) as entry:
+            yield entry
+    except AuditNotRecorded as exc:
+        fail(str(exc), 1)
 
 
 # validate ---------------------------------------------------------------------------------------
@@ -259,11 +280,22 @@ def run(
     as_json = as_json or fmt == "json"
     cfg = _config(ctx, config)
     _job(cfg, job)
+    mode = "full" if full else "auto"
     with _runtime(cfg) as runtime, _progress(enabled=not as_json) as on_progress:
         try:
-            result = runtime.cycle(job, on_progress=on_progress).run(
-                mode="full" if full else "auto", dry_run=dry_run, trigger="manual"
-            )
+            with _audited(
+                runtime,
+                "run",
+                job,
+                {"mode": mode, "dry_run": dry_run},
+                refused_on=(AlreadyRunning, JobPaused),
+            ) as entry:
+                result = runtime.cycle(job, on_progress=on_progress).run(
+                    mode=mode, dry_run=dry_run, trigger="manual"
+                )
+                entry.note(run_id=result.run_id, cycle=result.mode, status=result.status)
+                if result.status != "success":
+                    entry.fail(result.error or f"the cycle ended {result.status}")
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
@@ -342,22 +374,25 @@ def trigger(
 
     cfg = _config(ctx, config)
     _job(cfg, job)
+    mode = "full" if full else "auto"
+    refusal: tuple[str, str] | None = None
     with _runtime(cfg) as runtime:
-        if runtime.job_lock().is_held(job):
-            _refuse_trigger(job, "already_running", f"a cycle of {job} is already running", as_json)
-        celery = create_celery(cfg)
-        task_id, queued = enqueue_cycle(
-            celery,
-            runtime.queue_guard(),
-            cfg,
-            job,
-            mode="full" if full else "auto",
-            trigger="manual",
-        )
-        if queued:
-            _refuse_trigger(
-                job, "already_queued", f"a cycle of {job} is already queued: {queued}", as_json
-            )
+        with _audited(runtime, "trigger", job, {"mode": mode}) as entry:
+            celery = create_celery(cfg)
+            if runtime.job_lock().is_held(job):
+                refusal = ("already_running", f"a cycle of {job} is already running")
+            else:
+                task_id, queued = enqueue_cycle(
+                    celery, runtime.queue_guard(), cfg, job, mode=mode, trigger="manual"
+                )
+                if queued:
+                    refusal = ("already_queued", f"a cycle of {job} is already queued: {queued}")
+                else:
+                    entry.note(task_id=task_id)
+            if refusal:
+                entry.refuse(refusal[1])
+        if refusal:
+            _refuse_trigger(job, *refusal, as_json)
         # Queued either way; but a cycle nobody will run soon deserves a word.
         workers = len(celery.control.ping(timeout=1.0) or [])
     if not workers:
@@ -367,9 +402,7 @@ def trigger(
             markup=False,
         )
     if as_json:
-        emit_json(
-            {"job": job, "task_id": task_id, "mode": "full" if full else "auto", "workers": workers}
-        )
+        emit_json({"job": job, "task_id": task_id, "mode": mode, "workers": workers})
     else:
         out.print(task_id, markup=False)
 
@@ -399,7 +432,13 @@ def status(
     with _runtime(cfg) as runtime:
         lock = runtime.job_lock()
         statuses = [
-            job_status(n, runtime.ledger, runtime.cursors.load(n), running=lock.is_held(n))
+            job_status(
+                n,
+                runtime.ledger,
+                runtime.cursors.load(n),
+                running=lock.is_held(n),
+                live=runtime.live.load(n),
+            )
             for n in names
         ]
     if as_json:
@@ -556,6 +595,81 @@ def _moment(value: str | None, option: str) -> Any:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# audit trail ------------------------------------------------------------------------------------
+AUDIT_PAGE = 500
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    job: str | None = typer.Argument(None, help="One job (default: every job)."),
+    limit: int = typer.Option(100, "--limit", help="At most this many entries, newest first."),
+    every: bool = typer.Option(False, "--all", help="Every entry, however many."),
+    config: Path | None = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the audit trail: who did which operator action (run, trigger, provision, pause,
+    resume, allow-deletes, restart; from the CLI, the API or the console) to which job, when,
+    and how it ended (success, failure, refused); newest first."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.adapters.state.audit import SqlAuditLog
+    from worker.bootstrap import open_database
+    from worker.domain.errors import SyncError
+
+    if limit < 1:
+        fail(f"--limit must be at least 1, not {limit}")
+    cfg = _config(ctx, config)
+    if job is not None:
+        _job(cfg, job)
+    try:
+        engine, _ledger = open_database(cfg)
+    except SQLAlchemyError as exc:
+        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
+    try:
+        trail = SqlAuditLog(engine)
+        entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
+        while every and entries and len(entries) % AUDIT_PAGE == 0:
+            more = trail.entries(job, limit=AUDIT_PAGE, before_id=entries[-1].id)
+            if not more:
+                break
+            entries.extend(more)
+    except SyncError as exc:
+        fail(str(exc), 1)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json([entry.as_row() for entry in entries])
+        return
+    if not entries:
+        out.print(f"no audit entries{f' for {job}' if job else ''}", markup=False)
+        return
+    table = Table()
+    # Times, actions and job names whole; who and the detail wrap (never cut short).
+    for column in ("when (UTC)", "who", "via", "action", "job", "result", "detail"):
+        wraps = column in ("who", "detail")
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+    for entry in entries:
+        detail = ", ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+            for k, v in entry.detail.items()
+            if v is not None
+        )
+        if entry.message:
+            detail = f"{detail} — {entry.message}" if detail else entry.message
+        # Text, not markup: names and messages are whatever people and errors wrote.
+        table.add_row(
+            entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(f"{entry.actor.name} ({entry.actor.kind.value})"),
+            entry.actor.via.value,
+            entry.action,
+            entry.job or "-",
+            entry.result.value,
+            Text(detail),
+        )
+    out.print(table)
+
+
 # expressions ------------------------------------------------------------------------------------
 @app.command()
 def expr(
@@ -589,7 +703,9 @@ def expr(
 # sandbox, demo, database ------------------------------------------------------------------------
 @sandbox_app.command("serve")
 def sandbox_serve(
-    seed: Path | None = typer.Option(None, "--seed", help="Seed file (JSON) of tenants and users."),
+    seed: Path | None = typer.Option(
+        None, "--seed", help="Seed file (JSON): tenants, users, groups, apps (docs/sandbox.md)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback)."),
     port: int = typer.Option(0, "--port", help="Port (0: any free port)."),
     tls_dir: Path | None = typer.Option(
@@ -597,7 +713,7 @@ def sandbox_serve(
     ),
     config: Path | None = UnusedConfigOption,
 ) -> None:
-    """Serve emulated tenants over HTTPS (OIDC + Graph v1.0) until SIGTERM/SIGINT."""
+    """Serve emulated tenants over HTTPS (Entra sign-in + Graph v1.0) until SIGTERM/SIGINT."""
     from worker.sandbox.server import serve
 
     serve(seed, host=host, port=port, tls_dir=tls_dir)
@@ -760,9 +876,21 @@ def provision(
         fail(f"SOURCE_USER_ID must be the user's object id (a GUID), not {source_user_id!r}")
     cfg = _config(ctx, config)
     _job(cfg, job)
+    user_id = source_user_id.lower()
     with _runtime(cfg) as runtime:
         try:
-            outcome = runtime.on_demand(job).provision(source_user_id.lower())
+            # An id that names nobody is bad input (exit 2): nothing was done, nothing recorded.
+            with _audited(
+                runtime, "provision", job, {"user_id": user_id}, bad_input=(UnknownSourceUser,)
+            ) as entry:
+                outcome = runtime.on_demand(job).provision(user_id)
+                entry.note(
+                    action=outcome.action.value,
+                    status=outcome.status.value,
+                    target_id=outcome.target_id,
+                )
+                if outcome.status.value == "failure":
+                    entry.fail(outcome.error_message or outcome.reason or "the export failed")
         except UnknownSourceUser as exc:
             fail(str(exc))
         except SyncError as exc:
@@ -871,7 +999,7 @@ def pause(
     """Stop JOB's cycles (scheduled and manual) until it is resumed; all state is kept."""
     from worker.service import admin
 
-    with _runtime(_admin(ctx, config, job)) as runtime:
+    with _runtime(_admin(ctx, config, job)) as runtime, _audited(runtime, "pause", job):
         admin.pause(runtime.ledger, job)
     report(
         as_json,
@@ -890,7 +1018,7 @@ def resume(
     """Let JOB's cycles run again, where they left off."""
     from worker.service import admin
 
-    with _runtime(_admin(ctx, config, job)) as runtime:
+    with _runtime(_admin(ctx, config, job)) as runtime, _audited(runtime, "resume", job):
         admin.resume(runtime.ledger, job)
     report(as_json, {"job": job, "paused": False}, f"{job}: resumed")
 
@@ -905,9 +1033,13 @@ def allow_deletes(
     """Release the deletions held over JOB's threshold: its next cycle makes them."""
     from worker.service import admin
 
-    with _runtime(_admin(ctx, config, job)) as runtime:
+    with (
+        _runtime(_admin(ctx, config, job)) as runtime,
+        _audited(runtime, "allow-deletes", job) as entry,
+    ):
         admin.allow_deletes(runtime.ledger, job)
         held = len(runtime.ledger.staged(job))
+        entry.note(held=held)
     report(
         as_json,
         {"job": job, "deletes_allowed": True, "held": held},
@@ -938,7 +1070,12 @@ def restart(
         fail(f"--scope must be one of {choices}, not {scope!r}")
     with _runtime(_admin(ctx, config, job)) as runtime:
         try:
-            done = admin.restart(runtime.ledger, runtime.cursors, runtime.job_lock(), job, chosen)
+            with _audited(
+                runtime, "restart", job, {"scope": chosen.value}, refused_on=(AlreadyRunning,)
+            ):
+                done = admin.restart(
+                    runtime.ledger, runtime.cursors, runtime.job_lock(), job, chosen
+                )
         except AlreadyRunning:
             fail(f"a cycle of {job} is running; restart --scope {scope} once it has finished", 1)
     report(

@@ -327,17 +327,24 @@ class ApiAuthConfig(Strict):
     """Who may call `serve`: Entra ID tokens of one tenant, static tokens, or both."""
 
     tenant: str | None = None  # a tenant of `tenants:` whose Entra tokens are accepted
-    audience: str | None = None  # the API's app id URI (or app id)
+    audience: str | None = None  # the API's app id URI (what tokens for it are asked with)
+    # The API's application (client) id: Entra's v2.0 access tokens name it as their audience
+    # where v1.0 ones name the app id URI; give it and both are accepted.
+    app_id: str | None = None
     client_id: str | None = None  # the console's app registration, for sign-in
     client_secret: SecretStr | None = None
     tokens: list[StaticTokenConfig] = Field(default_factory=list)
 
-    @field_validator("client_id")
+    @field_validator("client_id", "app_id")
     @classmethod
     def _guid(cls, value: str | None) -> str | None:
         if value is not None and not GUID_RE.match(value):
             raise ValueError(f"must be a GUID, got {value!r}")
         return None if value is None else value.lower()
+
+    @property
+    def audiences(self) -> list[str]:
+        return [a for a in (self.audience, self.app_id) if a]
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiAuthConfig:

@@ -30,6 +30,7 @@ from worker.adapters.graph.client import GraphClient
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.bootstrap import graph_client
 from worker.config import load_config
+from worker.sandbox.default_seed import operator_service_apps
 
 JOB = "contoso-to-fabrikam"
 SOURCE_TENANT = "0b1c7a3e-0000-4000-8000-00000000c0de"
@@ -144,13 +145,19 @@ def build_seed(users: int = 240, seed: int = 7) -> dict[str, Any]:
         "externalUserState": "Accepted",
         "accountEnabled": True,
     }
+    # Who signs in to `tenant-sync serve` (DESIGN §5.1): not members of the Sync group.
+    operator = operator_service_apps("contoso.onmicrosoft.com")
     return {
         "tenants": [
             {
                 "tenant_id": SOURCE_TENANT,
                 "domain": "contoso.onmicrosoft.com",
-                "clients": [{"client_id": SOURCE_CLIENT, "client_secret": "contoso-demo-secret"}],
-                "users": source_users + guests,
+                "clients": [
+                    {"client_id": SOURCE_CLIENT, "client_secret": "contoso-demo-secret"},
+                    *operator["clients"],
+                ],
+                "users": source_users + guests + operator["users"],
+                "apis": operator["apis"],
                 "groups": [
                     {"id": SYNC_GROUP, "displayName": "Sync to Fabrikam", "members": assigned}
                 ],

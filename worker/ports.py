@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
@@ -196,6 +197,46 @@ class CursorStore(Protocol):
     def clear(self, job: str) -> None: ...
 
 
+class LiveProgress(Protocol):
+    """What a running cycle is doing right now, for people watching (status, the console).
+
+    Updated as the work happens (each page read, each round of exports, each $batch of writes),
+    unlike the cursor, which moves only when a page is committed. Best effort: it never fails a
+    cycle, and it is not used to resume one.
+    """
+
+    def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None: ...
+
+    def phase(self, job: str, phase: str) -> None: ...
+
+    def add(self, job: str, **amounts: int) -> None:
+        """Add to the counters: read (source objects), planned and exported (objects with a
+        write decided / carried out), writes (Graph write requests answered)."""
+
+    def finish(self, job: str) -> None: ...
+
+    def load(self, job: str) -> dict[str, Any] | None: ...
+
+
+class NoLiveProgress:
+    """For dry runs and tests: nobody watches."""
+
+    def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None:
+        pass
+
+    def phase(self, job: str, phase: str) -> None:
+        pass
+
+    def add(self, job: str, **amounts: int) -> None:
+        pass
+
+    def finish(self, job: str) -> None:
+        pass
+
+    def load(self, job: str) -> dict[str, Any] | None:
+        return None
+
+
 @dataclass(frozen=True)
 class JobSnapshot:
     """A job's health after a cycle, for whoever watches (metrics)."""
@@ -322,3 +363,16 @@ class Ledger(Protocol):
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         """Forget a job's escrows and/or staged deletions (restart)."""
+
+
+class AuditLog(Protocol):
+    """The audit trail of operator actions (DESIGN 5.1), kept in SQL and never purged."""
+
+    def record(self, entry: AuditEntry) -> AuditEntry:
+        """Store the entry; returns it with its id. Raises Transient when it cannot be stored."""
+
+    def entries(
+        self, job: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        """Entries newest first: of one job (or of all), at most `limit`, and with `before_id`
+        only those recorded before that entry (the next page: the last id of this one)."""

@@ -102,7 +102,9 @@ def test_unknown_client_and_bad_scope(sb: SandboxHandle) -> None:
         },
     )
     assert resp.status_code == 400
-    assert resp.json()["error"] == "invalid_scope"
+    # A resource the tenant does not have: Entra's AADSTS500011.
+    assert resp.json()["error"] == "invalid_resource"
+    assert "AADSTS500011" in resp.json()["error_description"]
 
 
 def test_token_shape(sb: SandboxHandle) -> None:

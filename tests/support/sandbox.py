@@ -9,6 +9,12 @@
 
 Tokens come from real MSAL (`SandboxHandle.token`), configured the way the worker does it:
 `instance_discovery=False` and a `requests.Session` that trusts only the sandbox CA.
+
+Signing a user in through the sandbox's page, as a browser would (HTTP only, no JavaScript):
+
+    flow = app.initiate_auth_code_flow(["api://tenant-sync/.default"], redirect_uri=...)
+    answer = sb.sign_in(flow["auth_uri"], "operator@contoso.onmicrosoft.com", "pw")
+    result = app.acquire_token_by_auth_code_flow(flow, auth_response(answer))
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+import jwt
 import msal
 import requests
 
@@ -172,6 +181,25 @@ class SandboxHandle:
     def graph(self, tenant_id: str, client_id: str, secret: Credential) -> httpx.Client:
         """An httpx client on `{url}/v1.0` with a bearer token of that tenant's client."""
         return self.graph_with_token(self.token(tenant_id, client_id, secret))
+
+    # ---------------------------------------------------------------- sign-in (users)
+
+    def jwks_client(self, tenant_id: str) -> jwt.PyJWKClient:
+        """PyJWT's JWKS client on the tenant's `jwks_uri` (from its discovery document)."""
+        doc = self.http().get(f"{self.url}/{tenant_id}/v2.0/.well-known/openid-configuration")
+        doc.raise_for_status()
+        return jwt.PyJWKClient(doc.json()["jwks_uri"], ssl_context=self.ssl_context())
+
+    def sign_in(self, auth_uri: str, login: str, password: str = "") -> httpx.Response:
+        """Open the authorize URL, fill in the sign-in form and submit it, as a browser would;
+        the answer is the redirect to the app (or the page shown instead)."""
+        client = self.http(follow_redirects=False)
+        page = client.get(auth_uri)
+        if page.status_code != 200:
+            return page
+        action, fields = read_form(page.text)
+        fields.update(login=login, passwd=password)
+        return client.post(urljoin(str(page.url), action), data=fields)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -354,3 +382,57 @@ def client_of(tenant: dict[str, Any]) -> tuple[str, str, str]:
     """(tenant_id, client_id, secret) of a make_tenant() tenant's secret client."""
     client = tenant["clients"][0]
     return tenant["tenant_id"], client["client_id"], client["client_secret"]
+
+
+# ---------------------------------------------------------------- sign-in pages
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+        self.error: list[str] = []
+        self._in_error = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append((attr.get("action", ""), {}))
+        elif tag == "input" and self.forms and attr.get("name"):
+            self.forms[-1][1][attr["name"]] = attr.get("value", "")
+        elif attr.get("id") == "error":
+            self._in_error = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_error = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_error:
+            self.error.append(data)
+
+
+def read_form(page: str) -> tuple[str, dict[str, str]]:
+    """The action and the input fields (name -> value) of the page's first form."""
+    parser = _Forms()
+    parser.feed(page)
+    if not parser.forms:
+        raise AssertionError(f"no form on the page:\n{page}")
+    return parser.forms[0]
+
+
+def page_error(page: str) -> str:
+    """The text of the page's error message (`id="error"`), "" if it has none."""
+    parser = _Forms()
+    parser.feed(page)
+    return "".join(parser.error)
+
+
+def auth_response(answer: httpx.Response) -> dict[str, str]:
+    """What reaches the redirect URI: the query (or fragment) of the 302, or the form_post
+    page's fields."""
+    if answer.status_code == 302:
+        parts = urlsplit(answer.headers["location"])
+        return dict(parse_qsl(parts.query or parts.fragment))
+    if answer.status_code == 200:
+        return read_form(answer.text)[1]
+    raise AssertionError(f"sign-in did not redirect: {answer.status_code}\n{answer.text}")

@@ -7,12 +7,14 @@ ledger to let tests drive whole cycles without any I/O.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from worker.domain.audit import AuditEntry
 from worker.domain.errors import (
     BadRequest,
     NotFound,
@@ -453,3 +455,28 @@ class FakeLedger:
 
     def clear_job(self, job: str) -> None:
         self.links = {k: v for k, v in self.links.items() if k[0] != job}
+
+
+class FakeAuditLog:
+    """The AuditLog port in memory; `broken` makes every write fail as a database would."""
+
+    def __init__(self) -> None:
+        self.stored: list[AuditEntry] = []
+        self.broken: Transient | None = None
+
+    def record(self, entry: AuditEntry) -> AuditEntry:
+        if self.broken is not None:
+            raise self.broken
+        stored = dataclasses.replace(entry, id=len(self.stored) + 1)
+        self.stored.append(stored)
+        return stored
+
+    def entries(
+        self, job: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        chosen = [
+            e
+            for e in reversed(self.stored)
+            if (job is None or e.job == job) and (before_id is None or (e.id or 0) < before_id)
+        ]
+        return chosen[:limit]

@@ -3,14 +3,16 @@
 Nothing here builds an image or talks to a cluster: the files are parsed and validated against
 the official schemas that PyPI packages ship (Kubernetes' through kubernetes-validate, the Compose
 Specification's through check-jsonschema), then checked for what matters to operators: non-root
-everywhere, exactly one beat, health checks on the workers, secrets only from Secrets or env
-files, pinned images, and the commands, paths, uid and variable names agreeing across the
-Dockerfile, compose, Kubernetes, systemd and the package itself.
+everywhere, exactly one beat, health checks on the workers and the operator service, the operator
+service on loopback or behind a Service, secrets only from Secrets or env files, pinned images, and
+the commands (parsed by the real tenant-sync and celery CLIs), ports, paths, uid and variable names
+agreeing across the Dockerfile, compose, Kubernetes, systemd, deploy/README.md and the package.
 """
 
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import posixpath
 import re
@@ -29,6 +31,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import typer
+import typer.core
+import typer.exceptions
 import yaml
 from celery import Celery
 from celery.bin.celery import celery as celery_cli
@@ -53,6 +57,10 @@ VENV = "/opt/tenant-sync"
 WORKER_CMD = ["celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO"]
 BEAT_CMD = ["celery", "-A", "worker.celery_app", "beat", "--loglevel", "INFO"]
 MIGRATE_CMD = ["tenant-sync", "db", "upgrade"]
+# The operator service in a container or pod: every interface, the port the image EXPOSEs.
+SERVE_PORT = 8080
+SERVE_CMD = ["tenant-sync", "serve", "--host", "0.0.0.0", "--port", str(SERVE_PORT)]
+HEALTHZ = "/healthz"
 PING = ["celery", "-A", "worker.celery_app", "inspect", "ping"]
 
 # The oldest and the newest Kubernetes versions whose schemas kubernetes-validate bundles.
@@ -348,20 +356,27 @@ def _check_celery(args: list[str]) -> dict[str, Any]:
     return dict(ctx.params)
 
 
+# Typer 0.29+ builds its commands on a click of its own (typer._click), not on the click package:
+# its groups are not click.Groups and its usage errors are TyperExceptions.
+_GROUPS = (click.Group, typer.core.TyperGroup)
+_USAGE_ERRORS = (click.UsageError, typer.exceptions.TyperException)
+
+
 def _check_tenant_sync(args: list[str]) -> dict[str, Any]:
     from worker.cli import app
 
     assert _project()["project"]["scripts"]["tenant-sync"] == "worker.cli:main"
-    command: click.Command = typer.main.get_command(app)
+    command: Any = typer.main.get_command(app)
     words = list(args)
-    while isinstance(command, click.Group):
+    while isinstance(command, _GROUPS):
         assert words, f"tenant-sync {' '.join(args)}: a subcommand is missing"
         name = words.pop(0)
         assert name in command.commands, f"tenant-sync has no command {' '.join(args)!r}"
         command = command.commands[name]
+    assert isinstance(command, (click.Command, typer.core.TyperCommand)), command
     try:
         ctx = command.make_context(command.name or "tenant-sync", words)
-    except click.UsageError as exc:
+    except _USAGE_ERRORS as exc:
         pytest.fail(f"tenant-sync {' '.join(args)}: {exc}")
     return dict(ctx.params)
 
@@ -383,11 +398,37 @@ def _all_commands() -> list[tuple[str, list[str]]]:
             where = f"{workload['metadata']['name']}/{container['name']}"
             found.append((where, [*container.get("command", []), *container.get("args", [])]))
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                if probe in container:
+                if "exec" in container.get(probe, {}):
                     found.append((f"{where} {probe}", _probe_command(container[probe])))
     for unit in sorted(SYSTEMD.glob("*.service")):
         found.append((unit.name, shlex.split(_unit(unit.name)["Service"]["ExecStart"])))
+    for n, argv in enumerate(_readme_commands(DEPLOY / "README.md"), 1):
+        found.append((f"README.md command {n}: {shlex.join(argv)}", argv))
     return found
+
+
+# Where a documented shell line hands the rest to tenant-sync: compose's `exec SERVICE` and
+# `run ... SERVICE`, kubectl's `--`. (Elsewhere the word is a namespace or a user name.)
+_HANDS_OVER = ("--", "worker", "serve", "beat")
+
+
+def _readme_commands(path: Path) -> list[list[str]]:
+    """Every `tenant-sync ...` that a README's shell blocks run, as argv up to a pipe or a
+    redirection: at the start of a line, through a venv's bin/, or after _HANDS_OVER."""
+    commands: list[list[str]] = []
+    text = path.read_text()
+    for block in re.findall(r"^\s*```(?:sh|bash|shell)\n(.*?)^\s*```", text, re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            words = shlex.split(line)
+            for i, word in enumerate(words):
+                program = word == "tenant-sync" or word.endswith("/bin/tenant-sync")
+                if program and (i == 0 or word.startswith("/") or words[i - 1] in _HANDS_OVER):
+                    commands.append(_shell_command(shlex.join(words[i:])))
+                    break
+    return commands
 
 
 def _probe_command(probe: dict[str, Any]) -> list[str]:
@@ -528,8 +569,12 @@ def test_dockerfile_has_a_healthcheck_that_pings_this_containers_worker() -> Non
 
 def _seconds(match: re.Match[str] | None) -> float:
     assert match, "give the HEALTHCHECK an explicit --timeout"
-    parsed = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", match.group(1))
-    assert parsed, f"not a Docker duration: {match.group(1)}"
+    return _duration(match.group(1))
+
+
+def _duration(text: str) -> float:
+    parsed = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    assert parsed, f"not a Docker duration: {text}"
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     return float(parsed.group(1)) * units[parsed.group(2)]
 
@@ -611,10 +656,10 @@ def test_dockerignore_lets_in_every_source_file_the_build_needs() -> None:
 # =================================================================================================
 def test_compose_has_the_services_and_only_flower_is_optional() -> None:
     services = _compose()["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "flower"}
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "serve", "flower"}
     assert services["flower"]["profiles"] == ["flower"]
     assert [name for name, s in services.items() if s.get("profiles")] == ["flower"]
-    assert set(_compose_tenant_sync_services()) == {"migrate", "worker", "beat"}
+    assert set(_compose_tenant_sync_services()) == {"migrate", "worker", "beat", "serve"}
 
 
 def test_compose_images_are_pinned_and_tenant_sync_is_this_version() -> None:
@@ -668,7 +713,7 @@ def test_compose_migrate_runs_once_after_postgres_and_gates_worker_and_beat() ->
     assert migrate["command"] == MIGRATE_CMD
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "beat"):
+    for name in ("worker", "beat", "serve"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -712,17 +757,69 @@ def test_compose_flower_is_only_on_the_loopback_interface() -> None:
     assert flower["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
 
 
+def _published(port: str) -> tuple[str, int, int]:
+    """Host address, host port and container port of a compose `ports:` entry, with any
+    ${VAR:-default} replaced by its default (what runs when .env leaves it unset)."""
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", port)
+    match = re.fullmatch(r"(\d+\.\d+\.\d+\.\d+):(\d+):(\d+)", text)
+    assert match, f"publish as ADDRESS:HOST_PORT:CONTAINER_PORT, not {port}"
+    return match.group(1), int(match.group(2)), int(match.group(3))
+
+
+def test_compose_serve_listens_in_its_container_and_is_published_on_loopback_only() -> None:
+    serve = _compose()["services"]["serve"]
+    assert serve["command"] == SERVE_CMD
+    params = _check_command(serve["command"])
+    # Every interface of the container (the published port reaches it there), on the image's port.
+    assert (params["host"], params["port"]) == ("0.0.0.0", SERVE_PORT)
+    (port,) = serve["ports"]
+    address, host_port, container_port = _published(str(port))
+    assert address == "127.0.0.1", "plain HTTP: only a TLS proxy on the host may reach it"
+    assert (host_port, container_port) == (SERVE_PORT, params["port"])
+    # Stateless: it may be scaled (no fixed name), unlike beat.
+    assert "container_name" not in serve
+
+
+def _healthz_script(test: list[str]) -> str:
+    """The Python program of a `["CMD", "python", "-c", PROGRAM]` healthcheck."""
+    assert test[:3] == ["CMD", "python", "-c"], f"python -c (no curl in the image): {test}"
+    (program,) = test[3:]
+    compile(program, "healthcheck", "exec")  # a syntax error would read as "unhealthy" forever
+    return program
+
+
+def test_compose_serve_replaces_the_images_celery_healthcheck_with_healthz() -> None:
+    serve = _compose()["services"]["serve"]
+    healthcheck = serve["healthcheck"]
+    assert not healthcheck.get("disable")
+    program = _healthz_script(healthcheck["test"])
+    assert "celery" not in program
+    # It asks this container's serve, on the port the command binds, for the unauthenticated path.
+    (url,) = re.findall(r"[\"'](https?://[^\"']+)[\"']", program)
+    assert url == f"http://127.0.0.1:{_check_command(serve['command'])['port']}{HEALTHZ}"
+    # Any failure (refused, timeout, 5xx) must be exit status 1, Docker's "unhealthy".
+    assert "urllib.request.urlopen(" in program
+    assert re.search(r"except OSError\b", program)
+    assert "sys.exit(" in program
+    timeout = re.search(r"timeout=(\d+(?:\.\d+)?)", program)
+    assert timeout, "give urlopen a timeout below the healthcheck's"
+    assert float(timeout.group(1)) < _duration(str(healthcheck["timeout"]))
+    # The image's python: the venv's, first on PATH.
+    assert _env(_dockerfile()[-1])["PATH"].startswith(f"{VENV}/bin:")
+
+
 # =================================================================================================
 # Kubernetes
 # =================================================================================================
-def test_kustomization_applies_every_manifest_except_the_secret_example() -> None:
+def test_kustomization_applies_every_manifest_except_the_examples() -> None:
     (kustomization,) = _docs(K8S / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     resources_ = kustomization["resources"]
     assert all((K8S / r).is_file() for r in resources_)
-    expected = {p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"} - {
-        "secret.example.yaml"
-    }
+    # The examples hold placeholders (credentials, a host name) that are the operator's to fill.
+    examples = {p.name for p in K8S.glob("*.example.yaml")}
+    assert examples == {"secret.example.yaml", "ingress.example.yaml"}
+    expected = {p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"} - examples
     assert set(resources_) == expected
     # Placeholders must never overwrite real credentials on `apply -k`.
     for name in resources_:
@@ -789,8 +886,104 @@ def test_image_and_worker_pods_declare_the_configured_metrics_port(tmp_path: Pat
     config = _loaded("deploy/kubernetes/configmap.yaml", tmp_path)
     assert ports == {"metrics": config.metrics.port}
     compose = _loaded("deploy/config/tenant-sync.yaml.example (compose)", tmp_path)
-    (expose,) = _dockerfile()[-1].all("EXPOSE")
-    assert expose.args == str(compose.metrics.port)
+    # The worker's metrics and the operator service's port: nothing else.
+    exposed = [word for e in _dockerfile()[-1].all("EXPOSE") for word in e.args.split()]
+    assert sorted(exposed) == sorted([str(compose.metrics.port), str(SERVE_PORT)])
+
+
+def _serve_container() -> dict[str, Any]:
+    serve = _k8s("Deployment", "tenant-sync-serve")
+    (container,) = serve["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_kubernetes_serve_runs_replicas_of_the_operator_service_with_resources() -> None:
+    serve = _k8s("Deployment", "tenant-sync-serve")
+    # Stateless (sessions in Redis): two, so a rollout or a node drain keeps it up.
+    assert serve["spec"]["replicas"] >= 2
+    assert serve["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = _serve_container()
+    assert container["command"] == SERVE_CMD
+    params = _check_command(container["command"])
+    # The Service reaches the pod's IP, not its loopback.
+    assert params["host"] == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": params["port"]}
+    resources_ = container["resources"]
+    assert {"cpu", "memory"} <= set(resources_["requests"])
+    assert "memory" in resources_["limits"]
+
+
+def test_kubernetes_serve_pods_are_locked_down_like_the_workers() -> None:
+    serve = _k8s("Deployment", "tenant-sync-serve")["spec"]["template"]["spec"]
+    worker = _k8s("Deployment", "tenant-sync-worker")["spec"]["template"]["spec"]
+    assert serve["securityContext"] == worker["securityContext"]
+    assert serve["automountServiceAccountToken"] is worker["automountServiceAccountToken"] is False
+    assert _serve_container()["securityContext"] == worker["containers"][0]["securityContext"]
+    assert serve["volumes"][0] == worker["volumes"][0], "the same config and certificates"
+
+
+def _container_port(container: dict[str, Any], port: int | str) -> int:
+    """A probe's or a Service's port (a number or a port's name) as the container's number."""
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    if isinstance(port, str):
+        assert port in ports, f"the container has no port named {port!r}"
+        return ports[port]
+    assert port in ports.values(), f"the container does not declare port {port}"
+    return port
+
+
+def test_kubernetes_serve_probes_get_healthz_without_credentials() -> None:
+    container = _serve_container()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert probe in container, probe
+        get = container[probe]["httpGet"]
+        assert get["path"] == HEALTHZ
+        assert _container_port(container, get["port"]) == SERVE_PORT
+        assert get.get("scheme", "HTTP") == "HTTP"
+        # /healthz needs no token; one written here would sit in the manifest in clear.
+        assert "httpHeaders" not in get
+        assert container[probe]["timeoutSeconds"] >= 1
+    # It listens only once Redis and SQL answer and migrations ran: give that time, as workers get.
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+
+
+def test_kubernetes_service_targets_the_serve_pods_port() -> None:
+    service = _k8s("Service", "tenant-sync-serve")
+    spec = service["spec"]
+    assert spec.get("type", "ClusterIP") == "ClusterIP", "plain HTTP: expose it through TLS"
+    (port,) = spec["ports"]
+    assert port["port"] == 80
+    assert port.get("protocol", "TCP") == "TCP"
+    serve = _k8s("Deployment", "tenant-sync-serve")
+    # The selector picks the serve pods and no other workload's.
+    selector = spec["selector"]
+    for workload in _workloads():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        selected = selector.items() <= labels.items()
+        assert selected == (workload is serve), workload["metadata"]["name"]
+    assert _container_port(_serve_container(), port["targetPort"]) == SERVE_PORT
+
+
+def test_kubernetes_ingress_example_sends_tls_traffic_for_public_url_to_the_service() -> None:
+    ingress = _k8s("Ingress", "tenant-sync-serve")
+    service = _k8s("Service", "tenant-sync-serve")
+    (rule,) = ingress["spec"]["rules"]
+    (tls,) = ingress["spec"]["tls"]
+    assert rule["host"] in tls["hosts"]
+    assert tls["secretName"]
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    service_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert backend["port"].get("name") in service_ports or (
+        backend["port"].get("number") in service_ports.values()
+    )
+    # Sign-in redirects go to api.public_url: the address the Ingress serves.
+    configmap = _config_sources()["deploy/kubernetes/configmap.yaml"]
+    assert configmap["api"]["public_url"] == f"https://{rule['host']}"
 
 
 def test_kubernetes_migrate_job_runs_db_upgrade_with_a_bounded_retry() -> None:
@@ -888,9 +1081,41 @@ def test_example_configs_write_no_secret_themselves(source: str) -> None:
     for name, tenant in config["tenants"].items():
         secret = tenant.get("client_secret")
         assert secret is None or re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*\}", secret), name
+    console_secret = config["api"]["auth"].get("client_secret")
+    assert console_secret is None or re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*\}", console_secret)
     url = config["state"]["database_url"]
     password = re.match(r"^[^:]+://[^:/@]+:([^@]*)@", url)
     assert password is None or re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*\}", password.group(1)), url
+
+
+@pytest.mark.parametrize("source", list(_config_sources()))
+def test_example_configs_let_serve_start_with_entra_id_and_a_static_token(
+    source: str, tmp_path: Path
+) -> None:
+    """`serve` refuses to start without api.auth: every deployment's example has both ways in."""
+    api = _loaded(source, tmp_path).api
+    assert api.auth.configured
+    assert api.auth.entra
+    assert api.auth.client_id, "the console's app registration (sign-in)"
+    assert api.auth.tenant in _config_sources()[source]["tenants"]
+    assert api.auth.tokens
+    assert api.public_url is not None
+    assert api.public_url.startswith("https://")
+    # Only digests in the file, and none whose token anyone knows: not the digest of a
+    # placeholder value of the examples, of the empty string or of a token's own name.
+    values, _ = _env_example()
+    known = {*values.values(), "", "change-me", "token", "secret"}
+    known |= {t.name for t in api.auth.tokens}
+    for token in api.auth.tokens:
+        assert token.sha256 not in {hashlib.sha256(k.encode()).hexdigest() for k in known}
+
+
+def test_systemd_example_config_keeps_serve_on_loopback(tmp_path: Path) -> None:
+    """The unit runs `tenant-sync serve` without --host: the config's address is what binds,
+    and plain HTTP must stay on the host, behind the TLS proxy."""
+    api = _loaded("config/tenant-sync.example.yaml (systemd)", tmp_path).api
+    assert api.host in ("127.0.0.1", "::1", "localhost")
+    assert api.port == SERVE_PORT
 
 
 def test_deployment_configs_point_at_the_deployments_services_and_files() -> None:
@@ -940,6 +1165,33 @@ def test_every_command_the_deployments_run_exists_in_the_package(
     _check_command(argv)
 
 
+def test_the_command_check_catches_mistakes() -> None:
+    """The parser really descends into subcommands and rejects what the CLI would (a guard
+    against a check that silently parses only the top level)."""
+    assert _check_command(SERVE_CMD)["port"] == SERVE_PORT
+    assert "as_json" in _check_command(["tenant-sync", "db", "upgrade"])  # db upgrade's own option
+    for wrong in (
+        ["tenant-sync", "serve", "--hots", "0.0.0.0"],
+        ["tenant-sync", "serve", "--port", "http"],
+        ["tenant-sync", "db", "upgrade", "--revision", "head"],
+        ["tenant-sync", "no-such-command"],
+        ["tenant-sync", "db"],
+        ["celery", "-A", "worker.celery_app", "worker", "--concurency", "2"],
+    ):
+        with pytest.raises((pytest.fail.Exception, AssertionError)):
+            _check_command(wrong)
+
+
+def test_the_deploy_readme_commands_are_found() -> None:
+    """The README's commands are in the set checked above (a guard for its line parser)."""
+    commands = [shlex.join(argv) for argv in _readme_commands(DEPLOY / "README.md")]
+    assert "tenant-sync status" in commands
+    assert "/opt/tenant-sync/bin/tenant-sync status" in commands
+    assert "tenant-sync logs contoso-to-fabrikam --format csv" in commands
+    # Namespaces and user names spelt tenant-sync are not commands.
+    assert not [c for c in commands if c in ("tenant-sync", "tenant-sync-env")]
+
+
 def test_the_worker_is_named_as_the_health_checks_expect() -> None:
     """The checks ask celery@$HOSTNAME; a worker started without -n names itself
     celery@<gethostname()>, which is $HOSTNAME in a container or pod."""
@@ -965,6 +1217,8 @@ def test_systemd_units_run_the_venv_as_the_service_user() -> None:
         "tenant-sync-worker.service": WORKER_CMD,
         "tenant-sync-beat.service": BEAT_CMD,
         "tenant-sync-migrate.service": MIGRATE_CMD,
+        # Where the config says (api.host, api.port: loopback, behind the host's TLS proxy).
+        "tenant-sync-serve.service": ["tenant-sync", "serve"],
     }
     assert {p.name for p in SYSTEMD.glob("*.service")} == set(expected)
     for name, command in expected.items():
@@ -980,10 +1234,22 @@ def test_systemd_units_run_the_venv_as_the_service_user() -> None:
         assert service["ProtectSystem"] == "strict"
 
 
-def test_systemd_worker_requires_the_migrations_first() -> None:
-    worker = _unit("tenant-sync-worker.service")["Unit"]
-    assert "tenant-sync-migrate.service" in worker["Requires"].split()
-    assert "tenant-sync-migrate.service" in worker["After"].split()
+@pytest.mark.parametrize("name", ["tenant-sync-worker.service", "tenant-sync-serve.service"])
+def test_systemd_worker_and_serve_require_the_migrations_first(name: str) -> None:
+    unit = _unit(name)
+    assert "tenant-sync-migrate.service" in unit["Unit"]["Requires"].split()
+    assert "tenant-sync-migrate.service" in unit["Unit"]["After"].split()
+    assert unit["Service"]["Restart"] == "on-failure"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_systemd_serve_is_not_restarted_over_bad_input() -> None:
+    """Exit status 2 is bad input (say, no api.auth): restarting every 10 s would not fix it."""
+    service = _unit("tenant-sync-serve.service")["Service"]
+    assert service["RestartPreventExitStatus"].split() == ["2"]
+
+
+def test_systemd_migrations_run_when_the_worker_starts_and_the_worker_stops_warm() -> None:
     migrate = _unit("tenant-sync-migrate.service")
     assert migrate["Service"]["Type"] == "oneshot"
     assert "Install" not in migrate, "it runs when the worker starts, not on its own"

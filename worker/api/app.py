@@ -112,7 +112,9 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastAPI:
         # The path only: query strings can carry sign-in codes and state.
         started = time.perf_counter()
         response = await call_next(request)
-        log.info(
+        # Health probes come every few seconds from every orchestrator: not worth a line each.
+        emit = log.debug if request.url.path == "/healthz" else log.info
+        emit(
             "request",
             method=request.method,
             path=request.url.path,

@@ -2,7 +2,8 @@
 
 Two ways in (DESIGN §5.1, docs/operator-service.md):
 - an Entra ID access token of `api.auth.tenant`: RS256, checked against the authority's JWKS
-  (signature, issuer, audience `api.auth.audience`, expiry); roles from its `roles` claim;
+  (signature, issuer, audience `api.auth.audience` or `api.auth.app_id`, expiry); roles from
+  its `roles` claim;
 - a static token of `api.auth.tokens`: the config holds only its SHA-256.
 `TenantSync.Operate` includes everything `TenantSync.Read` allows.
 """
@@ -35,6 +36,7 @@ class Principal:
     name: str
     kind: Literal["user", "app", "token"]
     roles: frozenset[str]
+    via: Literal["api", "console"] = "api"  # through which door, for the audit trail
 
     @property
     def can_read(self) -> bool:
@@ -152,7 +154,7 @@ class Authenticator:
                 token,
                 key.key,
                 algorithms=["RS256"],
-                audience=self._auth.audience,
+                audience=self._auth.audiences,
                 leeway=LEEWAY_S,
                 options={"require": ["exp", "iss", "aud"], "verify_iss": False},
             )
@@ -160,8 +162,8 @@ class Authenticator:
             raise unauthorized("Access token has expired or is not yet valid.") from None
         except jwt.InvalidAudienceError:
             raise unauthorized(
-                f"Access token validation failure: invalid audience (expected "
-                f"{self._auth.audience})."
+                "Access token validation failure: invalid audience (expected "
+                f"{' or '.join(self._auth.audiences)})."
             ) from None
         except jwt.PyJWKClientConnectionError:
             raise ApiError(

@@ -1,7 +1,9 @@
-"""What the API and the console do to a job: one implementation for both.
+"""What the API and the console do to a job: one implementation for both, audited.
 
 Reads come straight from SQL and Redis; triggers go to Celery like `tenant-sync trigger`.
-Refusals are ApiErrors (404 unknown job, 409 a cycle running or queued, 400 bad scope).
+Refusals are ApiErrors (404 unknown job or user, 409 paused / running / queued, 400 bad input).
+Every operator action lands in the audit trail (docs/audit.md) with the caller as the actor;
+a request refused before it started (unknown job or user) records nothing, as in the CLI.
 """
 
 from __future__ import annotations
@@ -14,12 +16,34 @@ from typing import Any
 from worker.adapters.state.sql import LogCondition
 from worker.bootstrap import Runtime
 from worker.config import Config, Job, format_duration
+from worker.domain.audit import Actor, ActorKind, AuditAction, Via
+from worker.domain.errors import SyncError, Transient
+from worker.domain.model import ObjectOutcome
 from worker.ports import AlreadyRunning, RunRecord
 from worker.service import admin
+from worker.service.audit import audited
+from worker.service.ondemand import UnknownSourceUser
 from worker.service.status import job_status
 
 from .auth import Principal
 from .errors import ApiError, not_found
+
+_KINDS = {"user": ActorKind.USER, "token": ActorKind.TOKEN, "app": ActorKind.APP}
+
+
+def actor(who: Principal) -> Actor:
+    return Actor(name=who.name, kind=_KINDS[who.kind], via=Via(who.via))
+
+
+class Refused(ApiError):
+    """The action was not carried out: the job is paused, running or queued (409)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, "Conflict", message)
+
+
+def _conflict(message: str) -> Refused:
+    return Refused(message)
 
 
 class Operations:
@@ -46,45 +70,75 @@ class Operations:
             runtime.ledger,
             runtime.cursors.load(name),
             running=runtime.job_lock().is_held(name),
+            live=runtime.live.load(name),
         )
 
     # operating ----------------------------------------------------------------------------------
+    def _audited(self, who: Principal, action: AuditAction, name: str, **detail: Any) -> Any:
+        return audited(
+            self.runtime.audit,
+            actor(who),
+            action,
+            name,
+            detail=detail,
+            refused_on=(Refused,),
+            bad_input=(UnknownSourceUser,),
+        )
+
     def pause(self, name: str, who: Principal) -> None:
         self.job(name)
-        admin.pause(self.runtime.ledger, name)
+        with self._audited(who, AuditAction.PAUSE, name):
+            admin.pause(self.runtime.ledger, name)
 
     def resume(self, name: str, who: Principal) -> None:
         self.job(name)
-        admin.resume(self.runtime.ledger, name)
+        with self._audited(who, AuditAction.RESUME, name):
+            admin.resume(self.runtime.ledger, name)
 
     def allow_deletes(self, name: str, who: Principal) -> int:
         self.job(name)
-        admin.allow_deletes(self.runtime.ledger, name)
-        return len(self.runtime.ledger.staged(name))
+        with self._audited(who, AuditAction.ALLOW_DELETES, name) as entry:
+            admin.allow_deletes(self.runtime.ledger, name)
+            held = len(self.runtime.ledger.staged(name))
+            entry.note(held=held)
+        return held
 
     def restart(self, name: str, scopes: list[admin.RestartScope], who: Principal) -> list[str]:
         self.job(name)
         done: list[str] = []
-        try:
-            for scope in scopes:
-                done += admin.restart(
-                    self.runtime.ledger, self.runtime.cursors, self.runtime.job_lock(), name, scope
-                )
-        except AlreadyRunning:
-            raise ApiError(
-                409, "Conflict", f"A cycle of {name} is running; restart it once it has finished."
-            ) from None
+        with self._audited(who, AuditAction.RESTART, name, scope=[s.value for s in scopes]):
+            try:
+                for scope in scopes:
+                    done += admin.restart(
+                        self.runtime.ledger,
+                        self.runtime.cursors,
+                        self.runtime.job_lock(),
+                        name,
+                        scope,
+                    )
+            except AlreadyRunning:
+                raise _conflict(
+                    f"A cycle of {name} is running; restart it once it has finished."
+                ) from None
         return done
 
     def trigger(self, name: str, *, full: bool, who: Principal) -> str:
         """Queue a cycle; 409 when the job is paused, running, or has one queued already."""
+        self.job(name)
+        with self._audited(
+            who, AuditAction.TRIGGER, name, mode="full" if full else "auto"
+        ) as entry:
+            task_id = self._enqueue(name, full=full)
+            entry.note(task_id=task_id)
+        return task_id
+
+    def _enqueue(self, name: str, *, full: bool) -> str:
         from worker.celery_app import enqueue_cycle
 
-        self.job(name)
         if self.runtime.ledger.job_state(name).paused:
-            raise ApiError(409, "Conflict", f"{name} is paused: resume it (or start it) first.")
+            raise _conflict(f"{name} is paused: resume it (or start it) first.")
         if self.runtime.job_lock().is_held(name):
-            raise ApiError(409, "Conflict", f"A cycle of {name} is already running.")
+            raise _conflict(f"A cycle of {name} is already running.")
         task_id, queued = enqueue_cycle(
             self._celery(),
             self.runtime.queue_guard(),
@@ -94,43 +148,61 @@ class Operations:
             trigger="manual",
         )
         if queued:
-            raise ApiError(409, "Conflict", f"A cycle of {name} is already queued ({queued}).")
+            raise _conflict(f"A cycle of {name} is already queued ({queued}).")
         return task_id
 
     def start(self, name: str, who: Principal) -> str | None:
         """Graph's start: resume a paused job and run a cycle now (none if one runs or waits)."""
-        self.resume(name, who)
+        self.job(name)
+        with self._audited(who, AuditAction.START, name) as entry:
+            admin.resume(self.runtime.ledger, name)
+            try:
+                task_id: str | None = self._enqueue(name, full=False)
+            except ApiError as exc:
+                task_id = None
+                entry.note(cycle=exc.message)
+            entry.note(task_id=task_id)
+        return task_id
+
+    def provision(
+        self, name: str, source_user_id: str, who: Principal, *, run_id: str | None = None
+    ) -> ObjectOutcome:
+        """Provision one source user now (works while paused); 404 for an unknown user.
+        `run_id` names the run it is recorded as (default: a new id)."""
+        self.job(name)
         try:
-            return self.trigger(name, full=False, who=who)
-        except ApiError as exc:
-            if exc.status == 409:
-                return None
-            raise
+            with self._audited(who, AuditAction.PROVISION, name, user_id=source_user_id) as entry:
+                try:
+                    outcome = self.runtime.on_demand(name).provision(source_user_id, run_id=run_id)
+                except Transient as exc:
+                    raise ApiError(
+                        503,
+                        "ServiceUnavailable",
+                        f"provisioning {source_user_id} failed for now; try again: {exc}",
+                        {"Retry-After": str(int(exc.retry_after or 30))},
+                    ) from None
+                except SyncError as exc:
+                    raise ApiError(
+                        502, "BadGateway", f"provisioning {source_user_id} failed: {exc}"
+                    ) from None
+                entry.note(
+                    action=outcome.action.value,
+                    status=outcome.status.value,
+                    target_id=outcome.target_id,
+                )
+                if outcome.status.value == "failure":
+                    entry.fail(outcome.reason or outcome.error_message or "the export failed")
+        except UnknownSourceUser as exc:
+            # Asked wrongly, nothing done: not an operator action (the CLI records none either).
+            raise not_found(str(exc)) from None
+        return outcome
 
     # Graph API and /api extensions (graph_jobs.py, graph_logs.py, extensions.py) ----------------
-    def provision(self, name: str, source_user_id: str, who: Principal) -> dict[str, Any]:
-        """Provision one source user now (works while paused); its provisioning-log row.
-        404 for an id that names no source user and no linked one (nothing recorded)."""
-        from worker.domain.errors import SyncError, Transient
-        from worker.service.ondemand import UnknownSourceUser
-
-        self.job(name)
+    def provision_logged(self, name: str, source_user_id: str, who: Principal) -> dict[str, Any]:
+        """`provision`, answered with the provisioning-log row it recorded (Graph's
+        provisionOnDemand reports the row's changeId, steps and modified properties)."""
         run_id = str(uuid.uuid4())
-        try:
-            self.runtime.on_demand(name).provision(source_user_id.lower(), run_id=run_id)
-        except UnknownSourceUser as exc:
-            raise not_found(f"{exc}.") from None
-        except Transient as exc:
-            raise ApiError(
-                503,
-                "ServiceUnavailable",
-                f"Provisioning {source_user_id} failed for now; try again: {exc}",
-                {"Retry-After": str(int(exc.retry_after or 30))},
-            ) from None
-        except SyncError as exc:
-            raise ApiError(
-                502, "BadGateway", f"Provisioning {source_user_id} failed: {exc}"
-            ) from None
+        self.provision(name, source_user_id.lower(), who, run_id=run_id)
         rows = self.runtime.ledger.log_page(
             [LogCondition("run_id", "eq", run_id)], before=None, limit=1
         )

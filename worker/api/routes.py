@@ -18,7 +18,8 @@ _BEARER = Depends(
 
 def include(app: FastAPI) -> None:
     """Mount the Graph-shaped API (/v1.0), the extensions (/api) and the console (/)."""
-    from . import extensions, graph_jobs, graph_logs
+    from . import audit_routes, extensions, graph_jobs, graph_logs
 
-    for router in (graph_jobs.router, graph_logs.router, extensions.router):
+    routers = (graph_jobs.router, graph_logs.router, extensions.router, audit_routes.router)
+    for router in routers:
         app.include_router(router, dependencies=[_BEARER])

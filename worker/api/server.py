@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+from types import FrameType
 
 import uvicorn
 
@@ -34,7 +36,20 @@ def serve(config: Config, runtime: Runtime, sock: socket.socket) -> None:
     app = create_app(config, runtime)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=5,
         )
     )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    # uvicorn raises the signal that stopped it again once it is done, to the handler that was
+    # in place before it: this one, so a requested stop ends the process with status 0.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     server.run(sockets=[sock])

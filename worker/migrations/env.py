@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from worker.adapters.state import audit  # noqa: F401  (its model joins Base's metadata)
 from worker.adapters.state.sql import Base
 
 connection = context.config.attributes.get("connection")

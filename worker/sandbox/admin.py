@@ -12,8 +12,11 @@ GET|PUT /_sandbox/faults                 merge into the fault settings (keys: se
 GET|PUT /_sandbox/limits                 merge into the limits (incl. "window_scale")
 GET|PUT /_sandbox/delta                  {"token_max_age_s": N}
 POST /_sandbox/delta-tokens/age          {"seconds": N, "max_age_s": M?}: ages every token
-GET|PUT /_sandbox/auth                   {"token_lifetime_s": N}
+GET|PUT /_sandbox/auth                   {"token_lifetime_s": N, "code_lifetime_s": N}
+                                         (answers also "signing_kids", newest first)
+POST /_sandbox/auth/rotate-keys          a new signing key; the previous one stays in the JWKS
 GET  /_sandbox/tenants, /_sandbox/tenants/{id}/users|groups[?include_deleted=true]
+GET  /_sandbox/snapshot                  the directory as it is now, as a seed (no deleted objects)
 POST /_sandbox/tenants/{id}/users/{user_id}/redeem
 """
 
@@ -137,15 +140,38 @@ def routes(state: SandboxState) -> list[Route]:
             {"token_max_age_s": state.delta_max_age_s, "age_offset_s": state.token_age_offset}
         )
 
+    def auth_view() -> dict[str, Any]:
+        return {
+            "token_lifetime_s": state.access_token_lifetime_s,
+            "code_lifetime_s": state.grants.code_lifetime_s,
+            "signing_kids": [k.kid for k in state.signer.keys],
+        }
+
     async def auth_settings(request: Request) -> Response:
         if request.method == "PUT":
             body = await _json(request) or {}
-            lifetime = body.get("token_lifetime_s") if isinstance(body, dict) else None
-            if lifetime is not None:
-                if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 1:
-                    return _error(400, "token_lifetime_s must be a positive integer")
-                state.access_token_lifetime_s = lifetime
-        return JSONResponse({"token_lifetime_s": state.access_token_lifetime_s})
+            if not isinstance(body, dict):
+                return _error(400, "auth settings must be a JSON object")
+            unknown = sorted(set(body) - {"token_lifetime_s", "code_lifetime_s"})
+            if unknown:
+                return _error(400, f"unknown auth settings {unknown}")
+            values: dict[str, int] = {}
+            for name in ("token_lifetime_s", "code_lifetime_s"):
+                value = body.get(name)
+                if value is None:
+                    continue
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    return _error(400, f"{name} must be a positive integer")
+                values[name] = value
+            if "token_lifetime_s" in values:
+                state.access_token_lifetime_s = values["token_lifetime_s"]
+            if "code_lifetime_s" in values:
+                state.grants.code_lifetime_s = values["code_lifetime_s"]
+        return JSONResponse(auth_view())
+
+    async def rotate_keys(request: Request) -> Response:
+        state.signer.rotate()
+        return JSONResponse(auth_view())
 
     async def age_tokens(request: Request) -> Response:
         body = await _json(request) or {}
@@ -161,6 +187,9 @@ def routes(state: SandboxState) -> list[Route]:
         return JSONResponse(
             {"age_offset_s": state.token_age_offset, "max_age_s": state.delta_max_age_s}
         )
+
+    async def snapshot(request: Request) -> Response:
+        return JSONResponse(state.snapshot())
 
     async def tenants(request: Request) -> Response:
         return JSONResponse(
@@ -233,8 +262,10 @@ def routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/limits", guard(limits), methods=["GET", "PUT"]),
         Route("/_sandbox/delta", guard(delta_settings), methods=["GET", "PUT"]),
         Route("/_sandbox/auth", guard(auth_settings), methods=["GET", "PUT"]),
+        Route("/_sandbox/auth/rotate-keys", guard(rotate_keys), methods=["POST"]),
         Route("/_sandbox/delta-tokens/age", guard(age_tokens), methods=["POST"]),
         Route("/_sandbox/tenants", guard(tenants), methods=["GET"]),
+        Route("/_sandbox/snapshot", guard(snapshot), methods=["GET"]),
         Route("/_sandbox/tenants/{tenant_id}/users", guard(dump_users), methods=["GET"]),
         Route("/_sandbox/tenants/{tenant_id}/groups", guard(dump_groups), methods=["GET"]),
         Route(

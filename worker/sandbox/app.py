@@ -1,4 +1,5 @@
-"""The Starlette application: Entra endpoints, Graph under `/v1.0`, admin under `/_sandbox`.
+"""The Starlette application: Entra endpoints (tokens, keys, sign-in page), Graph under `/v1.0`,
+admin under `/_sandbox`.
 
 `asgi_app(state)` is what the server runs: the application inside `faults.ConnectionControl`,
 which lets fault injection drop a request's connection.
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import admin, auth, faults
+from . import admin, auth, faults, signin
 from .graph import GraphApi
 from .seed import now_iso
 from .state import SandboxState
@@ -69,6 +70,12 @@ def create_app(state: SandboxState) -> Starlette:
     async def token(request: Request) -> Response:
         return await auth.token_endpoint(state, request)
 
+    async def authorize(request: Request) -> Response:
+        return await signin.authorize(state, request)
+
+    async def logout(request: Request) -> Response:
+        return await signin.logout(state, request)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse(
             {
@@ -100,6 +107,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/{tenant}/v2.0/.well-known/openid-configuration", discovery, methods=["GET"]),
         Route("/{tenant}/discovery/v2.0/keys", keys, methods=["GET"]),
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
+        Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
     ]
     app = Starlette(
         routes=routes,

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, faults, groups, invitations, throttling, users
+from . import auth, entra, faults, groups, invitations, throttling, users
 from .router import (
     GraphError,
     GraphRequest,
@@ -109,7 +109,7 @@ class GraphApi:
             query=parse_query(request.url.query),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
-            base_url=auth.base_url(request),
+            base_url=entra.base_url(request),
             request_id=request_id,
         )
         # Everything from here to the response is synchronous: no other request interleaves.

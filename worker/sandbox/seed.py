@@ -4,6 +4,10 @@
 filled in and timestamps fixed, so resetting the sandbox to the seed gives the same ids again.
 Problems raise `SeedError` with one message naming the file and what is wrong.
 
+Per tenant, besides users, groups and partners: `clients` and `apis` (app registrations, see
+`seed_apps.py`), and users may carry a `password` for the sign-in page (never shown by Graph or
+the admin API).
+
 Besides `tenants`, a seed may carry three optional sections (each also changeable at run time
 through the admin API, see `admin.py`); every default is harmless:
 
@@ -26,15 +30,15 @@ actual path) and `seed` (null; an integer makes the fault sequence reproducible)
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
 from . import schema
+from .seed_apps import Principals, validate_apis, validate_client
+from .seed_errors import SeedError as SeedError
+from .seed_errors import guid, warn
 
 DEFAULT_LIMITS: dict[str, float] = {
     "write_per_150s": 3000,
@@ -65,11 +69,8 @@ _TENANT_KEYS = {
     "users",
     "groups",
     "cross_tenant_access",
+    "apis",
 }
-
-
-class SeedError(ValueError):
-    """The seed is unusable; the message says where and why."""
 
 
 def now_iso() -> str:
@@ -93,19 +94,6 @@ def load_seed(path: Path | str) -> dict[str, Any]:
         return validate_seed(data)
     except SeedError as exc:
         raise SeedError(f"seed file {p}: {exc}") from exc
-
-
-def _warn(message: str) -> None:
-    print(f"tenant-sync sandbox: warning: seed {message}", file=sys.stderr, flush=True)
-
-
-def _guid(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SeedError(f"{where} must be a GUID string, got {json.dumps(value)}")
-    try:
-        return str(uuid.UUID(value.strip()))
-    except ValueError as exc:
-        raise SeedError(f"{where} must be a GUID, got {value!r}") from exc
 
 
 def _object_id(value: Any, where: str) -> str:
@@ -228,7 +216,7 @@ def validate_seed(data: Any) -> dict[str, Any]:
         raise SeedError("the top level must be a JSON object with a 'tenants' list")
     for key in data:
         if key not in _TOP_KEYS and not key.startswith(("$", "_")):
-            _warn(f"has an unknown top-level key {key!r}; it is ignored")
+            warn(f"has an unknown top-level key {key!r}; it is ignored")
     tenants = data.get("tenants")
     if not isinstance(tenants, list) or not tenants:
         raise SeedError("'tenants' must be a non-empty list")
@@ -256,10 +244,10 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
         raise SeedError(f"{where} must be an object")
     if "tenant_id" not in raw:
         raise SeedError(f"{where} is missing 'tenant_id'")
-    tid = _guid(raw["tenant_id"], f"{where}.tenant_id")
+    tid = guid(raw["tenant_id"], f"{where}.tenant_id")
     for key in raw:
         if key not in _TENANT_KEYS and not key.startswith(("$", "_")):
-            _warn(f"{where} has an unknown key {key!r}; it is ignored")
+            warn(f"{where} has an unknown key {key!r}; it is ignored")
     domain = raw.get("domain") or f"tenant-{tid[:8]}.onmicrosoft.com"
     if not isinstance(domain, str) or "." not in domain or "@" in domain:
         raise SeedError(f"{where}.domain must be a domain name like contoso.onmicrosoft.com")
@@ -271,7 +259,7 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
     out_clients: list[dict[str, Any]] = []
     seen_clients: set[str] = set()
     for j, c in enumerate(clients):
-        client = _client(c, f"{where}.clients[{j}]")
+        client = validate_client(c, f"{where}.clients[{j}]")
         if client["client_id"] in seen_clients:
             raise SeedError(f"{where}.clients[{j}].client_id {client['client_id']} is a duplicate")
         seen_clients.add(client["client_id"])
@@ -322,7 +310,7 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
         pw = f"{where}.cross_tenant_access.partners[{j}]"
         if not isinstance(p, dict) or "tenant_id" not in p:
             raise SeedError(f"{pw} must be an object with a 'tenant_id'")
-        partner: dict[str, Any] = {"tenant_id": _guid(p["tenant_id"], f"{pw}.tenant_id")}
+        partner: dict[str, Any] = {"tenant_id": guid(p["tenant_id"], f"{pw}.tenant_id")}
         if partner["tenant_id"] in seen_partners:
             raise SeedError(f"{pw}: duplicate partner {partner['tenant_id']}")
         seen_partners.add(partner["tenant_id"])
@@ -333,6 +321,9 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
             partner[flag] = value
         partners.append(partner)
 
+    principals = Principals(users, groups, [c["client_id"] for c in out_clients])
+    apis = validate_apis(raw.get("apis"), f"{where}.apis", principals)
+
     return {
         "tenant_id": tid,
         "domain": domain,
@@ -341,6 +332,7 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
         "users": users,
         "groups": groups,
         "cross_tenant_access": {"partners": partners},
+        "apis": apis,
     }
 
 
@@ -353,42 +345,6 @@ def _list(raw: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
-# The application permissions a client's tokens carry unless its seed lists `roles`.
-DEFAULT_ROLES = (
-    "User.ReadWrite.All",
-    "Group.ReadWrite.All",
-    "GroupMember.ReadWrite.All",
-    "User.Invite.All",
-    "Directory.ReadWrite.All",
-    "Policy.Read.All",
-)
-
-
-def _client(raw: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise SeedError(f"{where} must be an object")
-    cid = raw.get("client_id")
-    if not isinstance(cid, str) or not cid.strip():
-        raise SeedError(f"{where} is missing 'client_id'")
-    secret = raw.get("client_secret")
-    cert = raw.get("certificate")
-    if secret is None and cert is None:
-        raise SeedError(f"{where} needs a 'client_secret' or a 'certificate' (PEM)")
-    if secret is not None and (not isinstance(secret, str) or not secret):
-        raise SeedError(f"{where}.client_secret must be a non-empty string")
-    if cert is not None:
-        if not isinstance(cert, str):
-            raise SeedError(f"{where}.certificate must be a PEM string")
-        try:
-            x509.load_pem_x509_certificates(cert.encode("utf-8"))
-        except ValueError as exc:
-            raise SeedError(f"{where}.certificate is not a PEM X.509 certificate: {exc}") from exc
-    roles = raw.get("roles", list(DEFAULT_ROLES))
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise SeedError(f"{where}.roles must be a list of permission names")
-    return {"client_id": cid.strip(), "client_secret": secret, "certificate": cert, "roles": roles}
-
-
 def _user(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SeedError(f"{where} must be an object")
@@ -396,6 +352,12 @@ def _user(raw: Any, where: str) -> dict[str, Any]:
     user: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "id":
+            continue
+        if key == "password":
+            # Not a Graph property: the sandbox's sign-in page checks it (see signin.py).
+            if not isinstance(value, str) or not value:
+                raise SeedError(f"{where}.password must be a non-empty string")
+            user[key] = value
             continue
         prop = props.get(key)
         if prop is None:

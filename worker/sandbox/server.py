@@ -103,6 +103,7 @@ def serve(
         raise SystemExit(1) from None
 
     state = SandboxState(seed)
+    state.signer.current  # noqa: B018 - make the signing key now, not on the first token request
     app = asgi_app(state)
     config = uvicorn.Config(
         app,

@@ -21,8 +21,10 @@ from cryptography import x509
 
 from . import schema
 from .faults import new_rng
+from .grants import GrantStore
 from .limits import Limiter
 from .seed import DEFAULT_DELTA_MAX_AGE_S, now_iso
+from .signing import Signer
 
 INDEXED = frozenset({"id", "mail", "userPrincipalName", "otherMails"})
 DEFAULT_ACCESS_TOKEN_LIFETIME_S = 3599
@@ -37,7 +39,31 @@ class Client:
     client_id: str
     secret: str | None
     certificates: list[x509.Certificate]
-    roles: tuple[str, ...]  # the application permissions its tokens carry
+    roles: tuple[str, ...]  # the Graph application permissions its Graph tokens carry
+    display_name: str = ""
+    redirect_uris: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> bool:
+        """A public client (native or single-page app): no credential, signs users in only."""
+        return self.secret is None and not self.certificates
+
+
+@dataclass(frozen=True)
+class ApiApp:
+    """An app registration exposing an API (seed `apis`, see seed_apps.py)."""
+
+    app_id: str
+    identifier_uri: str
+    display_name: str
+    app_roles: tuple[str, ...]
+    scopes: tuple[str, ...]  # delegated permissions (`scp`)
+    assignments: tuple[tuple[str, str], ...]  # (principal: object id or client id, role)
+
+    def roles_of(self, principals: set[str]) -> list[str]:
+        """The app roles assigned to any of these principals, in app_roles order."""
+        held = {role for principal, role in self.assignments if principal in principals}
+        return [role for role in self.app_roles if role in held]
 
 
 @dataclass
@@ -72,8 +98,27 @@ class Tenant:
                 else []
             )
             self.clients[c["client_id"]] = Client(
-                c["client_id"], c.get("client_secret"), certs, tuple(c["roles"])
+                c["client_id"],
+                c.get("client_secret"),
+                certs,
+                tuple(c["roles"]),
+                c.get("display_name") or c["client_id"],
+                tuple(c.get("redirect_uris") or ()),
             )
+        self.apis: dict[str, ApiApp] = {
+            a["app_id"]: ApiApp(
+                a["app_id"],
+                a["identifier_uri"],
+                a["display_name"],
+                tuple(a["app_roles"]),
+                tuple(a["scopes"]),
+                tuple((x["principal"], x["role"]) for x in a["assignments"]),
+            )
+            for a in seed.get("apis") or []
+        }
+        # Sign-in passwords, kept apart from the user objects so Graph and the admin API's
+        # dumps can never show them.
+        self.passwords: dict[str, str] = {}
         self.partners: dict[str, Partner] = {
             p["tenant_id"]: Partner(
                 p["tenant_id"],
@@ -91,7 +136,11 @@ class Tenant:
         self.log: list[Change] = []
         self.index: dict[str, dict[str, set[str]]] = {name: {} for name in INDEXED if name != "id"}
         for u in seed["users"]:
-            self._insert_user(copy.deepcopy(u))
+            user = copy.deepcopy(u)
+            password = user.pop("password", None)
+            if password is not None:
+                self.passwords[user["id"]] = password
+            self._insert_user(user)
         for g in seed["groups"]:
             body = {k: copy.deepcopy(v) for k, v in g.items() if k != "members"}
             self.groups[body["id"]] = body
@@ -132,6 +181,22 @@ class Tenant:
         if low in self.users or low in self.groups:
             return low
         return None
+
+    def api(self, resource: str) -> ApiApp | None:
+        """An API app by identifier URI (case-insensitive) or app id."""
+        key = resource.casefold()
+        for api in self.apis.values():
+            if api.identifier_uri.casefold() == key or api.app_id == key:
+                return api
+        return None
+
+    def password_of(self, user_id: str) -> str | None:
+        """The password a user signs in with: the seed's, else one set through Graph."""
+        if user_id in self.passwords:
+            return self.passwords[user_id]
+        profile = self.users.get(user_id, {}).get("passwordProfile")
+        password = profile.get("password") if isinstance(profile, dict) else None
+        return password if isinstance(password, str) and password else None
 
     def kind_of(self, object_id: str) -> str | None:
         if object_id in self.users:
@@ -431,7 +496,8 @@ class SandboxState:
     """All tenants plus the knobs (limits, faults, token ages) and counters."""
 
     def __init__(self, seed: dict[str, Any]) -> None:
-        self.token_key = secrets.token_bytes(32)
+        self.signer = Signer()
+        self.grants = GrantStore()
         self.stats = Stats()
         self.limiter = Limiter()
         self.delta_max_age_s = float(DEFAULT_DELTA_MAX_AGE_S)
@@ -457,11 +523,39 @@ class SandboxState:
         delta = seed.get("delta") or {}
         self.delta_max_age_s = float(delta.get("token_max_age_s", DEFAULT_DELTA_MAX_AGE_S))
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
+        self.grants = GrantStore()
         self.delta_cache.clear()
         self.limiter = Limiter()
 
     def reset(self) -> None:
         self.load(self.seed)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The directory as it is now, as a seed: a later sandbox started from it serves the
+        same users (ids, attributes, passwords), groups and memberships. Deleted objects are
+        left out (a seed cannot hold them), and so are the change log and delta tokens."""
+        tenants = []
+        for entry in self.seed["tenants"]:
+            tenant = self.tenants[entry["tenant_id"]]
+            users = []
+            for oid in tenant.active_user_ids:
+                user = copy.deepcopy(tenant.users[oid])
+                if oid in tenant.passwords:
+                    user["password"] = tenant.passwords[oid]
+                users.append(user)
+            groups = [
+                {
+                    **copy.deepcopy(group),
+                    # A deleted member keeps its membership for a restore; a seed cannot.
+                    "members": sorted(
+                        m for m in tenant.members.get(gid, ()) if tenant.is_active(m)
+                    ),
+                }
+                for gid, group in tenant.groups.items()
+                if tenant.is_active(gid)
+            ]
+            tenants.append({**copy.deepcopy(entry), "users": users, "groups": groups})
+        return {**copy.deepcopy(self.seed), "tenants": tenants}
 
     def set_faults(self, faults: dict[str, Any], *, reseed: bool) -> None:
         """Install validated fault settings; `reseed` restarts the RNG from `faults["seed"]`."""

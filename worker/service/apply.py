@@ -46,6 +46,8 @@ from worker.ports import (
     GetUser,
     Invitation,
     Invite,
+    LiveProgress,
+    NoLiveProgress,
     PatchUser,
     TargetDirectory,
     TargetRequest,
@@ -100,12 +102,14 @@ class Exporter:
         run_id: str,
         dry_run: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        live: LiveProgress | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
         self.run_id = run_id
         self.dry_run = dry_run
         self._monotonic = monotonic
+        self.live: LiveProgress = live or NoLiveProgress()
 
     # driving ------------------------------------------------------------------------------------
     def apply(self, tasks: Sequence[Task]) -> list[Applied]:
@@ -113,13 +117,19 @@ class Exporter:
         flows = [self._object(task) for task in tasks]
         results: list[Applied | None] = [None] * len(flows)
         asking: dict[int, TargetRequest] = {}
+        # People watching see each round's objects done, not only each page's.
+        writing = {i for i, task in enumerate(tasks) if not isinstance(task.decision, NoChange)}
+        self.live.add(self.spec.name, planned=len(writing))
         for index, flow in enumerate(flows):
             _advance(flow, None, index, asking, results)
+        self.live.add(self.spec.name, exported=len(writing - set(asking)))
         while asking:
             order = list(asking)
             answers = self._execute([asking[i] for i in order])
             for index, answer in zip(order, answers, strict=True):
                 _advance(flows[index], answer, index, asking, results)
+            done = sum(1 for i in order if i not in asking and i in writing)
+            self.live.add(self.spec.name, exported=done)
         return [r for r in results if r is not None]
 
     def _execute(self, requests: list[TargetRequest]) -> list[Any]:

@@ -53,7 +53,9 @@ from worker.ports import (
     JobSnapshot,
     Lease,
     Ledger,
+    LiveProgress,
     MembershipChange,
+    NoLiveProgress,
     NotDue,
     PageWrite,
     Progress,
@@ -148,6 +150,7 @@ class CycleService:
         on_progress: ProgressListener | None = None,
         observers: Sequence[CycleObserver] = (),
         dispatcher: PageDispatcher | None = None,
+        live: LiveProgress | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -162,6 +165,7 @@ class CycleService:
         self.on_progress = on_progress
         self.observers = list(observers)
         self.dispatcher = dispatcher
+        self.live: LiveProgress = live or NoLiveProgress()
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
@@ -296,12 +300,15 @@ class _Cycle:
         self.started = service.monotonic()
         self.cursor = service.cursors.load(self.spec.name)
         self.progress = self._initial_progress()
+        # A dry run is nobody's running cycle: it must not show as one.
+        self.live: LiveProgress = NoLiveProgress() if dry_run else service.live
         self.exporter = Exporter(
             self.spec,
             service.target,
             run_id=self.progress.run_id,
             dry_run=dry_run,
             monotonic=service.monotonic,
+            live=self.live,
         )
         self.mapper = Mapper(self.spec.mappings, service.context)
         self.pages = PageWorker(
@@ -373,6 +380,9 @@ class _Cycle:
             trigger=self.trigger,
             started_at=datetime.fromisoformat(p.started_at),
         )
+        self.live.start(
+            self.spec.name, run_id=p.run_id, mode=p.mode, phase=p.phase, read=p.seen_users
+        )
         try:
             if not self.dry_run:
                 self.s.ledger.start_run(run)
@@ -425,6 +435,7 @@ class _Cycle:
         self.progress.phase = phase
         self.progress.next_link = None
         self._save()
+        self.live.phase(self.spec.name, phase)
 
     def _groups_phase(self, full: bool) -> None:
         scope = self.spec.scope
@@ -494,6 +505,7 @@ class _Cycle:
             page = self.s.source.users_page(url)
             users = sum(1 for item in page.items if isinstance(item, SourceUser))
             p.seen_users += users
+            self.live.add(self.spec.name, read=users)
             if full and page.next_link is None and p.seen_users == 0:
                 self._refuse_empty_source()
             self._process(
@@ -541,7 +553,9 @@ class _Cycle:
 
         while True:
             page = self.s.source.users_page(url)
-            p.seen_users += sum(1 for item in page.items if isinstance(item, SourceUser))
+            users = sum(1 for item in page.items if isinstance(item, SourceUser))
+            p.seen_users += users
+            self.live.add(self.spec.name, read=users)
             if full and page.next_link is None and p.seen_users == 0:
                 self._refuse_empty_source()
             request = self._page_request(
@@ -828,6 +842,7 @@ class _Cycle:
         self, run: RunRecord, *, status: str, error: str = "", transient: bool = False
     ) -> CycleResult:
         p = self.progress
+        self.live.finish(self.spec.name)
         run.mode = p.mode
         run.status = status
         run.error = error

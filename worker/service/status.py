@@ -42,7 +42,15 @@ def _quarantine(state: JobState, runs: list[RunRecord]) -> dict[str, Any] | None
     }
 
 
-def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> dict[str, Any]:
+def job_status(
+    job: str,
+    ledger: Ledger,
+    cursor: Cursor,
+    *,
+    running: bool,
+    live: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The job's status; `live` is its running cycle's live progress, when there is one."""
     runs = [
         r for r in ledger.recent_runs(job, limit=200) if not r.dry_run and r.mode != "on_demand"
     ]
@@ -75,6 +83,24 @@ def job_status(job: str, ledger: Ledger, cursor: Cursor, *, running: bool) -> di
             "usersRead": p.seen_users,
             "counts": p.counts,
             "timeBegan": p.started_at,
+        }
+    if live is not None and (
+        progress is None or live.get("runId") == progress["activityIdentifier"]
+    ):
+        # Counted as the work happens (pages read, export rounds, $batch answers), so it moves
+        # before a page is committed.
+        progress = {
+            **(progress or {}),
+            "activityIdentifier": live.get("runId"),
+            "mode": live.get("mode"),
+            "phase": live.get("phase"),
+            "running": running,
+            "usersRead": max(live["read"], progress["usersRead"] if progress else 0),
+            "planned": live["planned"],
+            "exported": live["exported"],
+            "writes": live["writes"],
+            "timeBegan": (progress or {}).get("timeBegan") or live.get("startedAt"),
+            "updatedAt": live.get("updatedAt"),
         }
     if state.paused:
         code = "Paused"

@@ -70,8 +70,11 @@ class BatchExecutor:
         concurrency: int = 4,
         pacer: Pacer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_written: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
+        # Told after each $batch how many of its writes got their final answer (live progress).
+        self.on_written = on_written
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.concurrency = max(1, concurrency)
@@ -154,6 +157,26 @@ class BatchExecutor:
                 results[i] = error
             return [], None
         answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        try:
+            return self._answers(chunk, calls, results, last_error, answers)
+        finally:
+            if self.on_written is not None:
+                self.on_written(
+                    sum(
+                        1
+                        for i in chunk
+                        if results[i] is not None and calls[i].method in WRITE_METHODS
+                    )
+                )
+
+    def _answers(
+        self,
+        chunk: list[int],
+        calls: Sequence[BatchCall],
+        results: list[BatchResult | None],
+        last_error: dict[int, SyncError],
+        answers: dict[str, Any],
+    ) -> tuple[list[int], float | None]:
         retry: list[int] = []
         wait: float | None = None
         for i in chunk:

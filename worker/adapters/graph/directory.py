@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -143,10 +143,13 @@ class GraphTargetDirectory:
         invite_redirect_url: str,
         pacer: Pacer | None = None,
         concurrency: int = 4,
+        on_written: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.invite_redirect_url = invite_redirect_url
-        self.batches = BatchExecutor(client, pacer=pacer, concurrency=concurrency)
+        self.batches = BatchExecutor(
+            client, pacer=pacer, concurrency=concurrency, on_written=on_written
+        )
         self._types = user_property_types()
 
     def sign_in(self) -> None:

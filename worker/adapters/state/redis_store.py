@@ -15,9 +15,10 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,96 @@ class RedisQueueGuard:
 
     def claim_slot(self, job: str, slot: int, ttl_s: int) -> bool:
         return bool(self.client.set(slot_key(job, slot), "1", nx=True, ex=max(1, ttl_s)))
+
+
+def live_key(job: str) -> str:
+    return f"{PREFIX}:job:{job}:live"
+
+
+LIVE_COUNTERS = ("read", "planned", "exported", "writes")
+# A cycle that died leaves its numbers for a day at most; a new cycle replaces them at once.
+LIVE_TTL_S = 24 * 3600
+
+
+class RedisLiveProgress:
+    """The live progress of a job's running cycle: one Redis hash, counters added in place.
+
+    Best effort: a Redis error is logged and forgotten, since the numbers only inform people
+    and the cycle's real state (cursor, SQL) has its own error handling.
+    """
+
+    def __init__(
+        self, client: redis.Redis, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.client = client
+        self._clock = clock
+
+    def _now(self) -> str:
+        return self._clock().isoformat()
+
+    def _write(
+        self, job: str, fields: dict[str, str | int], amounts: dict[str, int] | None = None
+    ) -> None:
+        key = live_key(job)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            for name, amount in (amounts or {}).items():
+                pipe.hincrby(key, name, amount)
+            values: dict[str | bytes, str | int] = {"updatedAt": self._now()}
+            values.update(fields)
+            pipe.hset(key, mapping=values)  # type: ignore[arg-type]
+            pipe.expire(key, LIVE_TTL_S)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("live progress not recorded", error=str(exc))
+
+    def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None:
+        try:
+            self.client.delete(live_key(job))
+        except redis.RedisError as exc:
+            log.debug("live progress not reset", error=str(exc))
+        counters = {name: 0 for name in LIVE_COUNTERS}
+        self._write(
+            job,
+            {
+                "runId": run_id,
+                "mode": mode,
+                "phase": phase,
+                "startedAt": self._now(),
+                **counters,
+                "read": read,
+            },
+        )
+
+    def phase(self, job: str, phase: str) -> None:
+        self._write(job, {"phase": phase})
+
+    def add(self, job: str, **amounts: int) -> None:
+        unknown = set(amounts) - set(LIVE_COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown live counters: {sorted(unknown)}")
+        self._write(job, {}, {k: v for k, v in amounts.items() if v})
+
+    def finish(self, job: str) -> None:
+        try:
+            self.client.delete(live_key(job))
+        except redis.RedisError as exc:
+            log.debug("live progress not cleared", error=str(exc))
+
+    def load(self, job: str) -> dict[str, Any] | None:
+        try:
+            raw = self.client.hgetall(live_key(job))
+        except redis.RedisError as exc:
+            raise Transient(f"cannot read the live progress from Redis: {exc}") from exc
+        if not raw:
+            return None
+        data = {
+            (k.decode() if isinstance(k, bytes) else str(k)): (
+                v.decode() if isinstance(v, bytes) else str(v)
+            )
+            for k, v in raw.items()
+        }
+        out: dict[str, Any] = dict(data)
+        for name in LIVE_COUNTERS:
+            out[name] = int(data.get(name, 0))
+        return out
