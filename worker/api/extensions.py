@@ -48,13 +48,17 @@ class Execution(Open):
 
 
 class CycleProgress(Open):
-    activityIdentifier: str
-    mode: str
-    phase: str = Field(description="groups | users | pending | sweep")
+    activityIdentifier: str | None
+    mode: str | None
+    phase: str | None = Field(description="groups | users | pending | sweep")
     running: bool
-    usersRead: int
-    counts: dict[str, int]
-    timeBegan: str
+    usersRead: int = Field(0, description="Source users read so far")
+    planned: int | None = Field(None, description="Objects planned for export (live)")
+    exported: int | None = Field(None, description="Objects exported so far (live)")
+    writes: int | None = Field(None, description="Graph writes answered so far (live)")
+    counts: dict[str, int] | None = Field(None, description="What the committed pages did")
+    timeBegan: str | None = None
+    updatedAt: str | None = None
 
 
 class Quarantine(Open):

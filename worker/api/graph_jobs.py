@@ -239,7 +239,7 @@ def provision_on_demand(
             f"not '{subject.objectId}'"
         )
     ops = _operations(request)
-    row = ops.provision(job.name, subject.objectId, who)
+    row = ops.provision_logged(job.name, subject.objectId, who)
     result = on_demand_result(row, job_systems(ops.config, job.name))
     return JSONResponse(
         {

@@ -75,16 +75,24 @@ def task_execution(execution: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _progress(progress: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A running cycle as Graph's synchronizationProgress: users processed of users read."""
+    """A running cycle as Graph's synchronizationProgress: objects exported of those planned
+    (live, each export round), else objects decided of users read (each committed page)."""
     if not progress:
         return []
-    counts: dict[str, int] = progress.get("counts") or {}
+    if progress.get("planned") is not None:
+        completed, total = int(progress.get("exported") or 0), int(progress["planned"])
+        units = "objects"
+    else:
+        counts: dict[str, int] = progress.get("counts") or {}
+        completed = sum(counts.get(key, 0) for key in COUNT_KEYS)
+        total, units = int(progress.get("usersRead") or 0), "users"
+    observed = progress.get("updatedAt") or progress.get("timeBegan")
     return [
         {
-            "completedUnits": sum(counts.get(key, 0) for key in COUNT_KEYS),
-            "totalUnits": int(progress.get("usersRead") or 0),
-            "units": "users",
-            "progressObservationDateTime": graph_time(progress.get("timeBegan")) or NEVER,
+            "completedUnits": completed,
+            "totalUnits": total,
+            "units": units,
+            "progressObservationDateTime": graph_time(observed) or NEVER,
         }
     ]
 
