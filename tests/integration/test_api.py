@@ -577,6 +577,20 @@ def test_pause_start_resume_and_trigger(fresh: tuple[SyncEnv, ServiceHandle]) ->
     allowed = client.post("/api/jobs/sync/allow-deletes").json()
     assert allowed["allowDeletes"] is True
 
+    # each action is in the audit trail, with the token's name as the actor
+    trail = client.get("/api/audit", params={"job": "sync"}).json()["value"]
+    by_api = [(e["action"], e["result"]) for e in reversed(trail) if e["actor"] == "runbook"]
+    assert by_api == [
+        ("pause", "success"),
+        ("trigger", "refused"),
+        ("start", "success"),
+        ("trigger", "refused"),
+        ("start", "success"),
+        ("pause", "success"),
+        ("resume", "success"),
+        ("allow-deletes", "success"),
+    ]
+
 
 def test_trigger_queues_a_cycle_and_answers_its_task_id(sync_env: SyncEnv, tmp_path: Path) -> None:
     add_api_section(sync_env.config)
