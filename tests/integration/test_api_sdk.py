@@ -62,6 +62,7 @@ pytestmark = [
     pytest.mark.integration,
     # The SDK's generated request builders warn about their own deprecated classes.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions"),
 ]
 
 SCOPES = ["api://tenant-sync/.default"]
