@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from worker.adapters.state.sql import LogCondition
+from worker.adapters.state.sql import LogCondition, LogField, LogOp
 
 from .app import Reader, services
 from .auth import Principal
@@ -41,15 +41,16 @@ from .provisioning import (
 router = APIRouter(prefix="/v1.0", tags=["Graph: provisioning logs"])
 DEFAULT_TOP = 100
 MAX_TOP = 1000
-# Graph's property path (any case) -> the log column it compares
-_EQUALITIES = {
-    "jobid": ("jobId", "job", False),
-    "cycleid": ("cycleId", "run_id", True),
-    "changeid": ("changeId", "change_id", True),
-    "id": ("id", "change_id", True),
-    "sourceidentity/id": ("sourceIdentity/id", "source_id", True),
-    "targetidentity/id": ("targetIdentity/id", "target_id", True),
+# Graph's property path (lower case) -> (the log column, whether its ids are lower case GUIDs)
+_EQUALITIES: dict[str, tuple[LogField, bool]] = {
+    "jobid": ("job", False),
+    "cycleid": ("run_id", True),
+    "changeid": ("change_id", True),
+    "id": ("change_id", True),
+    "sourceidentity/id": ("source_id", True),
+    "targetidentity/id": ("target_id", True),
 }
+_RANGES: dict[str, LogOp] = {"ge": "ge", "gt": "gt", "le": "le", "lt": "lt"}
 SUPPORTED = (
     "jobId, cycleId, changeId, id, provisioningAction, provisioningStatusInfo/status, "
     "sourceIdentity/id, targetIdentity/id (eq); activityDateTime (ge, gt, le, lt)"
@@ -84,17 +85,17 @@ def conditions(text: str) -> list[LogCondition]:
     for c in parse_filter(text):
         path = c.path.lower()
         if path in _EQUALITIES:
-            _, column, lowered = _EQUALITIES[path]
+            column, lowered = _EQUALITIES[path]
             _only_eq(c)
             value = _string(c)
-            found.append(LogCondition(column, "eq", value.lower() if lowered else value))  # type: ignore[arg-type]
+            found.append(LogCondition(column, "eq", value.lower() if lowered else value))
         elif path == "provisioningaction":
             graph_action = _enum(c, PROVISIONING_ACTIONS)
             found.append(LogCondition("action", "in", actions_for(graph_action)))
         elif path == "provisioningstatusinfo/status":
             found.append(LogCondition("status", "eq", _enum(c, PROVISIONING_RESULTS)))
         elif path == "activitydatetime":
-            if c.op not in ("ge", "gt", "le", "lt"):
+            if c.op not in _RANGES:
                 raise FilterError(f"'{c.text}': compare activityDateTime with ge, gt, le or lt")
             moment = c.value
             if isinstance(moment, str):
@@ -106,7 +107,7 @@ def conditions(text: str) -> list[LogCondition]:
                 raise FilterError(
                     f"'{c.text}': the value must be a date-time such as 2024-05-01T00:00:00Z"
                 )
-            found.append(LogCondition("created_at", c.op, moment))  # type: ignore[arg-type]
+            found.append(LogCondition("created_at", _RANGES[c.op], moment))
         else:
             raise FilterError(f"'{c.path}' cannot be filtered on (supported: {SUPPORTED})")
     return found

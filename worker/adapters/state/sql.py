@@ -276,14 +276,18 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+LogField = Literal[
+    "job", "run_id", "change_id", "action", "status", "source_id", "target_id", "created_at"
+]
+LogOp = Literal["eq", "in", "ge", "gt", "le", "lt"]
+
+
 @dataclass(frozen=True)
 class LogCondition:
     """One condition on provisioning-log rows: `field op value` (`in` takes a sequence)."""
 
-    field: Literal[
-        "job", "run_id", "change_id", "action", "status", "source_id", "target_id", "created_at"
-    ]
-    op: Literal["eq", "in", "ge", "gt", "le", "lt"]
+    field: LogField
+    op: LogOp
     value: Any
 
 
