@@ -142,3 +142,14 @@ def test_the_section_must_be_a_list_of_mappings(tmp_path: Path) -> None:
 def test_no_section_means_no_notifiers(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), env=ENV)
     assert config.notifications == []
+
+
+def test_beat_delivers_every_30_seconds_only_when_notifiers_are_configured(tmp_path: Path) -> None:
+    from worker.celery_app import beat_schedule
+
+    without = load_config(write(tmp_path, GOOD), env=ENV)
+    assert "tenant-sync:notifications:deliver" not in beat_schedule(without)
+    configured = load(tmp_path, 'notifications: [{kind: webhook, url: "${HOOK}"}]\n')
+    entry = beat_schedule(configured)["tenant-sync:notifications:deliver"]  # type: ignore[arg-type]
+    assert entry["task"] == "tenant_sync.deliver_notifications"
+    assert entry["schedule"] == 30.0
