@@ -274,7 +274,8 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run one cycle of JOB now, in this process, and print its summary (with --dry-run: every
-    planned action, its modified properties, and the deletion count against the threshold)."""
+    planned action, its modified properties, and the deletion count against the threshold).
+    With notifications configured, up to 5 s go to sending those due; the workers send the rest."""
     from worker.ports import AlreadyRunning, JobPaused
 
     if fmt not in ("table", "json"):
