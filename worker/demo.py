@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -315,7 +316,7 @@ class Demo:
                     self.workdir / "sandbox.log",
                 )
             )
-            info = wait_for(lambda: _read_json(tls / "sandbox.json"), "the sandbox to listen")
+            info = wait_for(lambda: read_json(tls / "sandbox.json"), "the sandbox to listen")
             url, ca = info["url"], Path(info["ca"])
             self.say(f"• sandbox tenants contoso (source) and fabrikam (target) at {url}")
             config_file = self.workdir / "tenant-sync.yaml"
@@ -373,12 +374,20 @@ class Demo:
             ok = self._verify(config, source, target, changes, deleted_target)
             ok = ok and all(r.get("status") == "success" for r in (first, second, third))
             command = _command()
+            # The console's sandbox starts from the directory as the demo left it.
+            snapshot = httpx.get(f"{url}/_sandbox/snapshot", verify=str(ca), timeout=30)
+            snapshot.raise_for_status()
+            (self.workdir / "console-seed.json").write_text(snapshot.text)
+            workdir = _shown(self.workdir)
             self.say(
                 "\nWhere to look:\n"
                 f"  provisioning log  {command} logs {JOB} --config {config_file}\n"
                 f"  job status        {command} status --config {config_file}\n"
                 f"  worker log        {self.workdir / 'worker.log'}\n"
-                f"  state database    {self.workdir / 'state' / 'state.db'}"
+                f"  state database    {self.workdir / 'state' / 'state.db'}\n"
+                "\nThe console on this state (sign in as the seeded operator; Ctrl-C ends it):\n"
+                f"  {command} demo --console"
+                + ("" if workdir == ".tenant-sync-demo" else f" --workdir {workdir}")
             )
             self.say("\ndemo " + ("succeeded" if ok else "FAILED"))
             return 0 if ok else 1
@@ -584,7 +593,14 @@ def _command() -> str:
         return str(script)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
