@@ -22,6 +22,12 @@ ROOT_TYPES = [
     "invitation",
     "crossTenantAccessPolicyConfigurationPartner",
     "crossTenantIdentitySyncPolicyPartner",
+    # the operator service's Graph-shaped API (worker/api)
+    "synchronizationJob",
+    "synchronizationSchema",
+    "directoryDefinition",
+    "provisioningObjectSummary",
+    "stringKeyStringValuePair",
 ]
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy.engine import Engine
@@ -14,6 +15,8 @@ from sqlalchemy.engine import Engine
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.notify.outbox import RedisOutbox
+from worker.adapters.notify.senders import EmailNotifier, Target, TeamsNotifier, WebhookNotifier
 from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.embedded_redis import resolve_redis_url
@@ -26,13 +29,21 @@ from worker.adapters.state.redis_store import (
     connect,
 )
 from worker.adapters.state.sql import SqlLedger, make_engine
-from worker.config import Config, Job, TenantConfig
+from worker.config import (
+    Config,
+    EmailNotification,
+    Job,
+    TeamsNotification,
+    TenantConfig,
+    WebhookNotification,
+)
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import EvaluationContext, Mapper
-from worker.ports import CycleObserver
+from worker.ports import CycleObserver, Notifier
 from worker.service.apply import Exporter
 from worker.service.cycle import CycleService, ProgressListener
+from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
 from worker.service.page import PageDispatcher, PageWorker
 
@@ -176,6 +187,28 @@ class Runtime:
         source, target = self.directories(job)
         return OnDemand(job_spec(job), source=source, target=target, ledger=self.ledger)
 
+    def outbox(self) -> RedisOutbox:
+        return RedisOutbox(self.redis)
+
+    def deliver_notifications(
+        self,
+        *,
+        deadline_s: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> DeliveryReport:
+        """Send the notifications due now (the one delivery path: the Celery task, the end of
+        `tenant-sync run`); what is not sent stays queued."""
+        if not self.config.notifications:
+            return DeliveryReport()
+        return deliver_due(
+            self.outbox(),
+            notifiers(self.config),
+            clock=clock or (lambda: datetime.now(UTC)),
+            deadline_s=deadline_s,
+            console_url=console_url(self.config),
+            secrets=notification_secrets(self.config),
+        )
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
@@ -190,10 +223,76 @@ def open_database(config: Config, *, migrate: bool = True) -> tuple[Engine, SqlL
     return engine, SqlLedger(engine)
 
 
-def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False) -> Runtime:
+def notifiers(config: Config) -> list[Notifier]:
+    """The configured notifiers (`notifications:`), as senders."""
+    built: list[Notifier] = []
+    for index, n in enumerate(config.notifications):
+        events = frozenset(n.events)
+        jobs = frozenset(n.jobs) if n.jobs is not None else None
+        if isinstance(n, EmailNotification):
+            target = Target(
+                "email", index, f"{n.host}:{n.port}", events, jobs, f"{n.smtp_url}|{n.to}"
+            )
+            built.append(
+                EmailNotifier(
+                    target,
+                    host=n.host,
+                    port=n.port,
+                    security=n.security,
+                    sender=n.sender,
+                    to=n.to,
+                    user=n.user,
+                    password=n.password.get_secret_value() if n.password else None,
+                    ca_bundle=n.ca_bundle,
+                )
+            )
+            continue
+        url = n.url.get_secret_value()
+        target = Target(n.kind, index, n.host, events, jobs, url)
+        sender = TeamsNotifier if isinstance(n, TeamsNotification) else WebhookNotifier
+        built.append(sender(target, url, ca_bundle=n.ca_bundle))
+    return built
+
+
+def notification_secrets(config: Config) -> list[str]:
+    """Values no notification may carry: credentials, webhook URLs (and their path and query,
+    where their tokens are), passwords in the state URLs."""
+    secrets: list[str] = []
+    for tenant in config.tenants.values():
+        if tenant.client_secret is not None:
+            secrets.append(tenant.client_secret.get_secret_value())
+    for n in config.notifications:
+        if isinstance(n, WebhookNotification):
+            url = n.url.get_secret_value()
+            parts = urlsplit(url)
+            secrets += [url, parts.path, parts.query]
+        elif isinstance(n, EmailNotification) and n.password is not None:
+            secrets.append(n.password.get_secret_value())
+    for url in (config.state.redis_url, config.state.database_url):
+        password = urlsplit(url).password
+        if password:
+            secrets.append(password)
+    # Short fragments ("/", "x") would mask ordinary words.
+    return [s for s in secrets if len(s) >= 6]
+
+
+def console_url(config: Config) -> str | None:
+    """The operator console's address (`api.public_url`), for links in notifications."""
+    return config.api.public_url
+
+
+def open_runtime(
+    config: Config,
+    *,
+    migrate: bool = True,
+    metrics: bool = False,
+    notify_kick: Callable[[], None] | None = None,
+) -> Runtime:
     """Connect to Redis (starting the embedded one if configured) and SQL (migrated).
 
     With `metrics`, cycles and Graph answers are counted for the worker's Prometheus endpoint.
+    With `notifications:` configured, every cycle's events are queued in the outbox, and
+    `notify_kick` (if given) asks for their delivery at once.
     """
     url = redis_url(config)
     client = connect(url)
@@ -208,6 +307,15 @@ def open_runtime(config: Config, *, migrate: bool = True, metrics: bool = False)
         live=RedisLiveProgress(client),
         audit=SqlAuditLog(engine),
     )
+    if config.notifications:
+        runtime.observers.append(
+            NotificationObserver(
+                runtime.outbox(),
+                notifiers(config),
+                secrets=notification_secrets(config),
+                kick=notify_kick,
+            )
+        )
     if metrics:
         from worker import metrics as prometheus
 

@@ -23,6 +23,8 @@ from worker.logging import configure_logging
 
 RUN_JOB_TASK = "tenant_sync.run_job"
 PURGE_LOGS_TASK = "tenant_sync.purge_logs"
+DELIVER_NOTIFICATIONS_TASK = "tenant_sync.deliver_notifications"
+NOTIFICATIONS_EVERY_S = 30.0
 
 
 def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
@@ -33,6 +35,13 @@ def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
             "options": {"expires": 24 * 3600.0},
         }
     }
+    if config.notifications:
+        # Retries of undelivered notifications (a cycle's new ones are also sent at once).
+        schedule["tenant-sync:notifications:deliver"] = {
+            "task": DELIVER_NOTIFICATIONS_TASK,
+            "schedule": NOTIFICATIONS_EVERY_S,
+            "options": {"expires": NOTIFICATIONS_EVERY_S},
+        }
     return schedule | {
         f"tenant-sync:{name}": {
             "task": RUN_JOB_TASK,

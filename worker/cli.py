@@ -19,7 +19,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from worker.config import CONFIG_ENV, GUID_RE, Config, ConfigError, config_path, load_config
+from worker.config import (
+    CONFIG_ENV,
+    GUID_RE,
+    Config,
+    ConfigError,
+    config_path,
+    load_config,
+    notifier_label,
+)
 from worker.logging import configure_logging
 
 HELP = (
@@ -169,7 +177,7 @@ def validate(
             for problem in exc.problems:
                 err.print(f"  {problem}", markup=False)
         raise typer.Exit(2) from None
-    summary = {
+    summary: dict[str, Any] = {
         "valid": True,
         "config": str(path),
         "tenants": sorted(loaded.tenants),
@@ -184,6 +192,15 @@ def validate(
             for name, job in loaded.jobs.items()
         },
     }
+    notifiers: list[dict[str, Any]] = [
+        {
+            "name": notifier_label(index, n),
+            "events": [e.value for e in n.events],
+            "jobs": n.jobs,
+        }
+        for index, n in enumerate(loaded.notifications)
+    ]
+    summary["notifications"] = notifiers
     if as_json:
         emit_json(summary)
         return
@@ -197,6 +214,12 @@ def validate(
             f"  {name}: {job.source} → {job.target}, every "
             f"{_duration(job.raw.schedule.interval.total_seconds())}, scope {job.raw.scope.users}, "
             f"{len(job.mappings)} mappings",
+            markup=False,
+        )
+    for notifier in notifiers:
+        jobs = f" (jobs: {', '.join(notifier['jobs'] or [])})" if notifier["jobs"] else ""
+        out.print(
+            f"  notify {notifier['name']}: {', '.join(notifier['events'] or [])}{jobs}",
             markup=False,
         )
 
@@ -270,7 +293,8 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run one cycle of JOB now, in this process, and print its summary (with --dry-run: every
-    planned action, its modified properties, and the deletion count against the threshold)."""
+    planned action, its modified properties, and the deletion count against the threshold).
+    With notifications configured, up to 5 s go to sending those due; the workers send the rest."""
     from worker.ports import AlreadyRunning, JobPaused
 
     if fmt not in ("table", "json"):
@@ -315,10 +339,13 @@ def run(
             else:
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
+        notified = None if dry_run else _deliver_notifications(runtime)
     if as_json:
         data = {**result.summary(), "status": result.status, "error": result.error or None}
         if result.deletions is not None:
             data["deletions"] = result.deletions
+        if notified is not None:
+            data["notifications"] = notified
         if dry_run:
             data["planned"] = result.outcome_rows()
         emit_json(data)
@@ -326,7 +353,42 @@ def run(
         print_cycle(result)
         if not dry_run:
             out.print(f"logs: tenant-sync logs {job} --run {result.run_id}", markup=False)
+        if notified and (notified["sent"] or notified["retrying"]):
+            out.print(
+                f"notifications: {notified['sent']} sent"
+                + (
+                    f", {notified['retrying']} not delivered yet (the Celery workers retry them)"
+                    if notified["retrying"]
+                    else ""
+                ),
+                markup=False,
+            )
     raise typer.Exit(0 if result.status == "success" else 1)
+
+
+# How long `run` spends sending its cycle's notifications before it exits.
+NOTIFY_DEADLINE_S = 5.0
+
+
+def _deliver_notifications(runtime: Any) -> dict[str, int] | None:
+    """A best-effort delivery of the notifications due (this cycle's among them) before `run`
+    exits; what is not sent stays in the outbox for the workers. Never fails the command."""
+    if not runtime.config.notifications:
+        return None
+    try:
+        report = runtime.deliver_notifications(deadline_s=NOTIFY_DEADLINE_S)
+    except Exception as exc:
+        from worker.bootstrap import notification_secrets
+        from worker.domain.notifications import scrub
+        from worker.logging import get_logger
+
+        get_logger("tenant_sync.notify").warning(
+            "notifications could not be delivered",
+            error=scrub(repr(exc), notification_secrets(runtime.config)),
+        )
+        return None
+    counts: dict[str, int] = report.as_dict()
+    return counts
 
 
 @contextmanager

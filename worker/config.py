@@ -13,11 +13,13 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -28,6 +30,7 @@ from pydantic import (
 
 from worker.domain.expressions import ExpressionError, parse
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
+from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import Clause, Operator, ScopeError, ScopeSpec
 from worker.schema import user_property_types, writable_user_properties
@@ -396,6 +399,165 @@ class ApiConfig(Strict):
         return ttl
 
 
+# notifications (DESIGN 5.2) ----------------------------------------------------------------------
+def _event_kind(value: Any) -> Any:
+    if isinstance(value, str) and value in EventKind.__members__.values():
+        return EventKind(value)
+    if isinstance(value, EventKind):
+        return value
+    choices = ", ".join(e.value for e in EventKind)
+    raise ValueError(f"unknown event {value!r} (one of: {choices})")
+
+
+NotificationEvent = Annotated[EventKind, BeforeValidator(_event_kind)]
+SMTP_SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("ssl", 465)}
+ADDRESS_RE = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
+
+
+class NotifierConfig(Strict):
+    """What every notifier has: the events it wants (default: all) and, optionally, the jobs."""
+
+    events: list[NotificationEvent] = Field(default_factory=lambda: list(ALL_EVENTS))
+    jobs: list[str] | None = None  # only these jobs' events (default: every job)
+    ca_bundle: Path | None = None  # a CA file to trust for the receiver's TLS (default: system)
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, values: list[EventKind]) -> list[EventKind]:
+        if not values:
+            raise ValueError("needs at least one event (or leave it out for all of them)")
+        return list(dict.fromkeys(values))
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
+def _http_url(value: Any) -> Any:
+    # Never quote the value: a webhook's URL is its credential.
+    if isinstance(value, str):
+        if ENV_RE.fullmatch(value.strip()):
+            return value  # an unset variable, reported as such
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// or http:// URL")
+        return value.strip()
+    return value
+
+
+class WebhookNotification(NotifierConfig):
+    """POSTs each event as JSON to `url`."""
+
+    kind: Literal["webhook"]
+    url: SecretStr
+
+    _url = field_validator("url", mode="before")(_http_url)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url.get_secret_value()).hostname or "?"
+
+
+class TeamsNotification(WebhookNotification):
+    """POSTs each event as an Adaptive Card to a Teams incoming (or Workflows) webhook."""
+
+    kind: Literal["teams"]  # type: ignore[assignment]
+
+
+class EmailNotification(NotifierConfig):
+    """Mails each event through an SMTP relay: smtp:// (plain), smtp+starttls:// or smtps://."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["email"]
+    smtp_url: str
+    sender: str = Field(alias="from")
+    to: list[str]
+    user: str | None = None
+    password: SecretStr | None = None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in SMTP_SCHEMES:
+            raise ValueError(
+                "must be an smtp://, smtp+starttls:// or smtps:// URL "
+                "(e.g. smtp+starttls://relay.contoso.com:587)"
+            )
+        if not parts.hostname:
+            raise ValueError("needs a host (e.g. smtp://relay.contoso.com:25)")
+        if parts.username or parts.password:
+            raise ValueError("must not hold a user or password: give them as user and password")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value.strip()
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not ADDRESS_RE.match(value.strip()):
+            raise ValueError(f"must be a mail address, got {value!r}")
+        return value.strip()
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("needs at least one address")
+        bad = [v for v in values if not ADDRESS_RE.match(v.strip())]
+        if bad:
+            raise ValueError(f"must be mail addresses: {', '.join(map(repr, bad))}")
+        return [v.strip() for v in values]
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailNotification:
+        has_password = self.password is not None and self.password.get_secret_value()
+        if bool(self.user) != bool(has_password):
+            raise ValueError("give both user and password, or neither")
+        if self.user and self.security == "none":
+            raise ValueError(
+                "user and password need smtp+starttls:// or smtps:// (never sent in clear)"
+            )
+        return self
+
+    @property
+    def security(self) -> str:
+        return SMTP_SCHEMES[urlsplit(self.smtp_url).scheme][0]
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.smtp_url).hostname or "?"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.smtp_url)
+        return parts.port or SMTP_SCHEMES[parts.scheme][1]
+
+
+NotificationConfig = Annotated[
+    WebhookNotification | TeamsNotification | EmailNotification, Field(discriminator="kind")
+]
+NOTIFIER_KINDS: dict[str, type[NotifierConfig]] = {
+    "webhook": WebhookNotification,
+    "teams": TeamsNotification,
+    "email": EmailNotification,
+}
+
+
+def notifier_label(index: int, notifier: NotifierConfig) -> str:
+    """How logs and `validate` name a notifier: kind, position and host, never its secret."""
+    host = getattr(notifier, "host", "?")
+    if isinstance(notifier, EmailNotification):
+        host = f"{notifier.host}:{notifier.port}"
+    return f"{getattr(notifier, 'kind', '?')}#{index} ({host})"
+
+
 class RawConfig(Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -403,6 +565,7 @@ class RawConfig(Strict):
     tenants: dict[str, TenantConfig]
     jobs: dict[str, JobConfig] = Field(default_factory=dict)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    notifications: list[NotificationConfig] = Field(default_factory=list)
 
 
 class Job:
@@ -462,6 +625,10 @@ class Config:
     @property
     def api(self) -> ApiConfig:
         return self.raw.api
+
+    @property
+    def notifications(self) -> list[WebhookNotification | TeamsNotification | EmailNotification]:
+        return self.raw.notifications
 
     def job(self, name: str) -> Job:
         try:
@@ -547,13 +714,20 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
             )
             _check_parts_of_invalid_job(name, body, problems)
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
+    notifications = _notifications(data.get("notifications"), set(jobs_data), problems)
     if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
         known = ", ".join(sorted(tenants_data)) or "none"
         problems.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
     if problems or state is None or logging is None or metrics is None or api is None:
         raise ConfigError(problems)
     raw = RawConfig(
-        state=state, logging=logging, metrics=metrics, tenants=tenants, jobs=raw_jobs, api=api
+        state=state,
+        logging=logging,
+        metrics=metrics,
+        tenants=tenants,
+        jobs=raw_jobs,
+        api=api,
+        notifications=notifications,
     )
     return Config(raw, jobs, path)
 
@@ -812,3 +986,37 @@ def _quietly(model: type[M], data: Any) -> M | None:
         return model.model_validate(data)
     except ValidationError:
         return None
+
+
+def _notifications(data: Any, job_names: set[Any], problems: list[str]) -> list[Any]:
+    """The `notifications:` list: each item validated by its kind, its `jobs` against the jobs."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append("notifications: must be a list of notifiers (each with a kind)")
+        return []
+    kinds = ", ".join(NOTIFIER_KINDS)
+    notifiers: list[Any] = []
+    for index, body in enumerate(data):
+        where = f"notifications[{index}]"
+        if not isinstance(body, dict):
+            problems.append(f"{where}: must be a mapping with a kind ({kinds})")
+            continue
+        kind = body.get("kind")
+        if kind is None:
+            problems.append(f"{where}.kind: required setting is missing (one of: {kinds})")
+            continue
+        model = NOTIFIER_KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            problems.append(f"{where}.kind: unknown kind {kind!r} (one of: {kinds})")
+            continue
+        notifier = _validate(model, body, ("notifications", index), problems)
+        if notifier is None:
+            continue
+        known = ", ".join(sorted(map(str, job_names))) or "none"
+        unknown = [(i, name) for i, name in enumerate(notifier.jobs or []) if name not in job_names]
+        for i, name in unknown:
+            problems.append(f"{where}.jobs[{i}]: unknown job {name!r} (known jobs: {known})")
+        if not unknown:
+            notifiers.append(notifier)
+    return notifiers

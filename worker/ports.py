@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
 from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
+from worker.domain.notification_text import Message
+from worker.domain.notifications import Delivery, EventKind
 
 
 @dataclass(frozen=True)
@@ -239,12 +241,17 @@ class NoLiveProgress:
 
 @dataclass(frozen=True)
 class JobSnapshot:
-    """A job's health after a cycle, for whoever watches (metrics)."""
+    """A job's health after a cycle, for whoever watches (metrics, notifications)."""
 
     job: str
     code: str  # Active | Quarantine | Paused
     escrows: int
     staged_deletes: int
+    run_id: str = ""
+    error: str = ""  # the cycle's error, if it failed
+    previous: JobState | None = None  # the job's state when the cycle started
+    state: JobState | None = None  # and once the cycle's health was recorded
+    deletions: Mapping[str, Any] | None = None  # the deletion count against the threshold
 
 
 class CycleObserver(Protocol):
@@ -376,3 +383,42 @@ class AuditLog(Protocol):
     ) -> list[AuditEntry]:
         """Entries newest first: of one job (or of all), at most `limit`, and with `before_id`
         only those recorded before that entry (the next page: the last id of this one)."""
+
+
+class NotificationOutbox(Protocol):
+    """Notifications on their way, kept where every process can deliver them (durable)."""
+
+    def add(self, deliveries: Sequence[Delivery], now: datetime) -> list[Delivery]:
+        """Queue the deliveries, due now; one whose id was queued before (even if sent since)
+        is left alone. Returns those newly queued."""
+
+    def claim(self, now: datetime, lease: timedelta) -> Delivery | None:
+        """The next delivery due at `now`, hidden from other claimers for `lease` (after which
+        it is due again, should its claimer die)."""
+
+    def done(self, delivery: Delivery) -> None:
+        """Forget a delivery: sent, or given up."""
+
+    def retry(self, delivery: Delivery, at: datetime) -> None:
+        """Keep a delivery (with its attempts and last error) until `at`."""
+
+    def pending(self) -> list[tuple[Delivery, datetime]]:
+        """Every queued delivery with when it is due, soonest first."""
+
+
+class Notifier(Protocol):
+    """One configured receiver (a webhook, a Teams channel, a mailbox)."""
+
+    @property
+    def key(self) -> str:
+        """Stable while its configuration is unchanged; names it in the outbox."""
+
+    @property
+    def label(self) -> str:
+        """For logs: kind, position and host (e.g. `webhook#0 (hooks.example)`), no secret."""
+
+    def wants(self, kind: EventKind, job: str) -> bool: ...
+
+    def send(self, message: Message, *, timeout_s: float) -> None:
+        """Deliver now; raise Transient to be retried later, BadRequest when retrying cannot
+        help (the receiver refuses the message)."""

@@ -28,8 +28,42 @@ def runtime(config: Config) -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = open_runtime(config, migrate=False, metrics=config.metrics.port > 0)
+            _runtime = open_runtime(
+                config,
+                migrate=False,
+                metrics=config.metrics.port > 0,
+                notify_kick=kick_notifications,
+            )
         return _runtime
+
+
+DELIVER_NOTIFICATIONS_TASK = "tenant_sync.deliver_notifications"
+# A delivery round stops sending after this long (beat starts one every 30 s; what is left
+# waits for the next round).
+DELIVERY_ROUND_S = 25.0
+KICK_EXPIRES_S = 120.0
+
+
+def kick_notifications() -> None:
+    """Ask a worker to deliver the notifications just queued, now rather than at the next
+    periodic round. Best effort: the periodic round delivers them anyway."""
+    from celery import current_app
+
+    try:
+        current_app.send_task(DELIVER_NOTIFICATIONS_TASK, expires=KICK_EXPIRES_S)
+    except Exception as exc:
+        structlog.get_logger("tenant_sync.tasks").warning(
+            "could not ask for a notification delivery", error=repr(exc)
+        )
+
+
+@shared_task(bind=True, name=DELIVER_NOTIFICATIONS_TASK, ignore_result=True)
+def deliver_notifications(self: Task) -> dict[str, int]:
+    """Send the notifications due in the outbox (beat: every 30 s; and after a cycle queues
+    some). Failed ones stay queued with their back-off; this task itself never retries."""
+    config: Config = self.app.tenant_sync_config
+    report = runtime(config).deliver_notifications(deadline_s=DELIVERY_ROUND_S)
+    return report.as_dict()
 
 
 class JobTask(Task):  # type: ignore[misc]

@@ -202,3 +202,20 @@ def test_a_cycle_that_lost_its_lock_cannot_move_the_cursor(embedded: EmbeddedRed
             with pytest.raises(LockLost):
                 store.save("job", stale_cursor, stale)
     assert store.load("job") == fresh_cursor
+
+
+def test_live_progress_is_a_cycles_only(embedded: EmbeddedRedis) -> None:
+    from worker.adapters.state.redis_store import RedisLiveProgress
+
+    live = RedisLiveProgress(connect(embedded.ensure_running()))
+    # Graph writes counted outside any cycle (a user provisioned on demand) are no progress
+    live.add("job", writes=3)
+    assert live.load("job") is None
+    live.start("job", run_id="r1", mode="full", phase="users", read=0)
+    live.add("job", read=10, planned=4, writes=2)
+    found = live.load("job")
+    assert found is not None
+    assert (found["runId"], found["read"], found["planned"], found["writes"]) == ("r1", 10, 4, 2)
+    live.finish("job")
+    live.add("job", writes=1)
+    assert live.load("job") is None

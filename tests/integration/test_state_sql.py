@@ -175,6 +175,29 @@ def test_log_pages_newest_first_and_one_row_by_its_change_id(ledger: SqlLedger) 
     assert ledger.logs("job", change_id="no-such-change") == []
 
 
+def test_log_pages_newest_first_by_keyset_across_jobs(ledger: SqlLedger) -> None:
+    from worker.adapters.state.sql import LogCondition
+
+    for n in range(5):
+        ledger.commit_page("a", "ra", PageWrite(outcomes=[outcome(f"a{n}")]))
+        ledger.commit_page("b", "rb", PageWrite(outcomes=[outcome(f"b{n}", Action.UPDATE)]))
+    first = ledger.log_page([], before=None, limit=3)
+    assert [row["sourceId"] for _, row in first] == ["b4", "a4", "b3"]
+    ledger.commit_page("a", "ra", PageWrite(outcomes=[outcome("newer")]))  # while paging
+    rest = ledger.log_page([], before=first[-1][0], limit=100)
+    assert [row["sourceId"] for _, row in rest] == ["a3", "b2", "a2", "b1", "a1", "b0", "a0"]
+    only_a = ledger.log_page(
+        [LogCondition("job", "eq", "a"), LogCondition("action", "in", ["create", "restore"])],
+        before=None,
+        limit=100,
+    )
+    assert [row["sourceId"] for _, row in only_a] == ["newer", "a4", "a3", "a2", "a1", "a0"]
+    when = datetime.fromisoformat(only_a[2][1]["activityDateTime"])
+    since = ledger.log_page([LogCondition("created_at", "ge", when)], before=None, limit=100)
+    assert {row["sourceId"] for _, row in since} >= {"newer", "a4", "a3"}
+    assert ledger.log_page([LogCondition("job", "eq", "nope")], before=None, limit=5) == []
+
+
 def test_job_state_escrows_and_staged_deletions_round_trip(ledger: SqlLedger) -> None:
     from datetime import timedelta
 

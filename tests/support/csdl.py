@@ -9,8 +9,9 @@ Each function returns a list of problems ("user.identities[0].issuer: expected E
 got 3"), empty when the JSON fits. Rules:
 
 - every property must exist on the type (inherited ones included) or be a directory extension
-  property (`extension_<appid>_<name>`); navigation properties are accepted in responses as
-  objects / lists of objects (their type is not in the subset, so only `id` is checked);
+  property (`extension_<appid>_<name>`), unless the type is an open complex type;
+  navigation properties are accepted in responses as objects / lists of objects (their type
+  is not in the subset, so only `id` is checked);
 - values must match the Edm type: String/Guid -> str (Guid shaped), Boolean -> bool,
   Int16/32/64/Byte -> int, Double/Single/Decimal -> number, DateTimeOffset -> ISO 8601 string
   with a zone, Date -> YYYY-MM-DD, TimeOfDay -> hh:mm[:ss[.f]], Duration -> ISO 8601 duration,
@@ -192,7 +193,9 @@ class _Checker:
                     )
                 else:
                     self.navigation_value(value, at)
-            elif _EXTENSION.match(key):
+            elif _EXTENSION.match(key) or (node.get("open") and node.get("kind") == "complex"):
+                # An open complex type (detailsInfo, identity) takes dynamic properties; open
+                # entities (user, group) are held to their declared ones, as Graph answers.
                 continue
             else:
                 self.add(at, f"Property '{key}' does not exist on type 'microsoft.graph.{actual}'.")

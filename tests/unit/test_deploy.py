@@ -1065,7 +1065,12 @@ def _loaded(source: str, tmp_path: Path) -> Config:
         if tenant.get("certificate_path"):
             (tmp_path / "cert.pem").write_text("placeholder")
             tenant["certificate_path"] = str(tmp_path / "cert.pem")
-    return build_config(data, env={name: "value" for name in _env_refs(data)})
+    # A variable named *_URL holds a URL (a webhook's, whose token makes it a secret).
+    env = {
+        name: "https://hooks.example.com/x" if name.endswith("_URL") else "value"
+        for name in _env_refs(data)
+    }
+    return build_config(data, env=env)
 
 
 @pytest.mark.parametrize("source", list(_config_sources()))

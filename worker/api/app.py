@@ -98,8 +98,9 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastAPI:
         summary="Cross-tenant synchronization: operator API in Graph's synchronization shape",
         version="2",
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served by worker/api/extensions.py behind a token, like every route but /healthz.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     install_error_handlers(app)

@@ -8,15 +8,18 @@ a request refused before it started (unknown job or user) records nothing, as in
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from worker.adapters.state.sql import LogCondition
 from worker.bootstrap import Runtime
-from worker.config import Config, Job
+from worker.config import Config, Job, format_duration
 from worker.domain.audit import Actor, ActorKind, AuditAction, Via
-from worker.domain.errors import SyncError
+from worker.domain.errors import SyncError, Transient
 from worker.domain.model import ObjectOutcome
-from worker.ports import AlreadyRunning
+from worker.ports import AlreadyRunning, RunRecord
 from worker.service import admin
 from worker.service.audit import audited
 from worker.service.ondemand import UnknownSourceUser
@@ -161,13 +164,23 @@ class Operations:
             entry.note(task_id=task_id)
         return task_id
 
-    def provision(self, name: str, source_user_id: str, who: Principal) -> ObjectOutcome:
-        """Provision one source user now (works while paused); 404 for an unknown user."""
+    def provision(
+        self, name: str, source_user_id: str, who: Principal, *, run_id: str | None = None
+    ) -> ObjectOutcome:
+        """Provision one source user now (works while paused); 404 for an unknown user.
+        `run_id` names the run it is recorded as (default: a new id)."""
         self.job(name)
         try:
             with self._audited(who, AuditAction.PROVISION, name, user_id=source_user_id) as entry:
                 try:
-                    outcome = self.runtime.on_demand(name).provision(source_user_id)
+                    outcome = self.runtime.on_demand(name).provision(source_user_id, run_id=run_id)
+                except Transient as exc:
+                    raise ApiError(
+                        503,
+                        "ServiceUnavailable",
+                        f"provisioning {source_user_id} failed for now; try again: {exc}",
+                        {"Retry-After": str(int(exc.retry_after or 30))},
+                    ) from None
                 except SyncError as exc:
                     raise ApiError(
                         502, "BadGateway", f"provisioning {source_user_id} failed: {exc}"
@@ -183,3 +196,86 @@ class Operations:
             # Asked wrongly, nothing done: not an operator action (the CLI records none either).
             raise not_found(str(exc)) from None
         return outcome
+
+    # Graph API and /api extensions (graph_jobs.py, graph_logs.py, extensions.py) ----------------
+    def provision_logged(self, name: str, source_user_id: str, who: Principal) -> dict[str, Any]:
+        """`provision`, answered with the provisioning-log row it recorded (Graph's
+        provisionOnDemand reports the row's changeId, steps and modified properties)."""
+        run_id = str(uuid.uuid4())
+        self.provision(name, source_user_id.lower(), who, run_id=run_id)
+        rows = self.runtime.ledger.log_page(
+            [LogCondition("run_id", "eq", run_id)], before=None, limit=1
+        )
+        return rows[0][1]
+
+    def log_page(
+        self, conditions: list[LogCondition], *, before: int | None, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        return self.runtime.ledger.log_page(conditions, before=before, limit=limit)
+
+    def runs(self, name: str, limit: int) -> list[RunRecord]:
+        self.job(name)
+        return self.runtime.ledger.recent_runs(name, limit=limit)
+
+    def staged(self, name: str) -> dict[str, Any]:
+        """The deletions held for the job, each with the target user it would delete."""
+        job = self.job(name)
+        ledger = self.runtime.ledger
+        held = ledger.staged(name)
+        links = ledger.links_for(name, [s.source_id for s in held])
+        threshold = job.raw.deletion_threshold
+        return {
+            "job": name,
+            "count": len(held),
+            "threshold": {"count": threshold.count, "percent": threshold.percent},
+            "allowDeletes": ledger.job_state(name).allow_deletes,
+            "deprovision": job.raw.deprovision.value,
+            "deletions": [
+                {
+                    "sourceId": s.source_id,
+                    "sourceIdentity": links[s.source_id].source_label
+                    if s.source_id in links
+                    else None,
+                    "sourceMail": (links[s.source_id].source_mail or None)
+                    if s.source_id in links
+                    else None,
+                    "targetId": links[s.source_id].target_id if s.source_id in links else None,
+                    "sourceDeleted": s.deleted,
+                    "reason": s.reason,
+                }
+                for s in held
+            ],
+        }
+
+    def overview(self, name: str) -> dict[str, Any]:
+        """One job at a glance: state, last and next cycle, counts, quarantine, progress."""
+        job = self.job(name)
+        status = self.status(name)
+        last = status["lastExecution"]
+        quarantine = status["quarantine"]
+        interval = job.raw.schedule.interval
+        next_cycle: str | None = None
+        if status["code"] == "Paused":
+            next_cycle = None
+        elif quarantine and quarantine.get("nextAttempt"):
+            next_cycle = quarantine["nextAttempt"]
+        elif last:
+            began = datetime.fromisoformat(last["timeBegan"])
+            next_cycle = (began + interval).isoformat()
+        return {
+            "job": name,
+            "source": job.source,
+            "target": job.target,
+            "state": status["code"],
+            "running": status["running"],
+            "interval": format_duration(interval),
+            "lastCycle": last,
+            "nextCycle": next_cycle,
+            "counts": (last or {}).get("counts") or {},
+            "quarantine": quarantine,
+            "progress": status["progress"],
+            "linkedUsers": status["linkedUsers"],
+            "escrows": status["escrows"],
+            "stagedDeletes": status["stagedDeletes"],
+            "allowDeletes": status["allowDeletes"],
+        }

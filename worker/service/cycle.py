@@ -217,7 +217,7 @@ class CycleService:
             snapshot = None
             if not dry_run:
                 self._record_health(result, cycle)
-                snapshot = self._snapshot()
+                snapshot = self._snapshot(result, previous=state)
             for observer in self.observers:
                 observer.cycle_finished(
                     job=self.spec.name,
@@ -229,7 +229,7 @@ class CycleService:
                 )
             return result
 
-    def _snapshot(self) -> JobSnapshot | None:
+    def _snapshot(self, result: CycleResult, *, previous: JobState) -> JobSnapshot | None:
         try:
             state = self.ledger.job_state(self.spec.name)
             code = "Paused" if state.paused else "Quarantine" if state.in_quarantine else "Active"
@@ -238,6 +238,11 @@ class CycleService:
                 code=code,
                 escrows=self.ledger.escrow_count(self.spec.name),
                 staged_deletes=len(self.ledger.staged(self.spec.name)),
+                run_id=result.run_id,
+                error=result.error,
+                previous=previous,
+                state=state,
+                deletions=result.deletions,
             )
         except SyncError:
             return None

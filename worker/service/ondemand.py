@@ -40,7 +40,9 @@ class OnDemand:
         self.ledger = ledger
         self.clock = clock
 
-    def provision(self, source_user_id: str) -> ObjectOutcome:
+    def provision(self, source_user_id: str, *, run_id: str | None = None) -> ObjectOutcome:
+        """Provision one user now; `run_id` names the run recorded for it (default: a new id),
+        so a caller can find its provisioning-log row."""
         spec = self.spec
         started_at = self.clock()
         self.source.sign_in()
@@ -55,7 +57,7 @@ class OnDemand:
             )
         item: SourceItem = user if user is not None else SourceRemoval(source_user_id, "deleted")
         run = RunRecord(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             job=spec.name,
             mode="on_demand",
             dry_run=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.domain.health import JobState
+from worker.domain.health import EXPORT_KEYS, JobState
 from worker.ports import Cursor, Ledger, RunRecord
 
 
@@ -64,6 +64,14 @@ def job_status(
             break
         failures += 1
     steady = next((r for r in reversed(finished) if r.status == "success"), None)
+    with_exports = next(
+        (
+            r
+            for r in finished
+            if r.status == "success" and any(r.counts.get(key, 0) for key in EXPORT_KEYS)
+        ),
+        None,
+    )
     progress = None
     if cursor.progress is not None:
         p = cursor.progress
@@ -107,8 +115,12 @@ def job_status(
         "lastExecution": _execution(last),
         "lastSuccessfulExecution": _execution(last_success),
         "countSuccessiveCompleteFailures": failures,
+        "lastSuccessfulExecutionWithExports": _execution(with_exports),
         "steadyStateFirstAchievedTime": steady.finished_at.isoformat()
         if steady and steady.finished_at
+        else None,
+        "steadyStateLastAchievedTime": last_success.finished_at.isoformat()
+        if last_success and last_success.finished_at
         else None,
         "progress": progress,
         "watermark": {

@@ -347,14 +347,16 @@ class RedisLiveProgress:
             raw = self.client.hgetall(live_key(job))
         except redis.RedisError as exc:
             raise Transient(f"cannot read the live progress from Redis: {exc}") from exc
-        if not raw:
-            return None
         data = {
             (k.decode() if isinstance(k, bytes) else str(k)): (
                 v.decode() if isinstance(v, bytes) else str(v)
             )
-            for k, v in raw.items()
+            for k, v in (raw or {}).items()
         }
+        if "runId" not in data:
+            # Nothing, or only counters added outside a cycle (the Graph writes of a user
+            # provisioned on demand after the cycle finished): no cycle's progress.
+            return None
         out: dict[str, Any] = dict(data)
         for name in LIVE_COUNTERS:
             out[name] = int(data.get(name, 0))

@@ -9,11 +9,13 @@ process may create at the same time are upserted.
 
 from __future__ import annotations
 
+import operator
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
@@ -271,6 +274,57 @@ def make_engine(database_url: str) -> Engine:
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the one installed is psycopg 3.
         url = url.set(drivername="postgresql+psycopg")
     return create_engine(url, pool_pre_ping=True)
+
+
+LogField = Literal[
+    "job", "run_id", "change_id", "action", "status", "source_id", "target_id", "created_at"
+]
+LogOp = Literal["eq", "in", "ge", "gt", "le", "lt"]
+
+
+@dataclass(frozen=True)
+class LogCondition:
+    """One condition on provisioning-log rows: `field op value` (`in` takes a sequence)."""
+
+    field: LogField
+    op: LogOp
+    value: Any
+
+
+def _log_condition(condition: LogCondition) -> ColumnElement[bool]:
+    column: Any = getattr(LogRow, condition.field)
+    value = condition.value
+    if condition.op == "in":
+        return cast(ColumnElement[bool], column.in_(list(value)))
+    operations: dict[str, Callable[[Any, Any], Any]] = {
+        "eq": operator.eq,
+        "ge": operator.ge,
+        "gt": operator.gt,
+        "le": operator.le,
+        "lt": operator.lt,
+    }
+    return cast(ColumnElement[bool], operations[condition.op](column, value))
+
+
+def _log_dict(row: LogRow) -> dict[str, Any]:
+    return {
+        "changeId": row.change_id,
+        "cycleId": row.run_id,
+        "jobId": row.job,
+        "sourceId": row.source_id,
+        "sourceIdentity": row.source_label,
+        "sourceMail": row.source_mail or None,
+        "targetId": row.target_id,
+        "action": Action(row.action).log_name,
+        "status": row.status,
+        "reason": row.reason,
+        "errorCode": row.error_code,
+        "errorMessage": row.error_message,
+        "steps": row.steps,
+        "modifiedProperties": row.modified,
+        "durationMs": row.duration_ms,
+        "activityDateTime": row.created_at.isoformat(),
+    }
 
 
 def _link_from_row(row: LinkRow) -> Link:
@@ -726,27 +780,24 @@ class SqlLedger:
         if limit:
             query = query.limit(limit)
         with self._session() as session:
-            return [
-                {
-                    "changeId": row.change_id,
-                    "cycleId": row.run_id,
-                    "jobId": row.job,
-                    "sourceId": row.source_id,
-                    "sourceIdentity": row.source_label,
-                    "sourceMail": row.source_mail or None,
-                    "targetId": row.target_id,
-                    "action": Action(row.action).log_name,
-                    "status": row.status,
-                    "reason": row.reason,
-                    "errorCode": row.error_code,
-                    "errorMessage": row.error_message,
-                    "steps": row.steps,
-                    "modifiedProperties": row.modified,
-                    "durationMs": row.duration_ms,
-                    "activityDateTime": row.created_at.isoformat(),
-                }
-                for row in session.scalars(query)
-            ]
+            return [_log_dict(row) for row in session.scalars(query)]
+
+    def log_page(
+        self, conditions: Sequence[LogCondition], *, before: int | None, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """One page of provisioning-log rows of any job, newest first: (row id, row) pairs.
+
+        Keyset paging on the row id: the next page is `before=` the last id of this one, so
+        rows recorded meanwhile (higher ids) never shift a page or repeat a row. Every
+        condition must hold (`and`)."""
+        query = select(LogRow)
+        for condition in conditions:
+            query = query.where(_log_condition(condition))
+        if before is not None:
+            query = query.where(LogRow.id < before)
+        query = query.order_by(LogRow.id.desc()).limit(limit)
+        with self._session() as session:
+            return [(row.id, _log_dict(row)) for row in session.scalars(query)]
 
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         query = (

@@ -1,0 +1,1 @@
+"""Notification adapters: the Redis outbox and the senders (webhook, Teams, e-mail)."""
