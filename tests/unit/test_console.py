@@ -11,7 +11,7 @@ import pytest
 
 from worker.api.console.charts import SERIES, cycle_chart, nice_ceiling
 from worker.api.console.filters import LogFilters
-from worker.api.console.formatting import ago, span, when
+from worker.api.console.formatting import ago, plain, span, when
 from worker.api.console.views import next_cycle, progress_view
 from worker.api.console.web import safe_next
 from worker.config import build_config
@@ -205,3 +205,10 @@ def test_times_read_in_utc_with_how_long_ago() -> None:
     assert ago(NOW + timedelta(hours=2, minutes=5), now=NOW) == "in 2 h 5 min"
     assert span(timedelta(days=2, hours=3)) == "2 d 3 h"
     assert span(timedelta(seconds=42)) == "42 s"
+    assert [plain(v) for v in (True, False, None, ["watermark", "escrows"], 3)] == [
+        "yes",
+        "no",
+        "—",
+        "watermark, escrows",
+        "3",
+    ]

@@ -70,6 +70,17 @@ def number(value: Any) -> str:
         return "—"
 
 
+def plain(value: Any) -> str:
+    """A detail value as people write it: yes/no, lists with commas, nothing as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(v) for v in value)
+    return str(value)
+
+
 def install(env: Environment) -> None:
-    env.filters.update(when=when, short=short, ago=ago, num=number)
+    env.filters.update(when=when, short=short, ago=ago, num=number, plain=plain)
     env.globals.update(duration=duration)
