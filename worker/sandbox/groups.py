@@ -8,11 +8,15 @@ from urllib.parse import unquote, urlsplit
 
 from . import delta, odata, schema
 from .common import (
+    GROUP_ORDER,
+    MEMBER_ORDER,
+    Source,
     TypedObject,
     count_collection,
     get_one,
     json_object_body,
     list_page,
+    require_cast,
     validate_writable,
 )
 from .router import GraphRequest, GraphResponse, Router, bad_request, not_found
@@ -24,14 +28,20 @@ MEMBER_TYPES = (schema.USER, schema.GROUP)
 def register(router: Router) -> None:
     router.add("GET", "/groups", list_groups)
     router.add("GET", "/groups/$count", count_groups)
-    router.add("GET", "/groups/delta", groups_delta)
-    router.add("GET", "/groups/delta()", groups_delta)
+    for name in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):
+        router.add("GET", f"/groups/{name}", groups_delta)
     router.add("POST", "/groups", create_group)
     router.add("GET", "/groups/{id}", get_group)
     router.add("PATCH", "/groups/{id}", patch_group)
     router.add("DELETE", "/groups/{id}", delete_group)
-    router.add("GET", "/groups/{id}/members", list_members, cost=3)
-    router.add("GET", "/groups/{id}/transitiveMembers", list_transitive_members, cost=5)
+    # Graph's cost table: members 3, transitiveMembers 5 (casts and $count included).
+    for nav, cost in (("members", 3), ("transitiveMembers", 5)):
+        handler = list_transitive_members if nav == "transitiveMembers" else list_members
+        counter = count_transitive_members if nav == "transitiveMembers" else count_members
+        router.add("GET", f"/groups/{{id}}/{nav}", handler, cost=cost)
+        router.add("GET", f"/groups/{{id}}/{nav}/{{type}}", handler, cost=cost)
+        router.add("GET", f"/groups/{{id}}/{nav}/$count", counter, cost=cost)
+        router.add("GET", f"/groups/{{id}}/{nav}/{{type}}/$count", counter, cost=cost)
     router.add("POST", "/groups/{id}/members/$ref", add_member_ref)
     router.add("DELETE", "/groups/{id}/members/{member_id}/$ref", remove_member_ref)
 
@@ -59,6 +69,7 @@ def list_groups(req: GraphRequest) -> GraphResponse:
         default_select=_default_for,
         source=_group_source(req),
         entity_set="groups",
+        ordering=GROUP_ORDER,
     )
 
 
@@ -131,10 +142,12 @@ def delete_group(req: GraphRequest) -> GraphResponse:
     return GraphResponse(204)
 
 
-def _members(req: GraphRequest, transitive: bool) -> GraphResponse:
+def _members_source(req: GraphRequest, transitive: bool) -> tuple[str, Source]:
+    """The group's members (direct, or at any depth), by id, of the request's cast if any."""
     group = _require_group(req)
     tenant = req.tenant
     gid = group["id"]
+    wanted = require_cast(req, "members")
 
     def source(node: odata.Node | None, after: str | None) -> Iterator[TypedObject]:
         ids = tenant.transitive_members(gid) if transitive else tenant.effective_members(gid)
@@ -142,20 +155,34 @@ def _members(req: GraphRequest, transitive: bool) -> GraphResponse:
             if after is not None and mid <= after:
                 continue
             kind = tenant.kind_of(mid)
+            if wanted is not None and kind != wanted:
+                continue
             if kind == schema.USER:
                 yield schema.USER, tenant.users[mid]
             elif kind == schema.GROUP:
                 yield schema.GROUP, tenant.groups[mid]
 
+    return gid, source
+
+
+def _member_types(req: GraphRequest) -> tuple[str, ...]:
+    cast = req.params.get("type")
+    return (cast,) if cast in MEMBER_TYPES else MEMBER_TYPES
+
+
+def _members(req: GraphRequest, transitive: bool) -> GraphResponse:
+    gid, source = _members_source(req, transitive)
     name = "transitiveMembers" if transitive else "members"
+    cast = req.params.get("type")
     return list_page(
         req,
-        route_key=f"{name}:{gid}",
-        type_names=MEMBER_TYPES,
+        route_key=f"{name}:{gid}:{cast or ''}",
+        type_names=_member_types(req),
         default_select=_default_for,
         source=source,
-        entity_set="directoryObjects",
+        entity_set=f"{cast}s" if cast in MEMBER_TYPES else "directoryObjects",
         annotate_type=True,
+        ordering=MEMBER_ORDER,
     )
 
 
@@ -165,6 +192,14 @@ def list_members(req: GraphRequest) -> GraphResponse:
 
 def list_transitive_members(req: GraphRequest) -> GraphResponse:
     return _members(req, transitive=True)
+
+
+def count_members(req: GraphRequest) -> GraphResponse:
+    return count_collection(req, _member_types(req), _members_source(req, transitive=False)[1])
+
+
+def count_transitive_members(req: GraphRequest) -> GraphResponse:
+    return count_collection(req, _member_types(req), _members_source(req, transitive=True)[1])
 
 
 def add_member_ref(req: GraphRequest) -> GraphResponse:

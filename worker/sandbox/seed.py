@@ -293,6 +293,15 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
                 f"(also {upns[upn]})"
             )
         upns[upn] = user_where
+        if not user.get("identities"):
+            # Entra gives every user a sign-in identity for its UPN, issued by the tenant.
+            user["identities"] = [
+                {
+                    "signInType": "userPrincipalName",
+                    "issuer": domain,
+                    "issuerAssignedId": user["userPrincipalName"],
+                }
+            ]
         users.append(user)
 
     groups: list[dict[str, Any]] = []

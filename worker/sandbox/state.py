@@ -28,6 +28,11 @@ INDEXED = frozenset({"id", "mail", "userPrincipalName", "otherMails"})
 DEFAULT_ACCESS_TOKEN_LIFETIME_S = 3599
 
 
+def upn_identity(upn: str, domain: str) -> dict[str, str]:
+    """The sign-in identity Entra gives every member user: its UPN, issued by the tenant."""
+    return {"signInType": "userPrincipalName", "issuer": domain, "issuerAssignedId": upn}
+
+
 class Conflict(ValueError):
     """A write Graph would refuse because of another object (duplicate UPN...)."""
 
@@ -262,6 +267,8 @@ class Tenant:
             )
         user = dict(props)
         user["id"] = str(uuid.uuid4())
+        if isinstance(upn, str) and not user.get("identities"):
+            user["identities"] = [upn_identity(upn, self.domain)]
         user.setdefault("accountEnabled", True)
         user.setdefault("userType", "Member")
         user.setdefault("creationType", None)
@@ -284,6 +291,12 @@ class Tenant:
         self._index_remove(user)
         for key in changed:
             user[key] = copy.deepcopy(changes[key])
+        if "userPrincipalName" in changed and "identities" not in changes:
+            # Entra keeps the userPrincipalName sign-in identity in step with the UPN.
+            for identity in user.get("identities") or []:
+                if identity.get("signInType") == "userPrincipalName":
+                    identity["issuerAssignedId"] = user["userPrincipalName"]
+                    changed.add("identities")
         self._index_add(user)
         self._record("user", user_id, "updated", changed)
         return changed
@@ -442,6 +455,7 @@ class SandboxState:
         self.limits: dict[str, float] = {}
         self.faults: dict[str, Any] = {}
         self.fault_rng = random.Random()
+        self.batch_rng = random.Random()  # the run order of parallel $batch items
         self.epoch = ""
         self.token_age_offset = 0.0
         self.load(seed)
@@ -468,6 +482,7 @@ class SandboxState:
         self.faults = faults
         if reseed:
             self.fault_rng = new_rng(faults.get("seed"))
+            self.batch_rng = new_rng(faults.get("seed"))
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         t = self.tenants.get(tenant_id)
