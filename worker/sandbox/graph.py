@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, faults, groups, invitations, throttling, users
+from . import auth, faults, groups, invitations, permissions, throttling, users
 from .router import (
     GraphError,
     GraphRequest,
@@ -144,6 +144,8 @@ class GraphApi:
         try:
             route, params = self.router.match(req.method, req.path)
             req.params = params
+            client = req.tenant.clients.get(req.client_id)
+            permissions.check(route.permissions, client.roles if client else ())
             quota_headers = throttling.apply(self.state, req, route)
             resp = route.handler(req)
         except GraphError as exc:

@@ -19,6 +19,7 @@ from .common import (
     require_cast,
     validate_writable,
 )
+from .permissions import CREATE_GROUPS, READ_GROUPS, WRITE_GROUPS, WRITE_MEMBERS
 from .router import GraphRequest, GraphResponse, Router, bad_request, not_found
 from .users import full_view
 
@@ -26,24 +27,39 @@ MEMBER_TYPES = (schema.USER, schema.GROUP)
 
 
 def register(router: Router) -> None:
-    router.add("GET", "/groups", list_groups)
-    router.add("GET", "/groups/$count", count_groups)
+    router.add("GET", "/groups", list_groups, permissions=READ_GROUPS)
+    router.add("GET", "/groups/$count", count_groups, permissions=READ_GROUPS)
     for name in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):
-        router.add("GET", f"/groups/{name}", groups_delta)
-    router.add("POST", "/groups", create_group)
-    router.add("GET", "/groups/{id}", get_group)
-    router.add("PATCH", "/groups/{id}", patch_group)
-    router.add("DELETE", "/groups/{id}", delete_group)
+        router.add("GET", f"/groups/{name}", groups_delta, permissions=READ_GROUPS)
+    router.add("POST", "/groups", create_group, permissions=CREATE_GROUPS)
+    router.add("GET", "/groups/{id}", get_group, permissions=READ_GROUPS)
+    router.add("PATCH", "/groups/{id}", patch_group, permissions=WRITE_GROUPS + WRITE_MEMBERS)
+    router.add("DELETE", "/groups/{id}", delete_group, permissions=WRITE_GROUPS)
     # Graph's cost table: members 3, transitiveMembers 5 (casts and $count included).
     for nav, cost in (("members", 3), ("transitiveMembers", 5)):
         handler = list_transitive_members if nav == "transitiveMembers" else list_members
         counter = count_transitive_members if nav == "transitiveMembers" else count_members
-        router.add("GET", f"/groups/{{id}}/{nav}", handler, cost=cost)
-        router.add("GET", f"/groups/{{id}}/{nav}/{{type}}", handler, cost=cost)
-        router.add("GET", f"/groups/{{id}}/{nav}/$count", counter, cost=cost)
-        router.add("GET", f"/groups/{{id}}/{nav}/{{type}}/$count", counter, cost=cost)
-    router.add("POST", "/groups/{id}/members/$ref", add_member_ref)
-    router.add("DELETE", "/groups/{id}/members/{member_id}/$ref", remove_member_ref)
+        router.add("GET", f"/groups/{{id}}/{nav}", handler, cost=cost, permissions=READ_GROUPS)
+        router.add(
+            "GET", f"/groups/{{id}}/{nav}/{{type}}", handler, cost=cost, permissions=READ_GROUPS
+        )
+        router.add(
+            "GET", f"/groups/{{id}}/{nav}/$count", counter, cost=cost, permissions=READ_GROUPS
+        )
+        router.add(
+            "GET",
+            f"/groups/{{id}}/{nav}/{{type}}/$count",
+            counter,
+            cost=cost,
+            permissions=READ_GROUPS,
+        )
+    router.add("POST", "/groups/{id}/members/$ref", add_member_ref, permissions=WRITE_MEMBERS)
+    router.add(
+        "DELETE",
+        "/groups/{id}/members/{member_id}/$ref",
+        remove_member_ref,
+        permissions=WRITE_MEMBERS,
+    )
 
 
 def _default_for(type_name: str) -> tuple[str, ...]:

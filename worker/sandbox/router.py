@@ -90,6 +90,7 @@ class Route:
     kind: str  # "read" | "write" | "batch"
     cost: int  # Graph's base resource-unit cost
     invitation: bool = False
+    permissions: tuple[str, ...] = ()  # any one of these application permissions lets a caller in
 
     @property
     def key(self) -> str:
@@ -133,10 +134,13 @@ class Router:
         cost: int = 1,
         invitation: bool = False,
         kind: str | None = None,
+        permissions: tuple[str, ...] = (),
     ) -> None:
         segs = tuple(template.strip("/").split("/"))
         route_kind = kind or ("read" if method == "GET" else "write")
-        self.routes.append(Route(method, template, segs, handler, route_kind, cost, invitation))
+        self.routes.append(
+            Route(method, template, segs, handler, route_kind, cost, invitation, permissions)
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         segs = split_path(path)

@@ -19,6 +19,13 @@ from .common import (
     require_cast,
     validate_writable,
 )
+from .permissions import (
+    READ_DELETED,
+    READ_MEMBERSHIPS,
+    READ_USERS,
+    WRITE_DELETED,
+    WRITE_USERS,
+)
 from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
 from .state import INDEXED, Conflict, Tenant, project
 
@@ -26,29 +33,37 @@ USER_TYPES = ("Member", "Guest")
 
 
 def register(router: Router) -> None:
-    router.add("GET", "/users", list_users, cost=2)
-    router.add("GET", "/users/$count", count_users)
+    router.add("GET", "/users", list_users, cost=2, permissions=READ_USERS)
+    router.add("GET", "/users/$count", count_users, permissions=READ_USERS)
     # `/delta` is short for the function's full name, which the SDKs use (`delta()`).
     for name in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):
-        router.add("GET", f"/users/{name}", users_delta)
-    router.add("POST", "/users", create_user)
-    router.add("GET", "/users/{id}", get_user)
-    router.add("PATCH", "/users/{id}", patch_user)
-    router.add("DELETE", "/users/{id}", delete_user)
+        router.add("GET", f"/users/{name}", users_delta, permissions=READ_USERS)
+    router.add("POST", "/users", create_user, permissions=WRITE_USERS)
+    router.add("GET", "/users/{id}", get_user, permissions=READ_USERS)
+    router.add("PATCH", "/users/{id}", patch_user, permissions=WRITE_USERS)
+    router.add("DELETE", "/users/{id}", delete_user, permissions=WRITE_USERS)
     for nav, transitive in (("memberOf", False), ("transitiveMemberOf", True)):
         handler = transitive_member_of if transitive else member_of
         counter = count_transitive_member_of if transitive else count_member_of
         # Graph's cost table: memberOf and transitiveMemberOf of a user cost 2.
-        router.add("GET", f"/users/{{id}}/{nav}", handler, cost=2)
-        router.add("GET", f"/users/{{id}}/{nav}/{{type}}", handler, cost=2)
-        router.add("GET", f"/users/{{id}}/{nav}/$count", counter)
-        router.add("GET", f"/users/{{id}}/{nav}/{{type}}/$count", counter)
-    router.add("GET", "/directory/deletedItems/{type}", deleted_list)
-    router.add("GET", "/directory/deletedItems/{type}/$count", count_deleted)
-    router.add("GET", "/directory/deletedItems/{id}", get_deleted)
-    router.add("GET", "/directory/deletedItems/{id}/{type}", get_deleted)
-    router.add("POST", "/directory/deletedItems/{id}/restore", restore_deleted)
-    router.add("DELETE", "/directory/deletedItems/{id}", purge_deleted)
+        router.add("GET", f"/users/{{id}}/{nav}", handler, cost=2, permissions=READ_MEMBERSHIPS)
+        router.add(
+            "GET", f"/users/{{id}}/{nav}/{{type}}", handler, cost=2, permissions=READ_MEMBERSHIPS
+        )
+        router.add("GET", f"/users/{{id}}/{nav}/$count", counter, permissions=READ_MEMBERSHIPS)
+        router.add(
+            "GET", f"/users/{{id}}/{nav}/{{type}}/$count", counter, permissions=READ_MEMBERSHIPS
+        )
+    router.add("GET", "/directory/deletedItems/{type}", deleted_list, permissions=READ_DELETED)
+    router.add(
+        "GET", "/directory/deletedItems/{type}/$count", count_deleted, permissions=READ_DELETED
+    )
+    router.add("GET", "/directory/deletedItems/{id}", get_deleted, permissions=READ_DELETED)
+    router.add("GET", "/directory/deletedItems/{id}/{type}", get_deleted, permissions=READ_DELETED)
+    router.add(
+        "POST", "/directory/deletedItems/{id}/restore", restore_deleted, permissions=WRITE_DELETED
+    )
+    router.add("DELETE", "/directory/deletedItems/{id}", purge_deleted, permissions=WRITE_DELETED)
 
 
 def _default_user(_: str) -> tuple[str, ...]:
