@@ -25,9 +25,11 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.directory.deleted_items.graph_user.graph_user_request_builder import (
     GraphUserRequestBuilder,
 )
+from msgraph.generated.models.group import Group
 from msgraph.generated.models.invitation import Invitation
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph.generated.models.reference_update import ReferenceUpdate
 from msgraph.generated.models.user import User
 from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
@@ -273,6 +275,89 @@ def test_groups_members_and_refs(sdk: SdkClient) -> None:
     )
     assert member_of is not None
     assert sorted(g.id for g in member_of.value or []) == sorted([GROUP, INNER])
+
+
+def directory_object(object_id: str) -> str:
+    return f"https://graph.microsoft.com/v1.0/directoryObjects/{object_id}"
+
+
+def test_group_writes_through_the_sdk(sdk: SdkClient) -> None:
+    groups = sdk.graph.groups
+    created = sdk.run(
+        groups.post(
+            Group(
+                display_name="Engineers",
+                mail_enabled=False,
+                mail_nickname="engineers",
+                security_enabled=True,
+                additional_data={"members@odata.bind": [directory_object(ANN["id"])]},
+            )
+        )
+    )
+    assert created is not None
+    assert created.id
+    assert created.security_enabled is True
+    sdk.run(
+        groups.by_group_id(created.id).patch(
+            Group(
+                description="Built with the SDK",
+                additional_data={
+                    "members@odata.bind": [directory_object(BOB["id"]), directory_object(CYD["id"])]
+                },
+            )
+        )
+    )
+    members = sdk.run(groups.by_group_id(created.id).members.graph_user.get())
+    assert members is not None
+    assert sorted(u.id for u in members.value or []) == sorted([ANN["id"], BOB["id"], CYD["id"]])
+    refused = sdk.error(
+        groups.post(Group(display_name="No nickname", mail_enabled=False, security_enabled=True))
+    )
+    assert refused.response_status_code == 400
+    sdk.run(groups.by_group_id(created.id).delete())
+    deleted = sdk.run(sdk.graph.directory.deleted_items.graph_group.get())
+    assert deleted is not None
+    assert [g.id for g in deleted.value or []] == [created.id]
+
+
+def test_manager_through_the_sdk(sdk: SdkClient) -> None:
+    users = sdk.graph.users
+    cyd = users.by_user_id(CYD["id"])
+    assert sdk.error(cyd.manager.get()).response_status_code == 404
+    sdk.run(
+        cyd.manager.ref.put(
+            ReferenceUpdate(odata_id=f"https://graph.microsoft.com/v1.0/users/{ANN['id']}")
+        )
+    )
+    manager = sdk.run(cyd.manager.get())
+    assert isinstance(manager, User)  # typed from @odata.type
+    assert manager.id == ANN["id"]
+    expanded = sdk.run(
+        cyd.get(
+            config(
+                builder=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters,
+                select=["displayName"],
+                expand=["manager($select=id,displayName)"],
+            )
+        )
+    )
+    assert expanded is not None
+    assert expanded.manager is not None
+    assert (expanded.manager.id, expanded.manager.display_name) == (ANN["id"], "Ann Lee")
+
+    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters
+    page = sdk.run(
+        users.delta.get(config(builder=query, select=["displayName", "manager"], top=999))
+    )
+    assert page is not None
+    link = str(page.odata_delta_link)
+    sdk.run(cyd.manager.ref.delete())
+    changes = sdk.run(users.delta.with_url(link).get())
+    assert changes is not None
+    assert [u.id for u in changes.value or []] == [CYD["id"]]
+    (removed,) = changes.value[0].additional_data["manager@delta"]  # type: ignore[index]
+    assert str(removed["id"]) == ANN["id"]  # the SDK's untyped values make GUIDs UUIDs
+    assert removed["@removed"] == {"reason": "deleted"}
 
 
 # ---------------------------------------------------------------- invitations, recycle bin

@@ -14,6 +14,7 @@ GET|PUT /_sandbox/delta                  {"token_max_age_s": N}
 POST /_sandbox/delta-tokens/age          {"seconds": N, "max_age_s": M?}: ages every token
 GET|PUT /_sandbox/auth                   {"token_lifetime_s": N}
 GET  /_sandbox/tenants, /_sandbox/tenants/{id}/users|groups[?include_deleted=true]
+                                         (users carry "manager": id or null; groups "members")
 POST /_sandbox/tenants/{id}/users/{user_id}/redeem
 """
 
@@ -185,11 +186,12 @@ def routes(state: SandboxState) -> list[Route]:
             "true",
             "yes",
         )
-        out = [
-            _full(u, schema.USER)
-            for _, u in sorted(found.users.items())
-            if include_deleted or u.get("deletedDateTime") is None
-        ]
+        out = []
+        for uid, u in sorted(found.users.items()):
+            if include_deleted or u.get("deletedDateTime") is None:
+                item = _full(u, schema.USER)
+                item["manager"] = found.managers.get(uid)  # the manager's id, or null
+                out.append(item)
         return JSONResponse(out)
 
     async def dump_groups(request: Request) -> Response:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from . import odata, schema, search, tokens
 from .router import GraphError, GraphRequest, GraphResponse, bad_request
@@ -34,6 +34,8 @@ DEFAULT_PAGE = 100
 
 TypedObject = tuple[str, dict[str, Any]]  # (type name, stored object)
 Source = Callable[[odata.Node | None, str | None], Iterator[TypedObject]]
+# `$expand` text -> the function giving each object's expanded navigation properties.
+Expander = Callable[[str], Callable[[dict[str, Any]], dict[str, Any]]]
 
 # The types an OData cast may name on each directory-object collection (the types the CSDL
 # allows there). The sandbox holds only users and groups: a valid cast to another type is an
@@ -334,6 +336,17 @@ def reject_unsupported_options(req: GraphRequest, allowed: Iterable[str]) -> Non
 LIST_OPTIONS = ("$select", "$filter", "$top", "$count", "$skiptoken", "$orderby", "$search")
 
 
+def expansion(req: GraphRequest, text: str | None, expander: Expander | None) -> Any:
+    """The function that adds a `$expand`ed navigation property to each object, or None."""
+    if text is None:
+        return None
+    if expander is None:
+        raise GraphError(
+            400, "Request_UnsupportedQuery", "$expand is not supported by the sandbox here."
+        )
+    return expander(text)
+
+
 def list_page(
     req: GraphRequest,
     *,
@@ -345,6 +358,7 @@ def list_page(
     annotate_type: bool = False,
     extra_select: Iterable[str] = (),
     ordering: Ordering | None = None,
+    expander: Expander | None = None,
 ) -> GraphResponse:
     """One page of a collection, ordered by id (or `$orderby`), continued by a `$skiptoken`."""
     skip = req.q("$skiptoken")
@@ -365,8 +379,10 @@ def list_page(
         order = [(str(p), bool(d)) for p, d in st["o"]] if st.get("o") else None
         offset = int(st.get("i") or 0)
         found = search.parse_search(search_text) if search_text else None
+        expand_text: str | None = st.get("x")
     else:
-        reject_unsupported_options(req, LIST_OPTIONS)
+        reject_unsupported_options(req, (*LIST_OPTIONS, "$expand"))
+        expand_text = req.q("$expand")
         after = None
         filter_text = req.q("$filter")
         search_text = req.q("$search")
@@ -386,12 +402,15 @@ def list_page(
     node = compile_filter(filter_text, type_names)
     if skip is None:
         check_advanced(req, node, count_segment=False)
+    expand = expansion(req, expand_text, expander)
 
     def project_one(type_name: str, obj: dict[str, Any]) -> dict[str, Any]:
         names = select if select is not None else list(default_select(type_name))
         item = project(obj, type_name, names)
         if annotate_type:
             item = {"@odata.type": f"#microsoft.graph.{type_name}", **item}
+        if expand is not None:
+            item.update(expand(obj))
         return item
 
     items: list[dict[str, Any]] = []
@@ -426,6 +445,8 @@ def list_page(
         }
         if search_text:
             state["q"] = search_text
+        if expand_text:
+            state["x"] = expand_text
         if order is not None:
             state["o"] = [list(k) for k in order]
             state["i"] = offset + top
@@ -435,18 +456,41 @@ def list_page(
 
 
 def get_one(
-    req: GraphRequest, type_name: str, obj: dict[str, Any], default: Iterable[str], entity_set: str
+    req: GraphRequest,
+    type_name: str,
+    obj: dict[str, Any],
+    default: Iterable[str],
+    entity_set: str,
+    expander: Expander | None = None,
 ) -> GraphResponse:
     reject_unsupported_options(req, ("$select", "$expand"))
-    if req.q("$expand") is not None:
-        raise GraphError(
-            400, "Request_UnsupportedQuery", "$expand is not supported by the sandbox here."
-        )
+    expand = expansion(req, req.q("$expand"), expander)
     select = select_from_query(req, (type_name,))
     names = select if select is not None else list(default)
     body = {"@odata.context": context_url(req, entity_set, select) + "/$entity"}
     body.update(project(obj, type_name, names))
+    if expand is not None:
+        body.update(expand(obj))
     return GraphResponse(200, body)
+
+
+def full_view(type_name: str, obj: dict[str, Any], default: tuple[str, ...]) -> dict[str, Any]:
+    """What Graph echoes after a create: the default set plus everything that was set."""
+    names = list(default) + [k for k in obj if k not in default and k != "passwordProfile"]
+    return project(obj, type_name, names)
+
+
+def reference_id(value: Any) -> str:
+    """The object id at the end of an `@odata.id` / `@odata.bind` URL (any host)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("Invalid object identifier: '@odata.id' must be a URL.")
+    path = urlsplit(value.strip()).path or value.strip()
+    last = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    if last.endswith("')") and "('" in last:
+        last = last[last.index("('") + 2 : -2]
+    if not last or last.startswith("$"):
+        raise bad_request(f"Invalid object identifier '{value}'.")
+    return last
 
 
 def json_object_body(req: GraphRequest) -> dict[str, Any]:

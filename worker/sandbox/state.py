@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-from . import schema
+from . import rules, schema
 from .faults import new_rng
 from .limits import Limiter
 from .seed import DEFAULT_DELTA_MAX_AGE_S, now_iso
@@ -92,11 +92,17 @@ class Tenant:
         self.groups: dict[str, dict[str, Any]] = {}
         self.members: dict[str, set[str]] = {}
         self.member_of: dict[str, set[str]] = {}
+        self.managers: dict[str, str] = {}  # user id -> its manager's id
+        self.rules: dict[str, rules.Rule] = {}  # dynamic group id -> its membership rule
         self.active_user_ids: list[str] = []
         self.log: list[Change] = []
         self.index: dict[str, dict[str, set[str]]] = {name: {} for name in INDEXED if name != "id"}
         for u in seed["users"]:
-            self._insert_user(copy.deepcopy(u))
+            user = copy.deepcopy(u)
+            manager = user.pop("manager", None)
+            if manager is not None:
+                self.managers[user["id"]] = manager
+            self._insert_user(user)
         for g in seed["groups"]:
             body = {k: copy.deepcopy(v) for k, v in g.items() if k != "members"}
             self.groups[body["id"]] = body
@@ -104,6 +110,7 @@ class Tenant:
         for g in seed["groups"]:
             for m in g["members"]:
                 self._link(g["id"], m)
+            self._apply_rule(g["id"], record=False)
 
     # ------------------------------------------------------------ log
 
@@ -220,6 +227,17 @@ class Tenant:
         seen.discard(group_id)
         return sorted(seen)
 
+    def manager_of(self, user_id: str) -> str | None:
+        """The user's manager, when it has one that is not deleted."""
+        manager = self.managers.get(user_id)
+        return manager if manager is not None and self.is_active(manager) else None
+
+    def direct_reports(self, user_id: str) -> list[str]:
+        return sorted(u for u, m in self.managers.items() if m == user_id and self.is_active(u))
+
+    def is_dynamic(self, group_id: str) -> bool:
+        return group_id in self.rules
+
     # ------------------------------------------------------------ indexes
 
     def _index_values(self, user: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -275,7 +293,18 @@ class Tenant:
         user["createdDateTime"] = user.get("createdDateTime") or now_iso()
         self._insert_user(user)
         self._record("user", user["id"], "created", user.keys())
+        self._refresh_dynamic(user["id"])
         return user
+
+    def set_manager(self, user_id: str, manager_id: str) -> None:
+        if self.managers.get(user_id) == manager_id:
+            return
+        self.managers[user_id] = manager_id
+        self._record("user", user_id, "updated", {"manager"})
+
+    def remove_manager(self, user_id: str) -> None:
+        old = self.managers.pop(user_id, None)
+        self._record("user", user_id, "updated", {"manager"}, member_id=old, member_kind="user")
 
     def update_user(self, user_id: str, changes: dict[str, Any]) -> set[str]:
         """Apply changes; return the names of the properties whose value actually changed."""
@@ -299,6 +328,7 @@ class Tenant:
                     changed.add("identities")
         self._index_add(user)
         self._record("user", user_id, "updated", changed)
+        self._refresh_dynamic(user_id)
         return changed
 
     def soft_delete_user(self, user_id: str) -> None:
@@ -323,6 +353,7 @@ class Tenant:
         for m in members:
             self._link(group["id"], m)
         self._record("group", group["id"], "created", group.keys())
+        self._apply_rule(group["id"], record=False)
         return group
 
     def update_group(self, group_id: str, changes: dict[str, Any]) -> set[str]:
@@ -332,7 +363,52 @@ class Tenant:
             group[key] = copy.deepcopy(changes[key])
         if changed:
             self._record("group", group_id, "updated", changed)
+        if changed & {"groupTypes", "membershipRule", "membershipRuleProcessingState"}:
+            self._apply_rule(group_id, record=True)
         return changed
+
+    # ------------------------------------------------------------ dynamic membership
+
+    def _apply_rule(self, group_id: str, *, record: bool) -> None:
+        """(Re)compute a dynamic group's members from its rule; a static group is left alone.
+
+        A group is dynamic when its groupTypes hold DynamicMembership and its rule processing
+        is On (the default). Pausing processing keeps the members it has, as Entra does.
+        """
+        group = self.groups[group_id]
+        text = group.get("membershipRule")
+        dynamic = "DynamicMembership" in (group.get("groupTypes") or []) and isinstance(text, str)
+        if not dynamic:
+            self.rules.pop(group_id, None)
+            return
+        rule = rules.parse_rule(str(text))  # validated before it is stored
+        self.rules[group_id] = rule
+        if (group.get("membershipRuleProcessingState") or "On") != "On":
+            return
+        for uid, user in self.users.items():
+            self._place(group_id, rule, uid, user, record=record)
+
+    def _place(
+        self, group_id: str, rule: rules.Rule, uid: str, user: dict[str, Any], *, record: bool
+    ) -> None:
+        want = rules.evaluate(rule, user)
+        have = uid in self.members.get(group_id, set())
+        if want == have:
+            return
+        if want:
+            self._link(group_id, uid)
+        else:
+            self.members[group_id].discard(uid)
+            self.member_of.get(uid, set()).discard(group_id)
+        if record and self.is_active(group_id):
+            self._record("group", group_id, "members", member_id=uid, member_kind="user")
+
+    def _refresh_dynamic(self, user_id: str) -> None:
+        """Entra re-evaluates the rules when a user changes: join or leave dynamic groups."""
+        user = self.users[user_id]
+        for gid, rule in self.rules.items():
+            if (self.groups[gid].get("membershipRuleProcessingState") or "On") == "On":
+                self._place(gid, rule, user_id, user, record=True)
 
     def soft_delete_group(self, group_id: str) -> None:
         self.groups[group_id]["deletedDateTime"] = now_iso()
@@ -389,10 +465,14 @@ class Tenant:
             self.members.get(gid, set()).discard(object_id)
         if kind == "user":
             del self.users[object_id]
+            self.managers.pop(object_id, None)
+            for report in [u for u, m in self.managers.items() if m == object_id]:
+                self.remove_manager(report)
         else:
             for m in self.members.pop(object_id, set()):
                 self.member_of.get(m, set()).discard(object_id)
             del self.groups[object_id]
+            self.rules.pop(object_id, None)
         self._record(kind, object_id, "purged")
         return kind
 
@@ -516,6 +596,8 @@ def project(
             continue
         if name == "passwordProfile":
             value = None  # Graph never returns passwords
+        elif prop is None and obj.get(name) is None:
+            continue  # a directory extension without a value is left out, even when selected
         elif name in obj:
             value = copy.deepcopy(obj[name])
         else:

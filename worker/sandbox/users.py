@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,13 +11,17 @@ from .common import (
     GROUP_ORDER,
     MEMBER_ORDER,
     USER_ORDER,
+    Expander,
     Source,
     TypedObject,
     count_collection,
+    full_view,
     get_one,
     json_object_body,
     list_page,
+    reference_id,
     require_cast,
+    validate_select,
     validate_writable,
 )
 from .permissions import (
@@ -42,6 +47,11 @@ def register(router: Router) -> None:
     router.add("GET", "/users/{id}", get_user, permissions=READ_USERS)
     router.add("PATCH", "/users/{id}", patch_user, permissions=WRITE_USERS)
     router.add("DELETE", "/users/{id}", delete_user, permissions=WRITE_USERS)
+    router.add("GET", "/users/{id}/manager", get_manager, permissions=READ_USERS)
+    router.add("GET", "/users/{id}/manager/$ref", get_manager_ref, permissions=READ_USERS)
+    router.add("PUT", "/users/{id}/manager/$ref", put_manager_ref, permissions=WRITE_USERS)
+    router.add("DELETE", "/users/{id}/manager/$ref", delete_manager_ref, permissions=WRITE_USERS)
+    router.add("GET", "/users/{id}/directReports", direct_reports, permissions=READ_USERS)
     for nav, transitive in (("memberOf", False), ("transitiveMemberOf", True)):
         handler = transitive_member_of if transitive else member_of
         counter = count_transitive_member_of if transitive else count_member_of
@@ -94,6 +104,130 @@ def list_users(req: GraphRequest) -> GraphResponse:
         source=_user_source(req.tenant),
         entity_set="users",
         ordering=USER_ORDER,
+        expander=manager_expander(req),
+    )
+
+
+# ---------------------------------------------------------------- manager
+
+_EXPAND = re.compile(r"^\s*(\w+)\s*(?:\(\s*\$select\s*=\s*([^)]*)\))?\s*$", re.IGNORECASE)
+
+
+def manager_expander(req: GraphRequest) -> Expander:
+    """`$expand=manager` or `$expand=manager($select=id,displayName)` on users: a `manager`
+    object (absent when the user has none), as Graph answers it."""
+    tenant = req.tenant
+
+    def build(text: str) -> Any:
+        m = _EXPAND.match(text)
+        if m is None or m.group(1) != "manager":
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                f"$expand={text} is not supported by the sandbox on users: only manager.",
+            )
+        select = validate_select(odata.parse_select(m.group(2)), (schema.USER,))
+        names = select if select is not None else list(schema.DEFAULT_USER_SELECT)
+
+        def extra(obj: dict[str, Any]) -> dict[str, Any]:
+            manager = tenant.manager_of(obj["id"])
+            if manager is None:
+                return {}
+            view = project(tenant.users[manager], schema.USER, names)
+            return {"manager": {"@odata.type": "#microsoft.graph.user", **view}}
+
+        return extra
+
+    return build
+
+
+def _no_manager() -> GraphError:
+    return GraphError(
+        404,
+        "Request_ResourceNotFound",
+        "Resource 'manager' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
+def get_manager(req: GraphRequest) -> GraphResponse:
+    user = _require_user(req)
+    manager = req.tenant.manager_of(user["id"])
+    if manager is None:
+        raise _no_manager()
+    body = get_one(
+        req, schema.USER, req.tenant.users[manager], schema.DEFAULT_USER_SELECT, "directoryObjects"
+    ).body
+    return GraphResponse(
+        200,
+        {
+            "@odata.context": body.pop("@odata.context"),
+            "@odata.type": "#microsoft.graph.user",
+            **body,
+        },
+    )
+
+
+def get_manager_ref(req: GraphRequest) -> GraphResponse:
+    user = _require_user(req)
+    manager = req.tenant.manager_of(user["id"])
+    if manager is None:
+        raise _no_manager()
+    return GraphResponse(
+        200,
+        {
+            "@odata.context": f"{req.base_url}/v1.0/$metadata#directoryObjects/$entity",
+            "@odata.id": f"{req.base_url}/v2/{req.tenant.tenant_id}/directoryObjects/{manager}"
+            "/Microsoft.DirectoryServices.User",
+        },
+    )
+
+
+def put_manager_ref(req: GraphRequest) -> GraphResponse:
+    """`PUT /users/{id}/manager/$ref` with `{"@odata.id": ".../users/{managerId}"}`: 204."""
+    user = _require_user(req)
+    body = json_object_body(req)
+    if "@odata.id" not in body:
+        raise bad_request("The request body must contain '@odata.id'.")
+    ref = reference_id(body["@odata.id"])
+    manager = req.tenant.active_user(ref)
+    if manager is None:
+        if req.tenant.active_group(ref) is not None:
+            raise bad_request("A manager must be a user or an organizational contact.")
+        raise not_found(ref)
+    if manager["id"] == user["id"]:
+        raise bad_request("A user cannot be their own manager.")
+    req.tenant.set_manager(user["id"], manager["id"])
+    return GraphResponse(204)
+
+
+def delete_manager_ref(req: GraphRequest) -> GraphResponse:
+    user = _require_user(req)
+    if user["id"] not in req.tenant.managers:
+        raise _no_manager()
+    req.tenant.remove_manager(user["id"])
+    return GraphResponse(204)
+
+
+def direct_reports(req: GraphRequest) -> GraphResponse:
+    user = _require_user(req)
+    tenant = req.tenant
+    uid = user["id"]
+
+    def source(node: odata.Node | None, after: str | None) -> Iterator[TypedObject]:
+        for report in tenant.direct_reports(uid):
+            if after is None or report > after:
+                yield schema.USER, tenant.users[report]
+
+    return list_page(
+        req,
+        route_key=f"directReports:{uid}",
+        type_names=(schema.USER,),
+        default_select=_default_user,
+        source=source,
+        entity_set="directoryObjects",
+        annotate_type=True,
+        ordering=MEMBER_ORDER,
     )
 
 
@@ -114,13 +248,9 @@ def _require_user(req: GraphRequest) -> dict[str, Any]:
 
 def get_user(req: GraphRequest) -> GraphResponse:
     user = _require_user(req)
-    return get_one(req, schema.USER, user, schema.DEFAULT_USER_SELECT, "users")
-
-
-def full_view(type_name: str, obj: dict[str, Any], default: tuple[str, ...]) -> dict[str, Any]:
-    """What Graph echoes after a create: the default set plus everything that was set."""
-    names = list(default) + [k for k in obj if k not in default and k != "passwordProfile"]
-    return project(obj, type_name, names)
+    return get_one(
+        req, schema.USER, user, schema.DEFAULT_USER_SELECT, "users", manager_expander(req)
+    )
 
 
 # What Graph requires in POST /users (Microsoft Graph docs, "Create user": accountEnabled,
@@ -198,6 +328,16 @@ def patch_user(req: GraphRequest) -> GraphResponse:
     body = json_object_body(req)
     props = validate_writable(schema.USER, body)
     _check_user_values(props)
+    attributes = props.get("onPremisesExtensionAttributes")
+    if "onPremisesExtensionAttributes" in props:
+        if user.get("onPremisesSyncEnabled") is True:
+            raise bad_request(
+                "Unable to update the specified properties for on-premises mastered Directory "
+                "Sync objects or objects currently undergoing migration."
+            )
+        # Graph sets the attributes the body names and keeps the others.
+        current = user.get("onPremisesExtensionAttributes") or {}
+        props["onPremisesExtensionAttributes"] = {**current, **(attributes or {})}
     try:
         req.tenant.update_user(user["id"], props)
     except Conflict as exc:
