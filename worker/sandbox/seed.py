@@ -494,7 +494,7 @@ def _group(raw: Any, where: str, domain: str) -> dict[str, Any]:
     group.setdefault("mailEnabled", unified)
     if unified:
         group.setdefault("mail", f"{nickname}@{domain}")
-        group.setdefault("visibility", "Private")
+        group.setdefault("visibility", "Public")
     if "DynamicMembership" in types:
         text = group.get("membershipRule")
         if not isinstance(text, str):
