@@ -25,6 +25,9 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.directory.deleted_items.graph_user.graph_user_request_builder import (
     GraphUserRequestBuilder,
 )
+from msgraph.generated.groups.delta.delta_request_builder import (
+    DeltaRequestBuilder as GroupsDeltaRequestBuilder,
+)
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.invitation import Invitation
 from msgraph.generated.models.password_profile import PasswordProfile
@@ -275,6 +278,29 @@ def test_groups_members_and_refs(sdk: SdkClient) -> None:
     )
     assert member_of is not None
     assert sorted(g.id for g in member_of.value or []) == sorted([GROUP, INNER])
+
+
+def test_groups_delta_with_members(sdk: SdkClient) -> None:
+    delta = sdk.graph.groups.delta
+    query = GroupsDeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters
+    page = sdk.run(delta.get(config(builder=query, select=["displayName", "members"])))
+    assert page is not None
+    assert page.odata_delta_link
+    first = {g.id: g for g in page.value or []}
+    members = first[GROUP].additional_data["members@delta"]
+    assert sorted(str(m["id"]) for m in members) == sorted([ANN["id"], INNER])
+
+    ref = ReferenceCreate(odata_id=directory_object(CYD["id"]))
+    sdk.run(sdk.graph.groups.by_group_id(GROUP).members.ref.post(ref))
+    sdk.run(
+        sdk.graph.groups.by_group_id(GROUP).members.by_directory_object_id(ANN["id"]).ref.delete()
+    )
+    changes = sdk.run(delta.with_url(page.odata_delta_link).get())
+    assert changes is not None
+    (group,) = changes.value or []
+    assert group.id == GROUP
+    moved = {str(m["id"]): "@removed" in m for m in group.additional_data["members@delta"]}
+    assert moved == {CYD["id"]: False, ANN["id"]: True}
 
 
 def directory_object(object_id: str) -> str:
