@@ -751,6 +751,69 @@ def sandbox_serve(
     serve(seed, host=host, port=port, tls_dir=tls_dir)
 
 
+@sandbox_app.command("seed")
+def sandbox_seed(
+    users: int = typer.Option(100, "--users", help="Members in the source tenant (contoso)."),
+    groups: int = typer.Option(
+        1, "--groups", help="Security groups; the first is 'Sync scope', the config's scope."
+    ),
+    nested: int = typer.Option(
+        0, "--nested", help="Depth of a chain of groups nested under 'Sync scope'."
+    ),
+    guests: int = typer.Option(0, "--guests", help="B2B guests in the source tenant."),
+    m365_groups: int = typer.Option(0, "--m365-groups", help="Microsoft 365 groups."),
+    dynamic_groups: int = typer.Option(
+        0, "--dynamic-groups", help="Dynamic groups (a membership rule per department)."
+    ),
+    unicode: bool = typer.Option(
+        False, "--unicode", help="Names with accents, other scripts, apostrophes and hyphens."
+    ),
+    managers: bool = typer.Option(
+        True, "--managers/--no-managers", help="A manager tree (five reports per manager)."
+    ),
+    random_seed: int = typer.Option(
+        1, "--random-seed", help="The same options and number give the same file."
+    ),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="Where to write the seed (JSON); default: standard output."
+    ),
+    config: Path | None = UnusedConfigOption,
+) -> None:
+    """Write a seed file of the shape asked for (docs/sandbox-seed.md): a source tenant with
+    users, guests, groups and managers, and a target tenant, with the ids and secrets the
+    shipped config/tenant-sync.yaml uses. Serve it with `tenant-sync sandbox serve --seed FILE`."""
+    from worker.sandbox.generate import Shape, ShapeError, generate, summary
+    from worker.sandbox.seed import SeedError, validate_seed
+
+    shape = Shape(
+        users=users,
+        groups=groups,
+        nested=nested,
+        guests=guests,
+        m365_groups=m365_groups,
+        dynamic_groups=dynamic_groups,
+        unicode=unicode,
+        managers=managers,
+        random_seed=random_seed,
+    )
+    try:
+        seed = generate(shape)
+        validate_seed(seed)  # what serve will load: never write a file it would refuse
+    except (ShapeError, SeedError) as exc:
+        fail(str(exc))
+    text = json.dumps(seed, indent=1, ensure_ascii=False) + "\n"
+    if out_path is None:
+        sys.stdout.write(text)
+        return
+    if not out_path.parent.is_dir():
+        fail(f"--out {out_path}: the directory {out_path.parent} does not exist")
+    try:
+        out_path.write_text(text, "utf-8")
+    except OSError as exc:
+        fail(f"--out {out_path}: cannot write: {exc.strerror or exc}")
+    err.print(f"wrote {out_path}: {summary(seed)}")
+
+
 @app.command()
 def serve(
     ctx: typer.Context,

@@ -93,6 +93,7 @@ def test_beat_schedules_cycles_that_pick_up_source_changes(
                 "mailNickname": "scheduled",
                 "userPrincipalName": "scheduled@contoso.onmicrosoft.com",
                 "mail": "scheduled@contoso.com",
+                "passwordProfile": {"password": "Sandbox-Pass-1!"},
             },
         )
         newcomer.raise_for_status()

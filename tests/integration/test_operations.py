@@ -152,7 +152,8 @@ def test_check_names_what_is_missing_and_how_to_fix_it(tmp_path: Path) -> None:
     from tests.support.world import SOURCE, TARGET, build_world_seed, partner
 
     seed = build_world_seed(partners=True)
-    seed["tenants"][1]["clients"][0]["roles"] = ["User.Read.All"]  # no invite, no write
+    # No invite, no write (reading the partner settings needs Policy.Read.All, as in Graph).
+    seed["tenants"][1]["clients"][0]["roles"] = ["User.Read.All", "Policy.Read.All"]
     seed["tenants"][0]["cross_tenant_access"]["partners"] = [
         partner(TARGET, inbound=False, outbound=False, sync=False)
     ]

@@ -92,26 +92,42 @@ def test_batch_limits_and_dependencies(graph: httpx.Client) -> None:
                 "id": "b",
                 "method": "PATCH",
                 "url": "/users/ann",
+                "headers": {"Content-Type": "application/json"},
                 "body": {"jobTitle": "X"},
                 "dependsOn": ["a"],
             },
-            {"id": "c", "method": "GET", "url": "/users/ann"},
-            {"id": "d", "method": "GET", "url": "/users/ann", "dependsOn": ["c"]},
+            {"id": "c", "method": "GET", "url": "/users/ann", "dependsOn": ["b"]},
         ],
     )
-    statuses = {r["id"]: r["status"] for r in resp.json()["responses"]}
-    assert statuses == {"a": 404, "b": 424, "c": 200, "d": 200}
+    assert [(r["id"], r["status"]) for r in resp.json()["responses"]] == [
+        ("a", 404),
+        ("b", 424),
+        ("c", 424),
+    ]
     assert graph.get("/users/ann?$select=jobTitle").json()["jobTitle"] is None
 
 
 def test_stats_count_writes(graph: httpx.Client, sb: SandboxHandle) -> None:
     graph.patch("/users/ann", json={"jobTitle": "A"})
     graph.patch("/users/nobody", json={"jobTitle": "A"})  # 404: not a write
+    json_type = {"Content-Type": "application/json"}
     batch(
         graph,
         [
-            {"id": "1", "method": "PATCH", "url": "/users/ann", "body": {"jobTitle": "B"}},
-            {"id": "2", "method": "PATCH", "url": "/users/ann", "body": {"jobTitle": "C"}},
+            {
+                "id": "1",
+                "method": "PATCH",
+                "url": "/users/ann",
+                "headers": json_type,
+                "body": {"jobTitle": "B"},
+            },
+            {
+                "id": "2",
+                "method": "PATCH",
+                "url": "/users/ann",
+                "headers": json_type,
+                "body": {"jobTitle": "C"},
+            },
             {"id": "3", "method": "GET", "url": "/users/ann"},
         ],
     )
@@ -167,3 +183,135 @@ def test_admin_seed_replaces_state(sb: SandboxHandle) -> None:
     assert bad.status_code == 400
     assert "tenant_id" in bad.json()["error"]
     sb.admin("POST", "/_sandbox/seed", json=make_seed(TENANT)).raise_for_status()
+
+
+# ---------------------------------------------------------------- Graph's $batch rules
+
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
+def test_item_urls_are_relative_to_the_version(graph: httpx.Client, sb: SandboxHandle) -> None:
+    resp = batch(
+        graph,
+        [
+            {"id": "1", "method": "GET", "url": f"{sb.url}/v1.0/users/ann"},
+            {"id": "2", "method": "GET", "url": "/v1.0/users/ann"},
+            {"id": "3", "method": "GET", "url": "users/ann"},
+            {"id": "4", "method": "GET", "url": "/users/ann"},
+        ],
+    )
+    assert resp.status_code == 200
+    out = {r["id"]: r for r in resp.json()["responses"]}
+    assert out["1"]["status"] == 400
+    assert out["1"]["body"]["error"]["message"] == "Resource not found for the segment 'https:'."
+    assert out["2"]["status"] == 400
+    assert out["2"]["body"]["error"]["message"] == "Resource not found for the segment 'v1.0'."
+    assert (out["3"]["status"], out["4"]["status"]) == (200, 200)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"method": "PATCH", "url": "/users/ann", "body": {"jobTitle": "x"}},  # no Content-Type
+        {"method": "POST", "url": "/directory/deletedItems/ann/restore"},  # no body
+        {"method": "POST", "url": "/groups/g1/members/$ref", "headers": JSON_TYPE},  # no body
+    ],
+)
+def test_a_write_without_body_or_content_type_fails_the_whole_batch(
+    graph: httpx.Client, sb: SandboxHandle, item: dict[str, Any]
+) -> None:
+    first = {"id": "1", "method": "PATCH", "url": "/users/ann", "headers": JSON_TYPE}
+    resp = batch(graph, [{**first, "body": {"jobTitle": "ran"}}, {"id": "2", **item}])
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "BadRequest"
+    assert resp.json()["error"]["message"] == (
+        "Write request id : 2 does not contain Content-Type header or body."
+    )
+    assert sb.stats()["writes"] == {}  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (
+            [
+                {"id": "a", "method": "GET", "url": "/users/ann"},
+                {"id": "b", "method": "GET", "url": "/users/ann", "dependsOn": ["a"]},
+                {"id": "c", "method": "GET", "url": "/users/ann"},
+            ],
+            "Batch should be either fully sequential or fully parallel",
+        ),
+        (
+            [
+                {"id": "a", "method": "GET", "url": "/users/ann"},
+                {"id": "b", "method": "GET", "url": "/users/ann"},
+                {"id": "c", "method": "GET", "url": "/users/ann", "dependsOn": ["b"]},
+            ],
+            "Batch should be either fully sequential or fully parallel",
+        ),
+        (
+            [
+                {"id": "a", "method": "GET", "url": "/users/ann", "dependsOn": ["b"]},
+                {"id": "b", "method": "GET", "url": "/users/ann"},
+            ],
+            "Invalid dependency for request Id : a",
+        ),
+        (
+            [
+                {"id": "a", "method": "GET", "url": "/users/ann"},
+                {"id": "A", "method": "GET", "url": "/users/ann"},
+            ],
+            "Batch request id 'A' is not unique in the batch.",
+        ),
+    ],
+)
+def test_batch_shape_rules(graph: httpx.Client, items: list[dict[str, Any]], message: str) -> None:
+    resp = batch(graph, items)
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "BadRequest"
+    assert resp.json()["error"]["message"].startswith(message)
+
+
+def test_sequential_batch_runs_in_order_and_unknown_keys_are_ignored(graph: httpx.Client) -> None:
+    items = [
+        {
+            "id": str(i),
+            "method": "PATCH",
+            "url": "/users/ann",
+            "headers": JSON_TYPE,
+            "body": {"jobTitle": f"step {i}"},
+            "depends_on": [],  # what Microsoft's Python SDK sends; Graph ignores it
+            **({"dependsOn": [str(i - 1)]} if i else {}),
+        }
+        for i in range(10)
+    ]
+    resp = batch(graph, items)
+    assert resp.status_code == 200
+    assert [r["id"] for r in resp.json()["responses"]] == [str(i) for i in range(10)]
+    assert graph.get("/users/ann?$select=jobTitle").json()["jobTitle"] == "step 9"
+
+
+def test_parallel_batch_runs_in_any_order(graph: httpx.Client, sb: SandboxHandle) -> None:
+    items = [
+        {
+            "id": str(i),
+            "method": "PATCH",
+            "url": "/users/ann",
+            "headers": JSON_TYPE,
+            "body": {"jobTitle": f"step {i}"},
+        }
+        for i in range(10)
+    ]
+    orders = []
+    for _ in range(3):
+        answered = [r["id"] for r in batch(graph, items).json()["responses"]]
+        assert sorted(answered, key=int) == [str(i) for i in range(10)]
+        # The last to run wins: whoever relies on array order sees it fail here.
+        assert graph.get("/users/ann?$select=jobTitle").json()["jobTitle"] == f"step {answered[-1]}"
+        orders.append(answered)
+    assert any(order != [str(i) for i in range(10)] for order in orders)
+
+    sb.set_faults(seed=11)  # a seeded sandbox repeats its order
+    first = [r["id"] for r in batch(graph, items).json()["responses"]]
+    sb.set_faults(seed=11)
+    assert [r["id"] for r in batch(graph, items).json()["responses"]] == first

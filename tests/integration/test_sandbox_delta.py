@@ -78,7 +78,14 @@ def test_users_delta_rounds(graph: httpx.Client) -> None:
     graph.delete("/users/u05")
     graph.post("/directory/deletedItems/u05/restore")
     created = graph.post(
-        "/users", json={"userPrincipalName": f"new@{DOMAIN}", "displayName": "New"}
+        "/users",
+        json={
+            "accountEnabled": True,
+            "displayName": "New",
+            "mailNickname": "new",
+            "userPrincipalName": f"new@{DOMAIN}",
+            "passwordProfile": {"password": "Sandbox-Pass-1!"},
+        },
     ).json()
 
     items, link2, _ = run_round(graph, link)

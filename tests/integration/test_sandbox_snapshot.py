@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.sandbox import running_sandbox
 from tests.support.world import GROUP, SOURCE, build_world_seed
+from worker.sandbox.default_seed import default_seed
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +48,16 @@ def test_a_snapshot_restarts_the_directory_as_it_was_changed(tmp_path: Path) -> 
         members = {m["id"] for m in graph.get(f"/groups/{GROUP}/members").json()["value"]}
         assert unassigned not in members
         assert renamed in members
+
+
+def test_managers_and_group_kinds_survive_a_snapshot(tmp_path: Path) -> None:
+    seed = default_seed()
+    contoso = seed["tenants"][0]["tenant_id"]
+    with running_sandbox(seed, tmp_path / "first") as sandbox:
+        before_users = sandbox.users(contoso)
+        before_groups = sandbox.groups(contoso)
+        snapshot = sandbox.admin("GET", "/_sandbox/snapshot").json()
+    assert any(u.get("manager") for u in before_users)
+    with running_sandbox(snapshot, tmp_path / "second") as again:
+        assert again.users(contoso) == before_users
+        assert again.groups(contoso) == before_groups

@@ -179,6 +179,59 @@ def test_create_user(graph: httpx.Client, sb: SandboxHandle) -> None:
     assert error_of(missing)["code"] == "Request_BadRequest"
 
 
+NEW_USER = {
+    "accountEnabled": True,
+    "displayName": "Eve",
+    "mailNickname": "eve",
+    "userPrincipalName": f"eve@{DOMAIN}",
+    "passwordProfile": {"password": "P@ss-w0rd!"},
+}
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["accountEnabled", "displayName", "mailNickname", "passwordProfile", "userPrincipalName"],
+)
+def test_create_user_requires_what_graph_requires(
+    graph: httpx.Client, sb: SandboxHandle, missing: str
+) -> None:
+    body = {k: v for k, v in NEW_USER.items() if k != missing}
+    resp = graph.post("/users", json=body)
+    assert resp.status_code == 400
+    assert error_of(resp)["code"] == "Request_BadRequest"
+    assert error_of(resp)["message"] == (
+        f"Invalid value specified for property '{missing}' of resource 'User'."
+    )
+    assert all(u["userPrincipalName"] != f"eve@{DOMAIN}" for u in sb.users(TENANT["tenant_id"]))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"passwordProfile": {"forceChangePasswordNextSignIn": True}}, "'passwordProfile'"),
+        ({"passwordProfile": {"password": "short1!"}}, "password complexity requirements"),
+        ({"passwordProfile": {"password": "alllowercaseletters"}}, "password complexity"),
+        ({"mailNickname": "eve smith"}, "'mailNickname'"),
+        ({"mailNickname": "eve@x"}, "'mailNickname'"),
+        ({"userPrincipalName": "eve"}, "'userPrincipalName'"),
+    ],
+)
+def test_create_user_checks_values(
+    graph: httpx.Client, change: dict[str, Any], message: str
+) -> None:
+    resp = graph.post("/users", json={**NEW_USER, **change})
+    assert resp.status_code == 400
+    assert message in error_of(resp)["message"]
+
+
+def test_created_user_has_its_upn_identity(graph: httpx.Client) -> None:
+    created = graph.post("/users", json=NEW_USER).json()
+    got = graph.get(f"/users/{created['id']}", params={"$select": "identities"}).json()
+    assert got["identities"] == [
+        {"signInType": "userPrincipalName", "issuer": DOMAIN, "issuerAssignedId": f"eve@{DOMAIN}"}
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

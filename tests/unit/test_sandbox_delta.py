@@ -66,6 +66,17 @@ def seed(n_users: int = 5) -> dict[str, Any]:
     )
 
 
+def new_user(nick: str, name: str) -> dict[str, Any]:
+    """What POST /users requires (as Graph does)."""
+    return {
+        "accountEnabled": True,
+        "displayName": name,
+        "mailNickname": nick,
+        "userPrincipalName": f"{nick}@contoso.onmicrosoft.com",
+        "passwordProfile": {"password": "Sandbox-Pass-1!"},
+    }
+
+
 class Api:
     def __init__(self, n_users: int = 5) -> None:
         self.state = SandboxState(seed(n_users))
@@ -162,12 +173,8 @@ def test_incremental_round_reports_each_kind_of_change() -> None:
     api.ok("DELETE", f"/directory/deletedItems/{uid(4)}")
     api.ok("DELETE", f"/users/{uid(5)}")
     api.ok("POST", f"/directory/deletedItems/{uid(5)}/restore")
-    new = api.ok(
-        "POST", "/users", {"userPrincipalName": "n@contoso.onmicrosoft.com", "displayName": "N"}
-    )
-    gone = api.ok(
-        "POST", "/users", {"userPrincipalName": "g@contoso.onmicrosoft.com", "displayName": "G"}
-    )
+    new = api.ok("POST", "/users", new_user("n", "N"))
+    gone = api.ok("POST", "/users", new_user("g", "G"))
     api.ok("DELETE", f"/users/{gone['id']}")
 
     items, link2, _ = api.round(link)

@@ -155,3 +155,74 @@ def test_limiter_is_all_or_nothing() -> None:
     assert limiter.try_charge([small, big], now=1.0) is not None
     # "b" was not charged by the refused request
     assert limiter.try_charge([Charge(("b",), 99, 100, 5.0, "B")], now=1.0) is None
+
+
+# ---------------------------------------------------------------- groups and managers
+
+ANN = {"id": "ann", "userPrincipalName": "ann@contoso.onmicrosoft.com", "department": "Sales"}
+BOB = {"id": "bob", "userPrincipalName": "bob@contoso.onmicrosoft.com", "manager": "ann"}
+
+
+def test_group_kinds_get_entras_defaults() -> None:
+    groups = [
+        {"id": "sec", "displayName": "Sec", "members": ["ann"]},
+        {"id": "m365", "displayName": "Team One", "groupTypes": ["Unified"]},
+        {
+            "id": "dyn",
+            "displayName": "Sales",
+            "groupTypes": ["DynamicMembership"],
+            "membershipRule": 'user.department -eq "Sales"',
+        },
+    ]
+    seed = validate_seed({"tenants": [tenant(users=[ANN, BOB], groups=groups)]})
+    sec, m365, dyn = seed["tenants"][0]["groups"]
+    assert (sec["securityEnabled"], sec["mailEnabled"], sec["groupTypes"]) == (True, False, [])
+    assert (m365["securityEnabled"], m365["mailEnabled"]) == (False, True)
+    assert m365["mail"] == "TeamOne@contoso.onmicrosoft.com"
+    assert dyn["membershipRuleProcessingState"] == "On"
+    assert seed["tenants"][0]["users"][1]["manager"] == "ann"
+
+
+@pytest.mark.parametrize(
+    ("users", "groups", "fragment"),
+    [
+        ([ANN, {**BOB, "manager": "nobody"}], [], "users[1].manager: 'nobody' is not another user"),
+        ([{**ANN, "manager": "ann"}], [], "users[0].manager: 'ann' is not another user"),
+        ([ANN, {**BOB, "manager": "g"}], [{"id": "g"}], "is a group, not a user"),
+        (
+            [ANN],
+            [
+                {
+                    "groupTypes": ["DynamicMembership"],
+                    "membershipRule": 'user.x -eq "1"',
+                    "members": [],
+                }
+            ],
+            "membershipRule: user.x is not a property of users",
+        ),
+        (
+            [ANN],
+            [{"groupTypes": ["DynamicMembership"], "membershipRule": "user.department -eq"}],
+            "membershipRule: the rule ends where a value was expected",
+        ),
+        (
+            [ANN],
+            [
+                {
+                    "groupTypes": ["DynamicMembership"],
+                    "membershipRule": 'user.department -eq "Sales"',
+                    "members": ["ann"],
+                }
+            ],
+            "a dynamic group's members come from its membershipRule",
+        ),
+        ([ANN], [{"groupTypes": ["Distribution"]}], "'Distribution' is not one of"),
+        ([ANN], [{"groupTypes": ["DynamicMembership"]}], "needs a 'membershipRule'"),
+    ],
+)
+def test_bad_groups_and_managers(
+    users: list[dict[str, Any]], groups: list[dict[str, Any]], fragment: str
+) -> None:
+    with pytest.raises(SeedError) as caught:
+        validate_seed({"tenants": [tenant(users=users, groups=groups)]})
+    assert fragment in str(caught.value)

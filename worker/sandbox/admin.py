@@ -16,6 +16,7 @@ GET|PUT /_sandbox/auth                   {"token_lifetime_s": N, "code_lifetime_
                                          (answers also "signing_kids", newest first)
 POST /_sandbox/auth/rotate-keys          a new signing key; the previous one stays in the JWKS
 GET  /_sandbox/tenants, /_sandbox/tenants/{id}/users|groups[?include_deleted=true]
+                                         (users carry "manager": id or null; groups "members")
 GET  /_sandbox/snapshot                  the directory as it is now, as a seed (no deleted objects)
 POST /_sandbox/tenants/{id}/users/{user_id}/redeem
 """
@@ -214,11 +215,12 @@ def routes(state: SandboxState) -> list[Route]:
             "true",
             "yes",
         )
-        out = [
-            _full(u, schema.USER)
-            for _, u in sorted(found.users.items())
-            if include_deleted or u.get("deletedDateTime") is None
-        ]
+        out = []
+        for uid, u in sorted(found.users.items()):
+            if include_deleted or u.get("deletedDateTime") is None:
+                item = _full(u, schema.USER)
+                item["manager"] = found.managers.get(uid)  # the manager's id, or null
+                out.append(item)
         return JSONResponse(out)
 
     async def dump_groups(request: Request) -> Response:

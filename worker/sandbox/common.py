@@ -1,23 +1,31 @@
-"""Query-option handling shared by the Graph resources: `$select`, `$filter`, `$top`, `$count`,
-paging, and the checks of POST/PATCH bodies against the Graph types.
+"""Query-option handling shared by the Graph resources: `$select`, `$filter`, `$search`,
+`$orderby`, `$top`, `$count`, type casts, paging, and the checks of POST/PATCH bodies against the
+Graph types.
 
 List endpoints page by object id (keyset), so pages stay correct while objects are created or
 deleted between page requests; the `$skiptoken` carries the cursor and the original options.
+Sorted lists (`$orderby`) are cut by position instead: an object created or deleted between two
+pages may shift the later pages by one (Graph documents no guarantee either).
 
-Advanced queries follow Graph's documented rules for directory objects: the `$count` segment
-(`/users/$count`) needs `ConsistencyLevel: eventual` (else 400 "$count is not currently
-supported."); `$count=true` without that header is silently ignored (no `@odata.count`); `ne`,
-`not` and `endsWith` in `$filter` need both the header and `$count=true` (else 400
-Request_UnsupportedQuery).
+Advanced queries follow Graph's documented rules for directory objects ("Advanced query
+capabilities on Microsoft Entra ID objects"): the `$count` segment (`/users/$count`) needs
+`ConsistencyLevel: eventual` (else 400 "$count is not currently supported."); `$count=true`
+without that header is silently ignored (no `@odata.count`); `ne`, `not` and `endsWith` in
+`$filter`, and filters on `onPremisesExtensionAttributes`, need both the header and
+`$count=true` (else 400 Request_UnsupportedQuery); `$search` needs the header (not `$count`);
+`$orderby` works by default on `displayName` (users and groups) and `userPrincipalName`
+(users), needs both advanced parameters on `createdDateTime` / `deletedDateTime`, and always
+needs them together with `$filter` or `$search`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
-from . import odata, schema, tokens
+from . import odata, schema, search, tokens
 from .router import GraphError, GraphRequest, GraphResponse, bad_request
 from .state import project
 
@@ -25,6 +33,44 @@ MAX_PAGE = 999
 DEFAULT_PAGE = 100
 
 TypedObject = tuple[str, dict[str, Any]]  # (type name, stored object)
+Source = Callable[[odata.Node | None, str | None], Iterator[TypedObject]]
+# `$expand` text -> the function giving each object's expanded navigation properties.
+Expander = Callable[[str], Callable[[dict[str, Any]], dict[str, Any]]]
+
+# The types an OData cast may name on each directory-object collection (the types the CSDL
+# allows there). The sandbox holds only users and groups: a valid cast to another type is an
+# empty collection; a cast to a type that cannot be there is refused like an unknown segment.
+CASTS: dict[str, frozenset[str]] = {
+    "deletedItems": frozenset(
+        {"administrativeUnit", "application", "device", "group", "servicePrincipal", "user"}
+    ),
+    "members": frozenset(
+        {"application", "device", "group", "orgContact", "servicePrincipal", "user"}
+    ),
+    "memberOf": frozenset({"administrativeUnit", "directoryRole", "group"}),
+}
+
+ADVANCED_ONLY_PROPERTIES = frozenset({"onPremisesExtensionAttributes"})
+
+
+def require_cast(req: GraphRequest, navigation: str) -> str | None:
+    """The cast of the request (`params["type"]`), checked against the navigation's types."""
+    cast = req.params.get("type")
+    if cast is None:
+        return None
+    if cast not in CASTS[navigation]:
+        segment = next(
+            (s for s in req.path.split("/") if s.lower().endswith("graph." + cast.lower())), cast
+        )
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+    return cast
+
+
+def resource_label(type_names: Iterable[str]) -> str:
+    """What Graph's messages call the resource: `User`, `Group`, or `DirectoryObject`."""
+    types = list(type_names)
+    name = types[0] if len(types) == 1 else "directoryObject"
+    return name[0].upper() + name[1:]
 
 
 def type_map(type_names: Iterable[str]) -> dict[str, str]:
@@ -75,54 +121,173 @@ def count_option(req: GraphRequest) -> bool:
     return value == "true"
 
 
-def check_advanced(req: GraphRequest, node: odata.Node | None, *, count_segment: bool) -> None:
-    """Refuse `ne`/`not`/`endsWith` unless the request is an advanced query (see module doc)."""
-    if node is None:
-        return
-    op = odata.advanced_operator(node)
-    if op is None:
-        return
-    if eventual(req) and (count_segment or count_option(req)):
-        return
-    raise GraphError(
+def _advanced_refusal(what: str) -> GraphError:
+    return GraphError(
         400,
         "Request_UnsupportedQuery",
-        f"Operator '{op}' is not supported because the required parameters might be missing. "
+        f"{what} is not supported because the required parameters might be missing. "
         "Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to "
         "https://aka.ms/graph-docs/advanced-queries for more information",
     )
 
 
-def count_collection(
-    req: GraphRequest,
-    type_names: tuple[str, ...],
-    source: Callable[[odata.Node | None, str | None], Iterator[TypedObject]],
-) -> GraphResponse:
-    """`GET /{collection}/$count`: the number as text/plain (advanced queries only)."""
-    if not eventual(req):
-        raise bad_request("$count is not currently supported.")
-    reject_unsupported_options(req, ("$filter", "$search"))
-    if req.q("$search") is not None:
-        raise GraphError(
-            400, "Request_UnsupportedQuery", "$search is not supported by the sandbox."
-        )
-    node = compile_filter(req.q("$filter"), type_names)
-    check_advanced(req, node, count_segment=True)
-    n = sum(1 for _, obj in source(node, None) if node is None or odata.evaluate(node, obj))
-    return GraphResponse(200, text=str(n), headers={"Content-Type": "text/plain"})
+def is_advanced(req: GraphRequest, *, count_segment: bool = False) -> bool:
+    """Both advanced query parameters: the header, and `$count=true` (or the `$count` segment)."""
+    return eventual(req) and (count_segment or count_option(req))
+
+
+def check_advanced(req: GraphRequest, node: odata.Node | None, *, count_segment: bool) -> None:
+    """Refuse `ne`/`not`/`endsWith`, and properties only the advanced index has, unless the
+    request is an advanced query (see module doc)."""
+    if node is None or is_advanced(req, count_segment=count_segment):
+        return
+    op = odata.advanced_operator(node)
+    if op is not None:
+        raise _advanced_refusal(f"Operator '{op}'")
+    for path in odata.paths(node):
+        if path[0] in ADVANCED_ONLY_PROPERTIES:
+            # Graph's message for this case is not documented; the operator one is reused.
+            raise _advanced_refusal(f"Property '{'/'.join(path)}'")
 
 
 def compile_filter(text: str | None, type_names: Iterable[str]) -> odata.Node | None:
     if text is None or not text.strip():
         return None
     types = list(type_names)
-    resource = "microsoft.graph." + types[0] if len(types) == 1 else "directoryObject"
     try:
         node = odata.parse_filter(text)
-        odata.validate(node, type_map(types), schema.complex_types(), resource=resource)
+        root = type_map(types)
+        for path in odata.paths(node):
+            if path[0] not in root and schema.is_extension_property(path[0]):
+                root[path[0]] = "Edm.Untyped"  # directory extensions: any JSON type
+        odata.validate(node, root, schema.complex_types(), resource=resource_label(types))
     except odata.FilterError as exc:
         raise GraphError(400, exc.code, exc.message) from exc
     return node
+
+
+def compile_search(req: GraphRequest, text: str | None, types: Iterable[str]) -> Any:
+    """The parsed `$search`, or None. Directory objects answer it only with the header."""
+    if text is None:
+        return None
+    if not eventual(req):
+        raise GraphError(
+            400,
+            "Request_UnsupportedQuery",
+            "Request with $search query parameter only works through MSGraph with a special "
+            "request header: 'ConsistencyLevel: eventual'",
+        )
+    names = list(types)
+    raw = text.strip()
+    try:
+        node = search.parse_search(raw)
+        search.validate(node, type_map(names), resource_label(names))
+    except search.SearchError as exc:
+        raise GraphError(400, exc.code, exc.message) from exc
+    return node
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The properties `$orderby` accepts on a collection, by default and in advanced queries."""
+
+    default: frozenset[str] = frozenset()
+    advanced: frozenset[str] = frozenset()
+
+
+USER_ORDER = Ordering(
+    frozenset({"displayName", "userPrincipalName"}),
+    frozenset({"createdDateTime", "deletedDateTime"}),
+)
+GROUP_ORDER = Ordering(frozenset({"displayName"}), frozenset({"deletedDateTime"}))
+# Relationships (members, memberOf) sort only in advanced queries: Graph's table lists the
+# default support for the /users and /groups collections only, so the sandbox asks for more.
+MEMBER_ORDER = Ordering(
+    frozenset(), frozenset({"displayName", "createdDateTime", "deletedDateTime"})
+)
+
+
+def _sorting_refused() -> GraphError:
+    # Graph's answer when a sort needs the advanced parameters or the property has no sort index.
+    return GraphError(400, "Request_UnsupportedQuery", "Sorting not supported for current query.")
+
+
+def parse_orderby(
+    req: GraphRequest,
+    text: str | None,
+    types: Iterable[str],
+    ordering: Ordering | None,
+    *,
+    filtered: bool,
+) -> list[tuple[str, bool]] | None:
+    """`$orderby=a,b desc` -> [(a, False), (b, True)], checked against the collection's rules."""
+    if text is None:
+        return None
+    names = list(types)
+    known = type_map(names)
+    keys: list[tuple[str, bool]] = []
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in DIRS):
+            raise bad_request(f"Invalid $orderby clause: '{part.strip()}'.")
+        prop = words[0]
+        if prop not in known:
+            label = "microsoft.graph." + names[0] if len(names) == 1 else "directoryObject"
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"Could not find a property named '{prop}' on type '{label}'.",
+            )
+        keys.append((prop, len(words) == 2 and words[1].lower() == "desc"))
+    rules = ordering or Ordering()
+    advanced = is_advanced(req)
+    for prop, _ in keys:
+        if prop in rules.default and (advanced or not filtered):
+            continue
+        if prop in rules.advanced | rules.default and advanced:
+            continue
+        raise _sorting_refused()
+    return keys
+
+
+DIRS = ("asc", "desc")
+
+
+def _sort_key(obj: dict[str, Any], prop: str) -> tuple[int, Any]:
+    # Nulls sort first in ascending order (Graph does not document it: the sandbox's choice).
+    value = obj.get(prop)
+    if value is None:
+        return (0, "")
+    return (1, value.casefold() if isinstance(value, str) else value)
+
+
+def sort_objects(items: list[TypedObject], keys: list[tuple[str, bool]]) -> list[TypedObject]:
+    out = sorted(items, key=lambda t: t[1]["id"])
+    for prop, desc in reversed(keys):
+        out.sort(key=lambda t, p=prop: _sort_key(t[1], p), reverse=desc)  # type: ignore[misc]
+    return out
+
+
+def count_collection(
+    req: GraphRequest,
+    type_names: tuple[str, ...],
+    source: Source,
+) -> GraphResponse:
+    """`GET /{collection}/$count`: the number as text/plain (advanced queries only)."""
+    if not eventual(req):
+        raise bad_request("$count is not currently supported.")
+    reject_unsupported_options(req, ("$filter", "$search"))
+    node = compile_filter(req.q("$filter"), type_names)
+    check_advanced(req, node, count_segment=True)
+    found = compile_search(req, req.q("$search"), type_names)
+    n = sum(1 for _, obj in source(node, None) if _keep(obj, node, found))
+    return GraphResponse(200, text=str(n), headers={"Content-Type": "text/plain"})
+
+
+def _keep(obj: dict[str, Any], node: odata.Node | None, found: Any) -> bool:
+    if node is not None and not odata.evaluate(node, obj):
+        return False
+    return found is None or search.matches(found, obj)
 
 
 def page_size(req: GraphRequest, default: int = DEFAULT_PAGE) -> int:
@@ -168,20 +333,37 @@ def reject_unsupported_options(req: GraphRequest, allowed: Iterable[str]) -> Non
             )
 
 
+LIST_OPTIONS = ("$select", "$filter", "$top", "$count", "$skiptoken", "$orderby", "$search")
+
+
+def expansion(req: GraphRequest, text: str | None, expander: Expander | None) -> Any:
+    """The function that adds a `$expand`ed navigation property to each object, or None."""
+    if text is None:
+        return None
+    if expander is None:
+        raise GraphError(
+            400, "Request_UnsupportedQuery", "$expand is not supported by the sandbox here."
+        )
+    return expander(text)
+
+
 def list_page(
     req: GraphRequest,
     *,
     route_key: str,
     type_names: tuple[str, ...],
     default_select: Callable[[str], Iterable[str]],
-    source: Callable[[odata.Node | None, str | None], Iterator[TypedObject]],
+    source: Source,
     entity_set: str,
     annotate_type: bool = False,
     extra_select: Iterable[str] = (),
+    ordering: Ordering | None = None,
+    expander: Expander | None = None,
 ) -> GraphResponse:
-    """One page of a collection, ordered by id, continued through an opaque `$skiptoken`."""
+    """One page of a collection, ordered by id (or `$orderby`), continued by a `$skiptoken`."""
     skip = req.q("$skiptoken")
     count_requested = False
+    offset = 0
     if skip is not None:
         try:
             st = tokens.decode(skip)
@@ -191,79 +373,124 @@ def list_page(
             raise bad_request("The $skiptoken does not belong to this request.")
         after: str | None = st.get("a")
         filter_text: str | None = st.get("f")
+        search_text: str | None = st.get("q")
         select: list[str] | None = st.get("s")
         top = int(st.get("n") or DEFAULT_PAGE)
+        order = [(str(p), bool(d)) for p, d in st["o"]] if st.get("o") else None
+        offset = int(st.get("i") or 0)
+        found = search.parse_search(search_text) if search_text else None
+        expand_text: str | None = st.get("x")
     else:
-        reject_unsupported_options(
-            req, ("$select", "$filter", "$top", "$count", "$skiptoken", "$orderby")
-        )
-        if req.q("$orderby") is not None:
-            raise GraphError(
-                400,
-                "Request_UnsupportedQuery",
-                "$orderby is not supported by the sandbox; results are ordered by id.",
-            )
+        reject_unsupported_options(req, (*LIST_OPTIONS, "$expand"))
+        expand_text = req.q("$expand")
         after = None
         filter_text = req.q("$filter")
+        search_text = req.q("$search")
         select = validate_select(
             odata.parse_select(req.q("$select")), type_names, allow=extra_select
         )
         top = page_size(req)
         count_requested = count_option(req) and eventual(req)
+        found = compile_search(req, search_text, type_names)
+        order = parse_orderby(
+            req,
+            req.q("$orderby"),
+            type_names,
+            ordering,
+            filtered=bool(filter_text) or found is not None,
+        )
     node = compile_filter(filter_text, type_names)
     if skip is None:
         check_advanced(req, node, count_segment=False)
+    expand = expansion(req, expand_text, expander)
 
-    items: list[dict[str, Any]] = []
-    last_id: str | None = None
-    more = False
-    for type_name, obj in source(node, after):
-        if node is not None and not odata.evaluate(node, obj):
-            continue
-        if len(items) == top:
-            more = True
-            break
+    def project_one(type_name: str, obj: dict[str, Any]) -> dict[str, Any]:
         names = select if select is not None else list(default_select(type_name))
         item = project(obj, type_name, names)
         if annotate_type:
             item = {"@odata.type": f"#microsoft.graph.{type_name}", **item}
-        items.append(item)
-        last_id = obj["id"]
+        if expand is not None:
+            item.update(expand(obj))
+        return item
+
+    items: list[dict[str, Any]] = []
+    last_id: str | None = None
+    more = False
+    if order is not None:
+        ranked = sort_objects([t for t in source(node, None) if _keep(t[1], node, found)], order)
+        window = ranked[offset : offset + top]
+        items = [project_one(type_name, obj) for type_name, obj in window]
+        more = offset + top < len(ranked)
+    else:
+        for type_name, obj in source(node, after):
+            if not _keep(obj, node, found):
+                continue
+            if len(items) == top:
+                more = True
+                break
+            items.append(project_one(type_name, obj))
+            last_id = obj["id"]
 
     body: dict[str, Any] = {"@odata.context": context_url(req, entity_set, select)}
     if count_requested:
-        body["@odata.count"] = sum(
-            1 for _, obj in source(node, None) if node is None or odata.evaluate(node, obj)
-        )
+        body["@odata.count"] = sum(1 for _, obj in source(node, None) if _keep(obj, node, found))
     if more:
-        token = tokens.encode(
-            {
-                "r": route_key,
-                "t": req.tenant.tenant_id,
-                "a": last_id,
-                "f": filter_text,
-                "s": select,
-                "n": top,
-            }
-        )
-        body["@odata.nextLink"] = req.url(f"{req.path}?$skiptoken={quote(token)}")
+        state: dict[str, Any] = {
+            "r": route_key,
+            "t": req.tenant.tenant_id,
+            "a": last_id,
+            "f": filter_text,
+            "s": select,
+            "n": top,
+        }
+        if search_text:
+            state["q"] = search_text
+        if expand_text:
+            state["x"] = expand_text
+        if order is not None:
+            state["o"] = [list(k) for k in order]
+            state["i"] = offset + top
+        body["@odata.nextLink"] = req.url(f"{req.path}?$skiptoken={quote(tokens.encode(state))}")
     body["value"] = items
     return GraphResponse(200, body)
 
 
 def get_one(
-    req: GraphRequest, type_name: str, obj: dict[str, Any], default: Iterable[str], entity_set: str
+    req: GraphRequest,
+    type_name: str,
+    obj: dict[str, Any],
+    default: Iterable[str],
+    entity_set: str,
+    expander: Expander | None = None,
 ) -> GraphResponse:
     reject_unsupported_options(req, ("$select", "$expand"))
-    if req.q("$expand") is not None:
-        raise GraphError(
-            400, "Request_UnsupportedQuery", "$expand is not supported by the sandbox here."
-        )
+    expand = expansion(req, req.q("$expand"), expander)
     select = select_from_query(req, (type_name,))
     names = select if select is not None else list(default)
     body = {"@odata.context": context_url(req, entity_set, select) + "/$entity"}
     body.update(project(obj, type_name, names))
+    if expand is not None:
+        body.update(expand(obj))
     return GraphResponse(200, body)
+
+
+def full_view(type_name: str, obj: dict[str, Any], default: tuple[str, ...]) -> dict[str, Any]:
+    """What Graph echoes after a create: the default set plus everything that was set."""
+    names = list(default) + [k for k in obj if k not in default and k != "passwordProfile"]
+    return project(obj, type_name, names)
+
+
+def reference_id(value: Any) -> str:
+    """The object id at the end of an `@odata.id` / `@odata.bind` URL (any host)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("Invalid object identifier: '@odata.id' must be a URL.")
+    path = urlsplit(value.strip()).path or value.strip()
+    last = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    if last.endswith("')") and "('" in last:
+        last = last[last.index("('") + 2 : -2]
+    if not last or last.startswith("$"):
+        raise bad_request(f"Invalid object identifier '{value}'.")
+    return last
 
 
 def json_object_body(req: GraphRequest) -> dict[str, Any]:

@@ -5,6 +5,10 @@ Ids and secrets are fixed so a config file can point at a plain `tenant-sync san
 the operator service's sign-in (DESIGN §5.1): the API app `api://tenant-sync` with its two app
 roles, the console's app registration, an operator and a reader who can sign in, and two
 runbook clients for app-only tokens. These are sandbox credentials, published on purpose.
+
+Contoso (the source) also shows the shapes group and manager sync meet: a Microsoft 365 group,
+a dynamic group (`user.department -eq "Sales"`), managers, on-premises extension attributes and
+a directory extension property.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 CONTOSO = "11111111-1111-4111-8111-111111111111"
 FABRIKAM = "22222222-2222-4222-8222-222222222222"
 CONTOSO_CLIENT = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+# A directory extension registered by an app of Contoso (`extension_{appId without dashes}_{name}`).
+COST_CENTER = "extension_aaaaaaaaaaaa4aaa8aaaaaaaaaaaaaaa_costCenter"
 FABRIKAM_CLIENT = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 
 API_AUDIENCE = "api://tenant-sync"
@@ -126,6 +132,34 @@ def default_seed() -> dict[str, Any]:
         for i, (nick, given, surname, dept) in enumerate(users)
     ]
     operator = operator_service_apps("contoso.onmicrosoft.com")
+    ann, bob, cyd, dee = contoso_users
+    for user in (bob, cyd, dee):
+        user["manager"] = ann["id"]
+    for user, number in ((ann, "E1001"), (bob, "E1002")):
+        user["onPremisesExtensionAttributes"] = {"extensionAttribute1": number}
+    ann[COST_CENTER] = "CC-100"
+    groups = [
+        {
+            "id": "c1000000-0000-4000-8000-000000000001",
+            "displayName": "Sync scope",
+            "members": [ann["id"], bob["id"]],
+        },
+        {
+            "id": "c1000000-0000-4000-8000-000000000002",
+            "displayName": "Contoso Team",
+            "description": "A Microsoft 365 group",
+            "mailNickname": "contoso-team",
+            "groupTypes": ["Unified"],
+            "members": [ann["id"], cyd["id"]],
+        },
+        {
+            "id": "c1000000-0000-4000-8000-000000000003",
+            "displayName": "Sales (dynamic)",
+            "mailNickname": "sales-dynamic",
+            "groupTypes": ["DynamicMembership"],
+            "membershipRule": 'user.department -eq "Sales"',
+        },
+    ]
     return {
         "tenants": [
             {
@@ -137,13 +171,7 @@ def default_seed() -> dict[str, Any]:
                 ],
                 "users": contoso_users + operator["users"],
                 "apis": operator["apis"],
-                "groups": [
-                    {
-                        "id": "c1000000-0000-4000-8000-000000000001",
-                        "displayName": "Sync scope",
-                        "members": [contoso_users[0]["id"], contoso_users[1]["id"]],
-                    }
-                ],
+                "groups": groups,
                 "cross_tenant_access": {
                     "partners": [
                         {

@@ -90,6 +90,7 @@ class ObjectChanges:
     events: set[str] = field(default_factory=set)
     props: set[str] = field(default_factory=set)
     members: dict[str, str] = field(default_factory=dict)  # member id -> kind
+    old_manager: str | None = None  # the manager a user had when the window's first removal came
 
 
 def summarize(changes: Iterable[Change], kind: str) -> dict[str, ObjectChanges]:
@@ -102,6 +103,8 @@ def summarize(changes: Iterable[Change], kind: str) -> dict[str, ObjectChanges]:
         entry.props |= ch.props
         if ch.event == "members" and ch.member_id is not None:
             entry.members[ch.member_id] = ch.member_kind or "user"
+        if "manager" in ch.props and ch.member_id is not None and entry.old_manager is None:
+            entry.old_manager = ch.member_id
     return out
 
 
@@ -122,19 +125,23 @@ def _initial_token(req: GraphRequest, kind: str) -> DeltaToken:
                 f"The query option '{key}' is not supported on delta.",
             )
     type_name = _resource_props(kind)
-    extra = ("members",) if kind == "groups" else ()
-    select = validate_select(odata.parse_select(req.q("$select")), (type_name,), allow=extra)
+    # The navigation delta tracks: a group's members, a user's manager (`manager@delta`).
+    navigation = "members" if kind == "groups" else "manager"
+    select = validate_select(
+        odata.parse_select(req.q("$select")), (type_name,), allow=(navigation,)
+    )
     expand = req.q("$expand")
     if expand is not None:
-        if kind != "groups" or expand.strip() != "members":
+        if expand.strip() != navigation:
             raise GraphError(
                 400,
                 "Request_UnsupportedQuery",
-                "Only $expand=members on groups/delta is supported.",
+                "Delta supports $expand=members on groups and $expand=manager on users only.",
             )
-        select = list(select or ["displayName"])
-        if "members" not in select:
-            select.append("members")
+        default = ["displayName"] if kind == "groups" else list(schema.DEFAULT_USER_SELECT)
+        select = list(select or default)
+        if navigation not in select:
+            select.append(navigation)
     ids: list[str] | None = None
     filter_text = req.q("$filter")
     if filter_text:
@@ -295,7 +302,12 @@ def _users_page(
         for active in source:
             if len(items) == tok.page_size:
                 return items, last
-            items.append(project(active, schema.USER, select, omit_nulls=True))
+            item = project(active, schema.USER, select, omit_nulls=True)
+            if "manager" in select:
+                manager = tenant.manager_of(active["id"])
+                if manager is not None:
+                    item["manager@delta"] = [_manager_entry(manager, removed=False)]
+            items.append(item)
             last = active["id"]
         return items, None
 
@@ -310,12 +322,27 @@ def _users_page(
         elif user.get("deletedDateTime") is not None:
             items.append({"id": oid, "@removed": {"reason": "changed"}})
         else:
-            changed_nulls = summary[oid].props & set(select)
-            items.append(
-                project(user, schema.USER, select, omit_nulls=True, keep_nulls=changed_nulls)
-            )
+            ch = summary[oid]
+            changed_nulls = ch.props & set(select)
+            item = project(user, schema.USER, select, omit_nulls=True, keep_nulls=changed_nulls)
+            if "manager" in select and ("manager" in ch.props or ch.events & LIFECYCLE):
+                manager = tenant.manager_of(oid)
+                if manager is not None:
+                    item["manager@delta"] = [_manager_entry(manager, removed=False)]
+                elif ch.old_manager is not None:
+                    item["manager@delta"] = [_manager_entry(ch.old_manager, removed=True)]
+            items.append(item)
     more = start + tok.page_size < len(ids)
     return items, (page[-1] if more and page else None)
+
+
+def _manager_entry(manager_id: str, *, removed: bool) -> dict[str, Any]:
+    """One `manager@delta` entry. Graph does not document how a removed manager shows; the
+    sandbox answers the old manager with `@removed`, as for removed group members."""
+    entry: dict[str, Any] = {"@odata.type": "#microsoft.graph.user", "id": manager_id}
+    if removed:
+        entry["@removed"] = {"reason": "deleted"}
+    return entry
 
 
 def _after_index(ids: list[str], after: str | None) -> int:

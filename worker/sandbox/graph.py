@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, entra, faults, groups, invitations, throttling, users
+from . import auth, entra, faults, groups, invitations, permissions, throttling, users
 from .router import (
     GraphError,
     GraphRequest,
@@ -34,6 +34,13 @@ JSON_TYPE = (
     "IEEE754Compatible=false;charset=utf-8"
 )
 MAX_BATCH = 20
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
+
+
+def _not_sequential() -> GraphError:
+    return GraphError(
+        400, "BadRequest", "Batch should be either fully sequential or fully parallel"
+    )
 
 
 class GraphApi:
@@ -137,6 +144,8 @@ class GraphApi:
         try:
             route, params = self.router.match(req.method, req.path)
             req.params = params
+            client = req.tenant.clients.get(req.client_id)
+            permissions.check(route.permissions, client.roles if client else ())
             quota_headers = throttling.apply(self.state, req, route)
             resp = route.handler(req)
         except GraphError as exc:
@@ -185,6 +194,27 @@ class GraphApi:
     # ------------------------------------------------------------ $batch
 
     def batch(self, req: GraphRequest) -> GraphResponse:
+        """JSON batching as Microsoft Graph documents and answers it ("Combine multiple HTTP
+        requests using JSON batching"):
+
+        - at most 20 items, each with an `id` unique in the batch (case-insensitive), a
+          `method` and a `url` relative to the version (`/users/x`); `https://...` and
+          `/v1.0/...` item URLs are answered 400 "Resource not found for the segment ..."
+          for that item, as Graph does;
+        - a write (POST, PATCH, PUT) needs a `body` and a `Content-Type` in its `headers`, else
+          the whole batch is 400 "Write request id : N does not contain Content-Type header or
+          body." (Graph's answer: a POST that needs no body still sends `{}`);
+        - `dependsOn` makes a batch sequential: either no item has it (parallel), or every
+          item after the first depends on items before it, else 400 "Batch should be either
+          fully sequential or fully parallel"; an item whose dependency failed gets 424;
+        - a parallel batch's items run in a random order, and the responses come in the order
+          they ran (Graph: "Individual responses might appear in a different order than the
+          requests"), so a client that relies on array order fails here as it would there. The
+          order is drawn from an RNG seeded with the fault seed (`faults.seed`), so a seeded
+          sandbox repeats it;
+        - other item properties are ignored: Graph accepts them (Microsoft's Python SDK sends
+          `depends_on`, in snake case, with every item, and Graph ignores it).
+        """
         if req.in_batch:
             raise bad_request("A $batch request cannot contain another $batch.")
         if not isinstance(req.body, dict) or not isinstance(req.body.get("requests"), list):
@@ -192,29 +222,70 @@ class GraphApi:
         items: list[Any] = req.body["requests"]
         if len(items) > MAX_BATCH:
             raise bad_request(f"Number of batch request steps exceeds the maximum of {MAX_BATCH}.")
-        seen: set[str] = set()
-        for item in items:
+        seen: dict[str, str] = {}  # folded id -> id as sent
+        with_deps = 0
+        for position, item in enumerate(items):
             if not isinstance(item, dict):
                 raise GraphError(400, "BadRequest", "Invalid batch payload format.")
             rid = item.get("id")
-            if not isinstance(rid, str | int) or str(rid) in seen:
-                raise bad_request("Each batch request needs a unique 'id'.")
-            if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
-                raise bad_request(f"Batch request '{rid}' needs a 'method' and a 'url'.")
-            deps = item.get("dependsOn") or []
-            if not isinstance(deps, list) or any(str(d) not in seen for d in deps):
-                raise bad_request(
-                    f"Batch request '{rid}' depends on an id that does not precede it."
+            if not isinstance(rid, str | int) or not str(rid).strip():
+                raise GraphError(400, "BadRequest", "Each batch request needs a non-empty 'id'.")
+            if str(rid).casefold() in seen:
+                raise GraphError(
+                    400, "BadRequest", f"Batch request id '{rid}' is not unique in the batch."
                 )
-            seen.add(str(rid))
+            if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
+                raise GraphError(
+                    400, "BadRequest", f"Batch request '{rid}' needs a 'method' and a 'url'."
+                )
+            headers = item.get("headers")
+            if headers is not None and not isinstance(headers, dict):
+                raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+            has_type = any(str(k).lower() == "content-type" for k in (headers or {}))
+            method = str(item["method"]).upper()
+            if (method in WRITE_METHODS or item.get("body") is not None) and (
+                item.get("body") is None or not has_type
+            ):
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    f"Write request id : {rid} does not contain Content-Type header or body.",
+                )
+            deps = item.get("dependsOn")
+            if deps is not None and not isinstance(deps, list):
+                raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+            for dep in deps or []:
+                if str(dep).casefold() not in seen:
+                    raise GraphError(
+                        400,
+                        "BadRequest",
+                        f"Invalid dependency for request Id : {rid}: '{dep}' is not the id of "
+                        "a request before it in the batch.",
+                    )
+            if deps:
+                with_deps += 1
+            elif position > 0 and with_deps:
+                raise _not_sequential()
+            seen[str(rid).casefold()] = str(rid)
+        sequential = with_deps > 0
+        if sequential and with_deps != len(items) - 1:
+            raise _not_sequential()
 
+        order = list(range(len(items)))
+        if not sequential:
+            self.state.batch_rng.shuffle(order)
         results: dict[str, GraphResponse] = {}
         out: list[dict[str, Any]] = []
-        for item in items:
+        for index in order:
+            item = items[index]
             rid = str(item["id"])
             item_headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
             crid = item_headers.get("client-request-id")
-            failed = [str(d) for d in item.get("dependsOn") or [] if results[str(d)].status >= 400]
+            failed = [
+                str(d)
+                for d in item.get("dependsOn") or []
+                if results[seen[str(d).casefold()].casefold()].status >= 400
+            ]
             sub_id = str(uuid.uuid4())
             if failed:
                 resp = self._error(
@@ -228,7 +299,7 @@ class GraphApi:
                 )
             else:
                 resp = self._batch_item(req, item, item_headers, sub_id, crid)
-            results[rid] = resp
+            results[rid.casefold()] = resp
             headers = {k: v for k, v in resp.headers.items() if k.lower() != "request-id"}
             body: Any = resp.body if resp.text is None else resp.text
             if body is not None and resp.text is None:
@@ -244,14 +315,11 @@ class GraphApi:
         sub_id: str,
         crid: str | None,
     ) -> GraphResponse:
+        # Relative to the version, as Graph wants it: an absolute URL or a `/v1.0/` prefix is
+        # not stripped, so it fails on its first segment ('https:', 'v1.0') as it does there.
         url = str(item["url"]).strip()
-        if "://" in url:
-            url = "/" + url.split("://", 1)[1].split("/", 1)[-1]
         if not url.startswith("/"):
             url = "/" + url
-        for prefix in ("/v1.0/", "/beta/"):
-            if url.lower().startswith(prefix):
-                url = url[len(prefix) - 1 :]
         path, _, query = url.partition("?")
         method = str(item["method"]).upper()
         sub = GraphRequest(

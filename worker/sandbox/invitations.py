@@ -14,19 +14,31 @@ from typing import Any
 
 from . import schema
 from .common import json_object_body
+from .permissions import INVITE, READ_POLICIES
 from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
 from .seed import now_iso
 from .state import SandboxState, Tenant
 
 
 def register(router: Router) -> None:
-    router.add("POST", "/invitations", create_invitation, invitation=True)
-    router.add("GET", "/policies/crossTenantAccessPolicy/partners", list_partners)
-    router.add("GET", "/policies/crossTenantAccessPolicy/partners/{tenant_id}", get_partner)
+    router.add("POST", "/invitations", create_invitation, invitation=True, permissions=INVITE)
+    router.add(
+        "GET",
+        "/policies/crossTenantAccessPolicy/partners",
+        list_partners,
+        permissions=READ_POLICIES,
+    )
+    router.add(
+        "GET",
+        "/policies/crossTenantAccessPolicy/partners/{tenant_id}",
+        get_partner,
+        permissions=READ_POLICIES,
+    )
     router.add(
         "GET",
         "/policies/crossTenantAccessPolicy/partners/{tenant_id}/identitySynchronization",
         get_identity_sync,
+        permissions=READ_POLICIES,
     )
 
 

@@ -346,9 +346,14 @@ def validate(
     root: TypeMap,
     complex_types: Mapping[str, TypeMap],
     *,
-    resource: str = "microsoft.graph.directoryObject",
+    resource: str = "DirectoryObject",
 ) -> None:
-    """Check every path against the type's properties and every literal against its Edm type."""
+    """Check every path against the type's properties and every literal against its Edm type.
+
+    `resource` is the name Graph's messages give the resource: `User`, `Group`,
+    `DirectoryObject`. A root type of `Edm.Untyped` (directory extension properties, whose type
+    the sandbox does not register) accepts any literal.
+    """
     _validate(node, root, complex_types, {}, resource)
 
 
@@ -431,7 +436,9 @@ def _validate(
                     f"detected. Found operand types '{edm}' and '{lit.kind}' for property "
                     f"'{'/'.join(node.path)}'.",
                 )
-        if isinstance(node, Func) and (edm != "Edm.String" or node.value.kind != "string"):
+        if isinstance(node, Func) and (
+            edm not in ("Edm.String", "Edm.Untyped") or node.value.kind != "string"
+        ):
             raise _unsupported(f"{node.name} is only supported on string properties.")
         if isinstance(node, Compare) and node.op not in ("eq", "ne") and node.value.kind == "null":
             raise _unsupported(f"The operator '{node.op}' cannot be used with null.")
@@ -529,11 +536,23 @@ def compile_filter(
     root: TypeMap,
     complex_types: Mapping[str, TypeMap],
     *,
-    resource: str = "microsoft.graph.directoryObject",
+    resource: str = "DirectoryObject",
 ) -> Callable[[Mapping[str, Any]], bool]:
     node = parse_filter(text)
     validate(node, root, complex_types, resource=resource)
     return lambda obj: evaluate(node, obj)
+
+
+def paths(node: Node) -> list[tuple[str, ...]]:
+    """Every property path the filter reads (a lambda's collection as a one-segment path)."""
+    if isinstance(node, And | Or):
+        return paths(node.left) + paths(node.right)
+    if isinstance(node, Not):
+        return paths(node.operand)
+    if isinstance(node, Any_):
+        inner = [p for p in paths(node.body) if p[0] != node.var]
+        return [(node.collection,), *inner]
+    return [node.path]
 
 
 # ---------------------------------------------------------------- index hints

@@ -3,10 +3,16 @@
 Handlers are plain synchronous functions `GraphRequest -> GraphResponse`, so the same code
 serves direct HTTP calls and `$batch` items, and a handler can never be interrupted halfway
 through a mutation by another request.
+
+Templates are `/`-separated segments; `{name}` matches any segment except an OData type cast,
+and `{type}` matches only a type cast: `microsoft.graph.user` or the short `graph.user` (the
+CSDL declares the alias `graph` for the `microsoft.graph` namespace, and the SDKs' typed
+request builders use it). The cast reaches the handler as `params["type"]`, the bare type name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,10 +90,23 @@ class Route:
     kind: str  # "read" | "write" | "batch"
     cost: int  # Graph's base resource-unit cost
     invitation: bool = False
+    permissions: tuple[str, ...] = ()  # any one of these application permissions lets a caller in
 
     @property
     def key(self) -> str:
         return f"{self.method} /v1.0{self.template}"
+
+
+_CAST = re.compile(r"^(?:microsoft\.)?graph\.([A-Za-z]+)$", re.IGNORECASE)
+
+
+def cast_type(segment: str) -> str | None:
+    """`graph.user` / `microsoft.graph.user` -> `user`; None for anything else."""
+    m = _CAST.match(segment)
+    if m is None:
+        return None
+    name = m.group(1)
+    return name[0].lower() + name[1:]
 
 
 def split_path(path: str) -> list[str]:
@@ -115,10 +134,13 @@ class Router:
         cost: int = 1,
         invitation: bool = False,
         kind: str | None = None,
+        permissions: tuple[str, ...] = (),
     ) -> None:
         segs = tuple(template.strip("/").split("/"))
         route_kind = kind or ("read" if method == "GET" else "write")
-        self.routes.append(Route(method, template, segs, handler, route_kind, cost, invitation))
+        self.routes.append(
+            Route(method, template, segs, handler, route_kind, cost, invitation, permissions)
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         segs = split_path(path)
@@ -133,13 +155,35 @@ class Router:
             return route, params
         if allowed:
             raise GraphError(
-                405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed here."
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
             )
         raise GraphError(
-            400,
-            "BadRequest",
-            f"Resource not found for the segment '{segs[-1] if segs else ''}'.",
+            400, "BadRequest", f"Resource not found for the segment '{self._unknown(segs)}'."
         )
+
+    def _unknown(self, segs: list[str]) -> str:
+        """The first segment no route goes through (Graph names that one, e.g. 'v1.0')."""
+        depth = 0
+        for route in self.routes:
+            n = 0
+            for t, s in zip(route.segments, segs, strict=False):
+                if not _segment_matches(t, s):
+                    break
+                n += 1
+            depth = max(depth, n)
+        if not segs:
+            return ""
+        return segs[min(depth, len(segs) - 1)]
+
+
+def _segment_matches(template: str, seg: str) -> bool:
+    if template == "{type}":
+        return cast_type(seg) is not None
+    if template.startswith("{") and template.endswith("}"):
+        return cast_type(seg) is None
+    return template.lower() == seg.lower()
 
 
 def _match(template: tuple[str, ...], segs: list[str]) -> dict[str, str] | None:
@@ -147,8 +191,10 @@ def _match(template: tuple[str, ...], segs: list[str]) -> dict[str, str] | None:
         return None
     params: dict[str, str] = {}
     for t, s in zip(template, segs, strict=True):
-        if t.startswith("{") and t.endswith("}"):
-            params[t[1:-1]] = s
-        elif t.lower() != s.lower():
+        if not _segment_matches(t, s):
             return None
+        if t == "{type}":
+            params["type"] = str(cast_type(s))
+        elif t.startswith("{") and t.endswith("}"):
+            params[t[1:-1]] = s
     return params

@@ -147,7 +147,10 @@ _NOT_NULL_BY_NAME: dict[str, Any] = {"deviceEnrollmentLimit": 5}
 
 def default_value(prop: Property) -> Any:
     """The value of an unset property: null, except where the type is not nullable (Graph
-    shows an empty list for collections and a fixed value for scalars)."""
+    shows an empty list for collections and a fixed value for scalars), and the on-premises
+    extension attributes, which Graph always shows as an object of fifteen nulls."""
+    if prop.type == "graph.onPremisesExtensionAttributes":
+        return {f"extensionAttribute{i}": None for i in range(1, 16)}
     if prop.nullable:
         return None
     if prop.is_collection:

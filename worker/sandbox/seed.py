@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import schema
+from . import rules, schema
 from .seed_apps import Principals, validate_apis, validate_client
 from .seed_errors import SeedError as SeedError
 from .seed_errors import guid, warn
@@ -281,17 +281,39 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
                 f"(also {upns[upn]})"
             )
         upns[upn] = user_where
+        if not user.get("identities"):
+            # Entra gives every user a sign-in identity for its UPN, issued by the tenant.
+            user["identities"] = [
+                {
+                    "signInType": "userPrincipalName",
+                    "issuer": domain,
+                    "issuerAssignedId": user["userPrincipalName"],
+                }
+            ]
         users.append(user)
 
     groups: list[dict[str, Any]] = []
     for j, g in enumerate(_list(raw, "groups", where)):
         group_where = f"{where}.groups[{j}]"
-        group = _group(g, group_where)
+        group = _group(g, group_where, domain)
         if group["id"] in ids:
             raise SeedError(f"{group_where}: duplicate id {group['id']} (also {ids[group['id']]})")
         ids[group["id"]] = group_where
         groups.append(group)
+    for j, user in enumerate(users):
+        manager = user.get("manager")
+        if manager is not None and (manager not in ids or manager == user["id"]):
+            raise SeedError(
+                f"{where}.users[{j}].manager: {manager!r} is not another user of this tenant"
+            )
+        if manager is not None and ids[manager].split(".")[-1].startswith("groups"):
+            raise SeedError(f"{where}.users[{j}].manager: {manager!r} is a group, not a user")
     for j, group in enumerate(groups):
+        if group.get("membershipRule") is not None and group["members"]:
+            raise SeedError(
+                f"{where}.groups[{j}]: a dynamic group's members come from its membershipRule; "
+                "remove 'members'"
+            )
         for k, member in enumerate(group["members"]):
             if member not in ids:
                 raise SeedError(
@@ -359,6 +381,12 @@ def _user(raw: Any, where: str) -> dict[str, Any]:
                 raise SeedError(f"{where}.password must be a non-empty string")
             user[key] = value
             continue
+        if key == "manager":  # the manager relationship: another user's id
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise SeedError(f"{where}.manager must be a user id")
+            if value is not None:
+                user["manager"] = _object_id(value, f"{where}.manager")
+            continue
         prop = props.get(key)
         if prop is None:
             if schema.is_extension_property(key):
@@ -386,7 +414,12 @@ def _user(raw: Any, where: str) -> dict[str, Any]:
     return user
 
 
-def _group(raw: Any, where: str) -> dict[str, Any]:
+GROUP_TYPES = ("Unified", "DynamicMembership")
+
+
+def _group(raw: Any, where: str, domain: str) -> dict[str, Any]:
+    """A group of the seed: security (default), Microsoft 365 (`groupTypes: ["Unified"]`) or
+    dynamic (`"DynamicMembership"` with a `membershipRule`), its defaults as Entra sets them."""
     if not isinstance(raw, dict):
         raise SeedError(f"{where} must be an object")
     props = schema.properties(schema.GROUP)
@@ -410,10 +443,34 @@ def _group(raw: Any, where: str) -> dict[str, Any]:
         raise SeedError(f"{where}.members must be a list of user or group ids")
     # Order-preserving and linear: seeds of large tenants have groups of 100,000 members.
     group["members"] = list(dict.fromkeys(_object_id(m, f"{where}.members") for m in members))
+    types = group.setdefault("groupTypes", [])
+    for kind in types:
+        if kind not in GROUP_TYPES:
+            raise SeedError(f"{where}.groupTypes: {kind!r} is not one of {list(GROUP_TYPES)}")
     display = group.setdefault("displayName", f"Group {group['id'][:8]}")
-    group.setdefault("mailNickname", "".join(ch for ch in str(display) if ch.isalnum()) or "group")
-    group.setdefault("securityEnabled", True)
-    group.setdefault("mailEnabled", False)
-    group.setdefault("groupTypes", [])
+    nickname = group.setdefault(
+        "mailNickname", "".join(ch for ch in str(display) if ch.isalnum()) or "group"
+    )
+    unified = "Unified" in types
+    group.setdefault("securityEnabled", not unified)
+    group.setdefault("mailEnabled", unified)
+    if unified:
+        group.setdefault("mail", f"{nickname}@{domain}")
+        group.setdefault("visibility", "Public")
+    if "DynamicMembership" in types:
+        text = group.get("membershipRule")
+        if not isinstance(text, str):
+            raise SeedError(f"{where}: a DynamicMembership group needs a 'membershipRule'")
+        try:
+            rules.check_properties(rules.parse_rule(text), is_user_property)
+        except rules.RuleError as exc:
+            raise SeedError(f"{where}.membershipRule: {exc}") from exc
+        group.setdefault("membershipRuleProcessingState", "On")
+    elif group.get("membershipRule") is not None:
+        raise SeedError(f'{where}: a membershipRule needs groupTypes ["DynamicMembership"]')
     group.setdefault("createdDateTime", now_iso())
     return group
+
+
+def is_user_property(name: str) -> bool:
+    return name in schema.properties(schema.USER) or schema.is_extension_property(name)

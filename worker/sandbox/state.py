@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-from . import schema
+from . import rules, schema
 from .faults import new_rng
 from .grants import GrantStore
 from .limits import Limiter
@@ -28,6 +28,11 @@ from .signing import Signer
 
 INDEXED = frozenset({"id", "mail", "userPrincipalName", "otherMails"})
 DEFAULT_ACCESS_TOKEN_LIFETIME_S = 3599
+
+
+def upn_identity(upn: str, domain: str) -> dict[str, str]:
+    """The sign-in identity Entra gives every member user: its UPN, issued by the tenant."""
+    return {"signInType": "userPrincipalName", "issuer": domain, "issuerAssignedId": upn}
 
 
 class Conflict(ValueError):
@@ -132,6 +137,8 @@ class Tenant:
         self.groups: dict[str, dict[str, Any]] = {}
         self.members: dict[str, set[str]] = {}
         self.member_of: dict[str, set[str]] = {}
+        self.managers: dict[str, str] = {}  # user id -> its manager's id
+        self.rules: dict[str, rules.Rule] = {}  # dynamic group id -> its membership rule
         self.active_user_ids: list[str] = []
         self.log: list[Change] = []
         self.index: dict[str, dict[str, set[str]]] = {name: {} for name in INDEXED if name != "id"}
@@ -140,6 +147,9 @@ class Tenant:
             password = user.pop("password", None)
             if password is not None:
                 self.passwords[user["id"]] = password
+            manager = user.pop("manager", None)
+            if manager is not None:
+                self.managers[user["id"]] = manager
             self._insert_user(user)
         for g in seed["groups"]:
             body = {k: copy.deepcopy(v) for k, v in g.items() if k != "members"}
@@ -148,6 +158,7 @@ class Tenant:
         for g in seed["groups"]:
             for m in g["members"]:
                 self._link(g["id"], m)
+            self._apply_rule(g["id"], record=False)
 
     # ------------------------------------------------------------ log
 
@@ -280,6 +291,17 @@ class Tenant:
         seen.discard(group_id)
         return sorted(seen)
 
+    def manager_of(self, user_id: str) -> str | None:
+        """The user's manager, when it has one that is not deleted."""
+        manager = self.managers.get(user_id)
+        return manager if manager is not None and self.is_active(manager) else None
+
+    def direct_reports(self, user_id: str) -> list[str]:
+        return sorted(u for u, m in self.managers.items() if m == user_id and self.is_active(u))
+
+    def is_dynamic(self, group_id: str) -> bool:
+        return group_id in self.rules
+
     # ------------------------------------------------------------ indexes
 
     def _index_values(self, user: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -327,13 +349,26 @@ class Tenant:
             )
         user = dict(props)
         user["id"] = str(uuid.uuid4())
+        if isinstance(upn, str) and not user.get("identities"):
+            user["identities"] = [upn_identity(upn, self.domain)]
         user.setdefault("accountEnabled", True)
         user.setdefault("userType", "Member")
         user.setdefault("creationType", None)
         user["createdDateTime"] = user.get("createdDateTime") or now_iso()
         self._insert_user(user)
         self._record("user", user["id"], "created", user.keys())
+        self._refresh_dynamic(user["id"])
         return user
+
+    def set_manager(self, user_id: str, manager_id: str) -> None:
+        if self.managers.get(user_id) == manager_id:
+            return
+        self.managers[user_id] = manager_id
+        self._record("user", user_id, "updated", {"manager"})
+
+    def remove_manager(self, user_id: str) -> None:
+        old = self.managers.pop(user_id, None)
+        self._record("user", user_id, "updated", {"manager"}, member_id=old, member_kind="user")
 
     def update_user(self, user_id: str, changes: dict[str, Any]) -> set[str]:
         """Apply changes; return the names of the properties whose value actually changed."""
@@ -349,8 +384,15 @@ class Tenant:
         self._index_remove(user)
         for key in changed:
             user[key] = copy.deepcopy(changes[key])
+        if "userPrincipalName" in changed and "identities" not in changes:
+            # Entra keeps the userPrincipalName sign-in identity in step with the UPN.
+            for identity in user.get("identities") or []:
+                if identity.get("signInType") == "userPrincipalName":
+                    identity["issuerAssignedId"] = user["userPrincipalName"]
+                    changed.add("identities")
         self._index_add(user)
         self._record("user", user_id, "updated", changed)
+        self._refresh_dynamic(user_id)
         return changed
 
     def soft_delete_user(self, user_id: str) -> None:
@@ -375,6 +417,7 @@ class Tenant:
         for m in members:
             self._link(group["id"], m)
         self._record("group", group["id"], "created", group.keys())
+        self._apply_rule(group["id"], record=False)
         return group
 
     def update_group(self, group_id: str, changes: dict[str, Any]) -> set[str]:
@@ -384,7 +427,52 @@ class Tenant:
             group[key] = copy.deepcopy(changes[key])
         if changed:
             self._record("group", group_id, "updated", changed)
+        if changed & {"groupTypes", "membershipRule", "membershipRuleProcessingState"}:
+            self._apply_rule(group_id, record=True)
         return changed
+
+    # ------------------------------------------------------------ dynamic membership
+
+    def _apply_rule(self, group_id: str, *, record: bool) -> None:
+        """(Re)compute a dynamic group's members from its rule; a static group is left alone.
+
+        A group is dynamic when its groupTypes hold DynamicMembership and its rule processing
+        is On (the default). Pausing processing keeps the members it has, as Entra does.
+        """
+        group = self.groups[group_id]
+        text = group.get("membershipRule")
+        dynamic = "DynamicMembership" in (group.get("groupTypes") or []) and isinstance(text, str)
+        if not dynamic:
+            self.rules.pop(group_id, None)
+            return
+        rule = rules.parse_rule(str(text))  # validated before it is stored
+        self.rules[group_id] = rule
+        if (group.get("membershipRuleProcessingState") or "On") != "On":
+            return
+        for uid, user in self.users.items():
+            self._place(group_id, rule, uid, user, record=record)
+
+    def _place(
+        self, group_id: str, rule: rules.Rule, uid: str, user: dict[str, Any], *, record: bool
+    ) -> None:
+        want = rules.evaluate(rule, user)
+        have = uid in self.members.get(group_id, set())
+        if want == have:
+            return
+        if want:
+            self._link(group_id, uid)
+        else:
+            self.members[group_id].discard(uid)
+            self.member_of.get(uid, set()).discard(group_id)
+        if record and self.is_active(group_id):
+            self._record("group", group_id, "members", member_id=uid, member_kind="user")
+
+    def _refresh_dynamic(self, user_id: str) -> None:
+        """Entra re-evaluates the rules when a user changes: join or leave dynamic groups."""
+        user = self.users[user_id]
+        for gid, rule in self.rules.items():
+            if (self.groups[gid].get("membershipRuleProcessingState") or "On") == "On":
+                self._place(gid, rule, user_id, user, record=True)
 
     def soft_delete_group(self, group_id: str) -> None:
         self.groups[group_id]["deletedDateTime"] = now_iso()
@@ -441,10 +529,14 @@ class Tenant:
             self.members.get(gid, set()).discard(object_id)
         if kind == "user":
             del self.users[object_id]
+            self.managers.pop(object_id, None)
+            for report in [u for u, m in self.managers.items() if m == object_id]:
+                self.remove_manager(report)
         else:
             for m in self.members.pop(object_id, set()):
                 self.member_of.get(m, set()).discard(object_id)
             del self.groups[object_id]
+            self.rules.pop(object_id, None)
         self._record(kind, object_id, "purged")
         return kind
 
@@ -508,6 +600,7 @@ class SandboxState:
         self.limits: dict[str, float] = {}
         self.faults: dict[str, Any] = {}
         self.fault_rng = random.Random()
+        self.batch_rng = random.Random()  # the run order of parallel $batch items
         self.epoch = ""
         self.token_age_offset = 0.0
         self.load(seed)
@@ -532,8 +625,9 @@ class SandboxState:
 
     def snapshot(self) -> dict[str, Any]:
         """The directory as it is now, as a seed: a later sandbox started from it serves the
-        same users (ids, attributes, passwords), groups and memberships. Deleted objects are
-        left out (a seed cannot hold them), and so are the change log and delta tokens."""
+        same users (ids, attributes, passwords, managers), groups and memberships. Deleted
+        objects are left out (a seed cannot hold them), and so are the change log and delta
+        tokens."""
         tenants = []
         for entry in self.seed["tenants"]:
             tenant = self.tenants[entry["tenant_id"]]
@@ -542,18 +636,22 @@ class SandboxState:
                 user = copy.deepcopy(tenant.users[oid])
                 if oid in tenant.passwords:
                     user["password"] = tenant.passwords[oid]
+                manager = tenant.managers.get(oid)
+                if manager is not None and tenant.is_active(manager):
+                    user["manager"] = manager
                 users.append(user)
-            groups = [
-                {
-                    **copy.deepcopy(group),
-                    # A deleted member keeps its membership for a restore; a seed cannot.
-                    "members": sorted(
+            groups = []
+            for gid, group in tenant.groups.items():
+                if not tenant.is_active(gid):
+                    continue
+                body = copy.deepcopy(group)
+                if "DynamicMembership" not in (group.get("groupTypes") or ()):
+                    # A deleted member keeps its membership for a restore; a seed cannot. A
+                    # dynamic group's members follow its rule, so they are not listed.
+                    body["members"] = sorted(
                         m for m in tenant.members.get(gid, ()) if tenant.is_active(m)
-                    ),
-                }
-                for gid, group in tenant.groups.items()
-                if tenant.is_active(gid)
-            ]
+                    )
+                groups.append(body)
             tenants.append({**copy.deepcopy(entry), "users": users, "groups": groups})
         return {**copy.deepcopy(self.seed), "tenants": tenants}
 
@@ -562,6 +660,7 @@ class SandboxState:
         self.faults = faults
         if reseed:
             self.fault_rng = new_rng(faults.get("seed"))
+            self.batch_rng = new_rng(faults.get("seed"))
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         t = self.tenants.get(tenant_id)
@@ -595,6 +694,8 @@ def project(
             continue
         if name == "passwordProfile":
             value = None  # Graph never returns passwords
+        elif prop is None and obj.get(name) is None:
+            continue  # a directory extension without a value is left out, even when selected
         elif name in obj:
             value = copy.deepcopy(obj[name])
         else:

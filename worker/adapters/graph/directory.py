@@ -225,7 +225,9 @@ class GraphTargetDirectory:
             return BatchCall("PATCH", f"/users/{request.user_id}", dict(request.attributes))
         if isinstance(request, DeleteUser):
             return BatchCall("DELETE", f"/users/{request.user_id}")
-        return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore")
+        # Graph refuses a whole $batch holding a write without a body and a Content-Type
+        # ("Write request id : N does not contain Content-Type header or body."): send {}.
+        return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore", {})
 
     def _invited(self, address: str) -> dict[str, Any] | None:
         """After a lost invitation: the user it may have created, as an invitation answer."""

@@ -1,0 +1,88 @@
+"""Seeds of chosen shapes (`tenant-sync sandbox seed`): valid, reproducible, the shape asked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.sandbox import generate as gen
+from worker.sandbox.seed import validate_seed
+from worker.sandbox.state import SandboxState
+
+pytestmark = pytest.mark.unit
+
+
+def test_shape_and_validity() -> None:
+    shape = gen.Shape(users=40, groups=3, nested=2, guests=4, m365_groups=2, dynamic_groups=2)
+    seed = gen.generate(shape)
+    state = SandboxState(validate_seed(seed))
+    source = state.tenants[gen.CONTOSO]
+    members = [u for u in source.users.values() if u["userType"] == "Member"]
+    guests = [u for u in source.users.values() if u["userType"] == "Guest"]
+    assert (len(members), len(guests)) == (40, 4)
+    assert all("#EXT#" in g["userPrincipalName"] for g in guests)
+    kinds = [tuple(g.get("groupTypes") or ()) for g in source.groups.values()]
+    assert kinds.count(()) == 5  # 3 security + 2 nested
+    assert kinds.count(("Unified",)) == 2
+    assert kinds.count(("DynamicMembership",)) == 2
+    scope = source.groups[gen.SYNC_SCOPE]
+    assert scope["displayName"] == "Sync scope"
+    # A chain two deep under Sync scope, each level with members of its own.
+    level1 = [m for m in source.members[gen.SYNC_SCOPE] if m in source.groups]
+    assert len(level1) == 1
+    level2 = [m for m in source.members[level1[0]] if m in source.groups]
+    assert len(level2) == 1
+    assert source.members[level2[0]]
+    direct = {m for m in source.members[gen.SYNC_SCOPE] if m in source.users}
+    assert set(source.transitive_members(gen.SYNC_SCOPE)) > direct
+    # Dynamic groups hold the users of their department.
+    for gid in source.rules:
+        department = source.groups[gid]["membershipRule"].split('"')[1]
+        assert {source.users[m]["department"] for m in source.members[gid]} == {department}
+    # A manager tree: everyone but the first has an earlier user as manager.
+    ids = [u["id"] for u in seed["tenants"][0]["users"][:40]]
+    assert source.manager_of(ids[0]) is None
+    assert all(ids.index(str(source.manager_of(u))) < ids.index(u) for u in ids[1:])
+
+
+def test_the_shipped_config_ids() -> None:
+    seed = gen.generate(gen.Shape(users=3))
+    contoso, fabrikam = seed["tenants"]
+    assert contoso["tenant_id"] == "11111111-1111-4111-8111-111111111111"
+    assert contoso["clients"] == [
+        {"client_id": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "client_secret": "contoso-secret"}
+    ]
+    assert fabrikam["clients"][0]["client_secret"] == "fabrikam-secret"
+    assert contoso["groups"][0]["id"] == "c1000000-0000-4000-8000-000000000001"
+
+
+def test_unicode_names_and_ascii_addresses() -> None:
+    seed = gen.generate(gen.Shape(users=30, guests=3, unicode=True))
+    users = seed["tenants"][0]["users"]
+    assert any(not u["displayName"].isascii() for u in users)
+    assert any("'" in u["displayName"] for u in users)
+    for user in users:
+        assert user["userPrincipalName"].isascii()
+        assert user["mail"].isascii()
+    validate_seed(seed)
+
+
+def test_reproducible() -> None:
+    shape = gen.Shape(users=25, groups=2, guests=2)
+    assert gen.generate(shape) == gen.generate(shape)
+    assert gen.generate(shape) != gen.generate(
+        gen.Shape(users=25, groups=2, guests=2, random_seed=2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        (gen.Shape(groups=0), "--groups must be at least 1"),
+        (gen.Shape(users=-1), "--users must be 0 or more"),
+        (gen.Shape(m365_groups=-2), "--m365-groups must be 0 or more"),
+    ],
+)
+def test_bad_shapes(shape: gen.Shape, message: str) -> None:
+    with pytest.raises(gen.ShapeError) as caught:
+        gen.generate(shape)
+    assert message in str(caught.value)
