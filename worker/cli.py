@@ -143,10 +143,17 @@ def _runtime(config: Config) -> Iterator[Any]:
 
 @contextmanager
 def _audited(
-    runtime: Any, action: str, job: str, detail: dict[str, Any] | None = None, **options: Any
+    runtime: Any,
+    action: str,
+    job: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    report_anyway: bool = False,
+    **options: Any,
 ) -> Iterator[Any]:
     """Run an operator command's action under the audit trail, as the OS user via the CLI
-    (see worker.service.audit.audited); an entry that cannot be written fails the command."""
+    (see worker.service.audit.audited); an entry that cannot be written fails the command, or,
+    with `report_anyway` (a cycle, whose summary must still be printed), is a warning."""
     from worker.domain.audit import AuditNotRecorded
     from worker.service.audit import audited, os_actor
 
@@ -156,7 +163,9 @@ def _audited(
         ) as entry:
             yield entry
     except AuditNotRecorded as exc:
-        fail(str(exc), 1)
+        if not report_anyway:
+            fail(str(exc), 1)
+        err.print(f"tenant-sync: warning: {exc}", markup=False)
 
 
 # validate ---------------------------------------------------------------------------------------
@@ -311,6 +320,7 @@ def run(
                 job,
                 {"mode": mode, "dry_run": dry_run},
                 refused_on=(AlreadyRunning, JobPaused),
+                report_anyway=True,
             ) as entry:
                 result = runtime.cycle(job, on_progress=on_progress).run(
                     mode=mode, dry_run=dry_run, trigger="manual"
