@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.ports import RunRecord
@@ -148,12 +147,6 @@ class JobState(BaseModel):
 def openapi(request: Request, who: Principal = Reader) -> JSONResponse:
     """The OpenAPI document of the whole service (Graph-shaped routes and extensions)."""
     return JSONResponse(request.app.openapi())
-
-
-@router.get("/docs", include_in_schema=False)
-def docs(request: Request, who: Principal = Reader) -> HTMLResponse:
-    """Swagger UI on the OpenAPI document (for a browser signed in to the console)."""
-    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="tenant-sync API")
 
 
 def _ops(request: Request) -> Operations:
