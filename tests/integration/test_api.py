@@ -330,6 +330,7 @@ def test_provision_on_demand_answers_with_the_steps(served: Served) -> None:
             "mailNickname": "ondemand",
             "userPrincipalName": "ondemand@contoso.onmicrosoft.com",
             "mail": "ondemand@contoso.com",
+            "passwordProfile": {"password": "On-Demand-2026!"},
         },
     )
     created.raise_for_status()
