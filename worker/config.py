@@ -337,6 +337,16 @@ class ApiAuthConfig(Strict):
     client_id: str | None = None  # the console's app registration, for sign-in
     client_secret: SecretStr | None = None
     tokens: list[StaticTokenConfig] = Field(default_factory=list)
+    # How far this host's clock may be from Entra's when a token's expiry is checked.
+    clock_skew: timedelta = timedelta(seconds=60)
+
+    @field_validator("clock_skew", mode="before")
+    @classmethod
+    def _skew(cls, value: Any) -> Any:
+        skew = parse_duration(value)
+        if skew > timedelta(minutes=10):
+            raise ValueError("must be at most 10m")
+        return skew
 
     @field_validator("client_id", "app_id")
     @classmethod

@@ -276,6 +276,16 @@ def background(
                 process.wait()
 
 
+@contextmanager
+def sandbox_process(seed_file: Path, tls: Path, log: Path) -> Iterator[tuple[str, Path]]:
+    """The sandbox serving `seed_file` on a free port for the block: (its URL, its CA file)."""
+    (tls / "sandbox.json").unlink(missing_ok=True)  # a previous run's address is no answer
+    command = [sys.executable, "-m", "worker", "sandbox", "serve", "--seed", str(seed_file)]
+    with background([*command, "--port", "0", "--tls-dir", str(tls)], log):
+        info = wait_for(lambda: read_json(tls / "sandbox.json"), "the sandbox to listen")
+        yield info["url"], Path(info["ca"])
+
+
 class Demo:
     def __init__(self, workdir: Path, users: int, console: Console) -> None:
         self.workdir = workdir.resolve()
@@ -298,26 +308,9 @@ class Demo:
             stack.callback(redis.stop)
             self.say(f"• embedded Redis at {redis.ensure_running()}")
             tls = self.workdir / "sandbox-tls"
-            stack.enter_context(
-                background(
-                    [
-                        sys.executable,
-                        "-m",
-                        "worker",
-                        "sandbox",
-                        "serve",
-                        "--seed",
-                        str(seed_file),
-                        "--port",
-                        "0",
-                        "--tls-dir",
-                        str(tls),
-                    ],
-                    self.workdir / "sandbox.log",
-                )
+            url, ca = stack.enter_context(
+                sandbox_process(seed_file, tls, self.workdir / "sandbox.log")
             )
-            info = wait_for(lambda: read_json(tls / "sandbox.json"), "the sandbox to listen")
-            url, ca = info["url"], Path(info["ca"])
             self.say(f"• sandbox tenants contoso (source) and fabrikam (target) at {url}")
             config_file = self.workdir / "tenant-sync.yaml"
             config_file.write_text(build_config(self.workdir, url, ca))

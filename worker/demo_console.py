@@ -18,7 +18,7 @@ from rich.console import Console
 
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.config import load_config
-from worker.demo import JOB, background, build_config, read_json, wait_for
+from worker.demo import JOB, build_config, sandbox_process
 from worker.logging import configure_logging
 from worker.sandbox import default_seed as apps
 
@@ -69,29 +69,11 @@ def open_console(workdir: Path, *, host: str, port: int, console: Console) -> in
     with ExitStack() as stack:
         stack.callback(sock.close)
         stack.callback(redis.stop)
-        tls = workdir / "sandbox-tls"
-        (tls / "sandbox.json").unlink(missing_ok=True)
-        stack.enter_context(
-            background(
-                [
-                    sys.executable,
-                    "-m",
-                    "worker",
-                    "sandbox",
-                    "serve",
-                    "--seed",
-                    str(seed),
-                    "--port",
-                    "0",
-                    "--tls-dir",
-                    str(tls),
-                ],
-                workdir / "console-sandbox.log",
-            )
+        url, ca = stack.enter_context(
+            sandbox_process(seed, workdir / "sandbox-tls", workdir / "console-sandbox.log")
         )
-        info = wait_for(lambda: read_json(tls / "sandbox.json"), "the sandbox to listen")
         config_file = workdir / CONSOLE_CONFIG
-        config_file.write_text(console_config(workdir, info["url"], Path(info["ca"]), public_url))
+        config_file.write_text(console_config(workdir, url, ca, public_url))
         config = load_config(config_file)
         configure_logging(config.logging.format, config.logging.level)
         runtime = open_runtime(config)

@@ -40,7 +40,7 @@ RUNBOOK, RUNBOOK_SECRET = "7a5c0000-0000-4000-8000-0000000000b1", "runbook-secre
 MONITOR, MONITOR_SECRET = "7a5c0000-0000-4000-8000-0000000000b2", "monitor-secret"
 NOBODY, NOBODY_SECRET = "7a5c0000-0000-4000-8000-0000000000b3", "nobody-secret"
 JOB = "/v1.0/servicePrincipals/sync/synchronization/jobs/sync"
-LEEWAY_S = 60  # worker/api/auth.py: clock skew allowed between Entra and serve
+LEEWAY_S = 5  # api.auth.clock_skew: the clock skew serve allows (60 s unless configured)
 
 
 @dataclass
@@ -100,7 +100,7 @@ def seed_with_api_apps() -> dict[str, Any]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EntraWorld]:
     tmp = tmp_path_factory.mktemp("entra")
     with sync_world(tmp, seed_with_api_apps()) as env:
-        add_api_section(env.config, tenant=SOURCE.name, audience=API)
+        add_api_section(env.config, tenant=SOURCE.name, audience=API, clock_skew=f"{LEEWAY_S}s")
         env.run_json("--full")
         # One token that expires at once, taken first so that the clock runs during the module
         sandbox = env.sandbox

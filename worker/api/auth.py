@@ -25,7 +25,6 @@ from worker.config import ROLE_OPERATE, ROLE_READ, ApiAuthConfig, TenantConfig
 from .errors import ApiError, forbidden, unauthorized
 
 ROLES = (ROLE_READ, ROLE_OPERATE)
-LEEWAY_S = 60  # clock skew between Entra and this host
 DISCOVERY_TIMEOUT_S = 10.0
 
 
@@ -155,7 +154,7 @@ class Authenticator:
                 key.key,
                 algorithms=["RS256"],
                 audience=self._auth.audiences,
-                leeway=LEEWAY_S,
+                leeway=self._auth.clock_skew,
                 options={"require": ["exp", "iss", "aud"], "verify_iss": False},
             )
         except jwt.ExpiredSignatureError:
