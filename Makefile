@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tenant-sync demo
 
+# Two workers: most tests wait on processes and sockets, not the CPU. One file stays on one worker
+# (its module fixtures, such as a running service, are shared by its tests).
 test: lint typecheck
-	$(BIN)/python -m pytest -m "unit or integration or e2e" -q
+	$(BIN)/python -m pytest -m "unit or integration or e2e" -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tests scripts

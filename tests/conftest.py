@@ -33,7 +33,11 @@ class SyncEnv:
             capture_output=True,
             text=True,
             timeout=300,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # As a script would see it: piped, whatever width the test runner's terminal has.
+            env={
+                **{k: v for k, v in os.environ.items() if k != "COLUMNS"},
+                "PYTHONUNBUFFERED": "1",
+            },
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -152,6 +156,21 @@ _FAULT_SUITE = {"faults": 0, "kills": 0, "restarts": 0, "cycles": 0, "lost": 0, 
 def fault_summary() -> dict[str, int]:
     """What the fault tests injected and found, for the summary line at the end of the run."""
     return _FAULT_SUITE
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist (make test runs two workers) each worker hands its counts to the
+    # controller, which prints the one summary line.
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fault_suite"] = dict(_FAULT_SUITE)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    counts = getattr(node, "workeroutput", {}).get("fault_suite") or {}
+    for key, value in counts.items():
+        _FAULT_SUITE[key] += value
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
