@@ -84,6 +84,8 @@ def open_console(workdir: Path, *, host: str, port: int, console: Console) -> in
             f"password {apps.OPERATOR_PASSWORD}\n"
             f"  or as reader@contoso.onmicrosoft.com, password {apps.READER_PASSWORD} "
             "(read-only)\n"
+            "  the sign-in page is the sandbox's: the browser warns that its certificate comes "
+            f"from an unknown authority (the demo's own CA, {ca}); proceed, or trust that CA\n"
             f"  API: curl -H 'Authorization: Bearer {DEMO_API_TOKEN}' "
             f"{public_url}/v1.0/servicePrincipals/{JOB}/synchronization/jobs/{JOB}\n"
             f"  config: {config_file}\n"
