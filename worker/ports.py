@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
-from worker.domain.health import Escrow, JobState, StagedDeletion
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 
 
@@ -160,7 +160,7 @@ class Progress:
     run_id: str
     mode: str
     fingerprint: str
-    phase: str  # groups | users | pending | sweep
+    phase: str  # groups | users | pending | escrow | sweep | recheck | deletions
     next_link: str | None = None
     groups_delta_link: str | None = None
     users_delta_link: str | None = None
@@ -245,6 +245,9 @@ class JobSnapshot:
     code: str  # Active | Quarantine | Paused
     escrows: int
     staged_deletes: int
+    # The last deletion check (`DeletionVerdict.as_dict()` plus `held` and `message`), when the
+    # cycle had deletions to make: how many were counted against which threshold and window.
+    deletions: Mapping[str, Any] | None = None
 
 
 class CycleObserver(Protocol):
@@ -360,6 +363,10 @@ class Ledger(Protocol):
 
     def staged(self, job: str) -> list[StagedDeletion]:
         """Deletions waiting for the end of a cycle (or for an operator, over the threshold)."""
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
+        """The soft deletes and disables the job carried out after `since` (cycles and
+        provisioning on demand), counted from its provisioning log."""
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         """Forget a job's escrows and/or staged deletions (restart)."""

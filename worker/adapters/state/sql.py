@@ -38,7 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
-from worker.domain.health import Escrow, JobState, StagedDeletion
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
@@ -221,6 +221,7 @@ class JobStateRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     allow_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
+    deletions_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -515,6 +516,7 @@ class SqlLedger:
             next_attempt_at=row.next_attempt_at,
             failures=row.failures,
             allow_deletes=row.allow_deletes,
+            deletions_approved_at=row.deletions_approved_at,
         )
 
     def save_job_state(self, state: JobState) -> None:
@@ -532,6 +534,7 @@ class SqlLedger:
                         "next_attempt_at": state.next_attempt_at,
                         "failures": state.failures,
                         "allow_deletes": state.allow_deletes,
+                        "deletions_approved_at": state.deletions_approved_at,
                         "updated_at": utcnow(),
                     }
                 ],
@@ -587,6 +590,25 @@ class SqlLedger:
                 .order_by(StagedDeleteRow.source_id)
             )
             return [StagedDeletion(r.source_id, r.reason, r.deleted) for r in rows]
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
+        # Anything but a failure made the deprovisioning (a target user already gone is a
+        # success with a note); staged deletions are another action and are not counted.
+        query = (
+            select(LogRow.action, func.count())
+            .where(
+                LogRow.job == job,
+                LogRow.action.in_((Action.DELETE.value, Action.DISABLE.value)),
+                LogRow.status != Status.FAILURE.value,
+                LogRow.created_at > since,
+            )
+            .group_by(LogRow.action)
+        )
+        with self._session() as session:
+            found = {action: int(n) for action, n in session.execute(query)}
+        return WindowDeletions(
+            deleted=found.get(Action.DELETE.value, 0), disabled=found.get(Action.DISABLE.value, 0)
+        )
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         with self._write() as session:
