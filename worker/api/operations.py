@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from worker.bootstrap import Runtime
+from worker.bootstrap import Runtime, job_spec
 from worker.config import Config, Job
 from worker.domain.audit import Actor, ActorKind, AuditAction, Via
 from worker.domain.errors import SyncError
@@ -68,6 +68,7 @@ class Operations:
             runtime.cursors.load(name),
             running=runtime.job_lock().is_held(name),
             live=runtime.live.load(name),
+            threshold=job_spec(self.job(name)).deletion_threshold,
         )
 
     # operating ----------------------------------------------------------------------------------
