@@ -422,7 +422,8 @@ def status(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show each job's status (shaped like Graph's synchronizationStatus)."""
+    """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
+    counted against its threshold in the deletion window."""
     from worker.bootstrap import job_spec
     from worker.service.status import job_status
 
@@ -1048,7 +1049,8 @@ def allow_deletes(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Release the deletions held over JOB's threshold: its next cycle makes them."""
+    """Release the deletions held over JOB's threshold: its next cycle makes them, and the
+    deletion window starts again after it."""
     from worker.service import admin
 
     with (

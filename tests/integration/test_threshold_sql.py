@@ -19,7 +19,7 @@ from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import alembic_config, upgrade_database
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
 from worker.domain.audit import Actor, ActorKind, AuditEntry, AuditResult, Via
-from worker.domain.health import JobState, WindowDeletions
+from worker.domain.health import JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, ObjectOutcome, Status
 from worker.ports import PageWrite
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 2, 1, 8, 0, tzinfo=UTC)
 TABLES_0005 = {**TABLES_0004, "audit_log": "id"}
-NEW_COLUMN = "deletions_approved_at"
+NEW_COLUMNS = {"deletions_approved_at", "approved"}
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     with engine.connect() as connection:
         return {
             table: [
-                {k: v for k, v in row.items() if k != NEW_COLUMN}
+                {k: v for k, v in row.items() if k not in NEW_COLUMNS}
                 for row in connection.execute(
                     text(f"SELECT * FROM {table} ORDER BY {order}")
                 ).mappings()
@@ -69,6 +69,7 @@ def test_0006_adds_the_approval_time_to_a_0005_database_and_loses_nothing(
 
     assert snapshot(engine) == before
     ledger = SqlLedger(engine)
+    assert [r["sourceId"] for r in ledger.logs("c-to-d")] == ["u1", "u2"]
     # no approval on record: the window is just the last 24 h of the log
     assert ledger.job_state("a-to-b") == JobState("a-to-b", paused=True, allow_deletes=True)
     with engine.connect() as connection:
@@ -77,13 +78,18 @@ def test_0006_adds_the_approval_time_to_a_0005_database_and_loses_nothing(
     approved = T0 + timedelta(hours=3)
     ledger.save_job_state(JobState("a-to-b", deletions_approved_at=approved))
     assert ledger.job_state("a-to-b").deletions_approved_at == approved
+    # what was staged or deleted before 0006 was not approved: it all counts
+    assert ledger.staged("a-to-b") == [StagedDeletion("u3", "out of scope", False, False)]
+    with engine.connect() as connection:
+        flags = connection.execute(text("SELECT DISTINCT approved FROM provisioning_log"))
+        assert [bool(f) for (f,) in flags] == [False]
 
     # And back: the downgrade drops the column alone.
     with engine.connect() as connection:
         command.downgrade(alembic_config(connection), "0005")
         connection.commit()
-    columns = {c["name"] for c in inspect(engine).get_columns("job_state")}
-    assert NEW_COLUMN not in columns
+    for table in ("job_state", "staged_deletes", "provisioning_log"):
+        assert not NEW_COLUMNS & {c["name"] for c in inspect(engine).get_columns(table)}
     after = snapshot(engine)
     # everything as it was but the one job state saved since (its approval time dropped)
     assert {t: rows for t, rows in after.items() if t != "job_state"} == {
@@ -93,8 +99,12 @@ def test_0006_adds_the_approval_time_to_a_0005_database_and_loses_nothing(
     assert after["job_state"][1] == before["job_state"][1]
 
 
-def outcome(source_id: str, action: Action, status: Status = Status.SUCCESS) -> ObjectOutcome:
-    return ObjectOutcome(source_id=source_id, action=action, status=status, target_id="t")
+def outcome(
+    source_id: str, action: Action, status: Status = Status.SUCCESS, *, approved: bool = False
+) -> ObjectOutcome:
+    return ObjectOutcome(
+        source_id=source_id, action=action, status=status, target_id="t", approved=approved
+    )
 
 
 def test_the_window_counts_the_jobs_own_deletions_and_disables_from_its_log(
@@ -114,6 +124,7 @@ def test_the_window_counts_the_jobs_own_deletions_and_disables_from_its_log(
                 outcome("u4", Action.DELETE, Status.FAILURE),  # not made
                 outcome("u5", Action.STAGED_DELETE, Status.WARNING),  # held, not made
                 outcome("u6", Action.UPDATE),
+                outcome("u8", Action.DELETE, approved=True),  # allowed by an operator
             ]
         ),
     )
@@ -131,3 +142,36 @@ def test_the_window_counts_the_jobs_own_deletions_and_disables_from_its_log(
         ledger.deletions_since("a-to-b", (before - timedelta(seconds=1)).astimezone(nepal)).total
         == 3
     )
+
+
+def test_an_approved_staged_deletion_stays_approved_when_staged_again(engine: Engine) -> None:
+    upgrade_database(engine)
+    ledger = SqlLedger(engine)
+    ledger.commit_page(
+        "a-to-b",
+        "run-1",
+        PageWrite(
+            staged=[
+                StagedDeletion("u1", "deleted", True, approved=True),
+                StagedDeletion("u2", "out of scope", False),
+            ]
+        ),
+    )
+    # a later page stages both again, as its own decision (not approved)
+    ledger.commit_page(
+        "a-to-b",
+        "run-2",
+        PageWrite(
+            staged=[
+                StagedDeletion("u1", "source user deleted permanently", True),
+                StagedDeletion("u2", "out of scope", False),
+            ]
+        ),
+    )
+    assert ledger.staged("a-to-b") == [
+        StagedDeletion("u1", "source user deleted permanently", True, approved=True),
+        StagedDeletion("u2", "out of scope", False, approved=False),
+    ]
+    ledger.commit_page("a-to-b", "run-3", PageWrite(unstaged=["u1"]))  # the user came back
+    ledger.commit_page("a-to-b", "run-4", PageWrite(staged=[StagedDeletion("u1", "gone", True)]))
+    assert ledger.staged("a-to-b")[0] == StagedDeletion("u1", "gone", True, approved=False)

@@ -180,6 +180,7 @@ class FakeTarget:
         self.deleted: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_patch_for: set[str] = set()
+        self.fail_delete_for: set[str] = set()
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
 
@@ -258,6 +259,8 @@ class FakeTarget:
         self.users[user_id].update(attributes)
 
     def delete_user(self, user_id: str) -> None:
+        if user_id in self.fail_delete_for:
+            raise Transient("the service is unavailable", code="ServiceUnavailable")
         if user_id not in self.users:
             raise NotFound(f"no user {user_id}")
         self.writes.append(("delete", user_id, None))
@@ -398,6 +401,9 @@ class FakeLedger:
         for sid in write.unstaged:
             self.staged_rows.pop((job, sid), None)
         for staged in write.staged:
+            before = self.staged_rows.get((job, staged.source_id))
+            if before is not None and before.approved:  # staged again: still approved
+                staged = dataclasses.replace(staged, approved=True)
             self.staged_rows[(job, staged.source_id)] = staged
 
     def job_state(self, job: str) -> JobState:
@@ -428,6 +434,7 @@ class FakeLedger:
             outcome.action
             for (_, outcome), at in zip(self.log, self.logged_at, strict=True)
             if at > since
+            and not outcome.approved
             and outcome.action in (Action.DELETE, Action.DISABLE)
             and outcome.status is not Status.FAILURE
         ]

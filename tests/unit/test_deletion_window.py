@@ -234,3 +234,77 @@ def test_a_dry_run_reports_the_window_and_changes_nothing() -> None:
     assert preview.deletions["exceeded"] is True
     assert not w.ledger.staged("job")
     assert len(w.target.deleted) == 2
+
+
+def test_approved_deletions_that_fail_are_made_later_without_a_new_approval() -> None:
+    w, ids = synced(20, threshold=DeletionThreshold(count=3))
+    for source_id in ids[:8]:
+        w.source.delete(source_id)
+    assert w.run().counts["staged_delete"] == 8
+    w.ledger.save_job_state(replace_allow(w))
+    failing = {w.ledger.links[("job", i)].target_id for i in ids[:3]}
+    w.target.fail_delete_for = failing
+
+    released = w.run()
+
+    assert (released.counts["delete"], released.counts["failure"]) == (5, 3)
+    assert not w.ledger.job_state("job").in_quarantine
+    assert not w.ledger.job_state("job").allow_deletes
+    assert [s.approved for s in w.ledger.staged("job")] == [True] * 3
+    # Three more than `count` is still what the operator allowed: they are made, uncounted,
+    # and with them two new deletions, within the threshold on their own.
+    w.target.fail_delete_for = set()
+    w.now += timedelta(minutes=40)
+    for source_id in ids[8:10]:
+        w.source.delete(source_id)
+
+    retried = w.run()
+
+    assert retried.counts["delete"] == 5
+    assert retried.deletions is not None
+    assert (retried.deletions["deletions"], retried.deletions["approved"]) == (2, 3)
+    assert retried.deletions["held"] is False
+    assert not w.ledger.staged("job")
+    assert len(w.target.deleted) == 10
+
+
+def test_an_approved_deletion_whose_user_returns_is_dropped() -> None:
+    w, ids = synced(10, threshold=DeletionThreshold(count=1))
+    saved = dict(w.source.users[ids[0]])
+    for source_id in ids[:3]:
+        w.source.delete(source_id)
+    w.run()
+    w.ledger.save_job_state(replace_allow(w))
+    w.target.fail_delete_for = {w.ledger.links[("job", ids[0])].target_id}
+    assert w.run().counts["delete"] == 2
+    w.target.fail_delete_for = set()
+    w.source.add(id=ids[0], **saved)
+    w.now += timedelta(minutes=40)
+
+    back = w.run()
+
+    assert back.counts["delete"] == 0
+    assert not w.ledger.staged("job")
+    assert w.ledger.links[("job", ids[0])].state.value == "active"
+
+
+def test_a_released_cycle_that_dies_half_way_leaves_the_rest_approved() -> None:
+    w, ids = synced(300, threshold=DeletionThreshold(count=3))
+    for source_id in ids[:250]:
+        w.source.delete(source_id)
+    assert w.run().counts["staged_delete"] == 250
+    w.ledger.save_job_state(replace_allow(w))
+    # it dies after its first batches of deletions
+    w.ledger.crash_after_commits = w.ledger.commits + 3
+    with pytest.raises(CrashAfter):
+        w.run()
+    w.ledger.crash_after_commits = None
+    assert 0 < len(w.target.deleted) < 250
+    w.ledger.save_job_state(JobState("job"))  # even were the approval somehow gone
+    w.now += timedelta(minutes=40)
+
+    resumed = w.run()
+
+    assert resumed.counts["delete"] == 250  # the run's counts: both attempts
+    assert len(w.target.deleted) == 250
+    assert not w.ledger.staged("job")

@@ -69,6 +69,9 @@ class StagedDeletion:
     source_id: str
     reason: str
     deleted: bool  # the source user is gone, rather than out of scope
+    # Released by an operator over the threshold: carried out (again, if it failed) without
+    # being counted again, until it is made or its user comes back.
+    approved: bool = False
 
 
 DEFAULT_DELETION_WINDOW = timedelta(hours=24)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -659,12 +659,12 @@ class _Cycle:
         (or the threshold is exceeded anyway), and only then counts.
         """
         for _ in range(MAX_CATCH_UP_ROUNDS):
-            staged = self._staged()
+            staged = self._counted()
             if not staged or self.state.allow_deletes or self._judge(staged).exceeded:
                 break
             before = {s.source_id for s in staged}
             self._catch_up()
-            if {s.source_id for s in self._staged()} <= before:
+            if {s.source_id for s in self._counted()} <= before:
                 break  # nothing more to delete: the view is current enough
         self._advance("deletions")
 
@@ -715,27 +715,46 @@ class _Cycle:
         )
 
     def _deletions_phase(self) -> None:
-        """Count the cycle's deletions before sending any; over the threshold, hold them all."""
+        """Count the cycle's deletions before sending any; over the threshold, hold them all.
+
+        Deletions an operator already released (and that failed since) are made without being
+        counted again.
+        """
         staged = self._staged()
-        if not staged:
-            self._advance("done")
-            return
-        verdict = self._judge(staged)
-        allowed = not verdict.exceeded or self.state.allow_deletes
-        message = verdict.describe()
-        if verdict.exceeded and allowed:
-            message += "; released by allow-deletes"
-        elif verdict.exceeded:
-            message += f"; held until `tenant-sync allow-deletes {self.spec.name}`"
-        self.deletion_check = {**verdict.as_dict(), "held": not allowed, "message": message}
-        if not allowed:
-            self.deletions_held = True
-            self._hold(staged, message)
-        else:
-            self.deletions_released = verdict.exceeded
-            for start in range(0, len(staged), DELETION_BATCH):
-                self._delete(staged[start : start + DELETION_BATCH])
+        approved = [s for s in staged if s.approved]
+        counted = [s for s in staged if not s.approved]
+        if counted:
+            verdict = self._judge(counted)
+            allowed = not verdict.exceeded or self.state.allow_deletes
+            message = verdict.describe()
+            if verdict.exceeded and allowed:
+                message += "; released by allow-deletes"
+            elif verdict.exceeded:
+                message += f"; held until `tenant-sync allow-deletes {self.spec.name}`"
+            self.deletion_check = {
+                **verdict.as_dict(),
+                "approved": len(approved),
+                "held": not allowed,
+                "message": message,
+            }
+            if not allowed:
+                self.deletions_held = True
+                self._hold(counted, message)
+                counted = []
+            elif verdict.exceeded:
+                # Released: recorded before any is made, so that one that fails, or a cycle
+                # that dies half-way, leaves the rest approved rather than held again.
+                self.deletions_released = True
+                counted = [replace(s, approved=True) for s in counted]
+                self._commit(PageWrite(staged=counted))
+        todo = sorted([*approved, *counted], key=lambda s: s.source_id)
+        for start in range(0, len(todo), DELETION_BATCH):
+            self._delete(todo[start : start + DELETION_BATCH])
         self._advance("done")
+
+    def _counted(self) -> list[StagedDeletion]:
+        """The staged deletions the threshold counts: all but those already approved."""
+        return [s for s in self._staged() if not s.approved]
 
     def _staged(self) -> list[StagedDeletion]:
         if not self.dry_run:
@@ -794,6 +813,13 @@ class _Cycle:
             decision, steps = self._departure(s, link)
             tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
         done = self.pages.carry_out(tasks, unstaged=ids)
+        approved = {s.source_id for s in staged if s.approved}
+        for outcome in done.write.outcomes:
+            outcome.approved = outcome.source_id in approved
+        # An approved deletion that failed stays staged, approved: a later cycle makes it
+        # without counting it again (its escrow re-reads the user, who may have come back).
+        kept = done.failed & approved
+        done.write.unstaged = [i for i in ids if i not in kept]
         self.failed_now |= done.failed
         self._commit(done.write)
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     or_,
     select,
@@ -75,6 +76,7 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
         modified={name: {"old": c.old, "new": c.new} for name, c in o.modified.items()},
         duration_ms=o.duration_ms,
         created_at=now,
+        approved=o.approved,
     )
 
 
@@ -208,6 +210,8 @@ class LogRow(Base):
     modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # A deprovisioning an operator allowed over the threshold: not counted in the window.
+    approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobStateRow(Base):
@@ -244,6 +248,8 @@ class StagedDeleteRow(Base):
     reason: Mapped[str] = mapped_column(FreeText, default="")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # gone from the source
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Released by an operator: made without being counted again (and kept if it fails).
+    approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 def make_engine(database_url: str) -> Engine:
@@ -496,9 +502,12 @@ class SqlLedger:
                         "reason": staged.reason,
                         "deleted": staged.deleted,
                         "staged_at": now,
+                        "approved": staged.approved,
                     }
                     for staged in write.staged
                 ],
+                # Staged again by a later page, an approved deletion stays approved.
+                keep_true=("approved",),
             )
 
     # job state, escrows and staged deletions --------------------------------------------------
@@ -589,7 +598,7 @@ class SqlLedger:
                 .where(StagedDeleteRow.job == job)
                 .order_by(StagedDeleteRow.source_id)
             )
-            return [StagedDeletion(r.source_id, r.reason, r.deleted) for r in rows]
+            return [StagedDeletion(r.source_id, r.reason, r.deleted, r.approved) for r in rows]
 
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
         # Anything but a failure made the deprovisioning (a target user already gone is a
@@ -600,6 +609,7 @@ class SqlLedger:
                 LogRow.job == job,
                 LogRow.action.in_((Action.DELETE.value, Action.DISABLE.value)),
                 LogRow.status != Status.FAILURE.value,
+                LogRow.approved.is_(False),
                 LogRow.created_at > since,
             )
             .group_by(LogRow.action)
@@ -785,10 +795,17 @@ class SqlLedger:
     def _write(self) -> _WriteSession:
         return _WriteSession(self.sessions)
 
-    def _upsert(self, session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    def _upsert(
+        self,
+        session: Session,
+        model: type[Base],
+        rows: Sequence[dict[str, Any]],
+        keep_true: Sequence[str] = (),
+    ) -> None:
         """Insert rows, or update those whose primary key exists, in one statement per chunk.
         Unlike session.merge (read, then insert), nothing another process inserts in between
-        can make it fail; both databases have INSERT ... ON CONFLICT DO UPDATE."""
+        can make it fail; both databases have INSERT ... ON CONFLICT DO UPDATE. The boolean
+        columns in `keep_true` are never turned from true to false by an update."""
         if not rows:
             return
         keys = [column.name for column in model.__table__.primary_key]
@@ -797,9 +814,16 @@ class SqlLedger:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(unique), CHUNK):
             statement = insert(model).values(unique[start : start + CHUNK])
+            table = model.__table__.c
             statement = statement.on_conflict_do_update(
                 index_elements=keys,
-                set_={name: statement.excluded[name] for name in unique[0] if name not in keys},
+                set_={
+                    name: or_(table[name], statement.excluded[name])
+                    if name in keep_true
+                    else statement.excluded[name]
+                    for name in unique[0]
+                    if name not in keys
+                },
             )
             session.execute(statement)
 

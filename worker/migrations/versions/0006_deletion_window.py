@@ -1,12 +1,17 @@
-"""when approved deletions were last made: where the deletion window starts again
+"""the deletion window: when approved deletions were last made, and which deletions are approved
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-06
 
-One nullable column on job_state: nothing already stored changes. A job migrated from 0005 has
-no approval on record, so its deletion window is simply the last 24 h (or the configured window)
-of its provisioning log.
+Three columns; nothing already stored changes:
+- job_state.deletions_approved_at (nullable): the deletion window starts again there. A job
+  migrated from 0005 has no approval on record: its window is the last 24 h (or the configured
+  window) of its provisioning log.
+- staged_deletes.approved: released by an operator over the threshold, made without being
+  counted again (and kept staged if it fails). Rows from 0005 were not released: false.
+- provisioning_log.approved: a deprovisioning so released, which the window does not count.
+  Rows from 0005: false, so every deletion already made counts, the safe reading.
 """
 
 from __future__ import annotations
@@ -25,8 +30,16 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("deletions_approved_at", sa.DateTime(timezone=True), nullable=True)
         )
+    for table in ("staged_deletes", "provisioning_log"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("approved", sa.Boolean(), nullable=False, server_default=sa.false())
+            )
 
 
 def downgrade() -> None:
+    for table in ("provisioning_log", "staged_deletes"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("approved")
     with op.batch_alter_table("job_state", schema=None) as batch_op:
         batch_op.drop_column("deletions_approved_at")
