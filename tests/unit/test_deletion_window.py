@@ -308,3 +308,40 @@ def test_a_released_cycle_that_dies_half_way_leaves_the_rest_approved() -> None:
     assert resumed.counts["delete"] == 250  # the run's counts: both attempts
     assert len(w.target.deleted) == 250
     assert not w.ledger.staged("job")
+
+
+def test_status_tells_where_the_job_stands_in_its_window() -> None:
+    from worker.service.status import job_status
+
+    threshold = DeletionThreshold(count=5)
+    w, ids = synced(20, threshold=threshold)
+    for source_id in ids[:4]:
+        w.source.delete(source_id)
+    w.run()
+    w.now += timedelta(hours=1)
+    for source_id in ids[4:7]:
+        w.source.delete(source_id)
+    w.run()
+
+    status = job_status(
+        "job", w.ledger, w.cursors.load("job"), running=False, threshold=threshold, now=w.now
+    )
+
+    assert status["code"] == "Quarantine"
+    assert status["deletionThreshold"] == {
+        "count": 5,
+        "percent": None,
+        "windowSeconds": 86400,
+        "windowStart": (w.now - timedelta(hours=24)).isoformat(),
+        "approvedAt": None,
+        "deletionsInWindow": 4,
+        "staged": 3,
+        "approvedToRetry": 0,
+        "counted": 7,
+        "linkedAtWindowStart": 20,
+        "exceeded": True,
+    }
+    assert (
+        job_status("job", w.ledger, w.cursors.load("job"), running=False)["deletionThreshold"]
+        is None
+    )

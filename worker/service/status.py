@@ -49,7 +49,8 @@ def deletion_window(
     """Where the job stands against its deletion threshold: what it made within the window and
     what is staged, judged as the next cycle would judge them with nothing new to delete."""
     start = threshold.window_start(now, state.deletions_approved_at)
-    staged = len(ledger.staged(job))
+    all_staged = ledger.staged(job)
+    staged = sum(1 for s in all_staged if not s.approved)
     verdict = threshold.judge(
         pending=staged,
         linked=ledger.link_count(job),
@@ -66,6 +67,7 @@ def deletion_window(
         else None,
         "deletionsInWindow": verdict.carried_out,
         "staged": staged,
+        "approvedToRetry": len(all_staged) - staged,
         "counted": verdict.counted,
         "linkedAtWindowStart": verdict.base,
         "exceeded": verdict.exceeded,
