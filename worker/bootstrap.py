@@ -58,7 +58,9 @@ def job_spec(job: Job) -> JobSpec:
         full_every=job.raw.schedule.full_every,
         interval=job.raw.schedule.interval,
         deletion_threshold=DeletionThreshold(
-            count=job.raw.deletion_threshold.count, percent=job.raw.deletion_threshold.percent
+            count=job.raw.deletion_threshold.count,
+            percent=job.raw.deletion_threshold.percent,
+            window=job.raw.deletion_threshold.window_for(job.raw.schedule.interval),
         ),
     )
 

@@ -492,7 +492,9 @@ def status(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show each job's status (shaped like Graph's synchronizationStatus)."""
+    """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
+    counted against its threshold in the deletion window."""
+    from worker.bootstrap import job_spec
     from worker.service.status import job_status
 
     cfg = _config(ctx, config)
@@ -508,6 +510,7 @@ def status(
                 runtime.cursors.load(n),
                 running=lock.is_held(n),
                 live=runtime.live.load(n),
+                threshold=job_spec(cfg.job(n)).deletion_threshold,
             )
             for n in names
         ]
@@ -515,7 +518,8 @@ def status(
         emit_json(statuses[0] if job else statuses)
         return
     table = Table()
-    for column in ("job", "code", "running", "last cycle", "state", "exported", "failed", "linked"):
+    columns = ("job", "code", "running", "last cycle", "state", "exported", "failed", "linked")
+    for column in (*columns, "deletions (window)"):
         table.add_column(column)
     for s in statuses:
         last = s["lastExecution"] or {}
@@ -528,8 +532,25 @@ def status(
             str(last.get("countExported", "-")),
             str(last.get("countFailed", "-")),
             str(s["linkedUsers"]),
+            _deletion_cell(s["deletionThreshold"]),
         )
     out.print(table)
+
+
+def _deletion_cell(window: dict[str, Any]) -> str:
+    """`3 made + 16 held / 10 in 24h`: the deletions counted against the threshold."""
+    from datetime import timedelta
+
+    from worker.config import format_duration
+
+    limits = []
+    if window["count"] is not None:
+        limits.append(str(window["count"]))
+    if window["percent"] is not None:
+        limits.append(f"{window['percent']:g}% of {window['linkedAtWindowStart']}")
+    length = format_duration(timedelta(seconds=window["windowSeconds"]))
+    cell = f"{window['deletionsInWindow']} made + {window['staged']} held"
+    return f"{cell} / {' or '.join(limits) or 'no limit'} in {length}"
 
 
 @app.command()
@@ -1150,7 +1171,8 @@ def allow_deletes(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Release the deletions held over JOB's threshold: its next cycle makes them."""
+    """Release the deletions held over JOB's threshold: its next cycle makes them, and the
+    deletion window starts again after it."""
     from worker.service import admin
 
     with (

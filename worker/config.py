@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from worker.domain.expressions import ExpressionError, parse
+from worker.domain.health import DEFAULT_DELETION_WINDOW
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
@@ -285,6 +286,23 @@ class ActionsConfig(Strict):
 class DeletionThresholdConfig(Strict):
     count: int | None = Field(default=500, ge=0)
     percent: float | None = Field(default=None, ge=0, le=100)
+    # How far back the job's own deletions count against the threshold (rolling); None: 24 h,
+    # or the schedule's interval when that is longer.
+    window: timedelta | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        window = parse_duration(value)
+        if window <= timedelta(0):
+            raise ValueError("must be a positive duration (e.g. 24h)")
+        return window
+
+    def window_for(self, interval: timedelta) -> timedelta:
+        """The window in force: the configured one, else 24 h or the interval if longer."""
+        return self.window if self.window is not None else max(DEFAULT_DELETION_WINDOW, interval)
 
 
 class JobConfig(Strict):
@@ -723,7 +741,8 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
                 name, body.get("source"), body.get("target"), set(tenants_data), problems
             )
             _check_parts_of_invalid_job(name, body, problems)
-    jobs = _build_jobs(raw_jobs, set(tenants_data), problems)
+    retention = state.log_retention if state is not None else StateConfig().log_retention
+    jobs = _build_jobs(raw_jobs, set(tenants_data), problems, retention)
     notifications = _notifications(data.get("notifications"), set(jobs_data), problems)
     if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
         known = ", ".join(sorted(tenants_data)) or "none"
@@ -795,8 +814,30 @@ def _format_validation_error(exc: ValidationError, prefix: tuple[Any, ...]) -> l
     return problems
 
 
+def _check_deletion_window(
+    job: JobConfig, where: str, log_retention: timedelta, problems: list[str]
+) -> None:
+    window = job.deletion_threshold.window
+    if window is None:
+        return
+    interval = job.schedule.interval
+    if window < interval:
+        problems.append(
+            f"{where}.deletion_threshold.window: must be at least the schedule's interval "
+            f"({format_duration(interval)}), or deletions of one cycle could slip out of it"
+        )
+    if window > log_retention:
+        problems.append(
+            f"{where}.deletion_threshold.window: must be at most state.log_retention "
+            f"({format_duration(log_retention)}): the window is counted from the provisioning log"
+        )
+
+
 def _build_jobs(
-    raw_jobs: Mapping[str, JobConfig], tenant_names: set[str], problems: list[str]
+    raw_jobs: Mapping[str, JobConfig],
+    tenant_names: set[str],
+    problems: list[str],
+    log_retention: timedelta = timedelta(days=30),
 ) -> dict[str, Job]:
     types = user_property_types()
     writable = writable_user_properties()
@@ -804,6 +845,7 @@ def _build_jobs(
     for name, job in raw_jobs.items():
         where = f"jobs.{name}"
         _check_tenant_refs(name, job.source, job.target, tenant_names, problems)
+        _check_deletion_window(job, where, log_retention, problems)
         if job.scope.users == "assigned" and not (job.scope.user_ids or job.scope.groups):
             problems.append(f"{where}.scope: users: assigned needs user_ids or groups")
         scope = _build_scope(job, where, types, problems)

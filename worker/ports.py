@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
-from worker.domain.health import Escrow, JobState, StagedDeletion
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 from worker.domain.notification_text import Message
 from worker.domain.notifications import Delivery, EventKind
@@ -162,7 +162,7 @@ class Progress:
     run_id: str
     mode: str
     fingerprint: str
-    phase: str  # groups | users | pending | sweep
+    phase: str  # groups | users | pending | escrow | sweep | recheck | deletions
     next_link: str | None = None
     groups_delta_link: str | None = None
     users_delta_link: str | None = None
@@ -251,7 +251,9 @@ class JobSnapshot:
     error: str = ""  # the cycle's error, if it failed
     previous: JobState | None = None  # the job's state when the cycle started
     state: JobState | None = None  # and once the cycle's health was recorded
-    deletions: Mapping[str, Any] | None = None  # the deletion count against the threshold
+    # The last deletion check (`DeletionVerdict.as_dict()` plus `held` and `message`), when the
+    # cycle had deletions to make: how many were counted against which threshold and window.
+    deletions: Mapping[str, Any] | None = None
 
 
 class CycleObserver(Protocol):
@@ -367,6 +369,10 @@ class Ledger(Protocol):
 
     def staged(self, job: str) -> list[StagedDeletion]:
         """Deletions waiting for the end of a cycle (or for an operator, over the threshold)."""
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
+        """The soft deletes and disables the job carried out after `since` (cycles and
+        provisioning on demand), counted from its provisioning log."""
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         """Forget a job's escrows and/or staged deletions (restart)."""

@@ -19,6 +19,7 @@ from tests.e2e.test_crash import (
     start_cycle,
     target_writes,
 )
+from tests.e2e.test_mass_deletion import run_scenario
 from tests.support.world import build_world_seed
 from worker.demo import wait_for
 
@@ -59,3 +60,12 @@ def test_twenty_kills_during_a_10000_user_cycle_under_faults(
         fault_summary["cycles"] += kills + 1
         fault_summary["lost"] += result["lost"]
         fault_summary["duplicates"] += result["duplicates"]
+
+
+@pytest.mark.parametrize("seed", range(1, 21))
+def test_the_kill_and_fault_mass_deletion_of_issue_14_never_deletes_before_approval(
+    tmp_path: Path, seed: int, fault_summary: dict[str, int]
+) -> None:
+    found = run_scenario(tmp_path, seed, users=1200)
+    fault_summary["kills"] += found["kills"]
+    fault_summary["cycles"] += found["cycles"]

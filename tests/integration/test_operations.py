@@ -41,6 +41,12 @@ def test_deleting_60_percent_of_the_source_waits_for_allow_deletes(sync_env: Syn
     assert status["code"] == "Quarantine"
     assert status["quarantine"]["reason"] == "TooManyDeletes"
     assert status["stagedDeletes"] == 16
+    window = status["deletionThreshold"]
+    assert (window["count"], window["windowSeconds"]) == (10, 86400)
+    assert (window["deletionsInWindow"], window["staged"], window["counted"]) == (0, 16, 16)
+    assert window["exceeded"] is True
+    table = env.cli("status", "sync", check=True).stdout
+    assert "0 made + 16 held / 10 in 1d" in " ".join(table.split()), table
     held_rows = json.loads(
         env.cli("logs", "sync", "--action", "stagedDelete", "--json", check=True).stdout
     )
@@ -61,6 +67,9 @@ def test_deleting_60_percent_of_the_source_waits_for_allow_deletes(sync_env: Syn
     status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
     assert status["code"] == "Active"
     assert status["stagedDeletes"] == 0
+    # the approved deletions are behind the window now: the next few are not held for them
+    assert status["deletionThreshold"]["deletionsInWindow"] == 0
+    assert status["deletionThreshold"]["approvedAt"] is not None
 
 
 def test_pause_resume_and_provision_on_demand(sync_env: SyncEnv) -> None:

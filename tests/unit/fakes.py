@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from worker.domain.audit import AuditEntry
@@ -23,13 +23,15 @@ from worker.domain.errors import (
     SyncError,
     Transient,
 )
-from worker.domain.health import Escrow, JobState, StagedDeletion
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import (
+    Action,
     Link,
     LinkState,
     ObjectOutcome,
     SourceRemoval,
     SourceUser,
+    Status,
     TargetUser,
     add_counts,
 )
@@ -178,6 +180,7 @@ class FakeTarget:
         self.deleted: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_patch_for: set[str] = set()
+        self.fail_delete_for: set[str] = set()
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
 
@@ -256,6 +259,8 @@ class FakeTarget:
         self.users[user_id].update(attributes)
 
     def delete_user(self, user_id: str) -> None:
+        if user_id in self.fail_delete_for:
+            raise Transient("the service is unavailable", code="ServiceUnavailable")
         if user_id not in self.users:
             raise NotFound(f"no user {user_id}")
         self.writes.append(("delete", user_id, None))
@@ -319,6 +324,8 @@ class FakeLedger:
         self.runs: dict[str, RunRecord] = {}
         self.links: dict[tuple[str, str], Link] = {}
         self.log: list[tuple[str, ObjectOutcome]] = []
+        self.logged_at: list[datetime] = []  # when each log row was written
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.assignments: dict[str, set[tuple[str, str]]] = {}
         self.pending_users: dict[str, set[str]] = {}
         self.commits = 0
@@ -385,6 +392,7 @@ class FakeLedger:
             if (job, sid) in self.links:
                 self.links[(job, sid)].last_seen_run = run_id
         self.log.extend((run_id, copy.deepcopy(o)) for o in write.outcomes)
+        self.logged_at.extend(self.clock() for _ in write.outcomes)
         self.pending_users.setdefault(job, set()).difference_update(write.resolved_pending)
         for sid in write.released:
             self.escrow_rows.pop((job, sid), None)
@@ -393,6 +401,9 @@ class FakeLedger:
         for sid in write.unstaged:
             self.staged_rows.pop((job, sid), None)
         for staged in write.staged:
+            before = self.staged_rows.get((job, staged.source_id))
+            if before is not None and before.approved:  # staged again: still approved
+                staged = dataclasses.replace(staged, approved=True)
             self.staged_rows[(job, staged.source_id)] = staged
 
     def job_state(self, job: str) -> JobState:
@@ -417,6 +428,19 @@ class FakeLedger:
 
     def staged(self, job: str) -> list[StagedDeletion]:
         return [s for (j, _), s in sorted(self.staged_rows.items()) if j == job]
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
+        made = [
+            outcome.action
+            for (_, outcome), at in zip(self.log, self.logged_at, strict=True)
+            if at > since
+            and not outcome.approved
+            and outcome.action in (Action.DELETE, Action.DISABLE)
+            and outcome.status is not Status.FAILURE
+        ]
+        return WindowDeletions(
+            deleted=made.count(Action.DELETE), disabled=made.count(Action.DISABLE)
+        )
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         if escrows:

@@ -254,3 +254,44 @@ def test_the_beat_purges_the_provisioning_log_daily(tmp_path: Path) -> None:
     assert schedule["tenant-sync:purge-logs"]["schedule"] == 86400
     assert schedule["tenant-sync:contoso-to-fabrikam"]["schedule"] == 5400
     assert config.state.log_retention.days == 30
+
+
+def test_the_deletion_window_defaults_to_24h_or_the_interval(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from worker.bootstrap import job_spec
+
+    config = load_config(write(tmp_path, GOOD), env={"CONTOSO_SECRET": "x"})
+    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    assert (threshold.count, threshold.percent, threshold.window) == (
+        500,
+        None,
+        timedelta(hours=24),
+    )
+    daily = GOOD.replace("interval: 1h30m", "interval: 2d")
+    config = load_config(write(tmp_path, daily), env={"CONTOSO_SECRET": "x"})
+    assert job_spec(config.job("contoso-to-fabrikam")).deletion_threshold.window == timedelta(
+        days=2
+    )
+    chosen = GOOD + "    deletion_threshold: {count: 10, window: 3d}\n"
+    config = load_config(write(tmp_path, chosen), env={"CONTOSO_SECRET": "x"})
+    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    assert (threshold.count, threshold.window) == (10, timedelta(days=3))
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("1h", "deletion_threshold.window: must be at least the schedule's interval (1h30m)"),
+        ("45d", "deletion_threshold.window: must be at most state.log_retention (30d)"),
+        ("0s", "deletion_threshold.window: must be a positive duration"),
+        ("soon", "deletion_threshold.window: not a duration: 'soon'"),
+    ],
+)
+def test_a_bad_deletion_window_is_named(tmp_path: Path, window: str, message: str) -> None:
+    text = GOOD + f"    deletion_threshold: {{count: 10, window: {window}}}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert any(f"jobs.contoso-to-fabrikam.{message}" in p for p in caught.value.problems), (
+        caught.value.problems
+    )

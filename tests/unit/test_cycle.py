@@ -41,6 +41,7 @@ class World:
         self.policy = policy or JobPolicy()
         self.threshold = threshold or DeletionThreshold()
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.ledger.clock = lambda: self.now
 
     def service(self) -> CycleService:
         spec = JobSpec(

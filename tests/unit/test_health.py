@@ -8,8 +8,10 @@ import pytest
 
 from worker.domain.health import (
     DeletionThreshold,
+    DeletionVerdict,
     JobState,
     QuarantineReason,
+    WindowDeletions,
     after_cycle,
     cycle_verdict,
     escrow_after_failure,
@@ -147,3 +149,116 @@ def test_transient_failures_quarantine_only_when_they_repeat() -> None:
         {}, failed_as_a_whole=True, transient=True, failures_before=state.failures
     )
     assert third is QuarantineReason.EXCEPTION
+
+
+def verdict(
+    threshold: DeletionThreshold, pending: int, linked: int, deleted: int = 0, disabled: int = 0
+) -> DeletionVerdict:
+    return threshold.judge(
+        pending=pending,
+        linked=linked,
+        done=WindowDeletions(deleted=deleted, disabled=disabled),
+        window_start=T0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "percent", "pending", "linked", "deleted", "disabled", "exceeded"),
+    [
+        (10, None, 10, 100, 0, 0, False),
+        (10, None, 4, 100, 6, 0, False),  # exactly the count, over the window
+        (10, None, 4, 100, 6, 1, True),  # a disable counts too
+        (10, None, 1, 100, 10, 0, True),  # one more after the count was used up
+        (None, 10.0, 5, 95, 5, 0, False),  # 10 of the 100 linked when the window began
+        (None, 10.0, 6, 95, 5, 0, True),
+        (None, 10.0, 6, 100, 0, 5, True),  # disabled users are still linked: 11 of 100
+        (None, None, 10_000, 10_000, 10_000, 0, False),
+    ],
+)
+def test_the_threshold_counts_the_window_with_the_cycle(
+    count: int | None,
+    percent: float | None,
+    pending: int,
+    linked: int,
+    deleted: int,
+    disabled: int,
+    exceeded: bool,
+) -> None:
+    judged = verdict(DeletionThreshold(count, percent), pending, linked, deleted, disabled)
+    assert judged.exceeded is exceeded
+    assert judged.counted == pending + deleted + disabled
+    assert judged.base == linked + deleted
+
+
+def test_a_verdict_describes_itself_and_reads_as_plain_data() -> None:
+    threshold = DeletionThreshold(10, 5.0, window=timedelta(hours=6))
+    quiet = verdict(threshold, 3, 200)
+    assert (
+        quiet.describe() == "3 deletions, within the threshold (count 10 or 5% of 200 linked users)"
+    )
+    busy = verdict(threshold, 3, 190, deleted=10)
+    assert busy.describe() == (
+        "3 deletions + 10 made in the deletion window (since 2026-01-01 00:00 UTC) = 13, "
+        "over the threshold (count 10 or 5% of 200 linked users)"
+    )
+    assert busy.as_dict() == {
+        "deletions": 3,
+        "carried_out_in_window": 10,
+        "counted": 13,
+        "linked": 190,
+        "linked_at_window_start": 200,
+        "window": {"start": "2026-01-01T00:00:00+00:00", "length_s": 21600},
+        "threshold": {"count": 10, "percent": 5.0, "window_s": 21600},
+        "exceeded": True,
+    }
+
+
+def test_the_window_rolls_and_starts_no_earlier_than_the_last_approval() -> None:
+    threshold = DeletionThreshold(window=timedelta(hours=24))
+    now = T0 + timedelta(days=3)
+    assert threshold.window_start(now) == now - timedelta(hours=24)
+    assert threshold.window_start(now, T0) == now - timedelta(hours=24)
+    approved = now - timedelta(hours=2)
+    assert threshold.window_start(now, approved) == approved
+
+
+def test_an_approval_used_restarts_the_window_and_is_remembered() -> None:
+    state = JobState("job", quarantine_reason="TooManyDeletes", allow_deletes=True)
+    interval = timedelta(minutes=40)
+    released = after_cycle(
+        state,
+        reason=None,
+        error="",
+        staged_deletes=False,
+        released_deletions=True,
+        interval=interval,
+        now=T0,
+    )
+    assert released == JobState("job", deletions_approved_at=T0)
+    later = T0 + timedelta(hours=1)
+    for reason, staged, failed in (
+        (None, False, False),
+        (None, True, False),
+        (None, False, True),
+        (QuarantineReason.EXCEPTION, False, True),
+    ):
+        after = after_cycle(
+            released,
+            reason=reason,
+            error="",
+            staged_deletes=staged,
+            failed=failed,
+            interval=interval,
+            now=later,
+        )
+        assert after.deletions_approved_at == T0
+    # an allow-deletes given but not needed is neither used up nor a restart
+    unused = after_cycle(
+        JobState("job", allow_deletes=True),
+        reason=None,
+        error="",
+        staged_deletes=False,
+        interval=interval,
+        now=later,
+    )
+    assert unused == JobState("job", allow_deletes=True)

@@ -307,3 +307,65 @@ def test_nested_group_membership_in_groups_delta() -> None:
     assert by_id(items)[gid(100)]["members@delta"] == [
         {"@odata.type": "#microsoft.graph.group", "id": gid(101)}
     ]
+
+
+class Clock:
+    """The tenant's change clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_replication_lag_spreads_recent_changes_over_two_rounds() -> None:
+    api = Api(n_users=6)
+    clock = Clock()
+    api.state.tenants[TID].clock = clock
+    api.state.delta_lag_s = 30.0
+    _, link, _ = api.round("/users/delta?$select=displayName")
+    api.ok("DELETE", f"/users/{uid(1)}")
+    api.ok("DELETE", f"/users/{uid(2)}")
+    clock.now += 40  # these two have replicated by the time the next round starts
+    api.ok("DELETE", f"/users/{uid(3)}")
+    api.ok("PATCH", f"/users/{uid(4)}", {"displayName": "Four"})
+    clock.now += 10  # these two have not
+
+    items, link2, _ = api.round(link)
+
+    assert [i["id"] for i in items] == [uid(1), uid(2)]
+    clock.now += 25  # now they have
+    items, link3, _ = api.round(link2)
+    assert by_id(items) == {
+        uid(3): {"id": uid(3), "@removed": {"reason": "changed"}},
+        uid(4): {"id": uid(4), "displayName": "Four"},
+    }
+    items, _, _ = api.round(link3)
+    assert items == []
+
+
+def test_without_a_lag_a_round_reports_every_change_made_before_it_started() -> None:
+    api = Api(n_users=3)
+    clock = Clock()
+    api.state.tenants[TID].clock = clock
+    _, link, _ = api.round("/users/delta?$select=displayName")
+    api.ok("DELETE", f"/users/{uid(1)}")  # at the very moment the round starts
+
+    items, _, _ = api.round(link)
+
+    assert [i["id"] for i in items] == [uid(1)]
+
+
+def test_a_lag_never_moves_a_round_before_its_start() -> None:
+    api = Api(n_users=3)
+    clock = Clock()
+    api.state.tenants[TID].clock = clock
+    _, link, _ = api.round("/users/delta?$select=displayName")
+    api.state.delta_lag_s = 3600.0  # longer than the tenant has existed
+    items, link2, _ = api.round(link)
+    assert items == []
+    api.state.delta_lag_s = 0.0
+    api.ok("PATCH", f"/users/{uid(2)}", {"displayName": "Two"})
+    items, _, _ = api.round(link2)
+    assert [i["id"] for i in items] == [uid(2)]

@@ -97,7 +97,7 @@ def test_fault_and_limit_knobs_are_validated() -> None:
     seed = validate_seed(
         {"tenants": [{"tenant_id": TID, "clients": []}], "delta": {"token_max_age_s": 60}}
     )
-    assert seed["delta"] == {"token_max_age_s": 60}
+    assert seed["delta"] == {"token_max_age_s": 60, "lag_s": 0.0}
     assert SandboxState(seed).delta_max_age_s == 60.0
 
 
@@ -112,7 +112,9 @@ def test_fault_and_limit_knobs_are_validated() -> None:
         ("faults", {"chaos": 1}, "not a known fault"),
         ("limits", {"window_scale": 0}, "must be > 0"),
         ("delta", {"token_max_age_s": 0}, "must be > 0"),
-        ("delta", {"max_age": 1}, "not a known delta setting"),
+        ("delta", {"max_age": 1}, "not a known delta setting (token_max_age_s, lag_s)"),
+        ("delta", {"lag_s": -1}, "delta.lag_s"),
+        ("delta", {"lag_s": 7200}, "delta.lag_s"),
     ],
 )
 def test_bad_knobs(section: str, value: Any, fragment: str) -> None:

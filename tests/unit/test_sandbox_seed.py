@@ -46,7 +46,7 @@ def test_normalises_users_and_defaults() -> None:
     assert seed["faults"] == DEFAULT_FAULTS
     assert seed["faults"]["error_rate"] == 0.0
     assert seed["faults"]["latency_ms"] == 0
-    assert seed["delta"] == {"token_max_age_s": 7 * 24 * 3600}
+    assert seed["delta"] == {"token_max_age_s": 7 * 24 * 3600, "lag_s": 0.0}
 
 
 def test_accepts_any_user_property_and_b2b_users() -> None:

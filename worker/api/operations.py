@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.adapters.state.sql import LogCondition
-from worker.bootstrap import Runtime
+from worker.bootstrap import Runtime, job_spec
 from worker.config import Config, Job, format_duration
 from worker.domain.audit import Actor, ActorKind, AuditAction, Via
 from worker.domain.errors import SyncError, Transient
@@ -71,6 +71,7 @@ class Operations:
             runtime.cursors.load(name),
             running=runtime.job_lock().is_held(name),
             live=runtime.live.load(name),
+            threshold=job_spec(self.job(name)).deletion_threshold,
         )
 
     # operating ----------------------------------------------------------------------------------

@@ -202,6 +202,9 @@ class ObjectOutcome:
     steps: list[Step] = field(default_factory=list)
     modified: dict[str, Change] = field(default_factory=dict)
     duration_ms: int = 0
+    # A deprovisioning an operator allowed over the deletion threshold: it does not count
+    # against the threshold's window (docs/safety.md).
+    approved: bool = False
 
     @property
     def count_key(self) -> str:

@@ -10,7 +10,7 @@ POST /_sandbox/stats/reset
 GET|PUT /_sandbox/faults                 merge into the fault settings (keys: seed.py); a
                                          "seed" key in the body restarts the fault RNG
 GET|PUT /_sandbox/limits                 merge into the limits (incl. "window_scale")
-GET|PUT /_sandbox/delta                  {"token_max_age_s": N}
+GET|PUT /_sandbox/delta                  {"token_max_age_s": N, "lag_s": L}
 POST /_sandbox/delta-tokens/age          {"seconds": N, "max_age_s": M?}: ages every token
 GET|PUT /_sandbox/auth                   {"token_lifetime_s": N, "code_lifetime_s": N}
                                          (answers also "signing_kids", newest first)
@@ -135,10 +135,16 @@ def routes(state: SandboxState) -> list[Route]:
             body = await _json(request) or {}
             if not isinstance(body, dict):
                 return _error(400, "delta settings must be a JSON object")
-            current = {"token_max_age_s": state.delta_max_age_s}
-            state.delta_max_age_s = float(validate_delta({**current, **body})["token_max_age_s"])
+            current = {"token_max_age_s": state.delta_max_age_s, "lag_s": state.delta_lag_s}
+            settings = validate_delta({**current, **body})
+            state.delta_max_age_s = float(settings["token_max_age_s"])
+            state.delta_lag_s = float(settings["lag_s"])
         return JSONResponse(
-            {"token_max_age_s": state.delta_max_age_s, "age_offset_s": state.token_age_offset}
+            {
+                "token_max_age_s": state.delta_max_age_s,
+                "lag_s": state.delta_lag_s,
+                "age_offset_s": state.token_age_offset,
+            }
         )
 
     def auth_view() -> dict[str, Any]:

@@ -6,6 +6,12 @@ the tenant's sequence number when the round started. Pages are cut by object id,
 shows the objects' current state, so a change made while a round is being paged is reported
 again by the next round (replays are possible, losses are not).
 
+Graph spreads changes over rounds for another reason too: replication. A change made shortly
+before a round starts may only be reported by the next one. The sandbox does that with
+`delta.lag_s` (seed, or `PUT /_sandbox/delta`; 0 by default): a round's window ends at the last
+change made `lag_s` seconds or more before the round started, so a burst of changes (a mass
+deletion, say) made just before a round reaches a client over two rounds.
+
 Tokens carry the round's `$select` (and id `$filter`), so later pages and rounds project the
 same properties. A token older than the maximum age (seed `"delta": {"token_max_age_s": N}`,
 default 7 days, also `PUT /_sandbox/delta`; `POST /_sandbox/delta-tokens/age` moves the clock
@@ -240,6 +246,14 @@ def _token_from_request(req: GraphRequest, kind: str) -> DeltaToken:
     return tok
 
 
+def _round_end(req: GraphRequest, tok: DeltaToken) -> int:
+    lag = req.state.delta_lag_s
+    if lag <= 0:
+        return req.tenant.seq
+    visible = req.tenant.seq_before(req.tenant.clock() - lag)
+    return max(visible, tok.since or 0)
+
+
 def _replace(tok: DeltaToken, **changes: Any) -> DeltaToken:
     data = {**tok.__dict__, **changes}
     return DeltaToken(**data)
@@ -248,8 +262,9 @@ def _replace(tok: DeltaToken, **changes: Any) -> DeltaToken:
 def handle(req: GraphRequest, kind: str) -> GraphResponse:
     tok = _token_from_request(req, kind)
     if tok.until is None:
-        # A new round starts now: it covers changes up to the current sequence number.
-        tok = _replace(tok, until=req.tenant.seq)
+        # A new round starts now: it covers changes up to the current sequence number, or, with
+        # a replication lag, up to the last change old enough to have replicated.
+        tok = _replace(tok, until=_round_end(req, tok))
     until = tok.until
     assert until is not None
     if kind == "users":

@@ -24,7 +24,9 @@ by it, so `{"write_per_150s": 2, "window_scale": 0.01}` gives 2 writes per 1.5 s
 `"POST /v1.0/invitations"` or `"PATCH /v1.0/users/*"`, fnmatch on the route template or the
 actual path) and `seed` (null; an integer makes the fault sequence reproducible).
 
-`delta`: `token_max_age_s` (604800 = 7 days): older delta/skip tokens get 410 syncStateNotFound.
+`delta`: `token_max_age_s` (604800 = 7 days): older delta/skip tokens get 410 syncStateNotFound;
+`lag_s` (0): a round leaves out the changes made in the `lag_s` seconds before it started, and
+the next round reports them, as Graph's replication may (see `delta.py`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "seed": None,
 }
 DEFAULT_DELTA_MAX_AGE_S = 7 * 24 * 3600
-DEFAULT_DELTA: dict[str, Any] = {"token_max_age_s": DEFAULT_DELTA_MAX_AGE_S}
+DEFAULT_DELTA: dict[str, Any] = {"token_max_age_s": DEFAULT_DELTA_MAX_AGE_S, "lag_s": 0.0}
+MAX_DELTA_LAG_S = 3600
 
 _TOP_KEYS = {"tenants", "limits", "faults", "delta"}
 _TENANT_KEYS = {
@@ -201,8 +204,13 @@ def validate_delta(value: Any, where: str = "delta") -> dict[str, Any]:
         raise SeedError(f"{where} must be an object")
     out = dict(DEFAULT_DELTA)
     for key, item in value.items():
+        if key == "lag_s":
+            out[key] = _number(item, f"{where}.{key}", low=0, high=MAX_DELTA_LAG_S)
+            continue
         if key != "token_max_age_s":
-            raise SeedError(f"{where}.{key} is not a known delta setting (token_max_age_s)")
+            raise SeedError(
+                f"{where}.{key} is not a known delta setting ({', '.join(DEFAULT_DELTA)})"
+            )
         age = _number(item, f"{where}.{key}", low=0)
         if age <= 0:
             raise SeedError(f"{where}.{key} must be > 0, got {age}")

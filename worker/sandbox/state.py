@@ -13,7 +13,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,7 @@ class Change:
     props: frozenset[str] = frozenset()
     member_id: str | None = None
     member_kind: str | None = None
+    at: float = 0.0  # when it was made (the tenant's clock), for delta's replication lag
 
 
 class Tenant:
@@ -141,6 +142,8 @@ class Tenant:
         self.rules: dict[str, rules.Rule] = {}  # dynamic group id -> its membership rule
         self.active_user_ids: list[str] = []
         self.log: list[Change] = []
+        # Stamps the changes (monotonic seconds); tests of delta's lag may set another clock.
+        self.clock: Callable[[], float] = time.monotonic
         self.index: dict[str, dict[str, set[str]]] = {name: {} for name in INDEXED if name != "id"}
         for u in seed["users"]:
             user = copy.deepcopy(u)
@@ -176,8 +179,21 @@ class Tenant:
         member_kind: str | None = None,
     ) -> None:
         self.log.append(
-            Change(self.seq + 1, kind, object_id, event, frozenset(props), member_id, member_kind)
+            Change(
+                self.seq + 1,
+                kind,
+                object_id,
+                event,
+                frozenset(props),
+                member_id,
+                member_kind,
+                self.clock(),
+            )
         )
+
+    def seq_before(self, moment: float) -> int:
+        """The sequence number of the last change made at or before `moment`."""
+        return bisect.bisect_right(self.log, moment, key=lambda change: change.at)
 
     def changes(self, since: int, until: int) -> list[Change]:
         """Changes with since < seq <= until (sequence numbers are 1-based log positions)."""
@@ -593,6 +609,7 @@ class SandboxState:
         self.stats = Stats()
         self.limiter = Limiter()
         self.delta_max_age_s = float(DEFAULT_DELTA_MAX_AGE_S)
+        self.delta_lag_s = 0.0
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.delta_cache: dict[tuple[Any, ...], Any] = {}
         self.seed: dict[str, Any] = {}
@@ -615,6 +632,7 @@ class SandboxState:
         self.token_age_offset = 0.0
         delta = seed.get("delta") or {}
         self.delta_max_age_s = float(delta.get("token_max_age_s", DEFAULT_DELTA_MAX_AGE_S))
+        self.delta_lag_s = float(delta.get("lag_s", 0.0))
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.grants = GrantStore()
         self.delta_cache.clear()

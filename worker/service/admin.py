@@ -57,7 +57,12 @@ def restart(
     if scope in (RestartScope.QUARANTINE, RestartScope.FULL):
         state = ledger.job_state(job)
         ledger.save_job_state(
-            JobState(job=job, paused=state.paused, allow_deletes=state.allow_deletes)
+            JobState(
+                job=job,
+                paused=state.paused,
+                allow_deletes=state.allow_deletes,
+                deletions_approved_at=state.deletions_approved_at,
+            )
         )
         done.append("quarantine ended")
     return done

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ import structlog
 
 from worker.domain.errors import ResyncRequired, StopSync, SyncError, Transient
 from worker.domain.health import (
+    DeletionVerdict,
     JobState,
     QuarantineReason,
     StagedDeletion,
@@ -79,6 +80,8 @@ PENDING_BATCH = 100
 SWEEP_BATCH = 200
 ESCROW_BATCH = 100
 DELETION_BATCH = 100
+# Catch-up rounds a cycle reads, at most, before it judges its deletions (see _recheck_phase).
+MAX_CATCH_UP_ROUNDS = 3
 
 
 def utcnow() -> datetime:
@@ -97,7 +100,9 @@ class CycleResult:
     error: str = ""
     transient: bool = False
     outcomes: list[ObjectOutcome] = field(default_factory=list)
-    # The deletion count against the threshold, when the cycle had deletions to make.
+    # The deletion check, when the cycle had deletions to make: `DeletionVerdict.as_dict()`
+    # (this cycle's and the staged deletions, those made within the window, the threshold and
+    # the window) plus `held` and `message`.
     deletions: dict[str, Any] | None = None
 
     def outcome_rows(self) -> list[dict[str, Any]]:
@@ -433,6 +438,8 @@ class _Cycle:
             self._escrow_phase()
         if p.phase == "sweep":
             self._sweep_phase()
+        if p.phase == "recheck":
+            self._recheck_phase()
         if p.phase == "deletions":
             self._deletions_phase()
 
@@ -593,6 +600,10 @@ class _Cycle:
 
     def _pending_phase(self) -> None:
         """Users whose group membership changed but whose attributes did not."""
+        self._pending_users()
+        self._advance("escrow")
+
+    def _pending_users(self) -> None:
         done: set[str] = set()
         while True:
             if self.dry_run:
@@ -607,7 +618,6 @@ class _Cycle:
                 items.append(user if user is not None else SourceRemoval(user_id, "deleted"))
             self._process(items, full=False, resolved_pending=batch)
             done.update(batch)
-        self._advance("escrow")
 
     def _sweep_phase(self) -> None:
         """Links a full read did not see: confirm each user is gone, then deprovision."""
@@ -617,7 +627,7 @@ class _Cycle:
                 user = self.s.source.get_user(link.source_id, self.spec.select)
                 items.append(user if user is not None else SourceRemoval(link.source_id, "deleted"))
             self._process(items, full=True, resolved_pending=[])
-        self._advance("deletions")
+        self._advance("recheck")
 
     def _escrow_phase(self) -> None:
         """Objects whose export failed before and whose next attempt is due."""
@@ -636,39 +646,119 @@ class _Cycle:
                 items.append(user if user is not None else SourceRemoval(source_id, "deleted"))
             self._process(items, full=False, resolved_pending=[])
             done.update(batch)
+        self._advance("recheck")
+
+    def _recheck_phase(self) -> None:
+        """Before deletions are judged, read what changed in the source since this cycle's round.
+
+        The cycle's view of the source is its delta round, which may be old: a round resumed
+        from a saved position, or the deltaLink of a round finished by an earlier attempt of a
+        cycle that then failed or was killed, holds nothing changed after the round began. The
+        users re-read one by one meanwhile (escrows, pending members, the full sweep) are read
+        as they are now. A mass deletion made in between would be seen only where it hits those
+        users: a handful, under the threshold, carried out, the rest in a later cycle. So when
+        the cycle has deletions to make and they are within the threshold, it reads the source's
+        changes since its round (groups and users delta from the new deltaLinks, then the
+        members that changed) like an incremental cycle, until a round brings no new deletion
+        (or the threshold is exceeded anyway), and only then counts.
+        """
+        for _ in range(MAX_CATCH_UP_ROUNDS):
+            staged = self._counted()
+            if not staged or self.state.allow_deletes or self._judge(staged).exceeded:
+                break
+            before = {s.source_id for s in staged}
+            self._catch_up()
+            if {s.source_id for s in self._counted()} <= before:
+                break  # nothing more to delete: the view is current enough
         self._advance("deletions")
 
-    def _deletions_phase(self) -> None:
-        """Count the cycle's deletions before sending any; over the threshold, hold them all."""
-        staged = self._staged()
-        if not staged:
-            self._advance("done")
-            return
-        linked = self.s.ledger.link_count(self.spec.name)
+    def _catch_up(self) -> None:
+        """One incremental pass from the cycle's new deltaLinks: groups, users, changed members."""
+        p = self.progress
+        scope = self.spec.scope
+        if scope.assigned_only and scope.group_ids:
+            if scope.nested_groups:
+                self.assignments.reconcile(
+                    {g: self.s.source.transitive_member_ids(g) for g in scope.group_ids}
+                )
+            elif p.groups_delta_link is not None:
+                wanted = set(scope.group_ids)
+                url: str | None = p.groups_delta_link
+                while url:
+                    group_page = self.s.source.groups_page(url)
+                    self.assignments.apply(
+                        [c for c in group_page.changes if c.group_id in wanted],
+                        [g for g in group_page.removed_groups if g in wanted],
+                    )
+                    if group_page.delta_link:
+                        p.groups_delta_link = group_page.delta_link
+                    url = group_page.next_link
+        url = p.users_delta_link
+        while url:
+            page = self.s.source.users_page(url)
+            users = sum(1 for item in page.items if isinstance(item, SourceUser))
+            p.seen_users += users
+            self.live.add(self.spec.name, read=users)
+            self._process(page.items, full=False, resolved_pending=[i.id for i in page.items])
+            if page.delta_link:
+                p.users_delta_link = page.delta_link
+            url = page.next_link
+        # Replays are harmless, so a crash here just reads the pass again from the saved links.
+        self._save()
+        self._pending_users()
+
+    def _judge(self, staged: Sequence[StagedDeletion]) -> DeletionVerdict:
+        """The threshold's verdict on these deletions with those the job made in the window."""
         threshold = self.spec.deletion_threshold
-        exceeded = threshold.exceeded(len(staged), linked)
-        allowed = not exceeded or self.state.allow_deletes
-        message = threshold.describe(len(staged), linked)
-        if exceeded and allowed:
-            message += "; released by allow-deletes"
-        elif exceeded:
-            message += f"; held until `tenant-sync allow-deletes {self.spec.name}`"
-        self.deletion_check = {
-            "deletions": len(staged),
-            "linked": linked,
-            "threshold": {"count": threshold.count, "percent": threshold.percent},
-            "exceeded": exceeded,
-            "held": not allowed,
-            "message": message,
-        }
-        if not allowed:
-            self.deletions_held = True
-            self._hold(staged, message)
-        else:
-            self.deletions_released = exceeded
-            for start in range(0, len(staged), DELETION_BATCH):
-                self._delete(staged[start : start + DELETION_BATCH])
+        start = threshold.window_start(self.s.clock(), self.state.deletions_approved_at)
+        return threshold.judge(
+            pending=len(staged),
+            linked=self.s.ledger.link_count(self.spec.name),
+            done=self.s.ledger.deletions_since(self.spec.name, start),
+            window_start=start,
+        )
+
+    def _deletions_phase(self) -> None:
+        """Count the cycle's deletions before sending any; over the threshold, hold them all.
+
+        Deletions an operator already released (and that failed since) are made without being
+        counted again.
+        """
+        staged = self._staged()
+        approved = [s for s in staged if s.approved]
+        counted = [s for s in staged if not s.approved]
+        if counted:
+            verdict = self._judge(counted)
+            allowed = not verdict.exceeded or self.state.allow_deletes
+            message = verdict.describe()
+            if verdict.exceeded and allowed:
+                message += "; released by allow-deletes"
+            elif verdict.exceeded:
+                message += f"; held until `tenant-sync allow-deletes {self.spec.name}`"
+            self.deletion_check = {
+                **verdict.as_dict(),
+                "approved": len(approved),
+                "held": not allowed,
+                "message": message,
+            }
+            if not allowed:
+                self.deletions_held = True
+                self._hold(counted, message)
+                counted = []
+            elif verdict.exceeded:
+                # Released: recorded before any is made, so that one that fails, or a cycle
+                # that dies half-way, leaves the rest approved rather than held again.
+                self.deletions_released = True
+                counted = [replace(s, approved=True) for s in counted]
+                self._commit(PageWrite(staged=counted))
+        todo = sorted([*approved, *counted], key=lambda s: s.source_id)
+        for start in range(0, len(todo), DELETION_BATCH):
+            self._delete(todo[start : start + DELETION_BATCH])
         self._advance("done")
+
+    def _counted(self) -> list[StagedDeletion]:
+        """The staged deletions the threshold counts: all but those already approved."""
+        return [s for s in self._staged() if not s.approved]
 
     def _staged(self) -> list[StagedDeletion]:
         if not self.dry_run:
@@ -727,6 +817,13 @@ class _Cycle:
             decision, steps = self._departure(s, link)
             tasks.append(Task(decision=decision, item=item, link=link, steps=steps))
         done = self.pages.carry_out(tasks, unstaged=ids)
+        approved = {s.source_id for s in staged if s.approved}
+        for outcome in done.write.outcomes:
+            outcome.approved = outcome.source_id in approved
+        # An approved deletion that failed stays staged, approved: a later cycle makes it
+        # without counting it again (its escrow re-reads the user, who may have come back).
+        kept = done.failed & approved
+        done.write.unstaged = [i for i in ids if i not in kept]
         self.failed_now |= done.failed
         self._commit(done.write)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from worker.domain.health import EXPORT_KEYS, JobState
+from worker.domain.health import EXPORT_KEYS, DeletionThreshold, JobState
 from worker.ports import Cursor, Ledger, RunRecord
 
 
@@ -42,6 +43,37 @@ def _quarantine(state: JobState, runs: list[RunRecord]) -> dict[str, Any] | None
     }
 
 
+def deletion_window(
+    job: str, ledger: Ledger, state: JobState, threshold: DeletionThreshold, now: datetime
+) -> dict[str, Any]:
+    """Where the job stands against its deletion threshold: what it made within the window and
+    what is staged, judged as the next cycle would judge them with nothing new to delete."""
+    start = threshold.window_start(now, state.deletions_approved_at)
+    all_staged = ledger.staged(job)
+    staged = sum(1 for s in all_staged if not s.approved)
+    verdict = threshold.judge(
+        pending=staged,
+        linked=ledger.link_count(job),
+        done=ledger.deletions_since(job, start),
+        window_start=start,
+    )
+    return {
+        "count": threshold.count,
+        "percent": threshold.percent,
+        "windowSeconds": int(threshold.window.total_seconds()),
+        "windowStart": start.isoformat(),
+        "approvedAt": state.deletions_approved_at.isoformat()
+        if state.deletions_approved_at
+        else None,
+        "deletionsInWindow": verdict.carried_out,
+        "staged": staged,
+        "approvedToRetry": len(all_staged) - staged,
+        "counted": verdict.counted,
+        "linkedAtWindowStart": verdict.base,
+        "exceeded": verdict.exceeded,
+    }
+
+
 def job_status(
     job: str,
     ledger: Ledger,
@@ -49,8 +81,13 @@ def job_status(
     *,
     running: bool,
     live: dict[str, Any] | None = None,
+    threshold: DeletionThreshold | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The job's status; `live` is its running cycle's live progress, when there is one."""
+    """The job's status; `live` is its running cycle's live progress, when there is one.
+
+    With the job's `threshold`, `deletionThreshold` tells where it stands in its deletion window.
+    """
     runs = [
         r for r in ledger.recent_runs(job, limit=200) if not r.dry_run and r.mode != "on_demand"
     ]
@@ -134,4 +171,9 @@ def job_status(
         "escrows": ledger.escrow_count(job),
         "stagedDeletes": len(ledger.staged(job)),
         "allowDeletes": state.allow_deletes,
+        "deletionThreshold": deletion_window(
+            job, ledger, state, threshold, now or datetime.now(UTC)
+        )
+        if threshold is not None
+        else None,
     }

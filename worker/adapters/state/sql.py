@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     or_,
     select,
@@ -41,7 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from worker.domain.errors import Transient
-from worker.domain.health import Escrow, JobState, StagedDeletion
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
@@ -78,6 +79,7 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
         modified={name: {"old": c.old, "new": c.new} for name, c in o.modified.items()},
         duration_ms=o.duration_ms,
         created_at=now,
+        approved=o.approved,
     )
 
 
@@ -211,6 +213,8 @@ class LogRow(Base):
     modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # A deprovisioning an operator allowed over the threshold: not counted in the window.
+    approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobStateRow(Base):
@@ -224,6 +228,7 @@ class JobStateRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     allow_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
+    deletions_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -246,6 +251,8 @@ class StagedDeleteRow(Base):
     reason: Mapped[str] = mapped_column(FreeText, default="")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # gone from the source
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Released by an operator: made without being counted again (and kept if it fails).
+    approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 def make_engine(database_url: str) -> Engine:
@@ -549,9 +556,12 @@ class SqlLedger:
                         "reason": staged.reason,
                         "deleted": staged.deleted,
                         "staged_at": now,
+                        "approved": staged.approved,
                     }
                     for staged in write.staged
                 ],
+                # Staged again by a later page, an approved deletion stays approved.
+                keep_true=("approved",),
             )
 
     # job state, escrows and staged deletions --------------------------------------------------
@@ -569,6 +579,7 @@ class SqlLedger:
             next_attempt_at=row.next_attempt_at,
             failures=row.failures,
             allow_deletes=row.allow_deletes,
+            deletions_approved_at=row.deletions_approved_at,
         )
 
     def save_job_state(self, state: JobState) -> None:
@@ -586,6 +597,7 @@ class SqlLedger:
                         "next_attempt_at": state.next_attempt_at,
                         "failures": state.failures,
                         "allow_deletes": state.allow_deletes,
+                        "deletions_approved_at": state.deletions_approved_at,
                         "updated_at": utcnow(),
                     }
                 ],
@@ -640,7 +652,27 @@ class SqlLedger:
                 .where(StagedDeleteRow.job == job)
                 .order_by(StagedDeleteRow.source_id)
             )
-            return [StagedDeletion(r.source_id, r.reason, r.deleted) for r in rows]
+            return [StagedDeletion(r.source_id, r.reason, r.deleted, r.approved) for r in rows]
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
+        # Anything but a failure made the deprovisioning (a target user already gone is a
+        # success with a note); staged deletions are another action and are not counted.
+        query = (
+            select(LogRow.action, func.count())
+            .where(
+                LogRow.job == job,
+                LogRow.action.in_((Action.DELETE.value, Action.DISABLE.value)),
+                LogRow.status != Status.FAILURE.value,
+                LogRow.approved.is_(False),
+                LogRow.created_at > since,
+            )
+            .group_by(LogRow.action)
+        )
+        with self._session() as session:
+            found = {action: int(n) for action, n in session.execute(query)}
+        return WindowDeletions(
+            deleted=found.get(Action.DELETE.value, 0), disabled=found.get(Action.DISABLE.value, 0)
+        )
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
         with self._write() as session:
@@ -822,10 +854,17 @@ class SqlLedger:
     def _write(self) -> _WriteSession:
         return _WriteSession(self.sessions)
 
-    def _upsert(self, session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    def _upsert(
+        self,
+        session: Session,
+        model: type[Base],
+        rows: Sequence[dict[str, Any]],
+        keep_true: Sequence[str] = (),
+    ) -> None:
         """Insert rows, or update those whose primary key exists, in one statement per chunk.
         Unlike session.merge (read, then insert), nothing another process inserts in between
-        can make it fail; both databases have INSERT ... ON CONFLICT DO UPDATE."""
+        can make it fail; both databases have INSERT ... ON CONFLICT DO UPDATE. The boolean
+        columns in `keep_true` are never turned from true to false by an update."""
         if not rows:
             return
         keys = [column.name for column in model.__table__.primary_key]
@@ -834,9 +873,16 @@ class SqlLedger:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(unique), CHUNK):
             statement = insert(model).values(unique[start : start + CHUNK])
+            table = model.__table__.c
             statement = statement.on_conflict_do_update(
                 index_elements=keys,
-                set_={name: statement.excluded[name] for name in unique[0] if name not in keys},
+                set_={
+                    name: or_(table[name], statement.excluded[name])
+                    if name in keep_true
+                    else statement.excluded[name]
+                    for name in unique[0]
+                    if name not in keys
+                },
             )
             session.execute(statement)
 
