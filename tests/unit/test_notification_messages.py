@@ -73,6 +73,29 @@ def test_staged_deletions_give_the_count_the_threshold_and_the_command() -> None
     assert dict(describe(percent).facts)["Threshold"] == "20% of 10 linked users"
 
 
+def test_staged_deletions_say_what_was_counted_over_the_window() -> None:
+    # A deletion arriving over several cycles: 3 made earlier in the window, 8 now.
+    check = {
+        "deletions": 8,
+        "carried_out_in_window": 3,
+        "counted": 11,
+        "linked": 40,
+        "threshold": {"count": 10, "percent": None, "window_s": 86400},
+        "held": True,
+    }
+    held = DeletionHold.from_check(check)
+    assert held is not None
+    m = describe(event(EventKind.STAGED_DELETIONS, deletions=held))
+    assert dict(m.facts)["Counted against it"] == (
+        "11 counted: 3 made in the last 24h and 8 waiting"
+    )
+    body = m.payload()["deletions"]
+    assert (body["counted"], body["madeInWindow"], body["windowSeconds"]) == (11, 3, 86400)
+    # What travels through the outbox comes back whole.
+    again = Event.from_json(json.loads(json.dumps(m.event.to_json())))
+    assert again.deletions == held
+
+
 def test_failure_and_recovery_read_plainly() -> None:
     assert "Graph unreachable" in describe(FAILED).summary
     m = describe(RECOVERED)
@@ -94,6 +117,9 @@ def test_webhook_payload_is_the_events_data() -> None:
         "count": 16,
         "linkedUsers": 26,
         "threshold": {"count": 10, "percent": None},
+        "counted": 0,  # HELD was built without the window's numbers
+        "madeInWindow": 0,
+        "windowSeconds": 0,
         "release": "tenant-sync allow-deletes contoso-to-fabrikam",
     }
     assert payload["links"] == {"Open the job": "https://sync.contoso.com/jobs/contoso-to-fabrikam"}

@@ -55,6 +55,9 @@ class Message:
                 "count": held.count,
                 "linkedUsers": held.linked,
                 "threshold": {"count": held.threshold_count, "percent": held.threshold_percent},
+                "counted": held.counted,
+                "madeInWindow": held.made_in_window,
+                "windowSeconds": held.window_s,
                 "release": release_command(e.job),
             },
             "links": {label: url for label, url in self.links},
@@ -111,6 +114,8 @@ def describe(event: Event, *, console_url: str | None = None) -> Message:
             ("Linked users", str(held.linked) if held else "—"),
             ("Release with", release_command(e.job)),
         ]
+        if held and held.window_s:
+            facts.insert(-3, ("Counted against it", held.window_text()))
         severity = "warning"
     elif e.kind is EventKind.CYCLE_FAILED:
         title = f"A cycle of job {e.job} failed"

@@ -55,6 +55,11 @@ class DeletionHold:
     linked: int
     threshold_count: int | None
     threshold_percent: float | None
+    # What the threshold was judged on (docs/safety.md): this cycle's deletions, those made
+    # within the window, and the window's length; 0 where the check did not say.
+    counted: int = 0
+    made_in_window: int = 0
+    window_s: int = 0
 
     @classmethod
     def from_check(cls, check: Mapping[str, Any] | None) -> DeletionHold | None:
@@ -67,6 +72,20 @@ class DeletionHold:
             linked=int(check.get("linked", 0)),
             threshold_count=threshold.get("count"),
             threshold_percent=threshold.get("percent"),
+            counted=int(check.get("counted") or 0),
+            made_in_window=int(check.get("carried_out_in_window") or 0),
+            window_s=int(threshold.get("window_s") or 0),
+        )
+
+    def window_text(self) -> str:
+        """`23 counted: 3 made in the last 24h and 20 waiting`, or "" when not known."""
+        if not self.window_s:
+            return ""
+        hours = self.window_s / 3600
+        length = f"{hours:g}h" if hours >= 1 else f"{self.window_s // 60}m"
+        return (
+            f"{self.counted} counted: {self.made_in_window} made in the last {length} and "
+            f"{self.counted - self.made_in_window} waiting"
         )
 
     def threshold_text(self) -> str:
@@ -125,6 +144,9 @@ class Event:
                 "linked": self.deletions.linked,
                 "threshold_count": self.deletions.threshold_count,
                 "threshold_percent": self.deletions.threshold_percent,
+                "counted": self.deletions.counted,
+                "made_in_window": self.deletions.made_in_window,
+                "window_s": self.deletions.window_s,
             },
         }
 
