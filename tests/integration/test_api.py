@@ -44,6 +44,7 @@ STATUS_EXTRAS = {
     "escrows",
     "stagedDeletes",
     "allowDeletes",
+    "deletionThreshold",
     "cycleProgress",
 }
 EXECUTION_EXTRAS = {"mode", "trigger", "counts"}

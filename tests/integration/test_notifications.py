@@ -137,6 +137,10 @@ def test_held_deletions_reach_each_receiver_once_and_so_does_their_release(
             "count": 16,
             "linkedUsers": 26,
             "threshold": {"count": 10, "percent": None},
+            # Nothing was deleted earlier in the window: the cycle's 16 are all that counted.
+            "counted": 16,
+            "madeInWindow": 0,
+            "windowSeconds": 86400,
             "release": "tenant-sync allow-deletes sync",
         }
         assert card_titles(http, f"/teams/{TOKEN}") == [
