@@ -13,6 +13,8 @@ import pytest
 from tests.support.sandbox import (
     SandboxHandle,
     client_of,
+    error_of,
+    ids,
     make_seed,
     make_tenant,
     make_user,
@@ -63,17 +65,6 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
 def graph(sb: SandboxHandle) -> httpx.Client:
     sb.reset()
     return sb.graph(*client_of(TENANT))
-
-
-def error_of(resp: httpx.Response) -> dict[str, Any]:
-    assert resp.status_code >= 400, resp.text
-    error: dict[str, Any] = resp.json()["error"]
-    return error
-
-
-def ids(resp: httpx.Response) -> list[str]:
-    assert resp.status_code == 200, resp.text
-    return [item["id"] for item in resp.json()["value"]]
 
 
 def bind(*object_ids: str) -> list[str]:

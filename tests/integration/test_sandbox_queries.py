@@ -4,7 +4,6 @@ identities and filter error messages, over HTTPS as a client sees them (issue 13
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +11,8 @@ import pytest
 from tests.support.sandbox import (
     SandboxHandle,
     client_of,
+    error_of,
+    ids,
     make_seed,
     make_tenant,
     make_user,
@@ -50,17 +51,6 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
 def graph(sb: SandboxHandle) -> httpx.Client:
     sb.reset()
     return sb.graph(*client_of(TENANT))
-
-
-def error_of(resp: httpx.Response) -> dict[str, Any]:
-    assert resp.status_code >= 400, resp.text
-    error: dict[str, Any] = resp.json()["error"]
-    return error
-
-
-def ids(resp: httpx.Response) -> list[str]:
-    assert resp.status_code == 200, resp.text
-    return [item["id"] for item in resp.json()["value"]]
 
 
 # ---------------------------------------------------------------- type casts

@@ -436,3 +436,16 @@ def auth_response(answer: httpx.Response) -> dict[str, str]:
     if answer.status_code == 200:
         return read_form(answer.text)[1]
     raise AssertionError(f"sign-in did not redirect: {answer.status_code}\n{answer.text}")
+
+
+def error_of(resp: httpx.Response) -> dict[str, Any]:
+    """The OData error of a refused request (and that it was refused)."""
+    assert resp.status_code >= 400, resp.text
+    error: dict[str, Any] = resp.json()["error"]
+    return error
+
+
+def ids(resp: httpx.Response) -> list[str]:
+    """The ids of a collection page (and that it was answered)."""
+    assert resp.status_code == 200, resp.text
+    return [item["id"] for item in resp.json()["value"]]
