@@ -324,8 +324,6 @@ class Ledger(Protocol):
 
     def finish_run(self, run: RunRecord) -> None: ...
 
-    def get_run(self, run_id: str) -> RunRecord | None: ...
-
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         """What the committed pages of a run did, counted from its provisioning-log rows."""
 

@@ -10,7 +10,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -18,11 +19,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.conftest import POSTGRES_SYNC_TESTS
-from tests.support.postgres import PostgresServer
+from tests.conftest import POSTGRES_SYNC_TESTS, sync_world
+from tests.support.postgres import NO_POSTGRES, PostgresServer, find_bindir, running_postgres
 from tests.support.sandbox import REPO_ROOT
+from tests.support.world import build_world_seed
+from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import PG_MIGRATION_LOCK, alembic_config, upgrade_database
 from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.bootstrap import open_runtime
+from worker.config import load_config
+from worker.domain.errors import Transient
 from worker.domain.model import Action, ObjectOutcome, Status
 from worker.ports import PageWrite
 
@@ -153,3 +159,77 @@ def test_the_postgresql_sync_variants_name_real_sync_tests(node_id: str) -> None
     }
     assert name in tests, f"{node_id} is gone: update POSTGRES_SYNC_TESTS in tests/conftest.py"
     assert "sync_env" in tests[name]
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A server of this test's own, to stop under it (the session's serves other tests)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(NO_POSTGRES)
+    with running_postgres(bindir) as server:
+        yield server
+
+
+def test_a_stopped_server_is_a_transient_error_naming_the_database_without_its_password(
+    own_postgres: PostgresServer,
+) -> None:
+    name = own_postgres.create_database()
+    # The server trusts local connections: the password is never checked, only carried.
+    url = f"postgresql+psycopg://postgres:Sw0rdfish-77@127.0.0.1:{own_postgres.port}/{name}"
+    engine = make_engine(url)
+    upgrade_database(engine)
+    ledger, audit = SqlLedger(engine), SqlAuditLog(engine)
+    own_postgres.stop()
+    calls: list[Callable[[], object]] = [
+        lambda: ledger.links_for("job", ["s1"]),
+        lambda: ledger.commit_page(
+            "job", "r1", PageWrite(outcomes=[ObjectOutcome("s1", Action.CREATE, Status.SUCCESS)])
+        ),
+        lambda: next(iter(ledger.unseen_links("job", "r1", 10))),
+        lambda: ledger.staged("job"),
+        lambda: audit.entries(),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(Transient) as caught:
+                call()
+            message = str(caught.value)
+            assert message.startswith(
+                f"the state database postgresql+psycopg://postgres:***@127.0.0.1:"
+                f"{own_postgres.port}/{name} is unavailable: OperationalError: "
+            ), message
+            assert "Sw0rdfish-77" not in message
+            assert "\n" not in message
+    finally:
+        engine.dispose()
+        own_postgres.start()  # for running_postgres's own stop
+
+
+def test_a_cycle_whose_database_goes_away_fails_as_transient_not_internal(
+    own_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """The server stops after the cycle's first page: its next read of links fails."""
+    stopped: list[str] = []
+
+    def stop_after_first_page(phase: str, counts: dict[str, int]) -> None:
+        if not stopped:
+            stopped.append(phase)
+            own_postgres.stop()
+
+    with (
+        own_postgres.fresh_database() as url,
+        sync_world(tmp_path, build_world_seed(users=30), database_url=url) as env,
+    ):
+        runtime = open_runtime(load_config(env.config))
+        try:
+            result = runtime.cycle("sync", on_progress=stop_after_first_page).run(mode="full")
+        finally:
+            runtime.close()
+            if stopped:
+                own_postgres.start()
+    assert stopped, "the cycle committed no page"
+    assert (result.status, result.transient) == ("failed", True)
+    assert result.error.startswith("the state database postgresql+psycopg://postgres@127.0.0.1:")
+    assert "is unavailable: OperationalError" in result.error
+    assert "internal error" not in result.error

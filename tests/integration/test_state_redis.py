@@ -6,13 +6,23 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from worker.adapters.state.embedded_redis import EmbeddedRedis
-from worker.adapters.state.redis_store import RedisCursorStore, RedisJobLock, connect, lock_key
+from worker.adapters.state.rate_limit import Quota, RedisPacer
+from worker.adapters.state.redis_store import (
+    RedisCursorStore,
+    RedisJobLock,
+    RedisLiveProgress,
+    RedisQueueGuard,
+    connect,
+    lock_key,
+)
+from worker.domain.errors import Transient
 from worker.ports import AlreadyRunning, Cursor, Progress, Watermark
 
 pytestmark = pytest.mark.integration
@@ -219,3 +229,39 @@ def test_live_progress_is_a_cycles_only(embedded: EmbeddedRedis) -> None:
     live.finish("job")
     live.add("job", writes=1)
     assert live.load("job") is None
+
+
+def test_every_redis_adapter_reports_a_stopped_server_as_transient_naming_it(
+    embedded: EmbeddedRedis,
+) -> None:
+    url = embedded.ensure_running()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    # With a password in the URL, as a configured server would have: it never shows.
+    client = connect(f"redis://:Sw0rdfish-77@127.0.0.1:{port}/0")
+    embedded.stop()
+    quota = Quota(10, 1.0)
+    pacer = RedisPacer(client, tenant_id="t", client_id="c", writes=quota, invitations=quota)
+    live = RedisLiveProgress(client)
+    calls: list[Callable[[], object]] = [
+        lambda: RedisCursorStore(client).load("job"),
+        lambda: RedisCursorStore(client).save("job", Cursor()),
+        lambda: RedisCursorStore(client).clear("job"),
+        lambda: RedisJobLock(client).is_held("job"),
+        lambda: RedisJobLock(client).hold("job").__enter__(),
+        lambda: RedisQueueGuard(client).claim_queue("job", "task", 60),
+        lambda: RedisQueueGuard(client).release_queue("job", "task"),
+        lambda: RedisQueueGuard(client).claim_slot("job", 1, 60),
+        lambda: pacer.reserve(writes=1, invitations=0),
+        lambda: live.load("job"),
+    ]
+    for call in calls:
+        with pytest.raises(Transient) as caught:
+            call()
+        message = str(caught.value)
+        assert message.startswith(f"Redis at redis://127.0.0.1:{port}/0 is unavailable: "), message
+        assert "Sw0rdfish-77" not in message
+    # Live progress only informs people: a cycle goes on without it.
+    live.start("job", run_id="r", mode="full", phase="users", read=0)
+    live.add("job", read=3)
+    live.finish("job")
+    pacer.hold(5.0)  # the caller still honours the Retry-After itself

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 
+from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import alembic_config, upgrade_database
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
 from worker.domain.errors import Transient
@@ -135,8 +139,7 @@ def test_runs_and_log_queries(ledger: SqlLedger) -> None:
         PageWrite(links=[], seen=[], outcomes=[outcome("s1"), outcome("s2", Action.UPDATE)]),
     )
 
-    assert ledger.get_run("run1") == run
-    assert [r.run_id for r in ledger.recent_runs("job")] == ["run1"]
+    assert ledger.recent_runs("job") == [run]
     assert len(ledger.logs("job", run_id="run1")) == 2
     assert [r["sourceId"] for r in ledger.logs("job", action="update")] == ["s2"]
     assert [r["sourceId"] for r in ledger.logs("job", user="S1@CONTOSO.COM")] == ["s1"]
@@ -308,3 +311,53 @@ def test_saving_a_row_another_process_just_created_updates_it(
         other.engine.dispose()
     assert raced, "the other process never got in before our insert"
     assert ledger.job_state("job") == JobState("job", allow_deletes=True)
+
+
+def every_kind_of_call(ledger: SqlLedger) -> list[Callable[[], object]]:
+    """A read, a write, a generator's first batch and a job-state read: each must fail alike."""
+    return [
+        lambda: ledger.links_for("job", ["s1"]),
+        lambda: ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("s1")])),
+        lambda: next(iter(ledger.unseen_links("job", "r1", 10))),
+        lambda: ledger.job_state("job"),
+    ]
+
+
+def test_a_sqlite_database_another_process_locks_is_a_transient_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "state.db"
+    engine = make_engine(f"sqlite:///{path}?timeout=0.2")
+    upgrade_database(engine)
+    ledger = SqlLedger(engine)
+    engine.dispose()  # as a process that starts now finds it
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        for call in every_kind_of_call(ledger):
+            with pytest.raises(Transient) as caught:
+                call()
+            assert str(caught.value) == (
+                f"the state database sqlite:///{path} is unavailable: "
+                "OperationalError: database is locked"
+            )
+    finally:
+        holder.close()
+        engine.dispose()
+    assert ledger.link_count("job") == 0  # and works again once it is free
+
+
+def test_a_sqlite_database_that_cannot_be_opened_is_a_transient_error(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    ledger = SqlLedger(engine)
+    audit = SqlAuditLog(engine)
+    engine.dispose()
+    shutil.rmtree(path.parent)
+    path.parent.write_text("not a directory")  # the volume holding it is gone
+    for call in [*every_kind_of_call(ledger), lambda: audit.entries()]:
+        with pytest.raises(Transient, match=r"^the state database sqlite:///.* is unavailable: "):
+            call()
+    engine.dispose()

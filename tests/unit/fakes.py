@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
+from worker.adapters.state.memory import MemoryLedger
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import (
     BadRequest,
@@ -23,17 +23,10 @@ from worker.domain.errors import (
     SyncError,
     Transient,
 )
-from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import (
-    Action,
-    Link,
-    LinkState,
-    ObjectOutcome,
     SourceRemoval,
     SourceUser,
-    Status,
     TargetUser,
-    add_counts,
 )
 from worker.ports import (
     AlreadyRunning,
@@ -49,7 +42,6 @@ from worker.ports import (
     MembershipChange,
     PageWrite,
     PatchUser,
-    RunRecord,
     TargetRequest,
     UserPage,
 )
@@ -319,166 +311,19 @@ class CrashAfter(Exception):
     """Raised by FakeLedger to simulate the process dying after N page commits."""
 
 
-class FakeLedger:
+class FakeLedger(MemoryLedger):
+    """The product's in-memory ledger, with a process that can die between page commits."""
+
     def __init__(self) -> None:
-        self.runs: dict[str, RunRecord] = {}
-        self.links: dict[tuple[str, str], Link] = {}
-        self.log: list[tuple[str, ObjectOutcome]] = []
-        self.logged_at: list[datetime] = []  # when each log row was written
-        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self.assignments: dict[str, set[tuple[str, str]]] = {}
-        self.pending_users: dict[str, set[str]] = {}
+        super().__init__()
         self.commits = 0
         self.crash_after_commits: int | None = None
-        self.states: dict[str, JobState] = {}
-        self.escrow_rows: dict[tuple[str, str], Escrow] = {}
-        self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
-
-    def start_run(self, run: RunRecord) -> None:
-        self.runs[run.run_id] = copy.deepcopy(run)
-
-    def finish_run(self, run: RunRecord) -> None:
-        self.runs[run.run_id] = copy.deepcopy(run)
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        return self.runs.get(run_id)
-
-    def run_counts(self, job: str, run_id: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for logged_run, outcome in self.log:
-            if logged_run == run_id:
-                add_counts(counts, outcome.action, outcome.status)
-        return counts
-
-    def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
-        runs = [r for r in self.runs.values() if r.job == job]
-        return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
-
-    def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]:
-        return {
-            sid: copy.deepcopy(self.links[(job, sid)])
-            for sid in source_ids
-            if (job, sid) in self.links
-        }
-
-    def link_count(self, job: str) -> int:
-        return sum(
-            1
-            for (j, _), link in self.links.items()
-            if j == job and link.state is not LinkState.SOFT_DELETED
-        )
-
-    def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
-        unseen = sorted(
-            (
-                copy.deepcopy(link)
-                for (j, _), link in self.links.items()
-                if j == job
-                and link.state is not LinkState.SOFT_DELETED
-                and link.last_seen_run != run_id
-            ),
-            key=lambda link: link.source_id,
-        )
-        for start in range(0, len(unseen), batch):
-            yield unseen[start : start + batch]
 
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         if self.crash_after_commits is not None and self.commits >= self.crash_after_commits:
             raise CrashAfter(f"crash after {self.commits} commits")
         self.commits += 1
-        for link in write.links:
-            self.links[(job, link.source_id)] = copy.deepcopy(link)
-        for sid in write.seen:
-            if (job, sid) in self.links:
-                self.links[(job, sid)].last_seen_run = run_id
-        self.log.extend((run_id, copy.deepcopy(o)) for o in write.outcomes)
-        self.logged_at.extend(self.clock() for _ in write.outcomes)
-        self.pending_users.setdefault(job, set()).difference_update(write.resolved_pending)
-        for sid in write.released:
-            self.escrow_rows.pop((job, sid), None)
-        for escrow in write.escrows:
-            self.escrow_rows[(job, escrow.source_id)] = escrow
-        for sid in write.unstaged:
-            self.staged_rows.pop((job, sid), None)
-        for staged in write.staged:
-            before = self.staged_rows.get((job, staged.source_id))
-            if before is not None and before.approved:  # staged again: still approved
-                staged = dataclasses.replace(staged, approved=True)
-            self.staged_rows[(job, staged.source_id)] = staged
-
-    def job_state(self, job: str) -> JobState:
-        return self.states.get(job, JobState(job=job))
-
-    def save_job_state(self, state: JobState) -> None:
-        self.states[state.job] = state
-
-    def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]:
-        return {s: self.escrow_rows[(job, s)] for s in source_ids if (job, s) in self.escrow_rows}
-
-    def due_escrows(self, job: str, now: datetime, limit: int) -> list[str]:
-        due = sorted(
-            (e.next_attempt_at, s)
-            for (j, s), e in self.escrow_rows.items()
-            if j == job and e.next_attempt_at <= now
-        )
-        return [s for _, s in due][:limit]
-
-    def escrow_count(self, job: str) -> int:
-        return sum(1 for j, _ in self.escrow_rows if j == job)
-
-    def staged(self, job: str) -> list[StagedDeletion]:
-        return [s for (j, _), s in sorted(self.staged_rows.items()) if j == job]
-
-    def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
-        made = [
-            outcome.action
-            for (_, outcome), at in zip(self.log, self.logged_at, strict=True)
-            if at > since
-            and not outcome.approved
-            and outcome.action in (Action.DELETE, Action.DISABLE)
-            and outcome.status is not Status.FAILURE
-        ]
-        return WindowDeletions(
-            deleted=made.count(Action.DELETE), disabled=made.count(Action.DISABLE)
-        )
-
-    def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
-        if escrows:
-            self.escrow_rows = {k: v for k, v in self.escrow_rows.items() if k[0] != job}
-        if staged:
-            self.staged_rows = {k: v for k, v in self.staged_rows.items() if k[0] != job}
-
-    def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
-        members = {u for _, u in self.assignments.get(job, set())}
-        return {u for u in user_ids if u in members}
-
-    def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
-        pairs = self.assignments.get(job, set())
-        if user_ids is None:
-            return set(pairs)
-        wanted = set(user_ids)
-        return {(g, u) for g, u in pairs if u in wanted}
-
-    def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
-        self.assignments[job] = {(g, u) for g, users in members.items() for u in users}
-
-    def apply_membership_changes(
-        self, job: str, changes: Sequence[MembershipChange], removed_groups: Sequence[str] = ()
-    ) -> None:
-        current = self.assignments.setdefault(job, set())
-        for change in changes:
-            key = (change.group_id, change.member_id)
-            if change.added:
-                current.add(key)
-            else:
-                current.discard(key)
-            self.pending_users.setdefault(job, set()).add(change.member_id)
-
-    def pending(self, job: str, limit: int) -> list[str]:
-        return sorted(self.pending_users.get(job, set()))[:limit]
-
-    def clear_job(self, job: str) -> None:
-        self.links = {k: v for k, v in self.links.items() if k[0] != job}
+        super().commit_page(job, run_id, write)
 
 
 class FakeAuditLog:

@@ -3,29 +3,23 @@ retention does not apply to it).
 
 The model shares `Base` with the ledger's, so one Alembic history (revision 0005) and one
 schema check cover both. `SqlAuditLog` implements the AuditLog port; database failures surface
-as Transient.
+in the domain's vocabulary, as the ledger's do.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
-from worker.adapters.state.sql import (
-    Base,
-    FreeString,
-    FreeText,
-    UTCDateTime,
-    _db_reason,
-    _WriteSession,
-)
+from worker.adapters.state.errors import speaks_domain_errors, sql_errors
+from worker.adapters.state.sql import Base, FreeString, FreeText, UTCDateTime, _WriteSession
 from worker.domain.audit import Actor, ActorKind, AuditEntry, AuditResult, Via
-from worker.domain.errors import BadRequest, Transient
+from worker.domain.errors import BadRequest
 
 
 class AuditRow(Base):
@@ -63,12 +57,16 @@ def _entry(row: AuditRow) -> AuditEntry:
     )
 
 
+@speaks_domain_errors
 class SqlAuditLog:
     """The AuditLog port on SQLAlchemy."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return sql_errors(self.engine.url)
 
     def record(self, entry: AuditEntry) -> AuditEntry:
         row = AuditRow(
@@ -108,8 +106,5 @@ class SqlAuditLog:
         if before_id is not None:
             query = query.where(AuditRow.id < before_id)
         query = query.order_by(AuditRow.id.desc()).limit(limit)
-        try:
-            with self.sessions() as session:
-                return [_entry(row) for row in session.scalars(query)]
-        except SQLAlchemyError as error:
-            raise Transient(f"the state database failed: {_db_reason(error)}") from error
+        with self.sessions() as session:
+            return [_entry(row) for row in session.scalars(query)]

@@ -11,11 +11,12 @@ When Graph answers 429 anyway, `hold` pushes the bucket back so every worker wai
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import redis
 
-from worker.domain.errors import Transient
+from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
 
 PREFIX = "tenant-sync:pace"
 
@@ -64,6 +65,7 @@ class Quota:
         return max(1.0, (1.0 - self.pace) * self.limit)
 
 
+@speaks_domain_errors
 class RedisPacer:
     """The write and invitation buckets of one app in one target tenant."""
 
@@ -83,18 +85,16 @@ class RedisPacer:
         self._invite_key = f"{PREFIX}:{tenant_id}:invitations"
         self._script = client.register_script(_RESERVE)
 
+    def _errors(self) -> AbstractContextManager[None]:
+        return redis_errors(redis_name(self.client))
+
     def reserve(self, *, writes: int, invitations: int) -> float:
         """Seconds to wait before sending this many writes (of which so many invitations)."""
         wait_ms = 0
-        try:
-            if writes:
-                wait_ms = max(wait_ms, self._call(self._write_key, self.writes, writes, 0.0))
-            if invitations:
-                wait_ms = max(
-                    wait_ms, self._call(self._invite_key, self.invitations, invitations, 0.0)
-                )
-        except redis.RedisError as exc:
-            raise Transient(f"cannot reach Redis to pace writes: {exc}") from exc
+        if writes:
+            wait_ms = max(wait_ms, self._call(self._write_key, self.writes, writes, 0.0))
+        if invitations:
+            wait_ms = max(wait_ms, self._call(self._invite_key, self.invitations, invitations, 0.0))
         return wait_ms / 1000.0
 
     def hold(self, seconds: float, *, invitations: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 The cursor is one JSON value per job, replaced atomically. The lock is a Redis key with an expiry,
 renewed by a background thread while the cycle runs, so a dead holder frees it by itself; each
-acquisition also takes a fencing token from a per-job counter.
+acquisition also takes a fencing token from a per-job counter. Every adapter here speaks the
+domain's errors (`speaks_domain_errors`): an unreachable Redis is a Transient naming its URL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import redis
 import structlog
 from redis.lock import Lock
 
-from worker.domain.errors import Transient
+from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
 from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
 
 PREFIX = "tenant-sync"
@@ -62,16 +63,24 @@ return 0
 """
 
 
-class RedisCursorStore:
+class _RedisAdapter:
+    """What every Redis adapter shares: its client, and its errors named by the server."""
+
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return redis_errors(redis_name(self.client))
+
+
+@speaks_domain_errors
+class RedisCursorStore(_RedisAdapter):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
         self._fenced = client.register_script(_FENCED_SET)
 
     def load(self, job: str) -> Cursor:
-        try:
-            raw = self.client.get(cursor_key(job))
-        except redis.RedisError as exc:
-            raise Transient(f"cannot read the cursor from Redis: {exc}") from exc
+        raw = self.client.get(cursor_key(job))
         if not raw:
             return Cursor()
         data: dict[str, Any] = json.loads(raw)
@@ -89,13 +98,10 @@ class RedisCursorStore:
                 "progress": asdict(cursor.progress) if cursor.progress else None,
             }
         )
-        try:
-            if lease is None:
-                self.client.set(cursor_key(job), payload)
-                return
-            saved = self._fenced(keys=[cursor_key(job), lock_key(job)], args=[payload, lease.token])
-        except redis.RedisError as exc:
-            raise Transient(f"cannot write the cursor to Redis: {exc}") from exc
+        if lease is None:
+            self.client.set(cursor_key(job), payload)
+            return
+        saved = self._fenced(keys=[cursor_key(job), lock_key(job)], args=[payload, lease.token])
         if not saved:
             raise LockLost(
                 f"the lock of job {job!r} expired under this cycle and another may hold it: "
@@ -161,21 +167,19 @@ def holder_is_dead(token: str) -> bool:
     return False
 
 
-class RedisJobLock:
+@speaks_domain_errors
+class RedisJobLock(_RedisAdapter):
     """One cycle of a job at a time anywhere in the cluster."""
 
     def __init__(self, client: redis.Redis, *, ttl_s: float = 60.0) -> None:
-        self.client = client
+        super().__init__(client)
         self.ttl_s = ttl_s
         self.fencing_token: int | None = None
         self._swap = client.register_script(_SWAP)
 
     def is_held(self, job: str) -> bool:
         """Held by a cycle that may be alive (a dead holder on this machine does not count)."""
-        try:
-            held = self.client.get(lock_key(job))
-        except redis.RedisError as exc:
-            raise Transient(f"cannot read the job lock in Redis: {exc}") from exc
+        held = self.client.get(lock_key(job))
         return held is not None and not holder_is_dead(_text(held))
 
     @contextmanager
@@ -186,13 +190,10 @@ class RedisJobLock:
         # and process, so that a cycle killed on this machine frees the lock at once.
         token = ""
         lock = Lock(self.client, lock_key(job), timeout=self.ttl_s, thread_local=False)
-        try:
-            self.fencing_token = int(self.client.incr(fence_key(job)))
-            token = f"{self.fencing_token}:{uuid.uuid4().hex}:{holder_id()}"
-            if not lock.acquire(blocking=False, token=token) and not self._take_over(lock, token):
-                raise AlreadyRunning(f"a cycle of job {job!r} is already running")
-        except redis.RedisError as exc:
-            raise Transient(f"cannot take the job lock in Redis: {exc}") from exc
+        self.fencing_token = int(self.client.incr(fence_key(job)))
+        token = f"{self.fencing_token}:{uuid.uuid4().hex}:{holder_id()}"
+        if not lock.acquire(blocking=False, token=token) and not self._take_over(lock, token):
+            raise AlreadyRunning(f"a cycle of job {job!r} is already running")
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew, args=(lock, stop), name=f"lock-renew-{job}", daemon=True
@@ -237,16 +238,14 @@ def slot_key(job: str, slot: int) -> str:
     return f"{PREFIX}:job:{job}:slot:{slot}"
 
 
-class RedisQueueGuard:
+@speaks_domain_errors
+class RedisQueueGuard(_RedisAdapter):
     """Keeps a job from being queued twice, and a schedule from firing twice an interval.
 
     `trigger` claims the job's queue marker with its task id; the task gives it back when it
     starts. Every beat's scheduled task claims the slot of its interval; with several beats,
     the first claim wins and the others are skipped.
     """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
 
     def claim_queue(self, job: str, task_id: str, ttl_s: int) -> str | None:
         """Mark the job as queued; returns the task already queued instead, if there is one."""
@@ -277,7 +276,8 @@ LIVE_COUNTERS = ("read", "planned", "exported", "writes")
 LIVE_TTL_S = 24 * 3600
 
 
-class RedisLiveProgress:
+@speaks_domain_errors
+class RedisLiveProgress(_RedisAdapter):
     """The live progress of a job's running cycle: one Redis hash, counters added in place.
 
     Best effort: a Redis error is logged and forgotten, since the numbers only inform people
@@ -287,7 +287,7 @@ class RedisLiveProgress:
     def __init__(
         self, client: redis.Redis, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
-        self.client = client
+        super().__init__(client)
         self._clock = clock
 
     def _now(self) -> str:
@@ -343,10 +343,7 @@ class RedisLiveProgress:
             log.debug("live progress not cleared", error=str(exc))
 
     def load(self, job: str) -> dict[str, Any] | None:
-        try:
-            raw = self.client.hgetall(live_key(job))
-        except redis.RedisError as exc:
-            raise Transient(f"cannot read the live progress from Redis: {exc}") from exc
+        raw = self.client.hgetall(live_key(job))
         data = {
             (k.decode() if isinstance(k, bytes) else str(k)): (
                 v.decode() if isinstance(v, bytes) else str(v)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +37,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
-from worker.domain.errors import Transient
+from worker.adapters.state.errors import speaks_domain_errors, sql_errors
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
@@ -362,12 +362,17 @@ def _run_from_row(row: RunRow) -> RunRecord:
     )
 
 
+@speaks_domain_errors
 class SqlLedger:
-    """The Ledger port on SQLAlchemy; database errors surface as Transient."""
+    """The Ledger port on SQLAlchemy; database errors surface in the domain's vocabulary
+    (`worker.adapters.state.errors.sql_error`: an unreachable or busy database is Transient)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return sql_errors(self.engine.url)
 
     def _session(self) -> Session:
         return self.sessions()
@@ -407,11 +412,6 @@ class SqlLedger:
                 )
             )
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        with self._session() as session:
-            row = session.get(RunRow, run_id)
-            return _run_from_row(row) if row else None
-
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._session() as session:
             rows = session.scalars(
@@ -436,21 +436,16 @@ class SqlLedger:
                 found.update({row.source_id: _link_from_row(row) for row in rows})
         return found
 
-    def link_count(self, job: str, states: Sequence[str] = LIVE_STATES) -> int:
+    def link_count(self, job: str) -> int:
         with self._session() as session:
             return int(
                 session.scalar(
                     select(func.count())
                     .select_from(LinkRow)
-                    .where(LinkRow.job == job, LinkRow.state.in_(states))
+                    .where(LinkRow.job == job, LinkRow.state.in_(LIVE_STATES))
                 )
                 or 0
             )
-
-    def all_links(self, job: str) -> list[Link]:
-        with self._session() as session:
-            rows = session.scalars(select(LinkRow).where(LinkRow.job == job))
-            return [_link_from_row(r) for r in rows]
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         after = ""
@@ -761,11 +756,6 @@ class SqlLedger:
                 )
             )
 
-    def clear_job(self, job: str) -> None:
-        with self._write() as session:
-            for model in (LinkRow, AssignmentRow, PendingUserRow, EscrowRow, StagedDeleteRow):
-                session.execute(delete(model).where(model.job == job))
-
     # provisioning log -------------------------------------------------------------------------
     def logs(
         self,
@@ -887,16 +877,9 @@ class SqlLedger:
             session.execute(statement)
 
 
-def _db_reason(error: SQLAlchemyError) -> str:
-    """The driver's own words, without the statement and its parameters (they hold user data)."""
-    original = getattr(error, "orig", None)
-    return (
-        f"{type(original or error).__name__}: {original or error.__class__.__doc__ or ''}".strip()
-    )
-
-
 class _WriteSession:
-    """A session whose block is one transaction; database failures become Transient errors."""
+    """A session whose block is one transaction: committed if the block ends well, else rolled
+    back. (Its errors are translated by the adapter's method, like every other.)"""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self.factory = factory
@@ -911,16 +894,8 @@ class _WriteSession:
         assert self.session is not None
         try:
             if exc_type is None:
-                try:
-                    self.session.commit()
-                except SQLAlchemyError as error:
-                    self.session.rollback()
-                    raise Transient(
-                        f"the state database refused the write: {_db_reason(error)}"
-                    ) from error
+                self.session.commit()
             else:
                 self.session.rollback()
-                if isinstance(exc, SQLAlchemyError):
-                    raise Transient(f"the state database failed: {_db_reason(exc)}") from exc
         finally:
             self.session.close()

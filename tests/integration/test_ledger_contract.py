@@ -1,0 +1,425 @@
+"""The Ledger contract: the same cases against the in-memory ledger and the SQL one on SQLite and
+PostgreSQL, so a dry run (or a unit test) on MemoryLedger sees what production would.
+
+Each case is behaviour a cycle relies on; SqlLedger is the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import PostgresServer
+from worker.adapters.state.db import upgrade_database
+from worker.adapters.state.memory import MemoryLedger
+from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
+from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
+from worker.ports import Ledger, MembershipChange, PageWrite, RunRecord
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NEPAL = timezone(timedelta(hours=5, minutes=45))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    if request.param == "memory":
+        yield MemoryLedger()
+        return
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+        upgrade_database(engine)
+        yield SqlLedger(engine)
+        engine.dispose()
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.fresh_database() as url:
+        engine = make_engine(url)
+        upgrade_database(engine)
+        yield SqlLedger(engine)
+        engine.dispose()
+
+
+def link(source_id: str, state: LinkState = LinkState.ACTIVE, seen: str | None = "r0") -> Link:
+    return Link("job", source_id, "t-" + source_id, state, {"displayName": source_id}, seen)
+
+
+def outcome(
+    source_id: str,
+    action: Action = Action.CREATE,
+    status: Status = Status.SUCCESS,
+    *,
+    approved: bool = False,
+) -> ObjectOutcome:
+    return ObjectOutcome(source_id, action, status, approved=approved)
+
+
+def unseen(ledger: Ledger, run_id: str, batch: int = 2) -> list[list[str]]:
+    return [[x.source_id for x in b] for b in ledger.unseen_links("job", run_id, batch)]
+
+
+# runs -------------------------------------------------------------------------------------------
+
+
+def test_runs_start_finish_and_come_back_newest_first(ledger: Ledger) -> None:
+    first = RunRecord("r1", "job", "full", False, "manual", T0)
+    second = RunRecord("r2", "job", "incremental", True, "schedule", T0 + timedelta(hours=1))
+    ledger.start_run(first)
+    ledger.start_run(second)
+    ledger.start_run(RunRecord("x1", "other", "full", False, "manual", T0))
+    first.status, first.counts, first.error = "failed", {"create": 2}, "throttled"
+    first.finished_at, first.mode = T0 + timedelta(minutes=5), "incremental"
+    ledger.finish_run(first)
+
+    assert ledger.recent_runs("job") == [second, first]
+    assert ledger.recent_runs("job", limit=1) == [second]
+    assert ledger.recent_runs("nobody") == []
+    # Finishing a run never started records nothing.
+    ledger.finish_run(RunRecord("ghost", "job", "full", False, "manual", T0, status="success"))
+    assert [r.run_id for r in ledger.recent_runs("job")] == ["r2", "r1"]
+
+
+def test_a_resumed_run_is_started_again_without_losing_its_end(ledger: Ledger) -> None:
+    run = RunRecord("r1", "job", "full", False, "manual", T0)
+    ledger.start_run(run)
+    run.status, run.finished_at, run.error = "failed", T0 + timedelta(minutes=1), "lost"
+    ledger.finish_run(run)
+    again = RunRecord("r1", "job", "full", False, "resume", T0.astimezone(NEPAL))
+    ledger.start_run(again)
+    (stored,) = ledger.recent_runs("job")
+    assert (stored.status, stored.trigger, stored.error) == ("running", "resume", "")
+    assert stored.finished_at == T0 + timedelta(minutes=1)
+    assert stored.started_at.utcoffset() == timedelta(0)
+
+
+def test_run_counts_are_counted_from_the_runs_log_rows(ledger: Ledger) -> None:
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            outcomes=[
+                outcome("a"),
+                outcome("b"),
+                outcome("c", Action.UPDATE, Status.FAILURE),
+                outcome("d", Action.SKIP, Status.SKIPPED),
+            ]
+        ),
+    )
+    ledger.commit_page("job", "r2", PageWrite(outcomes=[outcome("e", Action.DELETE)]))
+    ledger.commit_page("other", "r1", PageWrite(outcomes=[outcome("f")]))
+    assert ledger.run_counts("job", "r1") == {
+        "create": 2,
+        "failure": 1,  # a failed update counts as a failure, not as an update
+        "failure.update": 1,
+        "skip": 1,
+    }
+    assert ledger.run_counts("job", "r2") == {"delete": 1}
+    assert ledger.run_counts("job", "r3") == {}
+
+
+# links ------------------------------------------------------------------------------------------
+
+
+def test_links_are_stored_per_job_and_read_back_as_written(ledger: Ledger) -> None:
+    written = [link("a"), link("b", LinkState.DISABLED), link("c", LinkState.SOFT_DELETED)]
+    written[0].source_label, written[0].source_mail = "a@contoso.com", "a@contoso.com"
+    ledger.commit_page("job", "r0", PageWrite(links=written))
+    ledger.commit_page("other", "r0", PageWrite(links=[link("z")]))
+
+    found = ledger.links_for("job", ["a", "b", "c", "missing", "a", "z"])
+    assert found == {"a": written[0], "b": written[1], "c": written[2]}
+    assert ledger.links_for("job", []) == {}
+    assert ledger.link_count("job") == 2  # active and disabled: the soft-deleted is not live
+    assert ledger.link_count("nobody") == 0
+
+    # A later page that did not read the label keeps the one known; other fields are replaced.
+    again = link("a", LinkState.SOFT_DELETED, seen="r1")
+    again.attributes = {}
+    ledger.commit_page("job", "r1", PageWrite(links=[again]))
+    stored = ledger.links_for("job", ["a"])["a"]
+    assert (stored.state, stored.attributes, stored.last_seen_run) == (
+        LinkState.SOFT_DELETED,
+        {},
+        "r1",
+    )
+    assert (stored.source_label, stored.source_mail) == ("a@contoso.com", "a@contoso.com")
+    assert ledger.link_count("job") == 1
+
+
+def test_a_link_read_back_is_a_copy(ledger: Ledger) -> None:
+    ledger.commit_page("job", "r0", PageWrite(links=[link("a")]))
+    ledger.links_for("job", ["a"])["a"].attributes["displayName"] = "changed"
+    assert ledger.links_for("job", ["a"])["a"].attributes == {"displayName": "a"}
+
+
+def test_labels_are_stored_as_the_database_columns_keep_them(ledger: Ledger) -> None:
+    long = link("a")
+    long.source_label = "x" * 400 + "@contoso.com"
+    long.source_mail = "m\x00il@contoso.com"
+    ledger.commit_page("job", "r0", PageWrite(links=[long]))
+    stored = ledger.links_for("job", ["a"])["a"]
+    assert stored.source_label == long.source_label[:320]
+    assert stored.source_mail == "m\ufffdil@contoso.com"
+
+
+def test_unseen_links_are_live_links_the_run_has_not_marked_in_batches(ledger: Ledger) -> None:
+    ledger.commit_page(
+        "job",
+        "r0",
+        PageWrite(
+            links=[
+                link("a"),
+                link("b", seen=None),
+                link("c", LinkState.SOFT_DELETED),
+                link("d", LinkState.DISABLED),
+                link("e"),
+                link("f", seen="r1"),
+            ]
+        ),
+    )
+    ledger.commit_page("other", "r0", PageWrite(links=[link("g")]))
+    ledger.commit_page("job", "r1", PageWrite(seen=["a", "missing"]))
+
+    assert unseen(ledger, "r1") == [["b", "d"], ["e"]]
+    assert unseen(ledger, "r1", batch=10) == [["b", "d", "e"]]
+    assert unseen(ledger, "") == [["a", "b"], ["d", "e"], ["f"]]  # no run: every live link
+    assert ledger.links_for("job", ["a"])["a"].last_seen_run == "r1"
+
+
+def test_a_sweep_sees_the_marks_and_links_committed_between_its_batches(ledger: Ledger) -> None:
+    ledger.commit_page("job", "r0", PageWrite(links=[link(x) for x in "abcdef"]))
+    batches = ledger.unseen_links("job", "r1", 2)
+    assert [x.source_id for x in next(batches)] == ["a", "b"]
+    # While the sweep runs, a page marks d and soft-deletes e (and adds a, already passed).
+    ledger.commit_page(
+        "job", "r1", PageWrite(links=[link("e", LinkState.SOFT_DELETED)], seen=["d"])
+    )
+    assert [[x.source_id for x in b] for b in batches] == [["c", "f"]]
+
+
+# a page's effects -------------------------------------------------------------------------------
+
+
+def test_a_page_resolves_pending_users_and_moves_escrows_and_staged_deletions(
+    ledger: Ledger,
+) -> None:
+    ledger.apply_membership_changes(
+        "job", [MembershipChange("g", u, True) for u in ("u1", "u2", "u3")]
+    )
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            resolved_pending=["u1", "u3", "nobody"],
+            escrows=[Escrow("job", "a", 1, T0, T0), Escrow("job", "b", 1, T0, T0)],
+            staged=[StagedDeletion("c", "out of scope", False), StagedDeletion("d", "gone", True)],
+        ),
+    )
+    assert ledger.pending("job", 10) == ["u2"]
+    # Released and escrowed again in one page (failed once more): escrowed, with the new count.
+    ledger.commit_page(
+        "job",
+        "r2",
+        PageWrite(
+            released=["a", "b"],
+            escrows=[Escrow("job", "b", 2, T0, T0 + timedelta(hours=6), "again")],
+            unstaged=["c", "d"],
+            staged=[StagedDeletion("d", "gone for good", True)],
+        ),
+    )
+    assert ledger.escrows_for("job", ["a", "b"]) == {
+        "b": Escrow("job", "b", 2, T0, T0 + timedelta(hours=6), "again")
+    }
+    assert ledger.staged("job") == [StagedDeletion("d", "gone for good", True)]
+
+
+def test_an_approved_staged_deletion_stays_approved_when_staged_again(ledger: Ledger) -> None:
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            staged=[
+                StagedDeletion("a", "gone", True, approved=True),
+                StagedDeletion("b", "gone", True),
+            ]
+        ),
+    )
+    ledger.commit_page(
+        "job",
+        "r2",
+        PageWrite(
+            staged=[
+                StagedDeletion("a", "still gone", True, approved=False),
+                StagedDeletion("b", "gone", True, approved=True),
+            ]
+        ),
+    )
+    assert ledger.staged("job") == [
+        StagedDeletion("a", "still gone", True, approved=True),
+        StagedDeletion("b", "gone", True, approved=True),
+    ]
+    # Unstaged (its user came back), the approval goes with it.
+    ledger.commit_page("job", "r3", PageWrite(unstaged=["a"]))
+    ledger.commit_page("job", "r4", PageWrite(staged=[StagedDeletion("a", "gone", True)]))
+    assert ledger.staged("job")[0] == StagedDeletion("a", "gone", True, approved=False)
+
+
+def test_deletions_since_counts_the_deprovisionings_made_in_the_window(ledger: Ledger) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            outcomes=[
+                outcome("a", Action.DELETE),
+                outcome("b", Action.DELETE, Status.WARNING),  # already gone: made all the same
+                outcome("c", Action.DISABLE),
+                outcome("d", Action.DELETE, Status.FAILURE),  # not made
+                outcome("e", Action.DELETE, approved=True),  # allowed over the threshold
+                outcome("f", Action.STAGED_DELETE, Status.SKIPPED),
+                outcome("g", Action.UPDATE),
+            ]
+        ),
+    )
+    ledger.commit_page("other", "r1", PageWrite(outcomes=[outcome("h", Action.DELETE)]))
+
+    assert ledger.deletions_since("job", before) == WindowDeletions(deleted=2, disabled=1)
+    assert ledger.deletions_since("job", before.astimezone(NEPAL)).total == 3
+    assert ledger.deletions_since("job", datetime.now(UTC) + timedelta(seconds=1)).total == 0
+    assert ledger.deletions_since("nobody", before).total == 0
+
+
+def test_purging_logs_forgets_old_rows_of_every_job(ledger: Ledger) -> None:
+    assert isinstance(ledger, MemoryLedger | SqlLedger)
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("a"), outcome("b")]))
+    ledger.commit_page("other", "r1", PageWrite(outcomes=[outcome("c")]))
+    assert ledger.purge_logs(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert ledger.purge_logs(datetime.now(UTC) + timedelta(seconds=1)) == 3
+    assert ledger.run_counts("job", "r1") == {}
+
+
+# assignments ------------------------------------------------------------------------------------
+
+
+def test_assignments_are_replaced_and_changed_and_changes_make_users_pending(
+    ledger: Ledger,
+) -> None:
+    ledger.replace_assignments("job", {"g1": {"u1", "u2"}, "g2": {"u2", "u4"}})
+    ledger.replace_assignments("other", {"g1": {"u9"}})
+    assert ledger.assigned("job", ["u1", "u2", "u3", "u9"]) == {"u1", "u2"}
+    assert ledger.memberships("job") == {("g1", "u1"), ("g1", "u2"), ("g2", "u2"), ("g2", "u4")}
+    assert ledger.memberships("job", ["u2", "u3"]) == {("g1", "u2"), ("g2", "u2")}
+    assert ledger.pending("job", 10) == []  # a full read marks nobody
+
+    ledger.apply_membership_changes(
+        "job",
+        [
+            MembershipChange("g1", "u3", True),
+            MembershipChange("g1", "u1", False),
+            MembershipChange("g1", "u5", True),
+            MembershipChange("g1", "u5", False),  # added and removed in one round
+            MembershipChange("g3", "u6", False),  # removed where it never was
+        ],
+    )
+    assert ledger.memberships("job", ["u1", "u3", "u5", "u6"]) == {("g1", "u3")}
+    assert ledger.pending("job", 10) == ["u1", "u3", "u5", "u6"]
+    assert ledger.pending("job", 2) == ["u1", "u3"]
+
+    ledger.apply_membership_changes("job", [], removed_groups=["g2"])
+    assert ledger.memberships("job") == {("g1", "u2"), ("g1", "u3")}
+    assert ledger.pending("job", 10) == ["u1", "u2", "u3", "u4", "u5", "u6"]
+    assert ledger.pending("other", 10) == []
+
+    ledger.replace_assignments("job", {})
+    assert ledger.memberships("job") == set()
+    assert ledger.memberships("other") == {("g1", "u9")}
+    assert ledger.pending("job", 10) == ["u1", "u2", "u3", "u4", "u5", "u6"]
+
+
+# job state, escrows, staged deletions ------------------------------------------------------------
+
+
+def test_job_state_is_saved_and_read_back_in_utc(ledger: Ledger) -> None:
+    assert ledger.job_state("job") == JobState("job")
+    at = datetime(2026, 1, 1, 12, 0, tzinfo=NEPAL)
+    state = JobState(
+        "job",
+        paused=True,
+        quarantine_reason="TooManyDeletes",
+        quarantine_since=at,
+        quarantine_error="60 deletions",
+        next_attempt_at=at + timedelta(hours=2),
+        failures=2,
+        allow_deletes=True,
+        deletions_approved_at=at,
+    )
+    ledger.save_job_state(state)
+    ledger.save_job_state(JobState("other", paused=True))
+    stored = ledger.job_state("job")
+    assert stored == state
+    assert stored.quarantine_since is not None
+    assert stored.quarantine_since.utcoffset() == timedelta(0)
+    ledger.save_job_state(JobState("job", allow_deletes=True))
+    assert ledger.job_state("job") == JobState("job", allow_deletes=True)
+    assert ledger.job_state("other").paused
+
+
+def test_due_escrows_come_oldest_first_up_to_the_limit(ledger: Ledger) -> None:
+    hour = timedelta(hours=1)
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            escrows=[
+                Escrow("job", "late", 1, T0, T0 + 3 * hour),
+                Escrow("job", "b", 1, T0, T0 + hour),
+                Escrow("job", "a", 2, T0, T0 + hour, "boom"),
+                Escrow("job", "first", 1, T0, T0),
+            ]
+        ),
+    )
+    ledger.commit_page("other", "r1", PageWrite(escrows=[Escrow("other", "z", 1, T0, T0)]))
+
+    assert ledger.due_escrows("job", T0 + hour, 10) == ["first", "a", "b"]
+    assert ledger.due_escrows("job", T0 + hour, 2) == ["first", "a"]
+    assert ledger.due_escrows("job", (T0 - hour).astimezone(NEPAL), 10) == []
+    assert ledger.escrow_count("job") == 4
+    assert ledger.escrow_count("nobody") == 0
+    found = ledger.escrows_for("job", ["a", "first", "z", "a"])
+    assert found == {
+        "a": Escrow("job", "a", 2, T0, T0 + hour, "boom"),
+        "first": Escrow("job", "first", 1, T0, T0),
+    }
+
+
+def test_staged_deletions_come_in_source_id_order(ledger: Ledger) -> None:
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(staged=[StagedDeletion(x, "out of scope", False) for x in ("c", "a", "b")]),
+    )
+    ledger.commit_page("other", "r1", PageWrite(staged=[StagedDeletion("z", "gone", True)]))
+    assert [s.source_id for s in ledger.staged("job")] == ["a", "b", "c"]
+    assert ledger.staged("nobody") == []
+
+
+def test_clear_forgets_a_jobs_escrows_and_or_staged_deletions(ledger: Ledger) -> None:
+    for job in ("job", "other"):
+        ledger.commit_page(
+            job,
+            "r1",
+            PageWrite(
+                escrows=[Escrow(job, "a", 1, T0, T0)], staged=[StagedDeletion("b", "gone", True)]
+            ),
+        )
+    ledger.clear("job")
+    assert (ledger.escrow_count("job"), len(ledger.staged("job"))) == (1, 1)
+    ledger.clear("job", escrows=True)
+    assert (ledger.escrow_count("job"), len(ledger.staged("job"))) == (0, 1)
+    ledger.clear("job", staged=True)
+    assert ledger.staged("job") == []
+    assert (ledger.escrow_count("other"), len(ledger.staged("other"))) == (1, 1)
