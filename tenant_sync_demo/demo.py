@@ -27,11 +27,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from tenant_sync_sandbox.default_seed import operator_service_apps
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.bootstrap import graph_client
 from worker.config import load_config
-from worker.sandbox.default_seed import operator_service_apps
 
 JOB = "contoso-to-fabrikam"
 SOURCE_TENANT = "0b1c7a3e-0000-4000-8000-00000000c0de"

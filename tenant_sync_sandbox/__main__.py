@@ -1,4 +1,4 @@
-"""`python -m worker.sandbox [--seed FILE] [--host 127.0.0.1] [--port N] [--tls-dir DIR]`."""
+"""`python -m tenant_sync_sandbox [--seed FILE] [--host 127.0.0.1] [--port N] [--tls-dir DIR]`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .tls import DEFAULT_TLS_DIR
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.sandbox",
+        prog="python -m tenant_sync_sandbox",
         description="Run the tenant-sync Graph sandbox (HTTPS, foreground, SIGTERM to stop).",
     )
     parser.add_argument("--seed", type=Path, default=None, help="seed JSON file (DESIGN §3)")
