@@ -146,7 +146,8 @@ def build_seed(users: int = 240, seed: int = 7) -> dict[str, Any]:
         "externalUserState": "Accepted",
         "accountEnabled": True,
     }
-    # Who signs in to `tenant-sync serve` (DESIGN §5.1): not members of the Sync group.
+    # Who signs in to `tenant-sync serve` (docs/operator-service.md, "Who may call"): not
+    # members of the Sync group.
     operator = operator_service_apps("contoso.onmicrosoft.com")
     return {
         "tenants": [

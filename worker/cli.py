@@ -1,4 +1,4 @@
-"""The `tenant-sync` command line (also `python -m worker`), per DESIGN section 3.
+"""The `tenant-sync` command line (also `python -m worker`), per docs/contracts.md (section 2).
 
 Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments, expression).
 `--json` prints machine-readable output on stdout; logs go to stderr.
@@ -61,7 +61,7 @@ ConfigOption = typer.Option(
     show_default=False,
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
-# Every command takes --config (DESIGN section 3); these do not need one.
+# Every command takes --config (docs/contracts.md, section 2); these do not need one.
 UnusedConfigOption = typer.Option(
     None, "--config", help="Accepted like everywhere; this command reads no configuration."
 )
@@ -328,7 +328,8 @@ def run(
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                # The shape of DESIGN's summary, every count 0, so scripts read it one way.
+                # The shape of `run --json` (docs/contracts.md, section 3), every count 0, so
+                # scripts read it one way.
                 from worker.domain.model import empty_counts
 
                 emit_json(

@@ -1,4 +1,4 @@
-"""Graph's synchronization API over tenant-sync's jobs (DESIGN §5.1).
+"""Graph's synchronization API over tenant-sync's jobs (docs/operator-service.md).
 
 A job `J` is service principal `J` with exactly one synchronization job `J`, so a script written
 for Entra (`/servicePrincipals/{id}/synchronization/jobs/{jobId}/...`) works by changing only the

@@ -140,7 +140,7 @@ DEFAULT_TYPES = {"accountEnabled": "Edm.Boolean", "businessPhones": "Collection(
 def default_mappings(
     user_type: str = "Member", target_types: Mapping[str, str] | None = None
 ) -> list[MappingSpec]:
-    """The mapping set a job uses when it lists none (DESIGN section 2)."""
+    """The mapping set a job uses when it lists none (docs/architecture.md, "Data flow")."""
     types = {**DEFAULT_TYPES, **(target_types or {})}
     specs = [
         MappingSpec(target=name, source=name, target_type=types.get(name, "Edm.String"))
