@@ -30,7 +30,6 @@ router = APIRouter(prefix="/v1.0", tags=["Graph: synchronization"])
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-SP_PROPERTIES = ("id", "displayName", "appId")
 MAX_TOP = 999  # Graph's largest page of directory objects
 
 

@@ -218,17 +218,6 @@ class Mapper:
         return MappedValues(values=values, redacted=frozenset(redacted or ()))
 
 
-def evaluate_mappings(
-    user: SourceUser,
-    mappings: Sequence[MappingSpec],
-    *,
-    creating: bool,
-    context: EvaluationContext | None = None,
-) -> MappedValues:
-    """One user's mapped values (a cycle keeps one Mapper instead of calling this per user)."""
-    return Mapper(mappings, context).map(user, creating=creating)
-
-
 def coerce(value: Any, target_type: str) -> Any:
     """Shape a value to the target property's Edm type, the way Entra's flows do."""
     if target_type.startswith("Collection("):
