@@ -21,8 +21,8 @@ test: lint typecheck
 	$(BIN)/python -m pytest -m "unit or integration or e2e" -q -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests scripts
-	$(BIN)/ruff format --check worker tests scripts
+	$(BIN)/ruff check worker tenant_sync_sandbox tenant_sync_demo tests scripts
+	$(BIN)/ruff format --check worker tenant_sync_sandbox tenant_sync_demo tests scripts
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

@@ -1,4 +1,4 @@
-"""The `tenant-sync` command line (also `python -m worker`), per DESIGN section 3.
+"""The `tenant-sync` command line (also `python -m worker`), per docs/contracts.md (section 2).
 
 Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments, expression).
 `--json` prints machine-readable output on stdout; logs go to stderr.
@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -42,12 +43,8 @@ HELP = (
 app = typer.Typer(
     help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
 )
-sandbox_app = typer.Typer(
-    help="The Graph-compatible sandbox (emulated tenants) for demos and tests."
-)
 db_app = typer.Typer(help="The state database.")
 redis_app = typer.Typer(help="The embedded Redis server (redis_url: embedded).")
-app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
 app.add_typer(redis_app, name="redis")
 
@@ -64,7 +61,7 @@ ConfigOption = typer.Option(
     show_default=False,
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
-# Every command takes --config (DESIGN section 3); these do not need one.
+# Every command takes --config (docs/contracts.md, section 2); these do not need one.
 UnusedConfigOption = typer.Option(
     None, "--config", help="Accepted like everywhere; this command reads no configuration."
 )
@@ -331,7 +328,8 @@ def run(
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                # The shape of DESIGN's summary, every count 0, so scripts read it one way.
+                # The shape of `run --json` (docs/contracts.md, section 3), every count 0, so
+                # scripts read it one way.
                 from worker.domain.model import empty_counts
 
                 emit_json(
@@ -763,88 +761,7 @@ def expr(
     emit_json(expressions.to_cli_json(result))
 
 
-# sandbox, demo, database ------------------------------------------------------------------------
-@sandbox_app.command("serve")
-def sandbox_serve(
-    seed: Path | None = typer.Option(
-        None, "--seed", help="Seed file (JSON): tenants, users, groups, apps (docs/sandbox.md)."
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback)."),
-    port: int = typer.Option(0, "--port", help="Port (0: any free port)."),
-    tls_dir: Path | None = typer.Option(
-        None, "--tls-dir", help="Where the CA (ca.pem) and server certificate go."
-    ),
-    config: Path | None = UnusedConfigOption,
-) -> None:
-    """Serve emulated tenants over HTTPS (Entra sign-in + Graph v1.0) until SIGTERM/SIGINT."""
-    from worker.sandbox.server import serve
-
-    serve(seed, host=host, port=port, tls_dir=tls_dir)
-
-
-@sandbox_app.command("seed")
-def sandbox_seed(
-    users: int = typer.Option(100, "--users", help="Members in the source tenant (contoso)."),
-    groups: int = typer.Option(
-        1, "--groups", help="Security groups; the first is 'Sync scope', the config's scope."
-    ),
-    nested: int = typer.Option(
-        0, "--nested", help="Depth of a chain of groups nested under 'Sync scope'."
-    ),
-    guests: int = typer.Option(0, "--guests", help="B2B guests in the source tenant."),
-    m365_groups: int = typer.Option(0, "--m365-groups", help="Microsoft 365 groups."),
-    dynamic_groups: int = typer.Option(
-        0, "--dynamic-groups", help="Dynamic groups (a membership rule per department)."
-    ),
-    unicode: bool = typer.Option(
-        False, "--unicode", help="Names with accents, other scripts, apostrophes and hyphens."
-    ),
-    managers: bool = typer.Option(
-        True, "--managers/--no-managers", help="A manager tree (five reports per manager)."
-    ),
-    random_seed: int = typer.Option(
-        1, "--random-seed", help="The same options and number give the same file."
-    ),
-    out_path: Path | None = typer.Option(
-        None, "--out", help="Where to write the seed (JSON); default: standard output."
-    ),
-    config: Path | None = UnusedConfigOption,
-) -> None:
-    """Write a seed file of the shape asked for (docs/sandbox-seed.md): a source tenant with
-    users, guests, groups and managers, and a target tenant, with the ids and secrets the
-    shipped config/tenant-sync.yaml uses. Serve it with `tenant-sync sandbox serve --seed FILE`."""
-    from worker.sandbox.generate import Shape, ShapeError, generate, summary
-    from worker.sandbox.seed import SeedError, validate_seed
-
-    shape = Shape(
-        users=users,
-        groups=groups,
-        nested=nested,
-        guests=guests,
-        m365_groups=m365_groups,
-        dynamic_groups=dynamic_groups,
-        unicode=unicode,
-        managers=managers,
-        random_seed=random_seed,
-    )
-    try:
-        seed = generate(shape)
-        validate_seed(seed)  # what serve will load: never write a file it would refuse
-    except (ShapeError, SeedError) as exc:
-        fail(str(exc))
-    text = json.dumps(seed, indent=1, ensure_ascii=False) + "\n"
-    if out_path is None:
-        sys.stdout.write(text)
-        return
-    if not out_path.parent.is_dir():
-        fail(f"--out {out_path}: the directory {out_path.parent} does not exist")
-    try:
-        out_path.write_text(text, "utf-8")
-    except OSError as exc:
-        fail(f"--out {out_path}: cannot write: {exc.strerror or exc}")
-    err.print(f"wrote {out_path}: {summary(seed)}")
-
-
+# serve, database -------------------------------------------------------------------------------
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -879,37 +796,6 @@ def serve(
             markup=False,
         )
         run_server(cfg, runtime, sock)
-
-
-@app.command()
-def demo(
-    workdir: Path = typer.Option(
-        Path(".tenant-sync-demo"), "--workdir", help="Where the demo keeps its state."
-    ),
-    users: int = typer.Option(240, "--users", help="Source users to seed (at least 200)."),
-    console: bool = typer.Option(
-        False,
-        "--console",
-        help="Instead of the demo: the console and API (serve) on the state the last demo left, "
-        "with the sandbox signing people in; runs until Ctrl-C.",
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="With --console: address to bind."),
-    port: int = typer.Option(8080, "--port", help="With --console: port (0: any free one)."),
-    config: Path | None = UnusedConfigOption,
-) -> None:
-    """Sandbox tenants, embedded Redis, SQLite and a Celery worker: full, then incremental.
-    With --console: the operator service on the demo's state."""
-    if console:
-        from worker.demo_console import open_console
-
-        if not 0 <= port <= 65535:
-            fail(f"--port must be 0 to 65535, not {port}")
-        raise typer.Exit(open_console(workdir, host=host, port=port, console=out))
-    from worker.demo import run_demo
-
-    if users < 200:
-        fail("--users must be at least 200")
-    raise typer.Exit(run_demo(workdir, users=users, console=out))
 
 
 @db_app.command("purge-logs")
@@ -1225,6 +1111,40 @@ def restart(
         {"job": job, "scope": chosen.value, "done": done},
         "\n".join(f"{job}: {line}" for line in done),
     )
+
+
+# demo, sandbox: development tools ---------------------------------------------------------------
+# They live in their own packages beside `worker` (tenant_sync_demo, tenant_sync_sandbox), which a
+# development install has and the production image does not; the worker never imports them
+# statically (pyproject's import contracts), so they are loaded by name.
+DEV_TOOLS = "tenant_sync_demo.cli"
+DEV_TOOLS_MISSING = (
+    "the demo and the sandbox are development tools, not in this install "
+    "(a development install has them: pip install -e '.[dev]' in a source checkout)"
+)
+
+
+def _dev_tool_missing() -> None:
+    fail(DEV_TOOLS_MISSING)
+
+
+def _add_dev_tools() -> None:
+    try:
+        tools = importlib.import_module(DEV_TOOLS)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in {"tenant_sync_demo", "tenant_sync_sandbox"}:
+            raise  # a development tool is there but one of its own imports is broken: say so
+        # Any arguments, --help included, get the same one line.
+        settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+        for name in ("demo", "sandbox"):
+            app.command(name, context_settings=settings, add_help_option=False, hidden=True)(
+                _dev_tool_missing
+            )
+        return
+    tools.register(app)
+
+
+_add_dev_tools()
 
 
 def main() -> None:

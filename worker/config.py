@@ -1,6 +1,6 @@
 """The one reader of configuration files and environment variables.
 
-`load_config` reads the YAML file (DESIGN section 3), replaces `${ENV_VAR}` (and `${VAR:-default}`)
+`load_config` reads the YAML file (docs/contracts.md), replaces `${ENV_VAR}` (and `${VAR:-default}`)
 in every string, validates the result and checks what refers to what. It never writes anything.
 Every problem is collected and reported at once, each with its path in the file, e.g.
 `jobs.a-to-b.target: unknown tenant 'x'`.
@@ -427,7 +427,7 @@ class ApiConfig(Strict):
         return ttl
 
 
-# notifications (DESIGN 5.2) ----------------------------------------------------------------------
+# notifications (docs/notifications.md) ----------------------------------------------------------
 def _event_kind(value: Any) -> Any:
     if isinstance(value, str) and value in EventKind.__members__.values():
         return EventKind(value)

@@ -377,7 +377,7 @@ class Ledger(Protocol):
 
 
 class AuditLog(Protocol):
-    """The audit trail of operator actions (DESIGN 5.1), kept in SQL and never purged."""
+    """The audit trail of operator actions (docs/audit.md), kept in SQL and never purged."""
 
     def record(self, entry: AuditEntry) -> AuditEntry:
         """Store the entry; returns it with its id. Raises Transient when it cannot be stored."""

@@ -212,9 +212,9 @@ def test_2_three_workers_on_one_target_tenant(tmp_path: Path) -> None:
 
 
 def test_2b_one_job_fanned_out_to_three_workers(tmp_path: Path) -> None:
+    from tenant_sync_demo.demo import background, wait_for
     from worker.celery_app import create_celery
     from worker.config import load_config
-    from worker.demo import background, wait_for
 
     with sync_world(tmp_path, bench_seed(5000), job={"fan_out": 3}) as env:
         configure(env)

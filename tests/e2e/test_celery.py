@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from tenant_sync_demo.demo import background, wait_for
 from tests.conftest import SyncEnv
 from worker.celery_app import create_celery
 from worker.config import load_config
-from worker.demo import background, wait_for
 
 pytestmark = pytest.mark.e2e
 

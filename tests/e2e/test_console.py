@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tenant_sync_demo.demo import background, wait_for
+from tenant_sync_sandbox import default_seed as apps
 from tests.conftest import SyncEnv, sync_world
 from tests.support.console import (
     CHROMIUM,
@@ -33,8 +35,6 @@ from tests.support.console import (
     with_api,
 )
 from tests.support.world import SOURCE, TARGET, build_world_seed
-from worker.demo import background, wait_for
-from worker.sandbox import default_seed as apps
 from worker.service.logexport import LOG_COLUMNS, LOG_JSON_COLUMNS
 
 pytestmark = pytest.mark.e2e

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tenant_sync_demo.demo import background, wait_for
 from tests.conftest import SyncEnv, sync_world
 from tests.support.world import build_world_seed
 from worker.adapters.state.embedded_redis import EmbeddedRedis
-from worker.demo import background, wait_for
 
 pytestmark = pytest.mark.e2e
 

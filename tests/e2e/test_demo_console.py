@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.demo import wait_for
+from tenant_sync_demo.demo import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tenant_sync_demo.demo import wait_for
 from tests.conftest import SyncEnv, sync_world
 from tests.e2e.test_crash import (
     FAST_LOCK,
@@ -35,7 +36,6 @@ from tests.e2e.test_crash import (
 from tests.support.world import GROUP, build_world_seed
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.adapters.state.redis_store import RedisCursorStore, connect
-from worker.demo import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import yaml
 
+from tenant_sync_demo.demo import background, wait_for
 from tests.conftest import SyncEnv
 from tests.support.world import TARGET
 from worker.celery_app import create_celery
 from worker.config import load_config
-from worker.demo import background, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tenant_sync_demo.demo import wait_for
 from tests.conftest import sync_world
 from tests.e2e.test_crash import (
     FAST_LOCK,
@@ -21,7 +22,6 @@ from tests.e2e.test_crash import (
 )
 from tests.e2e.test_mass_deletion import run_scenario
 from tests.support.world import build_world_seed
-from worker.demo import wait_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SyncEnv
-from tests.support.world import DESIGN_COUNT_KEYS
+from tests.support.world import RUN_JSON_COUNT_KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,8 @@ def test_pause_resume_and_provision_on_demand(sync_env: SyncEnv) -> None:
     assert paused.returncode == 1
     refused = json.loads(paused.stdout)
     assert refused["status"] == "paused"
-    assert set(refused["counts"].values()) == {0}  # DESIGN's summary: every count present
-    assert set(refused["counts"]) == DESIGN_COUNT_KEYS
+    assert set(refused["counts"].values()) == {0}  # run --json: every count present
+    assert set(refused["counts"]) == RUN_JSON_COUNT_KEYS
     assert json.loads(env.cli("status", "sync", "--json", check=True).stdout)["code"] == "Paused"
 
     user = env.seed["tenants"][0]["users"][3]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tenant_sync_sandbox.default_seed import default_seed
 from tests.support.sandbox import (
     SandboxHandle,
     client_of,
@@ -20,7 +21,6 @@ from tests.support.sandbox import (
     make_user,
     running_sandbox,
 )
-from worker.sandbox.default_seed import default_seed
 
 pytestmark = pytest.mark.integration
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.support.sandbox import (
@@ -95,3 +98,26 @@ def test_default_seed_without_seed_file(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+
+
+def test_a_restart_keeps_the_ca_clients_trust_and_serves_localhost_and_127_0_0_1(
+    tmp_path: Path,
+) -> None:
+    seed = make_seed(make_tenant("a.onmicrosoft.com"))
+    with running_sandbox(seed, tmp_path) as first:
+        ca_pem = first.ca_path.read_bytes()
+    assert (tmp_path / "tls" / "ca-key.pem").stat().st_mode & 0o077 == 0
+    with running_sandbox(seed, tmp_path) as again:
+        assert again.ca_path.read_bytes() == ca_pem
+        # A client configured with the CA file of the first start trusts the second one, by
+        # address and by name (the certificate is checked against the host asked for).
+        (tmp_path / "ca-first.pem").write_bytes(ca_pem)
+        trusted = ssl.create_default_context(cafile=str(tmp_path / "ca-first.pem"))
+        port = urlsplit(again.url).port
+        for host in ("127.0.0.1", "localhost"):
+            answer = httpx.get(
+                f"https://{host}:{port}/_sandbox/health", verify=trusted, trust_env=False
+            )
+            assert answer.status_code == 200
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(f"{again.url}/_sandbox/health", trust_env=False)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tenant_sync_sandbox.default_seed import default_seed
 from tests.support.sandbox import running_sandbox
 from tests.support.world import GROUP, SOURCE, build_world_seed
-from worker.sandbox.default_seed import default_seed
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import SyncEnv, sync_world
 from tests.support.certs import self_signed
-from tests.support.world import DESIGN_COUNT_KEYS, GROUP, TARGET, build_world_seed
+from tests.support.world import GROUP, RUN_JSON_COUNT_KEYS, TARGET, build_world_seed
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def test_full_then_incremental_cycles_keep_the_target_exact(sync_env: SyncEnv) -
 
     assert first["mode"] == "full"
     assert first["dry_run"] is False
-    assert set(first["counts"]) == DESIGN_COUNT_KEYS
+    assert set(first["counts"]) == RUN_JSON_COUNT_KEYS
     assert first["counts"]["create"] == len(in_scope) - 1
     assert first["counts"]["update"] == 1  # the B2B user invited by hand, matched and linked
     assert first["counts"]["failure"] == 0

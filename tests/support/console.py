@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from worker.demo import background
+from tenant_sync_demo.demo import background
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

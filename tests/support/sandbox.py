@@ -122,7 +122,7 @@ class SandboxHandle:
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """Merge into the fault settings, e.g. `set_faults(drop_rate=1.0, seed=7)` (knobs:
-        worker/sandbox/seed.py); returns them all."""
+        tenant_sync_sandbox/seed.py); returns them all."""
         return self._put("/_sandbox/faults", faults)
 
     def set_limits(self, **limits: Any) -> dict[str, Any]:
@@ -224,14 +224,14 @@ class SandboxHandle:
 def start_sandbox_process(
     seed_path: Path | None, workdir: Path, *extra_args: str
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """Start `python -m worker.sandbox` with output going to files in workdir."""
+    """Start `python -m tenant_sync_sandbox` with output going to files in workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
     stdout_path = workdir / "sandbox.stdout"
     stderr_path = workdir / "sandbox.stderr"
     args = [
         sys.executable,
         "-m",
-        "worker.sandbox",
+        "tenant_sync_sandbox",
         "--port",
         "0",
         "--tls-dir",

@@ -34,8 +34,8 @@ TARGET = TenantInfo(
     "aaaaaaaa-0000-4000-8000-000000000002",
     "target-secret",
 )
-# The counts of `run --json`, as DESIGN section 3 lists them (every one present, 0 when none).
-DESIGN_COUNT_KEYS = frozenset(
+# The counts of `run --json`, as docs/contracts.md (section 3) lists them (every one present, 0 when none).
+RUN_JSON_COUNT_KEYS = frozenset(
     ("create", "update", "delete", "disable", "restore", "staged_delete", "skip", "failure")
 )
 GROUP = "33333333-3333-4333-8333-333333333333"
@@ -162,7 +162,7 @@ def write_config(
     job: dict[str, Any] | None = None,
     database_url: str | None = None,
 ) -> Path:
-    """A DESIGN section 3 config with one job `sync` from SOURCE to TARGET; the SQL state is a
+    """A config (docs/contracts.md, section 1) with one job `sync` from SOURCE to TARGET; the SQL state is a
     SQLite file in state_dir unless `database_url` says otherwise."""
     job_block: dict[str, Any] = {
         "source": SOURCE.name,

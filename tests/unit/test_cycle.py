@@ -136,7 +136,9 @@ def test_source_disable_is_an_update_that_disables() -> None:
 
     result = w.run()
 
-    assert result.counts["update"] == 1  # DESIGN: an update, not a delete (nor a deprovisioning)
+    assert (
+        result.counts["update"] == 1
+    )  # docs/architecture.md: an update, not a delete (nor a deprovisioning)
     assert result.counts["disable"] == 0
     assert result.counts["delete"] == 0
     assert w.target_by_mail("ann@src.example")[0]["accountEnabled"] is False

@@ -614,6 +614,23 @@ def test_dockerfile_bakes_in_no_config_and_no_secret() -> None:
                 assert not SECRET_NAME.search(name), f"a secret in the image: {instruction.args}"
 
 
+def test_the_image_holds_the_worker_but_neither_the_sandbox_nor_the_demo() -> None:
+    # Development tools beside the worker: pyproject packages them for development installs, the
+    # image builds its wheel from what it copies, and `tenant-sync demo` there says they are absent.
+    copied = [
+        posixpath.normpath(source).rstrip("/")
+        for stage in _dockerfile()
+        for instruction in stage.all("COPY") + stage.all("ADD")
+        if not any(f.startswith("--from") for f in _flags_and_words(instruction.args)[0])
+        for source in _flags_and_words(instruction.args)[1][:-1]
+    ]
+    assert "worker" in copied
+    for tool in ("tenant_sync_sandbox", "tenant_sync_demo"):
+        assert (ROOT / tool / "__init__.py").is_file()
+        assert not [c for c in copied if c == tool or c.startswith(f"{tool}/")]
+        assert _dockerignored(f"{tool}/__init__.py")
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -6,11 +6,11 @@ import pytest
 
 from worker.domain.mapping import (
     Apply,
+    Mapper,
     MappingSpec,
     coerce,
     default_mappings,
     diff,
-    evaluate_mappings,
     required_source_attributes,
 )
 from worker.domain.model import SourceUser
@@ -39,7 +39,7 @@ def test_default_mappings_cover_the_documented_set() -> None:
 
 
 def test_nulls_are_never_written_and_the_upn_flows_only_as_a_value() -> None:
-    values = evaluate_mappings(ANN, default_mappings(), creating=True).values
+    values = Mapper(default_mappings()).map(ANN, creating=True).values
     assert "jobTitle" not in values
     assert values["accountEnabled"] is True
     assert values["businessPhones"] == ["+47 1"]
@@ -49,14 +49,14 @@ def test_nulls_are_never_written_and_the_upn_flows_only_as_a_value() -> None:
 
 def test_default_applies_only_at_creation() -> None:
     spec = MappingSpec(target="jobTitle", source="jobTitle", default="Staff")
-    assert evaluate_mappings(ANN, [spec], creating=True).values == {"jobTitle": "Staff"}
-    assert evaluate_mappings(ANN, [spec], creating=False).values == {}
+    assert Mapper([spec]).map(ANN, creating=True).values == {"jobTitle": "Staff"}
+    assert Mapper([spec]).map(ANN, creating=False).values == {}
 
 
 def test_on_create_mappings_are_skipped_on_update() -> None:
     spec = MappingSpec(target="department", constant="New", apply=Apply.ON_CREATE)
-    assert evaluate_mappings(ANN, [spec], creating=True).values == {"department": "New"}
-    assert evaluate_mappings(ANN, [spec], creating=False).values == {}
+    assert Mapper([spec]).map(ANN, creating=True).values == {"department": "New"}
+    assert Mapper([spec]).map(ANN, creating=False).values == {}
 
 
 @pytest.mark.parametrize(

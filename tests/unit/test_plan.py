@@ -50,7 +50,7 @@ def test_account_disabled_in_the_source_is_an_update() -> None:
         ANN, link(), in_scope=True, scope_reason="", values=values, policy=JobPolicy()
     )
     assert isinstance(decision, UpdateUser)
-    assert decision.action is Action.UPDATE  # DESIGN: an update, not a delete
+    assert decision.action is Action.UPDATE  # docs/architecture.md: an update, not a delete
     assert decision.changes["accountEnabled"].new is False
 
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox.delta import DeltaToken
-from worker.sandbox.graph import GraphApi
-from worker.sandbox.router import GraphRequest, GraphResponse, parse_query
-from worker.sandbox.seed import validate_seed
-from worker.sandbox.state import SandboxState
-from worker.sandbox.tokens import TokenError, decode, encode
+from tenant_sync_sandbox.delta import DeltaToken
+from tenant_sync_sandbox.graph import GraphApi
+from tenant_sync_sandbox.router import GraphRequest, GraphResponse, parse_query
+from tenant_sync_sandbox.seed import validate_seed
+from tenant_sync_sandbox.state import SandboxState
+from tenant_sync_sandbox.tokens import TokenError, decode, encode
 
 pytestmark = pytest.mark.unit
 

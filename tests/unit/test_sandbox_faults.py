@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox import faults, throttling
-from worker.sandbox.graph import GraphApi
-from worker.sandbox.router import GraphRequest, GraphResponse, parse_query
-from worker.sandbox.seed import SeedError, validate_faults, validate_limits, validate_seed
-from worker.sandbox.state import SandboxState, Stats
+from tenant_sync_sandbox import faults, throttling
+from tenant_sync_sandbox.graph import GraphApi
+from tenant_sync_sandbox.router import GraphRequest, GraphResponse, parse_query
+from tenant_sync_sandbox.seed import SeedError, validate_faults, validate_limits, validate_seed
+from tenant_sync_sandbox.state import SandboxState, Stats
 
 pytestmark = pytest.mark.unit
 

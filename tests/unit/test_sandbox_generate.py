@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.sandbox import generate as gen
-from worker.sandbox.seed import validate_seed
-from worker.sandbox.state import SandboxState
+from tenant_sync_sandbox import generate as gen
+from tenant_sync_sandbox.seed import validate_seed
+from tenant_sync_sandbox.state import SandboxState
 
 pytestmark = pytest.mark.unit
 

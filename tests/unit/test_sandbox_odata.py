@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox import odata, schema
+from tenant_sync_sandbox import odata, schema
 
 pytestmark = pytest.mark.unit
 

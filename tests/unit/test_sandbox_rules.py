@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox import rules
+from tenant_sync_sandbox import rules
 
 pytestmark = pytest.mark.unit
 

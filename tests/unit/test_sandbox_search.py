@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.sandbox import search
+from tenant_sync_sandbox import search
 
 pytestmark = pytest.mark.unit
 

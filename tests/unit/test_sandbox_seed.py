@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox.invitations import guest_mail_nickname, guest_upn, is_email_address
-from worker.sandbox.limits import Charge, Limiter
-from worker.sandbox.seed import (
+from tenant_sync_sandbox.invitations import guest_mail_nickname, guest_upn, is_email_address
+from tenant_sync_sandbox.limits import Charge, Limiter
+from tenant_sync_sandbox.seed import (
     DEFAULT_FAULTS,
     DEFAULT_LIMITS,
     SeedError,

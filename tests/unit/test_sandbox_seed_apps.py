@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from worker.sandbox.default_seed import default_seed
-from worker.sandbox.scopes import ScopeError, parse
-from worker.sandbox.seed import SeedError, validate_seed
-from worker.sandbox.signin import redirect_uri_matches
-from worker.sandbox.state import SandboxState
+from tenant_sync_sandbox.default_seed import default_seed
+from tenant_sync_sandbox.scopes import ScopeError, parse
+from tenant_sync_sandbox.seed import SeedError, validate_seed
+from tenant_sync_sandbox.signin import redirect_uri_matches
+from tenant_sync_sandbox.state import SandboxState
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 """Who is calling: Entra ID access tokens and static bearer tokens, mapped to roles.
 
-Two ways in (DESIGN §5.1, docs/operator-service.md):
+Two ways in (docs/operator-service.md, "Who may call"):
 - an Entra ID access token of `api.auth.tenant`: RS256, checked against the authority's JWKS
   (signature, issuer, audience `api.auth.audience` or `api.auth.app_id`, expiry); roles from
   its `roles` claim;

@@ -1,4 +1,4 @@
-"""Graph's synchronization API over tenant-sync's jobs (DESIGN §5.1).
+"""Graph's synchronization API over tenant-sync's jobs (docs/operator-service.md).
 
 A job `J` is service principal `J` with exactly one synchronization job `J`, so a script written
 for Entra (`/servicePrincipals/{id}/synchronization/jobs/{jobId}/...`) works by changing only the
@@ -30,7 +30,6 @@ router = APIRouter(prefix="/v1.0", tags=["Graph: synchronization"])
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-SP_PROPERTIES = ("id", "displayName", "appId")
 MAX_TOP = 999  # Graph's largest page of directory objects
 
 

@@ -1,7 +1,7 @@
 """The audit trail's vocabulary: who acted (an Entra user, a static token, the CLI's OS user),
 through what (console, API, CLI), which operator action on which job, and how it ended.
 
-One `AuditEntry` per operator action (DESIGN 5.1). `AuditEntry.as_row()` is the one JSON shape
+One `AuditEntry` per operator action (docs/audit.md). `AuditEntry.as_row()` is the one JSON shape
 of an entry, for `tenant-sync audit --json`, the API and the console alike.
 """
 

@@ -140,7 +140,7 @@ DEFAULT_TYPES = {"accountEnabled": "Edm.Boolean", "businessPhones": "Collection(
 def default_mappings(
     user_type: str = "Member", target_types: Mapping[str, str] | None = None
 ) -> list[MappingSpec]:
-    """The mapping set a job uses when it lists none (DESIGN section 2)."""
+    """The mapping set a job uses when it lists none (docs/architecture.md, "Data flow")."""
     types = {**DEFAULT_TYPES, **(target_types or {})}
     specs = [
         MappingSpec(target=name, source=name, target_type=types.get(name, "Edm.String"))
@@ -216,17 +216,6 @@ class Mapper:
                     continue
             values[spec.target] = value
         return MappedValues(values=values, redacted=frozenset(redacted or ()))
-
-
-def evaluate_mappings(
-    user: SourceUser,
-    mappings: Sequence[MappingSpec],
-    *,
-    creating: bool,
-    context: EvaluationContext | None = None,
-) -> MappedValues:
-    """One user's mapped values (a cycle keeps one Mapper instead of calling this per user)."""
-    return Mapper(mappings, context).map(user, creating=creating)
 
 
 def coerce(value: Any, target_type: str) -> Any:

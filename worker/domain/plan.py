@@ -139,6 +139,7 @@ def decide(
         return NoChange(reason=REDUNDANT_EXPORT, link=link)
     if not policy.update:
         return NoChange(reason="update action is off", link=link)
-    # A source user disabled is an update that carries accountEnabled=false (DESIGN section 2):
-    # `disable` is the deprovisioning of `deprovision: disable`, which the threshold counts.
+    # A source user disabled is an update that carries accountEnabled=false (docs/architecture.md,
+    # "Data flow"): `disable` is the deprovisioning of `deprovision: disable`, which the
+    # threshold counts.
     return UpdateUser(link=link, changes=changes, values=values)

@@ -1,4 +1,4 @@
-"""The web console of `tenant-sync serve` (DESIGN §5.1 "Console"; docs/console.md).
+"""The web console of `tenant-sync serve` (docs/console.md).
 
 Server-rendered pages (Jinja2 templates, one CSS file, a few lines of script for the progress
 bars; nothing from a CDN) over the same `Operations` as the API. People sign in with Entra ID or,

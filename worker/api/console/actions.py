@@ -31,16 +31,14 @@ def _back(request: Request, job: str, session: ConsoleSession, kind: str, text: 
     return RedirectResponse(f"/jobs/{path_segment(job)}", status_code=303)
 
 
-def _done(
-    request: Request, session: ConsoleSession, job: str, action: str, **fields: object
-) -> None:
+def _done(session: ConsoleSession, job: str, action: str, **fields: object) -> None:
     log.info("console action", user=session.principal.name, job=job, action=action, **fields)
 
 
 @router.post("/jobs/{job}/pause")
 def pause(request: Request, job: str, session: ConsoleSession = Operator) -> Response:
     services(request).operations.pause(job, session.principal)
-    _done(request, session, job, "pause")
+    _done(session, job, "pause")
     return _back(
         request,
         job,
@@ -54,7 +52,7 @@ def pause(request: Request, job: str, session: ConsoleSession = Operator) -> Res
 @router.post("/jobs/{job}/resume")
 def resume(request: Request, job: str, session: ConsoleSession = Operator) -> Response:
     services(request).operations.resume(job, session.principal)
-    _done(request, session, job, "resume")
+    _done(session, job, "resume")
     return _back(request, job, session, "ok", f"{job} is resumed: its schedule applies again.")
 
 
@@ -72,7 +70,7 @@ def trigger(
         if exc.status != 409:
             raise
         return _back(request, job, session, "error", f"No cycle was queued: {exc.message}")
-    _done(request, session, job, "trigger", mode=mode, task_id=task_id)
+    _done(session, job, "trigger", mode=mode, task_id=task_id)
     return _back(
         request,
         job,
@@ -100,7 +98,7 @@ def restart(
         if exc.status != 409:
             raise
         return _back(request, job, session, "error", f"Nothing was restarted: {exc.message}")
-    _done(request, session, job, "restart", scope=chosen.value)
+    _done(session, job, "restart", scope=chosen.value)
     return _back(
         request, job, session, "ok", f"Restarted ({chosen.value}): " + "; ".join(done) + "."
     )
@@ -136,7 +134,7 @@ def allow_deletes(
             "nothing was allowed; review them again.",
         )
     ops.allow_deletes(job, session.principal)
-    _done(request, session, job, "allow-deletes", held=held)
+    _done(session, job, "allow-deletes", held=held)
     return _back(
         request,
         job,
@@ -159,7 +157,6 @@ def provision(
         )
     outcome = svc.operations.provision(job, source_id.strip(), session.principal)
     _done(
-        request,
         session,
         job,
         "provision",

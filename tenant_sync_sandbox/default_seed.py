@@ -2,9 +2,9 @@
 
 Ids and secrets are fixed so a config file can point at a plain `tenant-sync sandbox serve`.
 `operator_service_apps()` is what the contoso tenant (here and in `tenant-sync demo`) holds for
-the operator service's sign-in (DESIGN §5.1): the API app `api://tenant-sync` with its two app
-roles, the console's app registration, an operator and a reader who can sign in, and two
-runbook clients for app-only tokens. These are sandbox credentials, published on purpose.
+the operator service's sign-in (docs/operator-service.md): the API app `api://tenant-sync` with
+its two app roles, the console's app registration, an operator and a reader who can sign in, and
+two runbook clients for app-only tokens. These are sandbox credentials, published on purpose.
 
 Contoso (the source) also shows the shapes group and manager sync meet: a Microsoft 365 group,
 a dynamic group (`user.department -eq "Sales"`), managers, on-premises extension attributes and

@@ -1,4 +1,4 @@
-"""`python -m worker.sandbox [--seed FILE] [--host 127.0.0.1] [--port N] [--tls-dir DIR]`."""
+"""`python -m tenant_sync_sandbox [--seed FILE] [--host 127.0.0.1] [--port N] [--tls-dir DIR]`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from .tls import DEFAULT_TLS_DIR
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.sandbox",
+        prog="python -m tenant_sync_sandbox",
         description="Run the tenant-sync Graph sandbox (HTTPS, foreground, SIGTERM to stop).",
     )
-    parser.add_argument("--seed", type=Path, default=None, help="seed JSON file (DESIGN §3)")
+    parser.add_argument(
+        "--seed", type=Path, default=None, help="seed JSON file (docs/sandbox-seed.md)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
     parser.add_argument(

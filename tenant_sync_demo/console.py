@@ -16,11 +16,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tenant_sync_demo.demo import JOB, build_config, sandbox_process
+from tenant_sync_sandbox import default_seed as apps
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.config import load_config
-from worker.demo import JOB, build_config, sandbox_process
 from worker.logging import configure_logging
-from worker.sandbox import default_seed as apps
 
 CONSOLE_SEED = "console-seed.json"
 CONSOLE_CONFIG = "console.yaml"

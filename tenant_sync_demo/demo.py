@@ -27,11 +27,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from tenant_sync_sandbox.default_seed import operator_service_apps
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.bootstrap import graph_client
 from worker.config import load_config
-from worker.sandbox.default_seed import operator_service_apps
 
 JOB = "contoso-to-fabrikam"
 SOURCE_TENANT = "0b1c7a3e-0000-4000-8000-00000000c0de"
@@ -146,7 +146,8 @@ def build_seed(users: int = 240, seed: int = 7) -> dict[str, Any]:
         "externalUserState": "Accepted",
         "accountEnabled": True,
     }
-    # Who signs in to `tenant-sync serve` (DESIGN §5.1): not members of the Sync group.
+    # Who signs in to `tenant-sync serve` (docs/operator-service.md, "Who may call"): not
+    # members of the Sync group.
     operator = operator_service_apps("contoso.onmicrosoft.com")
     return {
         "tenants": [

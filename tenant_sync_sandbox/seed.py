@@ -1,4 +1,4 @@
-"""Seed files: reading, validating and normalising them (see DESIGN §3 "Sandbox").
+"""Seed files: reading, validating and normalising them (the format: docs/sandbox-seed.md).
 
 `load_seed(path)` returns the normalised seed: every user and group has an id, defaults are
 filled in and timestamps fixed, so resetting the sandbox to the seed gives the same ids again.
