@@ -194,8 +194,8 @@ def validate(
             name: {
                 "source": job.source,
                 "target": job.target,
-                "interval": job.raw.schedule.interval.total_seconds(),
-                "scope": job.raw.scope.users,
+                "interval": job.runtime.interval.total_seconds(),
+                "scope": job.runtime.scope_users,
                 "mappings": len(job.mappings),
             }
             for name, job in loaded.jobs.items()
@@ -221,7 +221,7 @@ def validate(
     for name, job in loaded.jobs.items():
         out.print(
             f"  {name}: {job.source} → {job.target}, every "
-            f"{_duration(job.raw.schedule.interval.total_seconds())}, scope {job.raw.scope.users}, "
+            f"{_duration(job.runtime.interval.total_seconds())}, scope {job.runtime.scope_users}, "
             f"{len(job.mappings)} mappings",
             markup=False,
         )
@@ -494,7 +494,6 @@ def status(
 ) -> None:
     """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
     counted against its threshold in the deletion window."""
-    from worker.bootstrap import job_spec
     from worker.service.status import job_status
 
     cfg = _config(ctx, config)
@@ -510,7 +509,7 @@ def status(
                 runtime.cursors.load(n),
                 running=lock.is_held(n),
                 live=runtime.live.load(n),
-                threshold=job_spec(cfg.job(n)).deletion_threshold,
+                threshold=cfg.job(n).spec.deletion_threshold,
             )
             for n in names
         ]

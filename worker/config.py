@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -29,7 +30,8 @@ from pydantic import (
 )
 
 from worker.domain.expressions import ExpressionError, parse
-from worker.domain.health import DEFAULT_DELETION_WINDOW
+from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
+from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
@@ -596,8 +598,29 @@ class RawConfig(Strict):
     notifications: list[NotificationConfig] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class JobRuntime:
+    """What the runtime needs of a job besides its domain spec: scheduling, fan-out, how the
+    target is written, and the settings as configured (for status pages and the API)."""
+
+    interval: timedelta
+    full_every: timedelta | None
+    fan_out: int  # under Celery: pages exported by other workers, this many at a time (0: none)
+    user_type: str
+    invite_redirect_url: str
+    deprovision: Deprovision
+    skip_out_of_scope_deletions: bool
+    create: bool
+    update: bool
+    delete: bool
+    scope_users: str  # "all" or "assigned"
+    deletion_count: int | None  # the threshold as configured (None: no count limit)
+    deletion_percent: float | None
+
+
 class Job:
-    """A validated job, with its domain pieces built: scope, mappings and policy."""
+    """A validated job, with its domain pieces built: scope, mappings, policy, the domain spec
+    (`spec`) and the runtime part (`runtime`). Nothing outside this module reads `raw`."""
 
     def __init__(self, name: str, raw: JobConfig, scope: ScopeSpec, mappings: list[MappingSpec]):
         self.name = name
@@ -610,6 +633,37 @@ class Job:
             delete=raw.actions.delete,
             deprovision=raw.deprovision,
             skip_out_of_scope_deletions=raw.skip_out_of_scope_deletions,
+        )
+        interval = raw.schedule.interval
+        threshold = raw.deletion_threshold
+        self.runtime = JobRuntime(
+            interval=interval,
+            full_every=raw.schedule.full_every,
+            fan_out=raw.fan_out,
+            user_type=raw.user_type,
+            invite_redirect_url=raw.invite_redirect_url,
+            deprovision=raw.deprovision,
+            skip_out_of_scope_deletions=raw.skip_out_of_scope_deletions,
+            create=raw.actions.create,
+            update=raw.actions.update,
+            delete=raw.actions.delete,
+            scope_users=raw.scope.users,
+            deletion_count=threshold.count,
+            deletion_percent=threshold.percent,
+        )
+        self.spec = JobSpec(
+            name=name,
+            scope=scope,
+            mappings=tuple(mappings),
+            policy=self.policy,
+            user_type=raw.user_type,
+            full_every=raw.schedule.full_every,
+            interval=interval,
+            deletion_threshold=DeletionThreshold(
+                count=threshold.count,
+                percent=threshold.percent,
+                window=threshold.window_for(interval),
+            ),
         )
 
     @property

@@ -53,7 +53,7 @@ def test_a_good_config_loads_with_secrets_from_the_environment(tmp_path: Path) -
     assert contoso.tenant_id == "0b1c0000-0000-4000-8000-000000000001"
     assert config.tenants["fabrikam"].client_secret.get_secret_value() == "fallback"  # type: ignore[union-attr]
     job = config.job("contoso-to-fabrikam")
-    assert job.raw.schedule.interval.total_seconds() == 5400
+    assert job.runtime.interval.total_seconds() == 5400
     assert job.scope.assigned_only
     assert [m.target for m in job.match_mappings] == ["mail"]
     assert job.mappings[2].target_type == "Edm.Boolean"
@@ -259,10 +259,8 @@ def test_the_beat_purges_the_provisioning_log_daily(tmp_path: Path) -> None:
 def test_the_deletion_window_defaults_to_24h_or_the_interval(tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from worker.bootstrap import job_spec
-
     config = load_config(write(tmp_path, GOOD), env={"CONTOSO_SECRET": "x"})
-    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    threshold = config.job("contoso-to-fabrikam").spec.deletion_threshold
     assert (threshold.count, threshold.percent, threshold.window) == (
         500,
         None,
@@ -270,12 +268,10 @@ def test_the_deletion_window_defaults_to_24h_or_the_interval(tmp_path: Path) -> 
     )
     daily = GOOD.replace("interval: 1h30m", "interval: 2d")
     config = load_config(write(tmp_path, daily), env={"CONTOSO_SECRET": "x"})
-    assert job_spec(config.job("contoso-to-fabrikam")).deletion_threshold.window == timedelta(
-        days=2
-    )
+    assert config.job("contoso-to-fabrikam").spec.deletion_threshold.window == timedelta(days=2)
     chosen = GOOD + "    deletion_threshold: {count: 10, window: 3d}\n"
     config = load_config(write(tmp_path, chosen), env={"CONTOSO_SECRET": "x"})
-    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    threshold = config.job("contoso-to-fabrikam").spec.deletion_threshold
     assert (threshold.count, threshold.window) == (10, timedelta(days=3))
 
 
@@ -295,3 +291,18 @@ def test_a_bad_deletion_window_is_named(tmp_path: Path, window: str, message: st
     assert any(f"jobs.contoso-to-fabrikam.{message}" in p for p in caught.value.problems), (
         caught.value.problems
     )
+
+
+def test_nothing_outside_config_reads_the_raw_model() -> None:
+    """Config hands out each job's domain spec and runtime part; `.raw` stays inside it."""
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "worker"
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "config.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\b(job|config|cfg)(\([^)]*\))?\.raw\b", line)
+    ]
+    assert offenders == []
