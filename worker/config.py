@@ -35,7 +35,7 @@ from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
-from worker.domain.scope import Clause, Operator, ScopeError, ScopeSpec
+from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
 from worker.schema import user_property_types, writable_user_properties
 
 DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
@@ -726,6 +726,34 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML as people mean it in a config file: only `true` and `false` are booleans.
+
+    PyYAML follows YAML 1.1, where `NO` (Norway), `yes`, `on` and `off` are booleans, `0047` is
+    an octal number and `1:30` is 90. Here they stay strings, as YAML 1.2 has it; a number with a
+    leading zero stays a string too, so an id such as `0047` keeps its zeros.
+    """
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _INT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+ConfigLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse configuration YAML with `ConfigLoader` (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Config:
@@ -738,7 +766,7 @@ def load_config(
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -956,11 +984,57 @@ def _clause(
     if clause.attribute not in types:
         problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
         return None
+    if clause.operator not in VALUELESS_OPERATORS and clause.value is not None:
+        listed = clause.operator in (Operator.IS_IN, Operator.IS_NOT_IN)
+        values = clause.value if listed and isinstance(clause.value, list) else [clause.value]
+        for value in values:
+            misfit = value_misfit(value, types[clause.attribute], clause.attribute)
+            if misfit:
+                problems.append(f"{at}.value: {misfit}")
+                return None
     try:
         return Clause(clause.attribute, clause.operator, clause.value)
     except ScopeError as exc:
         problems.append(f"{at}: {exc}")
         return None
+
+
+_NUMERIC_EDM = frozenset({"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Decimal"})
+
+
+def value_misfit(value: Any, edm: str, attribute: str) -> str | None:
+    """Why a configured value does not fit the attribute's Graph type, or None if it does.
+
+    Values are compared as Entra does (numbers as their text), so a number fits a string
+    attribute; a boolean fits only a boolean one, and a number attribute needs a number.
+    """
+    if edm.startswith("Collection("):
+        edm = edm.removeprefix("Collection(").removesuffix(")")
+        items = value if isinstance(value, list) else [value]
+        return next((m for v in items if (m := value_misfit(v, edm, attribute))), None)
+    if isinstance(value, list | dict):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        return f"{kind} does not fit {attribute} ({edm}): give one value"
+    if edm == "Edm.Boolean":
+        if isinstance(value, bool) or (
+            isinstance(value, str) and value.strip().lower() in ("true", "false")
+        ):
+            return None
+        return f"{value!r} does not fit {attribute} (Edm.Boolean): use true or false"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+        return (
+            f"{text} is a boolean, but {attribute} is {edm}: quote it ('{text}') if the text "
+            "is meant"
+        )
+    if edm in _NUMERIC_EDM:
+        if isinstance(value, int | float):
+            return None
+        try:
+            float(str(value))
+        except ValueError:
+            return f"{value!r} does not fit {attribute} ({edm}): give a number"
+    return None
 
 
 def _build_mappings(
@@ -1028,6 +1102,11 @@ def _mapping(
             f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
         )
         return None
+    for name, value in (("constant", mapping.constant), ("default", mapping.default)):
+        misfit = None if value is None else value_misfit(value, types[target], target)
+        if misfit:
+            problems.append(f"{at}.{name}: {misfit}")
+            return None
     expression = None
     if mapping.expression is not None:
         try:

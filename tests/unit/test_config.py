@@ -293,6 +293,65 @@ def test_a_bad_deletion_window_is_named(tmp_path: Path, window: str, message: st
     )
 
 
+def test_yaml_1_1_booleans_stay_strings(tmp_path: Path) -> None:
+    """`NO` is Norway, not false: only true and false are booleans in a config file."""
+    text = GOOD.replace(
+        "{attribute: department, operator: EQUALS, value: Sales}",
+        "{attribute: country, operator: EQUALS, value: NO}",
+    ).replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: showInAddressList, constant: true}\n      - {target: employeeId, constant: 0047}",
+    )
+    job = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"}).job("contoso-to-fabrikam")
+    assert job.scope.filters[0][0].value == "NO"
+    assert job.scope.filters[0][0].matches({"country": "NO"})
+    assert job.mappings[2].constant is True
+    assert job.mappings[3].constant == "0047"
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "{attribute: country, operator: EQUALS, value: false}",
+            "scope.filters[0][0].value: false is a boolean, but country is Edm.String",
+        ),
+        (
+            "{attribute: accountEnabled, operator: EQUALS, value: NO}",
+            "scope.filters[0][0].value: 'NO' does not fit accountEnabled (Edm.Boolean)",
+        ),
+        (
+            "{attribute: country, operator: IS IN, value: [SE, true]}",
+            "scope.filters[0][0].value: true is a boolean, but country is Edm.String",
+        ),
+    ],
+)
+def test_a_value_that_does_not_fit_its_attribute_is_named(
+    tmp_path: Path, written: str, problem: str
+) -> None:
+    text = GOOD.replace("{attribute: department, operator: EQUALS, value: Sales}", written)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert any(
+        p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems
+    ), caught.value.problems
+
+
+def test_a_mapping_constant_must_fit_its_target(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: showInAddressList, constant: yes}\n      - {target: department, constant: true}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems == [
+        "jobs.contoso-to-fabrikam.mappings[2].constant: 'yes' does not fit showInAddressList "
+        "(Edm.Boolean): use true or false",
+        "jobs.contoso-to-fabrikam.mappings[3].constant: true is a boolean, but department is "
+        "Edm.String: quote it ('true') if the text is meant",
+    ]
+
+
 def test_nothing_outside_config_reads_the_raw_model() -> None:
     """Config hands out each job's domain spec and runtime part; `.raw` stays inside it."""
     import re
