@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -117,28 +117,86 @@ def _job(config: Config, name: str) -> None:
         fail(f"unknown job {name!r} (known jobs: {known})")
 
 
-@contextmanager
-def _runtime(config: Config) -> Iterator[Any]:
-    import redis
-    from sqlalchemy.exc import SQLAlchemyError
+def _state_failed(
+    config: Config, exc: BaseException, on_failure: Callable[[str], None] | None = None
+) -> None:
+    """End the command with one line if `exc` is a failure of Redis or the SQL database."""
+    from worker.state_errors import describe
 
+    problem = describe(config, exc)
+    if problem is None:
+        return
+    if on_failure is not None:
+        on_failure(problem.message)
+    fail(problem.message, problem.code)
+
+
+@contextmanager
+def _runtime(config: Config, *, on_failure: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """The state adapters, checked before use: the SQLite file can be made, Redis answers.
+
+    Redis and SQL failures, when opening or later, end the command with one line naming the
+    setting (exit 1 unreachable, 2 a setting that cannot work); `on_failure` is told the line
+    first (e.g. to print `run --json`'s object).
+    """
     from worker.bootstrap import open_runtime
     from worker.domain.errors import StopSync
+    from worker.state_errors import check_sqlite
 
+    problem = check_sqlite(config)
+    if problem is not None:
+        if on_failure is not None:
+            on_failure(problem.message)
+        fail(problem.message, problem.code)
     try:
         runtime = open_runtime(config)
     except StopSync as exc:
+        if on_failure is not None:
+            on_failure(str(exc))
         fail(str(exc), 1)
-    except redis.RedisError as exc:
-        fail(f"cannot use Redis at {config.state.redis_url}: {exc}", 1)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
-    except OSError as exc:
-        fail(f"cannot prepare the state directory: {exc}", 1)
+    except Exception as exc:
+        _state_failed(config, exc, on_failure)
+        if isinstance(exc, OSError):
+            message = f"state.state_dir ({config.state.state_dir}): {exc}"
+            if on_failure is not None:
+                on_failure(message)
+            fail(message, 1)
+        raise
     try:
+        try:
+            runtime.redis.ping()  # a cheap check now, rather than a failure half-way through
+        except Exception as exc:
+            _state_failed(config, exc, on_failure)
+            raise
         yield runtime
+    except Exception as exc:
+        _state_failed(config, exc, on_failure)
+        raise
     finally:
         runtime.close()
+
+
+@contextmanager
+def _database(config: Config, *, migrate: bool = True) -> Iterator[Any]:
+    """The state database alone (engine, ledger), with `_runtime`'s checks and messages."""
+    from worker.bootstrap import open_database
+    from worker.state_errors import check_sqlite
+
+    problem = check_sqlite(config)
+    if problem is not None:
+        fail(problem.message, problem.code)
+    try:
+        engine, ledger = open_database(config, migrate=migrate)
+    except Exception as exc:
+        _state_failed(config, exc)
+        raise
+    try:
+        yield engine, ledger
+    except Exception as exc:
+        _state_failed(config, exc)
+        raise
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -312,7 +370,15 @@ def run(
     cfg = _config(ctx, config)
     _job(cfg, job)
     mode = "full" if full else "auto"
-    with _runtime(cfg) as runtime, _progress(enabled=not as_json) as on_progress:
+
+    def failed(message: str) -> None:
+        if as_json:
+            emit_json(_unrun(job, full=full, dry_run=dry_run, status="failed", error=message))
+
+    with (
+        _runtime(cfg, on_failure=failed) as runtime,
+        _progress(enabled=not as_json) as on_progress,
+    ):
         try:
             with _audited(
                 runtime,
@@ -331,21 +397,7 @@ def run(
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                # The shape of DESIGN's summary, every count 0, so scripts read it one way.
-                from worker.domain.model import empty_counts
-
-                emit_json(
-                    {
-                        "job": job,
-                        "run_id": None,
-                        "mode": "full" if full else "incremental",
-                        "dry_run": dry_run,
-                        "counts": empty_counts(),
-                        "duration_s": 0.0,
-                        "status": status,
-                        "error": str(exc),
-                    }
-                )
+                emit_json(_unrun(job, full=full, dry_run=dry_run, status=status, error=str(exc)))
             else:
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
@@ -374,6 +426,23 @@ def run(
                 markup=False,
             )
     raise typer.Exit(0 if result.status == "success" else 1)
+
+
+def _unrun(job: str, *, full: bool, dry_run: bool, status: str, error: str) -> dict[str, Any]:
+    """`run --json`'s object for a cycle that did not run: the summary's shape, every count 0,
+    so scripts read it one way."""
+    from worker.domain.model import empty_counts
+
+    return {
+        "job": job,
+        "run_id": None,
+        "mode": "full" if full else "incremental",
+        "dry_run": dry_run,
+        "counts": empty_counts(),
+        "duration_s": 0.0,
+        "status": status,
+        "error": error,
+    }
 
 
 # How long `run` spends sending its cycle's notifications before it exits.
@@ -446,7 +515,12 @@ def trigger(
     _job(cfg, job)
     mode = "full" if full else "auto"
     refusal: tuple[str, str] | None = None
-    with _runtime(cfg) as runtime:
+
+    def failed(message: str) -> None:
+        if as_json:
+            emit_json({"job": job, "status": "failed", "error": message})
+
+    with _runtime(cfg, on_failure=failed) as runtime:
         with _audited(runtime, "trigger", job, {"mode": mode}) as entry:
             celery = create_celery(cfg)
             if runtime.job_lock().is_held(job):
@@ -598,10 +672,7 @@ def logs(
     start, end = _moment(since, "--since"), _moment(until, "--until")
     cfg = _config(ctx, config)
     _job(cfg, job)
-    from worker.bootstrap import open_database
-
-    engine, ledger = open_database(cfg)
-    try:
+    with _database(cfg) as (_engine, ledger):
         rows = ledger.logs(
             job,
             run_id=run_id,
@@ -612,8 +683,6 @@ def logs(
             until=end,
             limit=limit,
         )
-    finally:
-        engine.dispose()
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
@@ -673,10 +742,7 @@ def audit(
     """Show the audit trail: who did which operator action (run, trigger, provision, pause,
     resume, allow-deletes, restart; from the CLI, the API or the console) to which job, when,
     and how it ended (success, failure, refused); newest first."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from worker.adapters.state.audit import SqlAuditLog
-    from worker.bootstrap import open_database
     from worker.domain.errors import SyncError
 
     if limit < 1:
@@ -684,22 +750,18 @@ def audit(
     cfg = _config(ctx, config)
     if job is not None:
         _job(cfg, job)
-    try:
-        engine, _ledger = open_database(cfg)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
-    try:
-        trail = SqlAuditLog(engine)
-        entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
-        while every and entries and len(entries) % AUDIT_PAGE == 0:
-            more = trail.entries(job, limit=AUDIT_PAGE, before_id=entries[-1].id)
-            if not more:
-                break
-            entries.extend(more)
-    except SyncError as exc:
-        fail(str(exc), 1)
-    finally:
-        engine.dispose()
+    with _database(cfg) as (engine, _ledger):
+        try:
+            trail = SqlAuditLog(engine)
+            entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
+            while every and entries and len(entries) % AUDIT_PAGE == 0:
+                more = trail.entries(job, limit=AUDIT_PAGE, before_id=entries[-1].id)
+                if not more:
+                    break
+                entries.extend(more)
+        except SyncError as exc:
+            _state_failed(cfg, exc)
+            fail(str(exc), 1)
     if as_json:
         emit_json([entry.as_row() for entry in entries])
         return
@@ -923,7 +985,6 @@ def db_purge_logs(
     """Forget provisioning-log rows older than the retention (the beat does it daily)."""
     from datetime import UTC, datetime
 
-    from worker.bootstrap import open_database
     from worker.config import parse_duration
 
     cfg = _config(ctx, config)
@@ -932,11 +993,8 @@ def db_purge_logs(
     except ValueError as exc:
         fail(f"--older-than: {exc}")
     before = datetime.now(UTC) - kept
-    engine, ledger = open_database(cfg)
-    try:
+    with _database(cfg) as (_engine, ledger):
         removed = ledger.purge_logs(before)
-    finally:
-        engine.dispose()
     report(
         as_json,
         {"removed": removed, "before": before.isoformat()},
@@ -950,14 +1008,10 @@ def db_upgrade(
 ) -> None:
     """Apply the database migrations (Alembic) up to the newest."""
     from worker.adapters.state.db import upgrade_database
-    from worker.adapters.state.sql import make_engine
 
     cfg = _config(ctx, config)
-    engine = make_engine(cfg.state.database_url)
-    try:
+    with _database(cfg, migrate=False) as (engine, _ledger):
         before, after = upgrade_database(engine)
-    finally:
-        engine.dispose()
     report(
         as_json,
         {"before": before, "revision": after, "upgraded": before != after},

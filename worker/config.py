@@ -123,6 +123,18 @@ class StateConfig(Strict):
     def _redis_url(cls, value: str) -> str:
         if value != "embedded" and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be 'embedded' or a redis://, rediss:// or unix:// URL")
+        if value.startswith(("redis://", "rediss://")):
+            # Checked here so that a typo is a bad setting (exit 2), not an unreachable server.
+            parts = urlsplit(value)
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                raise ValueError("has an invalid port (e.g. redis://host:6379/0)") from None
+            if not parts.hostname:
+                raise ValueError("needs a host (e.g. redis://host:6379/0)")
+            db = parts.path.strip("/")
+            if db and not db.isdigit():
+                raise ValueError(f"the database after the host must be a number, not {db!r}")
         return value
 
     @field_validator("database_url")
@@ -130,6 +142,13 @@ class StateConfig(Strict):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a valid database URL") from None
         return value
 
 
