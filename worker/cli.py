@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from worker.config import (
     CONFIG_ENV,
@@ -39,8 +41,30 @@ HELP = (
     "recorded in the audit trail with the OS user who ran them: see `tenant-sync audit`."
 )
 
+
+class _Commands(TyperGroup):
+    """The command group; a reader that closes the pipe (`tenant-sync run J | head`) is not an
+    error: the command's work is done, so it ends quietly with exit 0."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            # Whatever is still buffered goes nowhere, rather than failing again at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise typer.Exit(0) from None
+
+
 app = typer.Typer(
-    help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 sandbox_app = typer.Typer(
     help="The Graph-compatible sandbox (emulated tenants) for demos and tests."
@@ -54,7 +78,16 @@ app.add_typer(redis_app, name="redis")
 # Piped or captured output has no terminal width to respect: rich's 80 columns would cut the
 # tables' ids and names short, so give them room unless COLUMNS says otherwise.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
-out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
+
+
+class _Output(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1; a closed pipe ends the command quietly (see _Commands).
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+
+out = _Output(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = typer.Option(
