@@ -541,7 +541,8 @@ def trigger(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Enqueue a cycle of JOB for the Celery workers and print its task id."""
+    """Enqueue a cycle of JOB for the Celery workers and print its task id. Refused (exit 1)
+    when JOB is paused, or a cycle of it is running or queued already."""
     from worker.celery_app import create_celery, enqueue_cycle
 
     cfg = _config(ctx, config)
@@ -556,7 +557,13 @@ def trigger(
     with _runtime(cfg, on_failure=failed) as runtime:
         with _audited(runtime, "trigger", job, {"mode": mode}) as entry:
             celery = create_celery(cfg)
-            if runtime.job_lock().is_held(job):
+            if runtime.ledger.job_state(job).paused:
+                # A worker would take the task and skip it: say so instead of a task id.
+                refusal = (
+                    "paused",
+                    f"{job} is paused: no cycle runs until `tenant-sync resume {job}`",
+                )
+            elif runtime.job_lock().is_held(job):
                 refusal = ("already_running", f"a cycle of {job} is already running")
             else:
                 task_id, queued = enqueue_cycle(
