@@ -689,11 +689,15 @@ def logs(
         None, "--until", help="Before this time (ISO 8601) or this long ago."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
+    limit: int = typer.Option(
+        100, "--limit", min=1, help="At most this many rows, the newest (see --all)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every matching row, however many."),
     config: Path | None = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
-    """Show the provisioning log of JOB: one row per object per cycle."""
+    """Show the provisioning log of JOB, newest first: one row per object per cycle; the
+    newest 100 rows unless --limit or --all says otherwise (filters apply before the limit)."""
     if fmt not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {fmt!r}")
     if as_json:
@@ -721,7 +725,8 @@ def logs(
             status=status_,
             since=start,
             until=end,
-            limit=limit,
+            limit=None if every else limit,
+            newest_first=True,
         )
     if fmt == "json":
         emit_json(rows)
