@@ -1180,7 +1180,7 @@ def check(
 ) -> None:
     """Check that JOB can work: sign-in and permissions on both sides, the group scope, and the
     partner settings (automatic redemption, sync allowed). Writes nothing; exit 1 on a ✗."""
-    from worker.adapters.graph.checks import JobChecks
+    from worker.adapters.graph.checks import JobChecks, Side
     from worker.bootstrap import graph_client
 
     cfg = _config(ctx, config)
@@ -1196,6 +1196,8 @@ def check(
             source_tenant=source.tenant_id,
             target_tenant=target.tenant_id,
             groups=spec.scope.group_ids if spec.scope.assigned_only else (),
+            source_side=Side(spec.source, str(source.ca_bundle) if source.ca_bundle else None),
+            target_side=Side(spec.target, str(target.ca_bundle) if target.ca_bundle else None),
         ).run()
     finally:
         source_client.close()
