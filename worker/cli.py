@@ -1103,20 +1103,26 @@ def redis_stop(
 def provision(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
-    source_user_id: str = typer.Argument(..., help="The source user's object id."),
+    source_user_id: str = typer.Argument(
+        ..., metavar="USER", help="The source user: object id, UPN or mail."
+    ),
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Provision one source user now, synchronously, and print each step (works while paused)."""
+    """Provision one source user now, synchronously, and print each step (works while paused).
+    USER is the source user's object id, UPN or mail (an unknown or ambiguous one: exit 2)."""
     from worker.domain.errors import SyncError
     from worker.service.ondemand import UnknownSourceUser
 
-    if not GUID_RE.match(source_user_id):
-        fail(f"SOURCE_USER_ID must be the user's object id (a GUID), not {source_user_id!r}")
+    if not source_user_id.strip():
+        fail("USER must be the source user's object id, UPN or mail")
     cfg = _config(ctx, config)
     _job(cfg, job)
-    user_id = source_user_id.lower()
     with _runtime(cfg) as runtime:
+        try:
+            user_id = _source_user_id(runtime, job, source_user_id.strip())
+        except SyncError as exc:
+            fail(f"cannot look up {source_user_id!r} in the source tenant: {exc}", 1)
         try:
             # An id that names nobody is bad input (exit 2): nothing was done, nothing recorded.
             with _audited(
@@ -1169,6 +1175,29 @@ def provision(
             markup=False,
         )
     raise typer.Exit(1 if outcome.status.value == "failure" else 0)
+
+
+def _source_user_id(runtime: Any, job: str, user: str) -> str:
+    """The object id of the source user named by `user` (an id, a UPN or a mail)."""
+    if GUID_RE.match(user):
+        return user.lower()
+    source, _target = runtime.directories(runtime.config.job(job))
+    wanted = user.lower()
+    found = [
+        u
+        for u in source.search_users(user, ["id", "userPrincipalName", "mail"], limit=50)
+        if wanted
+        in (
+            str(u.attributes.get("userPrincipalName") or "").lower(),
+            str(u.attributes.get("mail") or "").lower(),
+        )
+    ]
+    if not found:
+        fail(f"no user with the UPN or mail {user!r} in the source tenant of {job}")
+    if len(found) > 1:
+        ids = ", ".join(sorted(u.id for u in found))
+        fail(f"{user!r} names {len(found)} source users ({ids}): give the object id")
+    return str(found[0].id).lower()
 
 
 @app.command()
