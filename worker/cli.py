@@ -148,6 +148,10 @@ def _job(config: Config, name: str) -> None:
     if name not in config.jobs:
         known = ", ".join(sorted(config.jobs)) or "none"
         fail(f"unknown job {name!r} (known jobs: {known})")
+    try:
+        config.job(name)  # a tenant it uses may be unusable (an environment variable unset)
+    except ConfigError as exc:
+        fail("; ".join(exc.problems))
 
 
 def _state_failed(
@@ -268,7 +272,7 @@ def validate(
     chosen = config or (ctx.obj or {}).get("config")
     path = config_path(chosen)
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, strict=True)
     except ConfigError as exc:
         if as_json:
             emit_json({"valid": False, "config": str(path), "problems": exc.problems})
@@ -623,7 +627,7 @@ def status(
                 runtime.cursors.load(n),
                 running=lock.is_held(n),
                 live=runtime.live.load(n),
-                threshold=cfg.job(n).spec.deletion_threshold,
+                threshold=cfg.jobs[n].spec.deletion_threshold,
             )
             for n in names
         ]

@@ -702,10 +702,18 @@ class Job:
 class Config:
     """The whole validated configuration."""
 
-    def __init__(self, raw: RawConfig, jobs: dict[str, Job], path: Path | None) -> None:
+    def __init__(
+        self,
+        raw: RawConfig,
+        jobs: dict[str, Job],
+        path: Path | None,
+        unavailable: Mapping[str, list[str]] | None = None,
+    ) -> None:
         self.raw = raw
         self.jobs = jobs
         self.path = path
+        # Tenants that cannot be used (an environment variable unset), with the problems.
+        self.unavailable: dict[str, list[str]] = dict(unavailable or {})
 
     @property
     def state(self) -> StateConfig:
@@ -732,11 +740,20 @@ class Config:
         return self.raw.notifications
 
     def job(self, name: str) -> Job:
+        """The job, if it can run: ConfigError when unknown or a tenant it uses is unusable."""
         try:
-            return self.jobs[name]
+            job = self.jobs[name]
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError([f"jobs: unknown job {name!r} (known jobs: {known})"]) from None
+        problems = [
+            f"jobs.{name}: cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
+            for role, tenant in (("source", job.source), ("target", job.target))
+            for problem in self.unavailable.get(tenant, [])
+        ]
+        if problems:
+            raise ConfigError(problems)
+        return job
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -774,9 +791,15 @@ def parse_yaml(text: str) -> Any:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    strict: bool = False,
 ) -> Config:
-    """Read, interpolate and validate a configuration file; raise ConfigError listing problems."""
+    """Read, interpolate and validate a configuration file; raise ConfigError listing problems.
+
+    With `strict`, a tenant with an unset environment variable is a problem too; without, only
+    the jobs that use that tenant are refused (see `Config.job`)."""
     file = config_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -793,17 +816,36 @@ def load_config(
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{file}: not valid YAML{where}: {problem}"]) from None
-    return build_config(data, env=os.environ if env is None else env, path=file)
+    return build_config(data, env=os.environ if env is None else env, path=file, strict=strict)
 
 
-def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None) -> Config:
-    """Validate section by section so that one bad part does not hide the problems of another."""
+def build_config(
+    data: Any, *, env: Mapping[str, str], path: Path | None = None, strict: bool = False
+) -> Config:
+    """Validate section by section so that one bad part does not hide the problems of another.
+
+    A tenant with an unset environment variable does not fail the whole config (unless
+    `strict`, as `validate` asks): only the jobs that use it (`Config.job`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path or 'config'}: the top level must be a mapping"])
     problems: list[str] = []
-    data = _interpolate(data, env, (), problems)
+    # A tenant whose settings name an unset variable (its secret, most often) makes only the
+    # jobs that use it unusable: its problems are kept apart (see Config.job) unless `strict`.
+    unavailable: dict[str, list[str]] = {}
+    tenants_raw = data.get("tenants")
+    data = _interpolate({k: v for k, v in data.items() if k != "tenants"}, env, (), problems)
+    if isinstance(tenants_raw, dict):
+        interpolated: dict[Any, Any] = {}
+        for name, body in tenants_raw.items():
+            unset: list[str] = []
+            interpolated[name] = _interpolate(body, env, ("tenants", name), unset)
+            if unset:
+                unavailable[str(name)] = unset
+        data["tenants"] = interpolated
+    elif tenants_raw is not None:
+        data["tenants"] = tenants_raw  # not a mapping: reported below
     for key in data:
         if key not in RawConfig.model_fields:
             problems.append(f"{key}: unknown setting")
@@ -817,7 +859,9 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         problems.append("tenants: required: at least one tenant")
         tenants_data = {}
     for name, body in tenants_data.items():
-        tenant = _validate(TenantConfig, body, ("tenants", name), problems)
+        # With a variable unset, what else is wrong with the tenant goes with it.
+        where = unavailable.get(name, problems)
+        tenant = _validate(TenantConfig, body, ("tenants", name), where)
         if tenant is not None:
             tenants[name] = tenant
     jobs_data = data.get("jobs") or {}
@@ -848,8 +892,11 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
     if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
         known = ", ".join(sorted(tenants_data)) or "none"
         problems.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
-    if problems or state is None or logging is None or metrics is None or api is None:
-        raise ConfigError(problems)
+    deferred = [p for name in unavailable for p in unavailable[name]]
+    if problems or (strict and deferred):
+        raise ConfigError(deferred + problems)
+    if state is None or logging is None or metrics is None or api is None:
+        raise ConfigError(problems)  # not reached: each of them failing is a problem
     raw = RawConfig(
         state=state,
         logging=logging,
@@ -859,7 +906,7 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         api=api,
         notifications=notifications,
     )
-    return Config(raw, jobs, path)
+    return Config(raw, jobs, path, unavailable)
 
 
 def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:

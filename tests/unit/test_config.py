@@ -365,3 +365,30 @@ def test_nothing_outside_config_reads_the_raw_model() -> None:
         if re.search(r"\b(job|config|cfg)(\([^)]*\))?\.raw\b", line)
     ]
     assert offenders == []
+
+
+def test_a_tenant_with_an_unset_secret_stops_only_the_jobs_that_use_it(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "jobs:\n",
+        "  northwind:\n"
+        "    tenant_id: 0b1c0000-0000-4000-8000-000000000003\n"
+        "    client_id: 5e6f0000-0000-4000-8000-000000000003\n"
+        "    client_secret: ${NORTHWIND_SECRET}\n"
+        "jobs:\n"
+        "  contoso-to-northwind: {source: contoso, target: northwind}\n",
+        1,
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    assert config.job("contoso-to-fabrikam").target == "fabrikam"
+    with pytest.raises(ConfigError) as caught:
+        config.job("contoso-to-northwind")
+    assert caught.value.problems == [
+        "jobs.contoso-to-northwind: cannot run: its target tenant 'northwind' is unusable: "
+        "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
+    ]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [
+        "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
+    ]
