@@ -37,7 +37,6 @@ from worker.config import (
     TenantConfig,
     WebhookNotification,
 )
-from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import EvaluationContext, Mapper
 from worker.ports import CycleObserver, Notifier
@@ -49,20 +48,7 @@ from worker.service.page import PageDispatcher, PageWorker
 
 
 def job_spec(job: Job) -> JobSpec:
-    return JobSpec(
-        name=job.name,
-        scope=job.scope,
-        mappings=tuple(job.mappings),
-        policy=job.policy,
-        user_type=job.raw.user_type,
-        full_every=job.raw.schedule.full_every,
-        interval=job.raw.schedule.interval,
-        deletion_threshold=DeletionThreshold(
-            count=job.raw.deletion_threshold.count,
-            percent=job.raw.deletion_threshold.percent,
-            window=job.raw.deletion_threshold.window_for(job.raw.schedule.interval),
-        ),
-    )
+    return job.spec
 
 
 def graph_client(
@@ -127,7 +113,7 @@ class Runtime:
             GraphSourceDirectory(self.client(job.source)),
             GraphTargetDirectory(
                 self.client(job.target),
-                invite_redirect_url=job.raw.invite_redirect_url,
+                invite_redirect_url=job.runtime.invite_redirect_url,
                 pacer=self.pacer(target),
                 concurrency=target.limits.concurrency,
                 on_written=lambda n: self.live.add(job.name, writes=n),

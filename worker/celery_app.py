@@ -45,11 +45,11 @@ def beat_schedule(config: Config) -> dict[str, dict[str, Any]]:
     return schedule | {
         f"tenant-sync:{name}": {
             "task": RUN_JOB_TASK,
-            "schedule": job.raw.schedule.interval.total_seconds(),
+            "schedule": job.runtime.interval.total_seconds(),
             "args": [name],
             "kwargs": {"mode": "auto", "trigger": "schedule"},
             # A cycle not started within one interval is superseded by the next one.
-            "options": {"expires": job.raw.schedule.interval.total_seconds()},
+            "options": {"expires": job.runtime.interval.total_seconds()},
         }
         for name, job in config.jobs.items()
     }
@@ -61,7 +61,7 @@ def enqueue_cycle(
     """Queue one cycle of `job` unless one is queued already: (task id, the id of the task
     already queued, or None when this one was sent)."""
     task_id = str(uuid.uuid4())
-    ttl = int(config.job(job).raw.schedule.interval.total_seconds())
+    ttl = int(config.job(job).runtime.interval.total_seconds())
     queued = guard.claim_queue(job, task_id, ttl_s=ttl)
     if queued is None:
         app.send_task(

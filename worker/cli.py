@@ -6,11 +6,12 @@ Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from worker.config import (
     CONFIG_ENV,
@@ -40,8 +42,30 @@ HELP = (
     "recorded in the audit trail with the OS user who ran them: see `tenant-sync audit`."
 )
 
+
+class _Commands(TyperGroup):
+    """The command group; a reader that closes the pipe (`tenant-sync run J | head`) is not an
+    error: the command's work is done, so it ends quietly with exit 0."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            # Whatever is still buffered goes nowhere, rather than failing again at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise typer.Exit(0) from None
+
+
 app = typer.Typer(
-    help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 db_app = typer.Typer(help="The state database.")
 redis_app = typer.Typer(help="The embedded Redis server (redis_url: embedded).")
@@ -51,7 +75,16 @@ app.add_typer(redis_app, name="redis")
 # Piped or captured output has no terminal width to respect: rich's 80 columns would cut the
 # tables' ids and names short, so give them room unless COLUMNS says otherwise.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
-out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
+
+
+class _Output(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1; a closed pipe ends the command quietly (see _Commands).
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+
+out = _Output(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = typer.Option(
@@ -112,30 +145,92 @@ def _job(config: Config, name: str) -> None:
     if name not in config.jobs:
         known = ", ".join(sorted(config.jobs)) or "none"
         fail(f"unknown job {name!r} (known jobs: {known})")
+    try:
+        config.job(name)  # a tenant it uses may be unusable (an environment variable unset)
+    except ConfigError as exc:
+        fail("; ".join(exc.problems))
+
+
+def _state_failed(
+    config: Config, exc: BaseException, on_failure: Callable[[str], None] | None = None
+) -> None:
+    """End the command with one line if `exc` is a failure of Redis or the SQL database."""
+    from worker.state_errors import describe
+
+    problem = describe(config, exc)
+    if problem is None:
+        return
+    if on_failure is not None:
+        on_failure(problem.message)
+    fail(problem.message, problem.code)
 
 
 @contextmanager
-def _runtime(config: Config) -> Iterator[Any]:
-    import redis
-    from sqlalchemy.exc import SQLAlchemyError
+def _runtime(config: Config, *, on_failure: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """The state adapters, checked before use: the SQLite file can be made, Redis answers.
 
+    Redis and SQL failures, when opening or later, end the command with one line naming the
+    setting (exit 1 unreachable, 2 a setting that cannot work); `on_failure` is told the line
+    first (e.g. to print `run --json`'s object).
+    """
     from worker.bootstrap import open_runtime
     from worker.domain.errors import StopSync
+    from worker.state_errors import check_sqlite
 
+    problem = check_sqlite(config)
+    if problem is not None:
+        if on_failure is not None:
+            on_failure(problem.message)
+        fail(problem.message, problem.code)
     try:
         runtime = open_runtime(config)
     except StopSync as exc:
+        if on_failure is not None:
+            on_failure(str(exc))
         fail(str(exc), 1)
-    except redis.RedisError as exc:
-        fail(f"cannot use Redis at {config.state.redis_url}: {exc}", 1)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
-    except OSError as exc:
-        fail(f"cannot prepare the state directory: {exc}", 1)
+    except Exception as exc:
+        _state_failed(config, exc, on_failure)
+        if isinstance(exc, OSError):
+            message = f"state.state_dir ({config.state.state_dir}): {exc}"
+            if on_failure is not None:
+                on_failure(message)
+            fail(message, 1)
+        raise
     try:
+        try:
+            runtime.redis.ping()  # a cheap check now, rather than a failure half-way through
+        except Exception as exc:
+            _state_failed(config, exc, on_failure)
+            raise
         yield runtime
+    except Exception as exc:
+        _state_failed(config, exc, on_failure)
+        raise
     finally:
         runtime.close()
+
+
+@contextmanager
+def _database(config: Config, *, migrate: bool = True) -> Iterator[Any]:
+    """The state database alone (engine, ledger), with `_runtime`'s checks and messages."""
+    from worker.bootstrap import open_database
+    from worker.state_errors import check_sqlite
+
+    problem = check_sqlite(config)
+    if problem is not None:
+        fail(problem.message, problem.code)
+    try:
+        engine, ledger = open_database(config, migrate=migrate)
+    except Exception as exc:
+        _state_failed(config, exc)
+        raise
+    try:
+        yield engine, ledger
+    except Exception as exc:
+        _state_failed(config, exc)
+        raise
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -174,7 +269,7 @@ def validate(
     chosen = config or (ctx.obj or {}).get("config")
     path = config_path(chosen)
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, strict=True)
     except ConfigError as exc:
         if as_json:
             emit_json({"valid": False, "config": str(path), "problems": exc.problems})
@@ -191,8 +286,8 @@ def validate(
             name: {
                 "source": job.source,
                 "target": job.target,
-                "interval": job.raw.schedule.interval.total_seconds(),
-                "scope": job.raw.scope.users,
+                "interval": job.runtime.interval.total_seconds(),
+                "scope": job.runtime.scope_users,
                 "mappings": len(job.mappings),
             }
             for name, job in loaded.jobs.items()
@@ -218,7 +313,7 @@ def validate(
     for name, job in loaded.jobs.items():
         out.print(
             f"  {name}: {job.source} → {job.target}, every "
-            f"{_duration(job.raw.schedule.interval.total_seconds())}, scope {job.raw.scope.users}, "
+            f"{_duration(job.runtime.interval.total_seconds())}, scope {job.runtime.scope_users}, "
             f"{len(job.mappings)} mappings",
             markup=False,
         )
@@ -309,7 +404,15 @@ def run(
     cfg = _config(ctx, config)
     _job(cfg, job)
     mode = "full" if full else "auto"
-    with _runtime(cfg) as runtime, _progress(enabled=not as_json) as on_progress:
+
+    def failed(message: str) -> None:
+        if as_json:
+            emit_json(_unrun(job, full=full, dry_run=dry_run, status="failed", error=message))
+
+    with (
+        _runtime(cfg, on_failure=failed) as runtime,
+        _progress(enabled=not as_json) as on_progress,
+    ):
         try:
             with _audited(
                 runtime,
@@ -328,22 +431,7 @@ def run(
         except (AlreadyRunning, JobPaused) as exc:
             status = "already_running" if isinstance(exc, AlreadyRunning) else "paused"
             if as_json:
-                # The shape of `run --json` (docs/contracts.md, section 3), every count 0, so
-                # scripts read it one way.
-                from worker.domain.model import empty_counts
-
-                emit_json(
-                    {
-                        "job": job,
-                        "run_id": None,
-                        "mode": "full" if full else "incremental",
-                        "dry_run": dry_run,
-                        "counts": empty_counts(),
-                        "duration_s": 0.0,
-                        "status": status,
-                        "error": str(exc),
-                    }
-                )
+                emit_json(_unrun(job, full=full, dry_run=dry_run, status=status, error=str(exc)))
             else:
                 err.print(f"tenant-sync: {exc}", markup=False)
             raise typer.Exit(1) from None
@@ -372,6 +460,23 @@ def run(
                 markup=False,
             )
     raise typer.Exit(0 if result.status == "success" else 1)
+
+
+def _unrun(job: str, *, full: bool, dry_run: bool, status: str, error: str) -> dict[str, Any]:
+    """`run --json`'s object for a cycle that did not run: the summary's shape, every count 0,
+    so scripts read it one way."""
+    from worker.domain.model import empty_counts
+
+    return {
+        "job": job,
+        "run_id": None,
+        "mode": "full" if full else "incremental",
+        "dry_run": dry_run,
+        "counts": empty_counts(),
+        "duration_s": 0.0,
+        "status": status,
+        "error": error,
+    }
 
 
 # How long `run` spends sending its cycle's notifications before it exits.
@@ -437,17 +542,29 @@ def trigger(
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Enqueue a cycle of JOB for the Celery workers and print its task id."""
+    """Enqueue a cycle of JOB for the Celery workers and print its task id. Refused (exit 1)
+    when JOB is paused, or a cycle of it is running or queued already."""
     from worker.celery_app import create_celery, enqueue_cycle
 
     cfg = _config(ctx, config)
     _job(cfg, job)
     mode = "full" if full else "auto"
     refusal: tuple[str, str] | None = None
-    with _runtime(cfg) as runtime:
+
+    def failed(message: str) -> None:
+        if as_json:
+            emit_json({"job": job, "status": "failed", "error": message})
+
+    with _runtime(cfg, on_failure=failed) as runtime:
         with _audited(runtime, "trigger", job, {"mode": mode}) as entry:
             celery = create_celery(cfg)
-            if runtime.job_lock().is_held(job):
+            if runtime.ledger.job_state(job).paused:
+                # A worker would take the task and skip it: say so instead of a task id.
+                refusal = (
+                    "paused",
+                    f"{job} is paused: no cycle runs until `tenant-sync resume {job}`",
+                )
+            elif runtime.job_lock().is_held(job):
                 refusal = ("already_running", f"a cycle of {job} is already running")
             else:
                 task_id, queued = enqueue_cycle(
@@ -492,7 +609,6 @@ def status(
 ) -> None:
     """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
     counted against its threshold in the deletion window."""
-    from worker.bootstrap import job_spec
     from worker.service.status import job_status
 
     cfg = _config(ctx, config)
@@ -508,7 +624,7 @@ def status(
                 runtime.cursors.load(n),
                 running=lock.is_held(n),
                 live=runtime.live.load(n),
-                threshold=job_spec(cfg.job(n)).deletion_threshold,
+                threshold=cfg.jobs[n].spec.deletion_threshold,
             )
             for n in names
         ]
@@ -574,11 +690,15 @@ def logs(
         None, "--until", help="Before this time (ISO 8601) or this long ago."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
+    limit: int = typer.Option(
+        100, "--limit", min=1, help="At most this many rows, the newest (see --all)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every matching row, however many."),
     config: Path | None = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
-    """Show the provisioning log of JOB: one row per object per cycle."""
+    """Show the provisioning log of JOB, newest first: one row per object per cycle; the
+    newest 100 rows unless --limit or --all says otherwise (filters apply before the limit)."""
     if fmt not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {fmt!r}")
     if as_json:
@@ -597,10 +717,7 @@ def logs(
     start, end = _moment(since, "--since"), _moment(until, "--until")
     cfg = _config(ctx, config)
     _job(cfg, job)
-    from worker.bootstrap import open_database
-
-    engine, ledger = open_database(cfg)
-    try:
+    with _database(cfg) as (_engine, ledger):
         rows = ledger.logs(
             job,
             run_id=run_id,
@@ -609,10 +726,9 @@ def logs(
             status=status_,
             since=start,
             until=end,
-            limit=limit,
+            limit=None if every else limit,
+            newest_first=True,
         )
-    finally:
-        engine.dispose()
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
@@ -672,10 +788,7 @@ def audit(
     """Show the audit trail: who did which operator action (run, trigger, provision, pause,
     resume, allow-deletes, restart; from the CLI, the API or the console) to which job, when,
     and how it ended (success, failure, refused); newest first."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from worker.adapters.state.audit import SqlAuditLog
-    from worker.bootstrap import open_database
     from worker.domain.errors import SyncError
 
     if limit < 1:
@@ -683,22 +796,18 @@ def audit(
     cfg = _config(ctx, config)
     if job is not None:
         _job(cfg, job)
-    try:
-        engine, _ledger = open_database(cfg)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the state database: {exc.__class__.__name__}: {exc.args[0]}", 1)
-    try:
-        trail = SqlAuditLog(engine)
-        entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
-        while every and entries and len(entries) % AUDIT_PAGE == 0:
-            more = trail.entries(job, limit=AUDIT_PAGE, before_id=entries[-1].id)
-            if not more:
-                break
-            entries.extend(more)
-    except SyncError as exc:
-        fail(str(exc), 1)
-    finally:
-        engine.dispose()
+    with _database(cfg) as (engine, _ledger):
+        try:
+            trail = SqlAuditLog(engine)
+            entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
+            while every and entries and len(entries) % AUDIT_PAGE == 0:
+                more = trail.entries(job, limit=AUDIT_PAGE, before_id=entries[-1].id)
+                if not more:
+                    break
+                entries.extend(more)
+        except SyncError as exc:
+            _state_failed(cfg, exc)
+            fail(str(exc), 1)
     if as_json:
         emit_json([entry.as_row() for entry in entries])
         return
@@ -810,7 +919,6 @@ def db_purge_logs(
     """Forget provisioning-log rows older than the retention (the beat does it daily)."""
     from datetime import UTC, datetime
 
-    from worker.bootstrap import open_database
     from worker.config import parse_duration
 
     cfg = _config(ctx, config)
@@ -819,11 +927,8 @@ def db_purge_logs(
     except ValueError as exc:
         fail(f"--older-than: {exc}")
     before = datetime.now(UTC) - kept
-    engine, ledger = open_database(cfg)
-    try:
+    with _database(cfg) as (_engine, ledger):
         removed = ledger.purge_logs(before)
-    finally:
-        engine.dispose()
     report(
         as_json,
         {"removed": removed, "before": before.isoformat()},
@@ -837,14 +942,10 @@ def db_upgrade(
 ) -> None:
     """Apply the database migrations (Alembic) up to the newest."""
     from worker.adapters.state.db import upgrade_database
-    from worker.adapters.state.sql import make_engine
 
     cfg = _config(ctx, config)
-    engine = make_engine(cfg.state.database_url)
-    try:
+    with _database(cfg, migrate=False) as (engine, _ledger):
         before, after = upgrade_database(engine)
-    finally:
-        engine.dispose()
     report(
         as_json,
         {"before": before, "revision": after, "upgraded": before != after},
@@ -891,20 +992,26 @@ def redis_stop(
 def provision(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
-    source_user_id: str = typer.Argument(..., help="The source user's object id."),
+    source_user_id: str = typer.Argument(
+        ..., metavar="USER", help="The source user: object id, UPN or mail."
+    ),
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Provision one source user now, synchronously, and print each step (works while paused)."""
+    """Provision one source user now, synchronously, and print each step (works while paused).
+    USER is the source user's object id, UPN or mail (an unknown or ambiguous one: exit 2)."""
     from worker.domain.errors import SyncError
     from worker.service.ondemand import UnknownSourceUser
 
-    if not GUID_RE.match(source_user_id):
-        fail(f"SOURCE_USER_ID must be the user's object id (a GUID), not {source_user_id!r}")
+    if not source_user_id.strip():
+        fail("USER must be the source user's object id, UPN or mail")
     cfg = _config(ctx, config)
     _job(cfg, job)
-    user_id = source_user_id.lower()
     with _runtime(cfg) as runtime:
+        try:
+            user_id = _source_user_id(runtime, job, source_user_id.strip())
+        except SyncError as exc:
+            fail(f"cannot look up {source_user_id!r} in the source tenant: {exc}", 1)
         try:
             # An id that names nobody is bad input (exit 2): nothing was done, nothing recorded.
             with _audited(
@@ -959,6 +1066,29 @@ def provision(
     raise typer.Exit(1 if outcome.status.value == "failure" else 0)
 
 
+def _source_user_id(runtime: Any, job: str, user: str) -> str:
+    """The object id of the source user named by `user` (an id, a UPN or a mail)."""
+    if GUID_RE.match(user):
+        return user.lower()
+    source, _target = runtime.directories(runtime.config.job(job))
+    wanted = user.lower()
+    found = [
+        u
+        for u in source.search_users(user, ["id", "userPrincipalName", "mail"], limit=50)
+        if wanted
+        in (
+            str(u.attributes.get("userPrincipalName") or "").lower(),
+            str(u.attributes.get("mail") or "").lower(),
+        )
+    ]
+    if not found:
+        fail(f"no user with the UPN or mail {user!r} in the source tenant of {job}")
+    if len(found) > 1:
+        ids = ", ".join(sorted(u.id for u in found))
+        fail(f"{user!r} names {len(found)} source users ({ids}): give the object id")
+    return str(found[0].id).lower()
+
+
 @app.command()
 def check(
     ctx: typer.Context,
@@ -968,7 +1098,7 @@ def check(
 ) -> None:
     """Check that JOB can work: sign-in and permissions on both sides, the group scope, and the
     partner settings (automatic redemption, sync allowed). Writes nothing; exit 1 on a ✗."""
-    from worker.adapters.graph.checks import JobChecks
+    from worker.adapters.graph.checks import JobChecks, Side
     from worker.bootstrap import graph_client
 
     cfg = _config(ctx, config)
@@ -984,6 +1114,8 @@ def check(
             source_tenant=source.tenant_id,
             target_tenant=target.tenant_id,
             groups=spec.scope.group_ids if spec.scope.assigned_only else (),
+            source_side=Side(spec.source, str(source.ca_bundle) if source.ca_bundle else None),
+            target_side=Side(spec.target, str(target.ca_bundle) if target.ca_bundle else None),
         ).run()
     finally:
         source_client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -29,11 +30,12 @@ from pydantic import (
 )
 
 from worker.domain.expressions import ExpressionError, parse
-from worker.domain.health import DEFAULT_DELETION_WINDOW
+from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
+from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
-from worker.domain.scope import Clause, Operator, ScopeError, ScopeSpec
+from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
 from worker.schema import user_property_types, writable_user_properties
 
 DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
@@ -121,6 +123,18 @@ class StateConfig(Strict):
     def _redis_url(cls, value: str) -> str:
         if value != "embedded" and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be 'embedded' or a redis://, rediss:// or unix:// URL")
+        if value.startswith(("redis://", "rediss://")):
+            # Checked here so that a typo is a bad setting (exit 2), not an unreachable server.
+            parts = urlsplit(value)
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                raise ValueError("has an invalid port (e.g. redis://host:6379/0)") from None
+            if not parts.hostname:
+                raise ValueError("needs a host (e.g. redis://host:6379/0)")
+            db = parts.path.strip("/")
+            if db and not db.isdigit():
+                raise ValueError(f"the database after the host must be a number, not {db!r}")
         return value
 
     @field_validator("database_url")
@@ -128,6 +142,13 @@ class StateConfig(Strict):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a valid database URL") from None
         return value
 
 
@@ -596,8 +617,29 @@ class RawConfig(Strict):
     notifications: list[NotificationConfig] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class JobRuntime:
+    """What the runtime needs of a job besides its domain spec: scheduling, fan-out, how the
+    target is written, and the settings as configured (for status pages and the API)."""
+
+    interval: timedelta
+    full_every: timedelta | None
+    fan_out: int  # under Celery: pages exported by other workers, this many at a time (0: none)
+    user_type: str
+    invite_redirect_url: str
+    deprovision: Deprovision
+    skip_out_of_scope_deletions: bool
+    create: bool
+    update: bool
+    delete: bool
+    scope_users: str  # "all" or "assigned"
+    deletion_count: int | None  # the threshold as configured (None: no count limit)
+    deletion_percent: float | None
+
+
 class Job:
-    """A validated job, with its domain pieces built: scope, mappings and policy."""
+    """A validated job, with its domain pieces built: scope, mappings, policy, the domain spec
+    (`spec`) and the runtime part (`runtime`). Nothing outside this module reads `raw`."""
 
     def __init__(self, name: str, raw: JobConfig, scope: ScopeSpec, mappings: list[MappingSpec]):
         self.name = name
@@ -610,6 +652,37 @@ class Job:
             delete=raw.actions.delete,
             deprovision=raw.deprovision,
             skip_out_of_scope_deletions=raw.skip_out_of_scope_deletions,
+        )
+        interval = raw.schedule.interval
+        threshold = raw.deletion_threshold
+        self.runtime = JobRuntime(
+            interval=interval,
+            full_every=raw.schedule.full_every,
+            fan_out=raw.fan_out,
+            user_type=raw.user_type,
+            invite_redirect_url=raw.invite_redirect_url,
+            deprovision=raw.deprovision,
+            skip_out_of_scope_deletions=raw.skip_out_of_scope_deletions,
+            create=raw.actions.create,
+            update=raw.actions.update,
+            delete=raw.actions.delete,
+            scope_users=raw.scope.users,
+            deletion_count=threshold.count,
+            deletion_percent=threshold.percent,
+        )
+        self.spec = JobSpec(
+            name=name,
+            scope=scope,
+            mappings=tuple(mappings),
+            policy=self.policy,
+            user_type=raw.user_type,
+            full_every=raw.schedule.full_every,
+            interval=interval,
+            deletion_threshold=DeletionThreshold(
+                count=threshold.count,
+                percent=threshold.percent,
+                window=threshold.window_for(interval),
+            ),
         )
 
     @property
@@ -629,10 +702,18 @@ class Job:
 class Config:
     """The whole validated configuration."""
 
-    def __init__(self, raw: RawConfig, jobs: dict[str, Job], path: Path | None) -> None:
+    def __init__(
+        self,
+        raw: RawConfig,
+        jobs: dict[str, Job],
+        path: Path | None,
+        unavailable: Mapping[str, list[str]] | None = None,
+    ) -> None:
         self.raw = raw
         self.jobs = jobs
         self.path = path
+        # Tenants that cannot be used (an environment variable unset), with the problems.
+        self.unavailable: dict[str, list[str]] = dict(unavailable or {})
 
     @property
     def state(self) -> StateConfig:
@@ -659,11 +740,20 @@ class Config:
         return self.raw.notifications
 
     def job(self, name: str) -> Job:
+        """The job, if it can run: ConfigError when unknown or a tenant it uses is unusable."""
         try:
-            return self.jobs[name]
+            job = self.jobs[name]
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError([f"jobs: unknown job {name!r} (known jobs: {known})"]) from None
+        problems = [
+            f"jobs.{name}: cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
+            for role, tenant in (("source", job.source), ("target", job.target))
+            for problem in self.unavailable.get(tenant, [])
+        ]
+        if problems:
+            raise ConfigError(problems)
+        return job
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -672,10 +762,44 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML as people mean it in a config file: only `true` and `false` are booleans.
+
+    PyYAML follows YAML 1.1, where `NO` (Norway), `yes`, `on` and `off` are booleans, `0047` is
+    an octal number and `1:30` is 90. Here they stay strings, as YAML 1.2 has it; a number with a
+    leading zero stays a string too, so an id such as `0047` keeps its zeros.
+    """
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _INT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+ConfigLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse configuration YAML with `ConfigLoader` (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    strict: bool = False,
 ) -> Config:
-    """Read, interpolate and validate a configuration file; raise ConfigError listing problems."""
+    """Read, interpolate and validate a configuration file; raise ConfigError listing problems.
+
+    With `strict`, a tenant with an unset environment variable is a problem too; without, only
+    the jobs that use that tenant are refused (see `Config.job`)."""
     file = config_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -684,7 +808,7 @@ def load_config(
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -692,17 +816,36 @@ def load_config(
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{file}: not valid YAML{where}: {problem}"]) from None
-    return build_config(data, env=os.environ if env is None else env, path=file)
+    return build_config(data, env=os.environ if env is None else env, path=file, strict=strict)
 
 
-def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None) -> Config:
-    """Validate section by section so that one bad part does not hide the problems of another."""
+def build_config(
+    data: Any, *, env: Mapping[str, str], path: Path | None = None, strict: bool = False
+) -> Config:
+    """Validate section by section so that one bad part does not hide the problems of another.
+
+    A tenant with an unset environment variable does not fail the whole config (unless
+    `strict`, as `validate` asks): only the jobs that use it (`Config.job`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path or 'config'}: the top level must be a mapping"])
     problems: list[str] = []
-    data = _interpolate(data, env, (), problems)
+    # A tenant whose settings name an unset variable (its secret, most often) makes only the
+    # jobs that use it unusable: its problems are kept apart (see Config.job) unless `strict`.
+    unavailable: dict[str, list[str]] = {}
+    tenants_raw = data.get("tenants")
+    data = _interpolate({k: v for k, v in data.items() if k != "tenants"}, env, (), problems)
+    if isinstance(tenants_raw, dict):
+        interpolated: dict[Any, Any] = {}
+        for name, body in tenants_raw.items():
+            unset: list[str] = []
+            interpolated[name] = _interpolate(body, env, ("tenants", name), unset)
+            if unset:
+                unavailable[str(name)] = unset
+        data["tenants"] = interpolated
+    elif tenants_raw is not None:
+        data["tenants"] = tenants_raw  # not a mapping: reported below
     for key in data:
         if key not in RawConfig.model_fields:
             problems.append(f"{key}: unknown setting")
@@ -716,7 +859,9 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         problems.append("tenants: required: at least one tenant")
         tenants_data = {}
     for name, body in tenants_data.items():
-        tenant = _validate(TenantConfig, body, ("tenants", name), problems)
+        # With a variable unset, what else is wrong with the tenant goes with it.
+        where = unavailable.get(name, problems)
+        tenant = _validate(TenantConfig, body, ("tenants", name), where)
         if tenant is not None:
             tenants[name] = tenant
     jobs_data = data.get("jobs") or {}
@@ -747,8 +892,11 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
     if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
         known = ", ".join(sorted(tenants_data)) or "none"
         problems.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
-    if problems or state is None or logging is None or metrics is None or api is None:
-        raise ConfigError(problems)
+    deferred = [p for name in unavailable for p in unavailable[name]]
+    if problems or (strict and deferred):
+        raise ConfigError(deferred + problems)
+    if state is None or logging is None or metrics is None or api is None:
+        raise ConfigError(problems)  # not reached: each of them failing is a problem
     raw = RawConfig(
         state=state,
         logging=logging,
@@ -758,7 +906,7 @@ def build_config(data: Any, *, env: Mapping[str, str], path: Path | None = None)
         api=api,
         notifications=notifications,
     )
-    return Config(raw, jobs, path)
+    return Config(raw, jobs, path, unavailable)
 
 
 def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:
@@ -902,11 +1050,57 @@ def _clause(
     if clause.attribute not in types:
         problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
         return None
+    if clause.operator not in VALUELESS_OPERATORS and clause.value is not None:
+        listed = clause.operator in (Operator.IS_IN, Operator.IS_NOT_IN)
+        values = clause.value if listed and isinstance(clause.value, list) else [clause.value]
+        for value in values:
+            misfit = value_misfit(value, types[clause.attribute], clause.attribute)
+            if misfit:
+                problems.append(f"{at}.value: {misfit}")
+                return None
     try:
         return Clause(clause.attribute, clause.operator, clause.value)
     except ScopeError as exc:
         problems.append(f"{at}: {exc}")
         return None
+
+
+_NUMERIC_EDM = frozenset({"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Decimal"})
+
+
+def value_misfit(value: Any, edm: str, attribute: str) -> str | None:
+    """Why a configured value does not fit the attribute's Graph type, or None if it does.
+
+    Values are compared as Entra does (numbers as their text), so a number fits a string
+    attribute; a boolean fits only a boolean one, and a number attribute needs a number.
+    """
+    if edm.startswith("Collection("):
+        edm = edm.removeprefix("Collection(").removesuffix(")")
+        items = value if isinstance(value, list) else [value]
+        return next((m for v in items if (m := value_misfit(v, edm, attribute))), None)
+    if isinstance(value, list | dict):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        return f"{kind} does not fit {attribute} ({edm}): give one value"
+    if edm == "Edm.Boolean":
+        if isinstance(value, bool) or (
+            isinstance(value, str) and value.strip().lower() in ("true", "false")
+        ):
+            return None
+        return f"{value!r} does not fit {attribute} (Edm.Boolean): use true or false"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+        return (
+            f"{text} is a boolean, but {attribute} is {edm}: quote it ('{text}') if the text "
+            "is meant"
+        )
+    if edm in _NUMERIC_EDM:
+        if isinstance(value, int | float):
+            return None
+        try:
+            float(str(value))
+        except ValueError:
+            return f"{value!r} does not fit {attribute} ({edm}): give a number"
+    return None
 
 
 def _build_mappings(
@@ -974,6 +1168,11 @@ def _mapping(
             f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
         )
         return None
+    for name, value in (("constant", mapping.constant), ("default", mapping.default)):
+        misfit = None if value is None else value_misfit(value, types[target], target)
+        if misfit:
+            problems.append(f"{at}.{name}: {misfit}")
+            return None
     expression = None
     if mapping.expression is not None:
         try:

@@ -85,11 +85,11 @@ def run_job(
     guard = state.queue_guard()
     guard.release_queue(job_id, self.request.id)
     if trigger == "schedule":
-        interval = int(config.job(job_id).raw.schedule.interval.total_seconds())
+        interval = int(config.job(job_id).runtime.interval.total_seconds())
         if not guard.claim_slot(job_id, int(time.time()) // interval, ttl_s=2 * interval):
             log.info("cycle skipped", status="duplicate", reason="this interval's cycle was sent")
             return {"job": job_id, "status": "duplicate", "error": "another beat sent this cycle"}
-    fan_out = config.job(job_id).raw.fan_out
+    fan_out = config.job(job_id).runtime.fan_out
     dispatcher = CeleryDispatcher(self.app, window=fan_out) if fan_out else None
     service = state.cycle(job_id, dispatcher=dispatcher)
     try:

@@ -99,7 +99,7 @@ def deleted_in_target(env: SyncEnv) -> set[str]:
 
 def delete_rows(env: SyncEnv) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(
-        env.cli("logs", "sync", "--action", "delete", "--json", check=True).stdout
+        env.cli("logs", "sync", "--action", "delete", "--json", "--all", check=True).stdout
     )
     return rows
 

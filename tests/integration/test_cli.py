@@ -113,3 +113,29 @@ def test_every_command_takes_config(args: list[str]) -> None:
     result = cli(*args, "--config", str(CONFIG / "tenant-sync.yaml"))
     assert "No such option" not in result.stderr
     assert result.returncode == 0, result.stderr
+
+
+def test_validate_names_a_value_that_does_not_fit_its_attribute(tmp_path: Path) -> None:
+    """`NO` (Norway) stays a string; `false` for a string attribute is named with its path."""
+    text = (CONFIG / "tenant-sync.yaml").read_text()
+    config = tmp_path / "c.yaml"
+    norway = "\n".join(
+        [
+            "      filters:",
+            "        - - {attribute: country, operator: EQUALS, value: NO}",
+        ]
+    )
+    config.write_text(_with_filters(text, norway))
+    ok = cli("validate", "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    config.write_text(_with_filters(text, norway.replace("value: NO", "value: false")))
+    bad = cli("validate", "--config", str(config))
+    assert bad.returncode == 2
+    assert "scope.filters[0][0].value: false is a boolean, but country is Edm.String" in bad.stderr
+
+
+def _with_filters(config_text: str, filters: str) -> str:
+    """The shipped config with `filters` in its job's scope (after `users: assigned`)."""
+    marker = "users: assigned\n"
+    assert marker in config_text
+    return config_text.replace(marker, marker + filters + "\n", 1)

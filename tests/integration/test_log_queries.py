@@ -53,8 +53,9 @@ def test_log_rows_have_entras_fields_and_can_be_found_by_id_upn_or_mail(sync_env
     by_upn = logs(env, "--user", user["userPrincipalName"].upper())
     by_mail = logs(env, "--user", user["mail"])
     assert by_id == by_upn == by_mail
-    assert [r["action"] for r in by_id] == ["create", "delete"]  # the unassigned user leaves
-    created, deleted = by_id
+    # Newest first: the unassigned user leaves after it was created.
+    assert [r["action"] for r in by_id] == ["delete", "create"]
+    deleted, created = by_id
     assert set(created) == ROW_FIELDS
     assert created["cycleId"] == run["run_id"]
     assert created["sourceMail"] == user["mail"]

@@ -98,7 +98,7 @@ def test_pause_resume_and_provision_on_demand(sync_env: SyncEnv) -> None:
 
     rows_before = env.cli("logs", "sync", "--json", check=True).stdout
     for bad_id, message in (
-        ("not-a-guid", "must be the user's object id (a GUID)"),
+        ("not-a-guid", "no user with the UPN or mail 'not-a-guid'"),
         ("0b1c0000-dead-4000-8000-00000000beef", "no user 0b1c0000-dead-4000-8000-00000000beef"),
     ):
         refused = env.cli("provision", "sync", bad_id)

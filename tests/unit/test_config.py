@@ -53,7 +53,7 @@ def test_a_good_config_loads_with_secrets_from_the_environment(tmp_path: Path) -
     assert contoso.tenant_id == "0b1c0000-0000-4000-8000-000000000001"
     assert config.tenants["fabrikam"].client_secret.get_secret_value() == "fallback"  # type: ignore[union-attr]
     job = config.job("contoso-to-fabrikam")
-    assert job.raw.schedule.interval.total_seconds() == 5400
+    assert job.runtime.interval.total_seconds() == 5400
     assert job.scope.assigned_only
     assert [m.target for m in job.match_mappings] == ["mail"]
     assert job.mappings[2].target_type == "Edm.Boolean"
@@ -259,10 +259,8 @@ def test_the_beat_purges_the_provisioning_log_daily(tmp_path: Path) -> None:
 def test_the_deletion_window_defaults_to_24h_or_the_interval(tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from worker.bootstrap import job_spec
-
     config = load_config(write(tmp_path, GOOD), env={"CONTOSO_SECRET": "x"})
-    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    threshold = config.job("contoso-to-fabrikam").spec.deletion_threshold
     assert (threshold.count, threshold.percent, threshold.window) == (
         500,
         None,
@@ -270,12 +268,10 @@ def test_the_deletion_window_defaults_to_24h_or_the_interval(tmp_path: Path) -> 
     )
     daily = GOOD.replace("interval: 1h30m", "interval: 2d")
     config = load_config(write(tmp_path, daily), env={"CONTOSO_SECRET": "x"})
-    assert job_spec(config.job("contoso-to-fabrikam")).deletion_threshold.window == timedelta(
-        days=2
-    )
+    assert config.job("contoso-to-fabrikam").spec.deletion_threshold.window == timedelta(days=2)
     chosen = GOOD + "    deletion_threshold: {count: 10, window: 3d}\n"
     config = load_config(write(tmp_path, chosen), env={"CONTOSO_SECRET": "x"})
-    threshold = job_spec(config.job("contoso-to-fabrikam")).deletion_threshold
+    threshold = config.job("contoso-to-fabrikam").spec.deletion_threshold
     assert (threshold.count, threshold.window) == (10, timedelta(days=3))
 
 
@@ -295,3 +291,104 @@ def test_a_bad_deletion_window_is_named(tmp_path: Path, window: str, message: st
     assert any(f"jobs.contoso-to-fabrikam.{message}" in p for p in caught.value.problems), (
         caught.value.problems
     )
+
+
+def test_yaml_1_1_booleans_stay_strings(tmp_path: Path) -> None:
+    """`NO` is Norway, not false: only true and false are booleans in a config file."""
+    text = GOOD.replace(
+        "{attribute: department, operator: EQUALS, value: Sales}",
+        "{attribute: country, operator: EQUALS, value: NO}",
+    ).replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: showInAddressList, constant: true}\n      - {target: employeeId, constant: 0047}",
+    )
+    job = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"}).job("contoso-to-fabrikam")
+    assert job.scope.filters[0][0].value == "NO"
+    assert job.scope.filters[0][0].matches({"country": "NO"})
+    assert job.mappings[2].constant is True
+    assert job.mappings[3].constant == "0047"
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "{attribute: country, operator: EQUALS, value: false}",
+            "scope.filters[0][0].value: false is a boolean, but country is Edm.String",
+        ),
+        (
+            "{attribute: accountEnabled, operator: EQUALS, value: NO}",
+            "scope.filters[0][0].value: 'NO' does not fit accountEnabled (Edm.Boolean)",
+        ),
+        (
+            "{attribute: country, operator: IS IN, value: [SE, true]}",
+            "scope.filters[0][0].value: true is a boolean, but country is Edm.String",
+        ),
+    ],
+)
+def test_a_value_that_does_not_fit_its_attribute_is_named(
+    tmp_path: Path, written: str, problem: str
+) -> None:
+    text = GOOD.replace("{attribute: department, operator: EQUALS, value: Sales}", written)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert any(
+        p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems
+    ), caught.value.problems
+
+
+def test_a_mapping_constant_must_fit_its_target(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: showInAddressList, constant: yes}\n      - {target: department, constant: true}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert caught.value.problems == [
+        "jobs.contoso-to-fabrikam.mappings[2].constant: 'yes' does not fit showInAddressList "
+        "(Edm.Boolean): use true or false",
+        "jobs.contoso-to-fabrikam.mappings[3].constant: true is a boolean, but department is "
+        "Edm.String: quote it ('true') if the text is meant",
+    ]
+
+
+def test_nothing_outside_config_reads_the_raw_model() -> None:
+    """Config hands out each job's domain spec and runtime part; `.raw` stays inside it."""
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "worker"
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "config.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\b(job|config|cfg)(\([^)]*\))?\.raw\b", line)
+    ]
+    assert offenders == []
+
+
+def test_a_tenant_with_an_unset_secret_stops_only_the_jobs_that_use_it(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "jobs:\n",
+        "  northwind:\n"
+        "    tenant_id: 0b1c0000-0000-4000-8000-000000000003\n"
+        "    client_id: 5e6f0000-0000-4000-8000-000000000003\n"
+        "    client_secret: ${NORTHWIND_SECRET}\n"
+        "jobs:\n"
+        "  contoso-to-northwind: {source: contoso, target: northwind}\n",
+        1,
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    assert config.job("contoso-to-fabrikam").target == "fabrikam"
+    with pytest.raises(ConfigError) as caught:
+        config.job("contoso-to-northwind")
+    assert caught.value.problems == [
+        "jobs.contoso-to-northwind: cannot run: its target tenant 'northwind' is unusable: "
+        "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
+    ]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [
+        "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
+    ]

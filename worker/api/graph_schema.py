@@ -123,7 +123,7 @@ def _directory(directory_id: str | None, name: str, attributes: dict[str, str]) 
 
 
 def synchronization_schema(config: Config, job: Job) -> dict[str, Any]:
-    raw = job.raw
+    rt = job.runtime
     source, target = config.tenants[job.source], config.tenants[job.target]
     read: dict[str, str] = {"id": "Edm.String"}
     for mapping in job.mappings:
@@ -136,14 +136,14 @@ def synchronization_schema(config: Config, job: Job) -> dict[str, Any]:
     flows = [
         name
         for name, on in (
-            ("Add", raw.actions.create),
-            ("Update", raw.actions.update),
-            ("Delete", raw.actions.delete),
+            ("Add", rt.create),
+            ("Update", rt.update),
+            ("Delete", rt.delete),
         )
         if on
     ]
     object_mapping = {
-        "name": f"Provision {job.source} users as {raw.user_type} users of {job.target}",
+        "name": f"Provision {job.source} users as {rt.user_type} users of {job.target}",
         "enabled": True,
         "flowTypes": ", ".join(flows) or "None",
         "sourceObjectName": "User",
@@ -182,17 +182,17 @@ def synchronization_schema(config: Config, job: Job) -> dict[str, Any]:
         ],
         "tenantSync": {
             "scope": {
-                "users": raw.scope.users,
-                "userIds": list(raw.scope.user_ids),
-                "groups": list(raw.scope.groups),
-                "nestedGroups": raw.scope.nested_groups,
+                "users": rt.scope_users,
+                "userIds": sorted(job.scope.user_ids),
+                "groups": list(job.scope.group_ids),
+                "nestedGroups": job.scope.nested_groups,
             },
-            "userType": raw.user_type,
-            "deprovision": raw.deprovision.value,
-            "skipOutOfScopeDeletions": raw.skip_out_of_scope_deletions,
+            "userType": rt.user_type,
+            "deprovision": rt.deprovision.value,
+            "skipOutOfScopeDeletions": rt.skip_out_of_scope_deletions,
             "deletionThreshold": {
-                "count": raw.deletion_threshold.count,
-                "percent": raw.deletion_threshold.percent,
+                "count": rt.deletion_count,
+                "percent": rt.deletion_percent,
             },
             "matching": [{"priority": m.match, "attribute": m.target} for m in job.match_mappings]
             or [{"priority": 1, "attribute": "mail", "default": True}],

@@ -137,24 +137,23 @@ def synchronization_status(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def synchronization_job(job: Job, status: dict[str, Any]) -> dict[str, Any]:
-    raw = job.raw
-    threshold = raw.deletion_threshold
+    rt = job.runtime
     settings = {
         "Source": job.source,
         "Target": job.target,
-        "UserType": raw.user_type,
-        "Deprovision": raw.deprovision.value,
-        "SkipOutOfScopeDeletions": str(raw.skip_out_of_scope_deletions).lower(),
-        "DeletionThresholdCount": "" if threshold.count is None else str(threshold.count),
-        "DeletionThresholdPercent": "" if threshold.percent is None else str(threshold.percent),
-        "FullEvery": iso_duration(raw.schedule.full_every) if raw.schedule.full_every else "",
+        "UserType": rt.user_type,
+        "Deprovision": rt.deprovision.value,
+        "SkipOutOfScopeDeletions": str(rt.skip_out_of_scope_deletions).lower(),
+        "DeletionThresholdCount": "" if rt.deletion_count is None else str(rt.deletion_count),
+        "DeletionThresholdPercent": "" if rt.deletion_percent is None else str(rt.deletion_percent),
+        "FullEvery": iso_duration(rt.full_every) if rt.full_every else "",
     }
     return {
         "id": job.name,
         "templateId": TEMPLATE_ID,
         "schedule": {
             "expiration": None,
-            "interval": iso_duration(raw.schedule.interval),
+            "interval": iso_duration(rt.interval),
             "state": "Paused" if status["code"] == "Paused" else "Active",
         },
         "status": synchronization_status(status),

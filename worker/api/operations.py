@@ -224,13 +224,13 @@ class Operations:
         ledger = self.runtime.ledger
         held = ledger.staged(name)
         links = ledger.links_for(name, [s.source_id for s in held])
-        threshold = job.raw.deletion_threshold
+        rt = job.runtime
         return {
             "job": name,
             "count": len(held),
-            "threshold": {"count": threshold.count, "percent": threshold.percent},
+            "threshold": {"count": rt.deletion_count, "percent": rt.deletion_percent},
             "allowDeletes": ledger.job_state(name).allow_deletes,
-            "deprovision": job.raw.deprovision.value,
+            "deprovision": rt.deprovision.value,
             "deletions": [
                 {
                     "sourceId": s.source_id,
@@ -254,7 +254,7 @@ class Operations:
         status = self.status(name)
         last = status["lastExecution"]
         quarantine = status["quarantine"]
-        interval = job.raw.schedule.interval
+        interval = job.runtime.interval
         next_cycle: str | None = None
         if status["code"] == "Paused":
             next_cycle = None

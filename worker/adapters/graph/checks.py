@@ -36,6 +36,101 @@ TARGET_ROLES = {
 }
 
 
+# Entra's sign-in errors, by what is wrong: the tenant, the app, or its credential.
+_TENANT_CODES = ("AADSTS90002", "AADSTS90023", "AADSTS900023")
+_APP_CODES = ("AADSTS700016", "AADSTS700038", "AADSTS7000112")
+_NETWORK_TEXT = (
+    "connection refused",
+    "connecterror",
+    "connecttimeout",
+    "timed out",
+    "timeout",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "no route to host",
+    "network is unreachable",
+    "connection reset",
+    "remote end closed",
+    "max retries exceeded",
+    "failed to establish a new connection",
+)
+
+
+@dataclass(frozen=True)
+class Side:
+    """How `check` names one side's settings in its advice."""
+
+    name: str  # the tenant's name in the config (tenants.NAME)
+    ca_bundle: str | None = None  # its CA setting, if any
+
+
+def failure_kind(exc: BaseException) -> str:
+    """What kind of failure an error is: network, tls, credentials, permissions or other."""
+    text = " ".join(_chain_text(exc)).lower()
+    if (
+        "certificate verify failed" in text
+        or "certificate_verify_failed" in text
+        or ("ssl" in text and ("certificate" in text or "handshake" in text))
+    ):
+        return "tls"
+    if isinstance(exc, SyncError) and exc.status in (401, 403):
+        return "permissions" if exc.status == 403 else "credentials"
+    if "aadsts" in text or "invalid_client" in text or "unauthorized_client" in text:
+        return "credentials"
+    if "authorization_requestdenied" in text or "insufficient privileges" in text:
+        return "permissions"
+    if any(marker in text for marker in _NETWORK_TEXT):
+        return "network"
+    return "other"
+
+
+def _chain_text(exc: BaseException) -> list[str]:
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts += [type(current).__name__, str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+def hint(exc: BaseException, side: str, where: Side, permission_fix: str) -> str:
+    """Advice that matches the failure: reach the host, trust its certificate, fix the
+    credential, or grant the permission (`permission_fix`)."""
+    tenant = f"tenants.{where.name}"
+    kind = failure_kind(exc)
+    if kind == "network":
+        return (
+            f"this host cannot reach the {side} tenant's endpoints: check {tenant}.authority_host "
+            f"and {tenant}.graph_url, DNS, and any firewall or proxy in between"
+        )
+    if kind == "tls":
+        trusted = f"now {where.ca_bundle}" if where.ca_bundle else "now the system's CAs"
+        return (
+            f"the {side} endpoint's TLS certificate is not trusted: set {tenant}.ca_bundle to "
+            f"the CA file that signed it ({trusted})"
+        )
+    if kind == "credentials":
+        text = " ".join(_chain_text(exc))
+        if any(code in text for code in _TENANT_CODES):
+            return f"no such tenant: check {tenant}.tenant_id"
+        if any(code in text for code in _APP_CODES):
+            return (
+                f"no such app in the {side} tenant: check {tenant}.client_id against its app "
+                "registration"
+            )
+        return (
+            f"the {side} app's credential was refused (wrong or expired): check "
+            f"{tenant}.client_secret or certificate_path against its app registration"
+        )
+    if kind == "permissions":
+        return permission_fix
+    return ""
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -71,7 +166,13 @@ class JobChecks:
         source_tenant: str,
         target_tenant: str,
         groups: tuple[str, ...],
+        source_side: Side | None = None,
+        target_side: Side | None = None,
     ) -> None:
+        self.sides = {
+            "source": source_side or Side("source"),
+            "target": target_side or Side("target"),
+        }
         self.job = job
         self.source = source
         self.target = target
@@ -105,8 +206,8 @@ class JobChecks:
                     f"{side}: sign in",
                     "fail",
                     str(exc),
-                    f"check the {side} tenant's tenant_id, client_id and client_secret or "
-                    "certificate_path against its app registration",
+                    hint(exc, side, self.sides[side], "grant admin consent to the app")
+                    or f"check the {side} tenant's settings (tenants.{self.sides[side].name})",
                 )
             )
             return None
@@ -143,7 +244,13 @@ class JobChecks:
                 f"{side}: read users",
                 "fail",
                 str(exc),
-                f"grant User.Read.All (source) or User.ReadWrite.All (target) in the {side} tenant",
+                hint(
+                    exc,
+                    side,
+                    self.sides[side],
+                    "grant User.Read.All (source) or User.ReadWrite.All (target) in the "
+                    f"{side} tenant",
+                ),
             )
         return Check(f"{side}: read users", "ok")
 
@@ -156,9 +263,13 @@ class JobChecks:
             except NotFound:
                 checks.append(Check(name, "fail", "no such group", "fix the job's scope.groups"))
             except SyncError as exc:
-                checks.append(
-                    Check(name, "fail", str(exc), "grant GroupMember.Read.All in the source tenant")
+                fix = hint(
+                    exc,
+                    "source",
+                    self.sides["source"],
+                    "grant GroupMember.Read.All in the source tenant",
                 )
+                checks.append(Check(name, "fail", str(exc), fix))
             else:
                 checks.append(Check(name, "ok"))
         return checks
@@ -175,10 +286,11 @@ class JobChecks:
             partner = client.get_json(f"/policies/crossTenantAccessPolicy/partners/{other}")
         except NotFound:
             return Check(name, "fail", "no partner configuration for that tenant", fix)
-        except StopSync as exc:
-            return Check(name, "unknown", f"cannot read the policy: {exc}", "grant Policy.Read.All")
         except SyncError as exc:
-            return Check(name, "unknown", str(exc))
+            fix = hint(exc, side, self.sides[side], f"grant Policy.Read.All in the {side} tenant")
+            if isinstance(exc, StopSync) and failure_kind(exc) == "other":
+                fix = f"grant Policy.Read.All in the {side} tenant"
+            return Check(name, "unknown", f"cannot read the policy: {exc}", fix)
         settings = partner.get("automaticUserConsentSettings") or {}
         allowed = settings.get("inboundAllowed" if side == "target" else "outboundAllowed")
         if allowed:
@@ -198,7 +310,10 @@ class JobChecks:
         except NotFound:
             return Check(name, "fail", "no identity synchronization policy for that tenant", fix)
         except SyncError as exc:
-            return Check(name, "unknown", str(exc), "grant Policy.Read.All in the target tenant")
+            fix = hint(
+                exc, "target", self.sides["target"], "grant Policy.Read.All in the target tenant"
+            )
+            return Check(name, "unknown", str(exc), fix)
         if (sync.get("userSyncInbound") or {}).get("isSyncAllowed"):
             return Check(name, "ok")
         return Check(name, "fail", "isSyncAllowed is false", fix)

@@ -92,7 +92,7 @@ def next_cycle(job: Job, status: dict[str, Any], now: datetime | None = None) ->
     if quarantine.get("nextAttempt"):
         at = moment(quarantine["nextAttempt"])
         return NextCycle("next attempt", at)
-    interval = job.raw.schedule.interval
+    interval = job.runtime.interval
     last = status.get("lastExecution") or {}
     began = moment(last.get("timeBegan"))
     if began is None:
@@ -117,7 +117,7 @@ def job_view(job: Job, status: dict[str, Any]) -> dict[str, Any]:
         "name": job.name,
         "source": job.source,
         "target": job.target,
-        "deprovision": job.raw.deprovision.value,
+        "deprovision": job.runtime.deprovision.value,
         "code": code,
         "state_text": STATE_TEXT.get(code, code),
         "running": bool(status.get("running")),

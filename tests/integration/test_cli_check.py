@@ -1,0 +1,67 @@
+"""`tenant-sync check`: the advice matches the failure (network, TLS, credentials, permissions)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import SyncEnv
+
+pytestmark = pytest.mark.integration
+
+
+def edit_tenant(env: SyncEnv, name: str, **changes: Any) -> None:
+    config = yaml.safe_load(env.config.read_text())
+    tenant = config["tenants"][name]
+    for key, value in changes.items():
+        if value is None:
+            tenant.pop(key, None)
+        else:
+            tenant[key] = value
+    env.config.write_text(yaml.safe_dump(config))
+
+
+def failed(env: SyncEnv) -> dict[str, dict[str, Any]]:
+    result = env.cli("check", "sync", "--json")
+    assert result.returncode == 1, result.stderr
+    checks = json.loads(result.stdout)["checks"]
+    return {c["name"]: c for c in checks if c["status"] != "ok"}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.world(partners=True)
+def test_a_refused_connection_is_a_network_problem_not_a_secret(sync_env: SyncEnv) -> None:
+    url = f"https://127.0.0.1:{closed_port()}"
+    edit_tenant(sync_env, "fabrikam", authority_host=url, graph_url=url)
+    fix = failed(sync_env)["target: sign in"]["fix"]
+    assert "cannot reach" in fix
+    assert "tenants.fabrikam.authority_host" in fix
+    assert "client_secret" not in fix
+
+
+@pytest.mark.world(partners=True)
+def test_an_untrusted_certificate_points_at_ca_bundle(sync_env: SyncEnv) -> None:
+    edit_tenant(sync_env, "contoso", ca_bundle=None)
+    text = sync_env.cli("check", "sync").stdout
+    fix = failed(sync_env)["source: sign in"]["fix"]
+    assert "TLS certificate is not trusted" in fix
+    assert "tenants.contoso.ca_bundle" in fix
+    assert "client_secret" not in fix
+    assert "fix: the source endpoint's TLS certificate" in text
+
+
+@pytest.mark.world(partners=True)
+def test_a_wrong_secret_points_at_the_credential(sync_env: SyncEnv) -> None:
+    edit_tenant(sync_env, "contoso", client_secret="not-the-secret")
+    check = failed(sync_env)["source: sign in"]
+    assert "AADSTS" in check["detail"]
+    assert "tenants.contoso.client_secret" in check["fix"]

@@ -1,0 +1,40 @@
+"""A tenant whose secret's environment variable is unset stops only the jobs that use it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import SyncEnv
+
+pytestmark = pytest.mark.integration
+
+VARIABLE = "TENANT_SYNC_TEST_NORTHWIND_SECRET_UNSET"
+
+
+def test_only_the_jobs_of_the_tenant_without_its_secret_fail(sync_env: SyncEnv) -> None:
+    env = sync_env
+    config = yaml.safe_load(env.config.read_text())
+    config["tenants"]["northwind"] = {
+        **config["tenants"]["fabrikam"],
+        "tenant_id": "44444444-4444-4444-8444-444444444444",
+        "client_secret": "${" + VARIABLE + "}",
+    }
+    config["jobs"]["to-northwind"] = {**config["jobs"]["sync"], "target": "northwind"}
+    env.config.write_text(yaml.safe_dump(config))
+
+    assert env.run_json()["status"] == "success"  # sync does not need northwind
+    assert env.cli("status", check=True).returncode == 0
+    refused = env.cli("run", "to-northwind")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "tenant-sync: jobs.to-northwind: cannot run: its target tenant 'northwind' is unusable: "
+        f"tenants.northwind.client_secret: environment variable {VARIABLE} is not set"
+    )
+    validate = env.cli("validate", "--json")
+    assert validate.returncode == 2
+    assert json.loads(validate.stdout)["problems"] == [
+        f"tenants.northwind.client_secret: environment variable {VARIABLE} is not set"
+    ]

@@ -1,0 +1,118 @@
+"""When Redis or the state database cannot be used: one line naming the setting, the right exit
+code (1 unreachable, 2 a setting that cannot work), `run --json`'s whole object, no traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.world import RUN_JSON_COUNT_KEYS
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "tenant-sync.yaml"
+JOB = "contoso-to-fabrikam"
+# What a successful `run --json` prints, at least (docs/contracts.md: the summary, status and error).
+RUN_KEYS = {"job", "run_id", "mode", "dry_run", "counts", "duration_s", "status", "error"}
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def free_port() -> int:
+    """A port nothing listens on (it was free a moment ago, and nothing here takes it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def config_with(tmp_path: Path, *, redis_url: str = "embedded", database_url: str = "") -> Path:
+    text = CONFIG.read_text().replace(".tenant-sync", str(tmp_path / "state"))
+    text = text.replace("redis_url: embedded", f"redis_url: {redis_url!r}", 1)
+    if database_url:
+        text = text.replace(
+            f"database_url: sqlite:///{tmp_path / 'state'}/state.db",
+            f"database_url: {database_url!r}",
+            1,
+        )
+        assert database_url in text
+    path = tmp_path / "tenant-sync.yaml"
+    path.write_text(text)
+    return path
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_redis_down_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()
+    config = config_with(tmp_path, redis_url=f"redis://:hunter22@127.0.0.1:{port}/0")
+    for args in (["status"], ["trigger", JOB], ["pause", JOB], ["run", JOB]):
+        result = cli(config, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        line = one_line(result)
+        assert line.startswith(f"tenant-sync: state.redis_url (redis://127.0.0.1:{port}/0): ")
+        assert "refused" in line.lower()
+        assert "hunter22" not in result.stderr + result.stdout
+    run = cli(config, "run", JOB, "--json")
+    assert run.returncode == 1
+    summary = json.loads(run.stdout)
+    assert set(summary) >= RUN_KEYS
+    assert set(summary["counts"]) == RUN_JSON_COUNT_KEYS
+    assert summary["status"] == "failed"
+    assert summary["error"].startswith("state.redis_url (")
+    trigger = cli(config, "trigger", JOB, "--json")
+    assert trigger.returncode == 1
+    assert json.loads(trigger.stdout)["status"] == "failed"
+
+
+def test_an_unparseable_redis_url_is_a_bad_setting(tmp_path: Path) -> None:
+    config = config_with(tmp_path, redis_url="redis://localhost:six/0")
+    result = cli(config, "status")
+    assert result.returncode == 2
+    assert "state.redis_url: has an invalid port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sqlite_path_that_cannot_be_created_is_a_bad_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    database = blocker / "state" / "state.db"
+    config = config_with(tmp_path, database_url=f"sqlite:///{database}")
+    for args in (["status"], ["logs", JOB], ["audit"], ["db", "upgrade"], ["run", JOB]):
+        result = cli(config, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        line = one_line(result)
+        assert line.startswith("tenant-sync: state.database_url: ")
+        assert str(database) in line
+        assert "state directory" not in line
+    run = cli(config, "run", JOB, "--json")
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["error"].startswith("state.database_url: ")
+
+
+def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"postgresql+psycopg://sync:pw-secret@127.0.0.1:{port}/state"
+    config = config_with(tmp_path, database_url=url)
+    for args in (["status"], ["logs", JOB], ["db", "upgrade"]):
+        result = cli(config, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        line = one_line(result)
+        assert line.startswith("tenant-sync: state.database_url (postgresql+psycopg://sync@")
+        assert "pw-secret" not in result.stderr

@@ -1,0 +1,109 @@
+"""What a command says when the state stores (Redis, the SQL database) cannot be used.
+
+One line naming the setting (`state.redis_url`, `state.database_url`), its URL without the
+password, and the cause; and the exit code: 1 when the service is unreachable (it may come back),
+2 when the setting itself cannot work (a SQLite path that cannot be created or written).
+Used at the CLI boundary, where library errors and the adapters' domain errors end up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from worker.config import Config
+
+UNREACHABLE = 1
+BAD_SETTING = 2
+
+
+@dataclass(frozen=True)
+class StateProblem:
+    message: str
+    code: int
+
+
+def redacted_url(url: str) -> str:
+    """The URL as it may be shown: without its password."""
+    try:
+        parts = urlsplit(url)
+        if not parts.password:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}@{host}{port}" if user else f"{host}{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "(unparseable URL)"
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a sqlite:/// URL (None for another database or an in-memory one)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(database_url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def check_sqlite(config: Config) -> StateProblem | None:
+    """Whether the SQLite file can be created and written (before anything tries to)."""
+    path = sqlite_path(config.state.database_url)
+    if path is None:
+        return None
+    where = f"state.database_url: the SQLite database {path}"
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return StateProblem(
+            f"{where} cannot be created: {existing} is not a directory", BAD_SETTING
+        )
+    if path.exists():
+        if path.is_dir():
+            return StateProblem(f"{where} is a directory", BAD_SETTING)
+        if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
+            return StateProblem(f"{where} cannot be written (permission denied)", BAD_SETTING)
+        return None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return StateProblem(f"{where} cannot be created: {existing} is not writable", BAD_SETTING)
+    return None
+
+
+def describe(config: Config, exc: BaseException) -> StateProblem | None:
+    """The line for a failure of Redis or the SQL database, or None for any other error."""
+    import redis
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.domain.errors import SyncError
+
+    cause: BaseException | None = exc
+    # The adapters wrap library errors in the domain's (Transient, ...): look at the cause.
+    while isinstance(cause, SyncError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, redis.RedisError):
+        url = redacted_url(config.state.redis_url)
+        return StateProblem(f"state.redis_url ({url}): {_first_line(cause)}", UNREACHABLE)
+    if isinstance(cause, SQLAlchemyError):
+        path = sqlite_path(config.state.database_url)
+        orig = getattr(cause, "orig", None) or cause
+        if path is not None:
+            # SQLite is a local file: when it cannot be opened, the setting is what is wrong.
+            return StateProblem(
+                f"state.database_url: cannot use the SQLite database {path}: {_first_line(orig)}",
+                BAD_SETTING,
+            )
+        url = redacted_url(config.state.database_url)
+        return StateProblem(f"state.database_url ({url}): {_first_line(orig)}", UNREACHABLE)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
