@@ -87,11 +87,8 @@ def run_scenario(tmp_path: Path, seed: int, users: int) -> dict[str, Any]:
         }
 
 
-@pytest.mark.timeout(600)
-def test_a_killed_cycle_under_graph_faults_leaves_nobody_behind_and_deletes_all_approved(
-    tmp_path: Path, fault_summary: dict[str, int]
-) -> None:
-    found = run_scenario(tmp_path, seed=12, users=USERS)
+def check(found: dict[str, Any], fault_summary: dict[str, int]) -> None:
+    """Count the scenario into the fault suite's summary, print its numbers, and judge it."""
     print(  # the scenario's numbers, for the report (-rA / -s)
         f"scenario: kills {found['kills']}, missing {len(found['missing'])}, "
         f"duplicates {found['duplicates']}, deletions done {found['deleted']} of "
@@ -114,3 +111,10 @@ def test_a_killed_cycle_under_graph_faults_leaves_nobody_behind_and_deletes_all_
     assert found["approved_rc"] == 0, found["approved_out"]
     assert found["left"] == 0, found
     assert found["deleted"] == found["to_delete"], found
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_cycle_under_graph_faults_leaves_nobody_behind_and_deletes_all_approved(
+    tmp_path: Path, fault_summary: dict[str, int]
+) -> None:
+    check(run_scenario(tmp_path, seed=12, users=USERS), fault_summary)
