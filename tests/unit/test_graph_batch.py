@@ -12,8 +12,10 @@ import pytest
 
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor
 from worker.adapters.graph.client import GraphClient
+from worker.adapters.graph.directory import GraphTargetDirectory
 from worker.adapters.graph.retry import RetryBudget, RetryPolicy
 from worker.domain.errors import BadRequest, NotFound, StopSync, Transient
+from worker.ports import Invitation, Invite
 
 pytestmark = pytest.mark.unit
 
@@ -379,3 +381,56 @@ def test_items_are_not_retried_once_the_cycle_budget_is_spent() -> None:
     assert "retry budget" in str(result)
     assert result.status == 503
     assert budget.spent == 8.0
+
+
+def test_an_unreadable_item_answer_is_sent_again_and_an_unreadable_batch_too() -> None:
+    def handler(items: list[dict[str, Any]]) -> Any:
+        if len(sent) == 1:
+            return httpx.Response(200, text="not json")
+        if len(sent) == 2:
+            return {
+                "responses": [{"id": items[0]["id"], "status": "x"}, *ok(items[1:])["responses"]]
+            }
+        return ok(items)
+
+    batches, sent = executor(handler, [])
+    results = batches.run([BatchCall("GET", "/users/a"), BatchCall("GET", "/users/b")])
+
+    assert [[i["url"] for i in items] for items in sent] == [
+        ["/users/a", "/users/b"],
+        ["/users/a", "/users/b"],
+        ["/users/a"],
+    ]
+    assert all(isinstance(r, BatchAnswer) for r in results)
+
+
+def test_a_malformed_answer_fails_its_own_object_only() -> None:
+    def transport(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["requests"]
+        bodies = [{"status": "Completed"}, {"invitedUser": {"id": "u-2"}, "status": "Completed"}]
+        return httpx.Response(
+            200,
+            json={
+                "responses": [
+                    {"id": i["id"], "status": 201, "body": b}
+                    for i, b in zip(items, bodies, strict=True)
+                ]
+            },
+        )
+
+    client = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(transport),
+        sleep=[].append,
+    )
+    target = GraphTargetDirectory(client, invite_redirect_url="https://example.com")
+
+    broken, fine = target.execute(
+        [Invite("a@x.com", None, "Guest"), Invite("b@x.com", None, "Guest")]
+    )
+
+    assert isinstance(broken, Transient)
+    assert broken.code == "UnexpectedAnswer"
+    assert isinstance(fine, Invitation)
+    assert fine.user_id == "u-2"

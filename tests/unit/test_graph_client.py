@@ -313,3 +313,42 @@ def test_translate_error_keeps_the_message() -> None:
 )
 def test_odata_strings_cannot_break_out_of_the_literal(value: str, literal: str) -> None:
     assert odata_string(value) == literal
+
+
+class FlakyTokens:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def token(self) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise Transient(
+                "token endpoint: temporarily_unavailable", code="temporarily_unavailable"
+            )
+        return "token-value"
+
+
+def test_a_token_endpoint_blip_is_retried_even_for_a_request_that_is_not_idempotent() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(201, json={"id": "g"})
+
+    graph = GraphClient(
+        graph_url="https://graph.example",
+        tokens=FlakyTokens(),
+        transport=httpx.MockTransport(handler),
+        sleep=[].append,
+    )
+    assert graph.request("POST", "/groups", json={}).status_code == 201
+    assert sent == ["POST"]  # sent once: the failed attempt never left
+
+
+def test_an_unreadable_answer_is_a_transient_error_not_a_crash() -> None:
+    graph = client(lambda _: httpx.Response(200, text="<html>proxy</html>"), [])
+    with pytest.raises(Transient) as caught:
+        graph.get_json("/users")
+    assert caught.value.code == "UnexpectedAnswer"
+    with pytest.raises(Transient):
+        client(lambda _: httpx.Response(200, json=[1, 2]), []).get_json("/users")

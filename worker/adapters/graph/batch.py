@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker.adapters.graph.client import GraphClient, error_from
+from worker.adapters.graph.client import GraphClient, error_from, json_object, parsing
 from worker.adapters.graph.retry import (
     NOT_CARRIED_OUT,
     NOT_SENT,
@@ -170,7 +170,13 @@ class BatchExecutor:
             for i in chunk:
                 results[i] = error
             return [], None
-        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        try:
+            with parsing("POST /$batch"):
+                answers = {str(a.get("id")): a for a in json_object(response)["responses"]}
+        except Transient as error:  # the batch got through, but its answer is unreadable
+            for i in chunk:
+                last_error[i] = error
+            return self._recover(chunk, calls, results, error), None
         try:
             return self._answers(chunk, calls, results, last_error, answers, attempt)
         finally:
@@ -202,10 +208,16 @@ class BatchExecutor:
                 last_error[i] = missing
                 retry += self._recover([i], calls, results, missing)
                 continue
-            status = int(answer.get("status", 500))
+            try:
+                with parsing(f"POST /$batch (item {i})"):
+                    status = int(answer.get("status", 500))
+                    headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+                    body = answer.get("body")
+            except Transient as unreadable:
+                last_error[i] = unreadable
+                retry += self._recover([i], calls, results, unreadable)
+                continue
             self.client.observe(call.method, status)
-            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
-            body = answer.get("body")
             if 200 <= status < 300:
                 results[i] = BatchAnswer(status, body, headers)
                 continue

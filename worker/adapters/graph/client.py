@@ -13,7 +13,8 @@ import copy
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -213,16 +214,20 @@ class GraphClient:
         json: Any,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        all_headers = {
-            "Authorization": f"Bearer {self.tokens.token()}",
-            "Accept": "application/json",
-        }
+        try:
+            token = self.tokens.token()
+        except StopSync:
+            raise
+        except Transient as exc:
+            # The token endpoint failed: the request never left, so any request may go again.
+            raise Transient(f"{method} {urlsplit(url).path}: {exc}", code=NOT_SENT) from exc
+        all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         all_headers.update(headers or {})
         try:
             response = self._http.request(
                 method, url, params=params, json=json, headers=all_headers
             )
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             self.observe(method, 0)
             raise transport_error(method, url, exc) from exc
         # A $batch that got through is counted item by item instead (see batch.py).
@@ -232,12 +237,36 @@ class GraphClient:
             return response
         raise translate_error(response)
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = self.request("GET", path, params=params).json()
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return json_object(self.request("GET", path, params=params, headers=headers))
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful answer; anything else is an error of the vocabulary."""
+    with parsing(f"{response.request.method} {urlsplit(str(response.request.url)).path}"):
+        data = response.json()
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON object was expected, not {type(data).__name__}")
         return data
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def transport_error(method: str, url: str, exc: httpx.TransportError) -> Transient:
+@contextmanager
+def parsing(where: str) -> Iterator[None]:
+    """Reading a successful answer: a body not shaped as Graph documents it (a proxy's page, a
+    cut-off body) is a Transient error of that request, not a crash of the cycle."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise Transient(f"{where}: unexpected answer: {exc!r}", code="UnexpectedAnswer") from exc
+
+
+def transport_error(method: str, url: str, exc: httpx.HTTPError) -> Transient:
     """A failure without an HTTP answer, saying whether the request can have reached Graph."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         code, what = NOT_SENT, "connection failed"
