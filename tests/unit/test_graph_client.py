@@ -230,6 +230,9 @@ def test_a_zero_budget_means_no_retries() -> None:
     with pytest.raises(Transient):
         client(handler, [], RetryBudget(0.0)).get_json("/users")
     assert len(calls) == 1
+    immediate = graph_error(503, "ServiceUnavailable", {"Retry-After": "0"})
+    with pytest.raises(Transient):
+        client(sequence(immediate, immediate), [], RetryBudget(0.0)).get_json("/users")
 
 
 def test_each_cycle_gets_its_own_budget_on_the_same_connections() -> None:

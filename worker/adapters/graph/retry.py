@@ -45,7 +45,9 @@ class RetryBudget:
     def take(self, wait_s: float) -> bool:
         """Book a wait of `wait_s`; False (and nothing booked) when it no longer fits."""
         with self._lock:
-            if self.seconds is not None and self.spent + wait_s > self.seconds:
+            if self.seconds is not None and (
+                self.seconds <= 0 or self.spent + wait_s > self.seconds
+            ):  # a zero budget is "no retries", even after a `Retry-After: 0`
                 return False
             self.spent += wait_s
             return True
