@@ -5,7 +5,8 @@ POST /_sandbox/reset                     back to the loaded seed (data, limits, 
 POST /_sandbox/seed                      load another seed (body: a seed, see seed.py)
 GET  /_sandbox/stats                     requests.{total,by_tenant,by_method_path,batch_items},
                                          writes.<tenant>, throttled, errors, faults_injected,
-                                         faults_by_kind.{latency,drop,commit_then_drop,error_5xx}
+                                         faults_by_kind.{latency,drop,commit_then_drop,
+                                         commit_then_error,error_5xx}
 POST /_sandbox/stats/reset
 GET|PUT /_sandbox/faults                 merge into the fault settings (keys: seed.py); a
                                          "seed" key in the body restarts the fault RNG

@@ -10,12 +10,17 @@ changed at run time with `PUT /_sandbox/faults`):
   `Retry-After: error_retry_after_s`;
 - `commit_then_drop_rate`: the request is carried out (a write happens), then the connection
   is closed instead of sending the response; `commit_then_drop_paths` restricts it to routes
-  (fnmatch patterns on "METHOD /v1.0/template" or "METHOD /v1.0/actual/path").
+  (fnmatch patterns on "METHOD /v1.0/template" or "METHOD /v1.0/actual/path");
+- `commit_then_error_rate`: the request, or the `$batch` item, is carried out, then answered
+  with one of `error_statuses` instead of its result (a gateway that timed out after the
+  service acted): what a client that repeats it must recognise as done.
 
 Only Graph requests (`/v1.0/...`, with a valid token) are ever faulted: never the admin API
 under `/_sandbox/` nor the Entra endpoints. Every decision draws a fixed number of values from
 one `random.Random`, seeded from `faults.seed` when it is an integer, so the same sequence of
-requests meets the same faults. `$batch` items only get error faults (as item statuses).
+requests meets the same faults (`commit_then_error_rate` draws two more, and only when it is
+set, so the other knobs' sequences stay as they were). `$batch` items only get error faults
+(as item statuses).
 
 Dropping needs the server's transport: `ConnectionControl` (the outermost ASGI wrapper, see
 `app.asgi_app`) puts an abort callable into the request scope; `drop_connection` uses it.
@@ -63,6 +68,7 @@ class FaultPlan:
     drop_before: bool = False
     error_status: int | None = None
     drop_after: bool = False
+    error_after: int | None = None  # carried out, then answered with this status
 
 
 def new_rng(seed: int | None) -> random.Random:
@@ -83,8 +89,10 @@ def _pick(statuses: Sequence[int], draw: float) -> int:
 def plan_request(
     faults: dict[str, Any], rng: random.Random, route_key: str, actual_key: str
 ) -> FaultPlan:
-    """The faults of one HTTP Graph request; always draws four values from `rng`."""
+    """The faults of one HTTP Graph request; always draws four values from `rng` (six with
+    `commit_then_error_rate`)."""
     drop, error, pick, commit = (rng.random() for _ in range(4))
+    error_after = error_after_commit(faults, rng)
     if drop < float(faults.get("drop_rate") or 0):
         return FaultPlan(drop_before=True)
     if error < float(faults.get("error_rate") or 0):
@@ -92,7 +100,7 @@ def plan_request(
     drop_after = commit < float(faults.get("commit_then_drop_rate") or 0) and route_matches(
         faults.get("commit_then_drop_paths"), route_key, actual_key
     )
-    return FaultPlan(drop_after=drop_after)
+    return FaultPlan(drop_after=drop_after, error_after=None if drop_after else error_after)
 
 
 def plan_batch_item(faults: dict[str, Any], rng: random.Random) -> int | None:
@@ -101,6 +109,16 @@ def plan_batch_item(faults: dict[str, Any], rng: random.Random) -> int | None:
     if error < float(faults.get("error_rate") or 0):
         return _pick(faults.get("error_statuses") or [503], pick)
     return None
+
+
+def error_after_commit(faults: dict[str, Any], rng: random.Random) -> int | None:
+    """The status answered instead of a carried-out request's result, or None; draws two values
+    when `commit_then_error_rate` is set, none otherwise."""
+    rate = float(faults.get("commit_then_error_rate") or 0)
+    if rate <= 0:
+        return None
+    after, pick = rng.random(), rng.random()
+    return _pick(faults.get("error_statuses") or [503], pick) if after < rate else None
 
 
 def injected_error(status: int, retry_after_s: int) -> GraphError:

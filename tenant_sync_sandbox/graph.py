@@ -125,12 +125,14 @@ class GraphApi:
             state.stats.count_fault("commit_then_drop")
             await faults.drop_connection(request.scope)
             return Response(status_code=500)  # never sent: the connection is gone
+        if plan.error_after is not None and resp.status < 400:  # only what was carried out
+            resp = self._injected(plan.error_after, request_id, client_request_id, after=True)
         return self._render(resp, request_id)
 
     def _injected(
-        self, status: int, request_id: str, client_request_id: str | None
+        self, status: int, request_id: str, client_request_id: str | None, after: bool = False
     ) -> GraphResponse:
-        self.state.stats.count_fault(f"error_{status}")
+        self.state.stats.count_fault("commit_then_error" if after else f"error_{status}")
         self.state.stats.errors += 1
         exc = faults.injected_error(status, int(self.state.faults.get("error_retry_after_s", 1)))
         return self._error(exc, request_id, client_request_id)
@@ -346,4 +348,8 @@ class GraphApi:
         status = faults.plan_batch_item(self.state.faults, self.state.fault_rng)
         if status is not None:
             return self._injected(status, sub_id, crid)
-        return self.execute(sub, crid)
+        resp = self.execute(sub, crid)
+        after = faults.error_after_commit(self.state.faults, self.state.fault_rng)
+        if after is None or resp.status >= 400:  # only what was carried out
+            return resp
+        return self._injected(after, sub_id, crid, after=True)

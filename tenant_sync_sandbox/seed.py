@@ -22,7 +22,8 @@ by it, so `{"write_per_150s": 2, "window_scale": 0.01}` gives 2 writes per 1.5 s
 (0.0, request carried out, then the connection closed instead of the response),
 `commit_then_drop_paths` (null = every Graph route; else patterns like
 `"POST /v1.0/invitations"` or `"PATCH /v1.0/users/*"`, fnmatch on the route template or the
-actual path) and `seed` (null; an integer makes the fault sequence reproducible).
+actual path), `commit_then_error_rate` (0.0, request or `$batch` item carried out, then answered
+with one of `error_statuses`) and `seed` (null; an integer makes the fault sequence reproducible).
 
 `delta`: `token_max_age_s` (604800 = 7 days): older delta/skip tokens get 410 syncStateNotFound;
 `lag_s` (0): a round leaves out the changes made in the `lag_s` seconds before it started, and
@@ -57,6 +58,7 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "drop_rate": 0.0,
     "commit_then_drop_rate": 0.0,
     "commit_then_drop_paths": None,
+    "commit_then_error_rate": 0.0,
     "seed": None,
 }
 DEFAULT_DELTA_MAX_AGE_S = 7 * 24 * 3600
@@ -176,7 +178,7 @@ def validate_faults(value: Any, where: str = "faults") -> dict[str, Any]:
     out = dict(DEFAULT_FAULTS)
     for key, item in value.items():
         at = f"{where}.{key}"
-        if key in ("error_rate", "drop_rate", "commit_then_drop_rate"):
+        if key in ("error_rate", "drop_rate", "commit_then_drop_rate", "commit_then_error_rate"):
             out[key] = _rate(item, at)
         elif key == "latency_ms":
             out[key] = _number(item, at, low=0, high=600_000)

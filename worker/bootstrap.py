@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
+from worker.adapters.graph.retry import RetryBudget
 from worker.adapters.notify.outbox import RedisOutbox
 from worker.adapters.notify.senders import EmailNotifier, Target, TeamsNotifier, WebhookNotifier
 from worker.adapters.state.audit import SqlAuditLog
@@ -108,11 +109,17 @@ class Runtime:
         return RedisQueueGuard(self.redis)
 
     def directories(self, job: Job) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+        """A cycle's (or page task's) directories, each with a fresh retry budget of its tenant."""
         target = self.config.tenants[job.target]
+
+        def budgeted(name: str) -> GraphClient:
+            limit = self.config.tenants[name].limits.retry_budget.total_seconds()
+            return self.client(name).with_budget(RetryBudget(limit))
+
         return (
-            GraphSourceDirectory(self.client(job.source)),
+            GraphSourceDirectory(budgeted(job.source)),
             GraphTargetDirectory(
-                self.client(job.target),
+                budgeted(job.target),
                 invite_redirect_url=job.runtime.invite_redirect_url,
                 pacer=self.pacer(target),
                 concurrency=target.limits.concurrency,

@@ -171,6 +171,16 @@ class LimitsConfig(Strict):
     invitations_per_5s: int = Field(default=150, ge=1)  # per tenant
     pace: float = Field(default=0.95, gt=0, le=1)  # the fraction of the quotas to use
     concurrency: int = Field(default=4, ge=1, le=32)  # $batch requests in flight per cycle
+    # How long one cycle may wait in all to retry this tenant's failed requests (docs/retries.md).
+    retry_budget: timedelta = timedelta(minutes=15)
+
+    @field_validator("retry_budget", mode="before")
+    @classmethod
+    def _retry_budget(cls, value: Any) -> Any:
+        budget = parse_duration(value)
+        if not timedelta(0) <= budget <= timedelta(hours=24):
+            raise ValueError("must be between 0s (no retries) and 24h")
+        return budget
 
 
 class TenantConfig(Strict):

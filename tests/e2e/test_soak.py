@@ -20,6 +20,8 @@ from tests.e2e.test_crash import (
     start_cycle,
     target_writes,
 )
+from tests.e2e.test_fault_retries import check as check_retries
+from tests.e2e.test_fault_retries import run_scenario as retries_scenario
 from tests.e2e.test_mass_deletion import run_scenario
 from tests.support.world import build_world_seed
 
@@ -69,3 +71,10 @@ def test_the_kill_and_fault_mass_deletion_of_issue_14_never_deletes_before_appro
     found = run_scenario(tmp_path, seed, users=1200)
     fault_summary["kills"] += found["kills"]
     fault_summary["cycles"] += found["cycles"]
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_the_kill_under_faults_scenario_of_issue_12_leaves_nobody_behind(
+    tmp_path: Path, seed: int, fault_summary: dict[str, int]
+) -> None:
+    check_retries(retries_scenario(tmp_path, seed, users=1200), fault_summary)

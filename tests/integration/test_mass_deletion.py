@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import SyncEnv
 from tests.support.world import GROUP, SOURCE
+from worker.adapters.graph.retry import RetryPolicy
 from worker.bootstrap import Runtime, open_runtime
 from worker.config import load_config
 from worker.service.cycle import CycleResult
@@ -121,7 +122,7 @@ def job(env: SyncEnv) -> Iterator[Job]:
     runtime = open_runtime(load_config(env.config))
     # An outage should fail the cycle in a second, not after Graph's minutes of back-off.
     source = runtime.client(SOURCE.name)
-    source.max_attempts, source.backoff_base_s, source.backoff_cap_s = 2, 0.01, 0.02
+    source.policy = RetryPolicy(max_attempts=2, base_s=0.01, cap_s=0.02)
     try:
         synced = Job(env, runtime)
         first = synced.cycle()

@@ -1,4 +1,5 @@
-"""$batch execution rules (an injected transport, no network)."""
+"""$batch execution rules (an injected transport and sleep, no network): items retried one by
+one, repeats that find their work done, and the cycle's retry budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import pytest
 
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor
 from worker.adapters.graph.client import GraphClient
+from worker.adapters.graph.directory import GraphTargetDirectory
+from worker.adapters.graph.retry import RetryBudget, RetryPolicy
 from worker.domain.errors import BadRequest, NotFound, StopSync, Transient
+from worker.ports import Invitation, Invite
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +26,12 @@ class StaticTokens:
 
 
 def executor(
-    handler: Callable[[list[dict[str, Any]]], Any], sleeps: list[float], **kwargs: Any
+    handler: Callable[[list[dict[str, Any]]], Any],
+    sleeps: list[float],
+    *,
+    policy: RetryPolicy | None = None,
+    budget: RetryBudget | None = None,
+    **kwargs: Any,
 ) -> tuple[BatchExecutor, list[list[dict[str, Any]]]]:
     sent: list[list[dict[str, Any]]] = []
 
@@ -37,6 +46,8 @@ def executor(
         tokens=StaticTokens(),
         transport=httpx.MockTransport(transport),
         sleep=sleeps.append,
+        policy=policy,
+        budget=budget,
     )
     return BatchExecutor(client, **kwargs), sent
 
@@ -216,7 +227,7 @@ def test_items_that_never_succeed_end_as_transient_errors() -> None:
         }
 
     sleeps: list[float] = []
-    batches, sent = executor(unavailable, sleeps, max_attempts=3)
+    batches, sent = executor(unavailable, sleeps, policy=RetryPolicy(max_attempts=3))
 
     (result,) = batches.run([BatchCall("PATCH", "/users/a", {"city": "x"})])
 
@@ -224,3 +235,202 @@ def test_items_that_never_succeed_end_as_transient_errors() -> None:
     assert "gave up after 3 attempts" in str(result)
     assert len(sent) == 3
     assert len(sleeps) == 2
+
+
+def item_error(item: dict[str, Any], status: int, code: str, **headers: str) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "status": status,
+        "headers": headers,
+        "body": {"error": {"code": code, "message": f"{code} happened"}},
+    }
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_only_the_failed_items_are_sent_again_in_a_later_batch(status: int) -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        first = len(sent) == 1
+        return {
+            "responses": [
+                item_error(i, status, "Fault")
+                if first and i["url"] in ("/users/1", "/users/3")
+                else {"id": i["id"], "status": 204}
+                for i in items
+            ]
+        }
+
+    sleeps: list[float] = []
+    batches, sent = executor(handler, sleeps)
+
+    results = batches.run([BatchCall("PATCH", f"/users/{n}", {"city": "x"}) for n in range(5)])
+
+    assert [[i["url"] for i in items] for items in sent] == [
+        [f"/users/{n}" for n in range(5)],
+        ["/users/1", "/users/3"],  # not the items that succeeded, not the whole batch
+    ]
+    assert all(isinstance(r, BatchAnswer) for r in results)
+    assert len(sleeps) == 1
+
+
+def test_the_round_waits_for_the_longest_retry_after_of_its_items() -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(sent) > 1:
+            return ok(items)
+        return {
+            "responses": [
+                item_error(items[0], 503, "ServiceUnavailable", **{"Retry-After": "2"}),
+                item_error(items[1], 429, "TooManyRequests", **{"Retry-After": "5"}),
+            ]
+        }
+
+    sleeps: list[float] = []
+    batches, sent = executor(handler, sleeps)
+    batches.run([BatchCall("GET", "/users/a"), BatchCall("GET", "/users/b")])
+
+    assert sleeps == [5.0]
+
+
+def test_a_delete_whose_repeat_answers_404_is_done() -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        # The first attempt deleted the user but its answer was a gateway timeout.
+        if len(sent) == 1:
+            return {"responses": [item_error(i, 504, "GatewayTimeout") for i in items]}
+        return {"responses": [item_error(i, 404, "Request_ResourceNotFound") for i in items]}
+
+    batches, sent = executor(handler, [])
+    (result,) = batches.run([BatchCall("DELETE", "/users/u-1")])
+
+    assert isinstance(result, BatchAnswer)
+    assert len(sent) == 2
+
+
+def test_a_delete_answered_404_at_once_is_not_found() -> None:
+    batches, _ = executor(
+        lambda items: {
+            "responses": [item_error(i, 404, "Request_ResourceNotFound") for i in items]
+        },
+        [],
+    )
+    (result,) = batches.run([BatchCall("DELETE", "/users/u-1")])
+    assert isinstance(result, NotFound)
+
+
+def test_an_invitation_answered_500_is_sent_again_and_answered_with_the_same_user() -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(sent) == 1:
+            return {"responses": [item_error(i, 500, "InternalServerError") for i in items]}
+        body = {"invitedUser": {"id": "u-1"}, "status": "Completed"}
+        return {"responses": [{"id": i["id"], "status": 201, "body": body} for i in items]}
+
+    batches, sent = executor(handler, [])
+    (result,) = batches.run([BatchCall("POST", "/invitations", {"invitedUserEmailAddress": "a@x"})])
+
+    assert isinstance(result, BatchAnswer)
+    assert result.body["invitedUser"]["id"] == "u-1"
+
+
+@pytest.mark.parametrize(("status", "repeated"), [(500, False), (504, False), (429, True)])
+def test_an_item_that_is_not_idempotent_is_not_repeated_blindly(
+    status: int, repeated: bool
+) -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(sent) == 1:
+            return {"responses": [item_error(i, status, "Fault") for i in items]}
+        return {"responses": [{"id": i["id"], "status": 201, "body": {"id": "g"}} for i in items]}
+
+    batches, sent = executor(handler, [])
+    (result,) = batches.run([BatchCall("POST", "/groups", {"displayName": "x"})])
+
+    assert len(sent) == (2 if repeated else 1)
+    assert isinstance(result, BatchAnswer) is repeated
+
+
+def test_a_lost_batch_repeats_idempotent_items_but_fails_the_others() -> None:
+    def handler(items: list[dict[str, Any]]) -> Any:
+        if len(sent) == 1:
+            raise httpx.ReadTimeout("no answer in time")
+        return ok(items)
+
+    batches, sent = executor(handler, [])
+    results = batches.run(
+        [BatchCall("POST", "/groups", {"displayName": "x"}), BatchCall("DELETE", "/users/u")]
+    )
+
+    assert [[i["url"] for i in items] for items in sent] == [["/groups", "/users/u"], ["/users/u"]]
+    assert isinstance(results[0], Transient)
+    assert isinstance(results[1], BatchAnswer)
+
+
+def test_items_are_not_retried_once_the_cycle_budget_is_spent() -> None:
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "responses": [
+                item_error(i, 503, "ServiceUnavailable", **{"Retry-After": "4"}) for i in items
+            ]
+        }
+
+    sleeps: list[float] = []
+    budget = RetryBudget(10.0)
+    batches, sent = executor(handler, sleeps, budget=budget)
+
+    (result,) = batches.run([BatchCall("PATCH", "/users/a", {"city": "x"})])
+
+    assert sleeps == [4.0, 4.0]  # a third wait of 4 s would pass the 10 s budget
+    assert len(sent) == 3
+    assert isinstance(result, Transient)
+    assert "retry budget" in str(result)
+    assert result.status == 503
+    assert budget.spent == 8.0
+
+
+def test_an_unreadable_item_answer_is_sent_again_and_an_unreadable_batch_too() -> None:
+    def handler(items: list[dict[str, Any]]) -> Any:
+        if len(sent) == 1:
+            return httpx.Response(200, text="not json")
+        if len(sent) == 2:
+            return {
+                "responses": [{"id": items[0]["id"], "status": "x"}, *ok(items[1:])["responses"]]
+            }
+        return ok(items)
+
+    batches, sent = executor(handler, [])
+    results = batches.run([BatchCall("GET", "/users/a"), BatchCall("GET", "/users/b")])
+
+    assert [[i["url"] for i in items] for items in sent] == [
+        ["/users/a", "/users/b"],
+        ["/users/a", "/users/b"],
+        ["/users/a"],
+    ]
+    assert all(isinstance(r, BatchAnswer) for r in results)
+
+
+def test_a_malformed_answer_fails_its_own_object_only() -> None:
+    def transport(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["requests"]
+        bodies = [{"status": "Completed"}, {"invitedUser": {"id": "u-2"}, "status": "Completed"}]
+        return httpx.Response(
+            200,
+            json={
+                "responses": [
+                    {"id": i["id"], "status": 201, "body": b}
+                    for i, b in zip(items, bodies, strict=True)
+                ]
+            },
+        )
+
+    client = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(transport),
+        sleep=[].append,
+    )
+    target = GraphTargetDirectory(client, invite_redirect_url="https://example.com")
+
+    broken, fine = target.execute(
+        [Invite("a@x.com", None, "Guest"), Invite("b@x.com", None, "Guest")]
+    )
+
+    assert isinstance(broken, Transient)
+    assert broken.code == "UnexpectedAnswer"
+    assert isinstance(fine, Invitation)
+    assert fine.user_id == "u-2"

@@ -1,8 +1,11 @@
-"""The Graph client's error translation and retry policy (an injected transport, no network)."""
+"""The Graph client's error translation and retry rules (an injected transport and sleep, no
+network): what is retried, how long it waits, the cycle's budget, and repeats that find their
+work done."""
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 
 import httpx
@@ -10,6 +13,7 @@ import pytest
 
 from worker.adapters.graph.client import GraphClient, translate_error
 from worker.adapters.graph.directory import odata_string
+from worker.adapters.graph.retry import RetryBudget, RetryPolicy, is_idempotent
 from worker.domain.errors import BadRequest, Conflict, NotFound, ResyncRequired, StopSync, Transient
 
 pytestmark = pytest.mark.unit
@@ -20,14 +24,32 @@ class StaticTokens:
         return "token-value"
 
 
-def client(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]) -> GraphClient:
+def client(
+    handler: Callable[[httpx.Request], httpx.Response],
+    sleeps: list[float],
+    budget: RetryBudget | None = None,
+) -> GraphClient:
     return GraphClient(
         graph_url="https://graph.example",
         tokens=StaticTokens(),
         transport=httpx.MockTransport(handler),
         sleep=sleeps.append,
-        max_attempts=4,
+        policy=RetryPolicy(max_attempts=4),
+        budget=budget,
     )
+
+
+def sequence(*answers: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
+    """A transport answering each request with the next of `answers` (raising the exceptions)."""
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return handler
 
 
 def graph_error(status: int, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -55,8 +77,171 @@ def test_unavailable_is_retried_with_capped_backoff_then_raised() -> None:
     with pytest.raises(Transient) as caught:
         graph.get_json("/users")
     assert caught.value.status == 503
+    assert "gave up after 4 attempts" in str(caught.value)
     assert len(sleeps) == 3
     assert all(0 < s <= 30 for s in sleeps)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_each_transient_status_is_retried_on_a_read(status: int) -> None:
+    sleeps: list[float] = []
+    graph = client(sequence(graph_error(status, "X"), httpx.Response(200, json={"ok": 1})), sleeps)
+
+    assert graph.get_json("/users") == {"ok": 1}
+    assert len(sleeps) == 1
+
+
+def test_backoff_grows_and_is_capped_without_retry_after() -> None:
+    policy = RetryPolicy(base_s=1.0, cap_s=5.0)
+    rng = random.Random(1)
+    waits = [policy.backoff(n, rng) for n in range(1, 8)]
+
+    assert 0.5 <= waits[0] <= 1.0
+    assert 1.0 <= waits[1] <= 2.0
+    assert all(2.5 <= w <= 5.0 for w in waits[3:])  # capped, with jitter
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("dropped"),
+        httpx.ConnectError("refused"),
+    ],
+)
+def test_timeouts_and_dropped_connections_of_idempotent_requests_are_retried(
+    failure: Exception,
+) -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise failure
+        return httpx.Response(204)
+
+    client(handler, []).request("PATCH", "/users/u-1", json={"city": "Oslo"})
+    assert calls == ["PATCH", "PATCH"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "repeated"),
+    [
+        (graph_error(500, "InternalServerError"), False),
+        (graph_error(502, "BadGateway"), False),
+        (graph_error(504, "GatewayTimeout"), False),
+        (httpx.ReadTimeout("slow"), False),  # it may have run
+        (graph_error(429, "TooManyRequests"), True),  # refused before anything ran
+        (graph_error(503, "ServiceUnavailable"), True),
+        (httpx.ConnectError("refused"), True),  # never reached Graph
+    ],
+)
+def test_a_request_that_is_not_idempotent_is_repeated_only_where_nothing_ran(
+    answer: httpx.Response | Exception, repeated: bool
+) -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return httpx.Response(201, json={"id": "g-1"})
+
+    graph = client(handler, [])
+    if repeated:
+        assert graph.request("POST", "/groups", json={}).status_code == 201
+        assert len(calls) == 2
+    else:
+        with pytest.raises(Transient):
+            graph.request("POST", "/groups", json={})
+        assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "idempotent"),
+    [
+        ("GET", "/users", True),
+        ("PATCH", "/users/1", True),
+        ("DELETE", "/users/1", True),
+        ("POST", "/groups/g/members/$ref", True),
+        ("POST", "/invitations", True),  # Graph answers a repeat with the user it created
+        ("POST", "/directory/deletedItems/1/restore", True),
+        ("POST", "/groups", False),
+        ("POST", "/$batch", False),  # its items decide, one by one (batch.py)
+    ],
+)
+def test_which_requests_are_idempotent(method: str, path: str, idempotent: bool) -> None:
+    assert is_idempotent(method, path) is idempotent
+
+
+def test_a_delete_whose_repeat_answers_404_is_done() -> None:
+    graph = client(
+        sequence(graph_error(502, "BadGateway"), graph_error(404, "Request_ResourceNotFound")), []
+    )
+    assert graph.request("DELETE", "/users/u-1").status_code == 204
+
+
+def test_a_delete_answered_404_at_once_is_not_found() -> None:
+    graph = client(sequence(graph_error(404, "Request_ResourceNotFound")), [])
+    with pytest.raises(NotFound):
+        graph.request("DELETE", "/users/u-1")
+
+
+def test_a_member_added_again_after_a_lost_answer_is_done() -> None:
+    already = httpx.Response(
+        400,
+        json={
+            "error": {
+                "code": "Request_BadRequest",
+                "message": "One or more added object references already exist for the "
+                "following modified properties: 'members'.",
+            }
+        },
+    )
+    graph = client(sequence(httpx.ReadTimeout("slow"), already), [])
+    assert graph.request("POST", "/groups/g/members/$ref", json={}).status_code == 204
+
+
+def test_retries_stop_when_the_cycle_budget_is_spent() -> None:
+    sleeps: list[float] = []
+    budget = RetryBudget(5.0)
+    throttled = graph_error(429, "TooManyRequests", {"Retry-After": "3"})
+    graph = client(sequence(throttled, throttled, httpx.Response(200, json={})), sleeps, budget)
+
+    with pytest.raises(Transient, match="retry budget") as caught:
+        graph.get_json("/users")
+    assert sleeps == [3.0]  # the second wait of 3 s does not fit in what is left
+    assert caught.value.status == 429
+    # The budget is the cycle's: the next request gets its first attempt, and no retry.
+    with pytest.raises(Transient, match="retry budget"):
+        client(sequence(throttled), sleeps, budget).get_json("/users")
+    assert sleeps == [3.0]
+
+
+def test_a_zero_budget_means_no_retries() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return graph_error(500, "InternalServerError")
+
+    with pytest.raises(Transient):
+        client(handler, [], RetryBudget(0.0)).get_json("/users")
+    assert len(calls) == 1
+    immediate = graph_error(503, "ServiceUnavailable", {"Retry-After": "0"})
+    with pytest.raises(Transient):
+        client(sequence(immediate, immediate), [], RetryBudget(0.0)).get_json("/users")
+
+
+def test_each_cycle_gets_its_own_budget_on_the_same_connections() -> None:
+    graph = client(lambda _: httpx.Response(200, json={}), [])
+    first, second = graph.with_budget(RetryBudget(1.0)), graph.with_budget(RetryBudget(9.0))
+
+    assert first.budget is not second.budget
+    assert first._http is graph._http is second._http
+    assert graph.budget.seconds is None  # without a cycle, only the attempt cap applies
 
 
 def test_connection_errors_are_retried() -> None:
@@ -82,7 +267,7 @@ def test_connection_errors_are_retried() -> None:
         (409, "Conflict", Conflict),
         (410, "syncStateNotFound", ResyncRequired),
         (400, "resyncRequired", ResyncRequired),
-        (500, "InternalServerError", Transient),
+        (501, "NotImplemented", Transient),
     ],
 )
 def test_errors_are_typed_with_the_graph_code_and_not_retried(
@@ -131,3 +316,42 @@ def test_translate_error_keeps_the_message() -> None:
 )
 def test_odata_strings_cannot_break_out_of_the_literal(value: str, literal: str) -> None:
     assert odata_string(value) == literal
+
+
+class FlakyTokens:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def token(self) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise Transient(
+                "token endpoint: temporarily_unavailable", code="temporarily_unavailable"
+            )
+        return "token-value"
+
+
+def test_a_token_endpoint_blip_is_retried_even_for_a_request_that_is_not_idempotent() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(201, json={"id": "g"})
+
+    graph = GraphClient(
+        graph_url="https://graph.example",
+        tokens=FlakyTokens(),
+        transport=httpx.MockTransport(handler),
+        sleep=[].append,
+    )
+    assert graph.request("POST", "/groups", json={}).status_code == 201
+    assert sent == ["POST"]  # sent once: the failed attempt never left
+
+
+def test_an_unreadable_answer_is_a_transient_error_not_a_crash() -> None:
+    graph = client(lambda _: httpx.Response(200, text="<html>proxy</html>"), [])
+    with pytest.raises(Transient) as caught:
+        graph.get_json("/users")
+    assert caught.value.code == "UnexpectedAnswer"
+    with pytest.raises(Transient):
+        client(lambda _: httpx.Response(200, json=[1, 2]), []).get_json("/users")

@@ -184,6 +184,24 @@ def test_batch_items_get_injected_statuses() -> None:
     assert state.stats.faults_by_kind == {"error_502": 3}
 
 
+def test_commit_then_error_carries_the_item_out_then_answers_an_error() -> None:
+    state = make_state(faults={"commit_then_error_rate": 1.0, "error_statuses": [504], "seed": 1})
+    api = Api(state)
+    user = "00000000-0000-4000-8000-000000000001"
+    body = {"requests": [{"id": "1", "method": "DELETE", "url": f"/users/{user}"}]}
+
+    (first,) = api.call("POST", "/$batch", body).body["responses"]
+    assert first["status"] == 504  # and yet the user is gone: a repeat answers 404
+    state.set_faults(validate_faults({}), reseed=False)
+    (second,) = api.call("POST", "/$batch", body).body["responses"]
+    assert second["status"] == 404
+    assert state.stats.faults_by_kind == {"commit_then_error": 1}
+    # Unset, it draws nothing: the other knobs' sequences are unchanged.
+    assert plans({"error_rate": 0.3}, 50, seed=2) == [
+        p for p in plans({"error_rate": 0.3, "commit_then_error_rate": 0.0}, 50, seed=2)
+    ]
+
+
 # ---------------------------------------------------------------- throttling
 
 

@@ -112,6 +112,8 @@ class MsalTokenProvider:
                 result = self._application().acquire_token_for_client(scopes=[self.scope])
             except requests.RequestException as exc:
                 raise Transient(f"cannot reach the token endpoint: {exc}") from exc
+            except ValueError as exc:  # an answer MSAL cannot read (a proxy's page, say)
+                raise Transient(f"the token endpoint's answer is unreadable: {exc}") from exc
         if "access_token" in result:
             return str(result["access_token"])
         error = str(result.get("error", "unknown_error"))

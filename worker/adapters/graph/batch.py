@@ -1,23 +1,33 @@
 """Graph `$batch`: many requests in few round trips, each answer handled on its own.
 
 Items go 20 to a batch, several batches in flight at once (latency does not cap throughput),
-each paced first by the shared quota buckets (see `worker.adapters.state.rate_limit`). An item
-answered 429, 503 or 504 is sent again after its `Retry-After` (or a capped, jittered back-off);
-any other answer is final for that item. When a whole batch is lost (a dropped connection, or 504
-on the batch itself) its items may or may not have run: idempotent items are simply sent again,
-and a non-idempotent one (an invitation) first asks its `recover` callback whether it already
-happened, so a repeat never creates a second user.
+each paced first by the shared quota buckets (see `worker.adapters.state.rate_limit`). Retries
+follow `retry.py`, item by item: an item answered 429/500/502/503/504 is sent again in a later
+batch (with the other items still to repeat, never with those that succeeded), after the longest
+`Retry-After` of the round or a capped, jittered back-off, within the cycle's retry budget; any
+other answer is final for that item, and a repeat whose error only says the first attempt did
+the work (a DELETE answered 404) is a success. When a whole batch is lost (a dropped
+connection, a 5xx on the batch itself) its items may or may not have run: idempotent items are
+simply sent again, and an item with a `recover` callback (an invitation) first asks it whether it
+already happened; any other item is not repeated blindly.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker.adapters.graph.client import RETRYABLE_STATUS, GraphClient, error_from
+from worker.adapters.graph.client import GraphClient, error_from, json_object, parsing
+from worker.adapters.graph.retry import (
+    NOT_CARRIED_OUT,
+    NOT_SENT,
+    give_up,
+    is_idempotent,
+    retryable,
+    settled_by_replay,
+)
 from worker.domain.errors import BadRequest, StopSync, SyncError, Transient
 
 MAX_BATCH_ITEMS = 20  # Graph's limit per $batch request
@@ -48,6 +58,12 @@ class BatchCall:
     # For a call that must not simply be repeated: returns the answer body if it already
     # happened (e.g. the invited user exists), or None to send it again.
     recover: Callable[[], Any | None] | None = None
+    # Whether sending it twice is harmless; None: as the method and URL say (retry.is_idempotent).
+    idempotent: bool | None = None
+
+    @property
+    def repeatable(self) -> bool:
+        return is_idempotent(self.method, self.url) if self.idempotent is None else self.idempotent
 
 
 @dataclass
@@ -61,25 +77,21 @@ BatchResult = BatchAnswer | SyncError
 
 
 class BatchExecutor:
+    """Runs calls through `$batch` with the client's retry policy and budget (see retry.py)."""
+
     def __init__(
         self,
         client: GraphClient,
         *,
-        max_attempts: int = 6,
-        max_wait_s: float = 300.0,
         concurrency: int = 4,
         pacer: Pacer | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         # Told after each $batch how many of its writes got their final answer (live progress).
         self.on_written = on_written
-        self.max_attempts = max_attempts
-        self.max_wait_s = max_wait_s
         self.concurrency = max(1, concurrency)
         self.pacer = pacer or Unpaced()
-        self._monotonic = monotonic
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="batch")
 
     def run(self, calls: Sequence[BatchCall]) -> list[BatchResult]:
@@ -87,7 +99,6 @@ class BatchExecutor:
         results: list[BatchResult | None] = [None] * len(calls)
         last_error: dict[int, SyncError] = {}
         pending = list(range(len(calls)))
-        started = self._monotonic()
         attempt = 0
         while pending:
             attempt += 1
@@ -98,10 +109,10 @@ class BatchExecutor:
                 for start in range(0, len(pending), MAX_BATCH_ITEMS)
             ]
             if len(chunks) == 1 or self.concurrency == 1:
-                sent = [self._send(chunk, calls, results, last_error) for chunk in chunks]
+                sent = [self._send(chunk, calls, results, last_error, attempt) for chunk in chunks]
             else:
                 futures = [
-                    self._pool.submit(self._send, chunk, calls, results, last_error)
+                    self._pool.submit(self._send, chunk, calls, results, last_error, attempt)
                     for chunk in chunks
                 ]
                 sent = [future.result() for future in futures]  # re-raises StopSync
@@ -111,16 +122,14 @@ class BatchExecutor:
                     wait = max(wait or 0.0, retry_after)
             if not again:
                 break
-            pause = wait if wait is not None else self.client.backoff(attempt)
-            spent = self._monotonic() - started
-            if attempt >= self.max_attempts or spent + pause > self.max_wait_s:
+            first = last_error.get(again[0]) or Transient("no answer")
+            pause = wait if wait is not None else self.client.delay(attempt, first)
+            budget = self.client.budget
+            spent = attempt >= self.client.policy.max_attempts or not budget.take(pause)
+            if spent:
+                why = "" if attempt >= self.client.policy.max_attempts else budget.describe()
                 for i in again:
-                    error = last_error.get(i)
-                    results[i] = Transient(
-                        f"gave up after {attempt} attempts: {error}",
-                        code=error.code if error else "Transient",
-                        status=error.status if error else None,
-                    )
+                    results[i] = give_up(last_error.get(i) or Transient("no answer"), attempt, why)
                 break
             self.client.sleep(pause)
             pending = again
@@ -132,6 +141,7 @@ class BatchExecutor:
         calls: Sequence[BatchCall],
         results: list[BatchResult | None],
         last_error: dict[int, SyncError],
+        attempt: int,
     ) -> tuple[list[int], float | None]:
         """Send one batch; returns the items to send again and how long the server asks to wait."""
         writes = [calls[i] for i in chunk if calls[i].method in WRITE_METHODS]
@@ -149,16 +159,26 @@ class BatchExecutor:
                 last_error[i] = error
             if error.status == 429:
                 self.pacer.hold(error.retry_after or 1.0, invitations=invitations > 0)
-            if error.status in (429, 503):
+            if error.status in NOT_CARRIED_OUT or (error.status is None and error.code == NOT_SENT):
                 return chunk, error.retry_after  # refused as a whole: nothing ran
-            return self._recover(chunk, calls, results), error.retry_after
+            if not retryable(error, idempotent=True):
+                for i in chunk:
+                    results[i] = error
+                return [], None
+            return self._recover(chunk, calls, results, error), error.retry_after
         except SyncError as error:
             for i in chunk:
                 results[i] = error
             return [], None
-        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
         try:
-            return self._answers(chunk, calls, results, last_error, answers)
+            with parsing("POST /$batch"):
+                answers = {str(a.get("id")): a for a in json_object(response)["responses"]}
+        except Transient as error:  # the batch got through, but its answer is unreadable
+            for i in chunk:
+                last_error[i] = error
+            return self._recover(chunk, calls, results, error), None
+        try:
+            return self._answers(chunk, calls, results, last_error, answers, attempt)
         finally:
             if self.on_written is not None:
                 self.on_written(
@@ -176,33 +196,42 @@ class BatchExecutor:
         results: list[BatchResult | None],
         last_error: dict[int, SyncError],
         answers: dict[str, Any],
+        attempt: int,
     ) -> tuple[list[int], float | None]:
         retry: list[int] = []
         wait: float | None = None
         for i in chunk:
+            call = calls[i]
             answer = answers.get(str(i))
             if answer is None:
-                last_error[i] = Transient("the batch answer left this request out")
-                retry.append(i)
+                missing = Transient("the batch answer left this request out")
+                last_error[i] = missing
+                retry += self._recover([i], calls, results, missing)
                 continue
-            status = int(answer.get("status", 500))
-            self.client.observe(calls[i].method, status)
-            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
-            body = answer.get("body")
+            try:
+                with parsing(f"POST /$batch (item {i})"):
+                    status = int(answer.get("status", 500))
+                    headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+                    body = answer.get("body")
+            except Transient as unreadable:
+                last_error[i] = unreadable
+                retry += self._recover([i], calls, results, unreadable)
+                continue
+            self.client.observe(call.method, status)
             if 200 <= status < 300:
                 results[i] = BatchAnswer(status, body, headers)
                 continue
-            where = f"{calls[i].method} {calls[i].url.split('?', 1)[0]}"
+            where = f"{call.method} {call.url.split('?', 1)[0]}"
             failure = error_from(status, body, headers, where)
-            if status in RETRYABLE_STATUS:
+            if attempt > 1 and settled_by_replay(call.method, call.url, failure):
+                results[i] = BatchAnswer(204, None, headers)  # an earlier attempt did it
+            elif retryable(failure, idempotent=call.repeatable):
                 last_error[i] = failure
                 retry.append(i)
                 if isinstance(failure, Transient) and failure.retry_after is not None:
                     wait = max(wait or 0.0, failure.retry_after)
                 if status == 429:
-                    self.pacer.hold(
-                        wait or 1.0, invitations=calls[i].url.startswith("/invitations")
-                    )
+                    self.pacer.hold(wait or 1.0, invitations=call.url.startswith("/invitations"))
             elif status == 401:
                 raise failure  # the token itself is refused: nothing else will work either
             elif isinstance(failure, StopSync):
@@ -213,9 +242,14 @@ class BatchExecutor:
         return retry, wait
 
     def _recover(
-        self, chunk: list[int], calls: Sequence[BatchCall], results: list[BatchResult | None]
+        self,
+        chunk: list[int],
+        calls: Sequence[BatchCall],
+        results: list[BatchResult | None],
+        error: Transient,
     ) -> list[int]:
-        """A lost batch: find out which non-idempotent items happened before sending them again."""
+        """Items that may have run: those with a `recover` callback ask it whether they did;
+        idempotent ones go again; any other one fails with the error (it is not repeated)."""
         again: list[int] = []
         for i in chunk:
             recover = calls[i].recover
@@ -229,7 +263,11 @@ class BatchExecutor:
                 if found is not None:
                     results[i] = BatchAnswer(200, found)
                     continue
-            again.append(i)
+                again.append(i)
+            elif calls[i].repeatable:
+                again.append(i)
+            else:
+                results[i] = error
         return again
 
 

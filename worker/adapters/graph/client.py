@@ -1,30 +1,37 @@
 """The HTTP client for Graph: bearer tokens, retries of what is transient, errors translated once.
 
 `translate_error` is the one place an HTTP answer becomes the domain's error vocabulary.
-Only throttling and unavailability (429, 503, 504) and dropped connections are retried, honouring
-`Retry-After`, else with capped exponential back-off and jitter; every other error is raised
-at once as a typed error carrying Graph's error code.
+Throttling, 500/502/503/504, dropped connections and timeouts are retried as `retry.py` rules
+(idempotent requests only, where Graph may have acted), honouring `Retry-After`, else with capped
+exponential back-off and jitter, within the cycle's retry budget; every other error is raised at
+once as a typed error carrying Graph's error code.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-)
 
+from worker.adapters.graph.retry import (
+    LOST,
+    NOT_SENT,
+    TIMEOUT,
+    RetryBudget,
+    RetryPolicy,
+    give_up,
+    is_idempotent,
+    retryable,
+    settled_by_replay,
+)
 from worker.domain.errors import (
     BadRequest,
     Conflict,
@@ -35,7 +42,6 @@ from worker.domain.errors import (
     Transient,
 )
 
-RETRYABLE_STATUS = frozenset({429, 503, 504})
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired", "SyncStateInvalid"})
 
 
@@ -81,7 +87,7 @@ def error_from(
     full = f"{text} ({where} -> HTTP {status})"
     if status == 410 or code in RESYNC_CODES:
         return ResyncRequired(full, code=code or "syncStateNotFound", status=status)
-    if status in RETRYABLE_STATUS or status >= 500:
+    if status == 429 or status >= 500:
         return Transient(
             full,
             code=code or f"HTTP{status}",
@@ -95,12 +101,6 @@ def error_from(
     if status in (409, 412):
         return Conflict(full, code=code or f"HTTP{status}", status=status)
     return BadRequest(full, code=code or f"HTTP{status}", status=status)
-
-
-class _RetryableAnswer(Exception):
-    def __init__(self, error: Transient) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext | bool:
@@ -119,10 +119,8 @@ class GraphClient:
         tokens: TokenProvider,
         ca_bundle: Path | None = None,
         timeout_s: float = 60.0,
-        max_attempts: int = 6,
-        max_wait_s: float = 300.0,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
+        policy: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -137,10 +135,9 @@ class GraphClient:
             transport=transport,
             trust_env=False,
         )
-        self.max_attempts = max_attempts
-        self.max_wait_s = max_wait_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.policy = policy or RetryPolicy()
+        # Without a cycle's budget (see `with_budget`) only the attempt cap bounds the waits.
+        self.budget = budget or RetryBudget(None)
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._on_response = on_response
@@ -150,23 +147,22 @@ class GraphClient:
         if self._on_response is not None:
             self._on_response(method, status)
 
+    def with_budget(self, budget: RetryBudget) -> GraphClient:
+        """This client (same connections, tokens and watcher) spending `budget` on its retries:
+        one per cycle, so that one cycle's waits are bounded whatever the others do."""
+        bound = copy.copy(self)
+        bound.budget = budget
+        return bound
+
     def close(self) -> None:
         self._http.close()
 
     def url(self, path: str) -> str:
         return path if path.startswith("https://") else f"{self.base}/{path.lstrip('/')}"
 
-    def _wait(self, state: RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _RetryableAnswer) and exc.error.retry_after is not None:
-            return exc.error.retry_after
-        return self.backoff(state.attempt_number)
-
-    def backoff(self, attempt: int) -> float:
-        """Capped exponential back-off with jitter, which spreads the workers out."""
-        exp = min(self.backoff_cap_s, self.backoff_base_s * (2 ** (attempt - 1)))
-        return self._rng.uniform(exp / 2, exp)
+    def delay(self, attempt: int, error: SyncError) -> float:
+        """How long to wait after failed attempt `attempt`: Retry-After, else jittered back-off."""
+        return self.policy.delay(attempt, error, self._rng)
 
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
@@ -180,32 +176,34 @@ class GraphClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = True,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """One Graph call; transient failures retried (unless `retry` is off, for callers that
-        must decide themselves whether a repeat is safe), others raised as typed errors."""
+        retry themselves), others raised as typed errors. `idempotent` overrides what the
+        method and path say (see `retry.is_idempotent`)."""
         url = self.url(path)
         if _origin(url) != self.origin:
             # A nextLink pointing elsewhere must never receive this tenant's token.
             raise StopSync(f"refusing to send a token to {_origin(url)} (expected {self.origin})")
-        if not retry:
+        where = urlsplit(url).path
+        repeatable = is_idempotent(method, where) if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return self._send(method, url, params=params, json=json, headers=headers)
-            except _RetryableAnswer as exc:
-                raise exc.error from None
-        retrying = Retrying(
-            retry=retry_if_exception_type(_RetryableAnswer),
-            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_wait_s),
-            wait=self._wait,
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._send(method, url, params=params, json=json, headers=headers)
-        except _RetryableAnswer as exc:
-            raise exc.error from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            except SyncError as error:
+                if attempt > 1 and settled_by_replay(method, where, error):
+                    # An earlier attempt did it (its answer was lost or an error): done.
+                    return httpx.Response(204, request=httpx.Request(method, url))
+                if not retry or not retryable(error, idempotent=repeatable):
+                    raise
+                if attempt >= self.policy.max_attempts:
+                    raise give_up(error, attempt) from None
+                pause = self.delay(attempt, error)
+                if not self.budget.take(pause):
+                    raise give_up(error, attempt, self.budget.describe()) from None
+                self._sleep(pause)
 
     def _send(
         self,
@@ -216,36 +214,67 @@ class GraphClient:
         json: Any,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        all_headers = {
-            "Authorization": f"Bearer {self.tokens.token()}",
-            "Accept": "application/json",
-        }
+        try:
+            token = self.tokens.token()
+        except StopSync:
+            raise
+        except Transient as exc:
+            # The token endpoint failed: the request never left, so any request may go again.
+            raise Transient(f"{method} {urlsplit(url).path}: {exc}", code=NOT_SENT) from exc
+        all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         all_headers.update(headers or {})
         try:
             response = self._http.request(
                 method, url, params=params, json=json, headers=all_headers
             )
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             self.observe(method, 0)
-            raise _RetryableAnswer(
-                Transient(
-                    f"{method} {urlsplit(url).path}: connection failed: {exc!r}",
-                    code="ConnectionFailed",
-                )
-            ) from exc
+            raise transport_error(method, url, exc) from exc
         # A $batch that got through is counted item by item instead (see batch.py).
         if not (url.endswith("/$batch") and response.is_success):
             self.observe(method, response.status_code)
         if response.is_success:
             return response
-        error = translate_error(response)
-        if response.status_code in RETRYABLE_STATUS and isinstance(error, Transient):
-            raise _RetryableAnswer(error)
-        raise error
+        raise translate_error(response)
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = self.request("GET", path, params=params).json()
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return json_object(self.request("GET", path, params=params, headers=headers))
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful answer; anything else is an error of the vocabulary."""
+    with parsing(f"{response.request.method} {urlsplit(str(response.request.url)).path}"):
+        data = response.json()
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON object was expected, not {type(data).__name__}")
         return data
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def parsing(where: str) -> Iterator[None]:
+    """Reading a successful answer: a body not shaped as Graph documents it (a proxy's page, a
+    cut-off body) is a Transient error of that request, not a crash of the cycle."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise Transient(f"{where}: unexpected answer: {exc!r}", code="UnexpectedAnswer") from exc
+
+
+def transport_error(method: str, url: str, exc: httpx.HTTPError) -> Transient:
+    """A failure without an HTTP answer, saying whether the request can have reached Graph."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        code, what = NOT_SENT, "connection failed"
+    elif isinstance(exc, httpx.TimeoutException):
+        code, what = TIMEOUT, "no answer in time"
+    else:
+        code, what = LOST, "connection lost"
+    return Transient(f"{method} {urlsplit(url).path}: {what}: {exc!r}", code=code)
 
 
 def _origin(url: str) -> str:

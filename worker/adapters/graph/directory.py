@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from worker.adapters.graph.batch import BatchCall, BatchExecutor, BatchResult, Pacer
-from worker.adapters.graph.client import GraphClient
+from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, BatchResult, Pacer
+from worker.adapters.graph.client import GraphClient, parsing
 from worker.domain.errors import NotFound, SyncError
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
@@ -41,18 +41,57 @@ def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -
     ids: set[str] = set()
     url: str | None = client.url(f"{path}?$select=id&$top=999")
     while url:
-        data = client.request("GET", url).json()
-        ids.update(
-            item["id"]
-            for item in data.get("value", [])
-            if of_type is None or item.get("@odata.type", of_type) == of_type
-        )
-        url = data.get("@odata.nextLink")
+        data = client.get_json(url)
+        with parsing(f"GET {path}"):
+            ids.update(
+                item["id"]
+                for item in data.get("value", [])
+                if of_type is None or item.get("@odata.type", of_type) == of_type
+            )
+            url = data.get("@odata.nextLink")
     return ids
 
 
 def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if "@" not in k and k != "id"}
+
+
+def _user_page(data: Mapping[str, Any]) -> UserPage:
+    items: list[SourceItem] = []
+    for entry in data.get("value", []):
+        if "@removed" in entry:
+            reason = str((entry.get("@removed") or {}).get("reason", "deleted"))
+            items.append(SourceRemoval(id=entry["id"], reason=reason))
+        else:
+            items.append(SourceUser(id=entry["id"], attributes=_attributes(entry)))
+    return UserPage(
+        items=items,
+        next_link=data.get("@odata.nextLink"),
+        delta_link=data.get("@odata.deltaLink"),
+    )
+
+
+def _group_page(data: Mapping[str, Any]) -> GroupPage:
+    changes: list[MembershipChange] = []
+    removed_groups: list[str] = []
+    for group in data.get("value", []):
+        if "@removed" in group:
+            removed_groups.append(group["id"])
+            continue
+        for member in group.get("members@delta", []):
+            if member.get("@odata.type", USER_TYPE) != USER_TYPE:
+                continue
+            changes.append(
+                MembershipChange(
+                    group_id=group["id"], member_id=member["id"], added="@removed" not in member
+                )
+            )
+    return GroupPage(
+        changes=changes,
+        removed_groups=removed_groups,
+        next_link=data.get("@odata.nextLink"),
+        delta_link=data.get("@odata.deltaLink"),
+    )
 
 
 class GraphSourceDirectory:
@@ -72,19 +111,9 @@ class GraphSourceDirectory:
         return self.client.url("/users/delta?" + urlencode({"$select": ",".join(select)}))
 
     def users_page(self, url: str) -> UserPage:
-        data = self.client.request("GET", url, headers=self._headers()).json()
-        items: list[SourceItem] = []
-        for entry in data.get("value", []):
-            if "@removed" in entry:
-                reason = str((entry.get("@removed") or {}).get("reason", "deleted"))
-                items.append(SourceRemoval(id=entry["id"], reason=reason))
-            else:
-                items.append(SourceUser(id=entry["id"], attributes=_attributes(entry)))
-        return UserPage(
-            items=items,
-            next_link=data.get("@odata.nextLink"),
-            delta_link=data.get("@odata.deltaLink"),
-        )
+        data = self.client.get_json(url, headers=self._headers())
+        with parsing("GET /users/delta"):
+            return _user_page(data)
 
     def groups_delta_start(self, group_ids: Sequence[str]) -> str:
         params = {"$select": "members"}
@@ -93,34 +122,17 @@ class GraphSourceDirectory:
         return self.client.url("/groups/delta?" + urlencode(params))
 
     def groups_page(self, url: str) -> GroupPage:
-        data = self.client.request("GET", url, headers=self._headers()).json()
-        changes: list[MembershipChange] = []
-        removed_groups: list[str] = []
-        for group in data.get("value", []):
-            if "@removed" in group:
-                removed_groups.append(group["id"])
-                continue
-            for member in group.get("members@delta", []):
-                if member.get("@odata.type", USER_TYPE) != USER_TYPE:
-                    continue
-                changes.append(
-                    MembershipChange(
-                        group_id=group["id"], member_id=member["id"], added="@removed" not in member
-                    )
-                )
-        return GroupPage(
-            changes=changes,
-            removed_groups=removed_groups,
-            next_link=data.get("@odata.nextLink"),
-            delta_link=data.get("@odata.deltaLink"),
-        )
+        data = self.client.get_json(url, headers=self._headers())
+        with parsing("GET /groups/delta"):
+            return _group_page(data)
 
     def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
         try:
             data = self.client.get_json(f"/users/{user_id}", {"$select": ",".join(select)})
         except NotFound:
             return None
-        return SourceUser(id=data["id"], attributes=_attributes(data))
+        with parsing(f"GET /users/{user_id}"):
+            return SourceUser(id=data["id"], attributes=_attributes(data))
 
     def search_users(self, text: str, select: Sequence[str], limit: int = 25) -> list[SourceUser]:
         """Users whose display name, UPN or mail starts with `text` (or whose id it is), for an
@@ -139,7 +151,8 @@ class GraphSourceDirectory:
             "$top": str(limit),
         }
         data = self.client.get_json("/users", query)
-        return [SourceUser(id=item["id"], attributes=_attributes(item)) for item in data["value"]]
+        with parsing("GET /users"):
+            return [SourceUser(id=i["id"], attributes=_attributes(i)) for i in data["value"]]
 
     def transitive_member_ids(self, group_id: str) -> set[str]:
         return self.group_member_ids(group_id, transitive=True)
@@ -243,6 +256,14 @@ class GraphTargetDirectory:
 def _answer(request: TargetRequest, result: BatchResult) -> Any:
     if isinstance(result, SyncError):
         return result
+    try:
+        with parsing(type(request).__name__):
+            return _parsed(request, result)
+    except SyncError as error:
+        return error  # this object's failure, not the page's
+
+
+def _parsed(request: TargetRequest, result: BatchAnswer) -> Any:
     body = result.body if isinstance(result.body, dict) else {}
     if isinstance(request, FindUsers):
         return [TargetUser(id=u["id"], attributes=_attributes(u)) for u in body.get("value", [])]

@@ -1,0 +1,122 @@
+"""When a failed Graph request is sent again: which failures, how long to wait, and for how long
+in all (the cycle's retry budget). One policy for single requests (client.py) and for the items
+of a `$batch` (batch.py); docs/retries.md explains it for operators.
+
+- Worth repeating: 429, 500, 502, 503, 504, a dropped connection and a timeout. A request that
+  is not idempotent is repeated only where Graph cannot have acted on it: 429 and 503 (refused
+  before anything ran) and a connection that never reached the server.
+- Idempotent: reads, PUT, PATCH, DELETE, `$ref` writes, restores and invitations (Graph answers a
+  repeated invitation with the user the first one created).
+- The wait: `Retry-After` when Graph sends it, else capped exponential back-off with jitter.
+- A repeat that finds its effect already there is done, not failed: a DELETE or a `$ref` removal
+  answered 404, a `$ref` addition answered "already exist". (A restore answered 404 is settled by
+  the restore flow, which reads the user: restored already, or gone from the recycle bin.)
+- The budget: the waits of one cycle against one tenant add up to at most `limits.retry_budget`;
+  once it is spent a failure is final at its first answer and goes to escrow.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from worker.domain.errors import BadRequest, NotFound, SyncError, Transient
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Graph refused these before acting: safe to repeat whatever the request.
+NOT_CARRIED_OUT = frozenset({429, 503})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+# The codes of transport failures (Transient errors without an HTTP status).
+NOT_SENT = "ConnectionFailed"  # the request never reached the server
+LOST = "ConnectionLost"  # sent, and the answer never came: it may have run
+TIMEOUT = "Timeout"  # sent, and no answer in time: it may have run
+
+
+class RetryBudget:
+    """The seconds one cycle may still spend waiting to repeat failed requests to one tenant;
+    shared by the cycle's threads. `None` is no budget (only the attempt cap applies)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.spent = 0.0
+        self._lock = threading.Lock()
+
+    def take(self, wait_s: float) -> bool:
+        """Book a wait of `wait_s`; False (and nothing booked) when it no longer fits."""
+        with self._lock:
+            if self.seconds is not None and (
+                self.seconds <= 0 or self.spent + wait_s > self.seconds
+            ):  # a zero budget is "no retries", even after a `Retry-After: 0`
+                return False
+            self.spent += wait_s
+            return True
+
+    def describe(self) -> str:
+        return f"the cycle's retry budget ({self.seconds:g} s) is spent"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a request is repeated (the budget caps the total)."""
+
+    max_attempts: int = 8
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """The wait after failed attempt `attempt` (1-based): jittered, so workers spread out."""
+        exp = min(self.cap_s, self.base_s * (2 ** (attempt - 1)))
+        return rng.uniform(exp / 2, exp)
+
+    def delay(self, attempt: int, error: SyncError, rng: random.Random) -> float:
+        if isinstance(error, Transient) and error.retry_after is not None:
+            return error.retry_after
+        return self.backoff(attempt, rng)
+
+
+def is_idempotent(method: str, path: str) -> bool:
+    """Whether sending this request twice leaves the directory as sending it once."""
+    method = method.upper()
+    if method in IDEMPOTENT_METHODS:
+        return True
+    path = path.split("?", 1)[0].rstrip("/")
+    return method == "POST" and (
+        path.endswith(("/$ref", "/invitations", "/restore")) or path == "invitations"
+    )
+
+
+def retryable(error: SyncError, *, idempotent: bool) -> bool:
+    """Whether this failure is worth sending the request again."""
+    if not isinstance(error, Transient):
+        return False
+    if error.status is None:
+        return error.code == NOT_SENT or (idempotent and error.code in (LOST, TIMEOUT))
+    if error.status in NOT_CARRIED_OUT:
+        return True
+    return idempotent and error.status in RETRYABLE_STATUS
+
+
+def settled_by_replay(method: str, path: str, error: SyncError) -> bool:
+    """A repeated request's error that only says an earlier attempt already did the work."""
+    method = method.upper()
+    path = path.split("?", 1)[0].rstrip("/")
+    if method == "DELETE" and isinstance(error, NotFound):
+        return True  # the user, or the $ref, is gone: what was asked
+    return (
+        method == "POST"
+        and path.endswith("/$ref")
+        and isinstance(error, BadRequest)
+        and "already exist" in error.message
+    )
+
+
+def give_up(error: SyncError, attempts: int, budget_spent: str = "") -> Transient:
+    """The final error of a request that was repeated in vain (it goes to escrow)."""
+    why = budget_spent or f"gave up after {attempts} attempts"
+    return Transient(
+        f"{why}: {error}",
+        code=error.code,
+        status=error.status,
+        retry_after=error.retry_after if isinstance(error, Transient) else None,
+    )
