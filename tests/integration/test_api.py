@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import SyncEnv
 from tests.support.csdl import validate_collection, validate_entity
@@ -304,9 +305,11 @@ def test_schema_lists_scoping_filters_as_graph_filter_clauses(
 
 
 # provisioning on demand -------------------------------------------------------------------------
-def provision(client: httpx.Client, object_id: str, type_name: str = "User") -> httpx.Response:
+def provision(
+    client: httpx.Client, object_id: str, type_name: str = "User", *, job: str = JOB
+) -> httpx.Response:
     return client.post(
-        f"{JOB}/provisionOnDemand",
+        f"{job}/provisionOnDemand",
         json={
             "parameters": [
                 {
@@ -702,3 +705,39 @@ def test_restart_clears_exactly_what_each_scope_names(tmp_path: Path) -> None:
             "staged": 0,
             "allowDeletes": False,
         }
+
+
+def test_a_job_whose_tenant_has_no_secret_is_shown_but_not_run(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    variable = "TENANT_SYNC_TEST_API_NORTHWIND_SECRET_UNSET"
+    config = yaml.safe_load(sync_env.config.read_text())
+    config["tenants"]["northwind"] = {
+        **config["tenants"]["fabrikam"],
+        "tenant_id": "44444444-4444-4444-8444-444444444444",
+        "client_secret": "${" + variable + "}",
+    }
+    config["jobs"]["to-northwind"] = {**config["jobs"]["sync"], "target": "northwind"}
+    sync_env.config.write_text(yaml.safe_dump(config))
+    add_api_section(sync_env.config)
+    with running_service(sync_env.config, tmp_path / "serve") as service:
+        client = service.client(OPERATE_TOKEN)
+        other = "/v1.0/servicePrincipals/to-northwind/synchronization/jobs/to-northwind"
+        assert client.get(other).status_code == 200  # shown, with its status
+        why = f"tenants.northwind.client_secret: environment variable {variable} is not set"
+        for refused in (
+            client.post("/api/jobs/to-northwind/trigger"),
+            client.post(f"{other}/start"),
+            provision(client, "00000000-0000-4000-8000-000000000001", job=other),
+        ):
+            assert why in odata_error(refused, 409, "Conflict")
+        # the job that does not use northwind runs as before
+        assert client.post("/api/jobs/sync/trigger").status_code == 202
+        trail = client.get("/api/audit", params={"job": "to-northwind"}).json()["value"]
+        assert [(e["action"], e["result"]) for e in reversed(trail)] == [
+            ("trigger", "refused"),
+            ("start", "refused"),
+            ("provision", "refused"),
+        ]
+        # refused before anything changed: the job was not resumed or touched
+        assert client.get(other).json()["schedule"]["state"] == "Active"

@@ -15,7 +15,7 @@ from typing import Any
 
 from worker.adapters.state.sql import LogCondition
 from worker.bootstrap import Runtime, job_spec
-from worker.config import Config, Job, format_duration
+from worker.config import Config, ConfigError, Job, format_duration
 from worker.domain.audit import Actor, ActorKind, AuditAction, Via
 from worker.domain.errors import SyncError, Transient
 from worker.domain.model import ObjectOutcome
@@ -61,6 +61,14 @@ class Operations:
         if job is None:
             raise not_found(f"Job '{name}' does not exist.")
         return job
+
+    def _runnable(self, name: str) -> None:
+        """409 for a job that cannot run now: a tenant it uses is unusable (its secret unset).
+        Reading it, pausing it and the like still work."""
+        try:
+            self.config.job(name)
+        except ConfigError as exc:
+            raise _conflict("; ".join(exc.problems)) from None
 
     def status(self, name: str) -> dict[str, Any]:
         self.job(name)
@@ -136,6 +144,7 @@ class Operations:
     def _enqueue(self, name: str, *, full: bool) -> str:
         from worker.celery_app import enqueue_cycle
 
+        self._runnable(name)
         if self.runtime.ledger.job_state(name).paused:
             raise _conflict(f"{name} is paused: resume it (or start it) first.")
         if self.runtime.job_lock().is_held(name):
@@ -156,6 +165,7 @@ class Operations:
         """Graph's start: resume a paused job and run a cycle now (none if one runs or waits)."""
         self.job(name)
         with self._audited(who, AuditAction.START, name) as entry:
+            self._runnable(name)
             admin.resume(self.runtime.ledger, name)
             try:
                 task_id: str | None = self._enqueue(name, full=False)
@@ -173,6 +183,7 @@ class Operations:
         self.job(name)
         try:
             with self._audited(who, AuditAction.PROVISION, name, user_id=source_user_id) as entry:
+                self._runnable(name)
                 try:
                     outcome = self.runtime.on_demand(name).provision(source_user_id, run_id=run_id)
                 except Transient as exc:
