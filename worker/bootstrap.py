@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import redis
 from sqlalchemy.engine import Engine
 
+from worker.adapters.dryrun import dry_run_cycle
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
@@ -121,7 +122,10 @@ class Runtime:
     def queue_guard(self) -> RedisQueueGuard:
         return RedisQueueGuard(self.redis)
 
-    def directories(self, job: Job) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+    def directories(
+        self, job: Job, *, watched: bool = True
+    ) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+        """The job's Graph directories; `watched`: their writes show in the live progress."""
         target = self.config.tenants[job.target]
         return (
             GraphSourceDirectory(self.client(job.source)),
@@ -130,7 +134,7 @@ class Runtime:
                 invite_redirect_url=job.raw.invite_redirect_url,
                 pacer=self.pacer(target),
                 concurrency=target.limits.concurrency,
-                on_written=lambda n: self.live.add(job.name, writes=n),
+                on_written=(lambda n: self.live.add(job.name, writes=n)) if watched else None,
             ),
         )
 
@@ -168,10 +172,12 @@ class Runtime:
         *,
         on_progress: ProgressListener | None = None,
         dispatcher: PageDispatcher | None = None,
+        dry_run: bool = False,
     ) -> CycleService:
+        """A job's cycle; with `dry_run`, wired to adapters that keep every write in memory."""
         job = self.config.job(job_name)
-        source, target = self.directories(job)
-        return CycleService(
+        source, target = self.directories(job, watched=not dry_run)
+        service = CycleService(
             job_spec(job),
             source=source,
             target=target,
@@ -183,6 +189,7 @@ class Runtime:
             dispatcher=dispatcher,
             live=self.live,
         )
+        return dry_run_cycle(service) if dry_run else service
 
     def on_demand(self, job_name: str) -> OnDemand:
         job = self.config.job(job_name)

@@ -266,7 +266,11 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
                 f"{name}: {_short(c.old)} → {_short(c.new)}" for name, c in outcome.modified.items()
             )
             if outcome.action.value == "create" and outcome.status.value == "success":
-                detail = f"invited; {len(outcome.modified)} attributes written"
+                detail = (
+                    f"would invite; {len(outcome.modified)} attributes to write"
+                    if outcome.simulated
+                    else f"invited; {len(outcome.modified)} attributes written"
+                )
             if outcome.status.value == "failure" or not detail:
                 detail = outcome.reason or outcome.error_message or detail
             table.add_row(
@@ -322,8 +326,8 @@ def run(
                 refused_on=(AlreadyRunning, JobPaused),
                 report_anyway=True,
             ) as entry:
-                result = runtime.cycle(job, on_progress=on_progress).run(
-                    mode=mode, dry_run=dry_run, trigger="manual"
+                result = runtime.cycle(job, on_progress=on_progress, dry_run=dry_run).run(
+                    mode=mode, trigger="manual"
                 )
                 entry.note(run_id=result.run_id, cycle=result.mode, status=result.status)
                 if result.status != "success":

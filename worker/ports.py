@@ -74,6 +74,14 @@ class SourceDirectory(Protocol):
 class Invitation:
     user_id: str
     status: str
+    simulated: bool = False  # a dry run's answer: nobody was invited
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The answer to a write that was not sent (a dry run's target): what it would have done."""
+
+    request: Any
 
 
 # What the service asks of the target, one object at a time. The directory may carry out many

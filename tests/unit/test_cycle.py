@@ -61,8 +61,11 @@ class World:
             clock=lambda: self.now,
         )
 
-    def run(self, **kwargs: Any) -> Any:
-        return self.service().run(**kwargs)
+    def run(self, *, dry_run: bool = False, **kwargs: Any) -> Any:
+        from worker.adapters.dryrun import dry_run_cycle
+
+        service = self.service()
+        return (dry_run_cycle(service) if dry_run else service).run(**kwargs)
 
     def user(self, name: str, **attrs: Any) -> str:
         attrs.setdefault("mail", f"{name}@src.example")

@@ -156,6 +156,8 @@ class CycleService:
         observers: Sequence[CycleObserver] = (),
         dispatcher: PageDispatcher | None = None,
         live: LiveProgress | None = None,
+        dry_run: bool = False,
+        report_skipped: bool = False,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -171,13 +173,38 @@ class CycleService:
         self.observers = list(observers)
         self.dispatcher = dispatcher
         self.live: LiveProgress = live or NoLiveProgress()
+        # Plain data for the run record and the report: the service behaves the same either
+        # way; a dry run is made by wiring adapters that keep their writes (bootstrap).
+        self.dry_run = dry_run
+        # A preview lists every object, skipped ones too, with the reason.
+        self.report_skipped = report_skipped
+        self._given_context = context
+
+    def rewired(self, **changes: Any) -> CycleService:
+        """The same service with some collaborators replaced (a dry run's adapters)."""
+        arguments: dict[str, Any] = {
+            "source": self.source,
+            "target": self.target,
+            "cursors": self.cursors,
+            "lock": self.lock,
+            "ledger": self.ledger,
+            "clock": self.clock,
+            "monotonic": self.monotonic,
+            "context": self._given_context,
+            "on_progress": self.on_progress,
+            "observers": self.observers,
+            "dispatcher": self.dispatcher,
+            "live": self.live,
+            "dry_run": self.dry_run,
+            "report_skipped": self.report_skipped,
+        }
+        arguments.update(changes)
+        return CycleService(self.spec, **arguments)
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
 
-    def run(
-        self, *, mode: str = "auto", dry_run: bool = False, trigger: str = "manual"
-    ) -> CycleResult:
+    def run(self, *, mode: str = "auto", trigger: str = "manual") -> CycleResult:
         """Run one cycle now.
 
         Raises AlreadyRunning if another cycle holds the job's lock, JobPaused if the job is
@@ -196,9 +223,7 @@ class CycleService:
                 f"next attempt at {state.next_attempt_at.isoformat()}"
             )
         with self.lock.hold(self.spec.name) as lease:
-            cycle = _Cycle(
-                self, requested=mode, dry_run=dry_run, trigger=trigger, state=state, lease=lease
-            )
+            cycle = _Cycle(self, requested=mode, trigger=trigger, state=state, lease=lease)
             with structlog.contextvars.bound_contextvars(
                 job_id=self.spec.name, run_id=cycle.progress.run_id
             ):
@@ -207,7 +232,7 @@ class CycleService:
                     mode=cycle.progress.mode,
                     phase=cycle.progress.phase,
                     trigger=trigger,
-                    dry_run=dry_run,
+                    dry_run=self.dry_run,
                 )
                 result = cycle.execute()
                 log.log(
@@ -219,15 +244,13 @@ class CycleService:
                     duration_s=round(result.duration_s, 3),
                     error=result.error or None,
                 )
-            snapshot = None
-            if not dry_run:
-                self._record_health(result, cycle)
-                snapshot = self._snapshot(result, previous=state)
+            self._record_health(result, cycle)
+            snapshot = self._snapshot(result, previous=state)
             for observer in self.observers:
                 observer.cycle_finished(
                     job=self.spec.name,
                     mode=result.mode,
-                    status="dry_run" if dry_run else result.status,
+                    status=result.status,
                     counts=result.counts,
                     duration_s=result.duration_s,
                     snapshot=snapshot,
@@ -295,7 +318,6 @@ class _Cycle:
         service: CycleService,
         *,
         requested: str,
-        dry_run: bool,
         trigger: str,
         state: JobState,
         lease: Lease | None = None,
@@ -304,19 +326,16 @@ class _Cycle:
         self.state = state
         self.lease = lease
         self.spec = service.spec
-        self.dry_run = dry_run
         self.trigger = trigger
         self.requested = requested
         self.started = service.monotonic()
         self.cursor = service.cursors.load(self.spec.name)
         self.progress = self._initial_progress()
-        # A dry run is nobody's running cycle: it must not show as one.
-        self.live: LiveProgress = NoLiveProgress() if dry_run else service.live
+        self.live: LiveProgress = service.live
         self.exporter = Exporter(
             self.spec,
             service.target,
             run_id=self.progress.run_id,
-            dry_run=dry_run,
             monotonic=service.monotonic,
             live=self.live,
         )
@@ -329,13 +348,9 @@ class _Cycle:
             clock=service.clock,
         )
         self.outcomes: list[ObjectOutcome] = []
-        # Dry runs keep what a real run would write in memory instead.
-        self.memory_seen: set[str] = set()
-        self.assignments = _Assignments(service.ledger, self.spec.name, dry_run=dry_run)
+        self.assignments = _Assignments(service.ledger, self.spec.name)
         # A full cycle checks its links against the users the target really has.
         self.target_ids: set[str] | None = None
-        self.memory_staged: dict[str, StagedDeletion] = {}
-        self.memory_unstaged: set[str] = set()
         self.deletion_check: dict[str, Any] | None = None
         self.deletions_held = False  # over the threshold: staged, not sent
         self.deletions_released = False  # an operator's allow-deletes was used
@@ -348,7 +363,6 @@ class _Cycle:
         previous = self.cursor.progress
         if (
             previous is not None
-            and not self.dry_run
             and previous.fingerprint == fingerprint
             and self.requested in ("auto", previous.mode)
         ):
@@ -386,7 +400,7 @@ class _Cycle:
             run_id=p.run_id,
             job=self.spec.name,
             mode=p.mode,
-            dry_run=self.dry_run,
+            dry_run=self.s.dry_run,
             trigger=self.trigger,
             started_at=datetime.fromisoformat(p.started_at),
         )
@@ -394,9 +408,8 @@ class _Cycle:
             self.spec.name, run_id=p.run_id, mode=p.mode, phase=p.phase, read=p.seen_users
         )
         try:
-            if not self.dry_run:
-                self.s.ledger.start_run(run)
-                self._save()
+            self.s.ledger.start_run(run)
+            self._save()
             try:
                 self._run_phases()
             except ResyncRequired:
@@ -510,7 +523,7 @@ class _Cycle:
             raise ResyncRequired("no users delta link is recorded for this job")
         if full:
             self.target_ids = self.s.target.user_ids()
-        if self.s.dispatcher is not None and not self.dry_run:
+        if self.s.dispatcher is not None:
             self._users_fanned_out(url, full)
             return
         while True:
@@ -606,10 +619,7 @@ class _Cycle:
     def _pending_users(self) -> None:
         done: set[str] = set()
         while True:
-            if self.dry_run:
-                batch = sorted(self.assignments.pending - done)[:PENDING_BATCH]
-            else:
-                batch = self.s.ledger.pending(self.spec.name, PENDING_BATCH)
+            batch = self.s.ledger.pending(self.spec.name, PENDING_BATCH)
             if not batch:
                 break
             items: list[SourceItem] = []
@@ -761,11 +771,7 @@ class _Cycle:
         return [s for s in self._staged() if not s.approved]
 
     def _staged(self) -> list[StagedDeletion]:
-        if not self.dry_run:
-            return self.s.ledger.staged(self.spec.name)
-        earlier = {s.source_id: s for s in self.s.ledger.staged(self.spec.name)}
-        earlier.update(self.memory_staged)
-        return [s for key, s in sorted(earlier.items()) if key not in self.memory_unstaged]
+        return self.s.ledger.staged(self.spec.name)
 
     def _hold(self, staged: Sequence[StagedDeletion], message: str) -> None:
         links = self.s.ledger.links_for(self.spec.name, [s.source_id for s in staged])
@@ -828,14 +834,7 @@ class _Cycle:
         self._commit(done.write)
 
     def _unseen(self) -> Any:
-        if not self.dry_run:
-            yield from self.s.ledger.unseen_links(self.spec.name, self.progress.run_id, SWEEP_BATCH)
-            return
-        # A dry run marks nothing in SQL; what it saw is in memory.
-        for batch in self.s.ledger.unseen_links(self.spec.name, "", SWEEP_BATCH):
-            unseen = [link for link in batch if link.source_id not in self.memory_seen]
-            if unseen:
-                yield unseen
+        yield from self.s.ledger.unseen_links(self.spec.name, self.progress.run_id, SWEEP_BATCH)
 
     # one page -----------------------------------------------------------------------------------
     def _process(
@@ -883,17 +882,10 @@ class _Cycle:
                     target_id=outcome.target_id,
                     action=outcome.action.value,
                 )
-        if self.dry_run:
-            self.memory_seen.update(write.seen)
-            self.memory_staged.update({s.source_id: s for s in write.staged})
-            self.memory_unstaged.update(write.unstaged)
-            self.memory_unstaged.difference_update(s.source_id for s in write.staged)
-            # As commit_page does in SQL: a user handled on a page is no longer pending.
-            self.assignments.pending.difference_update(write.resolved_pending)
-            self.outcomes.extend(write.outcomes)
-        else:
-            self.s.ledger.commit_page(self.spec.name, self.progress.run_id, write)
-            self.outcomes.extend(o for o in write.outcomes if o.status is not Status.SKIPPED)
+        self.s.ledger.commit_page(self.spec.name, self.progress.run_id, write)
+        self.outcomes.extend(
+            o for o in write.outcomes if self.s.report_skipped or o.status is not Status.SKIPPED
+        )
         if self.s.on_progress:
             self.s.on_progress(self.progress.phase, dict(self.progress.counts))
 
@@ -915,13 +907,10 @@ class _Cycle:
 
     # end ----------------------------------------------------------------------------------------
     def _save(self) -> None:
-        if not self.dry_run:
-            self.cursor.progress = self.progress
-            self.s.cursors.save(self.spec.name, self.cursor, self.lease)
+        self.cursor.progress = self.progress
+        self.s.cursors.save(self.spec.name, self.cursor, self.lease)
 
     def _complete(self) -> None:
-        if self.dry_run:
-            return
         p = self.progress
         now = self.s.clock().isoformat()
         previous = self.cursor.watermark
@@ -950,20 +939,19 @@ class _Cycle:
         run.error = error
         run.counts = dict(p.counts)
         run.finished_at = self.s.clock()
-        if not self.dry_run:
-            try:
-                self.s.ledger.finish_run(run)
-            except SyncError as failure:
-                # The state database is gone too: the result still reaches the caller, and the
-                # run, left open, is resumed by the next cycle from the saved position.
-                log.warning("the end of the run could not be recorded", error=str(failure))
-                if status == "success":
-                    status, error, transient = "failed", str(failure), True
+        try:
+            self.s.ledger.finish_run(run)
+        except SyncError as failure:
+            # The state database is gone too: the result still reaches the caller, and the
+            # run, left open, is resumed by the next cycle from the saved position.
+            log.warning("the end of the run could not be recorded", error=str(failure))
+            if status == "success":
+                status, error, transient = "failed", str(failure), True
         return CycleResult(
             job=self.spec.name,
             run_id=p.run_id,
             mode=p.mode,
-            dry_run=self.dry_run,
+            dry_run=self.s.dry_run,
             counts={**empty_counts(), **p.counts},
             duration_s=self.s.monotonic() - self.started,
             status=status,
@@ -975,57 +963,26 @@ class _Cycle:
 
 
 class _Assignments:
-    """Which users the job's groups assign: SQL as last written, or in memory for a dry run."""
+    """Which users the job's groups assign, as the ledger last recorded them."""
 
-    def __init__(self, ledger: Ledger, job: str, *, dry_run: bool) -> None:
+    def __init__(self, ledger: Ledger, job: str) -> None:
         self.ledger = ledger
         self.job = job
-        self.dry_run = dry_run
-        self.replaced: set[tuple[str, str]] | None = None
-        self.added: set[tuple[str, str]] = set()
-        self.removed: set[tuple[str, str]] = set()
-        self.removed_groups: set[str] = set()
-        self.pending: set[str] = set()
 
     def replace(self, members: dict[str, set[str]]) -> None:
-        if self.dry_run:
-            self.replaced = {(g, u) for g, users in members.items() for u in users}
-        else:
-            self.ledger.replace_assignments(self.job, members)
+        self.ledger.replace_assignments(self.job, members)
 
     def apply(self, changes: Sequence[MembershipChange], removed_groups: Sequence[str]) -> None:
         """Member additions and removals: the users concerned are reviewed this cycle."""
-        if not self.dry_run:
-            self.ledger.apply_membership_changes(self.job, changes, removed_groups)
-            return
-        for change in changes:
-            pair = (change.group_id, change.member_id)
-            (self.added if change.added else self.removed).add(pair)
-            (self.removed if change.added else self.added).discard(pair)
-            self.pending.add(change.member_id)
-        self.removed_groups.update(removed_groups)
+        self.ledger.apply_membership_changes(self.job, changes, removed_groups)
 
     def reconcile(self, members: dict[str, set[str]]) -> None:
         """Turn a fresh reading of every group into additions and removals."""
-        current = self._pairs(None)
+        current = self.ledger.memberships(self.job)
         wanted = {(g, u) for g, users in members.items() for u in users}
         changes = [MembershipChange(g, u, True) for g, u in sorted(wanted - current)]
         changes += [MembershipChange(g, u, False) for g, u in sorted(current - wanted)]
         self.apply(changes, [])
 
     def assigned(self, user_ids: Sequence[str]) -> set[str]:
-        if not self.dry_run:
-            return self.ledger.assigned(self.job, user_ids)
-        return {u for _, u in self._pairs(set(user_ids))}
-
-    def _pairs(self, user_ids: set[str] | None) -> set[tuple[str, str]]:
-        if self.replaced is not None:
-            base = self.replaced
-        else:
-            base = self.ledger.memberships(self.job, user_ids)
-        pairs = (base - self.removed) | self.added
-        return {
-            (g, u)
-            for g, u in pairs
-            if g not in self.removed_groups and (user_ids is None or u in user_ids)
-        }
+        return self.ledger.assigned(self.job, user_ids)
