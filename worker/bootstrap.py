@@ -40,13 +40,11 @@ from worker.config import (
 )
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
-from worker.domain.mapping import EvaluationContext, Mapper
 from worker.ports import CycleObserver, Notifier
-from worker.service.apply import Exporter
 from worker.service.cycle import CycleService, ProgressListener
 from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
-from worker.service.page import PageDispatcher, PageWorker
+from worker.service.pipeline import PageDispatcher, PagePipeline
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -149,22 +147,9 @@ class Runtime:
             invitations=Quota(limits.invitations_per_5s, 5.0, limits.pace),
         )
 
-    def page_worker(self, job_name: str, run_id: str) -> PageWorker:
-        """What exports one page of a fanned-out cycle, in the worker that took the page."""
-        job = self.config.job(job_name)
-        spec = job_spec(job)
-        _, target = self.directories(job)
-
-        def is_unique(attribute: str, value: str) -> bool:
-            return not target.find_users(attribute, value, ["id"])
-
-        return PageWorker(
-            spec,
-            ledger=self.ledger,
-            exporter=Exporter(spec, target, run_id=run_id, live=self.live),
-            mapper=Mapper(spec.mappings, EvaluationContext(is_unique=is_unique)),
-            clock=lambda: datetime.now(UTC),
-        )
+    def page_pipeline(self, job_name: str, run_id: str) -> PagePipeline:
+        """The page pipeline of one run, in the worker that took one of its pages."""
+        return self.cycle(job_name).pipeline(run_id)
 
     def cycle(
         self,

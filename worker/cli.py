@@ -1041,22 +1041,20 @@ def provision(
         except SyncError as exc:
             fail(f"provisioning {source_user_id} failed: {exc}", 1)
     if as_json:
+        from worker.domain.records import outcome_record
+
+        record = outcome_record(outcome)
         emit_json(
             {
                 "job": job,
-                "sourceId": outcome.source_id,
-                "sourceIdentity": outcome.source_label,
-                "targetId": outcome.target_id,
+                "sourceId": record["sourceId"],
+                "sourceIdentity": record["sourceIdentity"],
+                "targetId": record["targetId"],
                 "action": outcome.action.value,
-                "status": outcome.status.value,
-                "reason": outcome.reason or None,
-                "steps": [
-                    {"name": s.name, "status": s.status.value, "detail": s.detail}
-                    for s in outcome.steps
-                ],
-                "modifiedProperties": {
-                    k: {"old": c.old, "new": c.new} for k, c in outcome.modified.items()
-                },
+                "status": record["status"],
+                "reason": record["reason"] or None,
+                "steps": record["steps"],
+                "modifiedProperties": record["modifiedProperties"],
             }
         )
     else:

@@ -389,3 +389,30 @@ def test_a_dry_run_plans_what_the_real_run_does_on_a_large_tenant(tmp_path: Path
         full_preview = env.run_json("--full", "--dry-run")
         full = env.run_json("--full")
         assert full["counts"] == full_preview["counts"]
+
+
+def test_a_cycle_run_by_the_worker_task_logs_its_end_once(sync_env: SyncEnv) -> None:
+    from structlog.testing import capture_logs
+
+    from worker import tasks
+    from worker.celery_app import create_celery
+    from worker.config import load_config
+
+    env = sync_env
+    env.run_json()  # the state database, migrated as a worker expects it
+    celery = create_celery(load_config(env.config))
+    try:
+        with capture_logs() as logs:
+            answer = celery.tasks["tenant_sync.run_job"].apply(
+                args=["sync"], kwargs={"mode": "full", "trigger": "manual"}
+            )
+            result = answer.get()
+    finally:
+        if tasks._runtime is not None:
+            tasks._runtime.close()
+            tasks._runtime = None
+
+    assert result["status"] == "success"
+    ends = [e for e in logs if e["event"] == "cycle finished"]
+    assert len(ends) == 1, ends
+    assert (ends[0]["status"], ends[0]["mode"]) == ("success", "full")
