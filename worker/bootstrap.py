@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import redis
 from sqlalchemy.engine import Engine
 
+from worker.adapters.dryrun import dry_run_cycle
 from worker.adapters.graph.auth import MsalTokenProvider
 from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphSourceDirectory, GraphTargetDirectory
@@ -39,13 +40,11 @@ from worker.config import (
     WebhookNotification,
 )
 from worker.domain.job import JobSpec
-from worker.domain.mapping import EvaluationContext, Mapper
 from worker.ports import CycleObserver, Notifier
-from worker.service.apply import Exporter
 from worker.service.cycle import CycleService, ProgressListener
 from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
-from worker.service.page import PageDispatcher, PageWorker
+from worker.service.pipeline import PageDispatcher, PagePipeline
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -108,8 +107,11 @@ class Runtime:
     def queue_guard(self) -> RedisQueueGuard:
         return RedisQueueGuard(self.redis)
 
-    def directories(self, job: Job) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
-        """A cycle's (or page task's) directories, each with a fresh retry budget of its tenant."""
+    def directories(
+        self, job: Job, *, watched: bool = True
+    ) -> tuple[GraphSourceDirectory, GraphTargetDirectory]:
+        """A cycle's (or page task's) directories, each with a fresh retry budget of its tenant;
+        `watched`: their writes show in the live progress."""
         target = self.config.tenants[job.target]
 
         def budgeted(name: str) -> GraphClient:
@@ -123,7 +125,7 @@ class Runtime:
                 invite_redirect_url=job.runtime.invite_redirect_url,
                 pacer=self.pacer(target),
                 concurrency=target.limits.concurrency,
-                on_written=lambda n: self.live.add(job.name, writes=n),
+                on_written=(lambda n: self.live.add(job.name, writes=n)) if watched else None,
             ),
         )
 
@@ -138,22 +140,9 @@ class Runtime:
             invitations=Quota(limits.invitations_per_5s, 5.0, limits.pace),
         )
 
-    def page_worker(self, job_name: str, run_id: str) -> PageWorker:
-        """What exports one page of a fanned-out cycle, in the worker that took the page."""
-        job = self.config.job(job_name)
-        spec = job_spec(job)
-        _, target = self.directories(job)
-
-        def is_unique(attribute: str, value: str) -> bool:
-            return not target.find_users(attribute, value, ["id"])
-
-        return PageWorker(
-            spec,
-            ledger=self.ledger,
-            exporter=Exporter(spec, target, run_id=run_id, live=self.live),
-            mapper=Mapper(spec.mappings, EvaluationContext(is_unique=is_unique)),
-            clock=lambda: datetime.now(UTC),
-        )
+    def page_pipeline(self, job_name: str, run_id: str) -> PagePipeline:
+        """The page pipeline of one run, in the worker that took one of its pages."""
+        return self.cycle(job_name).pipeline(run_id)
 
     def cycle(
         self,
@@ -161,10 +150,12 @@ class Runtime:
         *,
         on_progress: ProgressListener | None = None,
         dispatcher: PageDispatcher | None = None,
+        dry_run: bool = False,
     ) -> CycleService:
+        """A job's cycle; with `dry_run`, wired to adapters that keep every write in memory."""
         job = self.config.job(job_name)
-        source, target = self.directories(job)
-        return CycleService(
+        source, target = self.directories(job, watched=not dry_run)
+        service = CycleService(
             job_spec(job),
             source=source,
             target=target,
@@ -176,6 +167,7 @@ class Runtime:
             dispatcher=dispatcher,
             live=self.live,
         )
+        return dry_run_cycle(service) if dry_run else service
 
     def on_demand(self, job_name: str) -> OnDemand:
         job = self.config.job(job_name)

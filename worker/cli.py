@@ -358,7 +358,11 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
                 f"{name}: {_short(c.old)} → {_short(c.new)}" for name, c in outcome.modified.items()
             )
             if outcome.action.value == "create" and outcome.status.value == "success":
-                detail = f"invited; {len(outcome.modified)} attributes written"
+                detail = (
+                    f"would invite; {len(outcome.modified)} attributes to write"
+                    if outcome.simulated
+                    else f"invited; {len(outcome.modified)} attributes written"
+                )
             if outcome.status.value == "failure" or not detail:
                 detail = outcome.reason or outcome.error_message or detail
             table.add_row(
@@ -422,8 +426,8 @@ def run(
                 refused_on=(AlreadyRunning, JobPaused),
                 report_anyway=True,
             ) as entry:
-                result = runtime.cycle(job, on_progress=on_progress).run(
-                    mode=mode, dry_run=dry_run, trigger="manual"
+                result = runtime.cycle(job, on_progress=on_progress, dry_run=dry_run).run(
+                    mode=mode, trigger="manual"
                 )
                 entry.note(run_id=result.run_id, cycle=result.mode, status=result.status)
                 if result.status != "success":
@@ -1030,22 +1034,20 @@ def provision(
         except SyncError as exc:
             fail(f"provisioning {source_user_id} failed: {exc}", 1)
     if as_json:
+        from worker.domain.records import outcome_record
+
+        record = outcome_record(outcome)
         emit_json(
             {
                 "job": job,
-                "sourceId": outcome.source_id,
-                "sourceIdentity": outcome.source_label,
-                "targetId": outcome.target_id,
+                "sourceId": record["sourceId"],
+                "sourceIdentity": record["sourceIdentity"],
+                "targetId": record["targetId"],
                 "action": outcome.action.value,
-                "status": outcome.status.value,
-                "reason": outcome.reason or None,
-                "steps": [
-                    {"name": s.name, "status": s.status.value, "detail": s.detail}
-                    for s in outcome.steps
-                ],
-                "modifiedProperties": {
-                    k: {"old": c.old, "new": c.new} for k, c in outcome.modified.items()
-                },
+                "status": record["status"],
+                "reason": record["reason"] or None,
+                "steps": record["steps"],
+                "modifiedProperties": record["modifiedProperties"],
             }
         )
     else:

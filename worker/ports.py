@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
@@ -74,6 +75,14 @@ class SourceDirectory(Protocol):
 class Invitation:
     user_id: str
     status: str
+    simulated: bool = False  # a dry run's answer: nobody was invited
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The answer to a write that was not sent (a dry run's target): what it would have done."""
+
+    request: Any
 
 
 # What the service asks of the target, one object at a time. The directory may carry out many
@@ -155,6 +164,20 @@ class Watermark:
     last_full_at: str
 
 
+class Phase(StrEnum):
+    """Where a cycle is. The values are stored in the Redis cursor: never change one, so a
+    cycle saved by an earlier release still resumes."""
+
+    GROUPS = "groups"
+    USERS = "users"
+    PENDING = "pending"  # incremental: users whose group membership changed
+    ESCROW = "escrow"  # incremental: failed objects whose next attempt is due
+    SWEEP = "sweep"  # full: links the round did not see
+    RECHECK = "recheck"  # the source's changes since the round, before deletions are judged
+    DELETIONS = "deletions"
+    DONE = "done"
+
+
 @dataclass
 class Progress:
     """The resumable position of a cycle in progress."""
@@ -162,13 +185,17 @@ class Progress:
     run_id: str
     mode: str
     fingerprint: str
-    phase: str  # groups | users | pending | escrow | sweep | recheck | deletions
+    phase: Phase
     next_link: str | None = None
     groups_delta_link: str | None = None
     users_delta_link: str | None = None
     started_at: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     seen_users: int = 0
+
+    def __post_init__(self) -> None:
+        # Read back from the cursor's JSON as a plain string.
+        self.phase = Phase(self.phase)
 
 
 @dataclass

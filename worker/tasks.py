@@ -10,11 +10,11 @@ from typing import Any
 import structlog
 from celery import Task, shared_task
 
+from worker.adapters.celery_dispatch import EXPORT_PAGE_TASK, CeleryDispatcher
 from worker.bootstrap import Runtime, open_runtime
 from worker.config import Config
-from worker.domain.errors import SyncError, Transient
 from worker.ports import AlreadyRunning, JobPaused, NotDue
-from worker.service.page import PageNotTaken, PageRequest
+from worker.service.page import PageRequest
 
 MAX_RETRIES = 3
 RETRY_DELAY_S = 60
@@ -100,8 +100,7 @@ def run_job(
         ]
         log.info("cycle skipped", status=status, reason=str(exc))
         return {"job": job_id, "status": status, "error": str(exc)}
-    with structlog.contextvars.bound_contextvars(run_id=result.run_id):
-        log.info("cycle finished", status=result.status, mode=result.mode, counts=result.counts)
+    # The cycle has logged its end ("cycle finished"): one line per cycle.
     if result.status != "success" and result.transient:
         # The cycle saved its position; running it again soon resumes it.
         raise self.retry(
@@ -124,56 +123,10 @@ def purge_logs(self: Task) -> dict[str, Any]:
     return {"removed": removed, "before": before.isoformat()}
 
 
-EXPORT_PAGE_TASK = "tenant_sync.export_page"
-PAGE_START_TIMEOUT_S = 120.0  # then the cycle exports the page itself
-# A page no worker has started by then never starts: the cycle takes it back a little later,
-# and a page redelivered after its worker died (the broker's visibility timeout, an hour) would
-# carry source values that may be stale by then.
-PAGE_EXPIRES_S = 0.8 * PAGE_START_TIMEOUT_S
-PAGE_TIMEOUT_S = 3600.0
-
-
 @shared_task(bind=True, base=JobTask, name=EXPORT_PAGE_TASK)
 def export_page(self: JobTask, job_id: str, run_id: str, page: dict[str, Any]) -> dict[str, Any]:
-    """One page of a fanned-out cycle: decide, export, commit; the cycle moves its cursor."""
+    """One page of a fanned-out cycle through the page pipeline; the cycle moves its cursor."""
     config: Config = self.app.tenant_sync_config
-    state = runtime(config)
     with structlog.contextvars.bound_contextvars(run_id=run_id):
-        done = state.page_worker(job_id, run_id).work(PageRequest.from_json(page))
-        state.ledger.commit_page(job_id, run_id, done.write)
-    return {"counts": done.counts(), "failed": sorted(done.failed), "worker": self.request.hostname}
-
-
-class CeleryDispatcher:
-    """Pages to any worker through Celery; the cycle's own task waits for them in order."""
-
-    def __init__(
-        self, app: Any, *, window: int, start_timeout_s: float = PAGE_START_TIMEOUT_S
-    ) -> None:
-        self.app = app
-        self.window = window
-        self.start_timeout_s = start_timeout_s
-
-    def submit(self, job: str, run_id: str, page: PageRequest) -> object:
-        # A page no worker has started by then never starts (see PAGE_EXPIRES_S).
-        return self.app.send_task(
-            EXPORT_PAGE_TASK,
-            args=[job, run_id, page.to_json()],
-            expires=PAGE_EXPIRES_S * self.start_timeout_s / PAGE_START_TIMEOUT_S,
-        )
-
-    def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
-        result: Any = handle
-        started = time.monotonic()
-        while result.state == "PENDING":
-            if time.monotonic() - started > self.start_timeout_s:
-                result.revoke()  # a worker that takes it after all will not run it
-                raise PageNotTaken(f"no worker started page {result.id}")
-            time.sleep(0.05)
-        try:
-            data = result.get(timeout=PAGE_TIMEOUT_S, disable_sync_subtasks=False)
-        except SyncError:
-            raise
-        except Exception as exc:
-            raise Transient(f"a page export failed on a worker: {exc!r}") from exc
-        return dict(data["counts"]), set(data["failed"])
+        outcome = runtime(config).page_pipeline(job_id, run_id).run(PageRequest.from_json(page))
+    return {**outcome.to_json(), "worker": self.request.hostname}

@@ -155,9 +155,9 @@ def test_a_page_no_worker_started_in_time_is_never_exported_later(
 ) -> None:
     """A page sent to the workers that none starts in time is taken back by its cycle; the
     message itself must not run later (say, redelivered an hour on, with stale values)."""
+    from worker.adapters.celery_dispatch import CeleryDispatcher
     from worker.domain.model import SourceUser
     from worker.service.page import PageRequest
-    from worker.tasks import CeleryDispatcher
 
     env = sync_env
     celery = create_celery(load_config(env.config))

@@ -283,3 +283,138 @@ def test_nested_groups_reach_members_of_member_groups(tmp_path: Path) -> None:
         live = by_mail(env.target_users())
         assert address(users[9]) in live
         assert address(users[8]) not in live
+
+
+# A dry run is the real cycle wired to adapters that keep their writes ----------------------------
+
+
+def _generated_seed(users: int) -> dict[str, Any]:
+    """`tenant-sync sandbox seed --users N`, signed in with the test world's clients."""
+    from worker.sandbox.generate import Shape, generate
+
+    from tests.support.world import SOURCE
+
+    seed = generate(Shape(users=users, guests=10, random_seed=12))
+    for tenant, info in zip(seed["tenants"], (SOURCE, TARGET), strict=True):
+        tenant["clients"] = [{"client_id": info.client_id, "client_secret": info.secret}]
+    return seed
+
+
+def _state(env: SyncEnv, runtime: Any) -> tuple[list[str], Any, list[dict[str, Any]]]:
+    """Everything a cycle may change: the SQL state, the Redis cursor and live progress, the
+    target's users."""
+    import sqlite3
+
+    with sqlite3.connect(env.state_dir / "state.db") as db:
+        # The audit trail records the operator's `run --dry-run` itself (docs/audit.md).
+        dump = [line for line in db.iterdump() if "audit" not in line]
+    # The job lock is taken and given back by a dry run as by any cycle; the rest must not move.
+    redis_values = {
+        key: runtime.redis.dump(key)
+        for key in runtime.redis.keys("tenant-sync:job:sync:*")
+        if not key.endswith((b":lock", b":fence"))
+    }
+    return dump, redis_values, env.target_users(True)
+
+
+def _actions(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return sorted((r["sourceId"], r["action"], r["status"]) for r in rows if r["action"] != "skip")
+
+
+def test_a_dry_run_plans_what_the_real_run_does_on_a_large_tenant(tmp_path: Path) -> None:
+    from worker.sandbox.generate import SYNC_SCOPE
+
+    from worker.bootstrap import open_runtime
+    from worker.config import load_config
+
+    seed = _generated_seed(2000)
+    job = {"scope": {"users": "assigned", "groups": [SYNC_SCOPE]}}
+    with sync_world(tmp_path, seed, job) as env:
+        first = env.run_json("--full")
+        assert first["counts"]["create"] > 1500
+        graph = env.source()
+        scope = set(
+            next(g for g in seed["tenants"][0]["groups"] if g["id"] == SYNC_SCOPE)["members"]
+        )
+        members = [
+            u for u in seed["tenants"][0]["users"] if u["id"] in scope and u["accountEnabled"]
+        ]
+        returning = members[:25]
+        for user in returning:  # soft-deleted in the target now, restored in the source later
+            graph.delete(f"/users/{user['id']}").raise_for_status()
+        assert env.run_json()["counts"]["delete"] == len(returning)
+        for user in returning:
+            graph.post(f"/directory/deletedItems/{user['id']}/restore").raise_for_status()
+        for user in members[25:175]:
+            graph.patch(f"/users/{user['id']}", json={"jobTitle": "Changed"}).raise_for_status()
+        for user in members[175:235]:
+            graph.delete(f"/users/{user['id']}").raise_for_status()
+        for user in members[235:265]:
+            graph.delete(f"/groups/{SYNC_SCOPE}/members/{user['id']}/$ref").raise_for_status()
+        for i in range(60):
+            created = graph.post(
+                "/users",
+                json={
+                    "accountEnabled": True,
+                    "displayName": f"New Person {i}",
+                    "mailNickname": f"newperson{i}",
+                    "userPrincipalName": f"newperson{i}@contoso.onmicrosoft.com",
+                    "mail": f"newperson{i}@contoso.com",
+                    "passwordProfile": {"password": "Passw0rd!Passw0rd!"},
+                },
+            )
+            created.raise_for_status()
+            graph.post(
+                f"/groups/{SYNC_SCOPE}/members/$ref",
+                json={"@odata.id": f"{env.sandbox.url}/v1.0/users/{created.json()['id']}"},
+            ).raise_for_status()
+        runtime = open_runtime(load_config(env.config), migrate=False)
+        try:
+            before = _state(env, runtime)
+            shown = env.cli("run", "sync", "--dry-run", check=True).stdout
+
+            preview = env.run_json("--dry-run")
+
+            after = _state(env, runtime)
+            assert set(after[0]) ^ set(before[0]) == set(), "a dry run changed the SQL state"
+            assert after == before, "a dry run changed Redis or the target"
+            assert "would invite" in shown
+            assert "invited;" not in shown
+            real = env.run_json()
+            done = runtime.ledger.logs("sync", run_id=real["run_id"])
+        finally:
+            runtime.close()
+        counts = {k: v for k, v in real["counts"].items() if v}
+        assert counts == {"create": 60, "update": 150, "delete": 90, "restore": 25}
+        assert preview["counts"] == real["counts"]
+        assert _actions(preview["planned"]) == _actions(done)
+        full_preview = env.run_json("--full", "--dry-run")
+        full = env.run_json("--full")
+        assert full["counts"] == full_preview["counts"]
+
+
+def test_a_cycle_run_by_the_worker_task_logs_its_end_once(sync_env: SyncEnv) -> None:
+    from structlog.testing import capture_logs
+
+    from worker import tasks
+    from worker.celery_app import create_celery
+    from worker.config import load_config
+
+    env = sync_env
+    env.run_json()  # the state database, migrated as a worker expects it
+    celery = create_celery(load_config(env.config))
+    try:
+        with capture_logs() as logs:
+            answer = celery.tasks["tenant_sync.run_job"].apply(
+                args=["sync"], kwargs={"mode": "full", "trigger": "manual"}
+            )
+            result = answer.get()
+    finally:
+        if tasks._runtime is not None:
+            tasks._runtime.close()
+            tasks._runtime = None
+
+    assert result["status"] == "success"
+    ends = [e for e in logs if e["event"] == "cycle finished"]
+    assert len(ends) == 1, ends
+    assert (ends[0]["status"], ends[0]["mode"]) == ("success", "full")

@@ -61,8 +61,11 @@ class World:
             clock=lambda: self.now,
         )
 
-    def run(self, **kwargs: Any) -> Any:
-        return self.service().run(**kwargs)
+    def run(self, *, dry_run: bool = False, **kwargs: Any) -> Any:
+        from worker.adapters.dryrun import dry_run_cycle
+
+        service = self.service()
+        return (dry_run_cycle(service) if dry_run else service).run(**kwargs)
 
     def user(self, name: str, **attrs: Any) -> str:
         attrs.setdefault("mail", f"{name}@src.example")
@@ -632,8 +635,9 @@ def test_a_pages_requests_go_to_the_target_together() -> None:
     assert w.target.rounds == [7]  # the seven PATCHes
 
 
-class InlineDispatcher:
-    """Pages exported "elsewhere": by a PageWorker of their own, on the same fakes."""
+class RemoteDispatcher:
+    """Pages exported "elsewhere": by a page pipeline of their own, on the same fakes, the page
+    and its outcome travelling as JSON as they do through Celery."""
 
     def __init__(self, world: World, window: int, *, not_taken: set[int] = frozenset()) -> None:  # type: ignore[assignment]
         self.world = world
@@ -646,35 +650,24 @@ class InlineDispatcher:
         from worker.service.page import PageRequest
 
         self.submitted += 1
-        return (self.submitted, run_id, PageRequest.from_json(page.to_json()))  # it travels as JSON
+        return (self.submitted, run_id, PageRequest.from_json(page.to_json()))
 
-    def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
-        from worker.domain.mapping import Mapper
-        from worker.service.apply import Exporter
-        from worker.service.page import PageNotTaken, PageWorker
+    def wait(self, handle: object) -> Any:
+        from worker.service.pipeline import PageNotTaken, PageOutcome
 
         number, run_id, page = handle  # type: ignore[misc]
         if number in self.not_taken:
             raise PageNotTaken("busy")
-        spec = self.world.service().spec
-        worker = PageWorker(
-            spec,
-            ledger=self.world.ledger,
-            exporter=Exporter(spec, self.world.target, run_id=run_id),
-            mapper=Mapper(spec.mappings),
-            clock=lambda: self.world.now,
-        )
-        done = worker.work(page)
-        self.world.ledger.commit_page("job", run_id, done.write)
+        outcome = self.world.service().pipeline(run_id).run(page)
         self.remote += 1
-        return done.counts(), done.failed
+        return PageOutcome.from_json(outcome.to_json())
 
 
 def test_a_fanned_out_cycle_gives_the_same_target_as_a_local_one() -> None:
     w = World(page_size=4)
     for i in range(23):
         w.user(f"user{i}")
-    dispatcher = InlineDispatcher(w, window=3, not_taken={2})
+    dispatcher = RemoteDispatcher(w, window=3, not_taken={2})
     service = w.service()
     service.dispatcher = dispatcher
 
@@ -697,11 +690,11 @@ def test_a_fanned_out_cycle_never_moves_its_cursor_past_an_unfinished_page() -> 
     w = World(page_size=2)
     for i in range(9):
         w.user(f"user{i}")
-    dispatcher = InlineDispatcher(w, window=2)
+    dispatcher = RemoteDispatcher(w, window=2)
     settled: list[int] = []
     original = dispatcher.wait
 
-    def wait(handle: object) -> tuple[dict[str, int], set[str]]:
+    def wait(handle: object) -> Any:
         number = handle[0]  # type: ignore[index]
         if number == 3:
             raise CrashAfter("the cycle's process dies waiting for page 3")
@@ -746,3 +739,103 @@ def test_a_cycle_whose_lock_expired_stops_without_moving_the_cursor() -> None:
     progress = w.cursors.load("job").progress
     assert progress is not None
     assert progress.next_link == "users:2:-1"  # saved after page 1; nothing after the loss
+
+
+def test_a_fanned_out_pages_failures_are_logged_and_reported_like_inline_ones() -> None:
+    from structlog.testing import capture_logs
+
+    def failing_world() -> tuple[World, str]:
+        w = World(page_size=3)
+        ids = [w.user(f"user{i}") for i in range(7)]
+        w.run()
+        for source_id in ids:
+            w.source.update(source_id, jobTitle="Changed")
+        bad = w.ledger.links[("job", ids[4])].target_id
+        w.target.fail_patch_for = {bad}
+        return w, ids[4]
+
+    inline, failing = failing_world()
+    with capture_logs() as inline_logs:
+        expected = inline.run()
+    fanned, failing_there = failing_world()
+    service = fanned.service()
+    service.dispatcher = RemoteDispatcher(fanned, window=2)
+    with capture_logs() as fanned_logs:
+        result = service.run()
+
+    assert service.dispatcher.remote == 3  # type: ignore[attr-defined]
+    assert result.counts == expected.counts
+    assert result.counts["failure"] == 1
+    assert [
+        (o.source_id, o.status.value) for o in result.outcomes if o.status.value == "failure"
+    ] == [(failing_there, "failure")]
+    for logs, source_id in ((inline_logs, failing), (fanned_logs, failing_there)):
+        failed = [e for e in logs if e["event"] == "object failed"]
+        assert [e["source_id"] for e in failed] == [source_id]
+
+
+def test_a_cycle_logs_its_end_once() -> None:
+    from structlog.testing import capture_logs
+
+    w = World()
+    w.user("ann")
+    with capture_logs() as logs:
+        w.run()
+
+    ends = [e for e in logs if e["event"] == "cycle finished"]
+    assert len(ends) == 1
+    assert ends[0]["status"] == "success"
+
+
+def test_a_full_cycle_does_not_look_up_leavers_it_has_already_disabled() -> None:
+    w = World(policy=JobPolicy(deprovision=Deprovision.DISABLE))
+    ids = [w.user(f"user{i}") for i in range(6)]
+    w.run()
+    saved = dict(w.source.users[ids[0]])
+    for source_id in ids[:3]:
+        w.source.delete(source_id)
+    assert w.run(mode="full").counts["disable"] == 3
+    looked_up: list[str] = []
+    original = w.source.get_user
+
+    def get_user(user_id: str, select: Sequence[str]) -> Any:
+        looked_up.append(user_id)
+        return original(user_id, select)
+
+    w.source.get_user = get_user  # type: ignore[method-assign]
+
+    result = w.run(mode="full")
+
+    assert looked_up == []
+    assert sum(result.counts.values()) == result.counts["skip"]  # nothing else to do
+    w.source.add(id=ids[0], **saved)
+    assert w.run(mode="full").counts["update"] == 1  # the round shows the one who came back
+
+
+def test_a_cursor_saved_by_the_previous_release_still_resumes() -> None:
+    import json
+    from dataclasses import asdict
+
+    from worker.ports import Phase, Progress
+
+    w = World(page_size=2)
+    for i in range(5):
+        w.user(f"user{i}")
+    w.ledger.crash_after_commits = 1
+    with pytest.raises(CrashAfter):
+        w.run()
+    w.ledger.crash_after_commits = None
+    saved = w.cursors.load("job")
+    assert saved.progress is not None
+    # The previous release stored the phase as a plain string; the JSON is the same.
+    stored = json.loads(json.dumps(asdict(saved.progress)))
+    assert stored["phase"] == "users"
+    saved.progress = Progress(**stored)
+    assert saved.progress.phase is Phase.USERS
+    w.cursors.cursors["job"] = saved
+
+    result = w.run()
+
+    assert result.run_id == stored["run_id"]
+    assert result.counts["create"] + result.counts["update"] == 5  # the crashed page: matched
+    assert len(w.target.users) == 5

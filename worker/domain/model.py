@@ -205,6 +205,8 @@ class ObjectOutcome:
     # A deprovisioning an operator allowed over the deletion threshold: it does not count
     # against the threshold's window (docs/safety.md).
     approved: bool = False
+    # Planned, not done: the target answered its writes without making them (a dry run).
+    simulated: bool = False
 
     @property
     def count_key(self) -> str:

@@ -104,6 +104,12 @@ def decide_departure(
     return DeprovisionUser(link=link, mode=policy.deprovision, reason=reason)
 
 
+def departure_settled(link: Link, policy: JobPolicy) -> bool:
+    """Whether a linked user's departure is already carried out whatever the source says now:
+    disabled by a job that disables. Only its return (which a delta round shows) is news."""
+    return policy.deprovision is Deprovision.DISABLE and link.state is LinkState.DISABLED
+
+
 def decide(
     item: SourceItem,
     link: Link | None,

@@ -5,8 +5,9 @@ delete — in a generator that *yields* the requests it needs and receives their
 their errors raised at the `yield`). `Exporter.apply` drives the generators of a whole page in
 lock-step: every round, each unfinished object asks for one request, and the round goes to the
 target in one call (which the Graph adapter sends as `$batch`). Per-object failures become
-failure outcomes; only `StopSync` escapes, because it stops the whole cycle. In a dry run the
-reads are real and the writes are answered without being sent.
+failure outcomes; only `StopSync` escapes, because it stops the whole cycle. A target that
+answers writes without making them (a dry run's, see worker/adapters/dryrun.py) answers
+`Simulated` (or an `Invitation` marked simulated): the outcome then says what would be done.
 """
 
 from __future__ import annotations
@@ -49,14 +50,13 @@ from worker.ports import (
     LiveProgress,
     NoLiveProgress,
     PatchUser,
+    Simulated,
     TargetDirectory,
     TargetRequest,
 )
 from worker.ports import RestoreUser as RestoreRequest
 
 REDACT = "[Redact]"
-DRY_RUN_ID = "(dry run)"
-WRITES = (Invite, PatchUser, DeleteUser, RestoreRequest)
 
 
 @dataclass
@@ -87,6 +87,13 @@ class _Work:
     modified: dict[str, Change] = field(default_factory=dict)
     label: str = ""
     mail: str = ""
+    simulated: bool = False  # a write was answered without being made
+
+    def answered(self, answer: Any) -> bool:
+        """Note a write's answer; whether it was only simulated."""
+        simulated = isinstance(answer, Simulated) or getattr(answer, "simulated", False)
+        self.simulated = self.simulated or simulated
+        return simulated
 
 
 Flow = Generator[TargetRequest, Any, Applied]
@@ -100,14 +107,12 @@ class Exporter:
         target: TargetDirectory,
         *,
         run_id: str,
-        dry_run: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         live: LiveProgress | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
         self.run_id = run_id
-        self.dry_run = dry_run
         self._monotonic = monotonic
         self.live: LiveProgress = live or NoLiveProgress()
 
@@ -125,24 +130,12 @@ class Exporter:
         self.live.add(self.spec.name, exported=len(writing - set(asking)))
         while asking:
             order = list(asking)
-            answers = self._execute([asking[i] for i in order])
+            answers = self.target.execute([asking[i] for i in order])
             for index, answer in zip(order, answers, strict=True):
                 _advance(flows[index], answer, index, asking, results)
             done = sum(1 for i in order if i not in asking and i in writing)
             self.live.add(self.spec.name, exported=done)
         return [r for r in results if r is not None]
-
-    def _execute(self, requests: list[TargetRequest]) -> list[Any]:
-        if not self.dry_run:
-            return self.target.execute(requests)
-        answers: list[Any] = [None] * len(requests)
-        reads = [i for i, r in enumerate(requests) if not isinstance(r, WRITES)]
-        for i, answer in zip(reads, self.target.execute([requests[i] for i in reads]), strict=True):
-            answers[i] = answer
-        for i, request in enumerate(requests):
-            if isinstance(request, Invite):
-                answers[i] = Invitation(user_id=DRY_RUN_ID, status="dry run")
-        return answers
 
     # one object ---------------------------------------------------------------------------------
     def _object(self, task: Task) -> Flow:
@@ -174,7 +167,7 @@ class Exporter:
             applied.link.last_seen_run = self.run_id
             if (applied.link.source_label, applied.link.source_mail) != (label, mail):
                 applied.link.source_label, applied.link.source_mail = label, mail
-                applied.link_changed = not self.dry_run
+                applied.link_changed = True
         return applied
 
     def _decision(self, decision: Decision, link: Link | None, work: _Work) -> Flow:
@@ -225,9 +218,15 @@ class Exporter:
             )
         work.steps.append(Step("processing", Status.SUCCESS, f"create: invite {address}"))
         invitation: Invitation = yield Invite(address, _display_name(values), self.spec.user_type)
-        verb = "would invite" if self.dry_run else "invited"
+        simulated = work.answered(invitation)
         work.steps.append(
-            Step("export", Status.SUCCESS, f"{verb} {address}: user {invitation.user_id}")
+            Step(
+                "export",
+                Status.SUCCESS,
+                f"would invite {address}"
+                if simulated
+                else f"invited {address}: user {invitation.user_id}",
+            )
         )
         # The link is kept even if the attribute write fails: the target user exists now.
         link = self._new_link(work.item.id, invitation.user_id, {})
@@ -251,11 +250,11 @@ class Exporter:
                 work,
                 Action.CREATE,
                 Status.SUCCESS,
-                target_id=None if self.dry_run else invitation.user_id,
-                reason="dry run" if self.dry_run else "",
+                target_id=None if simulated else invitation.user_id,
+                reason="dry run" if simulated else "",
             ),
-            link=None if self.dry_run else link,
-            link_changed=not self.dry_run,
+            link=link,
+            link_changed=True,
         )
 
     def _recreate(self, why: str, values: MappedValues, work: _Work) -> Flow:
@@ -311,20 +310,22 @@ class Exporter:
         return Applied(
             outcome=self._outcome(work, decision.action, Status.SUCCESS, target_id=link.target_id),
             link=self._link_after(link, decision.changes, LinkState.ACTIVE, work),
-            link_changed=not self.dry_run,
+            link_changed=True,
         )
 
     def _restore(self, decision: RestoreUser, work: _Work) -> Flow:
         link = decision.link
         try:
-            yield RestoreRequest(link.target_id)
+            answer = yield RestoreRequest(link.target_id)
         except NotFound:
+            answer = None
             try:
                 yield GetUser(link.target_id)  # restored already, by someone else?
             except NotFound:
                 # Purged from the recycle bin (after 30 days): a new user is needed.
                 return (yield from self._recreate("no longer restorable", decision.values, work))
-        work.steps.append(Step("export", Status.SUCCESS, f"restored {link.target_id}"))
+        verb = "would restore" if work.answered(answer) else "restored"
+        work.steps.append(Step("export", Status.SUCCESS, f"{verb} {link.target_id}"))
         try:
             yield from self._write(link.target_id, decision.changes, work)
         except StopSync:
@@ -335,7 +336,7 @@ class Exporter:
                     work, Action.RESTORE, Status.FAILURE, target_id=link.target_id, error=error
                 ),
                 link=self._link_after(link, {}, LinkState.ACTIVE, work),
-                link_changed=not self.dry_run,
+                link_changed=True,
             )
         return Applied(
             outcome=self._outcome(
@@ -346,7 +347,7 @@ class Exporter:
                 reason="restored from the target's recycle bin (same object id)",
             ),
             link=self._link_after(link, decision.changes, LinkState.ACTIVE, work),
-            link_changed=not self.dry_run,
+            link_changed=True,
         )
 
     def _deprovision(self, decision: DeprovisionUser, work: _Work) -> Flow:
@@ -355,8 +356,9 @@ class Exporter:
         if decision.mode is Deprovision.SOFT_DELETE:
             state = LinkState.SOFT_DELETED
             try:
-                yield DeleteUser(link.target_id)
-                work.steps.append(Step("export", Status.SUCCESS, "soft-deleted"))
+                answer = yield DeleteUser(link.target_id)
+                done = "would soft-delete" if work.answered(answer) else "soft-deleted"
+                work.steps.append(Step("export", Status.SUCCESS, done))
             except NotFound:
                 work.steps.append(Step("export", Status.WARNING, "already gone from the target"))
         else:
@@ -376,7 +378,7 @@ class Exporter:
                 reason=decision.reason,
             ),
             link=self._link_after(link, changes, state, work),
-            link_changed=not self.dry_run,
+            link_changed=True,
         )
 
     # helpers ----------------------------------------------------------------------------------
@@ -384,8 +386,8 @@ class Exporter:
         work.modified.update(changes)
         if not changes:
             return
-        yield PatchUser(target_id, {name: c.new for name, c in changes.items()})
-        verb = "would update" if self.dry_run else "updated"
+        answer = yield PatchUser(target_id, {name: c.new for name, c in changes.items()})
+        verb = "would update" if work.answered(answer) else "updated"
         work.steps.append(Step("export", Status.SUCCESS, f"{verb} {len(changes)} attributes"))
 
     def _new_link(self, source_id: str, target_id: str, attributes: dict[str, object]) -> Link:
@@ -438,6 +440,7 @@ class Exporter:
             error_message=str(error) if error else "",
             steps=work.steps,
             modified=modified,
+            simulated=work.simulated,
         )
 
 

@@ -1,10 +1,11 @@
 """One page of source objects: decided, carried out, and made into one SQL write.
 
-The same code runs in the cycle's own process and, when a job fans its exports out to other
-workers, in whichever worker takes the page. It reads the page's links and escrows, decides for
-every object, carries the decisions out in batched rounds, and returns the `PageWrite` to commit
-(and which objects failed). Deprovisioning is not carried out here: it is staged, so that the
-cycle can count every deletion before sending any.
+`PageWorker` reads the page's links and escrows, decides for every object (`prepare`: scope, map,
+decide), carries the decisions out in batched rounds (`Exporter`), and returns the `PageWrite`
+to commit (and which objects failed); the page pipeline (pipeline.py) commits and logs it.
+`PageRequest` is a page as plain data, so that it can travel to another worker. Deprovisioning
+is not carried out here: it is staged, so that the cycle can count every deletion before
+sending any.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from worker.domain.health import Escrow, StagedDeletion, escrow_after_failure
 from worker.domain.job import JobSpec
@@ -27,7 +28,6 @@ from worker.domain.model import (
     SourceUser,
     Status,
     Step,
-    add_counts,
 )
 from worker.domain.plan import (
     CreateUser,
@@ -86,32 +86,10 @@ class PageRequest:
 
 @dataclass
 class PageDone:
+    """A page decided and carried out, not yet committed: its write, and who failed."""
+
     write: PageWrite
     failed: set[str]
-
-    def counts(self) -> dict[str, int]:
-        """The outcomes as `run` counts them (and failures per action, for the metrics)."""
-        counts: dict[str, int] = {}
-        for outcome in self.write.outcomes:
-            add_counts(counts, outcome.action, outcome.status)
-        return counts
-
-
-class PageNotTaken(Exception):
-    """No worker took the page in time (every slot busy): the cycle exports it itself."""
-
-
-class PageDispatcher(Protocol):
-    """Sends pages to other workers and waits for them (Celery), for jobs that fan out."""
-
-    window: int  # pages in flight at most
-
-    def submit(self, job: str, run_id: str, page: PageRequest) -> object:
-        """Hand the page to any worker; returns a handle to wait on."""
-
-    def wait(self, handle: object) -> tuple[dict[str, int], set[str]]:
-        """Once the page is committed: its counts and the ids that failed. Raises PageNotTaken
-        when no worker started it in time (it will not run later), SyncError when it failed."""
 
 
 class PageWorker:

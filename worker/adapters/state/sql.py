@@ -44,6 +44,7 @@ from sqlalchemy.types import TypeDecorator
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
+from worker.domain.records import outcome_record
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
@@ -62,6 +63,7 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
 
 
 def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
+    record = outcome_record(o)
     return LogRow(
         change_id=str(uuid.uuid4()),
         run_id=run_id,
@@ -75,8 +77,8 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
         reason=o.reason,
         error_code=o.error_code,
         error_message=o.error_message,
-        steps=[{"name": s.name, "status": s.status.value, "detail": s.detail} for s in o.steps],
-        modified={name: {"old": c.old, "new": c.new} for name, c in o.modified.items()},
+        steps=record["steps"],
+        modified=record["modifiedProperties"],
         duration_ms=o.duration_ms,
         created_at=now,
         approved=o.approved,

@@ -1,0 +1,92 @@
+"""Feeding pages to the pipeline, and adding up what they did.
+
+`PageFeed` turns a list of source objects into a `PageRequest` (which of them the job's groups
+assign, which linked users a full cycle found gone from the target) and runs it here. `Tally`
+is the one place a cycle adds up a page's outcome — counts, failed ids, outcomes — whether the
+page ran inline or on another worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from worker.domain.job import JobSpec
+from worker.domain.model import Link, LinkState, ObjectOutcome, SourceItem, Status
+from worker.ports import Ledger
+from worker.service.page import PageRequest
+from worker.service.pipeline import PageOutcome, PagePipeline
+
+
+class Tally:
+    """What the cycle has done so far. `counts` is the progress's, saved with the cursor."""
+
+    def __init__(
+        self,
+        counts: dict[str, int],
+        *,
+        report_skipped: bool,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.counts = counts
+        self.report_skipped = report_skipped
+        self.on_change = on_change
+        self.outcomes: list[ObjectOutcome] = []
+        self.failed: set[str] = set()  # failed in this cycle: their escrow waits for the next
+
+    def add(self, page: PageOutcome) -> None:
+        for key, count in page.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+        self.failed |= page.failed
+        self.outcomes.extend(
+            o for o in page.outcomes if self.report_skipped or o.status is not Status.SKIPPED
+        )
+        if self.on_change is not None:
+            self.on_change()
+
+
+class PageFeed:
+    def __init__(
+        self, spec: JobSpec, *, ledger: Ledger, pipeline: PagePipeline, tally: Tally
+    ) -> None:
+        self.spec = spec
+        self.ledger = ledger
+        self.pipeline = pipeline
+        self.tally = tally
+        # A full cycle checks its links against the users the target really has.
+        self.target_ids: set[str] | None = None
+
+    def request(
+        self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
+    ) -> PageRequest:
+        ids = [item.id for item in items]
+        vanished: list[str] = []
+        if self.target_ids is not None:
+            links = self.ledger.links_for(self.spec.name, ids)
+            vanished = [i for i, link in links.items() if self._vanished(link)]
+        return PageRequest(
+            items=list(items),
+            full=full,
+            resolved_pending=list(resolved_pending),
+            assigned=sorted(self._assigned(ids)),
+            vanished=vanished,
+        )
+
+    def process(
+        self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]
+    ) -> None:
+        """One page through the pipeline, here."""
+        page = self.request(items, full=full, resolved_pending=resolved_pending)
+        self.tally.add(self.pipeline.run(page))
+
+    def _vanished(self, link: Link) -> bool:
+        return (
+            self.target_ids is not None
+            and link.state is not LinkState.SOFT_DELETED
+            and link.target_id not in self.target_ids
+        )
+
+    def _assigned(self, ids: Sequence[str]) -> set[str]:
+        scope = self.spec.scope
+        if not scope.assigned_only:
+            return set(ids)
+        return {i for i in ids if i in scope.user_ids} | self.ledger.assigned(self.spec.name, ids)

@@ -1,0 +1,147 @@
+"""The page pipeline: one page decided, exported, committed and logged, wherever it runs.
+
+`PagePipeline.run` is the only code that turns a page of source objects into target writes and
+one SQL commit; `PagePipeline.commit` is the only code that commits a page's write and logs its
+objects (the deletion phase's pages go through it too). The cycle hands its users pages to a
+`PageDispatcher`: `InlineDispatcher` runs the pipeline in the cycle's own process; the Celery
+dispatcher (worker/adapters/celery_dispatch.py) sends the page to any worker, which runs the same
+pipeline there. Either way the cycle gets a `PageOutcome` back and adds it to its tally the same
+way, so counts, failures and the outcomes a cycle reports do not depend on where a page ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from worker.domain.job import JobSpec
+from worker.domain.mapping import Mapper
+from worker.domain.model import ObjectOutcome, Status, add_counts
+from worker.domain.records import outcome_from_record, outcome_record
+from worker.ports import Ledger, PageWrite
+from worker.service.apply import Exporter
+from worker.service.page import PageDone, PageRequest, PageWorker
+
+log = structlog.get_logger("tenant_sync.cycle")
+
+
+@dataclass
+class PageOutcome:
+    """What one committed page did: its counts, the objects that failed, their outcomes."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    outcomes: list[ObjectOutcome] = field(default_factory=list)
+
+    @staticmethod
+    def of(done: PageDone) -> PageOutcome:
+        counts: dict[str, int] = {}
+        for outcome in done.write.outcomes:
+            add_counts(counts, outcome.action, outcome.status)
+        return PageOutcome(
+            counts=counts, failed=set(done.failed), outcomes=list(done.write.outcomes)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """To travel back from another worker. Skipped objects travel as counts only: the
+        cycle reports them only in a dry run, whose pages never leave its process."""
+        return {
+            "counts": self.counts,
+            "failed": sorted(self.failed),
+            "outcomes": [
+                outcome_record(o) for o in self.outcomes if o.status is not Status.SKIPPED
+            ],
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> PageOutcome:
+        return PageOutcome(
+            counts={str(k): int(v) for k, v in data["counts"].items()},
+            failed=set(data["failed"]),
+            outcomes=[outcome_from_record(o) for o in data.get("outcomes", [])],
+        )
+
+
+class PageNotTaken(Exception):
+    """No worker took the page in time (every slot busy): the cycle exports it itself."""
+
+
+class PageDispatcher(Protocol):
+    """Where a cycle's users pages run: here, or on other workers, `window` at a time."""
+
+    window: int  # pages in flight at most
+
+    def submit(self, job: str, run_id: str, page: PageRequest) -> object:
+        """Hand the page on; returns a handle to wait on."""
+
+    def wait(self, handle: object) -> PageOutcome:
+        """Once the page is committed: what it did. Raises PageNotTaken when no worker started
+        it in time (it will not run later), a SyncError when it failed."""
+
+
+class PagePipeline:
+    """Decide, export, commit and log pages of one job's cycle."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        run_id: str,
+        ledger: Ledger,
+        exporter: Exporter,
+        mapper: Mapper,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.ledger = ledger
+        self.worker = PageWorker(spec, ledger=ledger, exporter=exporter, mapper=mapper, clock=clock)
+
+    def run(self, page: PageRequest) -> PageOutcome:
+        return self.commit(self.worker.work(page))
+
+    def commit(self, done: PageDone) -> PageOutcome:
+        """Commit a page's write in one transaction, then log its objects."""
+        self.ledger.commit_page(self.spec.name, self.run_id, done.write)
+        for outcome in done.write.outcomes:
+            # Ids, actions and error codes only: attribute values stay in the provisioning log.
+            if outcome.status is Status.FAILURE:
+                log.warning(
+                    "object failed",
+                    source_id=outcome.source_id,
+                    target_id=outcome.target_id,
+                    action=outcome.action.value,
+                    error_code=outcome.error_code,
+                )
+            elif outcome.status is not Status.SKIPPED:
+                log.debug(
+                    "object exported",
+                    source_id=outcome.source_id,
+                    target_id=outcome.target_id,
+                    action=outcome.action.value,
+                )
+        return PageOutcome.of(done)
+
+    def write(self, write: PageWrite) -> PageOutcome:
+        """Commit a write that carries out nothing (staged deletions, held ones)."""
+        return self.commit(PageDone(write=write, failed=set()))
+
+
+class InlineDispatcher:
+    """The pipeline in the cycle's own process, one page at a time."""
+
+    window = 1
+
+    def __init__(self, pipeline: PagePipeline) -> None:
+        self.pipeline = pipeline
+
+    def submit(self, job: str, run_id: str, page: PageRequest) -> object:
+        return page
+
+    def wait(self, handle: object) -> PageOutcome:
+        assert isinstance(handle, PageRequest)
+        return self.pipeline.run(handle)
