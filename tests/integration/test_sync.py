@@ -290,8 +290,7 @@ def test_nested_groups_reach_members_of_member_groups(tmp_path: Path) -> None:
 
 def _generated_seed(users: int) -> dict[str, Any]:
     """`tenant-sync sandbox seed --users N`, signed in with the test world's clients."""
-    from worker.sandbox.generate import Shape, generate
-
+    from tenant_sync_sandbox.generate import Shape, generate
     from tests.support.world import SOURCE
 
     seed = generate(Shape(users=users, guests=10, random_seed=12))
@@ -322,8 +321,7 @@ def _actions(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 
 def test_a_dry_run_plans_what_the_real_run_does_on_a_large_tenant(tmp_path: Path) -> None:
-    from worker.sandbox.generate import SYNC_SCOPE
-
+    from tenant_sync_sandbox.generate import SYNC_SCOPE
     from worker.bootstrap import open_runtime
     from worker.config import load_config
 
