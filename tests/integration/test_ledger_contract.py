@@ -1,17 +1,20 @@
-"""The Ledger contract: the same cases against the in-memory ledger and the SQL one on SQLite and
-PostgreSQL, so a dry run (or a unit test) on MemoryLedger sees what production would.
+"""The Ledger contract: the same cases against the in-memory ledger, a dry run's overlay and the
+SQL one on SQLite and PostgreSQL, so a dry run (or a unit test on MemoryLedger) sees what
+production would; and the overlay over a ledger with data reads as that ledger would after the
+same writes, leaving it untouched.
 
 Each case is behaviour a cycle relies on; SqlLedger is the reference."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.support.postgres import PostgresServer
+from worker.adapters.dryrun import DryRunLedger
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
@@ -25,10 +28,14 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NEPAL = timezone(timedelta(hours=5, minutes=45))
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "dry-run overlay", "sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     if request.param == "memory":
         yield MemoryLedger()
+        return
+    if request.param == "dry-run overlay":
+        # A dry run's ledger: an empty base, every write in the overlay, must read the same.
+        yield DryRunLedger(MemoryLedger())
         return
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
@@ -294,7 +301,7 @@ def test_deletions_since_counts_the_deprovisionings_made_in_the_window(ledger: L
 
 
 def test_purging_logs_forgets_old_rows_of_every_job(ledger: Ledger) -> None:
-    assert isinstance(ledger, MemoryLedger | SqlLedger)
+    assert isinstance(ledger, MemoryLedger | SqlLedger | DryRunLedger)
     ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("a"), outcome("b")]))
     ledger.commit_page("other", "r1", PageWrite(outcomes=[outcome("c")]))
     assert ledger.purge_logs(datetime.now(UTC) - timedelta(hours=1)) == 0
@@ -423,3 +430,179 @@ def test_clear_forgets_a_jobs_escrows_and_or_staged_deletions(ledger: Ledger) ->
     ledger.clear("job", staged=True)
     assert ledger.staged("job") == []
     assert (ledger.escrow_count("other"), len(ledger.staged("other"))) == (1, 1)
+
+
+# a dry run over a ledger with data ---------------------------------------------------------------
+# The overlay must read as the base would after the same writes, and leave the base as it was.
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def new_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Ledger]]:
+    engines = []
+
+    def make() -> Ledger:
+        if request.param == "memory":
+            return MemoryLedger()
+        engine = make_engine(f"sqlite:///{tmp_path / f'state{len(engines)}.db'}")
+        engines.append(engine)
+        upgrade_database(engine)
+        return SqlLedger(engine)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def seed(ledger: Ledger) -> None:
+    """A job some real runs have left: links, a log, escrows, staged deletions, assignments."""
+    ledger.start_run(RunRecord("r0", "job", "full", False, "manual", T0))
+    labelled = link("d")
+    labelled.source_label = "d@contoso.com"
+    ledger.commit_page(
+        "job",
+        "r0",
+        PageWrite(
+            links=[
+                link("a"),
+                link("b", LinkState.DISABLED),
+                link("c", LinkState.SOFT_DELETED),
+                labelled,
+                link("e"),
+            ],
+            outcomes=[outcome("a"), outcome("x", Action.DELETE)],
+            escrows=[Escrow("job", "e1", 1, T0, T0), Escrow("job", "e2", 2, T0, T0, "boom")],
+            staged=[
+                StagedDeletion("s1", "gone", True, approved=True),
+                StagedDeletion("s2", "out of scope", False),
+            ],
+        ),
+    )
+    ledger.replace_assignments("job", {"g1": {"u1", "u2"}, "g2": {"u3"}})
+    ledger.apply_membership_changes("job", [MembershipChange("g2", u, True) for u in ("u4", "u5")])
+    ledger.save_job_state(JobState("job", paused=True, failures=1))
+
+
+def a_dry_runs_page(ledger: Ledger) -> list[list[str]]:
+    """A cycle's writes: a run, pages changing what the base holds, a sweep between pages."""
+    ledger.start_run(RunRecord("r1", "job", "full", True, "manual", T0 + timedelta(hours=1)))
+    unlabelled = link("d", seen="r1")  # a page that did not read the label
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            links=[unlabelled, link("f", seen=None), link("b", LinkState.SOFT_DELETED)],
+            seen=["a"],
+            outcomes=[outcome("d", Action.UPDATE), outcome("y", Action.DISABLE)],
+            released=["e1"],
+            escrows=[
+                Escrow("job", "e2", 3, T0, T0 + timedelta(hours=1)),
+                Escrow("job", "e3", 1, T0, T0),
+            ],
+            unstaged=["s2"],
+            staged=[StagedDeletion("s1", "still gone", True), StagedDeletion("s3", "gone", True)],
+            resolved_pending=["u4"],
+        ),
+    )
+    ledger.apply_membership_changes("job", [MembershipChange("g1", "u2", False)])
+    ledger.save_job_state(JobState("job", failures=0))
+    # The sweep: e and f unseen (b soft-deleted, a and d seen); a page between its batches.
+    batches = ledger.unseen_links("job", "r1", 1)
+    swept = [[x.source_id for x in next(batches)]]
+    ledger.commit_page("job", "r1", PageWrite(links=[link("g", seen=None)], seen=["f"]))
+    swept += [[x.source_id for x in b] for b in batches]
+    return swept
+
+
+def a_restart(ledger: Ledger) -> list[list[str]]:
+    """A restart forgets the escrows and staged deletions; assignments are read anew."""
+    ledger.clear("job", escrows=True, staged=True)
+    ledger.replace_assignments("job", {"g3": {"u1", "u9"}})
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            escrows=[Escrow("job", "e4", 1, T0, T0)],
+            staged=[StagedDeletion("s1", "gone", True)],  # staged anew: not approved
+            resolved_pending=["u5"],
+        ),
+    )
+    return unseen(ledger, "r1")
+
+
+def reads(ledger: Ledger) -> dict[str, object]:
+    """Everything a cycle can read of the job."""
+    ids = ["a", "b", "c", "d", "e", "f", "g", "e1", "e2", "e3", "e4"]
+    return {
+        "runs": ledger.recent_runs("job"),
+        "counts": [ledger.run_counts("job", r) for r in ("r0", "r1")],
+        "links": ledger.links_for("job", ids),
+        "link count": ledger.link_count("job"),
+        "unseen": (unseen(ledger, ""), unseen(ledger, "r1", 3)),
+        "escrows": (ledger.escrows_for("job", ids), ledger.escrow_count("job")),
+        "due": (ledger.due_escrows("job", T0, 10), ledger.due_escrows("job", T0, 1)),
+        "staged": ledger.staged("job"),
+        "deletions": ledger.deletions_since("job", T0),
+        "assignments": (ledger.memberships("job"), ledger.assigned("job", ["u1", "u2", "u3"])),
+        "pending": (ledger.pending("job", 10), ledger.pending("job", 1)),
+        "state": ledger.job_state("job"),
+    }
+
+
+@pytest.mark.parametrize("writes", [a_dry_runs_page, a_restart])
+def test_the_overlay_over_data_reads_as_the_ledger_would_and_leaves_it_alone(
+    new_ledger: Callable[[], Ledger], writes: Callable[[Ledger], list[list[str]]]
+) -> None:
+    expected, base = new_ledger(), new_ledger()
+    seed(expected)
+    seed(base)
+    before = reads(base)
+    overlay = DryRunLedger(base)
+
+    assert writes(overlay) == writes(expected)
+    assert reads(overlay) == reads(expected)
+    assert reads(base) == before
+
+
+def test_the_overlay_changes_what_the_base_holds_as_a_real_page_would(
+    new_ledger: Callable[[], Ledger],
+) -> None:
+    base = new_ledger()
+    seed(base)
+    overlay = DryRunLedger(base)
+    assert a_dry_runs_page(overlay) == [["e"], ["g"]]  # f marked seen while the sweep ran
+    d = overlay.links_for("job", ["d"])["d"]
+    assert (d.last_seen_run, d.source_label) == ("r1", "d@contoso.com")
+    assert overlay.link_count("job") == 5  # a, d, e, f, g: b soft-deleted
+    assert overlay.escrows_for("job", ["e1", "e2"]) == {
+        "e2": Escrow("job", "e2", 3, T0, T0 + timedelta(hours=1))
+    }
+    assert overlay.due_escrows("job", T0, 10) == ["e3"]
+    assert [(s.source_id, s.approved) for s in overlay.staged("job")] == [
+        ("s1", True),  # staged again, the base's approval stays
+        ("s3", False),
+    ]
+    assert overlay.memberships("job") == {("g1", "u1"), ("g2", "u3"), ("g2", "u4"), ("g2", "u5")}
+    assert overlay.pending("job", 10) == ["u2", "u5"]
+    assert overlay.run_counts("job", "r0") == {"create": 1, "delete": 1}
+    assert [r.run_id for r in overlay.recent_runs("job")] == ["r1", "r0"]
+    assert base.recent_runs("job")[0].run_id == "r0"
+
+
+def test_purging_logs_through_the_overlay_forgets_only_the_dry_runs_rows(
+    new_ledger: Callable[[], Ledger],
+) -> None:
+    # A dry run never deletes from the base: its log rows are the only ones it can forget.
+    base = new_ledger()
+    seed(base)
+    overlay = DryRunLedger(base)
+    overlay.commit_page("job", "r1", PageWrite(outcomes=[outcome("f"), outcome("g")]))
+    assert overlay.purge_logs(datetime.now(UTC) + timedelta(seconds=1)) == 2
+    assert overlay.run_counts("job", "r1") == {}
+    assert (
+        overlay.run_counts("job", "r0")
+        == base.run_counts("job", "r0")
+        == {
+            "create": 1,
+            "delete": 1,
+        }
+    )

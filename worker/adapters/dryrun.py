@@ -4,9 +4,10 @@ A dry run is an ordinary cycle of the service wired to these adapters instead of
 (see `dry_run_cycle`): the service has no notion of a dry run, so the preview plans exactly what
 a real run of the same state would. What it writes stays in this process and is gone with it:
 
-- `DryRunLedger` lays the cycle's writes over the real ledger: reads see the base as it is plus
-  the writes made so far, as the SQL ledger would after committing them; nothing reaches SQL
-  (no run record, no provisioning-log row, no link, escrow or staged deletion).
+- `DryRunLedger` lays the cycle's writes over the real ledger: they go to a `MemoryLedger` of
+  their own, and reads merge it with the base, as the SQL ledger would read after committing
+  them (held to the ledger contract, tests/integration/test_ledger_contract.py); nothing reaches
+  SQL (no run record, no provisioning-log row, no link, escrow or staged deletion).
 - `DryRunTarget` passes reads (lookups, matching, the full cycle's user ids) to the real target
   and answers every write without sending it: an invitation with a placeholder id and
   `simulated=True`, the other writes with `Simulated`, so the outcome says "would invite".
@@ -18,22 +19,14 @@ a real run of the same state would. What it writes stays in this process and is 
 from __future__ import annotations
 
 import copy
-import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.adapters.state.memory import MemoryLedger
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import (
-    Action,
-    Link,
-    LinkState,
-    ObjectOutcome,
-    Status,
-    TargetUser,
-    add_counts,
-)
+from worker.domain.model import Link, LinkState, TargetUser
 from worker.ports import (
     Cursor,
     CursorStore,
@@ -57,6 +50,10 @@ from worker.service.cycle import CycleService
 DRY_RUN_ID = "(dry run)"
 WRITES = (Invite, PatchUser, DeleteUser, RestoreUser)
 LIVE = (LinkState.ACTIVE, LinkState.DISABLED)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def dry_run_cycle(service: CycleService) -> CycleService:
@@ -124,257 +121,207 @@ class DryRunCursors:
         self.saved.pop(job, None)
 
 
-@dataclass
-class _Overlay:
-    """One job's writes since the dry run began."""
-
-    links: dict[str, Link] = field(default_factory=dict)
-    seen: dict[str, str] = field(default_factory=dict)  # source id -> run id marked seen
-    log: list[tuple[str, ObjectOutcome, datetime]] = field(default_factory=list)
-    pending: set[str] = field(default_factory=set)
-    resolved: set[str] = field(default_factory=set)
-    escrows: dict[str, Escrow] = field(default_factory=dict)
-    released: set[str] = field(default_factory=set)
-    escrows_cleared: bool = False
-    staged: dict[str, StagedDeletion] = field(default_factory=dict)
-    unstaged: set[str] = field(default_factory=set)
-    staged_cleared: bool = False
-    replaced: set[tuple[str, str]] | None = None  # the assignments, when rewritten whole
-    added: set[tuple[str, str]] = field(default_factory=set)
-    removed: set[tuple[str, str]] = field(default_factory=set)
-    state: JobState | None = None
-
-
 class DryRunLedger:
-    """The real ledger with this process's writes laid over it; SQL is never written."""
+    """The real ledger with this process's writes laid over it; the base is never written.
 
-    def __init__(self, base: Ledger, clock: Any = None) -> None:
+    The writes go to a `MemoryLedger` of their own (`mine`), which gives them the SQL ledger's
+    semantics; a read merges it with the base, `mine` winning. A row of the base that a write
+    builds on (a link marked seen or relabelled, a staged deletion's approval, a job's
+    assignments) is copied into `mine` first, and what a write removes from the base (a released
+    escrow, an unstaged deletion, a resolved pending user, a cleared table) is remembered as
+    hidden. Runs are the dry run's own (it starts them with fresh ids): finishing a run only the
+    base knows changes nothing, and `purge_logs` forgets the overlay's log rows only.
+    """
+
+    def __init__(self, base: Ledger, clock: Callable[[], datetime] | None = None) -> None:
         self.base = base
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.runs: dict[str, RunRecord] = {}
-        self._jobs: dict[str, _Overlay] = {}
-
-    def _o(self, job: str) -> _Overlay:
-        return self._jobs.setdefault(job, _Overlay())
+        self.mine = MemoryLedger(clock or _utcnow)
+        self._released: dict[str, set[str]] = defaultdict(set)  # job -> escrows released
+        self._unstaged: dict[str, set[str]] = defaultdict(set)  # job -> deletions unstaged
+        self._resolved: dict[str, set[str]] = defaultdict(set)  # job -> pending users resolved
+        self._cleared: set[tuple[str, str]] = set()  # (job, "escrows" | "staged") of the base
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
-        self.runs[run.run_id] = copy.deepcopy(run)
+        self.mine.start_run(run)
 
     def finish_run(self, run: RunRecord) -> None:
-        self.runs[run.run_id] = copy.deepcopy(run)
+        self.mine.finish_run(run)
 
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         counts = self.base.run_counts(job, run_id)
-        for rid, outcome, _ in self._o(job).log:
-            if rid == run_id:
-                add_counts(counts, outcome.action, outcome.status)
+        for key, n in self.mine.run_counts(job, run_id).items():
+            counts[key] = counts.get(key, 0) + n
         return counts
 
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
-        mine = [r for r in self.runs.values() if r.job == job]
-        runs = mine + self.base.recent_runs(job, limit)
+        mine = self.mine.recent_runs(job, limit)
+        base = self.base.recent_runs(job, limit + len(mine))
+        runs = mine + [r for r in base if r.run_id not in self.mine.runs]
         return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
 
     # links ------------------------------------------------------------------------------------
-    def _effective(self, o: _Overlay, link: Link) -> Link:
-        seen = o.seen.get(link.source_id)
-        return dataclasses.replace(link, last_seen_run=seen) if seen is not None else link
-
     def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]:
-        o = self._o(job)
         ids = list(dict.fromkeys(source_ids))
-        found = self.base.links_for(job, [i for i in ids if i not in o.links])
-        found.update({i: copy.deepcopy(o.links[i]) for i in ids if i in o.links})
-        return {i: self._effective(o, link) for i, link in found.items()}
+        found = self.base.links_for(job, [i for i in ids if (job, i) not in self.mine.links])
+        found.update(self.mine.links_for(job, ids))
+        return {i: found[i] for i in ids if i in found}
 
     def link_count(self, job: str) -> int:
-        o = self._o(job)
-        before = self.base.links_for(job, list(o.links))
-        live_before = sum(1 for link in before.values() if link.state in LIVE)
-        live_now = sum(1 for link in o.links.values() if link.state in LIVE)
-        return self.base.link_count(job) - live_before + live_now
+        shadowed = self.base.links_for(job, [i for j, i in self.mine.links if j == job])
+        hidden = sum(1 for link in shadowed.values() if link.state in LIVE)
+        return self.base.link_count(job) - hidden + self.mine.link_count(job)
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
-        o = self._o(job)
-        for links in self.base.unseen_links(job, run_id, batch):
-            ids = [link.source_id for link in links]
-            current = self.links_for(job, ids)
-            unseen = [
-                current[i]
-                for i in ids
-                if i in current and current[i].state in LIVE and current[i].last_seen_run != run_id
-            ]
-            if unseen:
-                yield unseen
-        # Links this run created, which the base has never seen.
-        base = self.base.links_for(job, list(o.links))
-        new = [
-            self._effective(o, link)
-            for i, link in sorted(o.links.items())
-            if i not in base and link.state in LIVE
-        ]
-        new = [link for link in new if link.last_seen_run != run_id]
-        for start in range(0, len(new), batch):
-            yield new[start : start + batch]
+        """Both ledgers' unseen links merged by key, one batch at a time: each batch is chosen
+        when it is asked for, after the pages committed since the last one, as the SQL ledger's
+        keyset paging does (a sweep of a dry run must go as a real run's goes)."""
+        base_links = (
+            link for links in self.base.unseen_links(job, run_id, batch) for link in links
+        )
+        ahead: list[Link] = []  # the base's next unseen links, in key order
+        after = ""
+        while True:
+            # The base's candidates: not overridden by the overlay (which then decides).
+            ahead = [x for x in ahead if (job, x.source_id) not in self.mine.links]
+            while len(ahead) < batch:
+                more = next(base_links, None)
+                if more is None:
+                    break
+                if more.source_id > after and (job, more.source_id) not in self.mine.links:
+                    ahead.append(more)
+            mine = sorted(
+                (
+                    link
+                    for (j, i), link in self.mine.links.items()
+                    if j == job
+                    and i > after
+                    and link.state in LIVE
+                    and link.last_seen_run != run_id
+                ),
+                key=lambda link: link.source_id,
+            )[:batch]
+            found = sorted(ahead + mine, key=lambda link: link.source_id)[:batch]
+            if not found:
+                return
+            after = found[-1].source_id
+            ahead = [x for x in ahead if x.source_id > after]
+            yield [copy.deepcopy(link) for link in found]
 
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
-        """What the SQL ledger's commit does, in memory."""
-        o = self._o(job)
-        now = self.clock()
-        if write.links:
-            before = self.links_for(job, [link.source_id for link in write.links])
-            for link in write.links:
-                stored = copy.deepcopy(link)
-                existing = before.get(link.source_id)
-                if existing is not None:
-                    stored.source_label = link.source_label or existing.source_label
-                    stored.source_mail = link.source_mail or existing.source_mail
-                o.links[link.source_id] = stored
-                o.seen.pop(link.source_id, None)
-        for source_id in write.seen:
-            o.seen[source_id] = run_id
-        o.log.extend((run_id, copy.deepcopy(outcome), now) for outcome in write.outcomes)
-        o.pending.difference_update(write.resolved_pending)
-        o.resolved.update(write.resolved_pending)
-        for source_id in write.released:
-            o.escrows.pop(source_id, None)
-            o.released.add(source_id)
-        for escrow in write.escrows:
-            o.escrows[escrow.source_id] = escrow
-            o.released.discard(escrow.source_id)
-        for source_id in write.unstaged:
-            o.staged.pop(source_id, None)
-            o.unstaged.add(source_id)
-        earlier = {s.source_id: s for s in self.staged(job)}
-        for staged in write.staged:
-            before_staged = earlier.get(staged.source_id)
-            if before_staged is not None and before_staged.approved:
-                staged = dataclasses.replace(staged, approved=True)
-            o.staged[staged.source_id] = staged
-            o.unstaged.discard(staged.source_id)
+        """The overlay's commit, after copying in the base's rows it builds on (copies that read
+        as the base does, so they may stay should the commit fail; what it hides is noted only
+        once it has committed)."""
+        self._own_links(job, [link.source_id for link in write.links] + list(write.seen))
+        # Staged again, a deletion the base has approved stays approved: the overlay must know it.
+        visible = {s.source_id: s for s in self.staged(job)}
+        own = [
+            visible[s.source_id]
+            for s in write.staged
+            if s.source_id in visible and (job, s.source_id) not in self.mine.staged_rows
+        ]
+        if own:
+            self.mine.commit_page(job, run_id, PageWrite(staged=own))
+        self.mine.commit_page(job, run_id, write)
+        self._released[job].update(write.released)
+        self._unstaged[job].update(write.unstaged)
+        self._resolved[job].update(write.resolved_pending)
+
+    def _own_links(self, job: str, source_ids: Iterable[str]) -> None:
+        """Copy the base's links among these into the overlay (the copies read the same)."""
+        wanted = [i for i in dict.fromkeys(source_ids) if (job, i) not in self.mine.links]
+        found = self.base.links_for(job, wanted)
+        if found:
+            self.mine.commit_page(job, "", PageWrite(links=[found[i] for i in sorted(found)]))
 
     # job state, escrows and staged deletions --------------------------------------------------
     def job_state(self, job: str) -> JobState:
-        o = self._o(job)
-        return o.state if o.state is not None else self.base.job_state(job)
+        return self.mine.job_state(job) if job in self.mine.states else self.base.job_state(job)
 
     def save_job_state(self, state: JobState) -> None:
-        self._o(state.job).state = state
+        self.mine.save_job_state(state)
 
-    def _hidden_escrows(self, o: _Overlay) -> set[str]:
-        return o.released | set(o.escrows)
+    def _base_escrows_hidden(self, job: str) -> set[str]:
+        """The base's escrows the overlay has released or written again."""
+        return self._released[job] | {i for j, i in self.mine.escrow_rows if j == job}
 
     def escrows_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Escrow]:
-        o = self._o(job)
-        ids = list(source_ids)
+        ids = list(dict.fromkeys(source_ids))
         found: dict[str, Escrow] = {}
-        if not o.escrows_cleared:
-            hidden = self._hidden_escrows(o)
-            found = {
-                k: v
-                for k, v in self.base.escrows_for(job, [i for i in ids if i not in hidden]).items()
-            }
-        found.update({i: o.escrows[i] for i in ids if i in o.escrows})
-        return found
+        if (job, "escrows") not in self._cleared:
+            hidden = self._base_escrows_hidden(job)
+            found = self.base.escrows_for(job, [i for i in ids if i not in hidden])
+        found.update(self.mine.escrows_for(job, ids))
+        return {i: found[i] for i in ids if i in found}
 
     def due_escrows(self, job: str, now: datetime, limit: int) -> list[str]:
-        o = self._o(job)
-        due: list[tuple[datetime, str]] = []
-        if not o.escrows_cleared:
-            hidden = self._hidden_escrows(o)
-            ids = [
-                i for i in self.base.due_escrows(job, now, limit + len(hidden)) if i not in hidden
-            ]
-            due = [(e.next_attempt_at, i) for i, e in self.base.escrows_for(job, ids).items()]
-        due += [(e.next_attempt_at, i) for i, e in o.escrows.items() if e.next_attempt_at <= now]
-        return [i for _, i in sorted(due)][:limit]
+        due = self.mine.due_escrows(job, now, limit)
+        if (job, "escrows") not in self._cleared:
+            hidden = self._base_escrows_hidden(job)
+            base = self.base.due_escrows(job, now, limit + len(hidden))
+            due += [i for i in base if i not in hidden]
+        escrows = self.escrows_for(job, due)
+        return sorted(due, key=lambda i: (escrows[i].next_attempt_at, i))[:limit]
 
     def escrow_count(self, job: str) -> int:
-        o = self._o(job)
-        if o.escrows_cleared:
-            return len(o.escrows)
-        hidden = self.base.escrows_for(job, list(self._hidden_escrows(o)))
-        return self.base.escrow_count(job) - len(hidden) + len(o.escrows)
+        count = self.mine.escrow_count(job)
+        if (job, "escrows") not in self._cleared:
+            hidden = self.base.escrows_for(job, self._base_escrows_hidden(job))
+            count += self.base.escrow_count(job) - len(hidden)
+        return count
 
     def staged(self, job: str) -> list[StagedDeletion]:
-        o = self._o(job)
-        merged = {} if o.staged_cleared else {s.source_id: s for s in self.base.staged(job)}
-        for source_id in o.unstaged:
-            merged.pop(source_id, None)
-        merged.update(o.staged)
+        merged: dict[str, StagedDeletion] = {}
+        if (job, "staged") not in self._cleared:
+            merged = {s.source_id: s for s in self.base.staged(job)}
+            for source_id in self._unstaged[job]:
+                merged.pop(source_id, None)
+        merged.update({s.source_id: s for s in self.mine.staged(job)})
         return [merged[k] for k in sorted(merged)]
 
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
-        done = self.base.deletions_since(job, since)
-        made = [
-            outcome.action
-            for _, outcome, at in self._o(job).log
-            if at > since
-            and not outcome.approved
-            and outcome.action in (Action.DELETE, Action.DISABLE)
-            and outcome.status is not Status.FAILURE
-        ]
+        done, made = self.base.deletions_since(job, since), self.mine.deletions_since(job, since)
         return WindowDeletions(
-            deleted=done.deleted + made.count(Action.DELETE),
-            disabled=done.disabled + made.count(Action.DISABLE),
+            deleted=done.deleted + made.deleted, disabled=done.disabled + made.disabled
         )
 
     def clear(self, job: str, *, escrows: bool = False, staged: bool = False) -> None:
-        o = self._o(job)
-        if escrows:
-            o.escrows.clear()
-            o.released.clear()
-            o.escrows_cleared = True
-        if staged:
-            o.staged.clear()
-            o.unstaged.clear()
-            o.staged_cleared = True
+        self.mine.clear(job, escrows=escrows, staged=staged)
+        self._cleared |= {(job, t) for t, on in (("escrows", escrows), ("staged", staged)) if on}
 
     # assignments ------------------------------------------------------------------------------
+    def _assignments(self, job: str) -> Ledger:
+        """Whichever ledger holds the job's assignments: the overlay once it has changed them."""
+        return self.mine if job in self.mine.assignments else self.base
+
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
-        return {u for _, u in self.memberships(job, list(user_ids))}
+        return self._assignments(job).assigned(job, user_ids)
 
     def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
-        o = self._o(job)
-        wanted = None if user_ids is None else set(user_ids)
-        if o.replaced is not None:
-            base = set(o.replaced)
-        else:
-            base = self.base.memberships(job, None if wanted is None else sorted(wanted))
-        pairs = (base - o.removed) | o.added
-        return {(g, u) for g, u in pairs if wanted is None or u in wanted}
+        return self._assignments(job).memberships(job, user_ids)
 
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
-        o = self._o(job)
-        o.replaced = {(g, u) for g, users in members.items() for u in users}
-        o.added.clear()
-        o.removed.clear()
+        self.mine.replace_assignments(job, members)
 
     def apply_membership_changes(
         self, job: str, changes: Sequence[MembershipChange], removed_groups: Sequence[str] = ()
     ) -> None:
-        o = self._o(job)
-        touched: set[str] = set()
-        if removed_groups:
-            gone = {(g, u) for g, u in self.memberships(job) if g in set(removed_groups)}
-            for pair in gone:
-                o.removed.add(pair)
-                o.added.discard(pair)
-                touched.add(pair[1])
-        for change in changes:
-            pair = (change.group_id, change.member_id)
-            if change.added:
-                o.added.add(pair)
-                o.removed.discard(pair)
-            else:
-                o.removed.add(pair)
-                o.added.discard(pair)
-            touched.add(change.member_id)
-        o.pending |= touched
-        o.resolved -= touched
+        if job not in self.mine.assignments:
+            # Changes apply to the assignments as last read: the base's, copied whole.
+            groups: dict[str, set[str]] = defaultdict(set)
+            for group, user in self.base.memberships(job):
+                groups[group].add(user)
+            self.mine.replace_assignments(job, groups)
+        self.mine.apply_membership_changes(job, changes, removed_groups)
 
     def pending(self, job: str, limit: int) -> list[str]:
-        o = self._o(job)
-        base = [u for u in self.base.pending(job, limit + len(o.resolved)) if u not in o.resolved]
-        return sorted(set(base) | o.pending)[:limit]
+        resolved = self._resolved[job]
+        base = self.base.pending(job, limit + len(resolved))
+        mine = self.mine.pending_users.get(job, set())
+        return sorted({u for u in base if u not in resolved} | mine)[:limit]
+
+    # provisioning log -------------------------------------------------------------------------
+    def purge_logs(self, before: datetime) -> int:
+        """Forget the overlay's log rows older than `before`; a dry run never deletes from the
+        base."""
+        return self.mine.purge_logs(before)
