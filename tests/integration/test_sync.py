@@ -296,6 +296,12 @@ def _generated_seed(users: int) -> dict[str, Any]:
     seed = generate(Shape(users=users, guests=10, random_seed=12))
     for tenant, info in zip(seed["tenants"], (SOURCE, TARGET), strict=True):
         tenant["clients"] = [{"client_id": info.client_id, "client_secret": info.secret}]
+    # About behaviour, not pace: Graph's throttling is out of the way (make bench measures it).
+    seed["limits"] = {
+        "write_per_150s": 10_000_000,
+        "invitations_per_5s": 1_000_000,
+        "resource_units_per_10s": 10_000_000,
+    }
     return seed
 
 
