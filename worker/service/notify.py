@@ -89,7 +89,7 @@ class NotificationObserver:
         duration_s: float,
         snapshot: JobSnapshot | None,
     ) -> None:
-        if status == "dry_run" or snapshot is None or snapshot.previous is None:
+        if snapshot is None or snapshot.previous is None:
             return
         try:
             end = CycleEnd(

@@ -31,7 +31,7 @@ def _execution(run: RunRecord | None) -> dict[str, Any] | None:
     }
 
 
-def _quarantine(state: JobState, runs: list[RunRecord]) -> dict[str, Any] | None:
+def _quarantine(state: JobState) -> dict[str, Any] | None:
     if not state.in_quarantine:
         return None
     return {
@@ -167,7 +167,7 @@ def job_status(
         if cursor.watermark
         else None,
         "linkedUsers": ledger.link_count(job),
-        "quarantine": _quarantine(state, runs),
+        "quarantine": _quarantine(state),
         "escrows": ledger.escrow_count(job),
         "stagedDeletes": len(ledger.staged(job)),
         "allowDeletes": state.allow_deletes,

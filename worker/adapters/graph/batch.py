@@ -14,7 +14,7 @@ already happened; any other item is not repeated blindly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -277,10 +277,3 @@ def _item(index: int, call: BatchCall) -> dict[str, Any]:
         item["body"] = call.body
         item["headers"] = {"Content-Type": "application/json"}
     return item
-
-
-def json_body(result: BatchResult) -> Mapping[str, Any]:
-    """The body of a successful answer, or the error raised."""
-    if isinstance(result, SyncError):
-        raise result
-    return result.body if isinstance(result.body, Mapping) else {}
