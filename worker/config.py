@@ -8,6 +8,7 @@ Every problem is collected and reported at once, each with its path in the file,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -773,25 +774,36 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 class ConfigLoader(yaml.SafeLoader):
-    """YAML as people mean it in a config file: only `true` and `false` are booleans.
+    """YAML as people mean it in a config file: only JSON-like scalars are anything but text.
 
     PyYAML follows YAML 1.1, where `NO` (Norway), `yes`, `on` and `off` are booleans, `0047` is
-    an octal number and `1:30` is 90. Here they stay strings, as YAML 1.2 has it; a number with a
-    leading zero stays a string too, so an id such as `0047` keeps its zeros.
+    an octal number, `1:30` is 90, `0x1F` is 31 and `2024-01-01` is a date. Here the only
+    scalars that are not strings are `true`/`false`, `null`/`~` (and an empty value), and
+    integers and floats written in decimal (`42`, `-7`, `1.5`, `2e3`), as in JSON; everything
+    else stays the string that was written, so an id such as `0047` keeps its zeros and a
+    date stays the text Graph is sent.
     """
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_DROPPED_TAGS = (_BOOL_TAG, _INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)
 ConfigLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _INT_TAG)]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ConfigLoader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 ConfigLoader.add_implicit_resolver(
-    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+ConfigLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)$"),
+    list("-+0123456789"),
 )
 
 
@@ -1091,6 +1103,15 @@ def value_misfit(value: Any, edm: str, attribute: str) -> str | None:
     if isinstance(value, list | dict):
         kind = "a list" if isinstance(value, list) else "a mapping"
         return f"{kind} does not fit {attribute} ({edm}): give one value"
+    if not isinstance(value, str | int | float) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        # Only JSON's scalars reach Graph and the log (an explicit tag such as !!timestamp or
+        # !!binary makes something else): the text is what is meant.
+        return (
+            f"{value!r} ({type(value).__name__}) does not fit {attribute} ({edm}): "
+            "quote the value to give it as text"
+        )
     if edm == "Edm.Boolean":
         if isinstance(value, bool) or (
             isinstance(value, str) and value.strip().lower() in ("true", "false")

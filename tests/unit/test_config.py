@@ -392,3 +392,44 @@ def test_a_tenant_with_an_unset_secret_stops_only_the_jobs_that_use_it(tmp_path:
     assert strict.value.problems == [
         "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
     ]
+
+
+def test_yaml_1_1_dates_and_sexagesimals_stay_the_text_written(tmp_path: Path) -> None:
+    """`2024-01-01`, a timestamp, `1:30.5` and `0x1F` are what the user typed, not a date or 90.5."""
+    text = GOOD.replace(
+        "{attribute: department, operator: EQUALS, value: Sales}",
+        "{attribute: employeeHireDate, operator: GREATER_THAN, value: 2024-01-01T10:00:00Z}",
+    ).replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: officeLocation, constant: 2024-01-01}\n"
+        "      - {target: city, constant: 1:30.5}\n"
+        "      - {target: employeeId, constant: 0x1F}\n"
+        "      - {target: department, constant: 1.5}",
+    )
+    job = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"}).job("contoso-to-fabrikam")
+    clause = job.scope.filters[0][0]
+    assert clause.value == "2024-01-01T10:00:00Z"
+    assert not clause.matches({"employeeHireDate": "2024-01-01T09:00:00Z"})
+    assert [m.constant for m in job.mappings[2:]] == ["2024-01-01", "1:30.5", "0x1F", 1.5]
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "{target: officeLocation, constant: !!timestamp 2024-01-01}",
+            "mappings[2].constant: datetime.date(2024, 1, 1) (date) does not fit officeLocation",
+        ),
+        (
+            "{target: city, constant: !!float .nan}",
+            "mappings[2].constant: nan (float) does not fit city",
+        ),
+    ],
+)
+def test_a_value_json_cannot_carry_is_named(tmp_path: Path, written: str, problem: str) -> None:
+    text = GOOD.replace('{target: showInAddressList, constant: "true"}', written)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert any(p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems), (
+        caught.value.problems
+    )
