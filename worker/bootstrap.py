@@ -45,6 +45,7 @@ from worker.service.cycle import CycleService, ProgressListener
 from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
 from worker.service.pipeline import PageDispatcher, PagePipeline
+from worker.urls import url_secrets
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -256,9 +257,7 @@ def notification_secrets(config: Config) -> list[str]:
         elif isinstance(n, EmailNotification) and n.password is not None:
             secrets.append(n.password.get_secret_value())
     for url in (config.state.redis_url, config.state.database_url):
-        password = urlsplit(url).password
-        if password:
-            secrets.append(password)
+        secrets += url_secrets(url)
     # Short fragments ("/", "x") would mask ordinary words.
     return [s for s in secrets if len(s) >= 6]
 

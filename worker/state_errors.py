@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
 from worker.config import Config
+from worker.urls import redacted_url
 
 UNREACHABLE = 1
 BAD_SETTING = 2
@@ -23,21 +22,6 @@ BAD_SETTING = 2
 class StateProblem:
     message: str
     code: int
-
-
-def redacted_url(url: str) -> str:
-    """The URL as it may be shown: without its password."""
-    try:
-        parts = urlsplit(url)
-        if not parts.password:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}@{host}{port}" if user else f"{host}{port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "(unparseable URL)"
 
 
 def sqlite_path(database_url: str) -> Path | None:

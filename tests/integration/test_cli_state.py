@@ -116,3 +116,26 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path: Path) 
         line = one_line(result)
         assert line.startswith("tenant-sync: state.database_url (postgresql+psycopg://sync@")
         assert "pw-secret" not in result.stderr
+
+
+def test_a_password_in_the_query_string_is_never_shown(tmp_path: Path) -> None:
+    """redis-py and libpq take `?password=`: masked like the userinfo's password."""
+    redis_port, pg_port = free_port(), free_port()
+    config = config_with(
+        tmp_path, redis_url=f"redis://127.0.0.1:{redis_port}/0?password=Pw-S3cret-q"
+    )
+    status = cli(config, "status")
+    assert status.returncode == 1
+    assert one_line(status).startswith(
+        f"tenant-sync: state.redis_url (redis://127.0.0.1:{redis_port}/0?password=***): "
+    )
+    run = cli(config, "run", JOB, "--json")
+    assert json.loads(run.stdout)["error"].startswith("state.redis_url (")
+    assert "Pw-S3cret-q" not in status.stderr + run.stdout + run.stderr
+    url = f"postgresql+psycopg://ts@127.0.0.1:{pg_port}/ts?sslpassword=x&password=PgS3cret"
+    config = config_with(tmp_path, database_url=url)
+    for args in (["status"], ["logs", JOB], ["db", "upgrade"], ["run", JOB, "--json"]):
+        result = cli(config, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "PgS3cret" not in result.stderr + result.stdout, args
+        assert f"/ts?sslpassword=***&password=***" in result.stderr, args

@@ -433,3 +433,21 @@ def test_a_value_json_cannot_carry_is_named(tmp_path: Path, written: str, proble
     assert any(p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems), (
         caught.value.problems
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://h:6379/0"),
+        ("redis://h:6379/0?password=pw", "redis://h:6379/0?password=***"),
+        (
+            "postgresql+psycopg://u:pw@h/db?sslmode=require&sslpassword=a&pwd=b&api_token=c",
+            "postgresql+psycopg://u@h/db?sslmode=require&sslpassword=***&pwd=***&api_token=***",
+        ),
+        ("sqlite:///x/state.db?timeout=3", "sqlite:///x/state.db?timeout=3"),
+    ],
+)
+def test_a_url_is_shown_without_any_password(url: str, shown: str) -> None:
+    from worker.urls import redacted_url
+
+    assert redacted_url(url) == shown
