@@ -138,4 +138,4 @@ def test_a_password_in_the_query_string_is_never_shown(tmp_path: Path) -> None:
         result = cli(config, *args)
         assert result.returncode == 1, (args, result.stderr)
         assert "PgS3cret" not in result.stderr + result.stdout, args
-        assert f"/ts?sslpassword=***&password=***" in result.stderr, args
+        assert "/ts?sslpassword=***&password=***" in result.stderr, args

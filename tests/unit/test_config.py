@@ -430,9 +430,9 @@ def test_a_value_json_cannot_carry_is_named(tmp_path: Path, written: str, proble
     text = GOOD.replace('{target: showInAddressList, constant: "true"}', written)
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
-    assert any(p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems), (
-        caught.value.problems
-    )
+    assert any(
+        p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems
+    ), caught.value.problems
 
 
 @pytest.mark.parametrize(
