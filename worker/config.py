@@ -94,6 +94,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What `make_engine` can open: SQLite, and PostgreSQL through psycopg 3 (the driver installed;
+# a bare postgresql:// is mapped to it).
+SUPPORTED_DATABASE_DRIVERS = frozenset({"sqlite", "postgresql", "postgresql+psycopg"})
+DATABASE_URL_FORMS = "sqlite:///PATH, postgresql+psycopg://... or postgresql://... (both psycopg 3)"
+
+
 class StateConfig(Strict):
     redis_url: str = "embedded"
     database_url: str = "sqlite:///.tenant-sync/state.db"
@@ -142,14 +148,29 @@ class StateConfig(Strict):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+            raise ValueError(f"must be {DATABASE_URL_FORMS}")
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            url = make_url(value)
         except (ArgumentError, ValueError):
             raise ValueError("is not a valid database URL") from None
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            # Checked here: another driver would pass, then fail every command on its import.
+            raise ValueError(
+                f"the driver {url.drivername!r} is not supported: use {DATABASE_URL_FORMS}"
+            )
+        if url.drivername.startswith("sqlite") and (
+            not url.database
+            or url.database == ":memory:"
+            or url.database.startswith("file::memory:")
+            or url.query.get("mode") == "memory"
+        ):
+            raise ValueError(
+                "an in-memory SQLite database would lose the links, logs and audit trail when "
+                "the command ends: state must persist; give a file (sqlite:///PATH)"
+            )
         return value
 
 

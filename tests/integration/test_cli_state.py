@@ -139,3 +139,22 @@ def test_a_password_in_the_query_string_is_never_shown(tmp_path: Path) -> None:
         assert result.returncode == 1, (args, result.stderr)
         assert "PgS3cret" not in result.stderr + result.stdout, args
         assert "/ts?sslpassword=***&password=***" in result.stderr, args
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql+psycopg2://ts:pw@127.0.0.1:5499/ts", "the driver 'postgresql+psycopg2'"),
+        ("sqlite:///", "an in-memory SQLite database would lose"),
+        ("sqlite:///:memory:", "an in-memory SQLite database would lose"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_refused_by_every_command(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    config = config_with(tmp_path, database_url=url)
+    for args in (["validate"], ["status"], ["logs", JOB], ["db", "upgrade"], ["run", JOB]):
+        result = cli(config, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"state.database_url: {problem}" in result.stderr, (args, result.stderr)

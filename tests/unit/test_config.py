@@ -451,3 +451,26 @@ def test_a_url_is_shown_without_any_password(url: str, shown: str) -> None:
     from worker.urls import redacted_url
 
     assert redacted_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "postgresql+psycopg2://ts:pw@127.0.0.1:5499/ts",
+            "the driver 'postgresql+psycopg2' is not supported: use sqlite:///PATH, "
+            "postgresql+psycopg://... or postgresql://... (both psycopg 3)",
+        ),
+        ("sqlite:///", "an in-memory SQLite database would lose"),
+        ("sqlite://", "an in-memory SQLite database would lose"),
+        ("sqlite:///:memory:", "an in-memory SQLite database would lose"),
+    ],
+)
+def test_a_database_url_that_cannot_keep_state_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    text = f"state:\n  database_url: {url!r}\n{GOOD}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(f"state.database_url: {problem}")
