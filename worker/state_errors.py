@@ -58,7 +58,25 @@ def check_sqlite(config: Config) -> StateProblem | None:
         return None
     if not os.access(existing, os.W_OK | os.X_OK):
         return StateProblem(f"{where} cannot be created: {existing} is not writable", BAD_SETTING)
+    dangling = next((p for p in path.parents if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:
+        return StateProblem(
+            f"{where} cannot be created: {dangling} is a symlink to the missing "
+            f"{os.readlink(dangling)}",
+            BAD_SETTING,
+        )
+    try:
+        # Made now, where a failure is named: a dangling symlink on the way, or a place only
+        # root's os.access believes writable (/proc), fails here and not in the engine.
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return StateProblem(f"{where} cannot be created: {_os_reason(exc)}", BAD_SETTING)
     return None
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def describe(config: Config, exc: BaseException) -> StateProblem | None:
@@ -75,8 +93,20 @@ def describe(config: Config, exc: BaseException) -> StateProblem | None:
     if isinstance(cause, redis.RedisError):
         url = redacted_url(config.state.redis_url)
         return StateProblem(f"state.redis_url ({url}): {_first_line(cause)}", UNREACHABLE)
+    path = sqlite_path(config.state.database_url)
+    if (
+        isinstance(cause, OSError)
+        and path is not None
+        and cause.filename
+        and Path(os.fsdecode(cause.filename)).absolute()
+        in {path.absolute(), *path.absolute().parents}
+    ):
+        # Making the SQLite file's directory failed: the setting is what is wrong.
+        return StateProblem(
+            f"state.database_url: cannot use the SQLite database {path}: {_os_reason(cause)}",
+            BAD_SETTING,
+        )
     if isinstance(cause, SQLAlchemyError):
-        path = sqlite_path(config.state.database_url)
         orig = getattr(cause, "orig", None) or cause
         if path is not None:
             # SQLite is a local file: when it cannot be opened, the setting is what is wrong.

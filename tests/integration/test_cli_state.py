@@ -158,3 +158,27 @@ def test_a_database_url_that_cannot_work_is_refused_by_every_command(
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert f"state.database_url: {problem}" in result.stderr, (args, result.stderr)
+
+
+def test_a_sqlite_directory_behind_a_dangling_symlink_is_a_bad_setting(tmp_path: Path) -> None:
+    """The parent cannot be made (a symlink to a missing mount point): one line, exit 2."""
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "not-mounted")
+    database = dangling / "state.db"
+    config = config_with(tmp_path, database_url=f"sqlite:///{database}")
+    commands = (
+        ["status"],
+        ["logs", JOB],
+        ["logs", JOB, "--json"],
+        ["audit"],
+        ["db", "upgrade"],
+        ["db", "purge-logs"],
+        ["pause", JOB],
+        ["run", JOB],
+    )
+    for args in commands:
+        result = cli(config, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        line = one_line(result)
+        assert line.startswith(f"tenant-sync: state.database_url: the SQLite database {database}")
+        assert "state_dir" not in line
