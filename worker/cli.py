@@ -671,6 +671,9 @@ def _deletion_cell(window: dict[str, Any]) -> str:
     return f"{cell} / {' or '.join(limits) or 'no limit'} in {length}"
 
 
+LOGS_DEFAULT_LIMIT = 100
+
+
 @app.command()
 def logs(
     ctx: typer.Context,
@@ -694,8 +697,12 @@ def logs(
         None, "--until", help="Before this time (ISO 8601) or this long ago."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
-    limit: int = typer.Option(
-        100, "--limit", min=1, help="At most this many rows, the newest (see --all)."
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        help="At most this many rows, the newest (default 100; not with --all).",
+        show_default=False,
     ),
     every: bool = typer.Option(False, "--all", help="Every matching row, however many."),
     config: Path | None = ConfigOption,
@@ -709,6 +716,9 @@ def logs(
         if fmt == "csv":
             fail("--json and --format csv ask for different formats; give one")
         fmt = "json"
+    if every and limit is not None:
+        fail("--limit and --all ask for different row counts; give one")
+    shown = limit or LOGS_DEFAULT_LIMIT
     if run_id is not None and not GUID_RE.match(run_id):
         fail(f"--run must be a cycle id (a GUID, as `run` and `status` print), not {run_id!r}")
     from worker.domain.model import Action, Status
@@ -730,9 +740,13 @@ def logs(
             status=status_,
             since=start,
             until=end,
-            limit=None if every else limit,
+            # One more than shown, to tell whether there were more.
+            limit=None if every else shown + 1,
             newest_first=True,
         )
+    more = not every and len(rows) > shown
+    if more:
+        rows = rows[:shown]
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
@@ -756,6 +770,8 @@ def logs(
                 changed or row["reason"],
             )
         out.print(table)
+        if more:
+            out.print(f"showing the newest {shown} rows; --all for every one", markup=False)
 
 
 def _moment(value: str | None, option: str) -> Any:
