@@ -185,7 +185,9 @@ class Runtime:
         clock: Callable[[], datetime] | None = None,
     ) -> DeliveryReport:
         """Send the notifications due now (the one delivery path: the Celery task, the end of
-        `tenant-sync run`); what is not sent stays queued."""
+        `tenant-sync run`); what is not sent stays queued. A notifier left out for an unset
+        environment variable is named in a warning each time."""
+        report_unusable_notifiers(self.config)
         if not self.config.notifications:
             return DeliveryReport()
         return deliver_due(
@@ -211,10 +213,21 @@ def open_database(config: Config, *, migrate: bool = True) -> tuple[Engine, SqlL
     return engine, SqlLedger(engine)
 
 
+def report_unusable_notifiers(config: Config) -> None:
+    """Warn of each notifier that cannot be used (an environment variable it names is unset)."""
+    from worker.logging import get_logger
+
+    for part, problems in config.unavailable_parts.items():
+        if part.startswith("notifications["):
+            get_logger("tenant_sync.notify").warning(
+                "notifier cannot be used: its events are not sent", notifier=part, problems=problems
+            )
+
+
 def notifiers(config: Config) -> list[Notifier]:
     """The configured notifiers (`notifications:`), as senders."""
     built: list[Notifier] = []
-    for index, n in enumerate(config.notifications):
+    for index, n in config.indexed_notifications():
         events = frozenset(n.events)
         jobs = frozenset(n.jobs) if n.jobs is not None else None
         if isinstance(n, EmailNotification):

@@ -299,7 +299,7 @@ def validate(
             "events": [e.value for e in n.events],
             "jobs": n.jobs,
         }
-        for index, n in enumerate(loaded.notifications)
+        for index, n in loaded.indexed_notifications()
     ]
     summary["notifications"] = notifiers
     if as_json:
@@ -491,6 +491,9 @@ def _deliver_notifications(runtime: Any) -> dict[str, int] | None:
     """A best-effort delivery of the notifications due (this cycle's among them) before `run`
     exits; what is not sent stays in the outbox for the workers. Never fails the command."""
     if not runtime.config.notifications:
+        from worker.bootstrap import report_unusable_notifiers
+
+        report_unusable_notifiers(runtime.config)  # those left out for an unset variable
         return None
     try:
         report = runtime.deliver_notifications(deadline_s=NOTIFY_DEADLINE_S)
@@ -904,6 +907,8 @@ def serve(
     from worker.api.server import serve as run_server
 
     cfg = _config(ctx, config)
+    if "api" in cfg.unavailable_parts:
+        fail("serve cannot start: " + "; ".join(cfg.unavailable_parts["api"]))
     if not cfg.api.auth.configured:
         fail(
             "api.auth: no way in is configured: add api.auth.tokens (static tokens) or "

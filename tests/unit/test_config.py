@@ -474,3 +474,39 @@ def test_a_database_url_that_cannot_keep_state_is_refused(
         load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
     assert len(caught.value.problems) == 1
     assert caught.value.problems[0].startswith(f"state.database_url: {problem}")
+
+
+def test_an_unset_variable_outside_tenants_stops_only_the_part_that_needs_it(
+    tmp_path: Path,
+) -> None:
+    text = (
+        GOOD
+        + """
+api:
+  auth:
+    client_secret: ${CONSOLE_SECRET}
+    tokens:
+      - {name: ci, sha256: "${CI_TOKEN_SHA}", role: TenantSync.Read}
+notifications:
+  - {kind: webhook, url: "${NOTIFY_URL}"}
+  - {kind: webhook, url: https://hooks.contoso.com/x}
+"""
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    assert config.job("contoso-to-fabrikam").target == "fabrikam"
+    assert config.unavailable_parts == {
+        "api": [
+            "api.auth.client_secret: environment variable CONSOLE_SECRET is not set",
+            "api.auth.tokens[0].sha256: environment variable CI_TOKEN_SHA is not set",
+        ],
+        "notifications[0]": ["notifications[0].url: environment variable NOTIFY_URL is not set"],
+    }
+    # The other notifier keeps its place (and its label, webhook#1).
+    assert [(i, n.host) for i, n in config.indexed_notifications()] == [(1, "hooks.contoso.com")]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [
+        *config.unavailable_parts["api"],
+        *config.unavailable_parts["notifications[0]"],
+    ]
