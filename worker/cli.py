@@ -141,12 +141,17 @@ def _config(ctx: typer.Context, explicit: Path | None) -> Config:
     return config
 
 
-def _job(config: Config, name: str) -> None:
+def _job(config: Config, name: str, *, graph: bool = False) -> None:
+    """End the command (exit 2) if JOB is unknown, or, for a command that talks to Graph
+    (`graph`), if a tenant it uses is unusable (an environment variable unset); reading and
+    changing the job's state needs neither tenant."""
     if name not in config.jobs:
         known = ", ".join(sorted(config.jobs)) or "none"
         fail(f"unknown job {name!r} (known jobs: {known})")
+    if not graph:
+        return
     try:
-        config.job(name)  # a tenant it uses may be unusable (an environment variable unset)
+        config.job(name)
     except ConfigError as exc:
         fail("; ".join(exc.problems))
 
@@ -406,7 +411,7 @@ def run(
         fail(f"--format must be table or json, not {fmt!r}")
     as_json = as_json or fmt == "json"
     cfg = _config(ctx, config)
-    _job(cfg, job)
+    _job(cfg, job, graph=True)
     mode = "full" if full else "auto"
 
     def failed(message: str) -> None:
@@ -554,7 +559,7 @@ def trigger(
     from worker.celery_app import create_celery, enqueue_cycle
 
     cfg = _config(ctx, config)
-    _job(cfg, job)
+    _job(cfg, job, graph=True)
     mode = "full" if full else "auto"
     refusal: tuple[str, str] | None = None
 
@@ -635,6 +640,10 @@ def status(
             )
             for n in names
         ]
+    for s in statuses:
+        # A job whose tenant is unusable shows why it will not run (its state is still there).
+        blockers = cfg.blockers(s["job"])
+        s["error"] = {"message": "; ".join(blockers)} if blockers else None
     if as_json:
         emit_json(statuses[0] if job else statuses)
         return
@@ -656,6 +665,9 @@ def status(
             _deletion_cell(s["deletionThreshold"]),
         )
     out.print(table)
+    for s in statuses:
+        if s["error"]:
+            out.print(f"{s['job']}: {s['error']['message']}", markup=False)
 
 
 def _deletion_cell(window: dict[str, Any]) -> str:
@@ -1031,7 +1043,7 @@ def provision(
     if not source_user_id.strip():
         fail("USER must be the source user's object id, UPN or mail")
     cfg = _config(ctx, config)
-    _job(cfg, job)
+    _job(cfg, job, graph=True)
     with _runtime(cfg) as runtime:
         try:
             user_id = _source_user_id(runtime, job, source_user_id.strip())
@@ -1125,7 +1137,7 @@ def check(
     from worker.bootstrap import graph_client
 
     cfg = _config(ctx, config)
-    _job(cfg, job)
+    _job(cfg, job, graph=True)
     spec = cfg.job(job)
     source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
     source_client, target_client = graph_client(source), graph_client(target)

@@ -791,14 +791,24 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError([f"jobs: unknown job {name!r} (known jobs: {known})"]) from None
-        problems = [
-            f"jobs.{name}: cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
-            for role, tenant in (("source", job.source), ("target", job.target))
-            for problem in self.unavailable.get(tenant, [])
-        ]
+        problems = [f"jobs.{name}: {blocker}" for blocker in self.blockers(name)]
         if problems:
             raise ConfigError(problems)
         return job
+
+    def blockers(self, name: str) -> list[str]:
+        """Why the job cannot talk to Graph (a tenant it uses is unusable), or [] if it can.
+
+        Only what needs Graph is refused: the job's state (status, logs, audit, pause, ...)
+        can still be read and changed."""
+        job = self.jobs.get(name)
+        if job is None:
+            return []
+        return [
+            f"cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
+            for role, tenant in (("source", job.source), ("target", job.target))
+            for problem in self.unavailable.get(tenant, [])
+        ]
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
