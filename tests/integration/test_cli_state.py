@@ -182,3 +182,40 @@ def test_a_sqlite_directory_behind_a_dangling_symlink_is_a_bad_setting(tmp_path:
         line = one_line(result)
         assert line.startswith(f"tenant-sync: state.database_url: the SQLite database {database}")
         assert "state_dir" not in line
+
+
+def test_json_commands_print_an_object_with_the_error_when_they_cannot_start(
+    tmp_path: Path,
+) -> None:
+    """A state store that cannot be used, a bad setting, a refused job: `--json` still gets
+    an object with `error` (and the documented exit code)."""
+    down = config_with(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    status = cli(down, "status", "--json")
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["error"].startswith("state.redis_url (")
+    pg = config_with(
+        tmp_path, database_url=f"postgresql+psycopg://ts:pw@127.0.0.1:{free_port()}/ts"
+    )
+    for args in (["logs", JOB, "--json"], ["audit", "--json"], ["pause", JOB, "--json"]):
+        result = cli(pg, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert json.loads(result.stdout)["error"].startswith("state.database_url ("), args
+    malformed = config_with(tmp_path, redis_url="localhost:6379")
+    for args in (["run", JOB, "--json"], ["trigger", JOB, "--json"], ["status", "--json"]):
+        result = cli(malformed, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        error = json.loads(result.stdout)["error"]
+        assert error.startswith("the configuration has problems: state.redis_url: "), args
+    run = json.loads(cli(malformed, "run", JOB, "--json").stdout)
+    assert set(run) >= RUN_KEYS
+    assert run["status"] == "failed"
+    unset = config_with(tmp_path)
+    unset.write_text(
+        unset.read_text().replace("${CONTOSO_SECRET:-contoso-secret}", "${TS_TEST_UNSET_SECRET}")
+    )
+    refused = cli(unset, "run", JOB, "--json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"] == (
+        f"jobs.{JOB}: cannot run: its source tenant 'contoso' is unusable: "
+        "tenants.contoso.client_secret: environment variable TS_TEST_UNSET_SECRET is not set"
+    )
