@@ -45,6 +45,7 @@ from worker.service.cycle import CycleService, ProgressListener
 from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
 from worker.service.pipeline import PageDispatcher, PagePipeline
+from worker.urls import url_secrets
 
 
 def job_spec(job: Job) -> JobSpec:
@@ -184,7 +185,9 @@ class Runtime:
         clock: Callable[[], datetime] | None = None,
     ) -> DeliveryReport:
         """Send the notifications due now (the one delivery path: the Celery task, the end of
-        `tenant-sync run`); what is not sent stays queued."""
+        `tenant-sync run`); what is not sent stays queued. A notifier left out for an unset
+        environment variable is named in a warning each time."""
+        report_unusable_notifiers(self.config)
         if not self.config.notifications:
             return DeliveryReport()
         return deliver_due(
@@ -210,10 +213,21 @@ def open_database(config: Config, *, migrate: bool = True) -> tuple[Engine, SqlL
     return engine, SqlLedger(engine)
 
 
+def report_unusable_notifiers(config: Config) -> None:
+    """Warn of each notifier that cannot be used (an environment variable it names is unset)."""
+    from worker.logging import get_logger
+
+    for part, problems in config.unavailable_parts.items():
+        if part.startswith("notifications["):
+            get_logger("tenant_sync.notify").warning(
+                "notifier cannot be used: its events are not sent", notifier=part, problems=problems
+            )
+
+
 def notifiers(config: Config) -> list[Notifier]:
     """The configured notifiers (`notifications:`), as senders."""
     built: list[Notifier] = []
-    for index, n in enumerate(config.notifications):
+    for index, n in config.indexed_notifications():
         events = frozenset(n.events)
         jobs = frozenset(n.jobs) if n.jobs is not None else None
         if isinstance(n, EmailNotification):
@@ -256,9 +270,7 @@ def notification_secrets(config: Config) -> list[str]:
         elif isinstance(n, EmailNotification) and n.password is not None:
             secrets.append(n.password.get_secret_value())
     for url in (config.state.redis_url, config.state.database_url):
-        password = urlsplit(url).password
-        if password:
-            secrets.append(password)
+        secrets += url_secrets(url)
     # Short fragments ("/", "x") would mask ordinary words.
     return [s for s in secrets if len(s) >= 6]
 

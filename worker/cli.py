@@ -128,11 +128,24 @@ def _root(
     ctx.obj = {"config": config}
 
 
-def _config(ctx: typer.Context, explicit: Path | None) -> Config:
+OnFailure = Callable[[str], None] | None
+
+
+def _json_error(as_json: bool, **fields: Any) -> OnFailure:
+    """For a `--json` command: print `{**fields, "error": message}` when it fails before its
+    result (a bad configuration, a refused job, a state store that cannot be used)."""
+    if not as_json:
+        return None
+    return lambda message: emit_json({**fields, "error": message})
+
+
+def _config(ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = None) -> Config:
     chosen = explicit or (ctx.obj or {}).get("config")
     try:
         config = load_config(config_path(chosen))
     except ConfigError as exc:
+        if on_failure is not None:
+            on_failure("the configuration has problems: " + "; ".join(exc.problems))
         err.print("tenant-sync: the configuration has problems:", markup=False)
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)
@@ -141,14 +154,23 @@ def _config(ctx: typer.Context, explicit: Path | None) -> Config:
     return config
 
 
-def _job(config: Config, name: str) -> None:
+def _job(config: Config, name: str, *, graph: bool = False, on_failure: OnFailure = None) -> None:
+    """End the command (exit 2) if JOB is unknown, or, for a command that talks to Graph
+    (`graph`), if a tenant it uses is unusable (an environment variable unset); reading and
+    changing the job's state needs neither tenant. `on_failure` is told the line first."""
+    message = None
     if name not in config.jobs:
         known = ", ".join(sorted(config.jobs)) or "none"
-        fail(f"unknown job {name!r} (known jobs: {known})")
-    try:
-        config.job(name)  # a tenant it uses may be unusable (an environment variable unset)
-    except ConfigError as exc:
-        fail("; ".join(exc.problems))
+        message = f"unknown job {name!r} (known jobs: {known})"
+    elif graph:
+        try:
+            config.job(name)
+        except ConfigError as exc:
+            message = "; ".join(exc.problems)
+    if message is not None:
+        if on_failure is not None:
+            on_failure(message)
+        fail(message)
 
 
 def _state_failed(
@@ -211,23 +233,27 @@ def _runtime(config: Config, *, on_failure: Callable[[str], None] | None = None)
 
 
 @contextmanager
-def _database(config: Config, *, migrate: bool = True) -> Iterator[Any]:
+def _database(
+    config: Config, *, migrate: bool = True, on_failure: OnFailure = None
+) -> Iterator[Any]:
     """The state database alone (engine, ledger), with `_runtime`'s checks and messages."""
     from worker.bootstrap import open_database
     from worker.state_errors import check_sqlite
 
     problem = check_sqlite(config)
     if problem is not None:
+        if on_failure is not None:
+            on_failure(problem.message)
         fail(problem.message, problem.code)
     try:
         engine, ledger = open_database(config, migrate=migrate)
     except Exception as exc:
-        _state_failed(config, exc)
+        _state_failed(config, exc, on_failure)
         raise
     try:
         yield engine, ledger
     except Exception as exc:
-        _state_failed(config, exc)
+        _state_failed(config, exc, on_failure)
         raise
     finally:
         engine.dispose()
@@ -299,7 +325,7 @@ def validate(
             "events": [e.value for e in n.events],
             "jobs": n.jobs,
         }
-        for index, n in enumerate(loaded.notifications)
+        for index, n in loaded.indexed_notifications()
     ]
     summary["notifications"] = notifiers
     if as_json:
@@ -405,13 +431,14 @@ def run(
     if fmt not in ("table", "json"):
         fail(f"--format must be table or json, not {fmt!r}")
     as_json = as_json or fmt == "json"
-    cfg = _config(ctx, config)
-    _job(cfg, job)
     mode = "full" if full else "auto"
 
     def failed(message: str) -> None:
         if as_json:
             emit_json(_unrun(job, full=full, dry_run=dry_run, status="failed", error=message))
+
+    cfg = _config(ctx, config, failed)
+    _job(cfg, job, graph=True, on_failure=failed)
 
     with (
         _runtime(cfg, on_failure=failed) as runtime,
@@ -491,6 +518,9 @@ def _deliver_notifications(runtime: Any) -> dict[str, int] | None:
     """A best-effort delivery of the notifications due (this cycle's among them) before `run`
     exits; what is not sent stays in the outbox for the workers. Never fails the command."""
     if not runtime.config.notifications:
+        from worker.bootstrap import report_unusable_notifiers
+
+        report_unusable_notifiers(runtime.config)  # those left out for an unset variable
         return None
     try:
         report = runtime.deliver_notifications(deadline_s=NOTIFY_DEADLINE_S)
@@ -550,14 +580,15 @@ def trigger(
     when JOB is paused, or a cycle of it is running or queued already."""
     from worker.celery_app import create_celery, enqueue_cycle
 
-    cfg = _config(ctx, config)
-    _job(cfg, job)
     mode = "full" if full else "auto"
     refusal: tuple[str, str] | None = None
 
     def failed(message: str) -> None:
         if as_json:
             emit_json({"job": job, "status": "failed", "error": message})
+
+    cfg = _config(ctx, config, failed)
+    _job(cfg, job, graph=True, on_failure=failed)
 
     with _runtime(cfg, on_failure=failed) as runtime:
         with _audited(runtime, "trigger", job, {"mode": mode}) as entry:
@@ -615,11 +646,12 @@ def status(
     counted against its threshold in the deletion window."""
     from worker.service.status import job_status
 
-    cfg = _config(ctx, config)
+    failed = _json_error(as_json, job=job)
+    cfg = _config(ctx, config, failed)
     names = [job] if job else sorted(cfg.jobs)
     if job:
-        _job(cfg, job)
-    with _runtime(cfg) as runtime:
+        _job(cfg, job, on_failure=failed)
+    with _runtime(cfg, on_failure=failed) as runtime:
         lock = runtime.job_lock()
         statuses = [
             job_status(
@@ -632,6 +664,10 @@ def status(
             )
             for n in names
         ]
+    for s in statuses:
+        # A job whose tenant is unusable shows why it will not run (its state is still there).
+        blockers = cfg.blockers(s["job"])
+        s["error"] = {"message": "; ".join(blockers)} if blockers else None
     if as_json:
         emit_json(statuses[0] if job else statuses)
         return
@@ -653,6 +689,9 @@ def status(
             _deletion_cell(s["deletionThreshold"]),
         )
     out.print(table)
+    for s in statuses:
+        if s["error"]:
+            out.print(f"{s['job']}: {s['error']['message']}", markup=False)
 
 
 def _deletion_cell(window: dict[str, Any]) -> str:
@@ -669,6 +708,9 @@ def _deletion_cell(window: dict[str, Any]) -> str:
     length = format_duration(timedelta(seconds=window["windowSeconds"]))
     cell = f"{window['deletionsInWindow']} made + {window['staged']} held"
     return f"{cell} / {' or '.join(limits) or 'no limit'} in {length}"
+
+
+LOGS_DEFAULT_LIMIT = 100
 
 
 @app.command()
@@ -694,8 +736,12 @@ def logs(
         None, "--until", help="Before this time (ISO 8601) or this long ago."
     ),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
-    limit: int = typer.Option(
-        100, "--limit", min=1, help="At most this many rows, the newest (see --all)."
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        help="At most this many rows, the newest (default 100; not with --all).",
+        show_default=False,
     ),
     every: bool = typer.Option(False, "--all", help="Every matching row, however many."),
     config: Path | None = ConfigOption,
@@ -709,6 +755,9 @@ def logs(
         if fmt == "csv":
             fail("--json and --format csv ask for different formats; give one")
         fmt = "json"
+    if every and limit is not None:
+        fail("--limit and --all ask for different row counts; give one")
+    shown = limit or LOGS_DEFAULT_LIMIT
     if run_id is not None and not GUID_RE.match(run_id):
         fail(f"--run must be a cycle id (a GUID, as `run` and `status` print), not {run_id!r}")
     from worker.domain.model import Action, Status
@@ -719,9 +768,10 @@ def logs(
     except ValueError as exc:
         fail(f"--action/--status: {exc}")
     start, end = _moment(since, "--since"), _moment(until, "--until")
-    cfg = _config(ctx, config)
-    _job(cfg, job)
-    with _database(cfg) as (_engine, ledger):
+    failed = _json_error(fmt == "json", job=job)
+    cfg = _config(ctx, config, failed)
+    _job(cfg, job, on_failure=failed)
+    with _database(cfg, on_failure=failed) as (_engine, ledger):
         rows = ledger.logs(
             job,
             run_id=run_id,
@@ -730,9 +780,13 @@ def logs(
             status=status_,
             since=start,
             until=end,
-            limit=None if every else limit,
+            # One more than shown, to tell whether there were more.
+            limit=None if every else shown + 1,
             newest_first=True,
         )
+    more = not every and len(rows) > shown
+    if more:
+        rows = rows[:shown]
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
@@ -756,6 +810,8 @@ def logs(
                 changed or row["reason"],
             )
         out.print(table)
+        if more:
+            out.print(f"showing the newest {shown} rows; --all for every one", markup=False)
 
 
 def _moment(value: str | None, option: str) -> Any:
@@ -797,10 +853,11 @@ def audit(
 
     if limit < 1:
         fail(f"--limit must be at least 1, not {limit}")
-    cfg = _config(ctx, config)
+    failed = _json_error(as_json, job=job)
+    cfg = _config(ctx, config, failed)
     if job is not None:
-        _job(cfg, job)
-    with _database(cfg) as (engine, _ledger):
+        _job(cfg, job, on_failure=failed)
+    with _database(cfg, on_failure=failed) as (engine, _ledger):
         try:
             trail = SqlAuditLog(engine)
             entries = trail.entries(job, limit=AUDIT_PAGE if every else limit)
@@ -810,7 +867,9 @@ def audit(
                     break
                 entries.extend(more)
         except SyncError as exc:
-            _state_failed(cfg, exc)
+            _state_failed(cfg, exc, failed)
+            if failed is not None:
+                failed(str(exc))
             fail(str(exc), 1)
     if as_json:
         emit_json([entry.as_row() for entry in entries])
@@ -888,6 +947,8 @@ def serve(
     from worker.api.server import serve as run_server
 
     cfg = _config(ctx, config)
+    if "api" in cfg.unavailable_parts:
+        fail("serve cannot start: " + "; ".join(cfg.unavailable_parts["api"]))
     if not cfg.api.auth.configured:
         fail(
             "api.auth: no way in is configured: add api.auth.tokens (static tokens) or "
@@ -925,13 +986,13 @@ def db_purge_logs(
 
     from worker.config import parse_duration
 
-    cfg = _config(ctx, config)
+    cfg = _config(ctx, config, _json_error(as_json))
     try:
         kept = parse_duration(older_than) if older_than else cfg.state.log_retention
     except ValueError as exc:
         fail(f"--older-than: {exc}")
     before = datetime.now(UTC) - kept
-    with _database(cfg) as (_engine, ledger):
+    with _database(cfg, on_failure=_json_error(as_json)) as (_engine, ledger):
         removed = ledger.purge_logs(before)
     report(
         as_json,
@@ -947,8 +1008,9 @@ def db_upgrade(
     """Apply the database migrations (Alembic) up to the newest."""
     from worker.adapters.state.db import upgrade_database
 
-    cfg = _config(ctx, config)
-    with _database(cfg, migrate=False) as (engine, _ledger):
+    failed = _json_error(as_json)
+    cfg = _config(ctx, config, failed)
+    with _database(cfg, migrate=False, on_failure=failed) as (engine, _ledger):
         before, after = upgrade_database(engine)
     report(
         as_json,
@@ -1009,9 +1071,10 @@ def provision(
 
     if not source_user_id.strip():
         fail("USER must be the source user's object id, UPN or mail")
-    cfg = _config(ctx, config)
-    _job(cfg, job)
-    with _runtime(cfg) as runtime:
+    failed = _json_error(as_json, job=job)
+    cfg = _config(ctx, config, failed)
+    _job(cfg, job, graph=True, on_failure=failed)
+    with _runtime(cfg, on_failure=failed) as runtime:
         try:
             user_id = _source_user_id(runtime, job, source_user_id.strip())
         except SyncError as exc:
@@ -1104,7 +1167,7 @@ def check(
     from worker.bootstrap import graph_client
 
     cfg = _config(ctx, config)
-    _job(cfg, job)
+    _job(cfg, job, graph=True)
     spec = cfg.job(job)
     source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
     source_client, target_client = graph_client(source), graph_client(target)
@@ -1144,10 +1207,14 @@ def check(
 
 
 # job administration -----------------------------------------------------------------------------
-def _admin(ctx: typer.Context, config: Path | None, job: str) -> Any:
-    cfg = _config(ctx, config)
-    _job(cfg, job)
-    return cfg
+@contextmanager
+def _admin(ctx: typer.Context, config: Path | None, job: str, as_json: bool) -> Iterator[Any]:
+    """The runtime for a job administration command (no Graph needed)."""
+    failed = _json_error(as_json, job=job)
+    cfg = _config(ctx, config, failed)
+    _job(cfg, job, on_failure=failed)
+    with _runtime(cfg, on_failure=failed) as runtime:
+        yield runtime
 
 
 @app.command()
@@ -1160,7 +1227,10 @@ def pause(
     """Stop JOB's cycles (scheduled and manual) until it is resumed; all state is kept."""
     from worker.service import admin
 
-    with _runtime(_admin(ctx, config, job)) as runtime, _audited(runtime, "pause", job):
+    with (
+        _admin(ctx, config, job, as_json) as runtime,
+        _audited(runtime, "pause", job),
+    ):
         admin.pause(runtime.ledger, job)
     report(
         as_json,
@@ -1179,7 +1249,10 @@ def resume(
     """Let JOB's cycles run again, where they left off."""
     from worker.service import admin
 
-    with _runtime(_admin(ctx, config, job)) as runtime, _audited(runtime, "resume", job):
+    with (
+        _admin(ctx, config, job, as_json) as runtime,
+        _audited(runtime, "resume", job),
+    ):
         admin.resume(runtime.ledger, job)
     report(as_json, {"job": job, "paused": False}, f"{job}: resumed")
 
@@ -1196,7 +1269,7 @@ def allow_deletes(
     from worker.service import admin
 
     with (
-        _runtime(_admin(ctx, config, job)) as runtime,
+        _admin(ctx, config, job, as_json) as runtime,
         _audited(runtime, "allow-deletes", job) as entry,
     ):
         admin.allow_deletes(runtime.ledger, job)
@@ -1230,7 +1303,7 @@ def restart(
     except ValueError:
         choices = ", ".join(s.value for s in admin.RestartScope)
         fail(f"--scope must be one of {choices}, not {scope!r}")
-    with _runtime(_admin(ctx, config, job)) as runtime:
+    with _admin(ctx, config, job, as_json) as runtime:
         try:
             with _audited(
                 runtime, "restart", job, {"scope": chosen.value}, refused_on=(AlreadyRunning,)

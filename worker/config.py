@@ -8,6 +8,7 @@ Every problem is collected and reported at once, each with its path in the file,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -93,6 +94,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What `make_engine` can open: SQLite, and PostgreSQL through psycopg 3 (the driver installed;
+# a bare postgresql:// is mapped to it).
+SUPPORTED_DATABASE_DRIVERS = frozenset({"sqlite", "postgresql", "postgresql+psycopg"})
+DATABASE_URL_FORMS = "sqlite:///PATH, postgresql+psycopg://... or postgresql://... (both psycopg 3)"
+
+
 class StateConfig(Strict):
     redis_url: str = "embedded"
     database_url: str = "sqlite:///.tenant-sync/state.db"
@@ -141,14 +148,29 @@ class StateConfig(Strict):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+            raise ValueError(f"must be {DATABASE_URL_FORMS}")
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            url = make_url(value)
         except (ArgumentError, ValueError):
             raise ValueError("is not a valid database URL") from None
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            # Checked here: another driver would pass, then fail every command on its import.
+            raise ValueError(
+                f"the driver {url.drivername!r} is not supported: use {DATABASE_URL_FORMS}"
+            )
+        if url.drivername.startswith("sqlite") and (
+            not url.database
+            or url.database == ":memory:"
+            or url.database.startswith("file::memory:")
+            or url.query.get("mode") == "memory"
+        ):
+            raise ValueError(
+                "an in-memory SQLite database would lose the links, logs and audit trail when "
+                "the command ends: state must persist; give a file (sqlite:///PATH)"
+            )
         return value
 
 
@@ -718,12 +740,19 @@ class Config:
         jobs: dict[str, Job],
         path: Path | None,
         unavailable: Mapping[str, list[str]] | None = None,
+        *,
+        unavailable_parts: Mapping[str, list[str]] | None = None,
+        notification_positions: list[int] | None = None,
     ) -> None:
         self.raw = raw
         self.jobs = jobs
         self.path = path
         # Tenants that cannot be used (an environment variable unset), with the problems.
         self.unavailable: dict[str, list[str]] = dict(unavailable or {})
+        # Other parts that cannot be used for the same reason, by path: `api` (only `serve`
+        # needs it) and `notifications[N]` (that notifier is left out of `notifications`).
+        self.unavailable_parts: dict[str, list[str]] = dict(unavailable_parts or {})
+        self._positions = notification_positions or list(range(len(raw.notifications)))
 
     @property
     def state(self) -> StateConfig:
@@ -749,6 +778,12 @@ class Config:
     def notifications(self) -> list[WebhookNotification | TeamsNotification | EmailNotification]:
         return self.raw.notifications
 
+    def indexed_notifications(
+        self,
+    ) -> list[tuple[int, WebhookNotification | TeamsNotification | EmailNotification]]:
+        """The usable notifiers with their positions in `notifications:` (for their labels)."""
+        return list(zip(self._positions, self.raw.notifications, strict=True))
+
     def job(self, name: str) -> Job:
         """The job, if it can run: ConfigError when unknown or a tenant it uses is unusable."""
         try:
@@ -756,14 +791,24 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError([f"jobs: unknown job {name!r} (known jobs: {known})"]) from None
-        problems = [
-            f"jobs.{name}: cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
-            for role, tenant in (("source", job.source), ("target", job.target))
-            for problem in self.unavailable.get(tenant, [])
-        ]
+        problems = [f"jobs.{name}: {blocker}" for blocker in self.blockers(name)]
         if problems:
             raise ConfigError(problems)
         return job
+
+    def blockers(self, name: str) -> list[str]:
+        """Why the job cannot talk to Graph (a tenant it uses is unusable), or [] if it can.
+
+        Only what needs Graph is refused: the job's state (status, logs, audit, pause, ...)
+        can still be read and changed."""
+        job = self.jobs.get(name)
+        if job is None:
+            return []
+        return [
+            f"cannot run: its {role} tenant {tenant!r} is unusable: {problem}"
+            for role, tenant in (("source", job.source), ("target", job.target))
+            for problem in self.unavailable.get(tenant, [])
+        ]
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -773,25 +818,36 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 class ConfigLoader(yaml.SafeLoader):
-    """YAML as people mean it in a config file: only `true` and `false` are booleans.
+    """YAML as people mean it in a config file: only JSON-like scalars are anything but text.
 
     PyYAML follows YAML 1.1, where `NO` (Norway), `yes`, `on` and `off` are booleans, `0047` is
-    an octal number and `1:30` is 90. Here they stay strings, as YAML 1.2 has it; a number with a
-    leading zero stays a string too, so an id such as `0047` keeps its zeros.
+    an octal number, `1:30` is 90, `0x1F` is 31 and `2024-01-01` is a date. Here the only
+    scalars that are not strings are `true`/`false`, `null`/`~` (and an empty value), and
+    integers and floats written in decimal (`42`, `-7`, `1.5`, `2e3`), as in JSON; everything
+    else stays the string that was written, so an id such as `0047` keeps its zeros and a
+    date stays the text Graph is sent.
     """
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_DROPPED_TAGS = (_BOOL_TAG, _INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)
 ConfigLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _INT_TAG)]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ConfigLoader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 ConfigLoader.add_implicit_resolver(
-    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+ConfigLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)$"),
+    list("-+0123456789"),
 )
 
 
@@ -844,8 +900,18 @@ def build_config(
     # A tenant whose settings name an unset variable (its secret, most often) makes only the
     # jobs that use it unusable: its problems are kept apart (see Config.job) unless `strict`.
     unavailable: dict[str, list[str]] = {}
+    # So do the operator service's settings (only `serve` needs them) and each notifier (only
+    # its own deliveries): see Config.unavailable_parts.
+    unavailable_parts: dict[str, list[str]] = {}
     tenants_raw = data.get("tenants")
-    data = _interpolate({k: v for k, v in data.items() if k != "tenants"}, env, (), problems)
+    own_parts = ("tenants", "api", "notifications")
+    parts_raw = {k: data[k] for k in ("api", "notifications") if k in data}
+    data = _interpolate({k: v for k, v in data.items() if k not in own_parts}, env, (), problems)
+    api_unset: list[str] = []
+    if "api" in parts_raw:
+        data["api"] = _interpolate(parts_raw["api"], env, ("api",), api_unset)
+    if "notifications" in parts_raw:
+        data["notifications"] = parts_raw["notifications"]  # interpolated notifier by notifier
     if isinstance(tenants_raw, dict):
         interpolated: dict[Any, Any] = {}
         for name, body in tenants_raw.items():
@@ -862,7 +928,14 @@ def build_config(
     state = _validate(StateConfig, data.get("state") or {}, ("state",), problems)
     logging = _validate(LoggingConfig, data.get("logging") or {}, ("logging",), problems)
     metrics = _validate(MetricsConfig, data.get("metrics") or {}, ("metrics",), problems)
-    api = _validate(ApiConfig, data.get("api") or {}, ("api",), problems)
+    api_problems: list[str] = []
+    api = _validate(ApiConfig, data.get("api") or {}, ("api",), api_problems)
+    (api_unset if api_unset else problems).extend(_besides(api_problems, api_unset))
+    if api_unset:
+        # With a variable unset, what else is wrong with `api` goes with it; the rest of the
+        # configuration works without it (`serve` refuses to start, naming the variable).
+        unavailable_parts["api"] = api_unset
+        api = api or ApiConfig()
     tenants_data = data.get("tenants")
     tenants: dict[str, TenantConfig] = {}
     if not isinstance(tenants_data, dict) or not tenants_data:
@@ -898,11 +971,16 @@ def build_config(
             _check_parts_of_invalid_job(name, body, problems)
     retention = state.log_retention if state is not None else StateConfig().log_retention
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems, retention)
-    notifications = _notifications(data.get("notifications"), set(jobs_data), problems)
+    indexed = _notifications(
+        data.get("notifications"), set(jobs_data), problems, env, unavailable_parts
+    )
+    notifications = [n for _, n in indexed]
     if api is not None and api.auth.tenant and api.auth.tenant not in tenants_data:
         known = ", ".join(sorted(tenants_data)) or "none"
-        problems.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
+        where = unavailable_parts.get("api", problems)
+        where.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
     deferred = [p for name in unavailable for p in unavailable[name]]
+    deferred += [p for part in unavailable_parts.values() for p in part]
     if problems or (strict and deferred):
         raise ConfigError(deferred + problems)
     if state is None or logging is None or metrics is None or api is None:
@@ -916,7 +994,14 @@ def build_config(
         api=api,
         notifications=notifications,
     )
-    return Config(raw, jobs, path, unavailable)
+    return Config(
+        raw,
+        jobs,
+        path,
+        unavailable,
+        unavailable_parts=unavailable_parts,
+        notification_positions=[i for i, _ in indexed],
+    )
 
 
 def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:
@@ -947,6 +1032,13 @@ def _interpolate(
     if isinstance(value, list):
         return [_interpolate(v, env, (*loc, i), problems) for i, v in enumerate(value)]
     return value
+
+
+def _besides(found: list[str], unset: list[str]) -> list[str]:
+    """`found` without the problems of the settings whose variable is unset (their placeholder
+    fails their checks, which says nothing more)."""
+    paths = {p.partition(": ")[0] for p in unset}
+    return [p for p in found if p.partition(": ")[0] not in paths]
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -1091,6 +1183,15 @@ def value_misfit(value: Any, edm: str, attribute: str) -> str | None:
     if isinstance(value, list | dict):
         kind = "a list" if isinstance(value, list) else "a mapping"
         return f"{kind} does not fit {attribute} ({edm}): give one value"
+    if not isinstance(value, str | int | float) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        # Only JSON's scalars reach Graph and the log (an explicit tag such as !!timestamp or
+        # !!binary makes something else): the text is what is meant.
+        return (
+            f"{value!r} ({type(value).__name__}) does not fit {attribute} ({edm}): "
+            "quote the value to give it as text"
+        )
     if edm == "Edm.Boolean":
         if isinstance(value, bool) or (
             isinstance(value, str) and value.strip().lower() in ("true", "false")
@@ -1249,35 +1350,61 @@ def _quietly(model: type[M], data: Any) -> M | None:
         return None
 
 
-def _notifications(data: Any, job_names: set[Any], problems: list[str]) -> list[Any]:
-    """The `notifications:` list: each item validated by its kind, its `jobs` against the jobs."""
+def _notifications(
+    data: Any,
+    job_names: set[Any],
+    problems: list[str],
+    env: Mapping[str, str] | None = None,
+    unavailable_parts: dict[str, list[str]] | None = None,
+) -> list[tuple[int, Any]]:
+    """The `notifications:` list: each item validated by its kind, its `jobs` against the jobs;
+    with its position in the list. A notifier naming an unset variable is left out, its
+    problems kept in `unavailable_parts` (the others still work)."""
     if data is None:
         return []
     if not isinstance(data, list):
         problems.append("notifications: must be a list of notifiers (each with a kind)")
         return []
     kinds = ", ".join(NOTIFIER_KINDS)
-    notifiers: list[Any] = []
-    for index, body in enumerate(data):
+    notifiers: list[tuple[int, Any]] = []
+    for index, raw_body in enumerate(data):
         where = f"notifications[{index}]"
-        if not isinstance(body, dict):
-            problems.append(f"{where}: must be a mapping with a kind ({kinds})")
+        unset: list[str] = []
+        body = _interpolate(raw_body, env or {}, ("notifications", index), unset)
+        if unset:
+            # Its other problems go with it: the notifier is unusable until the variable is set.
+            found: list[str] = []
+            _notifier(body, index, job_names, found, kinds)
+            unset.extend(_besides(found, unset))
+            if unavailable_parts is not None:
+                unavailable_parts[where] = unset
             continue
-        kind = body.get("kind")
-        if kind is None:
-            problems.append(f"{where}.kind: required setting is missing (one of: {kinds})")
-            continue
-        model = NOTIFIER_KINDS.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            problems.append(f"{where}.kind: unknown kind {kind!r} (one of: {kinds})")
-            continue
-        notifier = _validate(model, body, ("notifications", index), problems)
-        if notifier is None:
-            continue
-        known = ", ".join(sorted(map(str, job_names))) or "none"
-        unknown = [(i, name) for i, name in enumerate(notifier.jobs or []) if name not in job_names]
-        for i, name in unknown:
-            problems.append(f"{where}.jobs[{i}]: unknown job {name!r} (known jobs: {known})")
-        if not unknown:
-            notifiers.append(notifier)
+        notifier = _notifier(body, index, job_names, problems, kinds)
+        if notifier is not None:
+            notifiers.append((index, notifier))
     return notifiers
+
+
+def _notifier(
+    body: Any, index: int, job_names: set[Any], problems: list[str], kinds: str
+) -> Any | None:
+    where = f"notifications[{index}]"
+    if not isinstance(body, dict):
+        problems.append(f"{where}: must be a mapping with a kind ({kinds})")
+        return None
+    kind = body.get("kind")
+    if kind is None:
+        problems.append(f"{where}.kind: required setting is missing (one of: {kinds})")
+        return None
+    model = NOTIFIER_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        problems.append(f"{where}.kind: unknown kind {kind!r} (one of: {kinds})")
+        return None
+    notifier = _validate(model, body, ("notifications", index), problems)
+    if notifier is None:
+        return None
+    known = ", ".join(sorted(map(str, job_names))) or "none"
+    unknown = [(i, name) for i, name in enumerate(notifier.jobs or []) if name not in job_names]
+    for i, name in unknown:
+        problems.append(f"{where}.jobs[{i}]: unknown job {name!r} (known jobs: {known})")
+    return None if unknown else notifier

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from worker.config import Config
+from worker.urls import redacted_url
 
 UNREACHABLE = 1
 BAD_SETTING = 2
@@ -23,21 +23,6 @@ BAD_SETTING = 2
 class StateProblem:
     message: str
     code: int
-
-
-def redacted_url(url: str) -> str:
-    """The URL as it may be shown: without its password."""
-    try:
-        parts = urlsplit(url)
-        if not parts.password:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}@{host}{port}" if user else f"{host}{port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "(unparseable URL)"
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -73,7 +58,25 @@ def check_sqlite(config: Config) -> StateProblem | None:
         return None
     if not os.access(existing, os.W_OK | os.X_OK):
         return StateProblem(f"{where} cannot be created: {existing} is not writable", BAD_SETTING)
+    dangling = next((p for p in path.parents if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:
+        return StateProblem(
+            f"{where} cannot be created: {dangling} is a symlink to the missing "
+            f"{os.readlink(dangling)}",
+            BAD_SETTING,
+        )
+    try:
+        # Made now, where a failure is named: a dangling symlink on the way, or a place only
+        # root's os.access believes writable (/proc), fails here and not in the engine.
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return StateProblem(f"{where} cannot be created: {_os_reason(exc)}", BAD_SETTING)
     return None
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def describe(config: Config, exc: BaseException) -> StateProblem | None:
@@ -90,8 +93,20 @@ def describe(config: Config, exc: BaseException) -> StateProblem | None:
     if isinstance(cause, redis.RedisError):
         url = redacted_url(config.state.redis_url)
         return StateProblem(f"state.redis_url ({url}): {_first_line(cause)}", UNREACHABLE)
+    path = sqlite_path(config.state.database_url)
+    if (
+        isinstance(cause, OSError)
+        and path is not None
+        and cause.filename
+        and Path(os.fsdecode(cause.filename)).absolute()
+        in {path.absolute(), *path.absolute().parents}
+    ):
+        # Making the SQLite file's directory failed: the setting is what is wrong.
+        return StateProblem(
+            f"state.database_url: cannot use the SQLite database {path}: {_os_reason(cause)}",
+            BAD_SETTING,
+        )
     if isinstance(cause, SQLAlchemyError):
-        path = sqlite_path(config.state.database_url)
         orig = getattr(cause, "orig", None) or cause
         if path is not None:
             # SQLite is a local file: when it cannot be opened, the setting is what is wrong.

@@ -37,6 +37,14 @@ def test_logs_show_the_newest_rows_first_100_unless_asked(sync_env: SyncEnv) -> 
     assert [r["cycleId"] for r in of_first] == [first["run_id"]] * 2
     table = sync_env.cli("logs", "sync", check=True).stdout
     assert table.count(" User ") <= 100
+    assert table.rstrip().endswith("showing the newest 100 rows; --all for every one")
+    assert "showing the newest" not in sync_env.cli("logs", "sync", "--all", check=True).stdout
+    assert "showing the newest" not in sync_env.cli("logs", "sync", "--limit", "999").stdout
+    both = sync_env.cli("logs", "sync", "--limit", "5", "--all")
+    assert both.returncode == 2
+    assert both.stderr.strip() == (
+        "tenant-sync: --limit and --all ask for different row counts; give one"
+    )
     help_text = sync_env.cli("logs", "--help", check=True).stdout
     assert "--all" in help_text
     assert "newest" in help_text

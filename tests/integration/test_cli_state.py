@@ -116,3 +116,106 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path: Path) 
         line = one_line(result)
         assert line.startswith("tenant-sync: state.database_url (postgresql+psycopg://sync@")
         assert "pw-secret" not in result.stderr
+
+
+def test_a_password_in_the_query_string_is_never_shown(tmp_path: Path) -> None:
+    """redis-py and libpq take `?password=`: masked like the userinfo's password."""
+    redis_port, pg_port = free_port(), free_port()
+    config = config_with(
+        tmp_path, redis_url=f"redis://127.0.0.1:{redis_port}/0?password=Pw-S3cret-q"
+    )
+    status = cli(config, "status")
+    assert status.returncode == 1
+    assert one_line(status).startswith(
+        f"tenant-sync: state.redis_url (redis://127.0.0.1:{redis_port}/0?password=***): "
+    )
+    run = cli(config, "run", JOB, "--json")
+    assert json.loads(run.stdout)["error"].startswith("state.redis_url (")
+    assert "Pw-S3cret-q" not in status.stderr + run.stdout + run.stderr
+    url = f"postgresql+psycopg://ts@127.0.0.1:{pg_port}/ts?sslpassword=x&password=PgS3cret"
+    config = config_with(tmp_path, database_url=url)
+    for args in (["status"], ["logs", JOB], ["db", "upgrade"], ["run", JOB, "--json"]):
+        result = cli(config, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "PgS3cret" not in result.stderr + result.stdout, args
+        assert "/ts?sslpassword=***&password=***" in result.stderr, args
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql+psycopg2://ts:pw@127.0.0.1:5499/ts", "the driver 'postgresql+psycopg2'"),
+        ("sqlite:///", "an in-memory SQLite database would lose"),
+        ("sqlite:///:memory:", "an in-memory SQLite database would lose"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_refused_by_every_command(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    config = config_with(tmp_path, database_url=url)
+    for args in (["validate"], ["status"], ["logs", JOB], ["db", "upgrade"], ["run", JOB]):
+        result = cli(config, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"state.database_url: {problem}" in result.stderr, (args, result.stderr)
+
+
+def test_a_sqlite_directory_behind_a_dangling_symlink_is_a_bad_setting(tmp_path: Path) -> None:
+    """The parent cannot be made (a symlink to a missing mount point): one line, exit 2."""
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "not-mounted")
+    database = dangling / "state.db"
+    config = config_with(tmp_path, database_url=f"sqlite:///{database}")
+    commands = (
+        ["status"],
+        ["logs", JOB],
+        ["logs", JOB, "--json"],
+        ["audit"],
+        ["db", "upgrade"],
+        ["db", "purge-logs"],
+        ["pause", JOB],
+        ["run", JOB],
+    )
+    for args in commands:
+        result = cli(config, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        line = one_line(result)
+        assert line.startswith(f"tenant-sync: state.database_url: the SQLite database {database}")
+        assert "state_dir" not in line
+
+
+def test_json_commands_print_an_object_with_the_error_when_they_cannot_start(
+    tmp_path: Path,
+) -> None:
+    """A state store that cannot be used, a bad setting, a refused job: `--json` still gets
+    an object with `error` (and the documented exit code)."""
+    down = config_with(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    status = cli(down, "status", "--json")
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["error"].startswith("state.redis_url (")
+    pg = config_with(
+        tmp_path, database_url=f"postgresql+psycopg://ts:pw@127.0.0.1:{free_port()}/ts"
+    )
+    for args in (["logs", JOB, "--json"], ["audit", "--json"], ["pause", JOB, "--json"]):
+        result = cli(pg, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert json.loads(result.stdout)["error"].startswith("state.database_url ("), args
+    malformed = config_with(tmp_path, redis_url="localhost:6379")
+    for args in (["run", JOB, "--json"], ["trigger", JOB, "--json"], ["status", "--json"]):
+        result = cli(malformed, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        error = json.loads(result.stdout)["error"]
+        assert error.startswith("the configuration has problems: state.redis_url: "), args
+    run = json.loads(cli(malformed, "run", JOB, "--json").stdout)
+    assert set(run) >= RUN_KEYS
+    assert run["status"] == "failed"
+    unset = config_with(tmp_path)
+    unset.write_text(
+        unset.read_text().replace("${CONTOSO_SECRET:-contoso-secret}", "${TS_TEST_UNSET_SECRET}")
+    )
+    refused = cli(unset, "run", JOB, "--json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"] == (
+        f"jobs.{JOB}: cannot run: its source tenant 'contoso' is unusable: "
+        "tenants.contoso.client_secret: environment variable TS_TEST_UNSET_SECRET is not set"
+    )

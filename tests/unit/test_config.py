@@ -392,3 +392,121 @@ def test_a_tenant_with_an_unset_secret_stops_only_the_jobs_that_use_it(tmp_path:
     assert strict.value.problems == [
         "tenants.northwind.client_secret: environment variable NORTHWIND_SECRET is not set"
     ]
+
+
+def test_yaml_1_1_dates_and_sexagesimals_stay_the_text_written(tmp_path: Path) -> None:
+    """`2024-01-01`, a timestamp, `1:30.5` and `0x1F` are what the user typed, not a date or 90.5."""
+    text = GOOD.replace(
+        "{attribute: department, operator: EQUALS, value: Sales}",
+        "{attribute: employeeHireDate, operator: GREATER_THAN, value: 2024-01-01T10:00:00Z}",
+    ).replace(
+        '{target: showInAddressList, constant: "true"}',
+        "{target: officeLocation, constant: 2024-01-01}\n"
+        "      - {target: city, constant: 1:30.5}\n"
+        "      - {target: employeeId, constant: 0x1F}\n"
+        "      - {target: department, constant: 1.5}",
+    )
+    job = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"}).job("contoso-to-fabrikam")
+    clause = job.scope.filters[0][0]
+    assert clause.value == "2024-01-01T10:00:00Z"
+    assert not clause.matches({"employeeHireDate": "2024-01-01T09:00:00Z"})
+    assert [m.constant for m in job.mappings[2:]] == ["2024-01-01", "1:30.5", "0x1F", 1.5]
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "{target: officeLocation, constant: !!timestamp 2024-01-01}",
+            "mappings[2].constant: datetime.date(2024, 1, 1) (date) does not fit officeLocation",
+        ),
+        (
+            "{target: city, constant: !!float .nan}",
+            "mappings[2].constant: nan (float) does not fit city",
+        ),
+    ],
+)
+def test_a_value_json_cannot_carry_is_named(tmp_path: Path, written: str, problem: str) -> None:
+    text = GOOD.replace('{target: showInAddressList, constant: "true"}', written)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert any(
+        p.startswith(f"jobs.contoso-to-fabrikam.{problem}") for p in caught.value.problems
+    ), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://h:6379/0"),
+        ("redis://h:6379/0?password=pw", "redis://h:6379/0?password=***"),
+        (
+            "postgresql+psycopg://u:pw@h/db?sslmode=require&sslpassword=a&pwd=b&api_token=c",
+            "postgresql+psycopg://u@h/db?sslmode=require&sslpassword=***&pwd=***&api_token=***",
+        ),
+        ("sqlite:///x/state.db?timeout=3", "sqlite:///x/state.db?timeout=3"),
+    ],
+)
+def test_a_url_is_shown_without_any_password(url: str, shown: str) -> None:
+    from worker.urls import redacted_url
+
+    assert redacted_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "postgresql+psycopg2://ts:pw@127.0.0.1:5499/ts",
+            "the driver 'postgresql+psycopg2' is not supported: use sqlite:///PATH, "
+            "postgresql+psycopg://... or postgresql://... (both psycopg 3)",
+        ),
+        ("sqlite:///", "an in-memory SQLite database would lose"),
+        ("sqlite://", "an in-memory SQLite database would lose"),
+        ("sqlite:///:memory:", "an in-memory SQLite database would lose"),
+    ],
+)
+def test_a_database_url_that_cannot_keep_state_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    text = f"state:\n  database_url: {url!r}\n{GOOD}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(f"state.database_url: {problem}")
+
+
+def test_an_unset_variable_outside_tenants_stops_only_the_part_that_needs_it(
+    tmp_path: Path,
+) -> None:
+    text = (
+        GOOD
+        + """
+api:
+  auth:
+    client_secret: ${CONSOLE_SECRET}
+    tokens:
+      - {name: ci, sha256: "${CI_TOKEN_SHA}", role: TenantSync.Read}
+notifications:
+  - {kind: webhook, url: "${NOTIFY_URL}"}
+  - {kind: webhook, url: https://hooks.contoso.com/x}
+"""
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    assert config.job("contoso-to-fabrikam").target == "fabrikam"
+    assert config.unavailable_parts == {
+        "api": [
+            "api.auth.client_secret: environment variable CONSOLE_SECRET is not set",
+            "api.auth.tokens[0].sha256: environment variable CI_TOKEN_SHA is not set",
+        ],
+        "notifications[0]": ["notifications[0].url: environment variable NOTIFY_URL is not set"],
+    }
+    # The other notifier keeps its place (and its label, webhook#1).
+    assert [(i, n.host) for i, n in config.indexed_notifications()] == [(1, "hooks.contoso.com")]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [
+        *config.unavailable_parts["api"],
+        *config.unavailable_parts["notifications[0]"],
+    ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa
 from sqlalchemy.engine import URL
 
 from worker.domain.errors import BadRequest, Conflict, StopSync, SyncError, Transient
+from worker.urls import MASK, redacted_url, url_secrets
 
 T = TypeVar("T")
 
@@ -71,10 +72,10 @@ class _ContextManager(AbstractContextManager[Any]):
             return self.inner.__exit__(*exc_info)
 
 
-def _first_line(error: BaseException, secret: str | None = None) -> str:
+def _first_line(error: BaseException, secrets: Sequence[str] = ()) -> str:
     text = (str(error).strip().splitlines() or [""])[0].strip()
-    if secret:
-        text = text.replace(secret, "***")
+    for secret in secrets:
+        text = text.replace(secret, MASK)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -88,8 +89,8 @@ _NOT_ALLOWED = {"42501"}  # PostgreSQL's insufficient_privilege
 
 
 def database_name(url: URL) -> str:
-    """The database's URL for people: without its password."""
-    return url.render_as_string(hide_password=True)
+    """The database's URL for people: without its password (in the userinfo or the query)."""
+    return redacted_url(url.render_as_string(hide_password=False))
 
 
 def sql_error(error: sa.SQLAlchemyError, url: URL) -> SyncError:
@@ -105,7 +106,7 @@ def sql_error(error: sa.SQLAlchemyError, url: URL) -> SyncError:
     """
     original = getattr(error, "orig", None) or error
     where = f"the state database {database_name(url)}"
-    reason = _first_line(original, url.password and str(url.password))
+    reason = _first_line(original, url_secrets(url.render_as_string(hide_password=False)))
     code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", "")
     if isinstance(error, _SQL_UNREACHABLE):
         return Transient(f"{where} is unavailable: {reason}")
