@@ -358,6 +358,10 @@ class Ledger(Protocol):
 
     def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]: ...
 
+    def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
+        """The job's links (in any state) to these target users, by target id, each list in
+        source id order; a target user nobody links to is absent."""
+
     def link_count(self, job: str) -> int: ...
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:

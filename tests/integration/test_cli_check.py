@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -65,3 +66,19 @@ def test_a_wrong_secret_points_at_the_credential(sync_env: SyncEnv) -> None:
     check = failed(sync_env)["source: sign in"]
     assert "AADSTS" in check["detail"]
     assert "tenants.contoso.client_secret" in check["fix"]
+
+
+@pytest.mark.world(partners=True)
+def test_an_unreachable_graph_url_is_reported_within_seconds_not_ridden_out(
+    sync_env: SyncEnv,
+) -> None:
+    # Only graph_url is wrong: sign-in works, then every Graph request meets a closed port.
+    edit_tenant(sync_env, "fabrikam", graph_url=f"https://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    checks = failed(sync_env)
+    elapsed = time.monotonic() - started
+
+    assert "target: sign in" not in checks
+    assert "gave up after 2 attempts" in checks["target: read users"]["detail"]
+    assert "cannot reach" in checks["target: read users"]["fix"]
+    assert elapsed < 20, f"check took {elapsed:.0f} s"  # was 143 s: 8 attempts per request

@@ -157,6 +157,29 @@ def test_links_are_stored_per_job_and_read_back_as_written(ledger: Ledger) -> No
     assert ledger.link_count("job") == 1
 
 
+def test_links_are_found_by_their_target_user_in_any_state(ledger: Ledger) -> None:
+    # Two source users linked to one target user: what matching must refuse to make again.
+    shared = [link("a"), link("b", LinkState.SOFT_DELETED)]
+    for x in shared:
+        x.target_id = "t-shared"
+    ledger.commit_page("job", "r0", PageWrite(links=[link("c"), *shared]))
+    ledger.commit_page("other", "r0", PageWrite(links=[link("z")]))
+
+    found = ledger.links_by_target("job", ["t-shared", "t-c", "t-z", "t-missing", "t-c"])
+    assert found == {"t-shared": shared, "t-c": [link("c")]}
+    assert ledger.links_by_target("job", []) == {}
+
+    # Pointed elsewhere (recreated), a link no longer answers for its old target user.
+    moved = link("a")
+    moved.target_id = "t-new"
+    ledger.commit_page("job", "r1", PageWrite(links=[moved]))
+    found = ledger.links_by_target("job", ["t-shared", "t-new"])
+    assert {t: [x.source_id for x in links] for t, links in found.items()} == {
+        "t-shared": ["b"],
+        "t-new": ["a"],
+    }
+
+
 def test_a_link_read_back_is_a_copy(ledger: Ledger) -> None:
     ledger.commit_page("job", "r0", PageWrite(links=[link("a")]))
     ledger.links_for("job", ["a"])["a"].attributes["displayName"] = "changed"
@@ -536,6 +559,7 @@ def reads(ledger: Ledger) -> dict[str, object]:
         "runs": ledger.recent_runs("job"),
         "counts": [ledger.run_counts("job", r) for r in ("r0", "r1")],
         "links": ledger.links_for("job", ids),
+        "by target": ledger.links_by_target("job", [f"t-{i}" for i in ids]),
         "link count": ledger.link_count("job"),
         "unseen": (unseen(ledger, ""), unseen(ledger, "r1", 3)),
         "escrows": (ledger.escrows_for("job", ids), ledger.escrow_count("job")),

@@ -10,6 +10,8 @@ answers 404 is done, a repeated restore that answers 404 finds the user restored
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections import Counter
 from typing import Any
 
@@ -133,3 +135,23 @@ def test_each_cycle_gets_a_fresh_retry_budget_of_its_tenants(sync_env: SyncEnv) 
         assert again.client._http is source.client._http  # the same connections
     finally:
         runtime.close()
+
+
+def test_a_cycle_against_a_graph_url_that_never_answers_fails_fast(sync_env: SyncEnv) -> None:
+    # A wrong graph_url (a closed port) is not an outage to ride out for 40 s: the first request
+    # gets 3 attempts (docs/retries.md), then the cycle fails, naming the host.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{probe.getsockname()[1]}"
+    config = yaml.safe_load(sync_env.config.read_text())
+    config["tenants"]["contoso"]["graph_url"] = url
+    sync_env.config.write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    result = sync_env.cli("run", "sync", "--json")
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed"
+    assert f"gave up after 3 attempts ({url} has not answered yet)" in summary["error"]
+    assert elapsed < 20, f"the cycle took {elapsed:.0f} s to fail"

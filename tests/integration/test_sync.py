@@ -422,3 +422,40 @@ def test_a_cycle_run_by_the_worker_task_logs_its_end_once(sync_env: SyncEnv) -> 
     ends = [e for e in logs if e["event"] == "cycle finished"]
     assert len(ends) == 1, ends
     assert (ends[0]["status"], ends[0]["mode"]) == ("success", "full")
+
+
+def test_two_source_users_sharing_a_mail_are_not_linked_to_one_guest(tmp_path: Path) -> None:
+    # Both are invited in the same round of the same page; the sandbox, as Graph does, answers
+    # the second invitation of an address with the first one's user.
+    seed = build_world_seed(users=8)
+    users = seed["tenants"][0]["users"]
+    users[3]["mail"] = users[2]["mail"]
+    sharing = {users[2]["id"]: users[2], users[3]["id"]: users[3]}
+    with sync_world(tmp_path, seed) as env:
+        first = env.run_json("--full")
+
+        assert first["counts"]["failure"] == 1
+        (guest,) = by_mail(env.target_users())["user2@contoso.com"]
+        (winner,) = [u for u in sharing.values() if u["displayName"] == guest["displayName"]]
+        (loser,) = [u for u in sharing.values() if u is not winner]
+        assert guest["jobTitle"] == winner["jobTitle"] != loser["jobTitle"]
+        logs = json.loads(env.cli("logs", "sync", "--json", "--all", check=True).stdout)
+        (failed,) = [r for r in logs if r["sourceId"] == loser["id"]]
+        assert (failed["status"], failed["errorCode"]) == ("failure", "AmbiguousMatch")
+        assert f"target user {guest['id']} is already linked to source user" in failed["reason"]
+        assert winner["id"] in failed["reason"]
+        assert [r["targetId"] for r in logs if r["status"] == "success"].count(guest["id"]) == 1
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert status["escrows"] == 1
+
+        second = env.run_json("--full")
+
+        assert second["counts"]["failure"] == 1
+        (again,) = by_mail(env.target_users())["user2@contoso.com"]
+        assert (again["id"], again["displayName"], again["jobTitle"]) == (
+            guest["id"],
+            winner["displayName"],
+            winner["jobTitle"],
+        )
+        logs = json.loads(env.cli("logs", "sync", "--json", "--all", check=True).stdout)
+        assert not [r for r in logs if r["sourceId"] == loser["id"] and r["status"] != "failure"]

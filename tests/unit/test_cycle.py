@@ -256,6 +256,48 @@ def test_ambiguous_match_is_a_failure_and_creates_nothing() -> None:
     assert not w.ledger.links
 
 
+@pytest.mark.parametrize("page_size", [3, 1], ids=["same page", "pages of their own"])
+def test_two_source_users_sharing_a_mail_never_share_a_target_user(page_size: int) -> None:
+    # In one page both are invited in the same round and the target answers both with one
+    # user; on pages of their own the second matches the first's guest by mail.
+    w = World(page_size=page_size)
+    names = {
+        w.user(name, mail="shared@src.example", jobTitle=f"{name}'s job"): name
+        for name in ("fay", "gus")
+    }
+    if page_size > 1:  # a dry run plans the same (it cannot see across pages: nothing linked)
+        planned = w.run(dry_run=True)
+        assert (planned.counts["create"], planned.counts["failure"]) == (1, 1)
+
+    first = w.run()
+
+    assert (first.counts["create"], first.counts["failure"]) == (1, 1)
+    ((_, winner),) = w.ledger.links  # whichever the source listed first
+    (loser,) = set(names) - {winner}
+    (guest_id,) = w.target.users
+    guest = w.target.users[guest_id]
+    assert (guest["displayName"], guest["jobTitle"]) == (
+        names[winner].title(),
+        f"{names[winner]}'s job",
+    )
+    (failed,) = [o for o in first.outcomes if o.source_id == loser]
+    assert failed.error_code == "AmbiguousMatch"
+    assert f"target user {guest_id} is already linked to source user" in failed.reason
+    assert f"{names[winner]}@src.onmicrosoft.com ({winner})" in failed.reason
+    assert failed.target_id is None
+    assert not [x for x in w.target.writes if f"{names[loser]}'s job" in str(x[2])]
+    assert set(w.ledger.escrows_for("job", names)) == {loser}
+
+    # Again in a full cycle: nobody is linked to the guest anew, its attributes stay the same.
+    w.target.writes.clear()
+    second = w.run(mode="full")
+
+    assert second.counts["failure"] == 1
+    assert list(w.ledger.links) == [("job", winner)]
+    assert w.target.users[guest_id]["jobTitle"] == f"{names[winner]}'s job"
+    assert not [x for x in w.target.writes if x[0] == "patch"]
+
+
 def test_crash_mid_cycle_resumes_without_duplicates_or_gaps() -> None:
     w = World(page_size=2)
     names = [f"user{i}" for i in range(7)]

@@ -434,3 +434,18 @@ def test_a_malformed_answer_fails_its_own_object_only() -> None:
     assert broken.code == "UnexpectedAnswer"
     assert isinstance(fine, Invitation)
     assert fine.user_id == "u-2"
+
+
+def test_a_batch_to_a_graph_that_never_answered_fails_after_few_attempts() -> None:
+    def refused(items: list[dict[str, Any]]) -> Any:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    sleeps: list[float] = []
+    batches, sent = executor(refused, sleeps)
+
+    (result,) = batches.run([BatchCall("PATCH", "/users/a", {"city": "x"})])
+
+    assert isinstance(result, Transient)
+    assert "gave up after 3 attempts (https://graph.example has not answered yet)" in str(result)
+    assert len(sent) == 3
+    assert sum(sleeps) <= 1.5

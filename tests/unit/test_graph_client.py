@@ -13,7 +13,7 @@ import pytest
 
 from worker.adapters.graph.client import GraphClient, translate_error
 from worker.adapters.graph.directory import odata_string
-from worker.adapters.graph.retry import RetryBudget, RetryPolicy, is_idempotent
+from worker.adapters.graph.retry import CHECK_POLICY, RetryBudget, RetryPolicy, is_idempotent
 from worker.domain.errors import BadRequest, Conflict, NotFound, ResyncRequired, StopSync, Transient
 
 pytestmark = pytest.mark.unit
@@ -355,3 +355,76 @@ def test_an_unreadable_answer_is_a_transient_error_not_a_crash() -> None:
     assert caught.value.code == "UnexpectedAnswer"
     with pytest.raises(Transient):
         client(lambda _: httpx.Response(200, json=[1, 2]), []).get_json("/users")
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def test_a_graph_that_never_answered_gets_few_attempts_a_graph_that_did_every_one() -> None:
+    policy = RetryPolicy()
+    never = Transient("connection failed", code="ConnectionFailed")
+    outage = Transient("Service Unavailable", code="HTTP503", status=503)
+    assert policy.attempts(never, reached=False) == 3  # a wrong graph_url fails fast
+    assert policy.attempts(never, reached=True) == 8  # Graph worked: an outage, ridden out
+    assert policy.attempts(outage, reached=False) == 8
+    assert RetryPolicy(max_attempts=2).attempts(never, reached=False) == 2
+
+
+def test_a_refused_connection_to_a_graph_that_never_answered_fails_within_seconds() -> None:
+    calls: list[str] = []
+    sleeps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return refused(request)
+
+    graph = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(handler),
+        sleep=sleeps.append,
+    )
+    with pytest.raises(Transient) as caught:
+        graph.get_json("/users")
+
+    assert len(calls) == 3
+    assert sum(sleeps) <= 1.5
+    assert "gave up after 3 attempts (https://graph.example has not answered yet)" in str(
+        caught.value
+    )
+    assert "Connection refused" in str(caught.value)  # `check` reads it as a network problem
+
+
+def test_once_graph_has_answered_a_refused_connection_is_ridden_out() -> None:
+    answers: list[httpx.Response | Exception] = [httpx.Response(200, json={})]
+    answers += [httpx.ConnectError("refused")] * 6 + [httpx.Response(200, json={"ok": 1})]
+    sleeps: list[float] = []
+    graph = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(sequence(*answers)),
+        sleep=sleeps.append,
+    )
+    graph.get_json("/users")
+    # Each cycle's copy of the client knows it too.
+    cycle = graph.with_budget(RetryBudget(900.0))
+
+    assert cycle.get_json("/users") == {"ok": 1}
+    assert len(sleeps) == 6
+
+
+def test_the_check_policy_repeats_once_after_at_most_a_second() -> None:
+    calls: list[str] = []
+    sleeps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return graph_error(503, "ServiceUnavailable")
+
+    graph = client(handler, sleeps).with_policy(CHECK_POLICY)
+    with pytest.raises(Transient, match="gave up after 2 attempts"):
+        graph.get_json("/users")
+    assert len(calls) == 2
+    assert len(sleeps) == 1
+    assert sleeps[0] <= 1.0

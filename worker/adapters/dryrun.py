@@ -167,6 +167,19 @@ class DryRunLedger:
         found.update(self.mine.links_for(job, ids))
         return {i: found[i] for i in ids if i in found}
 
+    def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
+        """The base's links to these targets, less those the overlay holds (it may point them
+        elsewhere), with the overlay's."""
+        ids = list(dict.fromkeys(target_ids))
+        merged: dict[str, list[Link]] = {}
+        for target, links in self.base.links_by_target(job, ids).items():
+            kept = [x for x in links if (job, x.source_id) not in self.mine.links]
+            if kept:
+                merged[target] = kept
+        for target, links in self.mine.links_by_target(job, ids).items():
+            merged[target] = sorted(merged.get(target, []) + links, key=lambda link: link.source_id)
+        return merged
+
     def link_count(self, job: str) -> int:
         shadowed = self.base.links_for(job, [i for j, i in self.mine.links if j == job])
         hidden = sum(1 for link in shadowed.values() if link.state in LIVE)

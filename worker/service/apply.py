@@ -8,6 +8,12 @@ target in one call (which the Graph adapter sends as `$batch`). Per-object failu
 failure outcomes; only `StopSync` escapes, because it stops the whole cycle. A target that
 answers writes without making them (a dry run's, see worker/adapters/dryrun.py) answers
 `Simulated` (or an `Invitation` marked simulated): the outcome then says what would be done.
+
+One target user stands for one source user. A create takes the target user it matched or its
+invitation answered only if no other source user of the job is linked to it (the ledger) or took
+it earlier in the same `apply` (two users sharing an address are invited in the same round, and
+Graph answers both with one user): otherwise it fails as `AmbiguousMatch`, before writing
+anything, and goes to escrow (`Claims`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from worker.ports import (
     GetUser,
     Invitation,
     Invite,
+    Ledger,
     LiveProgress,
     NoLiveProgress,
     PatchUser,
@@ -77,12 +84,78 @@ class Task:
     redacted: frozenset[str] = frozenset()
 
 
+class Claims:
+    """Which source user each target user stands for, in one `apply`: the job's links to it
+    (read from the ledger once per round for the target users the round's answers name), and
+    the target users this `apply`'s creates took so far. (Two pages exported at the same time
+    on different workers do not see each other's claims until they commit: two users of one
+    address in such pages can still race; the ledger does not enforce one link per target.)"""
+
+    def __init__(self, ledger: Ledger, job: str) -> None:
+        self.ledger = ledger
+        self.job = job
+        self._linked: dict[str, list[Link]] = {}  # target id -> the job's links to it
+        self._taken: dict[str, tuple[str, str]] = {}  # target id -> (source id, label)
+        self._invited: dict[str, tuple[str, str]] = {}  # address -> (source id, label)
+
+    def read(self, target_ids: Sequence[str]) -> None:
+        """Read the links to these target users, in one ledger call."""
+        wanted = [t for t in dict.fromkeys(target_ids) if t not in self._linked]
+        if wanted:
+            found = self.ledger.links_by_target(self.job, wanted)
+            self._linked.update({t: found.get(t, []) for t in wanted})
+
+    def take(self, target_id: str, work: _Work) -> None:
+        """Let this source user stand for the target user, or raise Conflict (AmbiguousMatch)
+        when another source user already does."""
+        self.read([target_id])
+        others = [
+            (x.source_id, x.source_label)
+            for x in self._linked[target_id]
+            if x.source_id != work.item.id
+        ]
+        taken = self._taken.get(target_id)
+        if taken is not None and taken[0] != work.item.id:
+            others.append(taken)
+        if others:
+            _refuse(f"target user {target_id} is already linked to", others[0], work)
+        self._taken[target_id] = (work.item.id, work.label)
+
+    def take_address(self, address: str, work: _Work) -> None:
+        """A dry run's invitation names no user: two of one address would get one user."""
+        taken = self._invited.setdefault(address.lower(), (work.item.id, work.label))
+        if taken[0] != work.item.id:
+            _refuse(f"{address} is already invited for", taken, work)
+
+
+def _refuse(taken: str, owner: tuple[str, str], work: _Work) -> None:
+    """Fail the object as AmbiguousMatch: what is `taken` by which other source user."""
+    source_id, label = owner
+    who = f"{label} ({source_id})" if label else source_id
+    message = (
+        f"{taken} source user {who}: two source users match one target user; fix the source "
+        "or the matching mappings"
+    )
+    work.steps.append(Step("matching", Status.FAILURE, message))
+    raise Conflict(message, code="AmbiguousMatch")
+
+
+def _named_targets(answer: Any) -> list[str]:
+    """The target users an answer names, which a create may then take."""
+    if isinstance(answer, Invitation) and not answer.simulated:
+        return [answer.user_id]
+    if isinstance(answer, list):
+        return [u.id for u in answer if isinstance(u, TargetUser)]
+    return []
+
+
 @dataclass
 class _Work:
     """The outcome being built for one object."""
 
     item: SourceItem
     steps: list[Step]
+    claims: Claims
     redacted: frozenset[str] = frozenset()
     modified: dict[str, Change] = field(default_factory=dict)
     label: str = ""
@@ -106,12 +179,14 @@ class Exporter:
         spec: JobSpec,
         target: TargetDirectory,
         *,
+        ledger: Ledger,
         run_id: str,
         monotonic: Callable[[], float] = time.monotonic,
         live: LiveProgress | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
+        self.ledger = ledger
         self.run_id = run_id
         self._monotonic = monotonic
         self.live: LiveProgress = live or NoLiveProgress()
@@ -119,7 +194,8 @@ class Exporter:
     # driving ------------------------------------------------------------------------------------
     def apply(self, tasks: Sequence[Task]) -> list[Applied]:
         """Carry out every task; the requests of each round go to the target together."""
-        flows = [self._object(task) for task in tasks]
+        claims = Claims(self.ledger, self.spec.name)
+        flows = [self._object(task, claims) for task in tasks]
         results: list[Applied | None] = [None] * len(flows)
         asking: dict[int, TargetRequest] = {}
         # People watching see each round's objects done, not only each page's.
@@ -131,6 +207,7 @@ class Exporter:
         while asking:
             order = list(asking)
             answers = self.target.execute([asking[i] for i in order])
+            claims.read([t for answer in answers for t in _named_targets(answer)])
             for index, answer in zip(order, answers, strict=True):
                 _advance(flows[index], answer, index, asking, results)
             done = sum(1 for i in order if i not in asking and i in writing)
@@ -138,14 +215,21 @@ class Exporter:
         return [r for r in results if r is not None]
 
     # one object ---------------------------------------------------------------------------------
-    def _object(self, task: Task) -> Flow:
+    def _object(self, task: Task, claims: Claims) -> Flow:
         started = self._monotonic()
         item, link = task.item, task.link
         if isinstance(item, SourceUser):
             label, mail = item.label, item.mail or ""
         else:
             label, mail = (link.source_label, link.source_mail) if link else ("", "")
-        work = _Work(item=item, steps=task.steps, redacted=task.redacted, label=label, mail=mail)
+        work = _Work(
+            item=item,
+            steps=task.steps,
+            claims=claims,
+            redacted=task.redacted,
+            label=label,
+            mail=mail,
+        )
         try:
             applied = yield from self._decision(task.decision, link, work)
         except StopSync:
@@ -193,6 +277,7 @@ class Exporter:
     def _create(self, address: str, values: MappedValues, work: _Work) -> Flow:
         matched = yield from self._match(address, values, work)
         if matched is not None:
+            work.claims.take(matched.id, work)
             changes = diff(values.values, matched.attributes)
             work.steps.append(
                 Step(
@@ -219,6 +304,11 @@ class Exporter:
         work.steps.append(Step("processing", Status.SUCCESS, f"create: invite {address}"))
         invitation: Invitation = yield Invite(address, _display_name(values), self.spec.user_type)
         simulated = work.answered(invitation)
+        # An address another source user has: Graph answers with that user's target user.
+        if simulated:
+            work.claims.take_address(address, work)
+        else:
+            work.claims.take(invitation.user_id, work)
         work.steps.append(
             Step(
                 "export",

@@ -131,7 +131,12 @@ class CycleService:
     def pipeline(self, run_id: str) -> PagePipeline:
         """The page pipeline of one run of this job, on this service's collaborators."""
         exporter = Exporter(
-            self.spec, self.target, run_id=run_id, monotonic=self.monotonic, live=self.live
+            self.spec,
+            self.target,
+            ledger=self.ledger,
+            run_id=run_id,
+            monotonic=self.monotonic,
+            live=self.live,
         )
         return PagePipeline(
             self.spec,

@@ -73,7 +73,9 @@ class OnDemand:
         if isinstance(prepared, ObjectOutcome):
             outcome, changed = prepared, None
         else:
-            exporter = Exporter(spec, self.target, run_id=run.run_id, monotonic=time.monotonic)
+            exporter = Exporter(
+                spec, self.target, ledger=self.ledger, run_id=run.run_id, monotonic=time.monotonic
+            )
             (applied,) = exporter.apply([prepared])
             outcome = applied.outcome
             changed = applied.link if applied.link_changed else None

@@ -125,11 +125,15 @@ class BatchExecutor:
             first = last_error.get(again[0]) or Transient("no answer")
             pause = wait if wait is not None else self.client.delay(attempt, first)
             budget = self.client.budget
-            spent = attempt >= self.client.policy.max_attempts or not budget.take(pause)
-            if spent:
-                why = "" if attempt >= self.client.policy.max_attempts else budget.describe()
+            capped = attempt >= self.client.attempts(first)
+            if capped or not budget.take(pause):
                 for i in again:
-                    results[i] = give_up(last_error.get(i) or Transient("no answer"), attempt, why)
+                    error = last_error.get(i) or Transient("no answer")
+                    results[i] = (
+                        self.client.give_up(error, attempt)
+                        if capped
+                        else give_up(error, attempt, budget.describe())
+                    )
                 break
             self.client.sleep(pause)
             pending = again

@@ -1,8 +1,9 @@
 """`tenant-sync check JOB`: can this job work? Credentials, permissions, partner settings.
 
 Each check says ✓ or ✗ (or ! when it cannot tell) and, when it fails, how to fix it. Nothing is
-written. Permissions are read from the `roles` claim of the app-only token, which is where Entra
-lists the application permissions granted to the app.
+written, and nothing waits long: a request is repeated at most once (`retry.CHECK_POLICY`).
+Permissions are read from the `roles` claim of the app-only token, which is where Entra lists
+the application permissions granted to the app.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.adapters.graph.client import GraphClient
+from worker.adapters.graph.retry import CHECK_POLICY
 from worker.domain.errors import NotFound, StopSync, SyncError
 
 SOURCE_ROLES = {
@@ -174,8 +176,9 @@ class JobChecks:
             "target": target_side or Side("target"),
         }
         self.job = job
-        self.source = source
-        self.target = target
+        # A person waits for the answer: a failure is reported within seconds, not ridden out.
+        self.source = source.with_policy(CHECK_POLICY)
+        self.target = target.with_policy(CHECK_POLICY)
         self.source_tenant = source_tenant
         self.target_tenant = target_tenant
         self.groups = groups

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from worker.adapters.graph.retry import (
     RetryPolicy,
     give_up,
     is_idempotent,
+    never_sent,
     retryable,
     settled_by_replay,
 )
@@ -136,6 +138,9 @@ class GraphClient:
             trust_env=False,
         )
         self.policy = policy or RetryPolicy()
+        # Set once Graph has answered (any status): shared by this client's copies, so that a
+        # connection failure after that is an outage, not a wrong graph_url (see retry.py).
+        self._reached = threading.Event()
         # Without a cycle's budget (see `with_budget`) only the attempt cap bounds the waits.
         self.budget = budget or RetryBudget(None)
         self._sleep = sleep
@@ -153,6 +158,31 @@ class GraphClient:
         bound = copy.copy(self)
         bound.budget = budget
         return bound
+
+    def with_policy(self, policy: RetryPolicy) -> GraphClient:
+        """This client (same connections, tokens, budget and watcher) repeating as `policy` says."""
+        bound = copy.copy(self)
+        bound.policy = policy
+        return bound
+
+    @property
+    def reached(self) -> bool:
+        """Whether the tenant's Graph has answered a request of this client (or a copy) yet."""
+        return self._reached.is_set()
+
+    def attempts(self, error: SyncError) -> int:
+        """How many attempts in all a request failing with `error` gets (see retry.py)."""
+        return self.policy.attempts(error, reached=self.reached)
+
+    def give_up(self, error: SyncError, attempt: int) -> Transient:
+        """The final error after `attempt` attempts, saying when Graph never answered."""
+        if self.reached or not never_sent(error):
+            return give_up(error, attempt)
+        return give_up(
+            error,
+            attempt,
+            f"gave up after {attempt} attempts ({self.origin} has not answered yet)",
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -198,8 +228,8 @@ class GraphClient:
                     return httpx.Response(204, request=httpx.Request(method, url))
                 if not retry or not retryable(error, idempotent=repeatable):
                     raise
-                if attempt >= self.policy.max_attempts:
-                    raise give_up(error, attempt) from None
+                if attempt >= self.attempts(error):
+                    raise self.give_up(error, attempt) from None
                 pause = self.delay(attempt, error)
                 if not self.budget.take(pause):
                     raise give_up(error, attempt, self.budget.describe()) from None
@@ -230,6 +260,7 @@ class GraphClient:
         except httpx.HTTPError as exc:
             self.observe(method, 0)
             raise transport_error(method, url, exc) from exc
+        self._reached.set()
         # A $batch that got through is counted item by item instead (see batch.py).
         if not (url.endswith("/$batch") and response.is_success):
             self.observe(method, response.status_code)

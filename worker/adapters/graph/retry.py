@@ -13,6 +13,10 @@ of a `$batch` (batch.py); docs/retries.md explains it for operators.
   the restore flow, which reads the user: restored already, or gone from the recycle bin.)
 - The budget: the waits of one cycle against one tenant add up to at most `limits.retry_budget`;
   once it is spent a failure is final at its first answer and goes to escrow.
+- A connection that fails (refused, no such host, connect timeout) before the tenant's Graph has
+  ever answered this process is most likely a wrong `graph_url`: it gets `unreached_attempts`
+  (3), so a cycle fails within seconds. Once Graph has answered, a connection failure is an
+  outage to ride out, with every attempt. `check` uses `CHECK_POLICY`: 2 attempts, short waits.
 """
 
 from __future__ import annotations
@@ -63,6 +67,16 @@ class RetryPolicy:
     max_attempts: int = 8
     base_s: float = 0.5
     cap_s: float = 30.0
+    # Attempts of a request whose connection fails before the tenant's Graph has ever answered.
+    unreached_attempts: int = 3
+
+    def attempts(self, error: SyncError, *, reached: bool) -> int:
+        """How many attempts in all a request failing with `error` gets; `reached`: whether the
+        tenant's Graph has answered this process before (a wrong URL should fail fast, an
+        outage of a Graph that worked be ridden out)."""
+        if not reached and never_sent(error):
+            return min(self.max_attempts, self.unreached_attempts)
+        return self.max_attempts
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """The wait after failed attempt `attempt` (1-based): jittered, so workers spread out."""
@@ -73,6 +87,16 @@ class RetryPolicy:
         if isinstance(error, Transient) and error.retry_after is not None:
             return error.retry_after
         return self.backoff(attempt, rng)
+
+
+# `tenant-sync check` is asked by a person waiting for its answer: a failure is reported, not
+# ridden out (at most one repeat, after at most a second).
+CHECK_POLICY = RetryPolicy(max_attempts=2, base_s=0.5, cap_s=1.0, unreached_attempts=2)
+
+
+def never_sent(error: SyncError) -> bool:
+    """A failure of the connection itself: the request never reached the server."""
+    return isinstance(error, Transient) and error.status is None and error.code == NOT_SENT
 
 
 def is_idempotent(method: str, path: str) -> bool:

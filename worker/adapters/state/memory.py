@@ -109,6 +109,14 @@ class MemoryLedger:
             if (job, sid) in self.links
         }
 
+    def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
+        wanted = set(target_ids)
+        found: dict[str, list[Link]] = {}
+        for (j, _), link in sorted(self.links.items()):
+            if j == job and link.target_id in wanted:
+                found.setdefault(link.target_id, []).append(copy.deepcopy(link))
+        return found
+
     def link_count(self, job: str) -> int:
         return sum(
             1 for (j, _), link in self.links.items() if j == job and link.state in LIVE_STATES

@@ -438,6 +438,20 @@ class SqlLedger:
                 found.update({row.source_id: _link_from_row(row) for row in rows})
         return found
 
+    def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
+        ids = list(dict.fromkeys(target_ids))
+        found: dict[str, list[Link]] = {}
+        with self._session() as session:
+            for start in range(0, len(ids), CHUNK):
+                rows = session.scalars(
+                    select(LinkRow)
+                    .where(LinkRow.job == job, LinkRow.target_id.in_(ids[start : start + CHUNK]))
+                    .order_by(LinkRow.source_id)
+                )
+                for row in rows:
+                    found.setdefault(row.target_id, []).append(_link_from_row(row))
+        return found
+
     def link_count(self, job: str) -> int:
         with self._session() as session:
             return int(
