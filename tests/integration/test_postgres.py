@@ -196,7 +196,7 @@ def test_a_stopped_server_is_a_transient_error_naming_the_database_without_its_p
                 call()
             message = str(caught.value)
             assert message.startswith(
-                f"the state database postgresql+psycopg://postgres:***@127.0.0.1:"
+                f"the state database postgresql+psycopg://postgres@127.0.0.1:"
                 f"{own_postgres.port}/{name} is unavailable: OperationalError: "
             ), message
             assert "Sw0rdfish-77" not in message
