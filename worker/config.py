@@ -30,7 +30,6 @@ from pydantic import (
     model_validator,
 )
 
-from worker.domain.expressions import ExpressionError, parse
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
@@ -1298,6 +1297,9 @@ def _mapping(
             return None
     expression = None
     if mapping.expression is not None:
+        # The expression engine loads only for a config that has expressions (start-up time).
+        from worker.domain.expressions import ExpressionError, parse
+
         try:
             expression = parse(mapping.expression)
         except ExpressionError as exc:
