@@ -100,6 +100,8 @@ def format_duration(delta: timedelta) -> str:
 
 
 class Strict(BaseModel):
+    # Validators are built on first use, not at import: a command starts faster, and models a
+    # config does not use (a notifier kind, say) are never built.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
