@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -237,6 +238,7 @@ def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         # Exact at every size: one target user per source user, no more.
         target = [u for u in env.target_users() if "#EXT#" in u["userPrincipalName"]]
         mails = [u.get("mail") for u in target]
+        sandbox_rss = peak_rss_mb(env.sandbox.process.pid)
 
     result = {
         "creating_full_cycle": figures(creating, USERS),
@@ -246,6 +248,11 @@ def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         "sql_bytes_per_user_after_create": round(after_create_bytes / USERS),
         "no_change_provisioning_log_rows": log_rows,
         "target_users": len(target),
+        # What the harness itself needs (it holds the seed): for planning the 1,000,000 run.
+        "sandbox_peak_rss_mb": round(sandbox_rss, 1),
+        "bench_process_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
     }
     record(database, result)
     print(f"\nscale, {USERS:,} users, {database}: {json.dumps(result)}")
