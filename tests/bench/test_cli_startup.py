@@ -1,4 +1,5 @@
-"""Benchmark (make bench): how long `tenant-sync status` and `validate` take, start to exit.
+"""Benchmark (make bench-scale): how long `tenant-sync status` and `validate` take, start to
+exit.
 
 Against a small world (the sandbox, the embedded Redis, SQLite) after one cycle, so `status` has
 a cycle, links and a deletion window to show. Each command runs RUNS times, interleaved, after a
@@ -22,7 +23,7 @@ import pytest
 
 from tests.conftest import SyncEnv
 
-pytestmark = pytest.mark.bench
+pytestmark = pytest.mark.bench_scale
 
 RUNS = 11
 TARGET_S = 0.5
