@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration e2e bench soak clean
+.PHONY: demo test lint typecheck unit integration e2e bench bench-scale soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tenant-sync needs Python 3.11 or newer (PYTHON=$(PYTHON) is " + sys.version.split()[0] + ")")'
@@ -39,6 +39,11 @@ e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -q -s tests/bench
+
+# One job over TENANT_SYNC_SCALE_USERS generated users (default 1,000,000), SQLite and PostgreSQL
+# (TENANT_SYNC_SCALE_DATABASES): writes bench-results/scale.json.
+bench-scale: $(STAMP)
+	$(BIN)/python -m pytest -m bench_scale -q -s tests/bench/test_cli_startup.py tests/bench/test_scale.py
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -q -rA tests/e2e

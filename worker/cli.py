@@ -31,7 +31,6 @@ from worker.config import (
     load_config,
     notifier_label,
 )
-from worker.logging import configure_logging
 
 HELP = (
     "Cross-tenant synchronization of Microsoft Entra ID users, self-hosted.\n\n"
@@ -150,6 +149,8 @@ def _config(ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = N
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)
         raise typer.Exit(2) from None
+    from worker.logging import configure_logging  # structlog: not for `validate`
+
     configure_logging(config.logging.format, config.logging.level)
     return config
 
@@ -188,15 +189,26 @@ def _state_failed(
 
 
 @contextmanager
-def _runtime(config: Config, *, on_failure: Callable[[str], None] | None = None) -> Iterator[Any]:
+def _runtime(
+    config: Config,
+    *,
+    on_failure: Callable[[str], None] | None = None,
+    read_only: bool = False,
+) -> Iterator[Any]:
     """The state adapters, checked before use: the SQLite file can be made, Redis answers.
 
     Redis and SQL failures, when opening or later, end the command with one line naming the
     setting (exit 1 unreachable, 2 a setting that cannot work); `on_failure` is told the line
-    first (e.g. to print `run --json`'s object).
+    first (e.g. to print `run --json`'s object). `read_only` opens the state alone
+    (worker.state_view), without the Graph clients and services: a much faster start.
     """
-    from worker.bootstrap import open_runtime
     from worker.domain.errors import StopSync
+
+    open_runtime: Callable[[Config], Any]
+    if read_only:
+        from worker.state_view import open_state_view as open_runtime
+    else:
+        from worker.bootstrap import open_runtime
     from worker.state_errors import check_sqlite
 
     problem = check_sqlite(config)
@@ -651,7 +663,7 @@ def status(
     names = [job] if job else sorted(cfg.jobs)
     if job:
         _job(cfg, job, on_failure=failed)
-    with _runtime(cfg, on_failure=failed) as runtime:
+    with _runtime(cfg, on_failure=failed, read_only=True) as runtime:
         lock = runtime.job_lock()
         statuses = [
             job_status(

@@ -30,7 +30,6 @@ from pydantic import (
     model_validator,
 )
 
-from worker.domain.expressions import ExpressionError, parse
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
@@ -50,6 +49,16 @@ DURATION_RE = re.compile(
 )
 MIN_INTERVAL = timedelta(seconds=10)
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Database URLs that surely pass the checks below (a SQLite file without options; PostgreSQL
+# through psycopg with at most one "@", ending the user part, and a numeric port): accepted
+# without importing SQLAlchemy, which would double `validate`'s start-up. Any other URL is
+# checked by SQLAlchemy itself, so its messages are unchanged.
+PLAIN_DATABASE_URL_RE = re.compile(
+    r"sqlite:///(?!:memory:\Z|file::memory:)[^?@]+"
+    r"|postgresql(?:\+psycopg)?://"
+    r"(?:[^:/@?]*(?::[^@/?]*)?@)?[\w.-]*(?::[0-9]+)?(?:/[^?@]*)?(?:\?[^@]*)?"
+)
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -91,7 +100,9 @@ def format_duration(delta: timedelta) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built on first use, not at import: a command starts faster, and models a
+    # config does not use (a notifier kind, say) are never built.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # What `make_engine` can open: SQLite, and PostgreSQL through psycopg 3 (the driver installed;
@@ -149,6 +160,8 @@ class StateConfig(Strict):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError(f"must be {DATABASE_URL_FORMS}")
+        if PLAIN_DATABASE_URL_RE.fullmatch(value):
+            return value
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -551,7 +564,7 @@ class TeamsNotification(WebhookNotification):
 class EmailNotification(NotifierConfig):
     """Mails each event through an SMTP relay: smtp:// (plain), smtp+starttls:// or smtps://."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     kind: Literal["email"]
     smtp_url: str
@@ -1286,6 +1299,9 @@ def _mapping(
             return None
     expression = None
     if mapping.expression is not None:
+        # The expression engine loads only for a config that has expressions (start-up time).
+        from worker.domain.expressions import ExpressionError, parse
+
         try:
             expression = parse(mapping.expression)
         except ExpressionError as exc:

@@ -1,13 +1,17 @@
 """Benchmark (make bench): mapping throughput on one core.
 
 The default mapping set plus five expression mappings, parsed once, evaluated over 100,000
-synthetic users the way a cycle does (one Mapper per cycle). Target: at least 50,000 users/s.
+synthetic users the way a cycle does (one Mapper per cycle), ROUNDS times. Target: at least
+50,000 users/s, for the median round. The rate is users per second of this process's CPU time
+(one core's work): on a shared machine, wall time also counts the time other processes held the
+core, which is the machine's noise, not the mapper's speed; the wall-time rate is reported too.
 Writes bench-results/mapping.json.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from random import Random
@@ -22,6 +26,7 @@ from worker.domain.model import SourceUser
 pytestmark = pytest.mark.bench
 
 USERS = 100_000
+ROUNDS = 5
 TARGET_USERS_PER_S = 50_000
 # Five expression mappings on top of the 21 default ones: 26 mappings in all.
 EXPRESSIONS = {
@@ -69,18 +74,24 @@ def test_mapping_throughput() -> None:
     users = synthetic_users(USERS)
     setup_s = time.perf_counter() - started
 
-    started = time.perf_counter()
-    for user in users:
-        mapper.map(user, creating=False)
-    elapsed = time.perf_counter() - started
-    rate = USERS / elapsed
+    cpu_rates, wall_rates = [], []
+    for _ in range(ROUNDS):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for user in users:
+            mapper.map(user, creating=False)
+        wall_rates.append(USERS / (time.perf_counter() - started))
+        cpu_rates.append(USERS / (time.process_time() - started_cpu))
+    rate = statistics.median(cpu_rates)
 
     result = {
         "users": USERS,
         "mappings": len(specs),
         "expressions": len(EXPRESSIONS),
-        "seconds": round(elapsed, 3),
-        "users_per_s": round(rate),
+        "rounds": ROUNDS,
+        "users_per_cpu_s_median": round(rate),
+        "users_per_cpu_s": [round(r) for r in cpu_rates],
+        "users_per_wall_s_median": round(statistics.median(wall_rates)),
+        "users_per_wall_s": [round(r) for r in wall_rates],
         "target_users_per_s": TARGET_USERS_PER_S,
         "setup_s": round(setup_s, 3),
     }
@@ -89,6 +100,7 @@ def test_mapping_throughput() -> None:
     (out / "mapping.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"\nmapping: {len(specs)} mappings ({len(EXPRESSIONS)} expressions), {USERS:,} users: "
-        f"{rate:,.0f} users/s on one core (target {TARGET_USERS_PER_S:,})"
+        f"median of {ROUNDS} rounds {rate:,.0f} users per CPU second "
+        f"({statistics.median(wall_rates):,.0f} per wall second; target {TARGET_USERS_PER_S:,})"
     )
     assert rate >= TARGET_USERS_PER_S

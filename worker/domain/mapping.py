@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from random import Random
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from worker.domain.model import Change, SourceUser
 
@@ -163,6 +163,24 @@ def is_empty(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, list | tuple) and not value)
 
 
+class _Step(NamedTuple):
+    """One mapping, unpacked once so that `Mapper.map` reads locals, not attributes."""
+
+    target: str
+    source: str | None
+    constant: Any
+    expression: Expression | None
+    context: EvaluationContext | None  # set for an expression
+    default: Any
+    target_type: str
+    plain_string: bool  # an Edm.String target: a str value needs no coercion
+
+
+def _entry(step: _Step) -> tuple[str, str, _Step | None]:
+    short = step.source is not None and step.context is None and step.default is None
+    return step.target, step.source or "", None if short and step.plain_string else step
+
+
 class Mapper:
     """Evaluates a job's mappings for many users; per-mapping setup is done once, here."""
 
@@ -170,51 +188,80 @@ class Mapper:
         self, mappings: Sequence[MappingSpec], context: EvaluationContext | None = None
     ) -> None:
         ctx = context or EvaluationContext()
-        # Each expression sees its own target attribute (SelectUniqueValue needs it).
-        self._plan = [
+        steps = [
             (
-                spec,
-                EvaluationContext(
-                    now=ctx.now,
-                    random=ctx.random,
-                    is_unique=ctx.is_unique,
-                    target_attribute=spec.target,
-                )
-                if spec.expression is not None
-                else None,
+                spec.apply,
+                _Step(
+                    target=spec.target,
+                    source=spec.source,
+                    constant=spec.constant,
+                    expression=spec.expression,
+                    # Each expression sees its own target attribute (SelectUniqueValue needs it).
+                    context=EvaluationContext(
+                        now=ctx.now,
+                        random=ctx.random,
+                        is_unique=ctx.is_unique,
+                        target_attribute=spec.target,
+                    )
+                    if spec.expression is not None
+                    else None,
+                    default=spec.default,
+                    target_type=spec.target_type,
+                    plain_string=spec.target_type == "Edm.String",
+                ),
             )
             for spec in mappings
         ]
+        # The mapping set of a creation, and of an update (without the on-create mappings). A
+        # direct mapping to a string property without a default (most of them) is the pair
+        # (target, source) with no step: `map` takes its short path.
+        self._creating = [_entry(step) for _, step in steps]
+        self._updating = [_entry(step) for apply, step in steps if apply is not Apply.ON_CREATE]
 
     def map(self, user: SourceUser, *, creating: bool) -> MappedValues:
         """Evaluate every mapping that applies now; leave out nulls, empties and ignored flows."""
         attributes = user.attributes
         values: dict[str, Any] = {}
         redacted: set[str] | None = None
-        for spec, scoped in self._plan:
-            if spec.apply is Apply.ON_CREATE and not creating:
+        steps = self._creating if creating else self._updating
+        get = attributes.get
+        for target, source, step in steps:
+            if step is None:  # direct, to a string property, no default
+                value = get(source)
+                if value is None:
+                    continue
+                if type(value) is str:
+                    if value:
+                        values[target] = value
+                    continue
+                if value == "" or value == []:
+                    continue
+                value = coerce(value, "Edm.String")
+                if not is_empty(value):
+                    values[target] = value
                 continue
+            _, direct, constant, expression, scoped, default, type_, plain = step
             if scoped is not None:
-                value = spec.expression.evaluate(attributes, scoped)  # type: ignore[union-attr]
+                value = expression.evaluate(attributes, scoped)  # type: ignore[union-attr]
                 if value is IGNORED:
                     continue
                 if isinstance(value, Redacted):
                     value = value.value
                     redacted = redacted or set()
-                    redacted.add(spec.target)
-            elif spec.source is not None:
-                value = attributes.get(spec.source)
+                    redacted.add(target)
+            elif direct is not None:
+                value = get(direct)
             else:
-                value = spec.constant
-            if creating and spec.default is not None and is_empty(value):
-                value = spec.default
+                value = constant
+            if creating and default is not None and is_empty(value):
+                value = default
             if value is None or value == "" or value == []:
                 continue
-            if not (spec.target_type == "Edm.String" and type(value) is str):
-                value = coerce(value, spec.target_type)
+            if not (plain and type(value) is str):
+                value = coerce(value, type_)
                 if is_empty(value):
                     continue
-            values[spec.target] = value
+            values[target] = value
         return MappedValues(values=values, redacted=frozenset(redacted or ()))
 
 

@@ -35,7 +35,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -876,6 +875,9 @@ class SqlLedger:
         keys = [column.name for column in model.__table__.primary_key]
         # PostgreSQL refuses to touch one row twice in a statement: a key's last row wins.
         unique = list({tuple(row[key] for key in keys): row for row in rows}.values())
+        # Imported here: read-only commands (`status`) start without the dialects' insert code.
+        from sqlalchemy.dialects import postgresql, sqlite
+
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(unique), CHUNK):
             statement = insert(model).values(unique[start : start + CHUNK])

@@ -36,7 +36,7 @@ def _lower_char(ch: str) -> str:
 
 
 def to_upper(text: str, culture: str | None = None) -> str:
-    if _language(culture) in _TURKIC:
+    if culture is not None and _language(culture) in _TURKIC:
         text = text.replace("i", "\u0130")
     mapped = text.upper()
     if len(mapped) == len(text):
@@ -45,7 +45,7 @@ def to_upper(text: str, culture: str | None = None) -> str:
 
 
 def to_lower(text: str, culture: str | None = None) -> str:
-    if _language(culture) in _TURKIC:
+    if culture is not None and _language(culture) in _TURKIC:
         text = text.replace("I", "\u0131").replace("\u0130", "i")
     mapped = text.lower()
     # Python applies the final-sigma rule and expands dotted I; .NET maps char by char.

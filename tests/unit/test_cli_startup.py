@@ -1,0 +1,117 @@
+"""CLI start-up: what `tenant-sync validate` and `status` import (operators type them all day).
+
+Each check runs in a fresh interpreter, since this one has long imported everything. The time
+itself is measured by tests/bench/test_cli_startup.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker import config as config_module
+from worker.config import PLAIN_DATABASE_URL_RE, ConfigError, load_config
+from worker.state_view import newest_revision
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a cycle needs and a read of the config or the state does not.
+CYCLE_ONLY = ("celery", "kombu", "msal", "httpx", "fastapi", "starlette", "uvicorn", "jwt")
+# What loading the config (validate) does not need either.
+STATE_ONLY = ("sqlalchemy", "alembic", "redis", "psycopg", "structlog")
+
+
+def imported_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running `code`."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_state_graph_or_celery_library() -> None:
+    loaded = imported_after("import worker.cli")
+    assert loaded.isdisjoint(CYCLE_ONLY + STATE_ONLY), sorted(loaded & {*CYCLE_ONLY, *STATE_ONLY})
+
+
+def test_validating_the_shipped_config_loads_no_state_graph_or_celery_library() -> None:
+    loaded = imported_after(
+        "import worker.cli\n"
+        "from pathlib import Path\n"
+        "from worker.config import load_config\n"
+        "load_config(Path('config/tenant-sync.yaml'), strict=True)"
+    )
+    assert loaded.isdisjoint(CYCLE_ONLY + STATE_ONLY), sorted(loaded & {*CYCLE_ONLY, *STATE_ONLY})
+
+
+def test_the_state_view_of_status_loads_no_graph_or_celery_library() -> None:
+    loaded = imported_after("import worker.cli, worker.state_view")
+    assert loaded.isdisjoint(CYCLE_ONLY), sorted(loaded & set(CYCLE_ONLY))
+
+
+def database_problems(url: str, tmp_path: Path) -> list[str]:
+    config = tmp_path / "tenant-sync.yaml"
+    config.write_text(f"state: {{database_url: '{url}'}}\ntenants: {{}}\njobs: {{}}\n")
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        return [p for p in exc.problems if "database_url" in p]
+    return []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///.tenant-sync/state.db",
+        "sqlite:////var/lib/tenant-sync/state.db",
+        "postgresql://db.example.com/tenant_sync",
+        "postgresql+psycopg://sync:p%40ss:word@10.0.0.7:5432/tenant_sync?sslmode=require",
+        "postgresql+psycopg://sync@db-1.internal:6432/ts",
+    ],
+)
+def test_database_urls_accepted_without_sqlalchemy_pass_its_checks_too(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert PLAIN_DATABASE_URL_RE.fullmatch(url)
+    assert database_problems(url, tmp_path) == []
+    # The same URL through SQLAlchemy's parsing and the checks after it.
+    monkeypatch.setattr(config_module, "PLAIN_DATABASE_URL_RE", re.compile(r"(?!)"))
+    assert database_problems(url, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://host:port/db", "not a valid"),  # a port that is not a number
+        ("postgresql://a:1/db?x=@h:abc", "not a valid"),  # an "@" after the user part
+        ("sqlite:relative.db", "not a valid"),
+        ("postgresql+psycopg2://db/ts", "not supported"),
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///file::memory:?cache=shared", "in-memory"),
+        ("sqlite:///state.db?mode=memory", "in-memory"),
+    ],
+)
+def test_other_database_urls_are_still_checked_by_sqlalchemy(
+    url: str, problem: str, tmp_path: Path
+) -> None:
+    assert not PLAIN_DATABASE_URL_RE.fullmatch(url)
+    problems = database_problems(url, tmp_path)
+    assert len(problems) == 1, problems
+    assert problem in problems[0]
+
+
+def test_the_newest_revision_read_off_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from worker.adapters.state.db import alembic_config
+
+    assert newest_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
