@@ -98,3 +98,13 @@ def test_select_covers_core_mapped_and_filtered_attributes() -> None:
         "department",
         "city",
     } <= set(select)
+
+
+def test_string_collections_keep_their_strings_and_drop_empties() -> None:
+    from worker.domain.mapping import coerce
+
+    phones = "Collection(Edm.String)"
+    assert coerce(["+33 1", "", None, "+33 2"], phones) == ["+33 1", "+33 2"]
+    assert coerce(["a", 1, True, [], "b"], phones) == ["a", "1", "True", "b"]
+    assert coerce("+33 1", phones) == ["+33 1"]
+    assert coerce([], phones) == []

@@ -267,6 +267,11 @@ class Mapper:
 
 def coerce(value: Any, target_type: str) -> Any:
     """Shape a value to the target property's Edm type, the way Entra's flows do."""
+    if target_type == "Collection(Edm.String)" and type(value) is list:
+        # The common case (phone numbers, proxy addresses): strings already, empties left out.
+        kept = [item for item in value if type(item) is str and item]
+        if len(kept) == len(value) or all(type(item) is str or item is None for item in value):
+            return kept
     if target_type.startswith("Collection("):
         inner = target_type.removeprefix("Collection(").removesuffix(")")
         items = value if isinstance(value, list | tuple) else [value]
