@@ -169,9 +169,24 @@ def _job(config: Config, name: str, *, graph: bool = False, on_failure: OnFailur
         except ConfigError as exc:
             message = "; ".join(exc.problems)
     if message is not None:
-        if on_failure is not None:
-            on_failure(message)
-        fail(message)
+        _refuse(message, 2, on_failure)
+
+
+def _refuse(message: str, code: int = 2, on_failure: OnFailure = None) -> NoReturn:
+    """End the command with one line and `code`; `on_failure` is told the line first (e.g. to
+    print `--json`'s object)."""
+    if on_failure is not None:
+        on_failure(message)
+    fail(message, code)
+
+
+def _sqlite_writable(config: Config, on_failure: OnFailure) -> None:
+    """End the command if the SQLite file cannot be created or written (before anything tries)."""
+    from worker.state_errors import check_sqlite
+
+    problem = check_sqlite(config)
+    if problem is not None:
+        _refuse(problem.message, problem.code, on_failure)
 
 
 def _state_failed(
@@ -181,11 +196,8 @@ def _state_failed(
     from worker.state_errors import describe
 
     problem = describe(config, exc)
-    if problem is None:
-        return
-    if on_failure is not None:
-        on_failure(problem.message)
-    fail(problem.message, problem.code)
+    if problem is not None:
+        _refuse(problem.message, problem.code, on_failure)
 
 
 @contextmanager
@@ -209,26 +221,16 @@ def _runtime(
         from worker.state_view import open_state_view as open_runtime
     else:
         from worker.bootstrap import open_runtime
-    from worker.state_errors import check_sqlite
 
-    problem = check_sqlite(config)
-    if problem is not None:
-        if on_failure is not None:
-            on_failure(problem.message)
-        fail(problem.message, problem.code)
+    _sqlite_writable(config, on_failure)
     try:
         runtime = open_runtime(config)
     except StopSync as exc:
-        if on_failure is not None:
-            on_failure(str(exc))
-        fail(str(exc), 1)
+        _refuse(str(exc), 1, on_failure)
     except Exception as exc:
         _state_failed(config, exc, on_failure)
         if isinstance(exc, OSError):
-            message = f"state.state_dir ({config.state.state_dir}): {exc}"
-            if on_failure is not None:
-                on_failure(message)
-            fail(message, 1)
+            _refuse(f"state.state_dir ({config.state.state_dir}): {exc}", 1, on_failure)
         raise
     try:
         try:
@@ -250,13 +252,8 @@ def _database(
 ) -> Iterator[Any]:
     """The state database alone (engine, ledger), with `_runtime`'s checks and messages."""
     from worker.bootstrap import open_database
-    from worker.state_errors import check_sqlite
 
-    problem = check_sqlite(config)
-    if problem is not None:
-        if on_failure is not None:
-            on_failure(problem.message)
-        fail(problem.message, problem.code)
+    _sqlite_writable(config, on_failure)
     try:
         engine, ledger = open_database(config, migrate=migrate)
     except Exception as exc:
