@@ -34,6 +34,7 @@ import yaml
 
 from tenant_sync_sandbox.generate import Shape, generate
 from tests.conftest import SyncEnv, sync_world
+from tests.support.memory import peak_rss_mb
 from tests.support.postgres import PostgresServer
 from tests.support.world import SOURCE, TARGET
 
@@ -90,17 +91,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's own high-water mark of resident memory (VmHWM). Not wait4's ru_maxrss:
-    that starts from the forking test process's size, which a large seed inflates."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
-    return int(line.split()[1]) / 1024
 
 
 def run_full_cycle(env: SyncEnv, workdir: Path, name: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import requests
 import yaml
 
 from tests.conftest import SyncEnv, sync_world
+from tests.support.memory import peak_rss_mb
 from tests.support.world import GROUP, SOURCE, TARGET, build_world_seed
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3600)]
@@ -79,16 +80,6 @@ def run_cycle(env: SyncEnv, job: str, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's own high-water mark of resident memory (VmHWM), 0 once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
-    return int(line.split()[1]) / 1024
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[dict[str, Any], float]:
