@@ -151,9 +151,12 @@ def default_mappings(
     return specs
 
 
-@dataclass(frozen=True)
-class MappedValues:
-    """The target attributes one source user maps to, and which of them are redacted."""
+class MappedValues(NamedTuple):
+    """The target attributes one source user maps to, and which of them are redacted.
+
+    A NamedTuple rather than a frozen dataclass: one is built per user per cycle, and a tuple
+    is the cheapest immutable record to build.
+    """
 
     values: dict[str, Any]
     redacted: frozenset[str] = frozenset()
@@ -176,9 +179,17 @@ class _Step(NamedTuple):
     plain_string: bool  # an Edm.String target: a str value needs no coercion
 
 
-def _entry(step: _Step) -> tuple[str, str, _Step | None]:
-    short = step.source is not None and step.context is None and step.default is None
-    return step.target, step.source or "", None if short and step.plain_string else step
+def _is_plain(step: _Step) -> bool:
+    """A direct mapping to a string property with no default: `map` takes its short path."""
+    return (
+        step.source is not None
+        and step.context is None
+        and step.default is None
+        and step.plain_string
+    )
+
+
+_NOTHING_REDACTED: frozenset[str] = frozenset()
 
 
 class Mapper:
@@ -212,35 +223,46 @@ class Mapper:
             )
             for spec in mappings
         ]
-        # The mapping set of a creation, and of an update (without the on-create mappings). A
-        # direct mapping to a string property without a default (most of them) is the pair
-        # (target, source) with no step: `map` takes its short path.
-        self._creating = [_entry(step) for _, step in steps]
-        self._updating = [_entry(step) for apply, step in steps if apply is not Apply.ON_CREATE]
+        targets = [spec.target for spec in mappings]
+        if len(set(targets)) != len(targets):
+            # The split below evaluates out of order, which is only sound for distinct targets.
+            raise ValueError("a target attribute is mapped more than once")
+        # The mapping set of a creation, and of an update (without the on-create mappings), each
+        # split in two: direct mappings to a string property without a default (most of them),
+        # kept as (target, source) pairs for `map`'s short loop, and every other step.
+        self._creating = self._split([step for _, step in steps])
+        self._updating = self._split(
+            [step for apply, step in steps if apply is not Apply.ON_CREATE]
+        )
+
+    @staticmethod
+    def _split(steps: list[_Step]) -> tuple[list[tuple[str, str]], list[_Step]]:
+        plain: list[tuple[str, str]] = []
+        others: list[_Step] = []
+        for step in steps:
+            if _is_plain(step):
+                plain.append((step.target, step.source or ""))
+            else:
+                others.append(step)
+        return plain, others
 
     def map(self, user: SourceUser, *, creating: bool) -> MappedValues:
         """Evaluate every mapping that applies now; leave out nulls, empties and ignored flows."""
         attributes = user.attributes
         values: dict[str, Any] = {}
         redacted: set[str] | None = None
-        steps = self._creating if creating else self._updating
+        plain, steps = self._creating if creating else self._updating
         get = attributes.get
-        for target, source, step in steps:
-            if step is None:  # direct, to a string property, no default
-                value = get(source)
-                if value is None:
-                    continue
-                if type(value) is str:
-                    if value:
-                        values[target] = value
-                    continue
-                if value == "" or value == []:
-                    continue
+        for target, source in plain:
+            value = get(source)
+            if value.__class__ is str:
+                if value:
+                    values[target] = value
+            elif value is not None and value != [] and value != "":
                 value = coerce(value, "Edm.String")
                 if not is_empty(value):
                     values[target] = value
-                continue
-            _, direct, constant, expression, scoped, default, type_, plain = step
+        for target, direct, constant, expression, scoped, default, type_, plain_type in steps:
             if scoped is not None:
                 value = expression.evaluate(attributes, scoped)  # type: ignore[union-attr]
                 if value is IGNORED:
@@ -257,12 +279,12 @@ class Mapper:
                 value = default
             if value is None or value == "" or value == []:
                 continue
-            if not (plain and type(value) is str):
+            if not (plain_type and type(value) is str):
                 value = coerce(value, type_)
                 if is_empty(value):
                     continue
             values[target] = value
-        return MappedValues(values=values, redacted=frozenset(redacted or ()))
+        return MappedValues(values, frozenset(redacted) if redacted else _NOTHING_REDACTED)
 
 
 def coerce(value: Any, target_type: str) -> Any:

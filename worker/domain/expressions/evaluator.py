@@ -201,10 +201,38 @@ def compile_node(node: Node) -> Compiled:
     return _eager(node, spec, fns)
 
 
-class ParsedExpression:
-    """An expression parsed and compiled once, evaluated per user."""
+# Functions whose value depends on more than the attributes (the clock, chance, the target's
+# other users): an expression calling one is evaluated afresh every time.
+_CONTEXTUAL = frozenset({"Guid", "Now", "RandomString", "SelectUniqueValue"})
+# How many distinct inputs an expression remembers. The memo is emptied when it is full; if it
+# answered fewer than a quarter of the lookups since it was last emptied, the values do not
+# repeat enough to pay for it, and it rests for MEMO_REST evaluations before it tries again.
+MEMO_SIZE = 1024
+MEMO_REST = 16 * MEMO_SIZE
+_MEMOIZABLE = (str, int, bool, type(None))
+_UNSEEN = object()
 
-    __slots__ = ("_ignorable", "_redacts", "_run", "source_attributes", "text", "tree")
+
+class ParsedExpression:
+    """An expression parsed and compiled once, evaluated per user.
+
+    An expression of the attributes alone gives the same value for the same attribute values,
+    and directories repeat them (departments, countries, offices, titles, given names): such an
+    expression remembers its last MEMO_SIZE results by the values of the attributes it reads.
+    """
+
+    __slots__ = (
+        "_hits",
+        "_ignorable",
+        "_keys",
+        "_memo",
+        "_redacts",
+        "_resting",
+        "_run",
+        "source_attributes",
+        "text",
+        "tree",
+    )
 
     def __init__(self, text: str, tree: Node) -> None:
         self.text = text
@@ -215,9 +243,53 @@ class ParsedExpression:
         self._redacts = "Redact" in calls
         self._ignorable = "IgnoreFlowIfNullOrEmpty" in calls
         self._run = compile_node(tree)
+        self._keys = tuple(sorted(self.source_attributes))
+        self._memo: dict[tuple[Any, ...], Any] | None = (
+            {} if calls.isdisjoint(_CONTEXTUAL) else None
+        )
+        self._hits = 0
+        self._resting = 0
 
     def evaluate(self, attributes: Mapping[str, Any], context: EvaluationContext) -> Any:
         """The value to flow: plain value, None (null), IGNORED, or Redacted(value)."""
+        memo = self._memo
+        if memo is None:
+            value = self._value(attributes, context)
+        elif self._resting:
+            self._resting -= 1
+            value = self._value(attributes, context)
+        else:
+            get = attributes.get
+            key = tuple([get(name) for name in self._keys])
+            for item in key:
+                # Only text and nulls as keys: 1 and True are equal keys with unequal values,
+                # and a list cannot be a key at all.
+                if item is not None and item.__class__ is not str:
+                    value = self._value(attributes, context)
+                    break
+            else:
+                value = memo.get(key, _UNSEEN)
+                if value is _UNSEEN:
+                    value = self._value(attributes, context)
+                    # Only immutable results: a list given to two users could be changed by one.
+                    if type(value) in _MEMOIZABLE or value is IGNORED:
+                        if len(memo) >= MEMO_SIZE:
+                            self._forget()
+                        memo[key] = value
+                else:
+                    self._hits += 1
+        if self._redacts and value is not None and value is not IGNORED:
+            return Redacted(value)
+        return value
+
+    def _forget(self) -> None:
+        assert self._memo is not None
+        if self._hits < MEMO_SIZE // 4:
+            self._resting = MEMO_REST
+        self._memo.clear()
+        self._hits = 0
+
+    def _value(self, attributes: Mapping[str, Any], context: EvaluationContext) -> Any:
         if self._ignorable:
             try:
                 value = self._run(attributes, context)
@@ -228,8 +300,6 @@ class ParsedExpression:
         kind = type(value)
         if not (kind is str or value is None or kind is bool or kind is int):
             value = finalize(value)
-        if self._redacts and value is not None:
-            return Redacted(value)
         return value
 
     def __repr__(self) -> str:
