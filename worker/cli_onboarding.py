@@ -78,6 +78,14 @@ def fix_jobs(cfg: Config, job: str | None, *, yes: bool, as_json: bool) -> int:
     report["results"] = [_outcome_dict(cfg, o) for o in outcomes]
     if outcomes and not as_json:
         _print_outcomes(cfg, outcomes)
+    failures = [o for o in outcomes if o.status == FAILED]
+    if failures and not as_json:
+        written = sum(o.status == WRITTEN for o in outcomes)
+        err.print(
+            f"tenant-sync: {written} of {len(outcomes)} write(s) made; "
+            + "; ".join(_failure(cfg, o) for o in failures),
+            markup=False,
+        )
     checks = {name: _job_checks(cfg, name) for name in names}
     report["checks"] = {name: [_check_dict(c) for c in cs] for name, cs in checks.items()}
     failed = any(o.status != WRITTEN for o in outcomes) or any(
