@@ -21,6 +21,7 @@ from tests.support.world import SOURCE, TARGET, TenantInfo, build_world_seed
 
 pytestmark = pytest.mark.integration
 
+WORKER = (sys.executable, "-m", "worker")
 PARTNERS = "/policies/crossTenantAccessPolicy/partners"
 
 
@@ -99,10 +100,12 @@ def test_an_unconfigured_pair_is_planned_then_written_then_checks_pass_and_stays
             SOURCE.tenant_id
         )
         entry = sdk.run(item.get())
-        assert entry is not None and entry.automatic_user_consent_settings is not None
+        assert entry is not None
+        assert entry.automatic_user_consent_settings is not None
         assert entry.automatic_user_consent_settings.inbound_allowed is True
         sync = sdk.run(item.identity_synchronization.get())
-        assert sync is not None and sync.user_sync_inbound is not None
+        assert sync is not None
+        assert sync.user_sync_inbound is not None
         assert sync.user_sync_inbound.is_sync_allowed is True
     finally:
         sdk.close()
@@ -168,8 +171,7 @@ def test_every_job_of_the_configuration_writes_each_tenant_pair_once(sync_env: S
     sync_env.config.write_text(yaml.safe_dump(config))
 
     result = subprocess.run(
-        [sys.executable, "-m", "worker", "check", "--fix", "--yes", "--json"]
-        + ["--config", str(sync_env.config)],
+        [*WORKER, "check", "--fix", "--yes", "--json", "--config", str(sync_env.config)],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         text=True,
@@ -210,8 +212,7 @@ def answered(env: SyncEnv, answer: str) -> subprocess.CompletedProcess[str]:
     try:
         os.write(primary, answer.encode() + b"\n")
         return subprocess.run(
-            [sys.executable, "-m", "worker", "check", "sync", "--fix"]
-            + ["--config", str(env.config)],
+            [*WORKER, "check", "sync", "--fix", "--config", str(env.config)],
             capture_output=True,
             stdin=replica,
             text=True,
