@@ -234,3 +234,17 @@ def test_on_a_terminal_it_asks_and_a_no_changes_nothing(sync_env: SyncEnv) -> No
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert accepted.stdout.count("✓ written:") == 3
     assert policy(sync_env, TARGET, SOURCE, sync=True)["userSyncInbound"]["isSyncAllowed"]
+
+
+def test_a_policy_that_cannot_be_read_stops_before_any_write(tmp_path: Path) -> None:
+    seed = build_world_seed()
+    policy_roles = ("Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess")
+    seed["tenants"][1]["clients"][0]["roles"] = [r for r in DEFAULT_ROLES if r not in policy_roles]
+    with sync_world(tmp_path, seed) as env:
+        result = fix(env, "sync", "--yes", "--json")
+        assert result.returncode == 1, result.stdout + result.stderr
+        error = json.loads(result.stdout)["error"]
+        assert "cannot read tenant fabrikam's cross-tenant access policy" in error
+        assert "nothing was changed" in error
+        assert writes(env) == {}
+        assert policy(env, SOURCE, TARGET) is None
