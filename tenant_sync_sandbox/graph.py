@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, entra, faults, groups, invitations, permissions, throttling, users
+from . import auth, entra, faults, groups, invitations, permissions, policies, throttling, users
 from .router import (
     GraphError,
     GraphRequest,
@@ -51,6 +51,7 @@ class GraphApi:
         users.register(self.router)
         groups.register(self.router)
         invitations.register(self.router)
+        policies.register(self.router)
 
     # ------------------------------------------------------------ HTTP entry
 

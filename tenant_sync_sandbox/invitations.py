@@ -1,4 +1,4 @@
-"""Graph `/invitations` (B2B guests as Graph creates them) and the cross-tenant access partners.
+"""Graph `/invitations` (B2B guests as Graph creates them); the partner settings are in policies.py.
 
 An invitation to an address some user of the tenant already has (mail, otherMails or UPN)
 returns that user instead of creating another. A new guest is redeemed at once ("Accepted")
@@ -14,32 +14,14 @@ from typing import Any
 
 from . import schema
 from .common import json_object_body
-from .permissions import INVITE, READ_POLICIES
-from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
+from .permissions import INVITE
+from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request
 from .seed import now_iso
 from .state import SandboxState, Tenant
 
 
 def register(router: Router) -> None:
     router.add("POST", "/invitations", create_invitation, invitation=True, permissions=INVITE)
-    router.add(
-        "GET",
-        "/policies/crossTenantAccessPolicy/partners",
-        list_partners,
-        permissions=READ_POLICIES,
-    )
-    router.add(
-        "GET",
-        "/policies/crossTenantAccessPolicy/partners/{tenant_id}",
-        get_partner,
-        permissions=READ_POLICIES,
-    )
-    router.add(
-        "GET",
-        "/policies/crossTenantAccessPolicy/partners/{tenant_id}/identitySynchronization",
-        get_identity_sync,
-        permissions=READ_POLICIES,
-    )
 
 
 # ---------------------------------------------------------------- pure naming rules
@@ -203,73 +185,3 @@ def create_invitation(req: GraphRequest) -> GraphResponse:
         "invitedUser": {"id": user["id"]},
     }
     return GraphResponse(201, out)
-
-
-# ---------------------------------------------------------------- cross-tenant access
-
-
-_PARTNERS = "policies/crossTenantAccessPolicy/partners"
-
-
-def _partner_view(req: GraphRequest, tenant_id: str) -> dict[str, Any]:
-    partner = req.tenant.partners[tenant_id]
-    return {
-        "tenantId": partner.tenant_id,
-        "isServiceProvider": False,
-        "isInMultiTenantOrganization": False,
-        "inboundTrust": None,
-        "b2bCollaborationInbound": None,
-        "b2bCollaborationOutbound": None,
-        "b2bDirectConnectInbound": None,
-        "b2bDirectConnectOutbound": None,
-        "tenantRestrictions": None,
-        "automaticUserConsentSettings": {
-            "inboundAllowed": partner.inbound_auto_redeem,
-            "outboundAllowed": partner.outbound_auto_redeem,
-        },
-    }
-
-
-def _partner_id(req: GraphRequest) -> str:
-    raw = req.params["tenant_id"]
-    for tid in req.tenant.partners:
-        if tid.lower() == raw.lower():
-            return tid
-    raise not_found(raw)
-
-
-def list_partners(req: GraphRequest) -> GraphResponse:
-    return GraphResponse(
-        200,
-        {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#{_PARTNERS}",
-            "value": [_partner_view(req, tid) for tid in sorted(req.tenant.partners)],
-        },
-    )
-
-
-def get_partner(req: GraphRequest) -> GraphResponse:
-    tid = _partner_id(req)
-    return GraphResponse(
-        200,
-        {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#{_PARTNERS}/$entity",
-            **_partner_view(req, tid),
-        },
-    )
-
-
-def get_identity_sync(req: GraphRequest) -> GraphResponse:
-    tid = _partner_id(req)
-    partner = req.tenant.partners[tid]
-    other = req.state.tenant(tid)
-    return GraphResponse(
-        200,
-        {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#policies/crossTenantAccessPolicy/"
-            f"partners('{tid}')/identitySynchronization/$entity",
-            "tenantId": tid,
-            "displayName": other.display_name if other else None,
-            "userSyncInbound": {"isSyncAllowed": partner.is_sync_allowed},
-        },
-    )

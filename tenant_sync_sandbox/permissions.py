@@ -36,6 +36,9 @@ READ_MEMBERSHIPS = tuple(dict.fromkeys(READ_USERS + READ_GROUPS))
 READ_DELETED = READ_MEMBERSHIPS
 WRITE_DELETED = ("User.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
 READ_POLICIES = ("Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess")
+# Writing cross-tenant access settings: this one permission, no higher one (not even
+# Directory.ReadWrite.All), as Graph documents it.
+WRITE_POLICIES = ("Policy.ReadWrite.CrossTenantAccess",)
 
 
 def check(required: tuple[str, ...], roles: tuple[str, ...]) -> None:

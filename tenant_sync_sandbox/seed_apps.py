@@ -34,6 +34,7 @@ DEFAULT_ROLES = (
     "User.Invite.All",
     "Directory.ReadWrite.All",
     "Policy.Read.All",
+    "Policy.ReadWrite.CrossTenantAccess",  # `check --fix` writes the partner settings
 )
 
 _CLIENT_KEYS = {

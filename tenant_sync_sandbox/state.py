@@ -77,6 +77,12 @@ class Partner:
     inbound_auto_redeem: bool
     outbound_auto_redeem: bool
     is_sync_allowed: bool
+    # Whether the partner has an identitySynchronization policy: a seeded partner has one, one
+    # created with POST has none until it is PUT (see policies.py).
+    has_sync_policy: bool = True
+    sync_display_name: str | None = None
+    # The other crossTenantAccessPolicyConfigurationPartner properties written to it, as sent.
+    other: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1166,22 +1166,56 @@ def _source_user_id(runtime: Any, job: str, user: str) -> str:
 @app.command()
 def check(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="The job."),
+    job: str | None = typer.Argument(
+        None, help="The job (with --fix and no JOB: every job in the configuration)."
+    ),
     config: Path | None = ConfigOption,
+    fix: bool = typer.Option(
+        False,
+        "--fix",
+        help="Write the cross-tenant access settings the job needs (automatic redemption "
+        "outbound in the source, inbound in the target; user sync allowed inbound in the "
+        "target) after showing them and asking; needs Policy.ReadWrite.CrossTenantAccess. "
+        "See docs/onboarding.md.",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="With --fix: write without asking (needed without a terminal)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Check that JOB can work: sign-in and permissions on both sides, the group scope, and the
-    partner settings (automatic redemption, sync allowed). Writes nothing; exit 1 on a ✗."""
+    partner settings (automatic redemption, sync allowed). Writes nothing unless --fix; exit 1
+    on a ✗. `check --fix` without JOB onboards every pair of the configuration."""
+    if yes and not fix:
+        fail("--yes goes with --fix (check alone writes nothing)")
+    if job is None and not fix:
+        fail("give JOB (or --fix without JOB for every job in the configuration)")
+    cfg = _config(ctx, config, _json_error(as_json, job=job))
+    if fix:
+        from worker.cli_onboarding import fix_jobs
+
+        raise typer.Exit(fix_jobs(cfg, job, yes=yes, as_json=as_json))
+    assert job is not None
+    _job(cfg, job, graph=True)
+    checks = _job_checks(cfg, job)
+    failed = any(c.status == "fail" for c in checks)
+    if as_json:
+        emit_json({"job": job, "ok": not failed, "checks": [_check_dict(c) for c in checks]})
+    else:
+        _print_checks(checks)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _job_checks(cfg: Config, job: str) -> list[Any]:
+    """`check JOB`'s checks (worker.adapters.graph.checks.Check), for a usable job."""
     from worker.adapters.graph.checks import JobChecks, Side
     from worker.bootstrap import graph_client
 
-    cfg = _config(ctx, config)
-    _job(cfg, job, graph=True)
     spec = cfg.job(job)
     source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
     source_client, target_client = graph_client(source), graph_client(target)
     try:
-        checks = JobChecks(
+        return JobChecks(
             job=job,
             source=source_client,
             target=target_client,
@@ -1194,25 +1228,18 @@ def check(
     finally:
         source_client.close()
         target_client.close()
-    failed = any(c.status == "fail" for c in checks)
-    if as_json:
-        emit_json(
-            {
-                "job": job,
-                "ok": not failed,
-                "checks": [
-                    {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
-                    for c in checks
-                ],
-            }
-        )
-    else:
-        for c in checks:
-            detail = f" — {c.detail}" if c.detail else ""
-            out.print(f"{c.mark} {c.name}{detail}", markup=False)
-            if c.status != "ok" and c.fix:
-                out.print(f"    fix: {c.fix}", markup=False)
-    raise typer.Exit(1 if failed else 0)
+
+
+def _check_dict(c: Any) -> dict[str, str]:
+    return {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+
+
+def _print_checks(checks: list[Any], indent: str = "") -> None:
+    for c in checks:
+        detail = f" — {c.detail}" if c.detail else ""
+        out.print(f"{indent}{c.mark} {c.name}{detail}", markup=False)
+        if c.status != "ok" and c.fix:
+            out.print(f"{indent}    fix: {c.fix}", markup=False)
 
 
 # job administration -----------------------------------------------------------------------------

@@ -457,3 +457,16 @@ class Notifier(Protocol):
     def send(self, message: Message, *, timeout_s: float) -> None:
         """Deliver now; raise Transient to be retried later, BadRequest when retrying cannot
         help (the receiver refuses the message)."""
+
+
+class CrossTenantPolicy(Protocol):
+    """One tenant's cross-tenant access policy (`check --fix`, docs/onboarding.md)."""
+
+    def partner(self, partner_id: str) -> Mapping[str, Any] | None:
+        """The partner entry for that tenant, or None when there is none."""
+
+    def identity_sync(self, partner_id: str) -> Mapping[str, Any] | None:
+        """The partner's identity synchronization policy, or None when there is none."""
+
+    def write(self, method: str, path: str, body: Mapping[str, Any]) -> None:
+        """Send one write of the plan (POST, PATCH or PUT)."""

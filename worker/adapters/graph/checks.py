@@ -283,7 +283,8 @@ class JobChecks:
         where = "target's inbound" if side == "target" else "source's outbound"
         fix = (
             f"in the {side} tenant, add {other} to the cross-tenant access settings and turn on "
-            f"'Automatically redeem invitations' ({where} trust settings)"
+            f"'Automatically redeem invitations' ({where} trust settings), or run "
+            f"`tenant-sync check {self.job} --fix`"
         )
         try:
             partner = client.get_json(f"/policies/crossTenantAccessPolicy/partners/{other}")
@@ -306,7 +307,7 @@ class JobChecks:
         url = f"{partner}/identitySynchronization"
         fix = (
             "in the target tenant's cross-tenant access settings for the source tenant, allow "
-            "users sync into this tenant"
+            f"users sync into this tenant, or run `tenant-sync check {self.job} --fix`"
         )
         try:
             sync = self.target.get_json(url)
