@@ -202,3 +202,37 @@ def test_mapping_an_extension_attribute_to_another_writes_the_flat_name() -> Non
     spec = MappingSpec(target="extensionAttribute5", source="extensionAttribute2")
     user = SourceUser("u", {"extensionAttribute2": "E2"})
     assert Mapper([spec]).map(user, creating=False).values == {"extensionAttribute5": "E2"}
+
+
+class _NoClient:
+    """The directories' request building needs no connection."""
+
+    def url(self, path: str) -> str:
+        return "https://graph.example/v1.0" + path
+
+
+def test_the_adapter_patches_a_nested_body_that_fits_the_csdl() -> None:
+    from tests.support.csdl import validate_entity
+    from worker.adapters.graph.directory import GraphTargetDirectory
+    from worker.ports import GetUser, PatchUser
+
+    target = GraphTargetDirectory(_NoClient(), invite_redirect_url="https://x.example")  # type: ignore[arg-type]
+    values = {"extensionAttribute5": "E5", "extensionAttribute6": "E6", "jobTitle": "Dev"}
+    body = target._call(PatchUser("t", {**values, APP_EXT: "CC-1"})).body
+    assert body[ext.CONTAINER] == {"extensionAttribute5": "E5", "extensionAttribute6": "E6"}
+    assert body[APP_EXT] == "CC-1"
+    # Directory extensions are defined in the tenant, not in the CSDL: the rest must fit it.
+    without_app = {k: v for k, v in body.items() if k != APP_EXT}
+    assert validate_entity("user", without_app, request_body=True) == []
+    url = target._call(GetUser("t", ("extensionAttribute5", "extensionAttribute6", APP_EXT))).url
+    assert f"%24select=id%2C{ext.CONTAINER}%2C{APP_EXT}" in url
+
+
+def test_the_source_delta_selects_the_container_only_when_used() -> None:
+    from worker.adapters.graph.directory import GraphSourceDirectory
+
+    source = GraphSourceDirectory(_NoClient())  # type: ignore[arg-type]
+    used = source.users_delta_start(["id", "extensionAttribute1", "extensionAttribute2", APP_EXT])
+    assert f"%24select=id%2C{ext.CONTAINER}%2C{APP_EXT}" in used
+    unused = source.users_delta_start(["id", "mail"])
+    assert "xtension" not in unused
