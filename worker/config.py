@@ -1165,7 +1165,7 @@ def _clause(
     attribute = ext.canonical_name(clause.attribute)
     if not _known(attribute, types):
         problems.append(
-            f"{at}.attribute: {clause.attribute!r} is not a user property{_forms(attribute)}"
+            f"{at}.attribute: {_unknown(clause.attribute, attribute, 'a user property')}"
         )
         return None
     # A directory extension's type is the app's to define: any scalar value fits.
@@ -1282,10 +1282,7 @@ def _mapping(
     """One mapping's own checks (target, source, expression), and its spec if they pass."""
     target = ext.canonical_name(mapping.target)
     if not _known(target, types):
-        problems.append(
-            f"{at}.target: {mapping.target!r} is not a property of microsoft.graph.user"
-            + _forms(target)
-        )
+        problems.append(f"{at}.target: {_unknown(mapping.target, target, _PROPERTY)}")
         return None
     if target not in writable and not ext.is_directory_extension(target):
         problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
@@ -1307,10 +1304,7 @@ def _mapping(
         return None
     source = None if mapping.source is None else ext.canonical_name(mapping.source)
     if source is not None and not _known(source, types):
-        problems.append(
-            f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
-            + _forms(source)
-        )
+        problems.append(f"{at}.source: {_unknown(mapping.source or '', source, _PROPERTY)}")
         return None
     for name, value in (("constant", mapping.constant), ("default", mapping.default)):
         misfit = None if value is None else value_misfit(value, target_type, target)
@@ -1338,9 +1332,7 @@ def _mapping(
         unknown = sorted(a for a in expression.source_attributes if not _known(a, types))
         if unknown:
             problems.append(
-                f"{at}.expression: {', '.join(map(repr, unknown))} "
-                "is not a property of microsoft.graph.user"
-                + "".join(_forms(a) for a in unknown[:1])
+                f"{at}.expression: {_unknown(', '.join(unknown), unknown[0], _PROPERTY)}"
             )
             return None
     return MappingSpec(
@@ -1364,13 +1356,29 @@ def _attribute_types() -> tuple[dict[str, str], dict[str, str]]:
     return {**user_property_types(), **extension}, {**writable_user_properties(), **extension}
 
 
+_PROPERTY = "a property of microsoft.graph.user"
+
+
 def _known(name: str, types: Mapping[str, str]) -> bool:
-    return name in types or ext.is_directory_extension(name)
+    """A name a filter or mapping may use (the extension attributes' container is not: its
+    fifteen attributes are, by name)."""
+    return (name in types and name != ext.CONTAINER) or ext.is_directory_extension(name)
+
+
+def _unknown(written: str, name: str, what: str) -> str:
+    """Why `written` (engine name `name`) is refused, with the valid forms when it tried to be
+    an extension attribute."""
+    quoted = ", ".join(repr(part) for part in written.split(", "))
+    if name == ext.CONTAINER:
+        return f"{quoted} holds fifteen attributes: name one ({ext.VALID_FORMS})"
+    if ext.looks_like_extension(name):
+        return f"{quoted} is not {what} (valid forms: {ext.VALID_FORMS})"
+    return f"{quoted} is not {what}"
 
 
 def _forms(name: str) -> str:
     """The valid forms, after a name that tried to be an extension attribute and is not."""
-    return f" (extension attributes: {ext.VALID_FORMS})" if ext.looks_like_extension(name) else ""
+    return f" (valid forms: {ext.VALID_FORMS})" if ext.looks_like_extension(name) else ""
 
 
 def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: list[str]) -> None:

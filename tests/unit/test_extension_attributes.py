@@ -142,15 +142,17 @@ def test_matching_on_an_extension_attribute_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_a_directory_extension_keeps_its_type_and_the_container_is_not_a_target(
+def test_a_directory_extension_keeps_its_type_and_the_container_is_not_an_attribute(
     tmp_path: Path,
 ) -> None:
     config = load(tmp_path, APP_EXT, APP_EXT, "accountEnabled")
     spec = config.job("a-to-b").mappings[1]  # type: ignore[attr-defined]
     mapped = Mapper([spec]).map(SourceUser("u", {"accountEnabled": True}), creating=True)
     assert mapped.values == {APP_EXT: True}  # the app's own type flows, not a string
-    message = problems(tmp_path, "department", "onPremisesExtensionAttributes", "jobTitle")
-    assert "complex type graph.onPremisesExtensionAttributes" in message
+    message = problems(tmp_path, ext.CONTAINER, ext.CONTAINER, "jobTitle")
+    message += problems(tmp_path, "department", "jobTitle", ext.CONTAINER)
+    for place in ("scope.filters[0][0].attribute", "mappings[1].target", "mappings[1].source"):
+        assert f"{place}: 'onPremisesExtensionAttributes' holds fifteen attributes" in message
 
 
 def test_a_job_without_extension_attributes_selects_nothing_more(tmp_path: Path) -> None:

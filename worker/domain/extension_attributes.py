@@ -31,9 +31,9 @@ _PATH_PREFIX = CONTAINER + "."
 DIRECTORY_EXTENSION_RE = re.compile(r"^extension_[0-9a-fA-F]{32}_[A-Za-z0-9_]+$")
 
 VALID_FORMS = (
-    "extensionAttribute1..extensionAttribute15 (or onPremisesExtensionAttributes."
-    "extensionAttribute1..15), or a directory extension extension_<appId>_<name> (appId: the "
-    "app's client id without dashes, 32 hex digits; name: letters, digits, underscores)"
+    "extensionAttribute1..extensionAttribute15 or onPremisesExtensionAttributes."
+    "extensionAttribute1..15; directory extensions extension_<appId>_<name>, appId the app's "
+    "client id without dashes (32 hex digits), name letters, digits and underscores"
 )
 
 

@@ -55,7 +55,8 @@ def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -
 
 def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
     """An object's attributes as the engine names them (extension attributes spread out)."""
-    return ext.flatten({k: v for k, v in item.items() if "@" not in k and k != "id"})
+    attributes = {k: v for k, v in item.items() if "@" not in k and k != "id"}
+    return ext.flatten(attributes) if ext.CONTAINER in attributes else attributes
 
 
 def _select(names: Sequence[str]) -> str:
