@@ -28,6 +28,7 @@ from .signing import Signer
 
 INDEXED = frozenset({"id", "mail", "userPrincipalName", "otherMails"})
 DEFAULT_ACCESS_TOKEN_LIFETIME_S = 3599
+_EXTENSION_ATTRIBUTES = "graph.onPremisesExtensionAttributes"
 
 
 def upn_identity(upn: str, domain: str) -> dict[str, str]:
@@ -722,6 +723,9 @@ def project(
             continue  # a directory extension without a value is left out, even when selected
         elif name in obj:
             value = copy.deepcopy(obj[name])
+            if prop is not None and isinstance(value, dict) and prop.type == _EXTENSION_ATTRIBUTES:
+                # Graph shows all fifteen, null where unset, however few were written.
+                value = {**schema.default_value(prop), **value}
         else:
             value = schema.default_value(prop) if prop is not None else None
         if value is None and omit_nulls and name not in keep:

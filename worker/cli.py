@@ -919,8 +919,12 @@ def expr(
     attrs: str = typer.Option("{}", "--attrs", help="Source attributes as a JSON object."),
     config: Path | None = UnusedConfigOption,
 ) -> None:
-    """Evaluate a mapping EXPRESSION against --attrs; print {"value": ...} or {"ignored": true}."""
+    """Evaluate a mapping EXPRESSION against --attrs; print {"value": ...} or {"ignored": true}.
+
+    --attrs may be as Graph answers (onPremisesExtensionAttributes nested): a cycle reads the
+    extension attributes as extensionAttribute1..15, and so does this."""
     from worker.domain import expressions
+    from worker.domain import extension_attributes as ext
     from worker.domain.mapping import EvaluationContext
 
     try:
@@ -930,11 +934,11 @@ def expr(
     if not isinstance(attributes, dict):
         fail("--attrs must be a JSON object of attribute names to values")
     try:
-        parsed = expressions.parse(expression)
+        parsed = expressions.parse(ext.canonical_expression(expression))
     except expressions.ExpressionError as exc:
         fail(f"invalid expression: {exc}")
     try:
-        result = parsed.evaluate(attributes, EvaluationContext())
+        result = parsed.evaluate(ext.flatten(attributes), EvaluationContext())
     except expressions.ExpressionError as exc:
         # A valid expression that fails on these values, as IIF does on a null source: in a
         # cycle this is a per-user failure, not a bad config, so say which one it is.

@@ -30,13 +30,14 @@ from pydantic import (
     model_validator,
 )
 
+from worker.domain import extension_attributes as ext
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
-from worker.schema import user_property_types, writable_user_properties
+from worker.schema import entity_properties, user_property_types, writable_user_properties
 
 DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
 CONFIG_ENV = "TENANT_SYNC_CONFIG"
@@ -1102,8 +1103,7 @@ def _build_jobs(
     problems: list[str],
     log_retention: timedelta = timedelta(days=30),
 ) -> dict[str, Job]:
-    types = user_property_types()
-    writable = writable_user_properties()
+    types, writable = _attribute_types()
     jobs: dict[str, Job] = {}
     for name, job in raw_jobs.items():
         where = f"jobs.{name}"
@@ -1162,19 +1162,24 @@ def _build_scope(
 def _clause(
     at: str, clause: ClauseConfig, types: Mapping[str, str], problems: list[str]
 ) -> Clause | None:
-    if clause.attribute not in types:
-        problems.append(f"{at}.attribute: {clause.attribute!r} is not a user property")
+    attribute = ext.canonical_name(clause.attribute)
+    if not _known(attribute, types):
+        problems.append(
+            f"{at}.attribute: {_unknown(clause.attribute, attribute, 'a user property')}"
+        )
         return None
+    # A directory extension's type is the app's to define: any scalar value fits.
+    edm = types.get(attribute, "Edm.Untyped")
     if clause.operator not in VALUELESS_OPERATORS and clause.value is not None:
         listed = clause.operator in (Operator.IS_IN, Operator.IS_NOT_IN)
         values = clause.value if listed and isinstance(clause.value, list) else [clause.value]
         for value in values:
-            misfit = value_misfit(value, types[clause.attribute], clause.attribute)
+            misfit = value_misfit(value, edm, attribute)
             if misfit:
                 problems.append(f"{at}.value: {misfit}")
                 return None
     try:
-        return Clause(clause.attribute, clause.operator, clause.value)
+        return Clause(attribute, clause.operator, clause.value)
     except ScopeError as exc:
         problems.append(f"{at}: {exc}")
         return None
@@ -1196,6 +1201,8 @@ def value_misfit(value: Any, edm: str, attribute: str) -> str | None:
     if isinstance(value, list | dict):
         kind = "a list" if isinstance(value, list) else "a mapping"
         return f"{kind} does not fit {attribute} ({edm}): give one value"
+    if edm == "Edm.Untyped" and isinstance(value, bool):
+        return None
     if not isinstance(value, str | int | float) or (
         isinstance(value, float) and not math.isfinite(value)
     ):
@@ -1242,13 +1249,13 @@ def _build_mappings(
     ok = True
     for index, mapping in enumerate(job.mappings):
         at = f"{where}.mappings[{index}]"
-        if mapping.target in seen:
+        target = ext.canonical_name(mapping.target)
+        if target in seen:
             problems.append(
-                f"{at}.target: {mapping.target!r} is already mapped by "
-                f"mappings[{seen[mapping.target]}]"
+                f"{at}.target: {mapping.target!r} is already mapped by mappings[{seen[target]}]"
             )
             ok = False
-        seen.setdefault(mapping.target, index)
+        seen.setdefault(target, index)
         if mapping.match is not None:
             if mapping.match in matches:
                 problems.append(
@@ -1273,27 +1280,34 @@ def _mapping(
     problems: list[str],
 ) -> MappingSpec | None:
     """One mapping's own checks (target, source, expression), and its spec if they pass."""
-    target = mapping.target
-    if target not in types:
-        problems.append(f"{at}.target: {target!r} is not a property of microsoft.graph.user")
+    target = ext.canonical_name(mapping.target)
+    if not _known(target, types):
+        problems.append(f"{at}.target: {_unknown(mapping.target, target, _PROPERTY)}")
         return None
-    if target not in writable:
+    if target not in writable and not ext.is_directory_extension(target):
         problems.append(f"{at}.target: {target!r} is read-only in the target tenant")
         return None
-    edm = types[target].removeprefix("Collection(").removesuffix(")")
+    if mapping.match is not None and ext.is_extension_attribute(target):
+        problems.append(
+            f"{at}.match: {mapping.target!r} cannot be a matching attribute (Graph filters on "
+            "onPremisesExtensionAttributes only as an advanced query); match on a directory "
+            "extension or another attribute"
+        )
+        return None
+    target_type = types.get(target, "Edm.Untyped")
+    edm = target_type.removeprefix("Collection(").removesuffix(")")
     if not edm.startswith("Edm."):
         problems.append(
             f"{at}.target: {target!r} has the complex type {types[target]}; "
             "only properties of simple types (and lists of them) can be mapped"
         )
         return None
-    if mapping.source is not None and mapping.source not in types:
-        problems.append(
-            f"{at}.source: {mapping.source!r} is not a property of microsoft.graph.user"
-        )
+    source = None if mapping.source is None else ext.canonical_name(mapping.source)
+    if source is not None and not _known(source, types):
+        problems.append(f"{at}.source: {_unknown(mapping.source or '', source, _PROPERTY)}")
         return None
     for name, value in (("constant", mapping.constant), ("default", mapping.default)):
-        misfit = None if value is None else value_misfit(value, types[target], target)
+        misfit = None if value is None else value_misfit(value, target_type, target)
         if misfit:
             problems.append(f"{at}.{name}: {misfit}")
             return None
@@ -1303,7 +1317,7 @@ def _mapping(
         from worker.domain.expressions import ExpressionError, parse
 
         try:
-            expression = parse(mapping.expression)
+            expression = parse(ext.canonical_expression(mapping.expression))
         except ExpressionError as exc:
             problems.append(f"{at}.expression: {exc}")
             return None
@@ -1315,24 +1329,56 @@ def _mapping(
                 "(a unique value is chosen once, when the user is created)"
             )
             return None
-        unknown = sorted(a for a in expression.source_attributes if a not in types)
+        unknown = sorted(a for a in expression.source_attributes if not _known(a, types))
         if unknown:
             problems.append(
-                f"{at}.expression: {', '.join(map(repr, unknown))} "
-                "is not a property of microsoft.graph.user"
+                f"{at}.expression: {_unknown(', '.join(unknown), unknown[0], _PROPERTY)}"
             )
             return None
     return MappingSpec(
         target=target,
-        source=mapping.source,
+        source=source,
         constant=mapping.constant,
         expression=expression,
         expression_text=mapping.expression or "",
         default=mapping.default,
         apply=mapping.apply,
         match=mapping.match,
-        target_type=types[target],
+        target_type=target_type,
     )
+
+
+def _attribute_types() -> tuple[dict[str, str], dict[str, str]]:
+    """What a filter or mapping may name, and what a mapping may write: the user's properties
+    plus the fifteen on-premises extension attributes by their own names
+    (docs/extension-attributes.md; directory extensions are checked by their name pattern)."""
+    extension = entity_properties(ext.CONTAINER)
+    return {**user_property_types(), **extension}, {**writable_user_properties(), **extension}
+
+
+_PROPERTY = "a property of microsoft.graph.user"
+
+
+def _known(name: str, types: Mapping[str, str]) -> bool:
+    """A name a filter or mapping may use (the extension attributes' container is not: its
+    fifteen attributes are, by name)."""
+    return (name in types and name != ext.CONTAINER) or ext.is_directory_extension(name)
+
+
+def _unknown(written: str, name: str, what: str) -> str:
+    """Why `written` (engine name `name`) is refused, with the valid forms when it tried to be
+    an extension attribute."""
+    quoted = ", ".join(repr(part) for part in written.split(", "))
+    if name == ext.CONTAINER:
+        return f"{quoted} holds fifteen attributes: name one ({ext.VALID_FORMS})"
+    if ext.looks_like_extension(name):
+        return f"{quoted} is not {what} (valid forms: {ext.VALID_FORMS})"
+    return f"{quoted} is not {what}"
+
+
+def _forms(name: str) -> str:
+    """The valid forms, after a name that tried to be an extension attribute and is not."""
+    return f" (valid forms: {ext.VALID_FORMS})" if ext.looks_like_extension(name) else ""
 
 
 def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: list[str]) -> None:
@@ -1342,8 +1388,7 @@ def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: li
     regex, an unknown attribute, an expression that does not parse), so one mistake does not
     hide the others; the malformed ones were reported by the schema already.
     """
-    types = user_property_types()
-    writable = writable_user_properties()
+    types, writable = _attribute_types()
     where = f"jobs.{name}"
     scope = body.get("scope")
     filters = scope.get("filters") if isinstance(scope, dict) else None

@@ -94,3 +94,11 @@ def test_valid_expression_failing_on_the_given_values_says_so() -> None:
     assert "fails on these attributes" in result.stderr
     assert "invalid expression" not in result.stderr
     assert "IIF" in result.stderr
+
+
+def test_extension_attributes_read_as_in_a_cycle() -> None:
+    attrs = '{"onPremisesExtensionAttributes": {"extensionAttribute3": "E3"}, "city": "Oslo"}'
+    both = 'Join("-", [extensionAttribute3], [onPremisesExtensionAttributes.extensionAttribute3])'
+    result = expr(both, attrs)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"value": "E3-E3"}

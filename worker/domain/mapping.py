@@ -289,6 +289,8 @@ class Mapper:
 
 def coerce(value: Any, target_type: str) -> Any:
     """Shape a value to the target property's Edm type, the way Entra's flows do."""
+    if target_type == "Edm.Untyped":  # a directory extension: its app defines the type
+        return value
     if target_type == "Collection(Edm.String)" and type(value) is list:
         # The common case (phone numbers, proxy addresses): strings already, empties left out.
         kept = [item for item in value if type(item) is str and item]

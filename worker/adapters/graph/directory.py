@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, BatchResult, Pacer
 from worker.adapters.graph.client import GraphClient, parsing
+from worker.domain import extension_attributes as ext
 from worker.domain.errors import NotFound, SyncError
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
@@ -53,7 +54,14 @@ def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -
 
 
 def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if "@" not in k and k != "id"}
+    """An object's attributes as the engine names them (extension attributes spread out)."""
+    attributes = {k: v for k, v in item.items() if "@" not in k and k != "id"}
+    return ext.flatten(attributes) if ext.CONTAINER in attributes else attributes
+
+
+def _select(names: Sequence[str]) -> str:
+    """A `$select` value: extension attributes are read as their one Graph container."""
+    return ",".join(ext.graph_select(names))
 
 
 def _user_page(data: Mapping[str, Any]) -> UserPage:
@@ -108,7 +116,7 @@ class GraphSourceDirectory:
         self.client.tokens.token()
 
     def users_delta_start(self, select: Sequence[str]) -> str:
-        return self.client.url("/users/delta?" + urlencode({"$select": ",".join(select)}))
+        return self.client.url("/users/delta?" + urlencode({"$select": _select(select)}))
 
     def users_page(self, url: str) -> UserPage:
         data = self.client.get_json(url, headers=self._headers())
@@ -128,7 +136,7 @@ class GraphSourceDirectory:
 
     def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
         try:
-            data = self.client.get_json(f"/users/{user_id}", {"$select": ",".join(select)})
+            data = self.client.get_json(f"/users/{user_id}", {"$select": _select(select)})
         except NotFound:
             return None
         with parsing(f"GET /users/{user_id}"):
@@ -147,7 +155,7 @@ class GraphSourceDirectory:
                 f"startswith({name},{literal})"
                 for name in ("displayName", "userPrincipalName", "mail")
             ),
-            "$select": ",".join(select),
+            "$select": _select(select),
             "$top": str(limit),
         }
         data = self.client.get_json("/users", query)
@@ -214,12 +222,12 @@ class GraphTargetDirectory:
             # Two answers are enough to tell "one" from "ambiguous".
             query = {
                 "$filter": self._filter(request.attribute, request.value),
-                "$select": ",".join(["id", *request.select]),
+                "$select": _select(["id", *request.select]),
                 "$top": "2",
             }
             return BatchCall("GET", "/users?" + urlencode(query, quote_via=quote))
         if isinstance(request, GetUser):
-            query = {"$select": ",".join(["id", *request.select])}
+            query = {"$select": _select(["id", *request.select])}
             return BatchCall(
                 "GET", f"/users/{request.user_id}?" + urlencode(query, quote_via=quote)
             )
@@ -235,7 +243,8 @@ class GraphTargetDirectory:
             address = request.address
             return BatchCall("POST", "/invitations", body, recover=lambda: self._invited(address))
         if isinstance(request, PatchUser):
-            return BatchCall("PATCH", f"/users/{request.user_id}", dict(request.attributes))
+            body = ext.graph_payload(request.attributes)
+            return BatchCall("PATCH", f"/users/{request.user_id}", body)
         if isinstance(request, DeleteUser):
             return BatchCall("DELETE", f"/users/{request.user_id}")
         # Graph refuses a whole $batch holding a write without a body and a Content-Type
