@@ -16,6 +16,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential, CredentialUnavailableError
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -583,11 +584,18 @@ def test_errors_401_403_404(sb: SandboxHandle, sdk: SdkClient) -> None:
 
 
 def test_throttling_429_and_the_sdk_retry(sb: SandboxHandle, sdk: SdkClient) -> None:
-    sb.set_limits(resource_units_per_10s=4, window_scale=0.1)  # 4 RU per second
+    sb.set_limits(resource_units_per_10s=4, window_scale=0.5)  # 4 RU per 5 s
     users = sdk.graph.users
-    for _ in range(2):
-        assert sdk.run(users.get(config(retries=0))) is not None  # 2 RU each
-    throttled = sdk.error(users.get(config(retries=0)))
+    # 2 RU a call: the third in one window is refused. A loaded machine can stretch three calls
+    # over a window, so keep calling (without the SDK's retries) until one is refused.
+    throttled: APIError | None = None
+    for _ in range(8):
+        try:
+            assert sdk.run(users.get(config(retries=0))) is not None
+        except APIError as refused:
+            throttled = refused
+            break
+    assert throttled is not None, "eight calls at 2 RU each against 4 RU per 5 s: none refused"
     assert throttled.response_status_code == 429
     headers = {k.lower(): v for k, v in (throttled.response_headers or {}).items()}
     assert int(headers["retry-after"]) >= 1
