@@ -43,7 +43,7 @@ bench: $(STAMP)
 # One job over TENANT_SYNC_SCALE_USERS generated users (default 1,000,000), SQLite and PostgreSQL
 # (TENANT_SYNC_SCALE_DATABASES): writes bench-results/scale.json.
 bench-scale: $(STAMP)
-	$(BIN)/python -m pytest -m bench_scale -q -s tests/bench/test_cli_startup.py tests/bench/test_scale.py
+	$(BIN)/python -m pytest -m bench_scale -q -s tests/bench/test_cli_startup.py tests/bench/test_ceiling.py tests/bench/test_scale.py
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -q -rA tests/e2e
