@@ -32,6 +32,7 @@ from pydantic import (
 
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
+from worker.domain.manager import MANAGER
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
@@ -728,6 +729,7 @@ class Job:
                 percent=threshold.percent,
                 window=threshold.window_for(interval),
             ),
+            manager=any(_is_manager_reference(m) for m in raw.mappings),
         )
 
     @property
@@ -1234,7 +1236,8 @@ def _build_mappings(
     writable: Mapping[str, str],
     problems: list[str],
 ) -> list[MappingSpec] | None:
-    if not job.mappings:
+    if not job.mappings or all(_is_manager_reference(m) for m in job.mappings):
+        # The manager reference alone adds to the default set (docs/manager.md).
         return default_mappings(job.user_type, types)
     specs: list[MappingSpec] = []
     seen: dict[str, int] = {}
@@ -1257,6 +1260,8 @@ def _build_mappings(
                 )
                 ok = False
             matches.setdefault(mapping.match, index)
+        if _is_manager_reference(mapping):
+            continue  # not an attribute: JobSpec.manager
         spec = _mapping(at, mapping, types, writable, problems)
         if spec is None:
             ok = False
@@ -1274,6 +1279,9 @@ def _mapping(
 ) -> MappingSpec | None:
     """One mapping's own checks (target, source, expression), and its spec if they pass."""
     target = mapping.target
+    if MANAGER in (target, mapping.source):
+        problems.append(_manager_misuse(at, mapping))
+        return None
     if target not in types:
         problems.append(f"{at}.target: {target!r} is not a property of microsoft.graph.user")
         return None
@@ -1315,6 +1323,12 @@ def _mapping(
                 "(a unique value is chosen once, when the user is created)"
             )
             return None
+        if MANAGER in expression.source_attributes:
+            problems.append(
+                f"{at}.expression: manager is a reference to another user, not an attribute: "
+                "an expression cannot read it; sync it with {target: manager, source: manager}"
+            )
+            return None
         unknown = sorted(a for a in expression.source_attributes if a not in types)
         if unknown:
             problems.append(
@@ -1332,6 +1346,31 @@ def _mapping(
         apply=mapping.apply,
         match=mapping.match,
         target_type=types[target],
+    )
+
+
+def _is_manager_reference(mapping: MappingConfig) -> bool:
+    """`{target: manager, source: manager}` and nothing else: the manager reference."""
+    return (
+        mapping.target == MANAGER
+        and mapping.source == MANAGER
+        and mapping.default is None
+        and mapping.match is None
+        and mapping.apply is Apply.ALWAYS
+    )
+
+
+def _manager_misuse(at: str, mapping: MappingConfig) -> str:
+    """Why a mapping naming `manager` other than as the reference is refused."""
+    form = "map it only as {target: manager, source: manager}"
+    if mapping.target != MANAGER:
+        return (
+            f"{at}.source: manager is a reference to another user, not an attribute: it cannot "
+            f"be mapped to {mapping.target!r}; {form}"
+        )
+    return (
+        f"{at}.target: manager is a reference to another user (its linked target user), not an "
+        f"attribute: {form}, without expression, constant, default, match or apply"
     )
 
 
@@ -1355,7 +1394,7 @@ def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: li
     mappings = body.get("mappings")
     for index, raw_mapping in enumerate(mappings if isinstance(mappings, list) else []):
         mapping = _quietly(MappingConfig, raw_mapping)
-        if mapping is not None:
+        if mapping is not None and not _is_manager_reference(mapping):
             _mapping(f"{where}.mappings[{index}]", mapping, types, writable, problems)
 
 
