@@ -212,7 +212,8 @@ def _join(
     if outcome.status is Status.SKIPPED:
         outcome.action = Action.UPDATE if change is not None else Action.OTHER
         outcome.status = status
-        outcome.reason = reason
+        # The row is the reference's own: its reason says what was (or would be) done.
+        outcome.reason = reason or step.detail
         return
     if status is Status.FAILURE or (status is Status.WARNING and outcome.status is Status.SUCCESS):
         outcome.status = status
