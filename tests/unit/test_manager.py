@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from worker.config import Config, ConfigError, load_config
 from worker.domain.manager import (
     MANAGER,
     UNKNOWN,
@@ -18,8 +22,11 @@ from worker.domain.manager import (
     with_manager,
 )
 from worker.domain.model import Link, LinkState, SourceUser
+from worker.service.pipeline import PageOutcome
 
 pytestmark = pytest.mark.unit
+
+MAPPING = "{target: manager, source: manager}"
 
 
 def link(source: str, target: str, state: LinkState = LinkState.ACTIVE, **attrs: object) -> Link:
@@ -83,3 +90,94 @@ def test_the_link_keeps_what_was_last_written() -> None:
     user.attributes = with_manager(user.attributes, None)
     assert last_written(user) is None
     assert MANAGER not in user.attributes
+
+
+# configuration ---------------------------------------------------------------------------------
+
+CONFIG = """
+tenants:
+  contoso:
+    tenant_id: 0b1c0000-0000-4000-8000-000000000001
+    client_id: 5e6f0000-0000-4000-8000-000000000001
+    client_secret: x
+  fabrikam:
+    tenant_id: 0b1c0000-0000-4000-8000-000000000002
+    client_id: 5e6f0000-0000-4000-8000-000000000002
+    client_secret: y
+jobs:
+  a-to-b:
+    source: contoso
+    target: fabrikam
+    mappings:
+"""
+
+
+def load(tmp_path: Path, *mappings: str) -> Config:
+    path = tmp_path / "tenant-sync.yaml"
+    path.write_text(CONFIG + "".join(f"      - {m}\n" for m in mappings))
+    return load_config(path, env={})
+
+
+def test_the_manager_reference_is_a_flag_of_the_job_not_an_attribute(tmp_path: Path) -> None:
+    job = load(tmp_path, "{target: displayName, source: displayName}", MAPPING).job("a-to-b")
+    assert job.spec.manager
+    assert [m.target for m in job.mappings] == ["displayName"]
+    assert "manager" in job.spec.select
+
+
+def test_the_manager_reference_alone_keeps_the_default_mappings(tmp_path: Path) -> None:
+    job = load(tmp_path, MAPPING).job("a-to-b")
+    assert job.spec.manager
+    assert "employeeId" in [m.target for m in job.mappings]
+
+
+def test_adding_the_manager_reference_changes_the_fingerprint(tmp_path: Path) -> None:
+    plain = load(tmp_path, "{target: displayName, source: displayName}").job("a-to-b")
+    managed = load(tmp_path, "{target: displayName, source: displayName}", MAPPING).job("a-to-b")
+    assert not plain.spec.manager
+    assert plain.spec.fingerprint != managed.spec.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("mapping", "problem"),
+    [
+        (
+            '{target: manager, expression: "[manager]"}',
+            "mappings[0].target: manager is a reference to another user",
+        ),
+        (
+            "{target: manager, source: manager, apply: on_create}",
+            "mappings[0].target: manager is a reference to another user",
+        ),
+        (
+            "{target: manager, source: displayName}",
+            "mappings[0].target: manager is a reference to another user",
+        ),
+        (
+            "{target: department, source: manager}",
+            "mappings[0].source: manager is a reference to another user, not an attribute: "
+            "it cannot be mapped to 'department'",
+        ),
+        (
+            '{target: department, expression: "Append([manager], \\"x\\")"}',
+            "mappings[0].expression: manager is a reference to another user, not an attribute",
+        ),
+    ],
+)
+def test_other_uses_of_manager_are_refused_by_name(
+    tmp_path: Path, mapping: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, mapping)
+    (found,) = caught.value.problems
+    assert found.startswith(f"jobs.a-to-b.{problem}")
+    assert "{target: manager, source: manager}" in found
+
+
+# fanned-out pages ------------------------------------------------------------------------------
+
+
+def test_a_page_outcome_carries_its_unresolved_references_between_workers() -> None:
+    outcome = PageOutcome(counts={"create": 1}, managers={"s1": "s-boss", "s2": None})
+    again = PageOutcome.from_json(json.loads(json.dumps(outcome.to_json())))
+    assert again.managers == {"s1": "s-boss", "s2": None}
