@@ -180,3 +180,27 @@ def test_a_dry_run_says_what_it_would_set_and_sets_nothing() -> None:
     assert w.target.managers == {}
     steps = [s.detail for o in result.outcomes for s in o.steps]
     assert any(detail.startswith("would set manager") for detail in steps)
+
+
+def test_a_reference_the_target_refuses_fails_the_user_and_is_retried() -> None:
+    w = ManagerWorld(page_size=2)
+    chain(w)
+    w.run()
+    gone = w.target_id("c")
+    deleted = w.target.users.pop(gone)  # deleted by hand in the target: the PUT finds no user
+    w.source.update("u1", manager="u3")
+
+    result = w.run()
+
+    assert result.counts["failure"] == 1
+    (row,) = [o for o in result.outcomes if o.source_id == "u1"]
+    assert row.status is Status.FAILURE
+    assert row.reason.startswith("manager not written")
+    assert "u1" in w.ledger.escrows_for("job", ["u1"])
+    w.target.users[gone] = deleted
+    w.now = w.now.replace(year=2027)  # the escrow's next attempt is due
+
+    again = w.run()
+
+    assert again.counts["failure"] == 0
+    assert w.manager_of("a") == gone
