@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SyncEnv, sync_world
 from tests.support.sdk import SdkClient
-from tests.support.world import TARGET, build_world_seed
+from tests.support.world import GROUP, TARGET, build_world_seed
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +136,35 @@ def test_dry_run_and_provision_on_demand(env: SyncEnv) -> None:
 
     assert target_manager(env, 4) == target_id(env, 2)
     assert "set manager" in provisioned.stdout
+
+
+def test_a_manager_entering_scope_in_the_same_cycle_is_referenced_in_that_cycle(
+    env: SyncEnv,
+) -> None:
+    env.run_json("--full")
+    graph = env.source()
+    # User 9 is out of scope; user 2 now reports to them, and they join the synced group: the
+    # users round meets the reference before the member reread creates the manager.
+    graph.put(
+        f"/users/{source_id(env, 2)}/manager/$ref",
+        json={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{source_id(env, 9)}"},
+    ).raise_for_status()
+    graph.post(
+        f"/groups/{GROUP}/members/$ref",
+        json={
+            "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{source_id(env, 9)}"
+        },
+    ).raise_for_status()
+
+    changed = env.run_json()
+
+    assert changed["mode"] == "incremental"
+    assert changed["counts"]["create"] == 1
+    assert changed["counts"]["failure"] == 0
+    assert target_manager(env, 2) == target_id(env, 9)
+    assert not log_rows(env, "--run", changed["run_id"], "--status", "warning")
+    # Written by the managers phase, once the reread had linked the manager.
+    rows = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, 2))
+    (row,) = [r for r in rows if "manager" in r["modifiedProperties"]]
+    assert row["action"] == "update"
+    assert row["steps"][0]["detail"] == "manager reference of this cycle"
