@@ -204,3 +204,20 @@ def test_a_reference_the_target_refuses_fails_the_user_and_is_retried() -> None:
 
     assert again.counts["failure"] == 0
     assert w.manager_of("a") == gone
+
+
+def test_a_restored_user_gets_its_reference_written_again() -> None:
+    w = ManagerWorld(page_size=2)
+    chain(w)
+    w.run()
+    attributes = dict(w.source.users["u2"])
+    w.source.delete("u2")
+    w.run()
+    target = w.ledger.links_for("job", ["u2"])["u2"].target_id
+    w.target.managers.pop(target, None)  # the recycle bin did not keep it
+    w.source.add(id="u2", **attributes)
+
+    result = w.run()
+
+    assert result.counts["restore"] == 1
+    assert w.target.managers.get(target) == w.target_id("c")

@@ -91,6 +91,9 @@ def page_references(
             or link is None
             or link.state not in LIVE
             or applied.outcome.status is Status.FAILURE
+            # A user deprovisioned (provisioning on demand carries it out at once) keeps
+            # whatever reference it has: it is leaving, not changing.
+            or applied.outcome.action in (Action.DELETE, Action.DISABLE)
         ):
             continue
         new = before is None or before.state is LinkState.SOFT_DELETED
@@ -101,6 +104,9 @@ def page_references(
             if new or before is None or before.target_id != link.target_id:
                 later[item.id] = None
             continue
+        if before is not None and before.state is LinkState.SOFT_DELETED:
+            # Restored: whatever reference it had before is not trusted to have come back.
+            link = replace(link, attributes=with_manager(link.attributes, None))
         references.append(Reference(link=link, wanted=wanted, outcome=applied.outcome))
     return references, later
 
