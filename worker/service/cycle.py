@@ -230,6 +230,7 @@ class CycleService:
             report_skipped=self.report_skipped,
             on_change=progressed,
             managers=progress.managers,
+            on_managers=position.save,
         )
         feed = PageFeed(spec, ledger=ledger, pipeline=pipeline, tally=tally)
         groups = GroupsRead(spec, source=source, ledger=ledger, position=position)
