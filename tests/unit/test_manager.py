@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.adapters.graph.directory import _source_user, _user_page
 from worker.config import Config, ConfigError, load_config
 from worker.domain.manager import (
     MANAGER,
@@ -181,3 +182,36 @@ def test_a_page_outcome_carries_its_unresolved_references_between_workers() -> N
     outcome = PageOutcome(counts={"create": 1}, managers={"s1": "s-boss", "s2": None})
     again = PageOutcome.from_json(json.loads(json.dumps(outcome.to_json())))
     assert again.managers == {"s1": "s-boss", "s2": None}
+
+
+# reading Graph's answers -----------------------------------------------------------------------
+
+
+def test_manager_at_delta_becomes_the_manager_attribute() -> None:
+    user = "#microsoft.graph.user"
+    page = _user_page(
+        {
+            "value": [
+                {"id": "a", "manager@delta": [{"@odata.type": user, "id": "boss"}]},
+                {
+                    "id": "b",
+                    "manager@delta": [
+                        {"@odata.type": user, "id": "old", "@removed": {"reason": "deleted"}}
+                    ],
+                },
+                {"id": "c", "manager@delta": []},
+                {"id": "d", "displayName": "D"},
+            ],
+            "@odata.deltaLink": "https://graph/delta?$deltatoken=x",
+        }
+    )
+    got = {u.id: wanted_manager(u, complete=False) for u in page.items if isinstance(u, SourceUser)}
+    assert got == {"a": "boss", "b": None, "c": None, "d": UNKNOWN}
+
+
+def test_a_single_read_with_the_manager_expanded_always_says_it() -> None:
+    with_boss = _source_user({"id": "a", "manager": {"id": "boss"}}, manager=True)
+    without = _source_user({"id": "b"}, manager=True)
+    assert with_boss.attributes["manager"] == "boss"
+    assert without.attributes["manager"] is None
+    assert "manager" not in _source_user({"id": "c"}, manager=False).attributes

@@ -82,8 +82,9 @@ def _delta_manager(entry: Mapping[str, Any], attributes: dict[str, Any]) -> None
     new one, or the old one marked `@removed`. No mention: unchanged (or none, in a fresh
     round), so the key stays absent (worker/domain/manager.py)."""
     entries = entry.get("manager@delta")
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list):
         return
+    # An empty list can only say "no manager now", however Graph chose to send it.
     current = [e.get("id") for e in entries if isinstance(e, dict) and "@removed" not in e]
     attributes[MANAGER] = current[-1] if current else None
 
