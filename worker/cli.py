@@ -324,6 +324,7 @@ def validate(
                 "interval": job.runtime.interval.total_seconds(),
                 "scope": job.runtime.scope_users,
                 "mappings": len(job.mappings),
+                "manager": job.spec.manager,
             }
             for name, job in loaded.jobs.items()
         },
@@ -349,7 +350,8 @@ def validate(
         out.print(
             f"  {name}: {job.source} → {job.target}, every "
             f"{_duration(job.runtime.interval.total_seconds())}, scope {job.runtime.scope_users}, "
-            f"{len(job.mappings)} mappings",
+            f"{len(job.mappings)} mappings"
+            + (" + the manager reference" if job.spec.manager else ""),
             markup=False,
         )
     for notifier in notifiers:

@@ -33,6 +33,7 @@ from pydantic import (
 from worker.domain import extension_attributes as ext
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
+from worker.domain.manager import MANAGER
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.plan import Deprovision, JobPolicy
@@ -729,6 +730,7 @@ class Job:
                 percent=threshold.percent,
                 window=threshold.window_for(interval),
             ),
+            manager=any(_is_manager_reference(m) for m in raw.mappings),
         )
 
     @property
@@ -1241,7 +1243,8 @@ def _build_mappings(
     writable: Mapping[str, str],
     problems: list[str],
 ) -> list[MappingSpec] | None:
-    if not job.mappings:
+    if not job.mappings or all(_is_manager_reference(m) for m in job.mappings):
+        # The manager reference alone adds to the default set (docs/manager.md).
         return default_mappings(job.user_type, types)
     specs: list[MappingSpec] = []
     seen: dict[str, int] = {}
@@ -1264,6 +1267,8 @@ def _build_mappings(
                 )
                 ok = False
             matches.setdefault(mapping.match, index)
+        if _is_manager_reference(mapping):
+            continue  # not an attribute: JobSpec.manager
         spec = _mapping(at, mapping, types, writable, problems)
         if spec is None:
             ok = False
@@ -1281,6 +1286,9 @@ def _mapping(
 ) -> MappingSpec | None:
     """One mapping's own checks (target, source, expression), and its spec if they pass."""
     target = ext.canonical_name(mapping.target)
+    if MANAGER in (target, mapping.source):
+        problems.append(_manager_misuse(at, mapping))
+        return None
     if not _known(target, types):
         problems.append(f"{at}.target: {_unknown(mapping.target, target, _PROPERTY)}")
         return None
@@ -1327,6 +1335,12 @@ def _mapping(
             problems.append(
                 f"{at}.apply: SelectUniqueValue needs apply: on_create "
                 "(a unique value is chosen once, when the user is created)"
+            )
+            return None
+        if MANAGER in expression.source_attributes:
+            problems.append(
+                f"{at}.expression: manager is a reference to another user, not an attribute: "
+                "an expression cannot read it; sync it with {target: manager, source: manager}"
             )
             return None
         unknown = sorted(a for a in expression.source_attributes if not _known(a, types))
@@ -1381,6 +1395,31 @@ def _forms(name: str) -> str:
     return f" (valid forms: {ext.VALID_FORMS})" if ext.looks_like_extension(name) else ""
 
 
+def _is_manager_reference(mapping: MappingConfig) -> bool:
+    """`{target: manager, source: manager}` and nothing else: the manager reference."""
+    return (
+        mapping.target == MANAGER
+        and mapping.source == MANAGER
+        and mapping.default is None
+        and mapping.match is None
+        and mapping.apply is Apply.ALWAYS
+    )
+
+
+def _manager_misuse(at: str, mapping: MappingConfig) -> str:
+    """Why a mapping naming `manager` other than as the reference is refused."""
+    form = "map it only as {target: manager, source: manager}"
+    if mapping.target != MANAGER:
+        return (
+            f"{at}.source: manager is a reference to another user, not an attribute: it cannot "
+            f"be mapped to {mapping.target!r}; {form}"
+        )
+    return (
+        f"{at}.target: manager is a reference to another user (its linked target user), not an "
+        f"attribute: {form}, without expression, constant, default, match or apply"
+    )
+
+
 def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: list[str]) -> None:
     """The clause and mapping checks for a job whose schema failed elsewhere.
 
@@ -1400,7 +1439,7 @@ def _check_parts_of_invalid_job(name: str, body: Mapping[str, Any], problems: li
     mappings = body.get("mappings")
     for index, raw_mapping in enumerate(mappings if isinstance(mappings, list) else []):
         mapping = _quietly(MappingConfig, raw_mapping)
-        if mapping is not None:
+        if mapping is not None and not _is_manager_reference(mapping):
             _mapping(f"{where}.mappings[{index}]", mapping, types, writable, problems)
 
 

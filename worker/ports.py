@@ -135,7 +135,32 @@ class RestoreUser:
     user_id: str
 
 
-TargetRequest = FindUsers | GetUser | Invite | PatchUser | DeleteUser | RestoreUser
+@dataclass(frozen=True)
+class SetManagerRef:
+    """Answer: None. `PUT /users/{user_id}/manager/$ref`: the user's manager becomes
+    `manager_id` (docs/manager.md)."""
+
+    user_id: str
+    manager_id: str
+
+
+@dataclass(frozen=True)
+class RemoveManagerRef:
+    """Answer: None, or NotFound when the user has no manager (already done)."""
+
+    user_id: str
+
+
+TargetRequest = (
+    FindUsers
+    | GetUser
+    | Invite
+    | PatchUser
+    | DeleteUser
+    | RestoreUser
+    | SetManagerRef
+    | RemoveManagerRef
+)
 
 
 class TargetDirectory(Protocol):
@@ -174,6 +199,7 @@ class Phase(StrEnum):
     ESCROW = "escrow"  # incremental: failed objects whose next attempt is due
     SWEEP = "sweep"  # full: links the round did not see
     RECHECK = "recheck"  # the source's changes since the round, before deletions are judged
+    MANAGERS = "managers"  # manager references the pages could not resolve (docs/manager.md)
     DELETIONS = "deletions"
     DONE = "done"
 
@@ -192,6 +218,9 @@ class Progress:
     started_at: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     seen_users: int = 0
+    # Manager references the pages left for the managers phase: user's source id -> its
+    # manager's source id (None: to be read). Absent from cursors of earlier releases.
+    managers: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Read back from the cursor's JSON as a plain string.

@@ -42,6 +42,8 @@ from worker.ports import (
     MembershipChange,
     PageWrite,
     PatchUser,
+    RemoveManagerRef,
+    SetManagerRef,
     TargetRequest,
     UserPage,
 )
@@ -175,6 +177,7 @@ class FakeTarget:
         self.fail_delete_for: set[str] = set()
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
+        self.managers: dict[str, str] = {}  # user id -> its manager's id
 
     def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
         """Each request in turn, as the Graph adapter's $batch would answer them."""
@@ -203,6 +206,18 @@ class FakeTarget:
             return self.update_user(request.user_id, request.attributes)
         if isinstance(request, DeleteUser):
             return self.delete_user(request.user_id)
+        if isinstance(request, SetManagerRef):
+            if request.manager_id not in self.users or request.user_id not in self.users:
+                raise NotFound(f"no user {request.manager_id} or {request.user_id}")
+            self.writes.append(("manager", request.user_id, request.manager_id))
+            self.managers[request.user_id] = request.manager_id
+            return None
+        if isinstance(request, RemoveManagerRef):
+            if request.user_id not in self.managers:
+                raise NotFound(f"user {request.user_id} has no manager")
+            self.writes.append(("manager", request.user_id, None))
+            del self.managers[request.user_id]
+            return None
         return self.restore_user(request.user_id)
 
     def sign_in(self) -> None:

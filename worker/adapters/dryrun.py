@@ -39,8 +39,10 @@ from worker.ports import (
     NoLiveProgress,
     PageWrite,
     PatchUser,
+    RemoveManagerRef,
     RestoreUser,
     RunRecord,
+    SetManagerRef,
     Simulated,
     TargetDirectory,
     TargetRequest,
@@ -48,7 +50,7 @@ from worker.ports import (
 from worker.service.cycle import CycleService
 
 DRY_RUN_ID = "(dry run)"
-WRITES = (Invite, PatchUser, DeleteUser, RestoreUser)
+WRITES = (Invite, PatchUser, DeleteUser, RestoreUser, SetManagerRef, RemoveManagerRef)
 LIVE = (LinkState.ACTIVE, LinkState.DISABLED)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from worker.domain.health import DeletionThreshold
+from worker.domain.manager import MANAGER
 from worker.domain.mapping import MappingSpec, required_source_attributes, writable
 from worker.domain.plan import JobPolicy
 from worker.domain.scope import ScopeSpec
@@ -23,11 +24,16 @@ class JobSpec:
     full_every: timedelta | None = None
     interval: timedelta = timedelta(minutes=40)
     deletion_threshold: DeletionThreshold = field(default_factory=DeletionThreshold)
+    # `{target: manager, source: manager}`: the manager reference is synced (docs/manager.md).
+    manager: bool = False
 
     @property
     def select(self) -> list[str]:
         """What a users delta round selects: core attributes, mapped sources, filter attributes."""
-        return required_source_attributes(self.mappings, self.scope.filter_attributes)
+        names = required_source_attributes(self.mappings, self.scope.filter_attributes)
+        # Read with $expand by the source adapter; in the select, so the fingerprint changes
+        # (a full cycle sets every reference) when the mapping is added.
+        return sorted([*names, MANAGER]) if self.manager else names
 
     @property
     def target_select(self) -> list[str]:

@@ -44,6 +44,7 @@ from worker.service.cycle_run import CycleRun
 from worker.service.deletions import DeletionCheck, Deletions
 from worker.service.feed import PageFeed, Tally
 from worker.service.groups import GroupsRead
+from worker.service.managers_phase import ManagersPhase
 from worker.service.pipeline import InlineDispatcher, PageDispatcher, PagePipeline
 from worker.service.position import starting_position
 from worker.service.rereads import Rereads
@@ -224,7 +225,13 @@ class CycleService:
             if listener is not None:
                 listener(position.progress.phase.value, dict(position.progress.counts))
 
-        tally = Tally(progress.counts, report_skipped=self.report_skipped, on_change=progressed)
+        tally = Tally(
+            progress.counts,
+            report_skipped=self.report_skipped,
+            on_change=progressed,
+            managers=progress.managers,
+            on_managers=position.save,
+        )
         feed = PageFeed(spec, ledger=ledger, pipeline=pipeline, tally=tally)
         groups = GroupsRead(spec, source=source, ledger=ledger, position=position)
         users = UsersRound(
@@ -255,6 +262,16 @@ class CycleService:
             groups=groups,
             users=users,
             rereads=rereads,
+            managers=ManagersPhase(
+                spec,
+                source=source,
+                ledger=ledger,
+                target=self.target,
+                pipeline=pipeline,
+                tally=tally,
+                position=position,
+                clock=self.clock,
+            ),
             deletions=Deletions(
                 spec,
                 ledger=ledger,

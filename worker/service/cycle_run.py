@@ -26,6 +26,7 @@ from worker.ports import (
 from worker.service.deletions import Deletions
 from worker.service.feed import Tally
 from worker.service.groups import GroupsRead
+from worker.service.managers_phase import ManagersPhase
 from worker.service.position import Position
 from worker.service.rereads import Rereads
 from worker.service.result import CycleResult
@@ -47,6 +48,7 @@ class CycleRun:
         groups: GroupsRead,
         users: UsersRound,
         rereads: Rereads,
+        managers: ManagersPhase,
         deletions: Deletions,
         tally: Tally,
         run: RunRecord,
@@ -62,6 +64,7 @@ class CycleRun:
         self.groups = groups
         self.users = users
         self.rereads = rereads
+        self.managers = managers
         self.deletions = deletions
         self.tally = tally
         self.run = run
@@ -123,6 +126,10 @@ class CycleRun:
             position.advance(Phase.RECHECK)
         if position.progress.phase is Phase.RECHECK:
             self.deletions.recheck()
+            position.advance(Phase.MANAGERS)
+        if position.progress.phase is Phase.MANAGERS:
+            # After every page (the recheck's too): both ends of a reference exist by now.
+            self.managers.run()
             position.advance(Phase.DELETIONS)
         if position.progress.phase is Phase.DELETIONS:
             self.deletions.carry_out()

@@ -26,8 +26,13 @@ class Tally:
         *,
         report_skipped: bool,
         on_change: Callable[[], None] | None = None,
+        managers: dict[str, str | None] | None = None,
+        on_managers: Callable[[], None] | None = None,
     ) -> None:
         self.counts = counts
+        # The progress's manager references left for the managers phase, saved with it.
+        self.managers: dict[str, str | None] = {} if managers is None else managers
+        self.on_managers = on_managers
         self.report_skipped = report_skipped
         self.on_change = on_change
         self.outcomes: list[ObjectOutcome] = []
@@ -37,6 +42,11 @@ class Tally:
         for key, count in page.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
         self.failed |= page.failed
+        self.managers.update(page.managers)
+        if page.managers and self.on_managers is not None:
+            # Saved now: a reread's page is not read again after a crash, so what it left
+            # for the managers phase must not wait for the phase's end to be kept.
+            self.on_managers()
         self.outcomes.extend(
             o for o in page.outcomes if self.report_skipped or o.status is not Status.SKIPPED
         )

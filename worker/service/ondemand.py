@@ -17,6 +17,7 @@ from worker.domain.mapping import EvaluationContext, Mapper
 from worker.domain.model import ObjectOutcome, SourceItem, SourceRemoval, SourceUser, Status
 from worker.ports import Ledger, PageWrite, RunRecord, SourceDirectory, TargetDirectory
 from worker.service.apply import Exporter
+from worker.service.managers import ManagerReferences, page_references
 from worker.service.page import prepare
 
 
@@ -79,6 +80,12 @@ class OnDemand:
             (applied,) = exporter.apply([prepared])
             outcome = applied.outcome
             changed = applied.link if applied.link_changed else None
+            if spec.manager:
+                # The manager's reference, when the manager is linked; else a warning.
+                references, _ = page_references(spec, [(item, link, applied)], complete=True)
+                managers = ManagerReferences(spec, ledger=self.ledger, target=self.target)
+                written, _ = managers.settle(references, {}, final=True)
+                changed = written[0] if written else changed
         failed = outcome.status is Status.FAILURE
         self.ledger.commit_page(
             spec.name,

@@ -41,6 +41,7 @@ from worker.domain.plan import (
 from worker.domain.scope import evaluate_scope
 from worker.ports import Ledger, PageWrite
 from worker.service.apply import Exporter, Task
+from worker.service.managers import ManagerReferences, page_references
 
 
 @dataclass
@@ -90,6 +91,8 @@ class PageDone:
 
     write: PageWrite
     failed: set[str]
+    # Manager references left for the cycle's managers phase (docs/manager.md).
+    managers: dict[str, str | None] = field(default_factory=dict)
 
 
 class PageWorker:
@@ -107,6 +110,9 @@ class PageWorker:
         self.exporter = exporter
         self.mapper = mapper
         self.clock = clock
+        self.managers = (
+            ManagerReferences(spec, ledger=ledger, target=exporter.target) if spec.manager else None
+        )
 
     def work(self, page: PageRequest) -> PageDone:
         # A page names each object once; should a replay repeat one, its latest state wins.
@@ -151,6 +157,7 @@ class PageWorker:
             unstaged=[i for i in ids if i not in staged_ids],
             seen=[item.id for item in latest if isinstance(item, SourceUser)] if page.full else [],
             resolved_pending=page.resolved_pending,
+            complete=page.full,
         )
 
     def carry_out(
@@ -163,14 +170,24 @@ class PageWorker:
         unstaged: Sequence[str] = (),
         seen: Sequence[str] = (),
         resolved_pending: Sequence[str] = (),
+        complete: bool = True,
     ) -> PageDone:
-        """Carry the tasks out; the write gathers them with the page's other effects."""
+        """Carry the tasks out; the write gathers them with the page's other effects.
+        `complete`: the items name every user's manager (docs/manager.md)."""
         changed = {link.source_id: link for link in links}
         done = list(outcomes)
-        for applied in self.exporter.apply(tasks):
+        results = self.exporter.apply(tasks)
+        for applied in results:
             done.append(applied.outcome)
             if applied.link is not None and applied.link_changed:
                 changed[applied.link.source_id] = applied.link
+        later: dict[str, str | None] = {}
+        if self.managers is not None:
+            entries = [(t.item, t.link, a) for t, a in zip(tasks, results, strict=True)]
+            references, later = page_references(self.spec, entries, complete=complete)
+            written, unresolved = self.managers.settle(references, changed, final=False)
+            changed.update({link.source_id: link for link in written})
+            later.update(unresolved)
         escrows, released, expired, failed = self._escrows(done)
         return PageDone(
             write=PageWrite(
@@ -184,6 +201,7 @@ class PageWorker:
                 unstaged=unstaged,
             ),
             failed=failed,
+            managers=later,
         )
 
     def _escrows(

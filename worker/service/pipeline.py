@@ -36,6 +36,8 @@ class PageOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     outcomes: list[ObjectOutcome] = field(default_factory=list)
+    # Manager references left for the cycle's managers phase (worker/service/managers.py).
+    managers: dict[str, str | None] = field(default_factory=dict)
 
     @staticmethod
     def of(done: PageDone) -> PageOutcome:
@@ -43,7 +45,10 @@ class PageOutcome:
         for outcome in done.write.outcomes:
             add_counts(counts, outcome.action, outcome.status)
         return PageOutcome(
-            counts=counts, failed=set(done.failed), outcomes=list(done.write.outcomes)
+            counts=counts,
+            failed=set(done.failed),
+            outcomes=list(done.write.outcomes),
+            managers=dict(done.managers),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +60,7 @@ class PageOutcome:
             "outcomes": [
                 outcome_record(o) for o in self.outcomes if o.status is not Status.SKIPPED
             ],
+            "managers": self.managers,
         }
 
     @staticmethod
@@ -63,6 +69,7 @@ class PageOutcome:
             counts={str(k): int(v) for k, v in data["counts"].items()},
             failed=set(data["failed"]),
             outcomes=[outcome_from_record(o) for o in data.get("outcomes", [])],
+            managers=dict(data.get("managers") or {}),
         )
 
 

@@ -70,6 +70,7 @@ class Position:
             phase=Phase.GROUPS,
             started_at=p.started_at,
             counts=p.counts,
+            managers=p.managers,
         )
         self.save()
 

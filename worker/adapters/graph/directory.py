@@ -21,6 +21,8 @@ from worker.ports import (
     Invite,
     MembershipChange,
     PatchUser,
+    RemoveManagerRef,
+    SetManagerRef,
     TargetRequest,
     UserPage,
 )
@@ -64,6 +66,37 @@ def _select(names: Sequence[str]) -> str:
     return ",".join(ext.graph_select(names))
 
 
+# `manager` is a navigation property: it is read with $expand, never $select (docs/manager.md).
+MANAGER = "manager"
+
+
+def _split_manager(select: Sequence[str]) -> tuple[list[str], bool]:
+    """The $select without `manager`, and whether the manager was asked for."""
+    return [name for name in select if name != MANAGER], MANAGER in select
+
+
+def _source_user(item: Mapping[str, Any], *, manager: bool) -> SourceUser:
+    """A source user from a read; with `manager` the read expanded it, so no manager means
+    none and `attributes["manager"]` is always there (the manager's id, or None)."""
+    attributes = _attributes(item)
+    if manager:
+        expanded = item.get(MANAGER)
+        attributes[MANAGER] = expanded.get("id") if isinstance(expanded, dict) else None
+    return SourceUser(id=item["id"], attributes=attributes)
+
+
+def _delta_manager(entry: Mapping[str, Any], attributes: dict[str, Any]) -> None:
+    """`manager@delta` names the manager when it changed (or the round is a fresh one): the
+    new one, or the old one marked `@removed`. No mention: unchanged (or none, in a fresh
+    round), so the key stays absent (worker/domain/manager.py)."""
+    entries = entry.get("manager@delta")
+    if not isinstance(entries, list):
+        return
+    # An empty list can only say "no manager now", however Graph chose to send it.
+    current = [e.get("id") for e in entries if isinstance(e, dict) and "@removed" not in e]
+    attributes[MANAGER] = current[-1] if current else None
+
+
 def _user_page(data: Mapping[str, Any]) -> UserPage:
     items: list[SourceItem] = []
     for entry in data.get("value", []):
@@ -71,7 +104,9 @@ def _user_page(data: Mapping[str, Any]) -> UserPage:
             reason = str((entry.get("@removed") or {}).get("reason", "deleted"))
             items.append(SourceRemoval(id=entry["id"], reason=reason))
         else:
-            items.append(SourceUser(id=entry["id"], attributes=_attributes(entry)))
+            attributes = _attributes(entry)
+            _delta_manager(entry, attributes)
+            items.append(SourceUser(id=entry["id"], attributes=attributes))
     return UserPage(
         items=items,
         next_link=data.get("@odata.nextLink"),
@@ -102,6 +137,13 @@ def _group_page(data: Mapping[str, Any]) -> GroupPage:
     )
 
 
+def _query(select: Sequence[str], manager: bool) -> dict[str, str]:
+    query = {"$select": _select(select)}
+    if manager:
+        query["$expand"] = f"{MANAGER}($select=id)"
+    return query
+
+
 class GraphSourceDirectory:
     """Reads of the source tenant: delta rounds of users and of the job's groups."""
 
@@ -116,7 +158,12 @@ class GraphSourceDirectory:
         self.client.tokens.token()
 
     def users_delta_start(self, select: Sequence[str]) -> str:
-        return self.client.url("/users/delta?" + urlencode({"$select": _select(select)}))
+        names, manager = _split_manager(select)
+        params = {"$select": _select(names)}
+        if manager:
+            # Graph's users delta expands only the manager, and answers `manager@delta`.
+            params["$expand"] = MANAGER
+        return self.client.url("/users/delta?" + urlencode(params))
 
     def users_page(self, url: str) -> UserPage:
         data = self.client.get_json(url, headers=self._headers())
@@ -135,12 +182,13 @@ class GraphSourceDirectory:
             return _group_page(data)
 
     def get_user(self, user_id: str, select: Sequence[str]) -> SourceUser | None:
+        names, manager = _split_manager(select)
         try:
-            data = self.client.get_json(f"/users/{user_id}", {"$select": _select(select)})
+            data = self.client.get_json(f"/users/{user_id}", _query(names, manager))
         except NotFound:
             return None
         with parsing(f"GET /users/{user_id}"):
-            return SourceUser(id=data["id"], attributes=_attributes(data))
+            return _source_user(data, manager=manager)
 
     def search_users(self, text: str, select: Sequence[str], limit: int = 25) -> list[SourceUser]:
         """Users whose display name, UPN or mail starts with `text` (or whose id it is), for an
@@ -150,17 +198,18 @@ class GraphSourceDirectory:
             found = self.get_user(text.lower(), select)
             return [found] if found is not None else []
         literal = odata_string(text)
+        names, manager = _split_manager(select)
         query = {
             "$filter": " or ".join(
                 f"startswith({name},{literal})"
                 for name in ("displayName", "userPrincipalName", "mail")
             ),
-            "$select": _select(select),
+            **_query(names, manager),
             "$top": str(limit),
         }
         data = self.client.get_json("/users", query)
         with parsing("GET /users"):
-            return [SourceUser(id=i["id"], attributes=_attributes(i)) for i in data["value"]]
+            return [_source_user(i, manager=manager) for i in data["value"]]
 
     def transitive_member_ids(self, group_id: str) -> set[str]:
         return self.group_member_ids(group_id, transitive=True)
@@ -247,6 +296,11 @@ class GraphTargetDirectory:
             return BatchCall("PATCH", f"/users/{request.user_id}", body)
         if isinstance(request, DeleteUser):
             return BatchCall("DELETE", f"/users/{request.user_id}")
+        if isinstance(request, SetManagerRef):
+            ref = {"@odata.id": self.client.url(f"/users/{request.manager_id}")}
+            return BatchCall("PUT", f"/users/{request.user_id}/manager/$ref", ref)
+        if isinstance(request, RemoveManagerRef):
+            return BatchCall("DELETE", f"/users/{request.user_id}/manager/$ref")
         # Graph refuses a whole $batch holding a write without a body and a Content-Type
         # ("Write request id : N does not contain Content-Type header or body."): send {}.
         return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore", {})
