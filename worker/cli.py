@@ -724,7 +724,7 @@ def status(
         if index and s["source"] != statuses[index - 1]["source"]:
             table.add_section()  # one section per source tenant
         table.add_row(
-            s["job"] + (" [org]" if s["origin"] == "organization" else ""),
+            Text(s["job"] + (" [org]" if s["origin"] == "organization" else "")),
             f"{s['source']} → {s['target']}",
             s["code"],
             "yes" if s["running"] else "no",

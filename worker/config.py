@@ -984,6 +984,8 @@ def build_config(
     for name, body in jobs_data.items():
         if name in expansion.jobs:
             continue  # validated below, each problem traced to where it was written
+        if SECTION in data and expansion.organization is None and _override_only(body):
+            continue  # overrides a job of the organisation, whose problems are listed
         if not isinstance(name, str) or not JOB_NAME_RE.match(name):
             # Job names go into Redis keys, SQL columns and task arguments.
             problems.append(
@@ -1148,6 +1150,11 @@ def _build_jobs(
     return jobs
 
 
+def _override_only(body: Any) -> bool:
+    """A `jobs:` entry without source and target: it can only override an organisation's job."""
+    return isinstance(body, dict) and "source" not in body and "target" not in body
+
+
 def _build_generated_jobs(
     organization: Organization,
     bodies: Mapping[str, Any],
@@ -1178,9 +1185,9 @@ def _build_generated_jobs(
             _check_parts_of_invalid_job(name, body, found)
         override = explicit.get(name)
         for problem in found:
-            located = locate_problem(
-                problem, name, defaults, override if isinstance(override, dict) else None
-            )
+            located = problem  # an explicit entry that is not a mapping: named as written
+            if override is None or isinstance(override, dict):
+                located = locate_problem(problem, name, defaults, override)
             if located not in problems:
                 problems.append(located)
     return jobs

@@ -356,3 +356,28 @@ def test_an_own_member_is_in_scope() -> None:
     )
     assert evaluate_scope(user, ScopeSpec(), assigned=True).in_scope
     assert {"creationType", "externalUserState"} <= set(required_source_attributes([]))
+
+
+def test_a_broken_organization_is_not_buried_under_its_overrides() -> None:
+    found = problems_of(
+        """
+organization: {tenants: [contoso, fabrikam], topology: star}
+jobs:
+  contoso-to-fabrikam: {schedule: {interval: 1h}}
+  contoso-to-fabrikam-2: {target: fabrikam}
+"""
+    )
+    assert found == [
+        "organization.topology: must be mesh or hub_spoke, not 'star'",
+        "jobs.contoso-to-fabrikam-2.source: required setting is missing",
+    ]
+
+
+def test_an_override_that_is_not_a_mapping_is_named_as_written() -> None:
+    found = problems_of(
+        "organization: {tenants: [contoso, fabrikam], topology: mesh}\n"
+        "jobs: {contoso-to-fabrikam: weekly}\n"
+    )
+    assert found == [
+        "jobs.contoso-to-fabrikam: Input should be a valid dictionary or instance of JobConfig"
+    ]
