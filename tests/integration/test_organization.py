@@ -30,6 +30,7 @@ from tests.support.sandbox import (
     running_sandbox,
 )
 from tests.support.sdk import SdkClient
+from tests.support.serve import READ_TOKEN, add_api_section, running_service
 from tests.support.world import ROOMY_LIMITS
 from worker.adapters.state.embedded_redis import EmbeddedRedis
 from worker.bootstrap import open_runtime
@@ -254,3 +255,18 @@ def test_a_five_tenant_mesh_of_twenty_jobs_validates_runs_and_reports(tmp_path: 
         table = org.cli("status").stdout
         assert "adatum → contoso" in table
         assert "contoso-to-tailspin [org]" in table
+
+        # The operator service's Graph API lists every job, seven to a page.
+        add_api_section(org.config)
+        with running_service(org.config, tmp_path / "serve") as service:
+            client = service.client(READ_TOKEN)
+            seen: list[str] = []
+            url: str | None = "/v1.0/servicePrincipals?$top=7"
+            while url:
+                page = client.get(url)
+                assert page.status_code == 200, page.text
+                seen += [sp["id"] for sp in page.json()["value"]]
+                url = page.json().get("@odata.nextLink")
+            assert sorted(seen) == sorted(listed["jobs"])
+            job = client.get("/v1.0/servicePrincipals/adatum-to-tailspin/synchronization/jobs")
+            assert job.status_code == 200, job.text
