@@ -238,7 +238,8 @@ jobs:
 """
     )
     assert found[0].startswith(
-        "jobs.contoso-to-fabrikam.target: 'adatum' differs from the job organization makes"
+        "jobs.contoso-to-fabrikam.target: 'adatum', but the organization makes this job for "
+        "contoso -> fabrikam; rename the job or drop its target"
     ), found
 
 

@@ -187,8 +187,8 @@ def expand_organization(
         for key, value in pair.items():
             if key in override and override[key] != value:
                 problems.append(
-                    f"jobs.{name}.{key}: {override[key]!r} differs from the job {SECTION} makes "
-                    f"under this name ({source} -> {target}); rename the job or drop its {key}"
+                    f"jobs.{name}.{key}: {override[key]!r}, but the {SECTION} makes this job "
+                    f"for {source} -> {target}; rename the job or drop its {key}"
                 )
         jobs[name] = deep_merge(deep_merge(organization.job_defaults, pair), override)
     return Expansion(organization, jobs, problems)
