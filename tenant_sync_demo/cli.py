@@ -70,6 +70,12 @@ def sandbox_seed(
     random_seed: int = typer.Option(
         1, "--random-seed", help="The same options and number give the same file."
     ),
+    tenants: int = typer.Option(
+        2,
+        "--tenants",
+        help="Tenants, for an organization: (2 to 100): contoso, fabrikam, then adatum, "
+        "northwind, ... with a tenth of --users members each; all partners of each other.",
+    ),
     out_path: Path | None = typer.Option(
         None, "--out", help="Where to write the seed (JSON); default: standard output."
     ),
@@ -92,6 +98,7 @@ def sandbox_seed(
         unicode=unicode,
         managers=managers,
         random_seed=random_seed,
+        tenants=tenants,
     )
     try:
         seed = generate(shape)

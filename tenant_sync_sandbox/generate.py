@@ -46,6 +46,9 @@ SURNAMES_UNICODE = (
     "Παπαδόπουλος", "Иванова", "王", "佐藤", "الفارسي", "Trần", "D'Angelo", "Ólafsdóttir",
 )  # fmt: skip
 MANAGER_FAN_OUT = 5
+# An organisation's tenants beyond contoso and fabrikam (`--tenants N`), then tenant11, ...
+ORG_NAMES = ("adatum", "northwind", "tailspin", "litware", "woodgrove", "wingtip", "relecloud")
+MAX_TENANTS = 100
 
 
 class ShapeError(ValueError):
@@ -63,6 +66,7 @@ class Shape:
     unicode: bool = False
     managers: bool = True
     random_seed: int = 1
+    tenants: int = 2  # beyond contoso and fabrikam: an organisation's other tenants
 
     def check(self) -> None:
         for name in ("users", "guests", "nested", "m365_groups", "dynamic_groups"):
@@ -75,6 +79,8 @@ class Shape:
             )
         if self.users > 1_000_000:
             raise ShapeError("--users must be at most 1000000")
+        if not 2 <= self.tenants <= MAX_TENANTS:
+            raise ShapeError(f"--tenants must be 2 to {MAX_TENANTS} (Entra's organisations)")
 
 
 def _ascii(text: str) -> str:
@@ -91,7 +97,9 @@ class _Ids:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
 
-def _member(i: int, shape: Shape, rng: random.Random, ids: _Ids) -> dict[str, Any]:
+def _member(
+    i: int, shape: Shape, rng: random.Random, ids: _Ids, name: str = "contoso"
+) -> dict[str, Any]:
     pool_given = GIVEN_UNICODE if shape.unicode and i % 2 else GIVEN
     pool_surnames = SURNAMES_UNICODE if shape.unicode and i % 3 else SURNAMES
     given = pool_given[i % len(pool_given)]
@@ -101,15 +109,15 @@ def _member(i: int, shape: Shape, rng: random.Random, ids: _Ids) -> dict[str, An
     city, country = CITIES[i % len(CITIES)]
     return {
         "id": ids.new(),
-        "userPrincipalName": f"{local}@{SOURCE_DOMAIN}",
-        "mail": f"{local}@contoso.com",
+        "userPrincipalName": f"{local}@{name}.onmicrosoft.com",
+        "mail": f"{local}@{name}.com",
         "mailNickname": local,
         "displayName": f"{given} {surname}",
         "givenName": given,
         "surname": surname,
         "department": department,
         "jobTitle": TITLES[rng.randrange(len(TITLES))],
-        "companyName": "Contoso",
+        "companyName": name.capitalize(),
         "employeeId": f"E{i:06d}",
         "city": city,
         "country": country,
@@ -210,6 +218,14 @@ def generate(shape: Shape) -> dict[str, Any]:
             "is_sync_allowed": True,
         }
 
+    others = _other_tenants(shape, rng, ids)
+    everyone = [CONTOSO, FABRIKAM, *(t["tenant_id"] for t in others)]
+
+    def partners(own: str) -> dict[str, Any]:
+        return {"partners": [partner(other) for other in everyone if other != own]}
+
+    for tenant in others:
+        tenant["cross_tenant_access"] = partners(tenant["tenant_id"])
     return {
         "$comment": (
             f"tenant-sync sandbox seed --users {shape.users} --groups {shape.groups} "
@@ -218,6 +234,7 @@ def generate(shape: Shape) -> dict[str, Any]:
             + (" --unicode" if shape.unicode else "")
             + ("" if shape.managers else " --no-managers")
             + f" --random-seed {shape.random_seed}"
+            + (f" --tenants {shape.tenants}" if shape.tenants != 2 else "")
         ),
         "tenants": [
             {
@@ -227,7 +244,7 @@ def generate(shape: Shape) -> dict[str, Any]:
                 "clients": [{"client_id": CONTOSO_CLIENT, "client_secret": "contoso-secret"}],
                 "users": members + guests,
                 "groups": groups,
-                "cross_tenant_access": {"partners": [partner(FABRIKAM)]},
+                "cross_tenant_access": partners(CONTOSO),
             },
             {
                 "tenant_id": FABRIKAM,
@@ -242,10 +259,41 @@ def generate(shape: Shape) -> dict[str, Any]:
                         "mail": "admin@fabrikam.com",
                     }
                 ],
-                "cross_tenant_access": {"partners": [partner(CONTOSO)]},
+                "cross_tenant_access": partners(FABRIKAM),
             },
+            *others,
         ],
     }
+
+
+def org_tenant_names(count: int) -> list[str]:
+    """The names of an organisation of `count` tenants: contoso, fabrikam, then ORG_NAMES."""
+    extra = [*ORG_NAMES, *(f"tenant{k}" for k in range(len(ORG_NAMES) + 3, MAX_TENANTS + 1))]
+    return ["contoso", "fabrikam", *extra[: count - 2]]
+
+
+def _other_tenants(shape: Shape, rng: random.Random, ids: _Ids) -> list[dict[str, Any]]:
+    """Tenants 3..N of an organisation: a tenth of `users` members each (at least one), fixed
+    ids (tenant `0000000k-3333-4333-8333-00000000000k`, client `cccccccc-000k-...`) and the
+    secret `{name}-secret`; partner settings are added by the caller."""
+    members = max(1, shape.users // 10)
+    tenants = []
+    for k, name in enumerate(org_tenant_names(shape.tenants)[2:], start=3):
+        tenants.append(
+            {
+                "tenant_id": f"{k:08d}-3333-4333-8333-{k:012d}",
+                "domain": f"{name}.onmicrosoft.com",
+                "display_name": name.capitalize(),
+                "clients": [
+                    {
+                        "client_id": f"cccccccc-{k:04d}-4ccc-8ccc-{k:012d}",
+                        "client_secret": f"{name}-secret",
+                    }
+                ],
+                "users": [_member(i, shape, rng, ids, name) for i in range(members)],
+            }
+        )
+    return tenants
 
 
 def summary(seed: dict[str, Any]) -> str:
@@ -258,7 +306,10 @@ def summary(seed: dict[str, Any]) -> str:
         types = g.get("groupTypes") or []
         kinds["Microsoft 365" if "Unified" in types else "dynamic" if types else "security"] += 1
     groups = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+    others = "".join(
+        f"; {t['display_name'].lower()}: {len(t['users'])} members" for t in seed["tenants"][2:]
+    )
     return (
         f"contoso: {len(users) - guests} members, {guests} guests, groups: {groups}; "
-        f"fabrikam: 1 user; tenant and client ids as config/tenant-sync.yaml expects"
+        f"fabrikam: 1 user{others}; tenant and client ids as config/tenant-sync.yaml expects"
     )

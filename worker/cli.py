@@ -300,7 +300,8 @@ def _audited(
 def validate(
     ctx: typer.Context, config: Path | None = ConfigOption, as_json: bool = JsonOption
 ) -> None:
-    """Load and check the configuration; list every problem (exit 2) or summarise it."""
+    """Load and check the configuration; list every problem (exit 2) or summarise it: the
+    jobs, those an organization: section makes marked [org] (--json: origin, organization)."""
     chosen = config or (ctx.obj or {}).get("config")
     path = config_path(chosen)
     try:
@@ -325,9 +326,11 @@ def validate(
                 "scope": job.runtime.scope_users,
                 "mappings": len(job.mappings),
                 "manager": job.spec.manager,
+                "origin": job.origin,
             }
             for name, job in loaded.jobs.items()
         },
+        "organization": _organization_summary(loaded),
     }
     notifiers: list[dict[str, Any]] = [
         {
@@ -346,12 +349,23 @@ def validate(
         f"{_plural(len(loaded.jobs), 'job')}",
         markup=False,
     )
+    org = summary["organization"]
+    if org is not None:
+        shape = org["topology"] + (
+            f" around {org['hub']} ({org['direction']})" if org["hub"] else ""
+        )
+        out.print(
+            f"  organization: {shape} of {len(org['tenants'])} tenants, "
+            f"{_plural(len(org['jobs']), 'job')} (marked [org])",
+            markup=False,
+        )
     for name, job in loaded.jobs.items():
         out.print(
             f"  {name}: {job.source} → {job.target}, every "
             f"{_duration(job.runtime.interval.total_seconds())}, scope {job.runtime.scope_users}, "
             f"{len(job.mappings)} mappings"
-            + (" + the manager reference" if job.spec.manager else ""),
+            + (" + the manager reference" if job.spec.manager else "")
+            + (" [org]" if job.origin == "organization" else ""),
             markup=False,
         )
     for notifier in notifiers:
@@ -645,6 +659,20 @@ def _refuse_trigger(job: str, status: str, message: str, as_json: bool) -> NoRet
     fail(message, 1)
 
 
+def _organization_summary(loaded: Config) -> dict[str, Any] | None:
+    """The `organization:` section as `validate --json` shows it, with the jobs it made."""
+    org = loaded.organization
+    if org is None:
+        return None
+    return {
+        "tenants": list(org.tenants),
+        "topology": org.topology,
+        "hub": org.hub,
+        "direction": org.direction,
+        "jobs": [n for n in org.job_names() if n in loaded.jobs],
+    }
+
+
 # status and logs --------------------------------------------------------------------------------
 @app.command()
 def status(
@@ -654,8 +682,9 @@ def status(
     as_json: bool = JsonOption,
 ) -> None:
     """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
-    counted against its threshold in the deletion window."""
-    from worker.service.status import job_status
+    counted against its threshold in the deletion window; jobs grouped by source tenant, then
+    target ([org]: made by the organization: section; --json adds source, target, origin)."""
+    from worker.service.status import grouped_by_pair, job_status, with_pair
 
     failed = _json_error(as_json, job=job)
     cfg = _config(ctx, config, failed)
@@ -664,17 +693,24 @@ def status(
         _job(cfg, job, on_failure=failed)
     with _runtime(cfg, on_failure=failed, read_only=True) as runtime:
         lock = runtime.job_lock()
-        statuses = [
-            job_status(
-                n,
-                runtime.ledger,
-                runtime.cursors.load(n),
-                running=lock.is_held(n),
-                live=runtime.live.load(n),
-                threshold=cfg.jobs[n].spec.deletion_threshold,
-            )
-            for n in names
-        ]
+        statuses = grouped_by_pair(
+            [
+                with_pair(
+                    job_status(
+                        n,
+                        runtime.ledger,
+                        runtime.cursors.load(n),
+                        running=lock.is_held(n),
+                        live=runtime.live.load(n),
+                        threshold=cfg.jobs[n].spec.deletion_threshold,
+                    ),
+                    cfg.jobs[n].source,
+                    cfg.jobs[n].target,
+                    cfg.jobs[n].origin,
+                )
+                for n in names
+            ]
+        )
     for s in statuses:
         # A job whose tenant is unusable shows why it will not run (its state is still there).
         blockers = cfg.blockers(s["job"])
@@ -683,13 +719,16 @@ def status(
         emit_json(statuses[0] if job else statuses)
         return
     table = Table()
-    columns = ("job", "code", "running", "last cycle", "state", "exported", "failed", "linked")
-    for column in (*columns, "deletions (window)"):
+    columns = ("job", "source → target", "code", "running", "last cycle", "state", "exported")
+    for column in (*columns, "failed", "linked", "deletions (window)"):
         table.add_column(column)
-    for s in statuses:
+    for index, s in enumerate(statuses):
         last = s["lastExecution"] or {}
+        if index and s["source"] != statuses[index - 1]["source"]:
+            table.add_section()  # one section per source tenant
         table.add_row(
-            s["job"],
+            Text(s["job"] + (" [org]" if s["origin"] == "organization" else "")),
+            f"{s['source']} → {s['target']}",
             s["code"],
             "yes" if s["running"] else "no",
             f"{last.get('mode', '')} {(last.get('timeEnded') or '')[:19]}".strip() or "never",

@@ -36,6 +36,12 @@ from worker.domain.job import JobSpec
 from worker.domain.manager import MANAGER
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.notifications import ALL_EVENTS, EventKind
+from worker.domain.organization import (
+    SECTION,
+    Organization,
+    expand_organization,
+    locate_problem,
+)
 from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
 from worker.schema import entity_properties, user_property_types, writable_user_properties
@@ -690,6 +696,8 @@ class Job:
 
     def __init__(self, name: str, raw: JobConfig, scope: ScopeSpec, mappings: list[MappingSpec]):
         self.name = name
+        # "jobs" when written under jobs:, "organization" when an organisation made it.
+        self.origin = "jobs"
         self.raw = raw
         self.scope = scope
         self.mappings = mappings
@@ -759,9 +767,12 @@ class Config:
         *,
         unavailable_parts: Mapping[str, list[str]] | None = None,
         notification_positions: list[int] | None = None,
+        organization: Organization | None = None,
     ) -> None:
         self.raw = raw
         self.jobs = jobs
+        # The `organization:` section, if any (its jobs are in `jobs`, origin "organization").
+        self.organization = organization
         self.path = path
         # Tenants that cannot be used (an environment variable unset), with the problems.
         self.unavailable: dict[str, list[str]] = dict(unavailable or {})
@@ -939,7 +950,7 @@ def build_config(
     elif tenants_raw is not None:
         data["tenants"] = tenants_raw  # not a mapping: reported below
     for key in data:
-        if key not in RawConfig.model_fields:
+        if key not in RawConfig.model_fields and key != SECTION:
             problems.append(f"{key}: unknown setting")
     state = _validate(StateConfig, data.get("state") or {}, ("state",), problems)
     logging = _validate(LoggingConfig, data.get("logging") or {}, ("logging",), problems)
@@ -968,7 +979,16 @@ def build_config(
     if not isinstance(jobs_data, dict):
         problems.append("jobs: must be a mapping of job name to job")
         jobs_data = {}
+    # An organisation's jobs join the explicit ones before validation (docs/organizations.md).
+    expansion = expand_organization(data.get(SECTION), set(tenants_data), jobs_data)
+    if SECTION in data:
+        problems.extend(expansion.problems)
+        jobs_data = {**jobs_data, **expansion.jobs}
     for name, body in jobs_data.items():
+        if name in expansion.jobs:
+            continue  # validated below, each problem traced to where it was written
+        if SECTION in data and expansion.organization is None and _override_only(body):
+            continue  # overrides a job of the organisation, whose problems are listed
         if not isinstance(name, str) or not JOB_NAME_RE.match(name):
             # Job names go into Redis keys, SQL columns and task arguments.
             problems.append(
@@ -987,6 +1007,17 @@ def build_config(
             _check_parts_of_invalid_job(name, body, problems)
     retention = state.log_retention if state is not None else StateConfig().log_retention
     jobs = _build_jobs(raw_jobs, set(tenants_data), problems, retention)
+    if expansion.organization is not None:
+        generated = _build_generated_jobs(
+            expansion.organization,
+            expansion.jobs,
+            data.get("jobs") or {},
+            set(tenants_data),
+            problems,
+            retention,
+        )
+        raw_jobs |= {name: job.raw for name, job in generated.items()}
+        jobs |= generated
     indexed = _notifications(
         data.get("notifications"), set(jobs_data), problems, env, unavailable_parts
     )
@@ -1017,6 +1048,7 @@ def build_config(
         unavailable,
         unavailable_parts=unavailable_parts,
         notification_positions=[i for i, _ in indexed],
+        organization=expansion.organization,
     )
 
 
@@ -1117,6 +1149,49 @@ def _build_jobs(
         mappings = _build_mappings(job, where, types, writable, problems)
         if scope is not None and mappings is not None:
             jobs[name] = Job(name, job, scope, mappings)
+    return jobs
+
+
+def _override_only(body: Any) -> bool:
+    """A `jobs:` entry without source and target: it can only override an organisation's job."""
+    return isinstance(body, dict) and "source" not in body and "target" not in body
+
+
+def _build_generated_jobs(
+    organization: Organization,
+    bodies: Mapping[str, Any],
+    explicit: Any,
+    tenant_names: set[str],
+    problems: list[str],
+    log_retention: timedelta,
+) -> dict[str, Job]:
+    """An organisation's jobs, checked like hand-written ones; each problem is reported where
+    its value was written: the explicit `jobs.NAME` entry, `organization.job_defaults` (once for
+    all the jobs it reaches), or the generated job itself."""
+    defaults = organization.job_defaults
+    explicit = explicit if isinstance(explicit, dict) else {}
+    jobs: dict[str, Job] = {}
+    for name, body in bodies.items():
+        found: list[str] = []
+        if not JOB_NAME_RE.match(name):
+            found.append(
+                f"jobs.{name}: a job name is 1 to 100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (rename the tenants it is made of)"
+            )
+        elif (job := _validate(JobConfig, body, ("jobs", name), found)) is not None:
+            built = _build_jobs({name: job}, tenant_names, found, log_retention)
+            for job_built in built.values():
+                job_built.origin = SECTION
+            jobs |= built
+        elif isinstance(body, dict):
+            _check_parts_of_invalid_job(name, body, found)
+        override = explicit.get(name)
+        for problem in found:
+            located = problem  # an explicit entry that is not a mapping: named as written
+            if override is None or isinstance(override, dict):
+                located = locate_problem(problem, name, defaults, override)
+            if located not in problems:
+                problems.append(located)
     return jobs
 
 

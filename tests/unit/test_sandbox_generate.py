@@ -80,9 +80,34 @@ def test_reproducible() -> None:
         (gen.Shape(groups=0), "--groups must be at least 1"),
         (gen.Shape(users=-1), "--users must be 0 or more"),
         (gen.Shape(m365_groups=-2), "--m365-groups must be 0 or more"),
+        (gen.Shape(tenants=1), "--tenants must be 2 to 100"),
+        (gen.Shape(tenants=101), "--tenants must be 2 to 100"),
     ],
 )
 def test_bad_shapes(shape: gen.Shape, message: str) -> None:
     with pytest.raises(gen.ShapeError) as caught:
         gen.generate(shape)
     assert message in str(caught.value)
+
+
+def test_an_organisation_of_five_partner_tenants() -> None:
+    two = gen.generate(gen.Shape(users=30))
+    seed = gen.generate(gen.Shape(users=30, tenants=5))
+    validate_seed(seed)
+    assert seed["tenants"][0]["users"] == two["tenants"][0]["users"]
+    names = [t["domain"].split(".")[0] for t in seed["tenants"]]
+    assert names == gen.org_tenant_names(5) == [
+        "contoso", "fabrikam", "adatum", "northwind", "tailspin"
+    ]  # fmt: skip
+    ids = [t["tenant_id"] for t in seed["tenants"]]
+    assert ids[2] == "00000003-3333-4333-8333-000000000003"
+    for tenant in seed["tenants"]:
+        partners = {p["tenant_id"] for p in tenant["cross_tenant_access"]["partners"]}
+        assert partners == set(ids) - {tenant["tenant_id"]}
+    adatum = seed["tenants"][2]
+    assert len(adatum["users"]) == 3
+    assert adatum["users"][0]["userPrincipalName"].endswith("@adatum.onmicrosoft.com")
+    assert adatum["clients"][0]["client_secret"] == "adatum-secret"
+    assert "--tenants 5" in seed["$comment"]
+    assert "adatum: 3 members" in gen.summary(seed)
+    assert len(gen.org_tenant_names(100)) == 100

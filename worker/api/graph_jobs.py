@@ -21,7 +21,13 @@ from .auth import Principal
 from .errors import bad_request, not_found
 from .graph_schema import synchronization_schema
 from .graph_status import synchronization_job
-from .odata import FilterError, parse_filter, parse_top
+from .odata import (
+    FilterError,
+    decode_skiptoken,
+    encode_skiptoken,
+    parse_filter,
+    parse_top,
+)
 from .operations import Operations
 from .provisioning import job_systems, on_demand_result
 from .restart_scope import ScopeError, parse_reset_scope
@@ -86,14 +92,27 @@ def list_service_principals(request: Request, who: Principal = Reader) -> dict[s
             names = [n for n in names if n == c.value]
     try:
         top = parse_top(option(request, "top"), default=MAX_TOP, maximum=MAX_TOP)
+        token = option(request, "skiptoken")
+        start = decode_skiptoken(token) if token else 0
     except FilterError as exc:
         raise bad_request(f"{exc}.") from None
-    rows = [_service_principal(n) for n in names[:top]]
+    rows = [_service_principal(n) for n in names[start : start + top]]
     selected = option(request, "select")
     if selected:
         wanted = {s.strip() for s in selected.split(",") if s.strip()}
         rows = [{k: v for k, v in row.items() if k in wanted or k == "id"} for row in rows]
-    return {"@odata.context": f"{base_url(request)}/$metadata#servicePrincipals", "value": rows}
+    body: dict[str, Any] = {
+        "@odata.context": f"{base_url(request)}/$metadata#servicePrincipals",
+        "value": rows,
+    }
+    if start + top < len(names):
+        # An organisation makes many jobs (a mesh of 100 tenants: 9,900): page them as Graph
+        # does, the token holding the position in the sorted names.
+        url = request.url.remove_query_params(["$skiptoken", "skiptoken"])
+        body["@odata.nextLink"] = str(
+            url.include_query_params(**{"$skiptoken": encode_skiptoken(start + top)})
+        )
+    return body
 
 
 @router.get("/servicePrincipals/{sp}", summary="One job as a service principal")

@@ -21,8 +21,17 @@ from worker.domain.model import Change, SourceUser
 
 NEVER_WRITTEN = frozenset({"userPrincipalName"})
 
-# Read for every user whatever the mappings say: identity, type, and what scope needs.
-CORE_SOURCE_ATTRIBUTES = ("id", "userPrincipalName", "mail", "userType", "accountEnabled")
+# Read for every user whatever the mappings say: identity, type, and what scope needs
+# (creationType and externalUserState tell a B2B user from a member: never synced onward).
+CORE_SOURCE_ATTRIBUTES = (
+    "id",
+    "userPrincipalName",
+    "mail",
+    "userType",
+    "accountEnabled",
+    "creationType",
+    "externalUserState",
+)
 
 
 class Apply(StrEnum):

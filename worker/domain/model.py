@@ -109,10 +109,16 @@ class SourceUser:
 
     @property
     def is_internal_member(self) -> bool:
-        """Only the source's own members are synced: never its guests or B2B users."""
+        """Only the source's own members are synced: never its guests or B2B users, whatever
+        their userType (a user synced into this tenant from another is a B2B *member*, so it
+        is told apart by its invitation too: it is never synced onward to a third tenant)."""
         user_type = self.attributes.get("userType")
         if isinstance(user_type, str) and user_type.lower() == "guest":
             return False
+        if self.attributes.get("creationType") == "Invitation":
+            return False
+        if self.attributes.get("externalUserState"):
+            return False  # PendingAcceptance or Accepted: someone invited from elsewhere
         upn = self.user_principal_name or ""
         return EXTERNAL_UPN_MARKER.lower() not in upn.lower()
 

@@ -178,7 +178,7 @@ IN_SCOPE = ScopeDecision(True, "")
 def evaluate_scope(user: SourceUser, spec: ScopeSpec, *, assigned: bool) -> ScopeDecision:
     """Decide whether one source user is in the job's scope, and if not, say why."""
     if not user.is_internal_member:
-        return ScopeDecision(False, "not an internal member of the source (guest or #EXT#)")
+        return ScopeDecision(False, "not an internal member of the source (a guest or B2B user)")
     if spec.assigned_only and not assigned:
         return ScopeDecision(False, "not assigned to the job (neither listed nor a group member)")
     return evaluate_filters(user.attributes, spec.filters)

@@ -177,3 +177,15 @@ def job_status(
         if threshold is not None
         else None,
     }
+
+
+def with_pair(status: dict[str, Any], source: str, target: str, origin: str) -> dict[str, Any]:
+    """The status with the keys `status` groups by: the job's source and target tenants, and
+    where the job was written (`jobs`, or `organization` when an organisation made it)."""
+    return status | {"source": source, "target": target, "origin": origin}
+
+
+def grouped_by_pair(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Statuses carrying `with_pair`'s keys, ordered by source tenant, then target, then job:
+    each source's jobs together (docs/organizations.md)."""
+    return sorted(statuses, key=lambda s: (s["source"], s["target"], s["job"]))
