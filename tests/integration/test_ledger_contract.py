@@ -18,6 +18,7 @@ from worker.adapters.dryrun import DryRunLedger
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.domain.groups import GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
 from worker.ports import Ledger, MembershipChange, PageWrite, RunRecord
@@ -155,6 +156,33 @@ def test_links_are_stored_per_job_and_read_back_as_written(ledger: Ledger) -> No
     )
     assert (stored.source_label, stored.source_mail) == ("a@contoso.com", "a@contoso.com")
     assert ledger.link_count("job") == 1
+
+
+def test_group_links_are_stored_per_job_replaced_and_dropped_with_their_page(
+    ledger: Ledger,
+) -> None:
+    g1 = GroupLink("job", "g1", "tg1", "Sales", {"displayName": "Sales", "members": 3})
+    g2 = GroupLink("job", "g2", "tg2", "Legal", {"displayName": "Legal"})
+    ledger.commit_page("job", "r0", PageWrite(group_links=[g2, g1]))
+    ledger.commit_page("other", "r0", PageWrite(group_links=[GroupLink("other", "g9", "t9")]))
+    assert ledger.group_links("job") == [g1, g2]
+    assert ledger.group_links("nobody") == []
+
+    # renamed, and the other dropped, in one page with its log row
+    renamed = GroupLink("job", "g1", "tg1", "Sales EU", {"displayName": "Sales EU"})
+    row = ObjectOutcome("g2", Action.DELETE, Status.SUCCESS, target_id="tg2", object_type="Group")
+    ledger.commit_page(
+        "job", "r1", PageWrite(group_links=[renamed], dropped_groups=["g2"], outcomes=[row])
+    )
+    assert ledger.group_links("job") == [renamed]
+    assert [g.source_id for g in ledger.group_links("other")] == ["g9"]
+    assert ledger.run_counts("job", "r1") == {"delete": 1}
+    # a group deleted counts against the deletion window like a user
+    assert ledger.deletions_since("job", T0 - timedelta(days=1)).deleted == 1
+
+    # a read is a copy
+    ledger.group_links("job")[0].attributes["displayName"] = "changed"
+    assert ledger.group_links("job") == [renamed]
 
 
 def test_links_are_found_by_their_target_user_in_any_state(ledger: Ledger) -> None:

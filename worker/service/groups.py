@@ -27,7 +27,8 @@ class GroupsRead:
     @property
     def tracked(self) -> bool:
         scope = self.spec.scope
-        return scope.assigned_only and bool(scope.group_ids)
+        # Provisioned groups need their members even when every user is in scope.
+        return (scope.assigned_only or self.spec.groups.enabled) and bool(scope.group_ids)
 
     def read(self, *, full: bool) -> None:
         """The groups phase: the assignments brought up to date (resumable per page)."""

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from worker.domain.groups import GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
@@ -67,6 +68,7 @@ class MemoryLedger:
         self.states: dict[str, JobState] = {}
         self.escrow_rows: dict[tuple[str, str], Escrow] = {}
         self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
+        self.group_link_rows: dict[tuple[str, str], GroupLink] = {}
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
@@ -122,6 +124,11 @@ class MemoryLedger:
             1 for (j, _), link in self.links.items() if j == job and link.state in LIVE_STATES
         )
 
+    def group_links(self, job: str) -> list[GroupLink]:
+        return [
+            copy.deepcopy(link) for (j, _), link in sorted(self.group_link_rows.items()) if j == job
+        ]
+
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         after = ""
         while True:
@@ -176,6 +183,12 @@ class MemoryLedger:
                 approved = staged.approved or (before is not None and before.approved)
                 self.staged_rows[(job, staged.source_id)] = dataclasses.replace(
                     staged, reason=_text(staged.reason), approved=approved
+                )
+            for sid in write.dropped_groups:
+                self.group_link_rows.pop((job, sid), None)
+            for group in write.group_links:
+                self.group_link_rows[(job, group.source_id)] = dataclasses.replace(
+                    copy.deepcopy(group), job=job, display_name=_text(group.display_name, 256)
                 )
 
     # job state, escrows and staged deletions --------------------------------------------------
@@ -285,11 +298,13 @@ class MemoryLedger:
         log_length = len(self.log)
         pending = {job: set(users) for job, users in self.pending_users.items()}
         escrows, staged = dict(self.escrow_rows), dict(self.staged_rows)
+        groups = dict(self.group_link_rows)
         try:
             yield
         except BaseException:
             self.links, self.pending_users = links, pending
             self.escrow_rows, self.staged_rows = escrows, staged
+            self.group_link_rows = groups
             del self.log[log_length:]
             raise
 
