@@ -701,6 +701,12 @@ def status(
     for s in statuses:
         if s["error"]:
             out.print(f"{s['job']}: {s['error']['message']}", markup=False)
+        groups = s["groups"]
+        if groups["provisioned"] or groups["skipped"]:
+            # Provisioned groups (docs/groups.md), and each one skipped with its reason.
+            out.print(f"{s['job']}: {groups['provisioned']} group(s) provisioned", markup=False)
+            for skip in groups["skipped"]:
+                out.print(f"  skipped {skip['displayName']}: {skip['reason']}", markup=False)
 
 
 def _deletion_cell(window: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
-from worker.domain.groups import GroupLink, SourceGroup
+from worker.domain.groups import GroupLink, GroupSkip, SourceGroup
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 from worker.domain.notification_text import Message
@@ -429,6 +429,10 @@ class Ledger(Protocol):
 
     def group_links(self, job: str) -> list[GroupLink]:
         """The target groups tenant-sync created for the job (docs/groups.md), by source id."""
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        """The source groups whose newest log row is a skip with a warning (a name taken in
+        the target by a group tenant-sync did not create), by source id."""
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         """Live links (active or disabled) a full cycle has not marked as seen."""

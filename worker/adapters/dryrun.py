@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.adapters.state.memory import MemoryLedger
-from worker.domain.groups import GroupLink
+from worker.domain.groups import GroupLink, GroupSkip
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, LinkState, TargetUser
 from worker.ports import (
@@ -208,6 +208,14 @@ class DryRunLedger:
         dropped = self._dropped_groups[job]
         merged = {g.source_id: g for g in self.base.group_links(job) if g.source_id not in dropped}
         merged.update({g.source_id: g for g in self.mine.group_links(job)})
+        return [merged[k] for k in sorted(merged)]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        """The overlay's verdict on a group wins over the base's (its rows are newer)."""
+        merged = {s.source_id: s for s in self.base.group_skips(job)}
+        for source_id in {e.outcome.source_id for e in self.mine.log if e.job == job}:
+            merged.pop(source_id, None)
+        merged.update({s.source_id: s for s in self.mine.group_skips(job)})
         return [merged[k] for k in sorted(merged)]
 
     def link_count(self, job: str) -> int:

@@ -168,6 +168,28 @@ def departures(
 
 
 @dataclass(frozen=True)
+class GroupSkip:
+    """A source group left out of the target, and why (shown by `status`)."""
+
+    source_id: str
+    label: str
+    reason: str
+
+
+def group_skips(rows: Iterable[tuple[str, str, str, str, str]]) -> list[GroupSkip]:
+    """From a job's group log rows (source id, label, action, status, reason), newest first:
+    the groups whose newest row is a skip with a warning."""
+    newest: dict[str, tuple[str, str, str, str]] = {}
+    for source_id, label, action, status, reason in rows:
+        newest.setdefault(source_id, (label, action, status, reason))
+    return [
+        GroupSkip(source_id, label, reason)
+        for source_id, (label, action, status, reason) in sorted(newest.items())
+        if action == "skip" and status == "warning"
+    ]
+
+
+@dataclass(frozen=True)
 class SourceGroup:
     """A group as read from the source tenant: its id and the selected attributes."""
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from worker.domain.groups import GroupLink
+from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
@@ -128,6 +128,14 @@ class MemoryLedger:
         return [
             copy.deepcopy(link) for (j, _), link in sorted(self.group_link_rows.items()) if j == job
         ]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        rows = [e.outcome for e in reversed(self.log) if e.job == job]
+        return group_skips(
+            (o.source_id, o.source_label, o.action.value, o.status.value, o.reason)
+            for o in rows
+            if o.object_type == "Group"
+        )
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         after = ""

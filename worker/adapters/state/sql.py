@@ -41,13 +41,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
-from worker.domain.groups import GroupLink
+from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.domain.records import outcome_record
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
+GROUP_OBJECT_TYPE = "Group"
+GROUP_ROWS_READ = 1000  # the newest group rows `status` reads for skipped groups
 CHUNK = 500
 
 
@@ -496,6 +498,18 @@ class SqlLedger:
                 )
                 for r in rows
             ]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        query = (
+            select(
+                LogRow.source_id, LogRow.source_label, LogRow.action, LogRow.status, LogRow.reason
+            )
+            .where(LogRow.job == job, LogRow.object_type == GROUP_OBJECT_TYPE)
+            .order_by(LogRow.id.desc())
+            .limit(GROUP_ROWS_READ)
+        )
+        with self._session() as session:
+            return group_skips((s, lbl, a, st, r) for s, lbl, a, st, r in session.execute(query))
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         after = ""
