@@ -217,3 +217,49 @@ def _rewrite_job(env: SyncEnv, job: dict[str, Any]) -> None:
     config = yaml.safe_load(env.config.read_text())
     config["jobs"]["sync"].update(job)
     env.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_incremental_cycles_take_member_changes_from_groups_delta_and_dry_runs_plan_them(
+    tmp_path: Path,
+) -> None:
+    seed = seed_with_groups()
+    users = seed["tenants"][0]["users"]
+    job = {"scope": {"users": "assigned", "groups": [GROUP, SALES]}, "groups": {"provision": True}}
+    with sync_world(tmp_path, seed, job) as env:
+        # A dry run plans the groups and creates nothing.
+        preview = env.run_json("--full", "--dry-run")
+        planned = {r["sourceId"]: r for r in preview["planned"] if r["objectType"] == "Group"}
+        assert {k: r["action"] for k, r in planned.items()} == {GROUP: "create", SALES: "create"}
+        assert planned[SALES]["modifiedProperties"]["displayName"]["new"] == "Sales"
+        assert "Sync" not in target_groups(env)
+
+        env.run_json("--full")
+        groups = target_groups(env)
+        # without nested groups in scope, Inner is not flattened (its member is out of scope)
+        assert member_names(env, groups["Sync"][0]["id"]) == {f"User {i}" for i in range(6)}
+
+        source = env.source()
+        source.post(
+            f"/groups/{GROUP}/members/$ref",
+            json={
+                "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{users[7]['id']}"
+            },
+        ).raise_for_status()
+        source.delete(f"/groups/{SALES}/members/{users[0]['id']}/$ref").raise_for_status()
+        writes_before = env.writes()
+        preview = env.run_json("--dry-run")
+        planned = {r["sourceId"]: r for r in preview["planned"] if r["objectType"] == "Group"}
+        assert planned[SALES]["action"] == "update"
+        assert env.writes() == writes_before  # nothing written by the preview
+
+        second = env.run_json()
+
+        assert second["mode"] == "incremental"
+        assert member_names(env, groups["Sync"][0]["id"]) == {
+            f"User {i}" for i in (0, 1, 2, 3, 4, 5, 7)
+        }
+        assert member_names(env, groups["Sales"][0]["id"]) == {"User 1"}
+        # a cycle with nothing new changes no group
+        writes_before = env.writes()
+        env.run_json()
+        assert env.writes() == writes_before
