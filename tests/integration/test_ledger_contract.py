@@ -531,6 +531,16 @@ def seed(ledger: Ledger) -> None:
     ledger.replace_assignments("job", {"g1": {"u1", "u2"}, "g2": {"u3"}})
     ledger.apply_membership_changes("job", [MembershipChange("g2", u, True) for u in ("u4", "u5")])
     ledger.save_job_state(JobState("job", paused=True, failures=1))
+    # provisioned groups (docs/groups.md): two linked, one skipped for its name
+    taken = ObjectOutcome("g3", Action.SKIP, Status.WARNING, reason="taken", object_type="Group")
+    ledger.commit_page(
+        "job",
+        "r9",
+        PageWrite(
+            group_links=[GroupLink("job", g, "t-" + g, g.upper()) for g in ("g1", "g2")],
+            outcomes=[taken],
+        ),
+    )
 
 
 def a_dry_runs_page(ledger: Ledger) -> list[list[str]]:
@@ -556,6 +566,17 @@ def a_dry_runs_page(ledger: Ledger) -> list[list[str]]:
     )
     ledger.apply_membership_changes("job", [MembershipChange("g1", "u2", False)])
     ledger.save_job_state(JobState("job", failures=0))
+    # g1 renamed, g2 deleted, g3's name free at last: created
+    created = ObjectOutcome("g3", Action.CREATE, Status.SUCCESS, object_type="Group")
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            group_links=[GroupLink("job", "g1", "t-g1", "G1 EU"), GroupLink("job", "g3", "t-g3")],
+            dropped_groups=["g2"],
+            outcomes=[created],
+        ),
+    )
     # The sweep: e and f unseen (b soft-deleted, a and d seen); a page between its batches.
     batches = ledger.unseen_links("job", "r1", 1)
     swept = [[x.source_id for x in next(batches)]]
@@ -597,6 +618,8 @@ def reads(ledger: Ledger) -> dict[str, object]:
         "assignments": (ledger.memberships("job"), ledger.assigned("job", ["u1", "u2", "u3"])),
         "pending": (ledger.pending("job", 10), ledger.pending("job", 1)),
         "state": ledger.job_state("job"),
+        "group links": ledger.group_links("job"),
+        "group skips": ledger.group_skips("job"),
     }
 
 
@@ -636,6 +659,12 @@ def test_the_overlay_changes_what_the_base_holds_as_a_real_page_would(
     assert overlay.memberships("job") == {("g1", "u1"), ("g2", "u3"), ("g2", "u4"), ("g2", "u5")}
     assert overlay.pending("job", 10) == ["u2", "u5"]
     assert overlay.run_counts("job", "r0") == {"create": 1, "delete": 1}
+    assert [(g.source_id, g.display_name) for g in overlay.group_links("job")] == [
+        ("g1", "G1 EU"),
+        ("g3", ""),
+    ]
+    assert overlay.group_skips("job") == []  # g3's newest row, the overlay's, is a create
+    assert [g.source_id for g in base.group_links("job")] == ["g1", "g2"]
     assert [r.run_id for r in overlay.recent_runs("job")] == ["r1", "r0"]
     assert base.recent_runs("job")[0].run_id == "r0"
 
