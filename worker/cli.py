@@ -652,7 +652,7 @@ def status(
     as_json: bool = JsonOption,
 ) -> None:
     """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
-    counted against its threshold in the deletion window."""
+    counted against its threshold in the deletion window and the groups it provisioned."""
     from worker.service.status import job_status
 
     failed = _json_error(as_json, job=job)

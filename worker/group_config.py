@@ -109,6 +109,12 @@ def _mappings(mappings: Sequence[Any], at: str, problems: list[str]) -> list[Map
             except ExpressionError as exc:
                 problems.append(f"{where}.expression: {exc}")
                 continue
+            if mapping.expression.lstrip().startswith("SelectUniqueValue"):
+                problems.append(
+                    f"{where}.expression: SelectUniqueValue is for users only "
+                    "(a group's name collision is skipped, never worked around)"
+                )
+                continue
             unknown = sorted(a for a in expression.source_attributes if a not in sources)
             if unknown:
                 problems.append(

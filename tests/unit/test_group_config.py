@@ -88,6 +88,7 @@ def test_each_mistake_in_the_groups_section_is_named_with_its_path(tmp_path: Pat
         "        - {target: jobTitle, source: displayName}\n"
         "        - {target: description, source: department}\n"
         "        - {target: displayName, expression: 'ToUpper([surname])'}\n"
+        "        - {target: mailNickname, expression: 'SelectUniqueValue([displayName], [mailNickname])'}\n"
     )
     found = problems(tmp_path, with_groups(block))
     assert f"{JOB}.groups.colour: unknown setting" in found
@@ -110,6 +111,10 @@ def test_each_mistake_in_the_groups_section_is_named_with_its_path(tmp_path: Pat
     assert (
         f"{JOB}.groups.mappings[3].expression: 'surname' is not a property of "
         "microsoft.graph.group" in found
+    )
+    assert any(
+        p.startswith(f"{JOB}.groups.mappings[4].expression: SelectUniqueValue is for users only")
+        for p in found
     )
     bad_nested = with_groups("    groups: {provision: true, nested: deep}\n")
     assert any(p.startswith(f"{JOB}.groups.nested:") for p in problems(tmp_path, bad_nested))
