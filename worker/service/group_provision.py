@@ -175,7 +175,7 @@ class GroupProvisioner:
                 )
                 link = None
         if link is None:
-            return self._create(work, group, name, recorded)
+            return self._create(work, group, recorded)
         work.steps.append(
             Step("matching", Status.SUCCESS, f"linked to target group {link.target_id}")
         )
@@ -191,14 +191,16 @@ class GroupProvisioner:
             raise found
         return [g.id for g in found]
 
-    def _create(self, work: _Group, group: SourceGroup, name: str, recorded: set[str]) -> PageWrite:
+    def _create(self, work: _Group, group: SourceGroup, recorded: set[str]) -> PageWrite:
+        # Mapped as a creation (with the on_create mappings), whatever was mapped before.
+        desired = self._desired(group, creating=True)
+        name = str(desired.get("displayName") or "")
         collision = name_collision(name, self._holders(name), None)
         if collision:
             work.steps.append(Step("matching", Status.WARNING, collision))
             return PageWrite(
                 outcomes=[self._outcome(work, Action.SKIP, Status.WARNING, None, reason=collision)]
             )
-        desired = self._desired(group, creating=True)
         (created,) = self.target.execute([CreateGroup({**desired, **FIXED_GROUP_ATTRIBUTES})])
         if not work.answer(created):
             work.steps.append(Step("export", Status.FAILURE, "the group could not be created"))
@@ -231,7 +233,6 @@ class GroupProvisioner:
                 # The rename waits until the name is free; the rest flows.
                 warning = "rename held: " + collision
                 changes.pop("displayName")
-                desired = {**desired, "displayName": link.attributes.get("displayName")}
         stored = dict(link.attributes)
         if changes:
             patch = {k: new for k, (_, new) in changes.items()}
