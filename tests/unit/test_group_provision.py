@@ -190,3 +190,19 @@ def test_a_dry_run_plans_the_groups_and_writes_nothing() -> None:
     assert [(r["action"], r["sourceId"]) for r in rows] == [("create", "sales")]
     assert w.target.groups == {}
     assert w.ledger.group_links("job") == []
+
+
+def test_a_group_deleted_in_the_target_by_hand_is_made_again() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    w.run()
+    gone, _ = w.target.group_named("Sales")
+    del w.target.groups[gone]
+
+    w.run()
+
+    again, _ = w.target.group_named("Sales")
+    assert again != gone
+    assert w.member_mails("Sales") == {"ann@src.example"}
+    assert [g.target_id for g in w.ledger.group_links("job")] == [again]
