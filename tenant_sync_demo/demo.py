@@ -4,6 +4,8 @@ It starts the embedded Redis server, the sandbox with two seeded tenants and a C
 process; runs a full cycle through Celery; changes the source over the sandbox's Graph API
 (rename, move out of scope, unassign, disable, delete, add); runs an incremental cycle; restores
 the deleted user and runs again; then checks the target against what scope and mappings imply.
+Then a second part (`organization.py`): three tenants in an `organization:` mesh, onboarded
+by `check --fix`, with a provisioned group (a nested group flattened into it) and a manager chain.
 Everything it starts is stopped again; its state stays in the work directory for inspection.
 """
 
@@ -383,8 +385,18 @@ class Demo:
                 f"  {command} demo --console"
                 + ("" if workdir == ".tenant-sync-demo" else f" --workdir {workdir}")
             )
-            self.say("\ndemo " + ("succeeded" if ok else "FAILED"))
-            return 0 if ok else 1
+        from tenant_sync_demo.organization import OrganizationDemo
+
+        self.say("\nPart 2: an organisation of three tenants")
+        organization = OrganizationDemo(self.workdir / "organization", self.console)
+        ok = organization.run(sandbox_process) and ok
+        self.say(
+            "  its config and state: "
+            f"{_shown(self.workdir / 'organization' / 'tenant-sync.yaml')} (status, logs, "
+            "validate take --config)"
+        )
+        self.say("\ndemo " + ("succeeded" if ok else "FAILED"))
+        return 0 if ok else 1
 
     def _print_cycle(self, title: str, result: dict[str, Any], config: Any) -> None:
         from worker.bootstrap import open_database

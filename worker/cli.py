@@ -682,8 +682,9 @@ def status(
     as_json: bool = JsonOption,
 ) -> None:
     """Show each job's status (shaped like Graph's synchronizationStatus), with the deletions
-    counted against its threshold in the deletion window; jobs grouped by source tenant, then
-    target ([org]: made by the organization: section; --json adds source, target, origin)."""
+    counted against its threshold in the deletion window and the groups it provisioned; jobs
+    grouped by source tenant, then target ([org]: made by the organization: section; --json adds
+    source, target, origin)."""
     from worker.service.status import grouped_by_pair, job_status, with_pair
 
     failed = _json_error(as_json, job=job)
@@ -742,6 +743,12 @@ def status(
     for s in statuses:
         if s["error"]:
             out.print(f"{s['job']}: {s['error']['message']}", markup=False)
+        groups = s["groups"]
+        if groups["provisioned"] or groups["skipped"]:
+            # Provisioned groups (docs/groups.md), and each one skipped with its reason.
+            out.print(f"{s['job']}: {groups['provisioned']} group(s) provisioned", markup=False)
+            for skip in groups["skipped"]:
+                out.print(f"  skipped {skip['displayName']}: {skip['reason']}", markup=False)
 
 
 def _deletion_cell(window: dict[str, Any]) -> str:

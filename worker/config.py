@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from worker.domain import extension_attributes as ext
+from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.manager import MANAGER
@@ -44,6 +45,7 @@ from worker.domain.organization import (
 )
 from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
+from worker.group_config import build_group_provisioning
 from worker.schema import entity_properties, user_property_types, writable_user_properties
 
 DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
@@ -351,6 +353,14 @@ class MappingConfig(Strict):
         return self
 
 
+class GroupsConfig(Strict):
+    """Group provisioning (docs/groups.md)."""
+
+    provision: bool = False
+    nested: Literal["flatten", "skip"] | None = None  # default: flatten with nested_groups
+    mappings: list[MappingConfig] = Field(default_factory=list)
+
+
 class ActionsConfig(Strict):
     create: bool = True
     update: bool = True
@@ -384,6 +394,7 @@ class JobConfig(Strict):
     target: str
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    groups: GroupsConfig = Field(default_factory=GroupsConfig)
     user_type: Literal["Member", "Guest"] = "Member"
     mappings: list[MappingConfig] = Field(default_factory=list)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
@@ -694,7 +705,14 @@ class Job:
     """A validated job, with its domain pieces built: scope, mappings, policy, the domain spec
     (`spec`) and the runtime part (`runtime`). Nothing outside this module reads `raw`."""
 
-    def __init__(self, name: str, raw: JobConfig, scope: ScopeSpec, mappings: list[MappingSpec]):
+    def __init__(
+        self,
+        name: str,
+        raw: JobConfig,
+        scope: ScopeSpec,
+        mappings: list[MappingSpec],
+        groups: GroupProvisioning | None = None,
+    ):
         self.name = name
         # "jobs" when written under jobs:, "organization" when an organisation made it.
         self.origin = "jobs"
@@ -739,6 +757,7 @@ class Job:
                 window=threshold.window_for(interval),
             ),
             manager=any(_is_manager_reference(m) for m in raw.mappings),
+            groups=groups or GroupProvisioning(),
         )
 
     @property
@@ -1147,8 +1166,17 @@ def _build_jobs(
             problems.append(f"{where}.scope: users: assigned needs user_ids or groups")
         scope = _build_scope(job, where, types, problems)
         mappings = _build_mappings(job, where, types, writable, problems)
-        if scope is not None and mappings is not None:
-            jobs[name] = Job(name, job, scope, mappings)
+        groups = build_group_provisioning(
+            provision=job.groups.provision,
+            nested=job.groups.nested,
+            mappings=job.groups.mappings,
+            scope_groups=job.scope.groups,
+            nested_groups=job.scope.nested_groups,
+            where=where,
+            problems=problems,
+        )
+        if scope is not None and mappings is not None and groups is not None:
+            jobs[name] = Job(name, job, scope, mappings, groups)
     return jobs
 
 

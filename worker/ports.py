@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
 from worker.domain.errors import Transient
+from worker.domain.groups import GroupLink, GroupSkip, SourceGroup
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 from worker.domain.notification_text import Message
@@ -69,6 +70,13 @@ class SourceDirectory(Protocol):
 
     def member_of(self, user_id: str, *, transitive: bool) -> set[str]:
         """The ids of the groups a user is a member of (directly, or through nested groups)."""
+
+    # Group provisioning (docs/groups.md).
+    def get_group(self, group_id: str, select: Sequence[str]) -> SourceGroup | None:
+        """One group, or None when it does not exist (or is deleted)."""
+
+    def group_member_ids(self, group_id: str, *, transitive: bool = False) -> set[str]:
+        """The users in a group: direct members, or also those of nested groups."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,55 @@ class RemoveManagerRef:
     user_id: str
 
 
+# Group provisioning (docs/groups.md) ---------------------------------------------------------
+@dataclass(frozen=True)
+class TargetGroup:
+    """A group of the target tenant, as much of it as was read."""
+
+    id: str
+    display_name: str = ""
+    simulated: bool = False  # a dry run's answer: no group was created
+
+
+@dataclass(frozen=True)
+class FindGroups:
+    """Answer: list[TargetGroup] whose displayName equals `display_name` (at most two)."""
+
+    display_name: str
+
+
+@dataclass(frozen=True)
+class CreateGroup:
+    """Answer: TargetGroup. `attributes` include the fixed kind (a static security group)."""
+
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PatchGroup:
+    """Answer: None. Attributes, and up to 20 members added (members@odata.bind)."""
+
+    group_id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    add_members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoveMember:
+    """Answer: None (a member already gone is a success)."""
+
+    group_id: str
+    member_id: str
+
+
+@dataclass(frozen=True)
+class DeleteGroup:
+    """Answer: None."""
+
+    group_id: str
+
+
+GroupRequest = FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
 TargetRequest = (
     FindUsers
     | GetUser
@@ -160,6 +217,7 @@ TargetRequest = (
     | RestoreUser
     | SetManagerRef
     | RemoveManagerRef
+    | GroupRequest
 )
 
 
@@ -176,6 +234,9 @@ class TargetDirectory(Protocol):
 
     def user_ids(self) -> set[str]:
         """The ids of every (not deleted) user of the target, for a full cycle's reconciliation."""
+
+    def group_member_ids(self, group_id: str) -> set[str]:
+        """The direct members of a target group; NotFound when the group is gone."""
 
 
 @dataclass
@@ -198,6 +259,7 @@ class Phase(StrEnum):
     PENDING = "pending"  # incremental: users whose group membership changed
     ESCROW = "escrow"  # incremental: failed objects whose next attempt is due
     SWEEP = "sweep"  # full: links the round did not see
+    PROVISION_GROUPS = "provision_groups"  # groups created and filled (docs/groups.md)
     RECHECK = "recheck"  # the source's changes since the round, before deletions are judged
     MANAGERS = "managers"  # manager references the pages could not resolve (docs/manager.md)
     DELETIONS = "deletions"
@@ -357,6 +419,8 @@ class PageWrite:
     released: Sequence[str] = ()  # objects that succeeded, or whose escrow expired
     staged: Sequence[StagedDeletion] = ()  # deletions decided, to carry out at the end
     unstaged: Sequence[str] = ()  # objects no longer to delete (or deleted now)
+    group_links: Sequence[GroupLink] = ()  # provisioned groups: new or updated links
+    dropped_groups: Sequence[str] = ()  # source group ids whose target group is gone
 
 
 @dataclass
@@ -392,6 +456,13 @@ class Ledger(Protocol):
         source id order; a target user nobody links to is absent."""
 
     def link_count(self, job: str) -> int: ...
+
+    def group_links(self, job: str) -> list[GroupLink]:
+        """The target groups tenant-sync created for the job (docs/groups.md), by source id."""
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        """The source groups whose newest log row is a skip with a warning (a name taken in
+        the target by a group tenant-sync did not create), by source id."""
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         """Live links (active or disabled) a full cycle has not marked as seen."""

@@ -42,6 +42,7 @@ STATUS_EXTRAS = {
     "running",
     "watermark",
     "linkedUsers",
+    "groups",
     "escrows",
     "stagedDeletes",
     "allowDeletes",

@@ -18,6 +18,7 @@ from worker.adapters.dryrun import DryRunLedger
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.domain.groups import GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
 from worker.ports import Ledger, MembershipChange, PageWrite, RunRecord
@@ -155,6 +156,33 @@ def test_links_are_stored_per_job_and_read_back_as_written(ledger: Ledger) -> No
     )
     assert (stored.source_label, stored.source_mail) == ("a@contoso.com", "a@contoso.com")
     assert ledger.link_count("job") == 1
+
+
+def test_group_links_are_stored_per_job_replaced_and_dropped_with_their_page(
+    ledger: Ledger,
+) -> None:
+    g1 = GroupLink("job", "g1", "tg1", "Sales", {"displayName": "Sales", "members": 3})
+    g2 = GroupLink("job", "g2", "tg2", "Legal", {"displayName": "Legal"})
+    ledger.commit_page("job", "r0", PageWrite(group_links=[g2, g1]))
+    ledger.commit_page("other", "r0", PageWrite(group_links=[GroupLink("other", "g9", "t9")]))
+    assert ledger.group_links("job") == [g1, g2]
+    assert ledger.group_links("nobody") == []
+
+    # renamed, and the other dropped, in one page with its log row
+    renamed = GroupLink("job", "g1", "tg1", "Sales EU", {"displayName": "Sales EU"})
+    row = ObjectOutcome("g2", Action.DELETE, Status.SUCCESS, target_id="tg2", object_type="Group")
+    ledger.commit_page(
+        "job", "r1", PageWrite(group_links=[renamed], dropped_groups=["g2"], outcomes=[row])
+    )
+    assert ledger.group_links("job") == [renamed]
+    assert [g.source_id for g in ledger.group_links("other")] == ["g9"]
+    assert ledger.run_counts("job", "r1") == {"delete": 1}
+    # a group deleted counts against the deletion window like a user
+    assert ledger.deletions_since("job", T0 - timedelta(days=1)).deleted == 1
+
+    # a read is a copy
+    ledger.group_links("job")[0].attributes["displayName"] = "changed"
+    assert ledger.group_links("job") == [renamed]
 
 
 def test_links_are_found_by_their_target_user_in_any_state(ledger: Ledger) -> None:
@@ -503,6 +531,16 @@ def seed(ledger: Ledger) -> None:
     ledger.replace_assignments("job", {"g1": {"u1", "u2"}, "g2": {"u3"}})
     ledger.apply_membership_changes("job", [MembershipChange("g2", u, True) for u in ("u4", "u5")])
     ledger.save_job_state(JobState("job", paused=True, failures=1))
+    # provisioned groups (docs/groups.md): two linked, one skipped for its name
+    taken = ObjectOutcome("g3", Action.SKIP, Status.WARNING, reason="taken", object_type="Group")
+    ledger.commit_page(
+        "job",
+        "r9",
+        PageWrite(
+            group_links=[GroupLink("job", g, "t-" + g, g.upper()) for g in ("g1", "g2")],
+            outcomes=[taken],
+        ),
+    )
 
 
 def a_dry_runs_page(ledger: Ledger) -> list[list[str]]:
@@ -528,6 +566,17 @@ def a_dry_runs_page(ledger: Ledger) -> list[list[str]]:
     )
     ledger.apply_membership_changes("job", [MembershipChange("g1", "u2", False)])
     ledger.save_job_state(JobState("job", failures=0))
+    # g1 renamed, g2 deleted, g3's name free at last: created
+    created = ObjectOutcome("g3", Action.CREATE, Status.SUCCESS, object_type="Group")
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            group_links=[GroupLink("job", "g1", "t-g1", "G1 EU"), GroupLink("job", "g3", "t-g3")],
+            dropped_groups=["g2"],
+            outcomes=[created],
+        ),
+    )
     # The sweep: e and f unseen (b soft-deleted, a and d seen); a page between its batches.
     batches = ledger.unseen_links("job", "r1", 1)
     swept = [[x.source_id for x in next(batches)]]
@@ -569,6 +618,8 @@ def reads(ledger: Ledger) -> dict[str, object]:
         "assignments": (ledger.memberships("job"), ledger.assigned("job", ["u1", "u2", "u3"])),
         "pending": (ledger.pending("job", 10), ledger.pending("job", 1)),
         "state": ledger.job_state("job"),
+        "group links": ledger.group_links("job"),
+        "group skips": ledger.group_skips("job"),
     }
 
 
@@ -608,6 +659,12 @@ def test_the_overlay_changes_what_the_base_holds_as_a_real_page_would(
     assert overlay.memberships("job") == {("g1", "u1"), ("g2", "u3"), ("g2", "u4"), ("g2", "u5")}
     assert overlay.pending("job", 10) == ["u2", "u5"]
     assert overlay.run_counts("job", "r0") == {"create": 1, "delete": 1}
+    assert [(g.source_id, g.display_name) for g in overlay.group_links("job")] == [
+        ("g1", "G1 EU"),
+        ("g3", ""),
+    ]
+    assert overlay.group_skips("job") == []  # g3's newest row, the overlay's, is a create
+    assert [g.source_id for g in base.group_links("job")] == ["g1", "g2"]
     assert [r.run_id for r in overlay.recent_runs("job")] == ["r1", "r0"]
     assert base.recent_runs("job")[0].run_id == "r0"
 

@@ -31,6 +31,7 @@ ROW_FIELDS = {
     "modifiedProperties",
     "durationMs",
     "activityDateTime",
+    "objectType",
 }
 
 

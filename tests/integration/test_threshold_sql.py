@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from tests.integration.test_audit_sql import TABLES_0004, fill_0004, migrate_to
 from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import alembic_config, upgrade_database
-from worker.adapters.state.sql import Base, SqlLedger, make_engine
+from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.domain.audit import Actor, ActorKind, AuditEntry, AuditResult, Via
 from worker.domain.health import JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, ObjectOutcome, Status
@@ -65,16 +63,14 @@ def test_0006_adds_the_approval_time_to_a_0005_database_and_loses_nothing(
     before = snapshot(engine)
     assert all(before.values()), {t: len(rows) for t, rows in before.items()}
 
-    assert upgrade_database(engine) == ("0005", "0006")
+    migrate_to(engine, "0006")
 
     assert snapshot(engine) == before
+    upgrade_database(engine)  # the ledger reads the newest schema (0007 has its own test)
     ledger = SqlLedger(engine)
     assert [r["sourceId"] for r in ledger.logs("c-to-d")] == ["u1", "u2"]
     # no approval on record: the window is just the last 24 h of the log
     assert ledger.job_state("a-to-b") == JobState("a-to-b", paused=True, allow_deletes=True)
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
     approved = T0 + timedelta(hours=3)
     ledger.save_job_state(JobState("a-to-b", deletions_approved_at=approved))
     assert ledger.job_state("a-to-b").deletions_approved_at == approved

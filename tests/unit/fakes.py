@@ -23,6 +23,7 @@ from worker.domain.errors import (
     SyncError,
     Transient,
 )
+from worker.domain.groups import SourceGroup
 from worker.domain.model import (
     SourceRemoval,
     SourceUser,
@@ -30,8 +31,11 @@ from worker.domain.model import (
 )
 from worker.ports import (
     AlreadyRunning,
+    CreateGroup,
     Cursor,
+    DeleteGroup,
     DeleteUser,
+    FindGroups,
     FindUsers,
     GetUser,
     GroupPage,
@@ -41,9 +45,12 @@ from worker.ports import (
     LockLost,
     MembershipChange,
     PageWrite,
+    PatchGroup,
     PatchUser,
     RemoveManagerRef,
+    RemoveMember,
     SetManagerRef,
+    TargetGroup,
     TargetRequest,
     UserPage,
 )
@@ -55,6 +62,7 @@ class FakeSource:
     def __init__(self, page_size: int = 3) -> None:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, set[str]] = {}
+        self.group_attributes: dict[str, dict[str, Any]] = {}
         self.seq = 0
         self.user_log: list[tuple[int, str]] = []
         self.group_log: list[tuple[int, str, str, bool]] = []
@@ -150,6 +158,17 @@ class FakeSource:
             return {g for g, members in self.groups.items() if user_id in members}
         return {g for g in self.groups if user_id in self.transitive_member_ids(g)}
 
+    def get_group(self, group_id: str, select: Sequence[str]) -> SourceGroup | None:
+        if group_id not in self.groups:
+            return None
+        attributes = self.group_attributes.get(group_id, {"displayName": group_id})
+        return SourceGroup(group_id, {k: v for k, v in attributes.items() if k in select})
+
+    def group_member_ids(self, group_id: str, *, transitive: bool = False) -> set[str]:
+        if transitive:
+            return self.transitive_member_ids(group_id)
+        return {m for m in self.groups.get(group_id, set()) if m in self.users}
+
     def transitive_member_ids(self, group_id: str) -> set[str]:
         found: set[str] = set()
         stack, visited = [group_id], set()
@@ -178,6 +197,8 @@ class FakeTarget:
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.managers: dict[str, str] = {}  # user id -> its manager's id
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.group_members: dict[str, set[str]] = {}
 
     def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
         """Each request in turn, as the Graph adapter's $batch would answer them."""
@@ -218,7 +239,53 @@ class FakeTarget:
             self.writes.append(("manager", request.user_id, None))
             del self.managers[request.user_id]
             return None
+        if isinstance(request, FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup):
+            return self._group(request)
         return self.restore_user(request.user_id)
+
+    # groups (docs/groups.md) ------------------------------------------------------------------
+    def _group(
+        self, request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
+    ) -> Any:
+        if isinstance(request, FindGroups):
+            return [
+                TargetGroup(gid, g["displayName"])
+                for gid, g in self.groups.items()
+                if g["displayName"].lower() == request.display_name.lower()
+            ][:2]
+        if isinstance(request, CreateGroup):
+            gid = str(uuid.uuid4())
+            self.groups[gid] = dict(request.attributes)
+            self.group_members[gid] = set()
+            self.writes.append(("create_group", gid, dict(request.attributes)))
+            return TargetGroup(gid, str(request.attributes["displayName"]))
+        if request.group_id not in self.groups:
+            raise NotFound(f"no group {request.group_id}")
+        if isinstance(request, PatchGroup):
+            if len(request.add_members) > 20:
+                raise BadRequest("more than 20 members in one request")
+            self.groups[request.group_id].update(request.attributes)
+            self.group_members[request.group_id] |= set(request.add_members)
+            self.writes.append(("patch_group", request.group_id, request))
+            return None
+        if isinstance(request, RemoveMember):
+            if request.member_id not in self.group_members[request.group_id]:
+                raise NotFound(f"no member {request.member_id}")
+            self.group_members[request.group_id].discard(request.member_id)
+            self.writes.append(("remove_member", request.group_id, request.member_id))
+            return None
+        del self.groups[request.group_id]
+        self.writes.append(("delete_group", request.group_id, None))
+        return None
+
+    def group_member_ids(self, group_id: str) -> set[str]:
+        if group_id not in self.groups:
+            raise NotFound(f"no group {group_id}")
+        return set(self.group_members[group_id])
+
+    def group_named(self, name: str) -> tuple[str, dict[str, Any]]:
+        (found,) = [(gid, g) for gid, g in self.groups.items() if g["displayName"] == name]
+        return found
 
     def sign_in(self) -> None:
         if self.credentials_rejected:

@@ -34,6 +34,7 @@ STATUS_EXTRAS = {
     "running",
     "watermark",
     "linkedUsers",
+    "groups",
     "escrows",
     "stagedDeletes",
     "allowDeletes",
@@ -233,6 +234,7 @@ def test_status_fits_graphs_synchronization_status() -> None:
         },
         "watermark": None,
         "linkedUsers": 12,
+        "groups": {"provisioned": 2, "skipped": []},
         "quarantine": {
             "reason": "TooManyDeletes",
             "seriesBegan": "2024-05-01T10:01:00+00:00",
@@ -257,7 +259,10 @@ def test_status_fits_graphs_synchronization_status() -> None:
     assert shaped["steadyStateFirstAchievedTime"] == NEVER  # Graph's "never" (not nullable)
     assert shaped["quarantine"]["reason"] == "TooManyDeletes"
     assert shaped["quarantine"]["nextAttempt"] == NEVER
-    assert shaped["synchronizedEntryCountByType"] == [{"key": "User", "value": 12}]
+    assert shaped["synchronizedEntryCountByType"] == [
+        {"key": "User", "value": 12},
+        {"key": "Group", "value": 2},  # provisioned groups (docs/groups.md)
+    ]
     graph_only = _strip(shaped, STATUS_EXTRAS)
     for key in ("lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports"):
         graph_only[key] = _strip(graph_only[key], EXECUTION_EXTRAS)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.fakes import CrashAfter, FakeCursors, FakeLedger, FakeLock, FakeSource, FakeTarget
+from worker.domain.errors import NotFound
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.mapping import MappingSpec, default_mappings
@@ -881,3 +882,30 @@ def test_a_cursor_saved_by_the_previous_release_still_resumes() -> None:
     assert result.run_id == stored["run_id"]
     assert result.counts["create"] + result.counts["update"] == 5  # the crashed page: matched
     assert len(w.target.users) == 5
+
+
+class SourceThatForgetsDeletedGroups(FakeSource):
+    """As Graph answers: the members of a group that does not exist are a 404."""
+
+    def transitive_member_ids(self, group_id: str) -> set[str]:
+        if group_id not in self.groups:
+            raise NotFound(f"group {group_id} does not exist")
+        return super().transitive_member_ids(group_id)
+
+
+def test_a_scoped_nested_group_deleted_in_the_source_takes_its_members_out_of_scope() -> None:
+    w = World(scope=ScopeSpec(assigned_only=True, group_ids=("top", "gone"), nested_groups=True))
+    w.source = SourceThatForgetsDeletedGroups(page_size=3)
+    ann, ben = w.user("ann"), w.user("ben")
+    w.source.group_add("top", ann)
+    w.source.group_add("gone", ben)
+    assert w.run().counts["create"] == 2
+
+    del w.source.groups["gone"]
+    result = w.run()
+
+    assert result.status == "success", result.error
+    assert result.counts["delete"] == 1
+    assert [u["mail"] for u in w.target.users.values() if not u.get("deleted")] == [
+        "ann@src.example"
+    ]

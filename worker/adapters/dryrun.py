@@ -25,11 +25,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.adapters.state.memory import MemoryLedger
+from worker.domain.groups import GroupLink, GroupSkip
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, LinkState, TargetUser
 from worker.ports import (
+    CreateGroup,
     Cursor,
     CursorStore,
+    DeleteGroup,
     DeleteUser,
     Invitation,
     Invite,
@@ -38,19 +41,33 @@ from worker.ports import (
     MembershipChange,
     NoLiveProgress,
     PageWrite,
+    PatchGroup,
     PatchUser,
     RemoveManagerRef,
+    RemoveMember,
     RestoreUser,
     RunRecord,
     SetManagerRef,
     Simulated,
     TargetDirectory,
+    TargetGroup,
     TargetRequest,
 )
 from worker.service.cycle import CycleService
 
 DRY_RUN_ID = "(dry run)"
-WRITES = (Invite, PatchUser, DeleteUser, RestoreUser, SetManagerRef, RemoveManagerRef)
+WRITES = (
+    Invite,
+    PatchUser,
+    DeleteUser,
+    RestoreUser,
+    SetManagerRef,
+    RemoveManagerRef,
+    CreateGroup,
+    PatchGroup,
+    RemoveMember,
+    DeleteGroup,
+)
 LIVE = (LinkState.ACTIVE, LinkState.DISABLED)
 
 
@@ -92,6 +109,9 @@ class DryRunTarget:
         for i, request in enumerate(requests):
             if isinstance(request, Invite):
                 answers[i] = Invitation(user_id=DRY_RUN_ID, status="dry run", simulated=True)
+            elif isinstance(request, CreateGroup):
+                name = str(request.attributes.get("displayName") or "")
+                answers[i] = TargetGroup(DRY_RUN_ID, name, simulated=True)
             elif isinstance(request, WRITES):
                 answers[i] = Simulated(request)
         return answers
@@ -101,6 +121,10 @@ class DryRunTarget:
 
     def user_ids(self) -> set[str]:
         return self.base.user_ids()
+
+    def group_member_ids(self, group_id: str) -> set[str]:
+        # A group the dry run "created" has no members yet.
+        return set() if group_id == DRY_RUN_ID else self.base.group_member_ids(group_id)
 
 
 class DryRunCursors:
@@ -141,6 +165,7 @@ class DryRunLedger:
         self._released: dict[str, set[str]] = defaultdict(set)  # job -> escrows released
         self._unstaged: dict[str, set[str]] = defaultdict(set)  # job -> deletions unstaged
         self._resolved: dict[str, set[str]] = defaultdict(set)  # job -> pending users resolved
+        self._dropped_groups: dict[str, set[str]] = defaultdict(set)  # job -> group links gone
         self._cleared: set[tuple[str, str]] = set()  # (job, "escrows" | "staged") of the base
 
     # runs -------------------------------------------------------------------------------------
@@ -181,6 +206,21 @@ class DryRunLedger:
         for target, links in self.mine.links_by_target(job, ids).items():
             merged[target] = sorted(merged.get(target, []) + links, key=lambda link: link.source_id)
         return merged
+
+    def group_links(self, job: str) -> list[GroupLink]:
+        """The base's group links, less those the overlay dropped, with the overlay's."""
+        dropped = self._dropped_groups[job]
+        merged = {g.source_id: g for g in self.base.group_links(job) if g.source_id not in dropped}
+        merged.update({g.source_id: g for g in self.mine.group_links(job)})
+        return [merged[k] for k in sorted(merged)]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        """The overlay's verdict on a group wins over the base's (its rows are newer)."""
+        merged = {s.source_id: s for s in self.base.group_skips(job)}
+        for source_id in {e.outcome.source_id for e in self.mine.log if e.job == job}:
+            merged.pop(source_id, None)
+        merged.update({s.source_id: s for s in self.mine.group_skips(job)})
+        return [merged[k] for k in sorted(merged)]
 
     def link_count(self, job: str) -> int:
         shadowed = self.base.links_for(job, [i for j, i in self.mine.links if j == job])
@@ -241,6 +281,8 @@ class DryRunLedger:
         self._released[job].update(write.released)
         self._unstaged[job].update(write.unstaged)
         self._resolved[job].update(write.resolved_pending)
+        self._dropped_groups[job].update(write.dropped_groups)
+        self._dropped_groups[job].difference_update(g.source_id for g in write.group_links)
 
     def _own_links(self, job: str, source_ids: Iterable[str]) -> None:
         """Copy the base's links among these into the overlay (the copies read the same)."""

@@ -111,6 +111,12 @@ def _quarantine(quarantine: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _groups_count(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The provisioned groups (docs/groups.md), when the job has any."""
+    provisioned = (status.get("groups") or {}).get("provisioned", 0)
+    return [{"key": "Group", "value": provisioned}] if provisioned else []
+
+
 def synchronization_status(status: dict[str, Any]) -> dict[str, Any]:
     shaped: dict[str, Any] = {
         "code": status["code"],
@@ -126,7 +132,10 @@ def synchronization_status(status: dict[str, Any]) -> dict[str, Any]:
         "steadyStateFirstAchievedTime": graph_time(status["steadyStateFirstAchievedTime"]) or NEVER,
         "steadyStateLastAchievedTime": graph_time(status.get("steadyStateLastAchievedTime"))
         or NEVER,
-        "synchronizedEntryCountByType": [{"key": "User", "value": status["linkedUsers"]}],
+        "synchronizedEntryCountByType": [
+            {"key": "User", "value": status["linkedUsers"]},
+            *_groups_count(status),
+        ],
         "troubleshootingUrl": None,
     }
     for key, value in status.items():

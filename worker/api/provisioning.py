@@ -181,13 +181,13 @@ def summary(row: dict[str, Any], systems: JobSystems) -> dict[str, Any]:
         "sourceIdentity": {
             "id": row["sourceId"],
             "displayName": row["sourceIdentity"] or None,
-            "identityType": "User",
+            "identityType": row.get("objectType", "User"),
             "details": {"mail": row["sourceMail"]} if row["sourceMail"] else {},
         },
         "targetIdentity": {
             "id": row["targetId"] or "",
             "displayName": None,
-            "identityType": "User",
+            "identityType": row.get("objectType", "User"),
             "details": {},
         },
         "sourceSystem": _system(systems.source),

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DeletionThreshold
 from worker.domain.manager import MANAGER
 from worker.domain.mapping import MappingSpec, required_source_attributes, writable
@@ -26,6 +27,7 @@ class JobSpec:
     deletion_threshold: DeletionThreshold = field(default_factory=DeletionThreshold)
     # `{target: manager, source: manager}`: the manager reference is synced (docs/manager.md).
     manager: bool = False
+    groups: GroupProvisioning = field(default_factory=GroupProvisioning)
 
     @property
     def select(self) -> list[str]:
@@ -60,5 +62,8 @@ class JobSpec:
             ],
             "user_type": self.user_type,
         }
+        if self.groups.enabled:
+            # Only then: a job that provisions no groups keeps its fingerprint from before.
+            description["groups"] = self.groups.describe()
         canonical = json.dumps(description, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -213,6 +213,8 @@ class ObjectOutcome:
     approved: bool = False
     # Planned, not done: the target answered its writes without making them (a dry run).
     simulated: bool = False
+    # What the row is about: `User`, or `Group` for a provisioned group (docs/groups.md).
+    object_type: str = "User"
 
     @property
     def count_key(self) -> str:

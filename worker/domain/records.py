@@ -31,6 +31,7 @@ def outcome_record(o: ObjectOutcome) -> dict[str, Any]:
         "durationMs": o.duration_ms,
         "approved": o.approved,
         "simulated": o.simulated,
+        "objectType": o.object_type,
     }
 
 
@@ -53,6 +54,7 @@ def outcome_from_record(data: dict[str, Any]) -> ObjectOutcome:
         duration_ms=data["durationMs"],
         approved=data["approved"],
         simulated=data["simulated"],
+        object_type=data.get("objectType", "User"),
     )
 
 
@@ -66,6 +68,7 @@ PLANNED_KEYS = (
     "reason",
     "errorCode",
     "modifiedProperties",
+    "objectType",
 )
 
 

@@ -43,6 +43,7 @@ from worker.service.apply import Exporter
 from worker.service.cycle_run import CycleRun
 from worker.service.deletions import DeletionCheck, Deletions
 from worker.service.feed import PageFeed, Tally
+from worker.service.group_provision import GroupProvisioner
 from worker.service.groups import GroupsRead
 from worker.service.managers_phase import ManagersPhase
 from worker.service.pipeline import InlineDispatcher, PageDispatcher, PagePipeline
@@ -252,6 +253,15 @@ class CycleService:
             run_id=progress.run_id,
             started_at=self.clock(),
         )
+        provisioner = GroupProvisioner(
+            spec,
+            source=source,
+            target=self.target,
+            ledger=ledger,
+            pipeline=pipeline,
+            tally=tally,
+            monotonic=self.monotonic,
+        )
         run = CycleRun(
             job=spec.name,
             source=source,
@@ -280,7 +290,9 @@ class CycleService:
                 tally=tally,
                 clock=self.clock,
                 catch_up=lambda: run.catch_up(),
+                groups=provisioner,
             ),
+            provisioner=provisioner,
             tally=tally,
             run=RunRecord(
                 run_id=progress.run_id,

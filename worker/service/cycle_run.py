@@ -25,6 +25,7 @@ from worker.ports import (
 )
 from worker.service.deletions import Deletions
 from worker.service.feed import Tally
+from worker.service.group_provision import GroupProvisioner
 from worker.service.groups import GroupsRead
 from worker.service.managers_phase import ManagersPhase
 from worker.service.position import Position
@@ -50,6 +51,7 @@ class CycleRun:
         rereads: Rereads,
         managers: ManagersPhase,
         deletions: Deletions,
+        provisioner: GroupProvisioner,
         tally: Tally,
         run: RunRecord,
         clock: Callable[[], datetime],
@@ -66,6 +68,7 @@ class CycleRun:
         self.rereads = rereads
         self.managers = managers
         self.deletions = deletions
+        self.provisioner = provisioner
         self.tally = tally
         self.run = run
         self.clock = clock
@@ -120,9 +123,13 @@ class CycleRun:
             position.advance(Phase.ESCROW)
         if position.progress.phase is Phase.ESCROW:
             self.rereads.escrows()
-            position.advance(Phase.RECHECK)
+            position.advance(Phase.PROVISION_GROUPS)
         if position.progress.phase is Phase.SWEEP:
             self.rereads.sweep()
+            position.advance(Phase.PROVISION_GROUPS)
+        if position.progress.phase is Phase.PROVISION_GROUPS:
+            # After the users, so that members created in this cycle are linked already.
+            self.provisioner.run()
             position.advance(Phase.RECHECK)
         if position.progress.phase is Phase.RECHECK:
             self.deletions.recheck()

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from worker.domain.groups import GroupLink
 from worker.domain.health import DeletionVerdict, JobState, StagedDeletion
 from worker.domain.job import JobSpec
 from worker.domain.model import (
@@ -58,6 +59,19 @@ class DeletionCheck:
         }
 
 
+class GroupDeletions(Protocol):
+    """Provisioned groups to delete (worker/service/group_provision.py): counted with the
+    users' deletions against the same threshold, and made or held with them."""
+
+    def linked(self) -> int: ...
+
+    def departures(self) -> list[tuple[GroupLink, str]]: ...
+
+    def hold(self, found: Sequence[tuple[GroupLink, str]], message: str) -> None: ...
+
+    def delete(self, found: Sequence[tuple[GroupLink, str]], *, approved: bool) -> None: ...
+
+
 class Deletions:
     def __init__(
         self,
@@ -69,6 +83,7 @@ class Deletions:
         tally: Tally,
         clock: Callable[[], datetime],
         catch_up: Callable[[], None],
+        groups: GroupDeletions | None = None,
     ) -> None:
         self.spec = spec
         self.ledger = ledger
@@ -77,6 +92,7 @@ class Deletions:
         self.tally = tally
         self.clock = clock
         self.catch_up = catch_up
+        self.groups = groups
         self.check: DeletionCheck | None = None
 
     def recheck(self) -> None:
@@ -111,8 +127,10 @@ class Deletions:
         staged = self.ledger.staged(self.spec.name)
         approved = [s for s in staged if s.approved]
         counted = [s for s in staged if not s.approved]
-        if counted:
-            verdict = self._judge(counted)
+        groups = self.groups.departures() if self.groups is not None else []
+        groups_approved = False
+        if counted or groups:
+            verdict = self._judge(counted, groups=len(groups))
             allowed = not verdict.exceeded or self.state.allow_deletes
             message = verdict.describe()
             if verdict.exceeded and allowed:
@@ -127,9 +145,13 @@ class Deletions:
                 message=message,
             )
             if not allowed:
-                self._hold(counted, message)
-                counted = []
+                if counted:
+                    self._hold(counted, message)
+                if self.groups is not None:
+                    self.groups.hold(groups, message)
+                counted, groups = [], []
             elif verdict.exceeded:
+                groups_approved = True
                 # Released: recorded before any is made, so that one that fails, or a cycle
                 # that dies half-way, leaves the rest approved rather than held again.
                 counted = [replace(s, approved=True) for s in counted]
@@ -137,18 +159,24 @@ class Deletions:
         todo = sorted([*approved, *counted], key=lambda s: s.source_id)
         for start in range(0, len(todo), DELETION_BATCH):
             self._delete(todo[start : start + DELETION_BATCH])
+        if self.groups is not None and groups:
+            self.groups.delete(groups, approved=groups_approved)
 
     def _counted(self) -> list[StagedDeletion]:
         """The staged deletions the threshold counts: all but those already approved."""
         return [s for s in self.ledger.staged(self.spec.name) if not s.approved]
 
-    def _judge(self, staged: Sequence[StagedDeletion]) -> DeletionVerdict:
-        """The threshold's verdict on these deletions with those the job made in the window."""
+    def _judge(self, staged: Sequence[StagedDeletion], groups: int = 0) -> DeletionVerdict:
+        """The threshold's verdict on these deletions (and `groups` provisioned groups to
+        delete) with those the job made in the window."""
         threshold = self.spec.deletion_threshold
         start = threshold.window_start(self.clock(), self.state.deletions_approved_at)
+        linked = self.ledger.link_count(self.spec.name)
+        if self.groups is not None and groups:
+            linked += self.groups.linked()
         return threshold.judge(
-            pending=len(staged),
-            linked=self.ledger.link_count(self.spec.name),
+            pending=len(staged) + groups,
+            linked=linked,
             done=self.ledger.deletions_since(self.spec.name, start),
             window_start=start,
         )

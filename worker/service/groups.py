@@ -9,7 +9,7 @@ through their transitive members each cycle and reconciled with what was recorde
 
 from __future__ import annotations
 
-from worker.domain.errors import ResyncRequired
+from worker.domain.errors import NotFound, ResyncRequired
 from worker.domain.job import JobSpec
 from worker.ports import GroupPage, Ledger, MembershipChange, SourceDirectory
 from worker.service.position import Position
@@ -27,7 +27,8 @@ class GroupsRead:
     @property
     def tracked(self) -> bool:
         scope = self.spec.scope
-        return scope.assigned_only and bool(scope.group_ids)
+        # Provisioned groups need their members even when every user is in scope.
+        return (scope.assigned_only or self.spec.groups.enabled) and bool(scope.group_ids)
 
     def read(self, *, full: bool) -> None:
         """The groups phase: the assignments brought up to date (resumable per page)."""
@@ -88,7 +89,15 @@ class GroupsRead:
 
     def _transitive(self) -> dict[str, set[str]]:
         # Delta cannot see a change deep in a nested group: read the transitive members.
-        return {g: self.source.transitive_member_ids(g) for g in self.spec.scope.group_ids}
+        return {g: self._transitive_members(g) for g in self.spec.scope.group_ids}
+
+    def _transitive_members(self, group_id: str) -> set[str]:
+        try:
+            return self.source.transitive_member_ids(group_id)
+        except NotFound:
+            # Deleted in the source: it has no members (as a groups delta says of a removed
+            # group); what that takes out of scope is judged by the deletion threshold.
+            return set()
 
     def _apply(self, page: GroupPage) -> None:
         """Member additions and removals: the users concerned are reviewed this cycle."""

@@ -24,6 +24,7 @@ LOG_COLUMNS = (
     "errorCode",
     "errorMessage",
     "durationMs",
+    "objectType",  # User or Group (docs/groups.md)
 )
 # Nested fields go into one CSV cell each, as JSON.
 LOG_JSON_COLUMNS = ("modifiedProperties", "steps")
@@ -36,7 +37,7 @@ def logs_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     for row in rows:
         writer.writerow(
             {
-                **{c: row[c] for c in LOG_COLUMNS},
+                **{c: row.get(c, "User") if c == "objectType" else row[c] for c in LOG_COLUMNS},
                 **{c: json.dumps(row[c]) for c in LOG_JSON_COLUMNS},
             }
         )

@@ -74,6 +74,17 @@ def deletion_window(
     }
 
 
+def _groups(job: str, ledger: Ledger) -> dict[str, Any]:
+    """Provisioned groups (docs/groups.md): how many, and those skipped with the reason."""
+    return {
+        "provisioned": len(ledger.group_links(job)),
+        "skipped": [
+            {"sourceId": s.source_id, "displayName": s.label, "reason": s.reason}
+            for s in ledger.group_skips(job)
+        ],
+    }
+
+
 def job_status(
     job: str,
     ledger: Ledger,
@@ -167,6 +178,7 @@ def job_status(
         if cursor.watermark
         else None,
         "linkedUsers": ledger.link_count(job),
+        "groups": _groups(job, ledger),
         "quarantine": _quarantine(state),
         "escrows": ledger.escrow_count(job),
         "stagedDeletes": len(ledger.staged(job)),

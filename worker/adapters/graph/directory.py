@@ -11,18 +11,25 @@ from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, B
 from worker.adapters.graph.client import GraphClient, parsing
 from worker.domain import extension_attributes as ext
 from worker.domain.errors import NotFound, SyncError
+from worker.domain.groups import SourceGroup
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
+    CreateGroup,
+    DeleteGroup,
     DeleteUser,
+    FindGroups,
     FindUsers,
     GetUser,
     GroupPage,
     Invitation,
     Invite,
     MembershipChange,
+    PatchGroup,
     PatchUser,
     RemoveManagerRef,
+    RemoveMember,
     SetManagerRef,
+    TargetGroup,
     TargetRequest,
     UserPage,
 )
@@ -30,6 +37,8 @@ from worker.schema import user_property_types
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
+# How members@odata.bind names a member (Graph resolves the id whatever the host it is given).
+DIRECTORY_OBJECT_URL = "https://graph.microsoft.com/v1.0/directoryObjects/"
 MAX_DELTA_ID_FILTER = 50  # Graph's limit on `id eq` clauses in a delta filter
 OBJECT_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -223,6 +232,14 @@ class GraphSourceDirectory:
         relation = "transitiveMembers" if transitive else "members"
         return collect_ids(self.client, f"/groups/{group_id}/{relation}", of_type=USER_TYPE)
 
+    def get_group(self, group_id: str, select: Sequence[str]) -> SourceGroup | None:
+        try:
+            data = self.client.get_json(f"/groups/{group_id}", {"$select": ",".join(select)})
+        except NotFound:
+            return None
+        with parsing(f"GET /groups/{group_id}"):
+            return SourceGroup(id=data["id"], attributes=_attributes(data))
+
 
 class GraphTargetDirectory:
     """Reads and writes of the target tenant, sent through $batch."""
@@ -260,6 +277,10 @@ class GraphTargetDirectory:
 
     def user_ids(self) -> set[str]:
         return collect_ids(self.client, "/users")
+
+    def group_member_ids(self, group_id: str) -> set[str]:
+        # Every member, whatever its type: a provisioned group holds only the linked users.
+        return collect_ids(self.client, f"/groups/{group_id}/members")
 
     def _filter(self, attribute: str, value: str) -> str:
         if self._types.get(attribute, "").startswith("Collection("):
@@ -301,6 +322,8 @@ class GraphTargetDirectory:
             return BatchCall("PUT", f"/users/{request.user_id}/manager/$ref", ref)
         if isinstance(request, RemoveManagerRef):
             return BatchCall("DELETE", f"/users/{request.user_id}/manager/$ref")
+        if isinstance(request, FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup):
+            return _group_call(request)
         # Graph refuses a whole $batch holding a write without a body and a Content-Type
         # ("Write request id : N does not contain Content-Type header or body."): send {}.
         return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore", {})
@@ -314,6 +337,33 @@ class GraphTargetDirectory:
         if len(found) != 1:
             return None
         return {"invitedUser": {"id": found[0]["id"]}, "status": "Existing"}
+
+
+def _group_call(
+    request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup,
+) -> BatchCall:
+    """Group provisioning's calls (docs/groups.md)."""
+    if isinstance(request, FindGroups):
+        query = {
+            "$filter": f"displayName eq {odata_string(request.display_name)}",
+            "$select": "id,displayName",
+            "$top": "2",
+        }
+        return BatchCall("GET", "/groups?" + urlencode(query, quote_via=quote))
+    if isinstance(request, CreateGroup):
+        # Not repeated blindly: a lost creation is found by its name in the next cycle.
+        return BatchCall("POST", "/groups", dict(request.attributes), idempotent=False)
+    if isinstance(request, PatchGroup):
+        body: dict[str, Any] = dict(request.attributes)
+        if request.add_members:
+            body["members@odata.bind"] = [DIRECTORY_OBJECT_URL + m for m in request.add_members]
+        # Members bound twice are refused (400): an addition is not repeated blindly.
+        return BatchCall(
+            "PATCH", f"/groups/{request.group_id}", body, idempotent=not request.add_members
+        )
+    if isinstance(request, RemoveMember):
+        return BatchCall("DELETE", f"/groups/{request.group_id}/members/{request.member_id}/$ref")
+    return BatchCall("DELETE", f"/groups/{request.group_id}")
 
 
 def _answer(request: TargetRequest, result: BatchResult) -> Any:
@@ -334,4 +384,8 @@ def _parsed(request: TargetRequest, result: BatchAnswer) -> Any:
         return TargetUser(id=body["id"], attributes=_attributes(body))
     if isinstance(request, Invite):
         return Invitation(user_id=body["invitedUser"]["id"], status=str(body.get("status", "")))
+    if isinstance(request, FindGroups):
+        return [TargetGroup(g["id"], str(g.get("displayName") or "")) for g in body["value"]]
+    if isinstance(request, CreateGroup):
+        return TargetGroup(body["id"], str(body.get("displayName") or ""))
     return None

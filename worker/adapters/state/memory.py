@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
@@ -67,6 +68,7 @@ class MemoryLedger:
         self.states: dict[str, JobState] = {}
         self.escrow_rows: dict[tuple[str, str], Escrow] = {}
         self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
+        self.group_link_rows: dict[tuple[str, str], GroupLink] = {}
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
@@ -120,6 +122,19 @@ class MemoryLedger:
     def link_count(self, job: str) -> int:
         return sum(
             1 for (j, _), link in self.links.items() if j == job and link.state in LIVE_STATES
+        )
+
+    def group_links(self, job: str) -> list[GroupLink]:
+        return [
+            copy.deepcopy(link) for (j, _), link in sorted(self.group_link_rows.items()) if j == job
+        ]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        rows = [e.outcome for e in reversed(self.log) if e.job == job]
+        return group_skips(
+            (o.source_id, o.source_label, o.action.value, o.status.value, o.reason)
+            for o in rows
+            if o.object_type == "Group"
         )
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
@@ -176,6 +191,12 @@ class MemoryLedger:
                 approved = staged.approved or (before is not None and before.approved)
                 self.staged_rows[(job, staged.source_id)] = dataclasses.replace(
                     staged, reason=_text(staged.reason), approved=approved
+                )
+            for sid in write.dropped_groups:
+                self.group_link_rows.pop((job, sid), None)
+            for group in write.group_links:
+                self.group_link_rows[(job, group.source_id)] = dataclasses.replace(
+                    copy.deepcopy(group), job=job, display_name=_text(group.display_name, 256)
                 )
 
     # job state, escrows and staged deletions --------------------------------------------------
@@ -285,11 +306,13 @@ class MemoryLedger:
         log_length = len(self.log)
         pending = {job: set(users) for job, users in self.pending_users.items()}
         escrows, staged = dict(self.escrow_rows), dict(self.staged_rows)
+        groups = dict(self.group_link_rows)
         try:
             yield
         except BaseException:
             self.links, self.pending_users = links, pending
             self.escrow_rows, self.staged_rows = escrows, staged
+            self.group_link_rows = groups
             del self.log[log_length:]
             raise
 

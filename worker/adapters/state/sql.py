@@ -41,12 +41,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
+from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
 from worker.domain.records import outcome_record
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
+GROUP_OBJECT_TYPE = "Group"
+GROUP_ROWS_READ = 1000  # the newest group rows `status` reads for skipped groups
 CHUNK = 500
 
 
@@ -81,6 +84,7 @@ def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
         duration_ms=o.duration_ms,
         created_at=now,
         approved=o.approved,
+        object_type=o.object_type,
     )
 
 
@@ -216,6 +220,22 @@ class LogRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # A deprovisioning an operator allowed over the threshold: not counted in the window.
     approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # `User` or `Group` (docs/groups.md); rows from before group provisioning are users'.
+    object_type: Mapped[str] = mapped_column(String(20), default="User", server_default="User")
+
+
+class GroupLinkRow(Base):
+    """A target group tenant-sync created (docs/groups.md): only these are ever changed."""
+
+    __tablename__ = "group_links"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    display_name: Mapped[str] = mapped_column(FreeString(256), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class JobStateRow(Base):
@@ -332,6 +352,7 @@ def _log_dict(row: LogRow) -> dict[str, Any]:
         "modifiedProperties": row.modified,
         "durationMs": row.duration_ms,
         "activityDateTime": row.created_at.isoformat(),
+        "objectType": row.object_type,
     }
 
 
@@ -462,6 +483,34 @@ class SqlLedger:
                 or 0
             )
 
+    def group_links(self, job: str) -> list[GroupLink]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(GroupLinkRow).where(GroupLinkRow.job == job).order_by(GroupLinkRow.source_id)
+            )
+            return [
+                GroupLink(
+                    job=r.job,
+                    source_id=r.source_id,
+                    target_id=r.target_id,
+                    display_name=r.display_name,
+                    attributes=dict(r.attributes or {}),
+                )
+                for r in rows
+            ]
+
+    def group_skips(self, job: str) -> list[GroupSkip]:
+        query = (
+            select(
+                LogRow.source_id, LogRow.source_label, LogRow.action, LogRow.status, LogRow.reason
+            )
+            .where(LogRow.job == job, LogRow.object_type == GROUP_OBJECT_TYPE)
+            .order_by(LogRow.id.desc())
+            .limit(GROUP_ROWS_READ)
+        )
+        with self._session() as session:
+            return group_skips((s, lbl, a, st, r) for s, lbl, a, st, r in session.execute(query))
+
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         after = ""
         while True:
@@ -525,6 +574,7 @@ class SqlLedger:
                     .values(last_seen_run=run_id)
                 )
             session.add_all(_log_row(job, run_id, o, now) for o in write.outcomes)
+            self._write_group_links(session, job, write, now)
             for ids in _chunks(write.resolved_pending):
                 session.execute(
                     delete(PendingUserRow).where(
@@ -573,6 +623,33 @@ class SqlLedger:
                 # Staged again by a later page, an approved deletion stays approved.
                 keep_true=("approved",),
             )
+
+    def _write_group_links(
+        self, session: Session, job: str, write: PageWrite, now: datetime
+    ) -> None:
+        for ids in _chunks(write.dropped_groups):
+            session.execute(
+                delete(GroupLinkRow).where(GroupLinkRow.job == job, GroupLinkRow.source_id.in_(ids))
+            )
+        for link in write.group_links:
+            existing = session.get(GroupLinkRow, (job, link.source_id))
+            if existing is None:
+                session.add(
+                    GroupLinkRow(
+                        job=job,
+                        source_id=link.source_id,
+                        target_id=link.target_id,
+                        display_name=link.display_name,
+                        attributes=link.attributes,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                existing.target_id = link.target_id
+                existing.display_name = link.display_name
+                existing.attributes = link.attributes
+                existing.updated_at = now
 
     # job state, escrows and staged deletions --------------------------------------------------
     def job_state(self, job: str) -> JobState:

@@ -1,0 +1,265 @@
+"""Group provisioning through the CLI against the sandbox over HTTPS (docs/groups.md): groups
+created as static security groups, renamed, members added and removed (nested groups flattened),
+a name taken by someone else's group skipped, deletions held by the threshold; read back through
+Graph as a user would, once with Microsoft's Graph SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SyncEnv, sync_world
+from tests.support.sdk import SdkClient
+from tests.support.world import GROUP, TARGET, build_world_seed
+
+pytestmark = pytest.mark.integration
+
+SALES = "55555555-5555-4555-8555-555555555555"
+LEGAL = "66666666-6666-4666-8666-666666666666"
+INNER = "44444444-4444-4444-8444-444444444444"
+FOREIGN_LEGAL = "77777777-7777-4777-8777-777777777777"
+
+
+def seed_with_groups() -> dict[str, Any]:
+    """Sync: users 0-5 (and the guest) and the group Inner (user 8); Sales: users 0 and 1, a
+    Microsoft 365 group in the source; Legal: user 3, whose name the target already uses for a
+    group of its own."""
+    seed = build_world_seed(users=10, prior_b2b=False)
+    source, target = seed["tenants"]
+    users = source["users"]
+    source["groups"][0]["members"] = [u["id"] for u in users[:6]] + [users[-1]["id"], INNER]
+    source["groups"][0]["description"] = "Everyone synced"
+    source["groups"] += [
+        {"id": INNER, "displayName": "Inner", "members": [users[8]["id"]]},
+        {
+            "id": SALES,
+            "displayName": "Sales",
+            "groupTypes": ["Unified"],
+            "members": [users[0]["id"], users[1]["id"]],
+        },
+        {"id": LEGAL, "displayName": "Legal", "members": [users[3]["id"]]},
+    ]
+    target["groups"] = [{"id": FOREIGN_LEGAL, "displayName": "Legal", "members": []}]
+    return seed
+
+
+JOB = {
+    "scope": {"users": "assigned", "groups": [GROUP, SALES, LEGAL], "nested_groups": True},
+    "groups": {"provision": True},
+}
+
+
+def target_graph(env: SyncEnv) -> Any:
+    return env.sandbox.graph(TARGET.tenant_id, TARGET.client_id, TARGET.secret)
+
+
+def target_groups(env: SyncEnv) -> dict[str, list[dict[str, Any]]]:
+    """The target's groups by displayName."""
+    answer = target_graph(env).get(
+        "/groups",
+        params={"$select": "id,displayName,description,securityEnabled,mailEnabled,groupTypes"},
+    )
+    answer.raise_for_status()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for group in answer.json()["value"]:
+        found.setdefault(group["displayName"], []).append(group)
+    return found
+
+
+def member_names(env: SyncEnv, group_id: str) -> set[str]:
+    answer = target_graph(env).get(f"/groups/{group_id}/members", params={"$select": "displayName"})
+    answer.raise_for_status()
+    return {m["displayName"] for m in answer.json()["value"]}
+
+
+def group_rows(env: SyncEnv) -> list[dict[str, Any]]:
+    result = env.cli("logs", "sync", "--json", "--all", check=True)
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return [r for r in rows if r["objectType"] == "Group"]
+
+
+def test_groups_are_created_filled_renamed_and_kept_equal_to_the_source(tmp_path: Path) -> None:
+    seed = seed_with_groups()
+    users = seed["tenants"][0]["users"]
+    with sync_world(tmp_path, seed, JOB) as env:
+        env.run_json("--full")
+
+        groups = target_groups(env)
+        # every group provisioned is a static security group, whatever it was in the source
+        for name in ("Sync", "Sales"):
+            (group,) = groups[name]
+            assert (group["securityEnabled"], group["mailEnabled"], group["groupTypes"]) == (
+                True,
+                False,
+                [],
+            )
+        sync = groups["Sync"][0]
+        assert sync["description"] == "Everyone synced"
+        # members: the synced users (Inner's member flattened in; the guest is never synced)
+        assert member_names(env, sync["id"]) == {f"User {i}" for i in (0, 1, 2, 3, 4, 5, 8)}
+        assert member_names(env, groups["Sales"][0]["id"]) == {"User 0", "User 1"}
+        # Legal's name belongs to a group tenant-sync did not create: never taken over, no twin
+        assert [g["id"] for g in groups["Legal"]] == [FOREIGN_LEGAL]
+        assert member_names(env, FOREIGN_LEGAL) == set()
+        rows = {r["sourceId"]: r for r in group_rows(env)}
+        assert (rows[GROUP]["action"], rows[SALES]["action"]) == ("create", "create")
+        assert (rows[LEGAL]["action"], rows[LEGAL]["status"]) == ("skip", "warning")
+        assert (
+            "already has a group named 'Legal' that tenant-sync did not create"
+            in (rows[LEGAL]["reason"])
+        )
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert status["groups"]["provisioned"] == 2
+        assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
+
+        # In the source: Sales renamed, user 6 added to Sync, user 2 removed, Inner's user 8
+        # replaced by user 9; the foreign Legal renamed, freeing the name.
+        source = env.source()
+        source.patch(f"/groups/{SALES}", json={"displayName": "Sales EU"}).raise_for_status()
+        for group, user in ((GROUP, users[6]), (INNER, users[9])):
+            source.post(
+                f"/groups/{group}/members/$ref",
+                json={
+                    "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{user['id']}"
+                },
+            ).raise_for_status()
+        source.delete(f"/groups/{GROUP}/members/{users[2]['id']}/$ref").raise_for_status()
+        source.delete(f"/groups/{INNER}/members/{users[8]['id']}/$ref").raise_for_status()
+        target_graph(env).patch(
+            f"/groups/{FOREIGN_LEGAL}", json={"displayName": "Legal (old)"}
+        ).raise_for_status()
+
+        second = env.run_json()
+
+        assert second["mode"] == "incremental"
+        groups = target_groups(env)
+        assert "Sales" not in groups
+        assert groups["Sales EU"][0]["id"] == sync_id_of(groups, "Sales EU")
+        assert member_names(env, groups["Sync"][0]["id"]) == {
+            f"User {i}" for i in (0, 1, 3, 4, 5, 6, 9)
+        }
+        (legal,) = groups["Legal"]
+        assert legal["id"] != FOREIGN_LEGAL
+        assert member_names(env, legal["id"]) == {"User 3"}
+
+        # Microsoft's Graph SDK reads the provisioned group as any client would.
+        sdk = SdkClient.connect(env.sandbox, TARGET.tenant_id, TARGET.client_id, TARGET.secret)
+        try:
+            group = sdk.run(sdk.graph.groups.by_group_id(groups["Sales EU"][0]["id"]).get())
+            members = sdk.run(
+                sdk.graph.groups.by_group_id(groups["Sales EU"][0]["id"]).members.get()
+            )
+        finally:
+            sdk.close()
+        assert group is not None
+        assert (group.display_name, group.security_enabled, group.mail_enabled) == (
+            "Sales EU",
+            True,
+            False,
+        )
+        assert members is not None
+        assert len(members.value or []) == 2
+
+
+def sync_id_of(groups: dict[str, list[dict[str, Any]]], name: str) -> str:
+    (group,) = groups[name]
+    return str(group["id"])
+
+
+def test_nested_skip_leaves_members_of_nested_groups_out(tmp_path: Path) -> None:
+    job = {
+        **JOB,
+        "scope": {**JOB["scope"], "groups": [GROUP]},
+        "groups": {"provision": True, "nested": "skip"},
+    }
+    with sync_world(tmp_path, seed_with_groups(), job) as env:
+        env.run_json("--full")
+        (sync,) = target_groups(env)["Sync"]
+        assert member_names(env, sync["id"]) == {f"User {i}" for i in (0, 1, 2, 3, 4, 5)}
+
+
+def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
+    tmp_path: Path,
+) -> None:
+    job = {**JOB, "deletion_threshold": {"count": 1}}
+    with sync_world(tmp_path, seed_with_groups(), job) as env:
+        env.run_json("--full")
+        before = target_groups(env)
+        assert {"Sync", "Sales"} <= set(before)
+        # Sales deleted in the source, Sync taken out of scope (its users stay, by user id)
+        env.source().delete(f"/groups/{SALES}").raise_for_status()
+        kept = {**job, "scope": {**job["scope"], "groups": [SALES, LEGAL]}}
+        _rewrite_job(env, kept)
+
+        held = env.cli("run", "sync", "--json")
+        result = json.loads(held.stdout)
+        assert result["counts"]["staged_delete"] >= 2
+        assert {"Sync", "Sales"} <= set(target_groups(env))
+        staged = [r for r in group_rows(env) if r["action"] == "stagedDelete"]
+        assert {r["sourceId"] for r in staged} == {GROUP, SALES}
+
+        env.cli("allow-deletes", "sync", check=True)
+        env.run_json()
+
+        groups = target_groups(env)
+        assert "Sync" not in groups
+        assert "Sales" not in groups
+        deleted = [r for r in group_rows(env) if r["action"] == "delete"]
+        assert {r["sourceId"] for r in deleted} == {GROUP, SALES}
+
+
+def _rewrite_job(env: SyncEnv, job: dict[str, Any]) -> None:
+    import yaml
+
+    config = yaml.safe_load(env.config.read_text())
+    config["jobs"]["sync"].update(job)
+    env.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_incremental_cycles_take_member_changes_from_groups_delta_and_dry_runs_plan_them(
+    tmp_path: Path,
+) -> None:
+    seed = seed_with_groups()
+    users = seed["tenants"][0]["users"]
+    job = {"scope": {"users": "assigned", "groups": [GROUP, SALES]}, "groups": {"provision": True}}
+    with sync_world(tmp_path, seed, job) as env:
+        # A dry run plans the groups and creates nothing.
+        preview = env.run_json("--full", "--dry-run")
+        planned = {r["sourceId"]: r for r in preview["planned"] if r["objectType"] == "Group"}
+        assert {k: r["action"] for k, r in planned.items()} == {GROUP: "create", SALES: "create"}
+        assert planned[SALES]["modifiedProperties"]["displayName"]["new"] == "Sales"
+        assert "Sync" not in target_groups(env)
+
+        env.run_json("--full")
+        groups = target_groups(env)
+        # without nested groups in scope, Inner is not flattened (its member is out of scope)
+        assert member_names(env, groups["Sync"][0]["id"]) == {f"User {i}" for i in range(6)}
+
+        source = env.source()
+        source.post(
+            f"/groups/{GROUP}/members/$ref",
+            json={
+                "@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{users[7]['id']}"
+            },
+        ).raise_for_status()
+        source.delete(f"/groups/{SALES}/members/{users[0]['id']}/$ref").raise_for_status()
+        writes_before = env.writes()
+        preview = env.run_json("--dry-run")
+        planned = {r["sourceId"]: r for r in preview["planned"] if r["objectType"] == "Group"}
+        assert planned[SALES]["action"] == "update"
+        assert env.writes() == writes_before  # nothing written by the preview
+
+        second = env.run_json()
+
+        assert second["mode"] == "incremental"
+        assert member_names(env, groups["Sync"][0]["id"]) == {
+            f"User {i}" for i in (0, 1, 2, 3, 4, 5, 7)
+        }
+        assert member_names(env, groups["Sales"][0]["id"]) == {"User 1"}
+        # a cycle with nothing new changes no group
+        writes_before = env.writes()
+        env.run_json()
+        assert env.writes() == writes_before

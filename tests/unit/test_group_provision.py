@@ -1,0 +1,208 @@
+"""Group provisioning in whole cycles of the service, against the in-memory fakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.test_cycle import World
+from worker.domain.groups import GroupProvisioning, Nested, default_group_mappings
+from worker.domain.health import DeletionThreshold
+from worker.domain.job import JobSpec
+from worker.domain.scope import ScopeSpec
+from worker.ports import PatchGroup
+from worker.service.cycle import CycleService
+
+pytestmark = pytest.mark.unit
+
+
+class GroupWorld(World):
+    def __init__(self, groups: tuple[str, ...] = ("sales",), **kwargs: Any) -> None:
+        nested = kwargs.pop("nested", Nested.SKIP)
+        scope = ScopeSpec(
+            assigned_only=True, group_ids=groups, nested_groups=nested is Nested.FLATTEN
+        )
+        super().__init__(scope=scope, **kwargs)
+        self.groups = GroupProvisioning(
+            enabled=True, nested=nested, mappings=tuple(default_group_mappings())
+        )
+
+    def service(self) -> CycleService:
+        base = super().service()
+        spec = JobSpec(
+            name="job",
+            scope=self.scope,
+            mappings=self.mappings,
+            policy=self.policy,
+            deletion_threshold=self.threshold,
+            groups=self.groups,
+        )
+        return CycleService(
+            spec,
+            source=self.source,
+            target=self.target,
+            cursors=self.cursors,
+            lock=self.lock,
+            ledger=self.ledger,
+            clock=base.clock,
+        )
+
+    def group(self, group_id: str, name: str, *members: str) -> None:
+        self.source.group_attributes[group_id] = {"displayName": name, "description": "d"}
+        self.source.groups.setdefault(group_id, set())
+        for member in members:
+            self.source.group_add(group_id, member)
+
+    def member_mails(self, name: str) -> set[str]:
+        gid, _ = self.target.group_named(name)
+        return {self.target.users[u]["mail"] for u in self.target.group_members[gid]}
+
+    def group_rows(self) -> list[Any]:
+        return [e.outcome for e in self.ledger.log if e.outcome.object_type == "Group"]
+
+
+def test_a_group_is_created_as_a_security_group_with_the_linked_users_as_members() -> None:
+    w = GroupWorld()
+    ann, ben = w.user("ann"), w.user("ben")
+    w.group("sales", "Sales", ann, ben)
+
+    result = w.run()
+
+    assert result.counts["create"] == 3  # two users, one group
+    gid, group = w.target.group_named("Sales")
+    assert group == {
+        "displayName": "Sales",
+        "description": "d",
+        "mailNickname": "Sales",
+        "securityEnabled": True,
+        "mailEnabled": False,
+        "groupTypes": [],
+    }
+    assert w.member_mails("Sales") == {"ann@src.example", "ben@src.example"}
+    (row,) = w.group_rows()
+    assert (row.action.value, row.target_id, row.modified["members"].new) == ("create", gid, 2)
+    # nothing new: nothing written
+    writes = len(w.target.writes)
+    w.run()
+    assert len(w.target.writes) == writes
+
+
+def test_members_follow_the_source_twenty_at_a_time() -> None:
+    w = GroupWorld()
+    people = [w.user(f"p{i:02d}") for i in range(45)]
+    w.group("sales", "Sales", *people[:41])
+    w.run()
+    patches = [r for kind, _, r in w.target.writes if kind == "patch_group"]
+    assert [len(p.add_members) for p in patches if isinstance(p, PatchGroup)] == [20, 20, 1]
+
+    w.source.group_remove("sales", people[0])
+    w.source.group_add("sales", people[44])
+    w.run()
+    assert w.member_mails("Sales") == {f"p{i:02d}@src.example" for i in (*range(1, 41), 44)}
+
+
+def test_a_name_taken_by_someone_elses_group_is_skipped_until_it_is_free() -> None:
+    w = GroupWorld(groups=("sales", "legal"))
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    w.group("legal", "Legal", ann)
+    theirs = "theirs"
+    w.target.groups[theirs] = {"displayName": "Legal"}
+    w.target.group_members[theirs] = set()
+
+    w.run()
+    assert len([g for g in w.target.groups.values() if g["displayName"] == "Legal"]) == 1
+    assert w.target.group_members[theirs] == set()
+    skip = next(r for r in w.group_rows() if r.source_id == "legal")
+    assert (skip.action.value, skip.status.value) == ("skip", "warning")
+    assert [s.source_id for s in w.ledger.group_skips("job")] == ["legal"]
+
+    w.target.groups[theirs]["displayName"] = "Legal (old)"  # the name is free
+    w.run()
+    assert w.member_mails("Legal") == {"ann@src.example"}
+    assert w.ledger.group_skips("job") == []
+
+
+def test_a_rename_onto_a_taken_name_is_held_and_the_rest_flows() -> None:
+    w = GroupWorld()
+    ann, ben = w.user("ann"), w.user("ben")
+    w.group("sales", "Sales", ann)
+    w.run()
+    w.target.groups["theirs"] = {"displayName": "Sales EU"}
+    w.target.group_members["theirs"] = set()
+    w.source.group_attributes["sales"]["displayName"] = "Sales EU"
+    w.source.group_add("sales", ben)
+
+    w.run()
+
+    _, group = w.target.group_named("Sales")
+    assert w.member_mails("Sales") == {"ann@src.example", "ben@src.example"}
+    row = w.group_rows()[-1]
+    assert (row.action.value, row.status.value) == ("update", "warning")
+    assert "rename held" in row.reason
+    assert group["displayName"] == "Sales"
+
+
+def test_nested_groups_are_flattened_or_skipped() -> None:
+    for nested, expected in ((Nested.FLATTEN, {"ann", "ben"}), (Nested.SKIP, {"ann"})):
+        w = GroupWorld(nested=nested)
+        ann, ben = w.user("ann"), w.user("ben")
+        w.group("sales", "Sales", ann, "inner")
+        w.group("inner", "Inner", ben)
+        w.run()
+        assert w.member_mails("Sales") == {f"{n}@src.example" for n in expected}, nested
+
+
+def test_group_deletions_alone_are_held_over_the_threshold_until_allowed() -> None:
+    w = GroupWorld(groups=("a", "b", "keep"), threshold=DeletionThreshold(count=1))
+    ann = w.user("ann")
+    for gid in ("a", "b", "keep"):
+        w.group(gid, gid.upper(), ann)
+    w.run()
+    # two groups deleted in the source; ann stays in scope through the third: no user leaves
+    del w.source.groups["a"], w.source.groups["b"]
+
+    held = w.run()
+
+    assert held.counts["staged_delete"] == 2
+    assert held.deletion_check is not None
+    assert held.deletion_check.held
+    assert {"A", "B"} <= {g["displayName"] for g in w.target.groups.values()}
+    assert w.ledger.job_state("job").in_quarantine
+
+    from worker.service.admin import allow_deletes
+
+    allow_deletes(w.ledger, "job")
+    released = w.run(mode="incremental")
+
+    assert released.counts["delete"] == 2
+    assert {g["displayName"] for g in w.target.groups.values()} == {"KEEP"}
+    assert [len(w.ledger.group_links("job"))] == [1]
+
+
+def test_a_dry_run_plans_the_groups_and_writes_nothing() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    result = w.run(dry_run=True)
+    rows = [r for r in result.outcome_rows() if r["objectType"] == "Group"]
+    assert [(r["action"], r["sourceId"]) for r in rows] == [("create", "sales")]
+    assert w.target.groups == {}
+    assert w.ledger.group_links("job") == []
+
+
+def test_a_group_deleted_in_the_target_by_hand_is_made_again() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    w.run()
+    gone, _ = w.target.group_named("Sales")
+    del w.target.groups[gone]
+
+    w.run()
+
+    again, _ = w.target.group_named("Sales")
+    assert again != gone
+    assert w.member_mails("Sales") == {"ann@src.example"}
+    assert [g.target_id for g in w.ledger.group_links("job")] == [again]

@@ -1,0 +1,85 @@
+"""Group provisioning's pure decisions (worker/domain/groups.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.domain.groups import (
+    MEMBERS_PER_PATCH,
+    GroupLink,
+    attribute_changes,
+    departures,
+    desired_attributes,
+    group_skips,
+    mail_nickname,
+    member_changes,
+    name_collision,
+    wanted_members,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_target_group_is_always_a_static_security_group_with_a_nickname() -> None:
+    mapped = {"displayName": "Sales & Marketing", "mailEnabled": True, "groupTypes": ["Unified"]}
+    desired = desired_attributes(mapped, "0b1c0000-aaaa")
+    # the kind is not the mappings' to choose: it is laid on at creation
+    assert desired == {"displayName": "Sales & Marketing", "mailNickname": "SalesMarketing"}
+    assert mail_nickname("", "0b1c0000-aaaa") == "group-0b1c0000"
+    assert (
+        desired_attributes({"displayName": "A", "mailNickname": "a1"}, "x")["mailNickname"] == "a1"
+    )
+
+
+def test_only_attributes_that_changed_since_last_written_are_patched() -> None:
+    last = {"displayName": "Sales", "description": "old", "mailNickname": "Sales"}
+    desired = {"displayName": "Sales EU", "description": "old", "mailNickname": "Sales"}
+    assert attribute_changes(last, desired) == {"displayName": ("Sales", "Sales EU")}
+    assert attribute_changes(desired, desired) == {}
+
+
+def test_a_name_held_by_a_group_tenant_sync_did_not_create_is_a_collision() -> None:
+    assert name_collision("Legal", [], None) is None
+    assert name_collision("Legal", ["ours"], "ours") is None  # our own group keeps its name
+    reason = name_collision("Legal", ["ours", "theirs"], "ours")
+    assert reason is not None
+    assert "'Legal'" in reason
+    assert "theirs" in reason
+    assert "did not create" in reason
+
+
+def test_members_are_the_linked_users_of_the_source_members() -> None:
+    links = {"s1": "t1", "s2": "t2", "s3": "t3"}
+    # s4 has no link (out of scope, or not provisioned yet); g is a nested group id
+    wanted = wanted_members({"s1", "s2", "s4", "g"}, links, {"g"})
+    assert wanted == {"t1", "t2"}
+    changes = member_changes({"t2", "t9"}, wanted)
+    assert (changes.add, changes.remove) == (("t1",), ("t9",))
+    assert changes.describe() == "1 member(s) added, 1 removed"
+    assert member_changes({"t1"}, {"t1"}).empty
+
+
+def test_additions_go_at_most_twenty_to_a_request() -> None:
+    many = {f"t{i:02d}" for i in range(45)}
+    batches = member_changes(set(), many).add_batches()
+    assert [len(b) for b in batches] == [MEMBERS_PER_PATCH, MEMBERS_PER_PATCH, 5]
+    assert sorted(m for b in batches for m in b) == sorted(many)
+
+
+def test_groups_out_of_scope_or_gone_from_the_source_depart() -> None:
+    links = [GroupLink("job", g, "t-" + g) for g in ("c", "a", "b")]
+    found = departures(links, in_scope={"a", "b"}, gone={"b"})
+    assert [(link.source_id, why) for link, why in found] == [
+        ("b", "source group deleted"),
+        ("c", "source group removed from scope.groups"),
+    ]
+
+
+def test_a_group_is_skipped_while_its_newest_row_says_so() -> None:
+    rows = [  # newest first
+        ("g1", "Legal", "skip", "warning", "name taken"),
+        ("g2", "Sales", "create", "success", ""),
+        ("g2", "Sales", "skip", "warning", "name taken"),
+        ("g3", "Sync", "skip", "skipped", "no change"),
+    ]
+    assert [(s.source_id, s.reason) for s in group_skips(rows)] == [("g1", "name taken")]
