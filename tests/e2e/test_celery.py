@@ -123,6 +123,16 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "demo succeeded" in result.stdout
     assert "✗" not in result.stdout
     assert not (tmp_path / "demo" / "state" / "redis" / "url").exists()
+    # The organisation part ran its checks and stopped its own Redis.
+    text = " ".join(result.stdout.split())  # rich wraps long lines
+    for check in (
+        "each tenant holds exactly one B2B user per member of the other two",
+        "fabrikam: contoso's manager chain mirrored",
+        "adatum: one Engineering security group",
+        "adatum: Engineering's members are Bo and, flattened from Platform, Cy",
+    ):
+        assert f"✓ {check}" in text
+    assert not (tmp_path / "demo" / "organization" / "state" / "redis" / "url").exists()
 
 
 @pytest.mark.world(users=600, prior_b2b=False, job={"fan_out": 3})
