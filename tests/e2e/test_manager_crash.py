@@ -41,8 +41,9 @@ def progress(client: redis.Redis) -> dict[str, Any] | None:
 def test_a_cycle_killed_in_the_managers_phase_finishes_it_on_resume(tmp_path: Path) -> None:
     with sync_world(tmp_path, chain_seed(), JOB) as env:
         configure(env, **FAST_LOCK)
-        # Each Graph request a little slower, so the phase lasts long enough to be caught.
-        env.sandbox.set_faults(latency_ms=60)
+        # Each Graph request slower, so the phase (several $batch rounds) lasts seconds: the
+        # cursor, polled every 5 ms, cannot miss it.
+        env.sandbox.set_faults(latency_ms=200)
         process = start_run(env, "--full")
         url = wait_for(lambda: EmbeddedRedis(env.state_dir).running_url(), "Redis", 60)
         client = redis.Redis.from_url(url)
@@ -56,8 +57,7 @@ def test_a_cycle_killed_in_the_managers_phase_finishes_it_on_resume(tmp_path: Pa
                 break
             time.sleep(0.005)
         process.wait()
-        if caught is None:
-            pytest.skip("the cycle passed the managers phase before it could be caught")
+        assert caught is not None, "the cycle passed the managers phase before it was caught"
         env.sandbox.set_faults(latency_ms=0)
 
         resumed = run_to_success(env)
