@@ -510,10 +510,10 @@ class Demo:
         deleted_target: str | None,
     ) -> bool:
         """Compare the target with what the scope and mappings imply."""
-        members = {m["id"] for m in _all(source, f"/groups/{SYNC_GROUP}/members?$select=id")}
+        members = {m["id"] for m in all_items(source, f"/groups/{SYNC_GROUP}/members?$select=id")}
         in_scope = [
             u
-            for u in _all(
+            for u in all_items(
                 source,
                 "/users?$select=id,mail,userPrincipalName,userType,department,displayName,accountEnabled",
             )
@@ -521,7 +521,9 @@ class Demo:
             and u.get("userType") != "Guest"
             and u.get("department") != "Contractors"
         ]
-        b2b = _all(target, "/users?$select=id,mail,otherMails,displayName,accountEnabled,userType")
+        b2b = all_items(
+            target, "/users?$select=id,mail,otherMails,displayName,accountEnabled,userType"
+        )
         by_address: dict[str, list[dict[str, Any]]] = {}
         for user in b2b:
             by_address.setdefault((user.get("mail") or "").lower(), []).append(user)
@@ -574,7 +576,8 @@ def _address_of(source: GraphClient, user_id: str) -> str:
     return str(user.get("mail") or user.get("userPrincipalName")).lower()
 
 
-def _all(client: GraphClient, path: str) -> list[dict[str, Any]]:
+def all_items(client: GraphClient, path: str) -> list[dict[str, Any]]:
+    """Every item of a Graph collection, following @odata.nextLink."""
     items: list[dict[str, Any]] = []
     url: str | None = path
     while url:

@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
+from tenant_sync_demo.demo import all_items as _all
 from worker.adapters.graph.client import GraphClient
 from worker.bootstrap import graph_client
 from worker.config import load_config
@@ -319,13 +320,3 @@ def _manager_mail(client: GraphClient, user_id: str | None) -> str | None:
         return None
     mail = manager.get("mail")
     return str(mail) if mail else None
-
-
-def _all(client: GraphClient, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    url: str | None = path
-    while url:
-        data = client.get_json(url)
-        items.extend(data.get("value", []))
-        url = data.get("@odata.nextLink")
-    return items

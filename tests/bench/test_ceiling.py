@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.bench.test_scale import configure as lift_config_limits
 from tests.bench.test_speed import bench_seed
 from tests.conftest import SyncEnv, sync_world
 
@@ -45,13 +46,8 @@ def lifted_seed() -> dict[str, Any]:
 
 
 def lift_worker_limits(env: SyncEnv, **job: Any) -> None:
+    lift_config_limits(env)
     config = yaml.safe_load(env.config.read_text())
-    for tenant in config["tenants"].values():
-        tenant["limits"] = {
-            "write_per_150s": UNLIMITED,
-            "invitations_per_5s": UNLIMITED,
-            "concurrency": 8,
-        }
     config["logging"] = {"format": "json", "level": "WARNING"}
     config["jobs"]["sync"].update(job)
     env.config.write_text(yaml.safe_dump(config))
