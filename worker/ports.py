@@ -171,9 +171,11 @@ class TargetGroup:
 
 @dataclass(frozen=True)
 class FindGroups:
-    """Answer: list[TargetGroup] whose displayName equals `display_name` (at most two)."""
+    """Answer: list[TargetGroup] whose displayName equals `display_name` (at most two); with
+    `unique_name`, the group whose uniqueName is that one instead (none or one)."""
 
     display_name: str
+    unique_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ these functions what to write; it never decides itself.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ DEFAULT_GROUP_ATTRIBUTES = ("displayName", "description", "mailNickname")
 MEMBERS_PER_PATCH = 20  # Graph's limit on members@odata.bind in one request
 GROUP_OBJECT_TYPE = "Group"
 _NICKNAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+UNIQUE_NAME_PREFIX = "tenant-sync-"
 
 
 class Nested(StrEnum):
@@ -76,6 +78,15 @@ def mail_nickname(display_name: str, source_id: str) -> str:
     """A mailNickname for a group whose mappings give none (Graph requires one on creation)."""
     nickname = _NICKNAME_UNSAFE.sub("", display_name)[:56]
     return nickname or "group-" + source_id[:8]
+
+
+def unique_name(job: str, source_id: str) -> str:
+    """The `uniqueName` (Graph's immutable alternate key of a group) tenant-sync gives the group
+    it creates for `source_id` in `job`: the same on every attempt, so a creation whose answer
+    was lost is found again instead of being made twice. At most 64 characters of [a-z0-9-]:
+    the prefix, 8 hex characters of the job's name, and the source group's id."""
+    job_hash = hashlib.sha256(job.encode()).hexdigest()[:8]
+    return f"{UNIQUE_NAME_PREFIX}{job_hash}-{source_id.lower()}"[:64]
 
 
 def desired_attributes(mapped: Mapping[str, Any], source_id: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from worker.domain.groups import (
     desired_attributes,
     member_changes,
     name_collision,
+    unique_name,
     wanted_members,
 )
 from worker.domain.job import JobSpec
@@ -191,18 +192,55 @@ class GroupProvisioner:
             raise found
         return [g.id for g in found]
 
+    def _ours(self, unique: str) -> TargetGroup | None:
+        """The target group carrying this uniqueName: one tenant-sync created earlier."""
+        (found,) = self.target.execute([FindGroups("", unique_name=unique)])
+        if isinstance(found, SyncError):
+            raise found
+        return found[0] if found else None
+
+    def _adopt(
+        self, work: _Group, group: SourceGroup, found: TargetGroup, recorded: set[str]
+    ) -> PageWrite:
+        """A group made by an earlier creation whose link was never committed (its answer
+        lost, or the worker stopped): linked now, then updated like any linked group."""
+        work.errors.clear()
+        work.steps.append(
+            Step(
+                "matching",
+                Status.SUCCESS,
+                f"target group {found.id} carries this group's uniqueName (created by "
+                "tenant-sync earlier, not linked): linked",
+            )
+        )
+        link = GroupLink(self.spec.name, group.id, found.id, found.display_name, {})
+        desired = self._desired(group, creating=True)
+        current = self.target.group_member_ids(found.id)
+        return self._update(work, group, link, desired, current, recorded, adopted=True)
+
     def _create(self, work: _Group, group: SourceGroup, recorded: set[str]) -> PageWrite:
         # Mapped as a creation (with the on_create mappings), whatever was mapped before.
         desired = self._desired(group, creating=True)
         name = str(desired.get("displayName") or "")
-        collision = name_collision(name, self._holders(name), None)
+        unique = unique_name(self.spec.name, group.id)
+        holders = self._holders(name)
+        if holders:
+            ours = self._ours(unique)
+            if ours is not None:
+                return self._adopt(work, group, ours, recorded)
+        collision = name_collision(name, holders, None)
         if collision:
             work.steps.append(Step("matching", Status.WARNING, collision))
             return PageWrite(
                 outcomes=[self._outcome(work, Action.SKIP, Status.WARNING, None, reason=collision)]
             )
-        (created,) = self.target.execute([CreateGroup({**desired, **FIXED_GROUP_ATTRIBUTES})])
+        attributes = {**desired, **FIXED_GROUP_ATTRIBUTES, "uniqueName": unique}
+        (created,) = self.target.execute([CreateGroup(attributes)])
         if not work.answer(created):
+            # Refused or lost: the group may exist all the same (made, answer lost).
+            ours = self._ours(unique)
+            if ours is not None:
+                return self._adopt(work, group, ours, recorded)
             work.steps.append(Step("export", Status.FAILURE, "the group could not be created"))
             return PageWrite(outcomes=[self._outcome(work, Action.CREATE, Status.FAILURE, None)])
         assert isinstance(created, TargetGroup)
@@ -223,6 +261,8 @@ class GroupProvisioner:
         desired: dict[str, Any],
         current: set[str],
         recorded: set[str],
+        *,
+        adopted: bool = False,
     ) -> PageWrite:
         changes = attribute_changes(link.attributes, desired)
         warning = ""
@@ -246,7 +286,7 @@ class GroupProvisioner:
         members = self._members(work, new_link, current, recorded)
         if warning:
             work.steps.append(Step("processing", Status.WARNING, warning))
-        if not changes and members.empty and not work.errors:
+        if not changes and members.empty and not work.errors and not adopted:
             status = Status.WARNING if warning else Status.SKIPPED
             work.steps.append(Step("export", status, "no change"))
             return PageWrite(
@@ -263,7 +303,15 @@ class GroupProvisioner:
         work.steps.append(Step("export", status, members.describe()))
         return PageWrite(
             group_links=[new_link],
-            outcomes=[self._outcome(work, Action.UPDATE, status, new_link, reason=warning)],
+            outcomes=[
+                self._outcome(
+                    work,
+                    Action.CREATE if adopted else Action.UPDATE,  # finishing its creation
+                    status,
+                    new_link,
+                    reason=warning,
+                )
+            ],
         )
 
     def _members(
