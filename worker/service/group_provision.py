@@ -90,8 +90,8 @@ class GroupProvisioner:
         source: SourceDirectory,
         target: TargetDirectory,
         ledger: Ledger,
-        pipeline: PagePipeline,
-        tally: Tally,
+        pipeline: PagePipeline | None = None,
+        tally: Tally | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -122,7 +122,41 @@ class GroupProvisioner:
             write = self._one(group_id, links.get(group_id), recorded.get(group_id, set()))
             for outcome in write.outcomes:
                 outcome.duration_ms = int((self.monotonic() - started) * 1000)
-            self.tally.add(self.pipeline.write(write))
+            self._commit(write)
+
+    def _commit(self, write: PageWrite) -> None:
+        # The cycle's phases commit through its pipeline (`provision_one` returns its write).
+        assert self.pipeline is not None
+        assert self.tally is not None
+        self.tally.add(self.pipeline.write(write))
+
+    def provision_one(self, group_id: str) -> tuple[PageWrite, list[str]]:
+        """One group of `scope.groups` now (`tenant-sync provision`): created or updated and
+        its members set, read afresh from the source. Returns the write for the caller to
+        commit, and the source members not provisioned yet (left out, never created here)."""
+        link = next(
+            (g for g in self.ledger.group_links(self.spec.name) if g.source_id == group_id), None
+        )
+        transitive = self.spec.scope.nested_groups and self.spec.groups.nested is Nested.FLATTEN
+        try:
+            recorded = self.source.group_member_ids(group_id, transitive=transitive)
+        except NotFound:
+            recorded = set()  # gone from the source: `_one` says so
+        members = self._source_members(group_id, recorded)
+        unlinked = sorted(members - set(self._linked_targets(members)))
+        write = self._one(group_id, link, recorded)
+        if unlinked:
+            for outcome in write.outcomes:
+                outcome.steps.append(
+                    Step(
+                        "members",
+                        Status.WARNING,
+                        f"{len(unlinked)} source member(s) not provisioned yet, left out: "
+                        + ", ".join(unlinked[:10])
+                        + (" …" if len(unlinked) > 10 else ""),
+                    )
+                )
+        return write, unlinked
 
     def _source_members(self, group_id: str, recorded: set[str]) -> set[str]:
         if self.spec.groups.nested is Nested.SKIP and self.spec.scope.nested_groups:
@@ -405,7 +439,7 @@ class GroupProvisioner:
             )
             for link, why in found
         ]
-        self.tally.add(self.pipeline.write(PageWrite(outcomes=outcomes)))
+        self._commit(PageWrite(outcomes=outcomes))
 
     def delete(self, found: Sequence[GroupDeparture], *, approved: bool) -> None:
         """Delete the target groups (a group already gone is a success) and their links."""
@@ -428,4 +462,4 @@ class GroupProvisioner:
             outcome = self._outcome(work, Action.DELETE, Status.SUCCESS, link, reason=why)
             outcome.approved = approved
             outcomes.append(outcome)
-        self.tally.add(self.pipeline.write(PageWrite(outcomes=outcomes, dropped_groups=dropped)))
+        self._commit(PageWrite(outcomes=outcomes, dropped_groups=dropped))
