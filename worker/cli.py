@@ -1414,7 +1414,7 @@ def allow_deletes(
         _audited(runtime, "allow-deletes", job) as entry,
     ):
         admin.allow_deletes(runtime.ledger, job)
-        held = len(runtime.ledger.staged(job))
+        held = admin.held_deletions(runtime.ledger, job)
         entry.note(held=held)
     report(
         as_json,

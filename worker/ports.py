@@ -464,7 +464,8 @@ class Ledger(Protocol):
 
     def group_skips(self, job: str) -> list[GroupSkip]:
         """The source groups whose newest log row is a skip with a warning (a name taken in
-        the target by a group tenant-sync did not create), by source id."""
+        the target by a group tenant-sync did not create), or a held deletion (`held`), by
+        source id."""
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         """Live links (active or disabled) a full cycle has not marked as seen."""

@@ -201,8 +201,15 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert {"Sync", "Sales"} <= set(target_groups(env))
         staged = [r for r in group_rows(env) if r["action"] == "stagedDelete"]
         assert {r["sourceId"] for r in staged} == {GROUP, SALES}
+        # the two held group deletions count with the users' held ones
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        window = status["deletionThreshold"]
+        users_held = window["staged"] + window["approvedToRetry"]
+        assert status["stagedDeletes"] == users_held + 2
+        assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
 
-        env.cli("allow-deletes", "sync", check=True)
+        allowed = json.loads(env.cli("allow-deletes", "sync", "--json", check=True).stdout)
+        assert allowed["held"] == users_held + 2
         env.run_json()
 
         groups = target_groups(env)
@@ -210,6 +217,8 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert "Sales" not in groups
         deleted = [r for r in group_rows(env) if r["action"] == "delete"]
         assert {r["sourceId"] for r in deleted} == {GROUP, SALES}
+        after = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert after["stagedDeletes"] == 0
 
 
 def test_a_group_created_but_never_linked_is_found_by_its_unique_name_not_skipped(

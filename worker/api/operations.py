@@ -108,7 +108,7 @@ class Operations:
         self.job(name)
         with self._audited(who, AuditAction.ALLOW_DELETES, name) as entry:
             admin.allow_deletes(self.runtime.ledger, name)
-            held = len(self.runtime.ledger.staged(name))
+            held = admin.held_deletions(self.runtime.ledger, name)
             entry.note(held=held)
         return held
 

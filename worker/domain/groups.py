@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from worker.domain.mapping import MappingSpec
+from worker.domain.model import Action
 
 # Whatever the source group is (security, Microsoft 365, dynamic), the target group is this:
 # a static security group (docs/groups.md).
@@ -180,24 +181,35 @@ def departures(
 
 @dataclass(frozen=True)
 class GroupSkip:
-    """A source group left out of the target, and why (shown by `status`)."""
+    """A source group left out of the target, and why (shown by `status`); `held`: its target
+    group's deletion is held over the deletion threshold (a `stagedDelete` row) instead."""
 
     source_id: str
     label: str
     reason: str
+    held: bool = False
+
+
+HELD = Action.STAGED_DELETE.value  # a deletion held over the threshold, as the log stores it
 
 
 def group_skips(rows: Iterable[tuple[str, str, str, str, str]]) -> list[GroupSkip]:
     """From a job's group log rows (source id, label, action, status, reason), newest first:
-    the groups whose newest row is a skip with a warning."""
+    the groups whose newest row is a skip with a warning, or a held deletion (`held`)."""
     newest: dict[str, tuple[str, str, str, str]] = {}
     for source_id, label, action, status, reason in rows:
         newest.setdefault(source_id, (label, action, status, reason))
     return [
-        GroupSkip(source_id, label, reason)
+        GroupSkip(source_id, label, reason, held=action == HELD)
         for source_id, (label, action, status, reason) in sorted(newest.items())
-        if action == "skip" and status == "warning"
+        if (action == "skip" and status == "warning") or action == HELD
     ]
+
+
+def held_group_deletions(skips: Iterable[GroupSkip], links: Iterable[GroupLink]) -> int:
+    """How many provisioned groups' deletions are held now (still linked: not made yet)."""
+    linked = {link.source_id for link in links}
+    return sum(1 for s in skips if s.held and s.source_id in linked)
 
 
 @dataclass(frozen=True)
