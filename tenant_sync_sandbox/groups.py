@@ -22,6 +22,7 @@ from .common import (
 )
 from .permissions import CREATE_GROUPS, READ_GROUPS, WRITE_GROUPS, WRITE_MEMBERS
 from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
+from .state import Conflict
 
 MEMBER_TYPES = (schema.USER, schema.GROUP)
 
@@ -33,6 +34,10 @@ def register(router: Router) -> None:
         router.add("GET", f"/groups/{name}", groups_delta, permissions=READ_GROUPS)
     router.add("POST", "/groups", create_group, permissions=CREATE_GROUPS)
     router.add("GET", "/groups/{id}", get_group, permissions=READ_GROUPS)
+    # The alternate key: GET /groups(uniqueName='...').
+    router.add(
+        "GET", "/groups(uniqueName={key})", get_group_by_unique_name, permissions=READ_GROUPS
+    )
     router.add("PATCH", "/groups/{id}", patch_group, permissions=WRITE_GROUPS + WRITE_MEMBERS)
     router.add("DELETE", "/groups/{id}", delete_group, permissions=WRITE_GROUPS)
     # Graph's cost table: members 3, transitiveMembers 5 (casts and $count included).
@@ -106,6 +111,13 @@ def _require_group(req: GraphRequest) -> dict[str, Any]:
 
 def get_group(req: GraphRequest) -> GraphResponse:
     return get_one(req, schema.GROUP, _require_group(req), schema.DEFAULT_GROUP_SELECT, "groups")
+
+
+def get_group_by_unique_name(req: GraphRequest) -> GraphResponse:
+    group = req.tenant.group_by_unique_name(req.params["key"])
+    if group is None:
+        raise not_found(f"groups(uniqueName='{req.params['key']}')")
+    return get_one(req, schema.GROUP, group, schema.DEFAULT_GROUP_SELECT, "groups")
 
 
 MAX_BINDS = 20  # Graph: "up to 20 members" per request with members@odata.bind
@@ -200,7 +212,14 @@ def create_group(req: GraphRequest) -> GraphResponse:
     if "Unified" in types:
         props.setdefault("mail", f"{props['mailNickname']}@{req.tenant.domain}")
         props.setdefault("visibility", "Public")
-    group = req.tenant.create_group(props, members)
+    if "uniqueName" in props and (
+        not isinstance(props["uniqueName"], str) or not props["uniqueName"].strip()
+    ):
+        raise invalid_group_value("uniqueName")
+    try:
+        group = req.tenant.create_group(props, members)
+    except Conflict as exc:
+        raise bad_request(str(exc)) from exc
     out = {"@odata.context": f"{req.base_url}/v1.0/$metadata#groups/$entity"}
     out.update(full_view(schema.GROUP, group, schema.DEFAULT_GROUP_SELECT))
     return GraphResponse(201, out, headers={"Location": req.url(f"/groups/{group['id']}")})
@@ -214,6 +233,9 @@ def patch_group(req: GraphRequest) -> GraphResponse:
     for name in ("displayName", "mailNickname"):
         if name in props and (not isinstance(props[name], str) or not props[name].strip()):
             raise invalid_group_value(name)
+    if "uniqueName" in props and props["uniqueName"] != group.get("uniqueName"):
+        # Graph: set on creation only, immutable afterwards.
+        raise bad_request("Property 'uniqueName' is immutable and cannot be changed.")
     _check_kind(props, group)
     members = _binds(req, body, "members")
     owners = _binds(req, body, "owners")

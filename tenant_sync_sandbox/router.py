@@ -178,7 +178,22 @@ class Router:
         return segs[min(depth, len(segs) - 1)]
 
 
+# A key segment: `groups(uniqueName={key})` in a template matches `groups(uniqueName='x')`.
+_KEY_TEMPLATE = re.compile(r"^(\w+)\((\w+)=\{(\w+)\}\)$")
+
+
+def _key_value(template: str, seg: str) -> tuple[str, str] | None:
+    """(parameter, value) when `seg` fills the key template, else None."""
+    t = _KEY_TEMPLATE.match(template)
+    if t is None:
+        return None
+    m = re.match(rf"^{t.group(1)}\({t.group(2)}='((?:[^']|'')*)'\)$", seg, re.IGNORECASE)
+    return None if m is None else (t.group(3), m.group(1).replace("''", "'"))
+
+
 def _segment_matches(template: str, seg: str) -> bool:
+    if _KEY_TEMPLATE.match(template):
+        return _key_value(template, seg) is not None
     if template == "{type}":
         return cast_type(seg) is not None
     if template.startswith("{") and template.endswith("}"):
@@ -193,7 +208,10 @@ def _match(template: tuple[str, ...], segs: list[str]) -> dict[str, str] | None:
     for t, s in zip(template, segs, strict=True):
         if not _segment_matches(t, s):
             return None
-        if t == "{type}":
+        key = _key_value(t, s)
+        if key is not None:
+            params[key[0]] = key[1]
+        elif t == "{type}":
             params["type"] = str(cast_type(s))
         elif t.startswith("{") and t.endswith("}"):
             params[t[1:-1]] = s

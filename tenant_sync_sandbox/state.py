@@ -429,7 +429,21 @@ class Tenant:
 
     # ------------------------------------------------------------ group writes
 
+    def group_by_unique_name(self, unique_name: str) -> dict[str, Any] | None:
+        """The active group with this uniqueName (Graph's alternate key; case-insensitive)."""
+        key = unique_name.casefold()
+        for gid, group in self.groups.items():
+            name = group.get("uniqueName")
+            if isinstance(name, str) and name.casefold() == key and self.is_active(gid):
+                return group
+        return None
+
     def create_group(self, props: dict[str, Any], members: Iterable[str] = ()) -> dict[str, Any]:
+        unique = props.get("uniqueName")
+        if isinstance(unique, str) and self.group_by_unique_name(unique) is not None:
+            raise Conflict(
+                "Another object with the same value for property uniqueName already exists."
+            )
         group = dict(props)
         group["id"] = str(uuid.uuid4())
         group["createdDateTime"] = now_iso()

@@ -1120,15 +1120,22 @@ def provision(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="The job."),
     source_user_id: str = typer.Argument(
-        ..., metavar="USER", help="The source user: object id, UPN or mail."
+        ...,
+        metavar="USER",
+        help="The source user: object id, UPN or mail; or a group of scope.groups (object id "
+        "or displayName) when the job has groups.provision: true.",
     ),
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Provision one source user now, synchronously, and print each step (works while paused).
-    USER is the source user's object id, UPN or mail (an unknown or ambiguous one: exit 2)."""
+    USER is the source user's object id, UPN or mail (an unknown or ambiguous one: exit 2).
+    With groups.provision: true it may name a group of scope.groups instead (its object id or
+    displayName): the group is created or updated and its members set to the linked users of
+    its members; members not provisioned yet are reported, not created. A group not in
+    scope.groups: exit 2."""
     from worker.domain.errors import SyncError
-    from worker.service.ondemand import UnknownSourceUser
+    from worker.service.ondemand import GroupRefused, UnknownSourceUser
 
     if not source_user_id.strip():
         fail("USER must be the source user's object id, UPN or mail")
@@ -1136,6 +1143,14 @@ def provision(
     cfg = _config(ctx, config, failed)
     _job(cfg, job, graph=True, on_failure=failed)
     with _runtime(cfg, on_failure=failed) as runtime:
+        try:
+            group_id = runtime.on_demand(job).group_for(source_user_id.strip())
+        except GroupRefused as exc:
+            fail(str(exc))
+        except SyncError as exc:
+            fail(f"cannot look up {source_user_id!r} in the source tenant: {exc}", 1)
+        if group_id is not None:
+            _provision_group(runtime, job, group_id, as_json)
         try:
             user_id = _source_user_id(runtime, job, source_user_id.strip())
         except SyncError as exc:
@@ -1157,23 +1172,57 @@ def provision(
             fail(str(exc))
         except SyncError as exc:
             fail(f"provisioning {source_user_id} failed: {exc}", 1)
+    _print_provisioned(job, outcome, as_json)
+
+
+def _provision_group(runtime: Any, job: str, group_id: str, as_json: bool) -> NoReturn:
+    """`provision JOB GROUP`: one group of scope.groups now (docs/groups.md); exits."""
+    from worker.domain.errors import SyncError
+    from worker.service.ondemand import GroupRefused
+
+    try:
+        with _audited(
+            runtime, "provision", job, {"group_id": group_id}, bad_input=(GroupRefused,)
+        ) as entry:
+            result = runtime.on_demand(job).provision_group(group_id)
+            outcome = result.outcome
+            entry.note(
+                action=outcome.action.value,
+                status=outcome.status.value,
+                target_id=outcome.target_id,
+            )
+            if outcome.status.value == "failure":
+                entry.fail(outcome.error_message or outcome.reason or "the export failed")
+    except GroupRefused as exc:
+        fail(str(exc))
+    except SyncError as exc:
+        fail(f"provisioning group {group_id} failed: {exc}", 1)
+    _print_provisioned(job, outcome, as_json, unlinked=result.unlinked)
+
+
+def _print_provisioned(
+    job: str, outcome: Any, as_json: bool, *, unlinked: list[str] | None = None
+) -> NoReturn:
+    """Print one on-demand provisioning's steps (or its JSON), and exit 1 when it failed."""
+    group = outcome.object_type == "Group"
     if as_json:
         from worker.domain.records import outcome_record
 
         record = outcome_record(outcome)
-        emit_json(
-            {
-                "job": job,
-                "sourceId": record["sourceId"],
-                "sourceIdentity": record["sourceIdentity"],
-                "targetId": record["targetId"],
-                "action": outcome.action.value,
-                "status": record["status"],
-                "reason": record["reason"] or None,
-                "steps": record["steps"],
-                "modifiedProperties": record["modifiedProperties"],
-            }
-        )
+        answer = {
+            "job": job,
+            "sourceId": record["sourceId"],
+            "sourceIdentity": record["sourceIdentity"],
+            "targetId": record["targetId"],
+            "action": outcome.action.value,
+            "status": record["status"],
+            "reason": record["reason"] or None,
+            "steps": record["steps"],
+            "modifiedProperties": record["modifiedProperties"],
+        }
+        if group:
+            answer |= {"objectType": "Group", "unlinkedMembers": unlinked or []}
+        emit_json(answer)
     else:
         out.print(f"{outcome.source_label or outcome.source_id} ({job})", markup=False)
         for step in outcome.steps:
@@ -1186,7 +1235,11 @@ def provision(
         out.print(
             f"result: {outcome.action.value} {outcome.status.value}"
             + (f" — {outcome.reason}" if outcome.reason else "")
-            + (f" (target user {outcome.target_id})" if outcome.target_id else ""),
+            + (
+                f" (target {'group' if group else 'user'} {outcome.target_id})"
+                if outcome.target_id
+                else ""
+            ),
             markup=False,
         )
     raise typer.Exit(1 if outcome.status.value == "failure" else 0)
@@ -1361,7 +1414,7 @@ def allow_deletes(
         _audited(runtime, "allow-deletes", job) as entry,
     ):
         admin.allow_deletes(runtime.ledger, job)
-        held = len(runtime.ledger.staged(job))
+        held = admin.held_deletions(runtime.ledger, job)
         entry.note(held=held)
     report(
         as_json,

@@ -171,9 +171,11 @@ class TargetGroup:
 
 @dataclass(frozen=True)
 class FindGroups:
-    """Answer: list[TargetGroup] whose displayName equals `display_name` (at most two)."""
+    """Answer: list[TargetGroup] whose displayName equals `display_name` (at most two); with
+    `unique_name`, the group whose uniqueName is that one instead (none or one)."""
 
     display_name: str
+    unique_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -462,7 +464,8 @@ class Ledger(Protocol):
 
     def group_skips(self, job: str) -> list[GroupSkip]:
         """The source groups whose newest log row is a skip with a warning (a name taken in
-        the target by a group tenant-sync did not create), by source id."""
+        the target by a group tenant-sync did not create), or a held deletion (`held`), by
+        source id."""
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
         """Live links (active or disabled) a full cycle has not marked as seen."""

@@ -30,7 +30,7 @@ from tests.support.serve import (
     running_service,
     served_world,
 )
-from tests.support.world import GROUP
+from tests.support.world import GROUP, TARGET
 
 pytestmark = pytest.mark.integration
 
@@ -742,3 +742,28 @@ def test_a_job_whose_tenant_has_no_secret_is_shown_but_not_run(
         ]
         # refused before anything changed: the job was not resumed or touched
         assert client.get(other).json()["schedule"]["state"] == "Active"
+
+
+@pytest.mark.world(job={"groups": {"provision": True}})
+def test_provision_on_demand_takes_a_group_of_scope_groups(
+    fresh: tuple[SyncEnv, ServiceHandle],
+) -> None:
+    import json
+
+    env, service = fresh
+    client = service.client()
+    target = env.sandbox.graph(TARGET.tenant_id, TARGET.client_id, TARGET.secret)
+    (made,) = target.get("/groups", params={"$filter": "displayName eq 'Sync'"}).json()["value"]
+    target.delete(f"/groups/{made['id']}").raise_for_status()  # deleted by hand: made again
+
+    answer = provision(client, GROUP, "Group")
+    assert answer.status_code == 200, answer.text
+    key, value = json.loads(answer.json()["key"]), json.loads(answer.json()["value"])
+    assert key["result"] == "Success"
+    assert value["action"] == "Create"
+    (again,) = target.get("/groups", params={"$filter": "displayName eq 'Sync'"}).json()["value"]
+    assert value["targetIdentity"]["id"] == again["id"] != made["id"]
+
+    missing = "0b1c0000-dead-4000-8000-00000000beef"
+    message = odata_error(provision(client, missing, "Group"), 404, "Request_ResourceNotFound")
+    assert f"no group {missing} in the source tenant" in message

@@ -43,3 +43,57 @@ def test_provision_accepts_a_upn_or_a_mail_and_refuses_an_unknown_or_ambiguous_o
         assert clash["id"] in line
         assert "give the object id" in line
         assert "Traceback" not in unknown.stderr + ambiguous.stderr
+
+
+def test_provision_a_group_now_sets_its_linked_members_and_reports_the_others(
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_group_provisioning import (
+        INNER,
+        JOB,
+        SALES,
+        member_names,
+        seed_with_groups,
+        target_groups,
+    )
+
+    seed = seed_with_groups()
+    users = seed["tenants"][0]["users"]
+    with sync_world(tmp_path, seed, JOB) as env:
+        # By its displayName, before any cycle: made, empty; its two members are reported.
+        first = env.cli("provision", "sync", "sales", "--json")
+        assert first.returncode == 0, first.stderr
+        made = json.loads(first.stdout)
+        assert (made["objectType"], made["action"], made["status"]) == (
+            "Group",
+            "create",
+            "success",
+        )
+        assert made["sourceId"] == SALES
+        assert sorted(made["unlinkedMembers"]) == sorted([users[0]["id"], users[1]["id"]])
+        (sales,) = target_groups(env)["Sales"]
+        assert sales["id"] == made["targetId"]
+        assert member_names(env, sales["id"]) == set()
+
+        # User 0 provisioned, then the group again by its id: User 0 is a member now.
+        env.cli("provision", "sync", users[0]["id"], check=True)
+        again = env.cli("provision", "sync", SALES.upper())
+        assert again.returncode == 0, again.stderr
+        assert "result: update success" in again.stdout
+        assert f"(target group {sales['id']})" in again.stdout
+        assert "1 source member(s) not provisioned yet" in again.stdout
+        assert member_names(env, sales["id"]) == {"User 0"}
+        assert [g["id"] for g in target_groups(env)["Sales"]] == [sales["id"]]
+
+        # A group of the source that is not in scope.groups, and a name no scoped group has.
+        outside = env.cli("provision", "sync", INNER)
+        assert outside.returncode == 2
+        assert outside.stderr.strip() == (
+            f"tenant-sync: group {INNER} is not in scope.groups of sync: only the groups in "
+            "scope.groups are provisioned"
+        )
+        unknown = env.cli("provision", "sync", "Nobody")
+        assert unknown.returncode == 2
+        assert "no group named 'Nobody' in scope.groups of sync" in unknown.stderr
+        assert "Traceback" not in outside.stderr + unknown.stderr
+        assert "Inner" not in target_groups(env)

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import SyncEnv, sync_world
 from tests.support.sdk import SdkClient
 from tests.support.world import GROUP, TARGET, build_world_seed
+from worker.domain.groups import unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -200,8 +201,15 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert {"Sync", "Sales"} <= set(target_groups(env))
         staged = [r for r in group_rows(env) if r["action"] == "stagedDelete"]
         assert {r["sourceId"] for r in staged} == {GROUP, SALES}
+        # the two held group deletions count with the users' held ones
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        window = status["deletionThreshold"]
+        users_held = window["staged"] + window["approvedToRetry"]
+        assert status["stagedDeletes"] == users_held + 2
+        assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
 
-        env.cli("allow-deletes", "sync", check=True)
+        allowed = json.loads(env.cli("allow-deletes", "sync", "--json", check=True).stdout)
+        assert allowed["held"] == users_held + 2
         env.run_json()
 
         groups = target_groups(env)
@@ -209,6 +217,70 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert "Sales" not in groups
         deleted = [r for r in group_rows(env) if r["action"] == "delete"]
         assert {r["sourceId"] for r in deleted} == {GROUP, SALES}
+        after = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert after["stagedDeletes"] == 0
+
+
+def test_a_group_created_but_never_linked_is_found_by_its_unique_name_not_skipped(
+    tmp_path: Path,
+) -> None:
+    # What a worker stopped between Graph's creation of Sync and the commit of its link leaves:
+    # a group named Sync carrying the uniqueName tenant-sync gives it, and no link.
+    with sync_world(tmp_path, seed_with_groups(), JOB) as env:
+        orphan = target_graph(env).post(
+            "/groups",
+            json={
+                "displayName": "Sync",
+                "mailEnabled": False,
+                "mailNickname": "Sync",
+                "securityEnabled": True,
+                "uniqueName": unique_name("sync", GROUP),
+            },
+        )
+        orphan.raise_for_status()
+
+        env.run_json("--full")
+
+        groups = target_groups(env)
+        assert [g["id"] for g in groups["Sync"]] == [orphan.json()["id"]]  # linked, no twin
+        assert member_names(env, orphan.json()["id"]) == {
+            f"User {i}" for i in (0, 1, 2, 3, 4, 5, 8)
+        }
+        rows = {r["sourceId"]: r for r in group_rows(env)}
+        assert (rows[GROUP]["action"], rows[GROUP]["status"]) == ("create", "success")
+        assert "uniqueName" in json.dumps(rows[GROUP]["steps"])
+        # Legal's holder has no uniqueName of ours: still someone else's
+        assert [g["id"] for g in groups["Legal"]] == [FOREIGN_LEGAL]
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
+
+
+def test_group_creations_answered_with_an_error_after_graph_made_them_make_one_group(
+    tmp_path: Path,
+) -> None:
+    # Every group's POST is carried out, then answered 5xx half of the time (a gateway that
+    # timed out): the repeat is refused as "already exists" and resolves to the group made.
+    with sync_world(tmp_path, seed_with_groups(), {**JOB, "groups": {"provision": False}}) as env:
+        env.run_json("--full")  # the users first, without faults
+        _rewrite_job(env, JOB)
+        env.sandbox.set_faults(
+            commit_then_error_rate=0.5, error_statuses=[504], error_retry_after_s=0, seed=3
+        )
+        env.run_json("--full")
+        assert env.sandbox.stats()["faults_by_kind"].get("commit_then_error", 0) > 0
+        env.sandbox.set_faults(commit_then_error_rate=0.0)
+        env.run_json()
+
+        groups = target_groups(env)
+        assert len(groups["Sync"]) == 1
+        assert len(groups["Sales"]) == 1
+        assert member_names(env, groups["Sync"][0]["id"]) == {
+            f"User {i}" for i in (0, 1, 2, 3, 4, 5, 8)
+        }
+        assert member_names(env, groups["Sales"][0]["id"]) == {"User 0", "User 1"}
+        status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
+        assert status["groups"]["provisioned"] == 2
+        assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
 
 
 def _rewrite_job(env: SyncEnv, job: dict[str, Any]) -> None:

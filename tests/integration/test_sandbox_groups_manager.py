@@ -171,6 +171,33 @@ def test_patch_group_and_bulk_members(graph: httpx.Client) -> None:
     assert resp.headers["x-ms-resource-unit"] == "1"
 
 
+def test_unique_name_is_an_immutable_alternate_key_unique_per_tenant(graph: httpx.Client) -> None:
+    keyed = {**SECURITY_GROUP, "uniqueName": "tenant-sync-0a1b2c3d-g1"}
+    made = graph.post("/groups", json=keyed)
+    assert made.status_code == 201, made.text
+    gid = made.json()["id"]
+    assert made.json()["uniqueName"] == "tenant-sync-0a1b2c3d-g1"
+    # a second group with the same uniqueName is refused, whatever its name
+    twin = graph.post("/groups", json={**keyed, "displayName": "Other", "mailNickname": "o"})
+    assert twin.status_code == 400
+    assert "same value for property uniqueName already exists" in twin.json()["error"]["message"]
+    # read by its alternate key, and found by $filter
+    by_key = graph.get("/groups(uniqueName='tenant-sync-0a1b2c3d-g1')?$select=id,uniqueName")
+    assert by_key.status_code == 200, by_key.text
+    assert by_key.json()["id"] == gid
+    found = graph.get("/groups", params={"$filter": "uniqueName eq 'tenant-sync-0a1b2c3d-g1'"})
+    assert [g["id"] for g in found.json()["value"]] == [gid]
+    assert graph.get("/groups(uniqueName='nobody')").status_code == 404
+    # immutable: a PATCH changing it is refused, the rest of the group can change
+    changed = graph.patch(f"/groups/{gid}", json={"uniqueName": "another"})
+    assert changed.status_code == 400
+    assert "immutable" in changed.json()["error"]["message"]
+    assert graph.patch(f"/groups/{gid}", json={"description": "x"}).status_code == 204
+    assert (
+        graph.get(f"/groups/{gid}?$select=uniqueName").json()["uniqueName"] == keyed["uniqueName"]
+    )
+
+
 def test_delete_and_restore_group(graph: httpx.Client) -> None:
     assert graph.delete("/groups/g-static").status_code == 204
     assert graph.get("/groups/g-static").status_code == 404

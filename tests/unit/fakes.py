@@ -247,6 +247,12 @@ class FakeTarget:
     def _group(
         self, request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
     ) -> Any:
+        if isinstance(request, FindGroups) and request.unique_name:
+            return [
+                TargetGroup(gid, g["displayName"])
+                for gid, g in self.groups.items()
+                if g.get("uniqueName") == request.unique_name
+            ]
         if isinstance(request, FindGroups):
             return [
                 TargetGroup(gid, g["displayName"])
@@ -254,6 +260,11 @@ class FakeTarget:
                 if g["displayName"].lower() == request.display_name.lower()
             ][:2]
         if isinstance(request, CreateGroup):
+            unique = request.attributes.get("uniqueName")
+            if unique and any(g.get("uniqueName") == unique for g in self.groups.values()):
+                raise BadRequest(
+                    "Another object with the same value for property uniqueName already exists."
+                )
             gid = str(uuid.uuid4())
             self.groups[gid] = dict(request.attributes)
             self.group_members[gid] = set()

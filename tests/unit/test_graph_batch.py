@@ -345,6 +345,26 @@ def test_an_item_that_is_not_idempotent_is_not_repeated_blindly(
     assert isinstance(result, BatchAnswer) is repeated
 
 
+def test_a_keyed_group_creation_answered_504_after_it_ran_resolves_to_the_group_made() -> None:
+    # Graph made the group, then the gateway answered 504; the repeat is refused because the
+    # uniqueName is taken: the answer is the group found by it, not an error or a second group.
+    def handler(items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(sent) == 1:
+            return {"responses": [item_error(i, 504, "GatewayTimeout") for i in items]}
+        message = "Another object with the same value for property uniqueName already exists."
+        refused = {"error": {"code": "Request_BadRequest", "message": message}}
+        return {"responses": [{"id": i["id"], "status": 400, "body": refused} for i in items]}
+
+    batches, sent = executor(handler, [])
+    body = {"displayName": "x", "uniqueName": "tenant-sync-1-g"}
+    recovered = {"id": "g-made", "displayName": "x"}
+    (result,) = batches.run([BatchCall("POST", "/groups", body, recover=lambda: recovered)])
+
+    assert len(sent) == 2
+    assert isinstance(result, BatchAnswer)
+    assert result.body == recovered
+
+
 def test_a_lost_batch_repeats_idempotent_items_but_fails_the_others() -> None:
     def handler(items: list[dict[str, Any]]) -> Any:
         if len(sent) == 1:

@@ -176,6 +176,12 @@ def test_which_requests_are_idempotent(method: str, path: str, idempotent: bool)
     assert is_idempotent(method, path) is idempotent
 
 
+def test_a_group_creation_with_a_unique_name_is_idempotent() -> None:
+    # Graph makes at most one group per uniqueName: the repeat cannot make a twin.
+    assert is_idempotent("POST", "/groups", {"displayName": "x", "uniqueName": "k"})
+    assert not is_idempotent("POST", "/groups", {"displayName": "x"})
+
+
 def test_a_delete_whose_repeat_answers_404_is_done() -> None:
     graph = client(
         sequence(graph_error(502, "BadGateway"), graph_error(404, "Request_ResourceNotFound")), []

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from tests.unit.test_cycle import World
-from worker.domain.groups import GroupProvisioning, Nested, default_group_mappings
+from worker.domain.groups import (
+    GroupProvisioning,
+    Nested,
+    default_group_mappings,
+    unique_name,
+)
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.scope import ScopeSpec
@@ -78,6 +83,8 @@ def test_a_group_is_created_as_a_security_group_with_the_linked_users_as_members
         "securityEnabled": True,
         "mailEnabled": False,
         "groupTypes": [],
+        # its alternate key: found again if the link of this creation is ever lost
+        "uniqueName": unique_name("job", "sales"),
     }
     assert w.member_mails("Sales") == {"ann@src.example", "ben@src.example"}
     (row,) = w.group_rows()
@@ -206,3 +213,42 @@ def test_a_group_deleted_in_the_target_by_hand_is_made_again() -> None:
     assert again != gone
     assert w.member_mails("Sales") == {"ann@src.example"}
     assert [g.target_id for g in w.ledger.group_links("job")] == [again]
+
+
+def test_a_group_made_but_never_linked_is_linked_by_its_unique_name_not_made_twice() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    # A creation whose link was lost: the group is in the target with our uniqueName.
+    w.target.groups["g-made"] = {"displayName": "Sales", "uniqueName": unique_name("job", "sales")}
+    w.target.group_members["g-made"] = set()
+
+    w.run()
+
+    assert [gid for gid, g in w.target.groups.items() if g["displayName"] == "Sales"] == ["g-made"]
+    assert w.member_mails("Sales") == {"ann@src.example"}
+    (row,) = w.group_rows()
+    assert (row.action.value, row.status.value, row.target_id) == ("create", "success", "g-made")
+
+
+def test_a_same_named_group_without_our_unique_name_stays_someone_elses() -> None:
+    w = GroupWorld()
+    w.group("sales", "Sales", w.user("ann"))
+    w.target.groups["g-theirs"] = {"displayName": "Sales", "uniqueName": "their-own"}
+    w.target.group_members["g-theirs"] = set()
+
+    w.run()
+
+    assert list(w.target.groups) == ["g-theirs"]
+    (row,) = w.group_rows()
+    assert (row.action.value, row.status.value) == ("skip", "warning")
+
+
+def test_unique_names_are_stable_short_and_per_job() -> None:
+    name = unique_name("a-to-b", "55555555-5555-4555-8555-555555555555")
+    assert name == unique_name("a-to-b", "55555555-5555-4555-8555-555555555555")
+    assert name != unique_name("a-to-c", "55555555-5555-4555-8555-555555555555")
+    assert name.startswith("tenant-sync-")
+    assert len(name) <= 64
+    assert name.replace("-", "").isalnum()
+    assert name == name.lower()

@@ -11,6 +11,7 @@ from worker.domain.groups import (
     departures,
     desired_attributes,
     group_skips,
+    held_group_deletions,
     mail_nickname,
     member_changes,
     name_collision,
@@ -83,3 +84,17 @@ def test_a_group_is_skipped_while_its_newest_row_says_so() -> None:
         ("g3", "Sync", "skip", "skipped", "no change"),
     ]
     assert [(s.source_id, s.reason) for s in group_skips(rows)] == [("g1", "name taken")]
+
+
+def test_held_group_deletions_are_those_still_linked_whose_newest_row_held_them() -> None:
+    rows = [  # newest first
+        ("g1", "Legal", "staged_delete", "warning", "over the threshold"),
+        ("g2", "Sales", "delete", "success", ""),
+        ("g2", "Sales", "staged_delete", "warning", "over the threshold"),
+        ("g3", "Sync", "staged_delete", "warning", "over the threshold"),
+        ("g4", "Old", "skip", "warning", "name taken"),
+    ]
+    skips = group_skips(rows)
+    assert [(s.source_id, s.held) for s in skips] == [("g1", True), ("g3", True), ("g4", False)]
+    links = [GroupLink("job", g, "t-" + g) for g in ("g1", "g4")]  # g3 no longer linked
+    assert held_group_deletions(skips, links) == 1

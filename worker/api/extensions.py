@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.ports import RunRecord
+from worker.service.admin import held_deletions
 
 from .app import Operator, Reader, services
 from .auth import Principal
@@ -177,7 +178,7 @@ def _state(ops: Operations, name: str) -> JobState:
         job=name,
         paused=state.paused,
         allowDeletes=state.allow_deletes,
-        stagedDeletes=len(ops.runtime.ledger.staged(name)),
+        stagedDeletes=held_deletions(ops.runtime.ledger, name),
     )
 
 

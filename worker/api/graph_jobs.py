@@ -233,7 +233,8 @@ class ProvisionBody(BaseModel):
 
 @router.post(
     "/servicePrincipals/{sp}/synchronization/jobs/{job_id}/provisionOnDemand",
-    summary="Provision one source user now; the steps as Graph's stringKeyStringValuePair",
+    summary="Provision one source user (or group of scope.groups) now; the steps as Graph's "
+    "stringKeyStringValuePair",
 )
 def provision_on_demand(
     sp: str, job_id: str, request: Request, body: ProvisionBody, who: Principal = Operator
@@ -246,18 +247,19 @@ def provision_on_demand(
             "provision one user at a time"
         )
     subject = subjects[0]
-    if subject.objectTypeName.lower() != "user":
+    kind = subject.objectTypeName.lower()
+    if kind not in ("user", "group"):
         raise bad_request(
             f"subjects[0].objectTypeName '{subject.objectTypeName}' is not supported: "
-            "tenant-sync provisions users ('User')"
+            "tenant-sync provisions users ('User') and the groups of scope.groups ('Group')"
         )
     if not GUID_RE.match(subject.objectId):
         raise bad_request(
-            f"subjects[0].objectId must be the source user's object id (a GUID), "
+            f"subjects[0].objectId must be the source {kind}'s object id (a GUID), "
             f"not '{subject.objectId}'"
         )
     ops = _operations(request)
-    row = ops.provision_logged(job.name, subject.objectId, who)
+    row = ops.provision_logged(job.name, subject.objectId, who, group=kind == "group")
     result = on_demand_result(row, job_systems(ops.config, job.name))
     return JSONResponse(
         {

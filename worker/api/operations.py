@@ -22,11 +22,11 @@ from worker.domain.model import ObjectOutcome
 from worker.ports import AlreadyRunning, RunRecord
 from worker.service import admin
 from worker.service.audit import audited
-from worker.service.ondemand import UnknownSourceUser
+from worker.service.ondemand import GroupRefused, UnknownSourceUser
 from worker.service.status import job_status
 
 from .auth import Principal
-from .errors import ApiError, not_found
+from .errors import ApiError, bad_request, not_found
 
 _KINDS = {"user": ActorKind.USER, "token": ActorKind.TOKEN, "app": ActorKind.APP}
 
@@ -108,7 +108,7 @@ class Operations:
         self.job(name)
         with self._audited(who, AuditAction.ALLOW_DELETES, name) as entry:
             admin.allow_deletes(self.runtime.ledger, name)
-            held = len(self.runtime.ledger.staged(name))
+            held = admin.held_deletions(self.runtime.ledger, name)
             entry.note(held=held)
         return held
 
@@ -176,16 +176,31 @@ class Operations:
         return task_id
 
     def provision(
-        self, name: str, source_user_id: str, who: Principal, *, run_id: str | None = None
+        self,
+        name: str,
+        source_user_id: str,
+        who: Principal,
+        *,
+        run_id: str | None = None,
+        group: bool = False,
     ) -> ObjectOutcome:
         """Provision one source user now (works while paused); 404 for an unknown user.
-        `run_id` names the run it is recorded as (default: a new id)."""
+        `run_id` names the run it is recorded as (default: a new id). With `group`, the id is
+        a group of scope.groups of a job with groups.provision (400 for any other group)."""
         self.job(name)
+        if group:
+            self._provisioned_group(name, source_user_id)
+        detail = {"group_id" if group else "user_id": source_user_id}
         try:
-            with self._audited(who, AuditAction.PROVISION, name, user_id=source_user_id) as entry:
+            with self._audited(who, AuditAction.PROVISION, name, **detail) as entry:
                 self._runnable(name)
                 try:
-                    outcome = self.runtime.on_demand(name).provision(source_user_id, run_id=run_id)
+                    on_demand = self.runtime.on_demand(name)
+                    outcome = (
+                        on_demand.provision_group(source_user_id, run_id=run_id).outcome
+                        if group
+                        else on_demand.provision(source_user_id, run_id=run_id)
+                    )
                 except Transient as exc:
                     raise ApiError(
                         503,
@@ -209,12 +224,30 @@ class Operations:
             raise not_found(str(exc)) from None
         return outcome
 
+    def _provisioned_group(self, name: str, group_id: str) -> None:
+        """Refuse (nothing done, nothing recorded) a group the job does not provision."""
+        if not job_spec(self.job(name)).groups.enabled:
+            raise bad_request(
+                "subjects[0].objectTypeName 'Group' is not supported for this job: it does not "
+                "provision groups (groups.provision is false)"
+            )
+        try:
+            found = self.runtime.on_demand(name).group_for(group_id)
+        except GroupRefused as exc:
+            raise bad_request(str(exc)) from None
+        except SyncError as exc:
+            raise ApiError(502, "BadGateway", f"cannot read group {group_id}: {exc}") from None
+        if found is None:
+            raise not_found(f"no group {group_id} in the source tenant")
+
     # Graph API and /api extensions (graph_jobs.py, graph_logs.py, extensions.py) ----------------
-    def provision_logged(self, name: str, source_user_id: str, who: Principal) -> dict[str, Any]:
+    def provision_logged(
+        self, name: str, source_user_id: str, who: Principal, *, group: bool = False
+    ) -> dict[str, Any]:
         """`provision`, answered with the provisioning-log row it recorded (Graph's
         provisionOnDemand reports the row's changeId, steps and modified properties)."""
         run_id = str(uuid.uuid4())
-        self.provision(name, source_user_id.lower(), who, run_id=run_id)
+        self.provision(name, source_user_id.lower(), who, run_id=run_id, group=group)
         rows = self.runtime.ledger.log_page(
             [LogCondition("run_id", "eq", run_id)], before=None, limit=1
         )

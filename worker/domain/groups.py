@@ -7,6 +7,7 @@ these functions what to write; it never decides itself.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from worker.domain.mapping import MappingSpec
+from worker.domain.model import Action
 
 # Whatever the source group is (security, Microsoft 365, dynamic), the target group is this:
 # a static security group (docs/groups.md).
@@ -26,6 +28,7 @@ DEFAULT_GROUP_ATTRIBUTES = ("displayName", "description", "mailNickname")
 MEMBERS_PER_PATCH = 20  # Graph's limit on members@odata.bind in one request
 GROUP_OBJECT_TYPE = "Group"
 _NICKNAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+UNIQUE_NAME_PREFIX = "tenant-sync-"
 
 
 class Nested(StrEnum):
@@ -76,6 +79,15 @@ def mail_nickname(display_name: str, source_id: str) -> str:
     """A mailNickname for a group whose mappings give none (Graph requires one on creation)."""
     nickname = _NICKNAME_UNSAFE.sub("", display_name)[:56]
     return nickname or "group-" + source_id[:8]
+
+
+def unique_name(job: str, source_id: str) -> str:
+    """The `uniqueName` (Graph's immutable alternate key of a group) tenant-sync gives the group
+    it creates for `source_id` in `job`: the same on every attempt, so a creation whose answer
+    was lost is found again instead of being made twice. At most 64 characters of [a-z0-9-]:
+    the prefix, 8 hex characters of the job's name, and the source group's id."""
+    job_hash = hashlib.sha256(job.encode()).hexdigest()[:8]
+    return f"{UNIQUE_NAME_PREFIX}{job_hash}-{source_id.lower()}"[:64]
 
 
 def desired_attributes(mapped: Mapping[str, Any], source_id: str) -> dict[str, Any]:
@@ -169,24 +181,35 @@ def departures(
 
 @dataclass(frozen=True)
 class GroupSkip:
-    """A source group left out of the target, and why (shown by `status`)."""
+    """A source group left out of the target, and why (shown by `status`); `held`: its target
+    group's deletion is held over the deletion threshold (a `stagedDelete` row) instead."""
 
     source_id: str
     label: str
     reason: str
+    held: bool = False
+
+
+HELD = Action.STAGED_DELETE.value  # a deletion held over the threshold, as the log stores it
 
 
 def group_skips(rows: Iterable[tuple[str, str, str, str, str]]) -> list[GroupSkip]:
     """From a job's group log rows (source id, label, action, status, reason), newest first:
-    the groups whose newest row is a skip with a warning."""
+    the groups whose newest row is a skip with a warning, or a held deletion (`held`)."""
     newest: dict[str, tuple[str, str, str, str]] = {}
     for source_id, label, action, status, reason in rows:
         newest.setdefault(source_id, (label, action, status, reason))
     return [
-        GroupSkip(source_id, label, reason)
+        GroupSkip(source_id, label, reason, held=action == HELD)
         for source_id, (label, action, status, reason) in sorted(newest.items())
-        if action == "skip" and status == "warning"
+        if (action == "skip" and status == "warning") or action == HELD
     ]
+
+
+def held_group_deletions(skips: Iterable[GroupSkip], links: Iterable[GroupLink]) -> int:
+    """How many provisioned groups' deletions are held now (still linked: not made yet)."""
+    linked = {link.source_id for link in links}
+    return sum(1 for s in skips if s.held and s.source_id in linked)
 
 
 @dataclass(frozen=True)

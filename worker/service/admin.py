@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 
+from worker.domain.groups import held_group_deletions
 from worker.domain.health import JobState
 from worker.ports import CursorStore, JobLock, Ledger
 
@@ -27,6 +28,12 @@ def resume(ledger: Ledger, job: str) -> JobState:
     state = replace(ledger.job_state(job), paused=False)
     ledger.save_job_state(state)
     return state
+
+
+def held_deletions(ledger: Ledger, job: str) -> int:
+    """The deletions held over the threshold: users' staged ones and provisioned groups'."""
+    groups = held_group_deletions(ledger.group_skips(job), ledger.group_links(job))
+    return len(ledger.staged(job)) + groups
 
 
 def allow_deletes(ledger: Ledger, job: str) -> JobState:

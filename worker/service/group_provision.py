@@ -35,6 +35,7 @@ from worker.domain.groups import (
     desired_attributes,
     member_changes,
     name_collision,
+    unique_name,
     wanted_members,
 )
 from worker.domain.job import JobSpec
@@ -89,8 +90,8 @@ class GroupProvisioner:
         source: SourceDirectory,
         target: TargetDirectory,
         ledger: Ledger,
-        pipeline: PagePipeline,
-        tally: Tally,
+        pipeline: PagePipeline | None = None,
+        tally: Tally | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -121,7 +122,41 @@ class GroupProvisioner:
             write = self._one(group_id, links.get(group_id), recorded.get(group_id, set()))
             for outcome in write.outcomes:
                 outcome.duration_ms = int((self.monotonic() - started) * 1000)
-            self.tally.add(self.pipeline.write(write))
+            self._commit(write)
+
+    def _commit(self, write: PageWrite) -> None:
+        # The cycle's phases commit through its pipeline (`provision_one` returns its write).
+        assert self.pipeline is not None
+        assert self.tally is not None
+        self.tally.add(self.pipeline.write(write))
+
+    def provision_one(self, group_id: str) -> tuple[PageWrite, list[str]]:
+        """One group of `scope.groups` now (`tenant-sync provision`): created or updated and
+        its members set, read afresh from the source. Returns the write for the caller to
+        commit, and the source members not provisioned yet (left out, never created here)."""
+        link = next(
+            (g for g in self.ledger.group_links(self.spec.name) if g.source_id == group_id), None
+        )
+        transitive = self.spec.scope.nested_groups and self.spec.groups.nested is Nested.FLATTEN
+        try:
+            recorded = self.source.group_member_ids(group_id, transitive=transitive)
+        except NotFound:
+            recorded = set()  # gone from the source: `_one` says so
+        members = self._source_members(group_id, recorded)
+        unlinked = sorted(members - set(self._linked_targets(members)))
+        write = self._one(group_id, link, recorded)
+        if unlinked:
+            for outcome in write.outcomes:
+                outcome.steps.append(
+                    Step(
+                        "members",
+                        Status.WARNING,
+                        f"{len(unlinked)} source member(s) not provisioned yet, left out: "
+                        + ", ".join(unlinked[:10])
+                        + (" …" if len(unlinked) > 10 else ""),
+                    )
+                )
+        return write, unlinked
 
     def _source_members(self, group_id: str, recorded: set[str]) -> set[str]:
         if self.spec.groups.nested is Nested.SKIP and self.spec.scope.nested_groups:
@@ -191,18 +226,55 @@ class GroupProvisioner:
             raise found
         return [g.id for g in found]
 
+    def _ours(self, unique: str) -> TargetGroup | None:
+        """The target group carrying this uniqueName: one tenant-sync created earlier."""
+        (found,) = self.target.execute([FindGroups("", unique_name=unique)])
+        if isinstance(found, SyncError):
+            raise found
+        return found[0] if found else None
+
+    def _adopt(
+        self, work: _Group, group: SourceGroup, found: TargetGroup, recorded: set[str]
+    ) -> PageWrite:
+        """A group made by an earlier creation whose link was never committed (its answer
+        lost, or the worker stopped): linked now, then updated like any linked group."""
+        work.errors.clear()
+        work.steps.append(
+            Step(
+                "matching",
+                Status.SUCCESS,
+                f"target group {found.id} carries this group's uniqueName (created by "
+                "tenant-sync earlier, not linked): linked",
+            )
+        )
+        link = GroupLink(self.spec.name, group.id, found.id, found.display_name, {})
+        desired = self._desired(group, creating=True)
+        current = self.target.group_member_ids(found.id)
+        return self._update(work, group, link, desired, current, recorded, adopted=True)
+
     def _create(self, work: _Group, group: SourceGroup, recorded: set[str]) -> PageWrite:
         # Mapped as a creation (with the on_create mappings), whatever was mapped before.
         desired = self._desired(group, creating=True)
         name = str(desired.get("displayName") or "")
-        collision = name_collision(name, self._holders(name), None)
+        unique = unique_name(self.spec.name, group.id)
+        holders = self._holders(name)
+        if holders:
+            ours = self._ours(unique)
+            if ours is not None:
+                return self._adopt(work, group, ours, recorded)
+        collision = name_collision(name, holders, None)
         if collision:
             work.steps.append(Step("matching", Status.WARNING, collision))
             return PageWrite(
                 outcomes=[self._outcome(work, Action.SKIP, Status.WARNING, None, reason=collision)]
             )
-        (created,) = self.target.execute([CreateGroup({**desired, **FIXED_GROUP_ATTRIBUTES})])
+        attributes = {**desired, **FIXED_GROUP_ATTRIBUTES, "uniqueName": unique}
+        (created,) = self.target.execute([CreateGroup(attributes)])
         if not work.answer(created):
+            # Refused or lost: the group may exist all the same (made, answer lost).
+            ours = self._ours(unique)
+            if ours is not None:
+                return self._adopt(work, group, ours, recorded)
             work.steps.append(Step("export", Status.FAILURE, "the group could not be created"))
             return PageWrite(outcomes=[self._outcome(work, Action.CREATE, Status.FAILURE, None)])
         assert isinstance(created, TargetGroup)
@@ -223,6 +295,8 @@ class GroupProvisioner:
         desired: dict[str, Any],
         current: set[str],
         recorded: set[str],
+        *,
+        adopted: bool = False,
     ) -> PageWrite:
         changes = attribute_changes(link.attributes, desired)
         warning = ""
@@ -246,7 +320,7 @@ class GroupProvisioner:
         members = self._members(work, new_link, current, recorded)
         if warning:
             work.steps.append(Step("processing", Status.WARNING, warning))
-        if not changes and members.empty and not work.errors:
+        if not changes and members.empty and not work.errors and not adopted:
             status = Status.WARNING if warning else Status.SKIPPED
             work.steps.append(Step("export", status, "no change"))
             return PageWrite(
@@ -263,7 +337,15 @@ class GroupProvisioner:
         work.steps.append(Step("export", status, members.describe()))
         return PageWrite(
             group_links=[new_link],
-            outcomes=[self._outcome(work, Action.UPDATE, status, new_link, reason=warning)],
+            outcomes=[
+                self._outcome(
+                    work,
+                    Action.CREATE if adopted else Action.UPDATE,  # finishing its creation
+                    status,
+                    new_link,
+                    reason=warning,
+                )
+            ],
         )
 
     def _members(
@@ -357,7 +439,7 @@ class GroupProvisioner:
             )
             for link, why in found
         ]
-        self.tally.add(self.pipeline.write(PageWrite(outcomes=outcomes)))
+        self._commit(PageWrite(outcomes=outcomes))
 
     def delete(self, found: Sequence[GroupDeparture], *, approved: bool) -> None:
         """Delete the target groups (a group already gone is a success) and their links."""
@@ -380,4 +462,4 @@ class GroupProvisioner:
             outcome = self._outcome(work, Action.DELETE, Status.SUCCESS, link, reason=why)
             outcome.approved = approved
             outcomes.append(outcome)
-        self.tally.add(self.pipeline.write(PageWrite(outcomes=outcomes, dropped_groups=dropped)))
+        self._commit(PageWrite(outcomes=outcomes, dropped_groups=dropped))

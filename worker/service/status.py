@@ -7,6 +7,7 @@ from typing import Any
 
 from worker.domain.health import EXPORT_KEYS, DeletionThreshold, JobState
 from worker.ports import Cursor, Ledger, RunRecord
+from worker.service.admin import held_deletions
 
 
 def _execution(run: RunRecord | None) -> dict[str, Any] | None:
@@ -81,6 +82,7 @@ def _groups(job: str, ledger: Ledger) -> dict[str, Any]:
         "skipped": [
             {"sourceId": s.source_id, "displayName": s.label, "reason": s.reason}
             for s in ledger.group_skips(job)
+            if not s.held
         ],
     }
 
@@ -181,7 +183,7 @@ def job_status(
         "groups": _groups(job, ledger),
         "quarantine": _quarantine(state),
         "escrows": ledger.escrow_count(job),
-        "stagedDeletes": len(ledger.staged(job)),
+        "stagedDeletes": held_deletions(ledger, job),  # users' and groups'
         "allowDeletes": state.allow_deletes,
         "deletionThreshold": deletion_window(
             job, ledger, state, threshold, now or datetime.now(UTC)

@@ -63,7 +63,9 @@ class BatchCall:
 
     @property
     def repeatable(self) -> bool:
-        return is_idempotent(self.method, self.url) if self.idempotent is None else self.idempotent
+        if self.idempotent is not None:
+            return self.idempotent
+        return is_idempotent(self.method, self.url, self.body)
 
 
 @dataclass
@@ -227,8 +229,8 @@ class BatchExecutor:
                 continue
             where = f"{call.method} {call.url.split('?', 1)[0]}"
             failure = error_from(status, body, headers, where)
-            if attempt > 1 and settled_by_replay(call.method, call.url, failure):
-                results[i] = BatchAnswer(204, None, headers)  # an earlier attempt did it
+            if attempt > 1 and settled_by_replay(call.method, call.url, failure, call.body):
+                results[i] = self._replayed(call, failure, headers)  # an earlier attempt did it
             elif retryable(failure, idempotent=call.repeatable):
                 last_error[i] = failure
                 retry.append(i)
@@ -244,6 +246,20 @@ class BatchExecutor:
             else:
                 results[i] = failure
         return retry, wait
+
+    @staticmethod
+    def _replayed(call: BatchCall, failure: SyncError, headers: dict[str, str]) -> BatchResult:
+        """A repeat refused because an earlier attempt did the work: done. A call with a
+        `recover` (a creation) is answered with what that attempt made, read back."""
+        if call.recover is None:
+            return BatchAnswer(204, None, headers)
+        try:
+            found = call.recover()
+        except StopSync:
+            raise
+        except SyncError as error:
+            return error
+        return failure if found is None else BatchAnswer(200, found, headers)
 
     def _recover(
         self,

@@ -322,11 +322,24 @@ class GraphTargetDirectory:
             return BatchCall("PUT", f"/users/{request.user_id}/manager/$ref", ref)
         if isinstance(request, RemoveManagerRef):
             return BatchCall("DELETE", f"/users/{request.user_id}/manager/$ref")
+        if isinstance(request, CreateGroup) and request.attributes.get("uniqueName"):
+            # Repeated when its answer is lost (Graph makes one group per uniqueName); a
+            # repeat refused as "already exists", or a lost answer, reads the group it made.
+            unique = str(request.attributes["uniqueName"])
+            return BatchCall(
+                "POST", "/groups", dict(request.attributes), recover=lambda: self._made(unique)
+            )
         if isinstance(request, FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup):
             return _group_call(request)
         # Graph refuses a whole $batch holding a write without a body and a Content-Type
         # ("Write request id : N does not contain Content-Type header or body."): send {}.
         return BatchCall("POST", f"/directory/deletedItems/{request.user_id}/restore", {})
+
+    def _made(self, unique_name: str) -> dict[str, Any] | None:
+        """After a lost group creation: the group carrying its uniqueName, as a POST answer."""
+        data = self.client.get_json("/groups", _unique_query(unique_name))
+        found = data.get("value", [])
+        return dict(found[0]) if len(found) == 1 else None
 
     def _invited(self, address: str) -> dict[str, Any] | None:
         """After a lost invitation: the user it may have created, as an invitation answer."""
@@ -339,10 +352,18 @@ class GraphTargetDirectory:
         return {"invitedUser": {"id": found[0]["id"]}, "status": "Existing"}
 
 
+def _unique_query(unique_name: str) -> dict[str, str]:
+    # uniqueName is an alternate key: $filter (eq) finds it, and an empty page says "none".
+    return {"$filter": f"uniqueName eq {odata_string(unique_name)}", "$select": "id,displayName"}
+
+
 def _group_call(
     request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup,
 ) -> BatchCall:
     """Group provisioning's calls (docs/groups.md)."""
+    if isinstance(request, FindGroups) and request.unique_name:
+        query = _unique_query(request.unique_name)
+        return BatchCall("GET", "/groups?" + urlencode(query, quote_via=quote))
     if isinstance(request, FindGroups):
         query = {
             "$filter": f"displayName eq {odata_string(request.display_name)}",

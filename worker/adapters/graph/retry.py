@@ -5,12 +5,15 @@ of a `$batch` (batch.py); docs/retries.md explains it for operators.
 - Worth repeating: 429, 500, 502, 503, 504, a dropped connection and a timeout. A request that
   is not idempotent is repeated only where Graph cannot have acted on it: 429 and 503 (refused
   before anything ran) and a connection that never reached the server.
-- Idempotent: reads, PUT, PATCH, DELETE, `$ref` writes, restores and invitations (Graph answers a
-  repeated invitation with the user the first one created).
+- Idempotent: reads, PUT, PATCH, DELETE, `$ref` writes, restores, invitations (Graph answers a
+  repeated invitation with the user the first one created) and a `POST /groups` carrying a
+  `uniqueName` (Graph refuses a second group with it: the repeat cannot make a twin).
 - The wait: `Retry-After` when Graph sends it, else capped exponential back-off with jitter.
 - A repeat that finds its effect already there is done, not failed: a DELETE or a `$ref` removal
-  answered 404, a `$ref` addition answered "already exist". (A restore answered 404 is settled by
-  the restore flow, which reads the user: restored already, or gone from the recycle bin.)
+  answered 404, a `$ref` addition answered "already exist", a `POST /groups` with a
+  `uniqueName` answered "already exists" (the caller's `recover` reads the group it made).
+  (A restore answered 404 is settled by the restore flow, which reads the user: restored
+  already, or gone from the recycle bin.)
 - The budget: the waits of one cycle against one tenant add up to at most `limits.retry_budget`;
   once it is spent a failure is final at its first answer and goes to escrow.
 - A connection that fails (refused, no such host, connect timeout) before the tenant's Graph has
@@ -24,6 +27,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from worker.domain.errors import BadRequest, NotFound, SyncError, Transient
 
@@ -99,10 +103,21 @@ def never_sent(error: SyncError) -> bool:
     return isinstance(error, Transient) and error.status is None and error.code == NOT_SENT
 
 
-def is_idempotent(method: str, path: str) -> bool:
+def keyed_creation(method: str, path: str, body: Any) -> bool:
+    """A group creation carrying its alternate key (`uniqueName`): Graph makes it at most once."""
+    path = path.split("?", 1)[0].rstrip("/")
+    return (
+        method.upper() == "POST"
+        and path.endswith("/groups")
+        and isinstance(body, dict)
+        and bool(body.get("uniqueName"))
+    )
+
+
+def is_idempotent(method: str, path: str, body: Any = None) -> bool:
     """Whether sending this request twice leaves the directory as sending it once."""
     method = method.upper()
-    if method in IDEMPOTENT_METHODS:
+    if method in IDEMPOTENT_METHODS or keyed_creation(method, path, body):
         return True
     path = path.split("?", 1)[0].rstrip("/")
     return method == "POST" and (
@@ -121,9 +136,12 @@ def retryable(error: SyncError, *, idempotent: bool) -> bool:
     return idempotent and error.status in RETRYABLE_STATUS
 
 
-def settled_by_replay(method: str, path: str, error: SyncError) -> bool:
+def settled_by_replay(method: str, path: str, error: SyncError, body: Any = None) -> bool:
     """A repeated request's error that only says an earlier attempt already did the work."""
     method = method.upper()
+    if keyed_creation(method, path, body):
+        # The group with this uniqueName exists: the first attempt made it.
+        return isinstance(error, BadRequest) and "uniqueName already exist" in error.message
     path = path.split("?", 1)[0].rstrip("/")
     if method == "DELETE" and isinstance(error, NotFound):
         return True  # the user, or the $ref, is gone: what was asked
