@@ -303,6 +303,8 @@ def test_incremental_cycles_take_member_changes_from_groups_delta_and_dry_runs_p
         planned = {r["sourceId"]: r for r in preview["planned"] if r["objectType"] == "Group"}
         assert {k: r["action"] for k, r in planned.items()} == {GROUP: "create", SALES: "create"}
         assert planned[SALES]["modifiedProperties"]["displayName"]["new"] == "Sales"
+        # Each user the preview would create counts as one member (the real run adds all six).
+        assert planned[GROUP]["modifiedProperties"]["members"]["new"] == 6
         assert "Sync" not in target_groups(env)
 
         env.run_json("--full")

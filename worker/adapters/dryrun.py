@@ -55,7 +55,13 @@ from worker.ports import (
 )
 from worker.service.cycle import CycleService
 
-DRY_RUN_ID = "(dry run)"
+# What stands for an object a dry run would create: one id per object, so that counting them
+# (a group's new members) counts each once.
+DRY_RUN_PREFIX = "(dry run"
+
+
+def dry_run_id(what: str) -> str:
+    return f"{DRY_RUN_PREFIX}: {what})"
 WRITES = (
     Invite,
     PatchUser,
@@ -108,10 +114,12 @@ class DryRunTarget:
                 answers[i] = answer
         for i, request in enumerate(requests):
             if isinstance(request, Invite):
-                answers[i] = Invitation(user_id=DRY_RUN_ID, status="dry run", simulated=True)
+                answers[i] = Invitation(
+                    user_id=dry_run_id(request.address), status="dry run", simulated=True
+                )
             elif isinstance(request, CreateGroup):
                 name = str(request.attributes.get("displayName") or "")
-                answers[i] = TargetGroup(DRY_RUN_ID, name, simulated=True)
+                answers[i] = TargetGroup(dry_run_id(f"group {name}"), name, simulated=True)
             elif isinstance(request, WRITES):
                 answers[i] = Simulated(request)
         return answers
@@ -124,7 +132,9 @@ class DryRunTarget:
 
     def group_member_ids(self, group_id: str) -> set[str]:
         # A group the dry run "created" has no members yet.
-        return set() if group_id == DRY_RUN_ID else self.base.group_member_ids(group_id)
+        if group_id.startswith(DRY_RUN_PREFIX):
+            return set()
+        return self.base.group_member_ids(group_id)
 
 
 class DryRunCursors:
