@@ -402,22 +402,25 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
         limit = len(changed)
     if changed:
         table = Table(show_lines=False)
-        for column in ("user", "action", "status", "changed / reason"):
+        for column in ("object", "action", "status", "changed / reason"):
             table.add_column(column)
         for outcome in changed[:limit]:
+            group = outcome.object_type == "Group"
             detail = ", ".join(
                 f"{name}: {_short(c.old)} → {_short(c.new)}" for name, c in outcome.modified.items()
             )
             if outcome.action.value == "create" and outcome.status.value == "success":
-                detail = (
-                    f"would invite; {len(outcome.modified)} attributes to write"
-                    if outcome.simulated
-                    else f"invited; {len(outcome.modified)} attributes written"
-                )
+                count = len(outcome.modified)
+                if outcome.simulated:
+                    made = "would create group" if group else "would invite"
+                    detail = f"{made}; {count} attributes to write"
+                else:
+                    made = "created group" if group else "invited"
+                    detail = f"{made}; {count} attributes written"
             if outcome.status.value == "failure" or not detail:
                 detail = outcome.reason or outcome.error_message or detail
             table.add_row(
-                outcome.source_label or outcome.source_id,
+                _object_label(outcome.source_label or outcome.source_id, group),
                 outcome.action.value,
                 outcome.status.value,
                 detail,
@@ -852,7 +855,7 @@ def logs(
         sys.stdout.write(logs_csv(rows))
     else:
         table = Table()
-        for column in ("time", "user", "action", "status", "detail"):
+        for column in ("time", "object", "action", "status", "detail"):
             table.add_column(column)
         for row in rows:
             changed = ", ".join(
@@ -861,7 +864,9 @@ def logs(
             )
             table.add_row(
                 row["activityDateTime"][:19],
-                row["sourceIdentity"] or row["sourceId"],
+                _object_label(
+                    row["sourceIdentity"] or row["sourceId"], row.get("objectType") == "Group"
+                ),
                 row["action"],
                 row["status"],
                 changed or row["reason"],
@@ -869,6 +874,11 @@ def logs(
         out.print(table)
         if more:
             out.print(f"showing the newest {shown} rows; --all for every one", markup=False)
+
+
+def _object_label(identity: str, group: bool) -> str:
+    """A log row's object as a table shows it: a user by its identity, a group marked so."""
+    return f"{identity} (group)" if group else identity
 
 
 def _moment(value: str | None, option: str) -> Any:

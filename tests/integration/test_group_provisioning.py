@@ -305,6 +305,9 @@ def test_incremental_cycles_take_member_changes_from_groups_delta_and_dry_runs_p
         assert planned[SALES]["modifiedProperties"]["displayName"]["new"] == "Sales"
         # Each user the preview would create counts as one member (the real run adds all six).
         assert planned[GROUP]["modifiedProperties"]["members"]["new"] == 6
+        shown = " ".join(env.cli("run", "sync", "--full", "--dry-run", check=True).stdout.split())
+        assert "(group) │ create │ success │ would create group" in shown
+        assert "would invite" in shown  # the users, in their own words
         assert "Sync" not in target_groups(env)
 
         env.run_json("--full")

@@ -49,6 +49,14 @@ def test_a_name_held_by_a_group_tenant_sync_did_not_create_is_a_collision() -> N
     assert "did not create" in reason
 
 
+def test_a_name_held_by_another_group_of_the_same_job_says_so() -> None:
+    # Two source groups map to one name: the second is skipped, and the reason names the first.
+    reason = name_collision("Twin", ["made-for-g1"], None, {"made-for-g1": "g1"})
+    assert reason is not None
+    assert "did not create" not in reason
+    assert "this job provisions for source group g1" in reason
+
+
 def test_members_are_the_linked_users_of_the_source_members() -> None:
     links = {"s1": "t1", "s2": "t2", "s3": "t3"}
     # s4 has no link (out of scope, or not provisioned yet); g is a nested group id

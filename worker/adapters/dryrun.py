@@ -62,6 +62,8 @@ DRY_RUN_PREFIX = "(dry run"
 
 def dry_run_id(what: str) -> str:
     return f"{DRY_RUN_PREFIX}: {what})"
+
+
 WRITES = (
     Invite,
     PatchUser,

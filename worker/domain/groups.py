@@ -111,18 +111,29 @@ def attribute_changes(
 
 
 def name_collision(
-    display_name: str, holders: Iterable[str], linked_target: str | None
+    display_name: str,
+    holders: Iterable[str],
+    linked_target: str | None,
+    provisioned: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a source group may not take `display_name` in the target, or None when it may.
 
-    `holders` are the ids of the target groups that already carry the name. A group tenant-sync
-    did not create is never taken over, and no second group of the name is made."""
+    `holders` are the ids of the target groups that already carry the name; `provisioned` maps
+    the target groups this job provisions to their source groups. A group tenant-sync did not
+    create is never taken over, and no second group of the name is made."""
     others = sorted(h for h in holders if h != linked_target)
     if not others:
         return None
+    other = others[0]
+    source = (provisioned or {}).get(other)
+    if source is not None:
+        return (
+            f"the target group named {display_name!r} ({other}) is the one this job provisions "
+            f"for source group {source}; skipped until the name is free"
+        )
     return (
         f"the target already has a group named {display_name!r} that tenant-sync did not "
-        f"create ({others[0]}); skipped until the name is free"
+        f"create ({other}); skipped until the name is free"
     )
 
 

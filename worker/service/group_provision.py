@@ -226,6 +226,10 @@ class GroupProvisioner:
             raise found
         return [g.id for g in found]
 
+    def _provisioned(self) -> dict[str, str]:
+        """This job's target groups, each to the source group it was made for."""
+        return {g.target_id: g.source_id for g in self.ledger.group_links(self.spec.name)}
+
     def _ours(self, unique: str) -> TargetGroup | None:
         """The target group carrying this uniqueName: one tenant-sync created earlier."""
         (found,) = self.target.execute([FindGroups("", unique_name=unique)])
@@ -262,7 +266,7 @@ class GroupProvisioner:
             ours = self._ours(unique)
             if ours is not None:
                 return self._adopt(work, group, ours, recorded)
-        collision = name_collision(name, holders, None)
+        collision = name_collision(name, holders, None, self._provisioned())
         if collision:
             work.steps.append(Step("matching", Status.WARNING, collision))
             return PageWrite(
@@ -302,7 +306,9 @@ class GroupProvisioner:
         warning = ""
         name = str(desired["displayName"])
         if "displayName" in changes:
-            collision = name_collision(name, self._holders(name), link.target_id)
+            collision = name_collision(
+                name, self._holders(name), link.target_id, self._provisioned()
+            )
             if collision:
                 # The rename waits until the name is free; the rest flows.
                 warning = "rename held: " + collision
