@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -71,6 +72,18 @@ PLAIN_DATABASE_URL_RE = re.compile(
 
 M = TypeVar("M", bound=BaseModel)
 
+
+
+def _flag_text(value: Any) -> Any:
+    """`true`/`false` written as text (as an interpolated `${VAR}` always is) are booleans;
+    anything else is left to StrictBool, which refuses `yes`, `on`, `1` and the like."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+# An on/off setting: true or false, nothing YAML 1.1 or pydantic's lax mode would guess at.
+Flag = Annotated[StrictBool, BeforeValidator(_flag_text)]
 
 class ConfigError(Exception):
     """A configuration that cannot be used; `problems` lists every reason with its path."""
@@ -309,7 +322,7 @@ class ScopeConfig(Strict):
     users: Literal["all", "assigned"] = "all"
     user_ids: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
-    nested_groups: bool = False
+    nested_groups: Flag = False
     filters: list[list[ClauseConfig]] = Field(default_factory=list)
 
     @field_validator("user_ids", "groups")
@@ -356,15 +369,15 @@ class MappingConfig(Strict):
 class GroupsConfig(Strict):
     """Group provisioning (docs/groups.md)."""
 
-    provision: bool = False
+    provision: Flag = False
     nested: Literal["flatten", "skip"] | None = None  # default: flatten with nested_groups
     mappings: list[MappingConfig] = Field(default_factory=list)
 
 
 class ActionsConfig(Strict):
-    create: bool = True
-    update: bool = True
-    delete: bool = True
+    create: Flag = True
+    update: Flag = True
+    delete: Flag = True
 
 
 class DeletionThresholdConfig(Strict):
@@ -399,7 +412,7 @@ class JobConfig(Strict):
     mappings: list[MappingConfig] = Field(default_factory=list)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
     deprovision: Deprovision = Deprovision.SOFT_DELETE
-    skip_out_of_scope_deletions: bool = False
+    skip_out_of_scope_deletions: Flag = False
     deletion_threshold: DeletionThresholdConfig = Field(default_factory=DeletionThresholdConfig)
     invite_redirect_url: str = "https://myapplications.microsoft.com"
     # Under Celery: pages of a cycle exported by other workers, this many at a time (0: none).
@@ -1008,6 +1021,17 @@ def build_config(
             continue  # validated below, each problem traced to where it was written
         if SECTION in data and expansion.organization is None and _override_only(body):
             continue  # overrides a job of the organisation, whose problems are listed
+        if expansion.organization is not None and _override_only(body):
+            # Written as an override, of a job the organisation does not make (a topology or
+            # direction changed, or a typo): say that, not "source: missing".
+            made = expansion.organization.job_names()
+            problems.append(
+                f"jobs.{name}: has no source or target, so it overrides a job of the "
+                f"{SECTION}, which makes no job of that name "
+                f"({expansion.organization.describe()}: {_some(made)}); give it a source and "
+                "a target, or name one of those jobs"
+            )
+            continue
         if not isinstance(name, str) or not JOB_NAME_RE.match(name):
             # Job names go into Redis keys, SQL columns and task arguments.
             problems.append(
@@ -1127,6 +1151,9 @@ def _format_validation_error(exc: ValidationError, prefix: tuple[Any, ...]) -> l
             message = "unknown setting"
         elif error["type"] == "missing":
             message = "required setting is missing"
+        elif error["type"] == "bool_type":
+            # Only YAML's true and false are booleans here (yes, on, 1 stay what they are).
+            message = f"{error['input']!r} is not a boolean: write true or false"
         problems.append(f"{_path(loc)}: {message}")
     return problems
 
@@ -1178,6 +1205,11 @@ def _build_jobs(
         if scope is not None and mappings is not None and groups is not None:
             jobs[name] = Job(name, job, scope, mappings, groups)
     return jobs
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _override_only(body: Any) -> bool:

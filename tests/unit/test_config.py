@@ -309,6 +309,26 @@ def test_yaml_1_1_booleans_stay_strings(tmp_path: Path) -> None:
     assert job.mappings[3].constant == "0047"
 
 
+@pytest.mark.parametrize("written", ["yes", "on", "1", "'no'"])
+def test_an_on_off_setting_takes_only_true_or_false(tmp_path: Path, written: str) -> None:
+    text = GOOD.replace(
+        "      users: assigned\n", f"      users: assigned\n      nested_groups: {written}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x"})
+    assert "jobs.contoso-to-fabrikam.scope.nested_groups: " in str(caught.value)
+    assert "is not a boolean: write true or false" in str(caught.value)
+
+
+def test_an_on_off_setting_from_the_environment_is_read_as_written(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "      users: assigned\n", "      users: assigned\n      nested_groups: ${NESTED}\n"
+    )
+    for value, expected in (("true", True), ("False", False)):
+        config = load_config(write(tmp_path, text), env={"CONTOSO_SECRET": "x", "NESTED": value})
+        assert config.job("contoso-to-fabrikam").spec.scope.nested_groups is expected
+
+
 @pytest.mark.parametrize(
     ("written", "problem"),
     [

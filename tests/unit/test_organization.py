@@ -243,6 +243,24 @@ jobs:
     ), found
 
 
+def test_an_override_of_a_job_the_organization_does_not_make_says_so() -> None:
+    # Written for direction both; the direction is now in, which makes no contoso-to-X job.
+    found = problems_of(
+        """
+organization: {tenants: [contoso, fabrikam, adatum], topology: hub_spoke, hub: contoso,
+               direction: in}
+jobs:
+  contoso-to-fabrikam: {schedule: {interval: 1h}}
+"""
+    )
+    assert found == [
+        "jobs.contoso-to-fabrikam: has no source or target, so it overrides a job of the "
+        "organization, which makes no job of that name (hub_spoke, hub contoso, direction in: "
+        "fabrikam-to-contoso, adatum-to-contoso); give it a source and a target, or name one "
+        "of those jobs"
+    ], found
+
+
 def test_a_bad_default_is_named_once_in_job_defaults() -> None:
     found = problems_of(
         """

@@ -46,6 +46,12 @@ class Organization:
         inward = [(spoke, hub) for spoke in spokes] if self.direction in ("in", "both") else []
         return out + inward
 
+    def describe(self) -> str:
+        """The topology in a few words, e.g. "hub_spoke, hub contoso, direction in"."""
+        if self.topology == "mesh":
+            return "mesh"
+        return f"hub_spoke, hub {self.hub}, direction {self.direction}"
+
     def job_names(self) -> list[str]:
         return [job_name(source, target) for source, target in self.pairs()]
 
