@@ -73,7 +73,6 @@ PLAIN_DATABASE_URL_RE = re.compile(
 M = TypeVar("M", bound=BaseModel)
 
 
-
 def _flag_text(value: Any) -> Any:
     """`true`/`false` written as text (as an interpolated `${VAR}` always is) are booleans;
     anything else is left to StrictBool, which refuses `yes`, `on`, `1` and the like."""
@@ -84,6 +83,7 @@ def _flag_text(value: Any) -> Any:
 
 # An on/off setting: true or false, nothing YAML 1.1 or pydantic's lax mode would guess at.
 Flag = Annotated[StrictBool, BeforeValidator(_flag_text)]
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; `problems` lists every reason with its path."""
