@@ -740,7 +740,8 @@ def status(
             str(last.get("countExported", "-")),
             str(last.get("countFailed", "-")),
             str(s["linkedUsers"]),
-            _deletion_cell(s["deletionThreshold"]),
+            _deletion_cell(s["deletionThreshold"])
+            + (" (allowed: next cycle)" if s.get("allowDeletes") else ""),
         )
     out.print(table)
     for s in statuses:
@@ -1430,7 +1431,13 @@ def allow_deletes(
         as_json,
         {"job": job, "deletes_allowed": True, "held": held},
         f"{job}: the next cycle makes its deletions ({held} held now); "
-        f"run it now with `tenant-sync run {job}`",
+        f"run it now with `tenant-sync run {job}`"
+        + (
+            ""
+            if held
+            else "\nwarning: nothing is held now, so this approval waits: the next cycle over "
+            "the threshold makes its deletions without holding them"
+        ),
     )
 
 

@@ -299,3 +299,14 @@ def test_a_deletion_graph_spreads_over_rounds_gets_at_most_the_count_through(
         window = j.status()["deletionThreshold"]
         assert (window["deletionsInWindow"], window["staged"], window["counted"]) == (6, 28, 34)
         assert_released(j, 28)
+
+
+def test_an_approval_with_nothing_held_warns_and_shows_in_status(sync_env: SyncEnv) -> None:
+    sync_env.run_json()
+    allowed = sync_env.cli("allow-deletes", "sync", check=True)
+    said = " ".join(allowed.stdout.split())
+    assert "(0 held now)" in said
+    assert "warning: nothing is held now, so this approval waits" in said
+    status = " ".join(sync_env.cli("status", "sync", check=True).stdout.split())
+    assert "(allowed: next cycle)" in status
+    assert json.loads(sync_env.cli("status", "sync", "--json", check=True).stdout)["allowDeletes"]
