@@ -1299,9 +1299,10 @@ def check(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Check that JOB can work: sign-in and permissions on both sides, the group scope, and the
-    partner settings (automatic redemption, sync allowed). Writes nothing unless --fix; exit 1
-    on a ✗. `check --fix` without JOB onboards every pair of the configuration."""
+    """Check that JOB can work: sign-in and permissions on both sides (group permissions too
+    with groups.provision), the group scope, and the partner settings (automatic redemption,
+    sync allowed). Writes nothing unless --fix; exit 1 on a ✗. `check --fix` without JOB
+    onboards every pair of the configuration."""
     if yes and not fix:
         fail("--yes goes with --fix (check alone writes nothing)")
     if job is None and not fix:
@@ -1337,9 +1338,13 @@ def _job_checks(cfg: Config, job: str) -> list[Any]:
             target=target_client,
             source_tenant=source.tenant_id,
             target_tenant=target.tenant_id,
-            groups=spec.scope.group_ids if spec.scope.assigned_only else (),
+            # Group provisioning reads every scoped group's members, whatever `scope.users`.
+            groups=(
+                spec.scope.group_ids if spec.scope.assigned_only or spec.spec.groups.enabled else ()
+            ),
             source_side=Side(spec.source, str(source.ca_bundle) if source.ca_bundle else None),
             target_side=Side(spec.target, str(target.ca_bundle) if target.ca_bundle else None),
+            provision_groups=spec.spec.groups.enabled,
         ).run()
     finally:
         source_client.close()

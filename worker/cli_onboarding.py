@@ -30,7 +30,7 @@ from worker.cli import (
     err,
     out,
 )
-from worker.config import Config
+from worker.config import Config, Job
 from worker.domain.errors import SyncError
 from worker.domain.onboarding import Pair, Write, needs, plan_all
 from worker.service.onboarding import FAILED, WRITTEN, Outcome, apply, read_current
@@ -141,9 +141,25 @@ def _print_plan(writes: list[Write], notes: list[str]) -> None:
         out.print(f"note: {note}", markup=False)
 
 
+def _partner_name(cfg: Config, partner_id: str) -> str | None:
+    """The config name of the tenant with this id, if the configuration has it."""
+    for name, tenant in cfg.tenants.items():
+        if tenant.tenant_id.lower() == partner_id.lower():
+            return name
+    return None
+
+
+def _where(cfg: Config, w: Write) -> str:
+    """One write, naming the partner: a tenant's writes differ by partner only (POST path)."""
+    what = "partner entry" if w.object == "partner" else "identity synchronization"
+    name = _partner_name(cfg, w.partner_id)
+    partner = f"{name} ({w.partner_id})" if name else w.partner_id
+    return f"tenant {w.tenant}: {what} for {partner} — {w.method} {w.path}"
+
+
 def _print_outcomes(cfg: Config, outcomes: list[Outcome]) -> None:
     for o in outcomes:
-        where = f"tenant {o.write.tenant}: {o.write.method} {o.write.path}"
+        where = _where(cfg, o.write)
         if o.status == WRITTEN:
             out.print(f"✓ written: {where}", markup=False)
         elif o.status == FAILED:
@@ -155,6 +171,8 @@ def _print_outcomes(cfg: Config, outcomes: list[Outcome]) -> None:
 def _outcome_dict(cfg: Config, o: Outcome) -> dict[str, Any]:
     result: dict[str, Any] = {
         "tenant": o.write.tenant,
+        "partner_tenant_id": o.write.partner_id,
+        "partner": _partner_name(cfg, o.write.partner_id),
         "object": o.write.object,
         "method": o.write.method,
         "path": o.write.path,
@@ -190,13 +208,12 @@ def _group_notes(cfg: Config, names: list[str]) -> list[str]:
     if not grouped:
         return []
     return [
-        f"{', '.join(grouped)}: group provisioning needs no setting of its own: Graph v1.0's "
-        "crossTenantUserSyncInbound has only isSyncAllowed, written above"
+        f"{', '.join(grouped)}: group provisioning needs no cross-tenant setting of its own "
+        "(Graph v1.0's crossTenantUserSyncInbound has only isSyncAllowed, which this plan "
+        "covers); it needs group permissions instead, which the check below tests"
     ]
 
 
-def _provisions_groups(job: Any) -> bool:
-    """Whether a job provisions groups (`groups.provision: true`), read loosely: that part of
-    the configuration is newer than this command (docs/onboarding.md)."""
-    groups = getattr(job, "groups", None)
-    return bool(getattr(groups, "provision", False))
+def _provisions_groups(job: Job) -> bool:
+    """Whether a job provisions groups (`groups.provision: true`, docs/groups.md)."""
+    return job.spec.groups.enabled

@@ -153,8 +153,13 @@ def test_an_app_without_the_permission_is_named_and_its_tenant_left_untouched(
         assert line in result.stdout
         assert "grant admin consent" in result.stdout
         # What was written before the failure is reported, not hidden.
-        assert "✓ written: tenant contoso: POST" in result.stdout
-        assert "- not attempted: tenant fabrikam: PUT" in result.stdout
+        assert (
+            f"✓ written: tenant contoso: partner entry for fabrikam ({TARGET.tenant_id}) — POST"
+        ) in result.stdout
+        assert (
+            "- not attempted: tenant fabrikam: identity synchronization for contoso "
+            f"({SOURCE.tenant_id}) — PUT"
+        ) in result.stdout
         assert policy(env, SOURCE, TARGET) is not None
         assert policy(env, TARGET, SOURCE) is None
         assert writes(env).get(TARGET.tenant_id, 0) == 0
@@ -248,3 +253,48 @@ def test_a_policy_that_cannot_be_read_stops_before_any_write(tmp_path: Path) -> 
         assert "nothing was changed" in error
         assert writes(env) == {}
         assert policy(env, SOURCE, TARGET) is None
+
+
+def test_a_job_that_provisions_groups_gets_the_groups_note_and_each_write_names_its_partner(
+    sync_env: SyncEnv,
+) -> None:
+    config = yaml.safe_load(sync_env.config.read_text())
+    config["jobs"]["sync"]["groups"] = {"provision": True}
+    config["jobs"]["back"] = {
+        "source": TARGET.name,
+        "target": SOURCE.name,
+        "schedule": {"interval": "40m"},
+        "scope": {"users": "all"},
+    }
+    sync_env.config.write_text(yaml.safe_dump(config))
+
+    shown = fix(sync_env, "sync", "--yes")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "note: sync: group provisioning needs no cross-tenant setting of its own" in shown.stdout
+    # One line per write, each naming the partner tenant, none the same as another.
+    written = [line for line in shown.stdout.splitlines() if line.startswith("✓ written:")]
+    assert written == [
+        f"✓ written: tenant contoso: partner entry for fabrikam ({TARGET.tenant_id}) — POST "
+        f"{PARTNERS}",
+        f"✓ written: tenant fabrikam: partner entry for contoso ({SOURCE.tenant_id}) — POST "
+        f"{PARTNERS}",
+        f"✓ written: tenant fabrikam: identity synchronization for contoso ({SOURCE.tenant_id}) "
+        f"— PUT {PARTNERS}/{SOURCE.tenant_id}/identitySynchronization",
+    ]
+
+    # Every job: the note names only the job that provisions groups, in --json too.
+    report = json.loads(
+        subprocess.run(
+            [*WORKER, "check", "--fix", "--yes", "--json", "--config", str(sync_env.config)],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=300,
+        ).stdout
+    )
+    [note] = report["notes"]
+    assert note.startswith("sync: group provisioning needs no cross-tenant setting")
+    assert {(r["tenant"], r["partner"]) for r in report["results"]} == {
+        ("contoso", "fabrikam"),
+        ("fabrikam", "contoso"),
+    }

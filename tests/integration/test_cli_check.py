@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import SyncEnv
+from tests.conftest import SyncEnv, sync_world
+from tests.support.world import GROUP, build_world_seed
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +84,77 @@ def test_an_unreachable_graph_url_is_reported_within_seconds_not_ridden_out(
     assert "gave up after 2 attempts" in checks["target: read users"]["detail"]
     assert "cannot reach" in checks["target: read users"]["fix"]
     assert elapsed < 20, f"check took {elapsed:.0f} s"  # was 143 s: 8 attempts per request
+
+
+# A target app that may invite and write users and read policies, but not touch groups.
+NO_GROUP_ROLES = [
+    "User.ReadWrite.All",
+    "User.Invite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.CrossTenantAccess",
+    "User.Read.All",
+]
+PROVISION = {
+    "scope": {"users": "assigned", "groups": [GROUP], "nested_groups": True},
+    "groups": {"provision": True},
+}
+
+
+def test_a_job_that_provisions_groups_checks_the_group_permissions(tmp_path: Path) -> None:
+    seed = build_world_seed(users=6, prior_b2b=False, partners=True)
+    seed["tenants"][0]["clients"][0]["roles"] = ["User.Read.All", "Policy.Read.All"]
+    seed["tenants"][1]["clients"][0]["roles"] = NO_GROUP_ROLES
+    with sync_world(tmp_path, seed, PROVISION) as env:
+        result = env.cli("check", "sync")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        out = result.stdout
+        assert "✗ source: permission Group.Read.All (or GroupMember.Read.All)" in out
+        assert (
+            "✗ target: permission Group.ReadWrite.All (or Group.Create + GroupMember.ReadWrite.All)"
+        ) in out
+        assert (
+            "fix: add the application permission Group.ReadWrite.All (or both Group.Create and "
+            "GroupMember.ReadWrite.All) to the target app registration and grant admin consent"
+        ) in out
+
+        # Without groups.provision the same apps pass the group checks (none are made).
+        config = yaml.safe_load(env.config.read_text())
+        del config["jobs"]["sync"]["groups"]
+        config["jobs"]["sync"]["scope"]["users"] = "all"
+        env.config.write_text(yaml.safe_dump(config))
+        plain = env.cli("check", "sync")
+        assert "Group.ReadWrite.All" not in plain.stdout
+        assert "Group.Read.All" not in plain.stdout
+
+
+def test_group_create_with_groupmember_readwrite_is_enough(tmp_path: Path) -> None:
+    seed = build_world_seed(users=6, prior_b2b=False, partners=True)
+    seed["tenants"][1]["clients"][0]["roles"] = [
+        *NO_GROUP_ROLES,
+        "Group.Create",
+        "GroupMember.ReadWrite.All",
+    ]
+    with sync_world(tmp_path, seed, PROVISION) as env:
+        result = env.cli("check", "sync", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+        name = (
+            "target: permission Group.ReadWrite.All (or Group.Create + GroupMember.ReadWrite.All)"
+        )
+        assert checks[name]["status"] == "ok"
+        assert (
+            checks["source: permission Group.Read.All (or GroupMember.Read.All)"]["status"] == "ok"
+        )
+
+
+def test_a_run_without_group_permission_logs_the_missing_permission(tmp_path: Path) -> None:
+    seed = build_world_seed(users=6, prior_b2b=False, partners=True)
+    seed["tenants"][1]["clients"][0]["roles"] = NO_GROUP_ROLES
+    with sync_world(tmp_path, seed, PROVISION) as env:
+        env.cli("run", "sync", "--json")
+        logs = env.cli("logs", "sync", "--json", "--all", check=True)
+        [row] = [r for r in json.loads(logs.stdout) if r.get("objectType") == "Group"]
+        assert row["status"] == "failure"
+        assert row["reason"].startswith("the target app lacks Group.ReadWrite.All"), row
+        assert "grant admin consent" in row["reason"]

@@ -194,6 +194,9 @@ class FakeTarget:
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_patch_for: set[str] = set()
         self.fail_delete_for: set[str] = set()
+        # Group requests of these types are refused as Graph refuses an app without the
+        # permission (403 Authorization_RequestDenied, a failed $batch item).
+        self.denied_requests: set[type] = set()
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.managers: dict[str, str] = {}  # user id -> its manager's id
@@ -247,6 +250,12 @@ class FakeTarget:
     def _group(
         self, request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
     ) -> Any:
+        if type(request) in self.denied_requests:
+            raise BadRequest(
+                "Insufficient privileges to complete the operation.",
+                code="Authorization_RequestDenied",
+                status=403,
+            )
         if isinstance(request, FindGroups) and request.unique_name:
             return [
                 TargetGroup(gid, g["displayName"])

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_cycle import World
+from worker.domain.errors import StopSync
 from worker.domain.groups import (
     GroupProvisioning,
     Nested,
@@ -16,7 +17,7 @@ from worker.domain.groups import (
 from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.scope import ScopeSpec
-from worker.ports import PatchGroup
+from worker.ports import CreateGroup, DeleteGroup, FindGroups, PatchGroup
 from worker.service.cycle import CycleService
 
 pytestmark = pytest.mark.unit
@@ -252,3 +253,63 @@ def test_unique_names_are_stable_short_and_per_job() -> None:
     assert len(name) <= 64
     assert name.replace("-", "").isalnum()
     assert name == name.lower()
+
+
+@pytest.mark.parametrize(
+    ("refused", "lacks"),
+    [
+        (FindGroups, "the target app lacks Group.ReadWrite.All, to read groups"),
+        (CreateGroup, "the target app lacks Group.ReadWrite.All (or Group.Create)"),
+        (PatchGroup, "the target app lacks GroupMember.ReadWrite.All (or Group.ReadWrite.All)"),
+    ],
+)
+def test_a_refused_group_request_names_the_permission_the_target_app_lacks(
+    refused: type, lacks: str
+) -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    w.target.denied_requests.add(refused)
+
+    w.run()
+
+    (row,) = w.group_rows()
+    assert row.status.value == "failure"
+    assert row.reason.startswith(lacks), row.reason
+    assert "grant admin consent (`tenant-sync check job` tests it)" in row.reason
+    assert row.error_code == "Authorization_RequestDenied"  # Graph's own answer is kept
+
+
+def test_a_refused_group_deletion_names_group_readwrite_all() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+    w.run()
+    del w.source.groups["sales"]
+    w.target.denied_requests.add(DeleteGroup)
+
+    w.run()
+
+    row = next(r for r in w.group_rows() if r.action.value == "delete")
+    assert row.status.value == "failure"
+    assert row.reason.startswith("the target app lacks Group.ReadWrite.All, to delete groups")
+
+
+def test_a_refused_source_group_read_stops_the_cycle_naming_the_permission() -> None:
+    w = GroupWorld()
+    ann = w.user("ann")
+    w.group("sales", "Sales", ann)
+
+    def refused(group_id: str, select: Any) -> Any:
+        raise StopSync(
+            "Insufficient privileges to complete the operation. (GET /groups/sales -> HTTP 403)",
+            code="Authorization_RequestDenied",
+            status=403,
+        )
+
+    w.source.get_group = refused  # type: ignore[method-assign]
+    result = w.run()
+
+    assert "the source app lacks Group.Read.All (or GroupMember.Read.All)" in str(result.error), (
+        result
+    )

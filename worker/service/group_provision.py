@@ -8,6 +8,8 @@ in incremental cycles, transitive members with nested groups); with `nested: ski
 groups in scope, the group's direct members are read instead. A target group of the same name
 that tenant-sync did not create is never taken over: the source group is skipped with that
 reason. Writes go through the target port (one `$batch` stream, paced by the job's write quota).
+A 403 is logged with a reason naming the application permission the app lacks (`denied`), not
+Graph's bare "Insufficient privileges".
 
 Deletions are not made here: `departures` tells the deletion phase which provisioned groups
 left the scope or the source, and it counts them with the users' against the threshold
@@ -18,7 +20,8 @@ left the scope or the source, and it counts them with the users' against the thr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +62,29 @@ from worker.service.feed import Tally
 from worker.service.pipeline import PagePipeline
 
 GroupDeparture = tuple[GroupLink, str]
+_GRANT = (
+    ": add that Microsoft Graph application permission to the {side} app registration and "
+    "grant admin consent (`tenant-sync check {job}` tests it)"
+)
+
+
+def denied(request: TargetRequest | str, job: str) -> str:
+    """Why a group request was refused (403): the permission the app lacks and how to grant it.
+    `request` is a target request, or "source" / "target" for a read of groups and members."""
+    side = "target"
+    if request == "source":
+        side, lacks = "source", "Group.Read.All (or GroupMember.Read.All), to read groups"
+    elif request == "target" or isinstance(request, FindGroups):
+        lacks = "Group.ReadWrite.All, to read groups and their members"
+    elif isinstance(request, CreateGroup):
+        lacks = "Group.ReadWrite.All (or Group.Create), to create groups"
+    elif isinstance(request, PatchGroup) and request.attributes:
+        lacks = "Group.ReadWrite.All, to update groups"
+    elif isinstance(request, (PatchGroup, RemoveMember)):
+        lacks = "GroupMember.ReadWrite.All (or Group.ReadWrite.All), to change group members"
+    else:
+        lacks = "Group.ReadWrite.All, to delete groups"
+    return f"the {side} app lacks {lacks}" + _GRANT.format(side=side, job=job)
 
 
 @dataclass
@@ -71,13 +97,16 @@ class _Group:
     modified: dict[str, Change] = field(default_factory=dict)
     simulated: bool = False
     errors: list[SyncError] = field(default_factory=list)
+    denied: str = ""  # the first 403's missing permission (`denied`)
 
-    def answer(self, result: Any) -> bool:
+    def answer(self, result: Any, request: TargetRequest | None = None, job: str = "") -> bool:
         """Note one write's answer; True when it succeeded."""
         if isinstance(result, Simulated) or getattr(result, "simulated", False):
             self.simulated = True
         if isinstance(result, SyncError):
             self.errors.append(result)
+            if result.status == 403 and request is not None and not self.denied:
+                self.denied = denied(request, job)
             return False
         return True
 
@@ -161,7 +190,8 @@ class GroupProvisioner:
     def _source_members(self, group_id: str, recorded: set[str]) -> set[str]:
         if self.spec.groups.nested is Nested.SKIP and self.spec.scope.nested_groups:
             # The recorded assignments hold nested groups' members too: read the direct ones.
-            return self.source.group_member_ids(group_id, transitive=False)
+            with self._reading("source"):
+                return self.source.group_member_ids(group_id, transitive=False)
         return recorded
 
     def _linked_targets(self, members: set[str]) -> dict[str, str]:
@@ -179,8 +209,21 @@ class GroupProvisioner:
             failed = self._outcome(work, Action.OTHER, Status.FAILURE, link, error=error)
             return PageWrite(outcomes=[failed])
 
+    @contextmanager
+    def _reading(self, side: str) -> Iterator[None]:
+        """A read of groups refused (403) stops the cycle as any refused read does, with the
+        permission named."""
+        try:
+            yield
+        except StopSync as error:
+            if error.status != 403:
+                raise
+            why = f"{denied(side, self.spec.name)} ({error})"
+            raise StopSync(why, code=error.code, status=403) from error
+
     def _sync(self, work: _Group, link: GroupLink | None, recorded: set[str]) -> PageWrite:
-        group = self.source.get_group(work.source_id, self.spec.groups.source_select)
+        with self._reading("source"):
+            group = self.source.get_group(work.source_id, self.spec.groups.source_select)
         if group is None:
             work.steps.append(Step("import", Status.SKIPPED, "source group not found"))
             reason = "source group not found" + (
@@ -202,7 +245,8 @@ class GroupProvisioner:
         current: set[str] = set()
         if link is not None:
             try:
-                current = self.target.group_member_ids(link.target_id)
+                with self._reading("target"):
+                    current = self.target.group_member_ids(link.target_id)
             except NotFound:
                 # Deleted in the target by hand: made again (if its name is still free).
                 work.steps.append(
@@ -220,9 +264,11 @@ class GroupProvisioner:
         mapped = self.mapper.map(SourceUser(group.id, group.attributes), creating=creating)
         return desired_attributes(mapped.values, group.id)
 
-    def _holders(self, name: str) -> list[str]:
-        (found,) = self.target.execute([FindGroups(name)])
+    def _holders(self, work: _Group, name: str) -> list[str]:
+        request = FindGroups(name)
+        (found,) = self.target.execute([request])
         if isinstance(found, SyncError):
+            work.answer(found, request, self.spec.name)
             raise found
         return [g.id for g in found]
 
@@ -261,7 +307,7 @@ class GroupProvisioner:
         desired = self._desired(group, creating=True)
         name = str(desired.get("displayName") or "")
         unique = unique_name(self.spec.name, group.id)
-        holders = self._holders(name)
+        holders = self._holders(work, name)
         if holders:
             ours = self._ours(unique)
             if ours is not None:
@@ -272,9 +318,9 @@ class GroupProvisioner:
             return PageWrite(
                 outcomes=[self._outcome(work, Action.SKIP, Status.WARNING, None, reason=collision)]
             )
-        attributes = {**desired, **FIXED_GROUP_ATTRIBUTES, "uniqueName": unique}
-        (created,) = self.target.execute([CreateGroup(attributes)])
-        if not work.answer(created):
+        create = CreateGroup({**desired, **FIXED_GROUP_ATTRIBUTES, "uniqueName": unique})
+        (created,) = self.target.execute([create])
+        if not work.answer(created, create, self.spec.name):
             # Refused or lost: the group may exist all the same (made, answer lost).
             ours = self._ours(unique)
             if ours is not None:
@@ -307,7 +353,7 @@ class GroupProvisioner:
         name = str(desired["displayName"])
         if "displayName" in changes:
             collision = name_collision(
-                name, self._holders(name), link.target_id, self._provisioned()
+                name, self._holders(work, name), link.target_id, self._provisioned()
             )
             if collision:
                 # The rename waits until the name is free; the rest flows.
@@ -316,8 +362,9 @@ class GroupProvisioner:
         stored = dict(link.attributes)
         if changes:
             patch = {k: new for k, (_, new) in changes.items()}
-            (answer,) = self.target.execute([PatchGroup(link.target_id, patch)])
-            if work.answer(answer):
+            request = PatchGroup(link.target_id, patch)
+            (answer,) = self.target.execute([request])
+            if work.answer(answer, request, self.spec.name):
                 stored.update(patch)
                 work.modified = {k: Change(old, new) for k, (old, new) in changes.items()}
         new_link = GroupLink(
@@ -371,7 +418,7 @@ class GroupProvisioner:
         for request, answer in zip(requests, answers, strict=True):
             if isinstance(request, RemoveMember) and isinstance(answer, NotFound):
                 continue  # already gone
-            work.answer(answer)
+            work.answer(answer, request, self.spec.name)
         work.modified["members"] = Change(len(current), len(wanted))
         return changes
 
@@ -390,6 +437,8 @@ class GroupProvisioner:
         error: SyncError | None = None,
     ) -> ObjectOutcome:
         error = error or (work.errors[0] if work.errors else None)
+        if work.denied:
+            reason = f"{work.denied}; {reason}" if reason else work.denied
         return ObjectOutcome(
             source_id=work.source_id,
             source_label=work.label,
@@ -418,12 +467,12 @@ class GroupProvisioner:
         if not links:
             return []
         scope = set(self.spec.scope.group_ids)
-        gone = [
-            g.source_id
-            for g in links
-            if g.source_id in scope and self.source.get_group(g.source_id, ["id"]) is None
-        ]
+        gone = [g.source_id for g in links if g.source_id in scope and self._gone(g.source_id)]
         return departures(links, scope, gone)
+
+    def _gone(self, group_id: str) -> bool:
+        with self._reading("source"):
+            return self.source.get_group(group_id, ["id"]) is None
 
     def hold(self, found: Sequence[GroupDeparture], message: str) -> None:
         """Over the threshold: log each as a staged delete; nothing is sent."""
@@ -451,15 +500,16 @@ class GroupProvisioner:
         """Delete the target groups (a group already gone is a success) and their links."""
         if not found:
             return
-        answers = self.target.execute([DeleteGroup(link.target_id) for link, _ in found])
+        requests = [DeleteGroup(link.target_id) for link, _ in found]
+        answers = self.target.execute(list(requests))
         outcomes: list[ObjectOutcome] = []
         dropped: list[str] = []
-        for (link, why), answer in zip(found, answers, strict=True):
+        for (link, why), request, answer in zip(found, requests, answers, strict=True):
             work = _Group(source_id=link.source_id, label=link.display_name)
             work.steps.append(Step("scoping", Status.SKIPPED, why))
             if isinstance(answer, NotFound):
                 answer = None  # deleted by hand already: the link goes all the same
-            ok = work.answer(answer)
+            ok = work.answer(answer, request, self.spec.name)
             work.steps.append(
                 Step("export", self._status(work), "deleted" if ok else "not deleted")
             )

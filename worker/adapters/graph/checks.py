@@ -3,7 +3,9 @@
 Each check says ✓ or ✗ (or ! when it cannot tell) and, when it fails, how to fix it. Nothing is
 written, and nothing waits long: a request is repeated at most once (`retry.CHECK_POLICY`).
 Permissions are read from the `roles` claim of the app-only token, which is where Entra lists
-the application permissions granted to the app.
+the application permissions granted to the app. A job that provisions groups (docs/groups.md)
+also needs the source app to read groups and their members and the target app to read and write
+groups: Group.ReadWrite.All, or Group.Create with GroupMember.ReadWrite.All.
 """
 
 from __future__ import annotations
@@ -30,8 +32,17 @@ GROUP_ROLES = (
     "GroupMember.Read.All",
     "Group.Read.All",
     "Directory.Read.All",
+    "GroupMember.ReadWrite.All",
     "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
 )
+# Reading the scoped groups and their members in the source (group provisioning).
+SOURCE_GROUP_ROLES = {"Group.Read.All (or GroupMember.Read.All)": GROUP_ROLES}
+# Creating, renaming, filling and deleting groups in the target: one of these grants it all,
+GROUP_WRITE_ROLES = ("Group.ReadWrite.All", "Directory.ReadWrite.All")
+# or Group.Create (create; the app owns what it creates) with one that writes members.
+GROUP_CREATE_ROLES = (("Group.Create",), ("GroupMember.ReadWrite.All",))
+GROUP_WRITE_NAME = "Group.ReadWrite.All (or Group.Create + GroupMember.ReadWrite.All)"
 TARGET_ROLES = {
     "User.Invite.All": ("User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),
     "User.ReadWrite.All": ("User.ReadWrite.All", "Directory.ReadWrite.All"),
@@ -158,6 +169,25 @@ def token_roles(token: str) -> set[str] | None:
     return {str(r) for r in roles} if isinstance(roles, list) else None
 
 
+def group_write_check(roles: set[str] | None) -> Check:
+    """Whether the target app may read, create, fill and delete groups (docs/groups.md)."""
+    name = f"target: permission {GROUP_WRITE_NAME}"
+    if roles is None:
+        return Check(name, "unknown", "the token lists no roles")
+    if roles & set(GROUP_WRITE_ROLES):
+        return Check(name, "ok", "granted")
+    if all(roles & set(one_of) for one_of in GROUP_CREATE_ROLES):
+        return Check(name, "ok", "granted (Group.Create + GroupMember.ReadWrite.All)")
+    return Check(
+        name,
+        "fail",
+        f"granted: {', '.join(sorted(roles)) or 'nothing'}",
+        "add the application permission Group.ReadWrite.All (or both Group.Create and "
+        "GroupMember.ReadWrite.All) to the target app registration and grant admin consent: "
+        "groups.provision creates and fills groups in the target",
+    )
+
+
 class JobChecks:
     def __init__(
         self,
@@ -170,6 +200,7 @@ class JobChecks:
         groups: tuple[str, ...],
         source_side: Side | None = None,
         target_side: Side | None = None,
+        provision_groups: bool = False,
     ) -> None:
         self.sides = {
             "source": source_side or Side("source"),
@@ -182,12 +213,15 @@ class JobChecks:
         self.source_tenant = source_tenant
         self.target_tenant = target_tenant
         self.groups = groups
+        self.provision_groups = provision_groups
 
     def run(self) -> list[Check]:
         checks: list[Check] = []
         source_token = self._sign_in(self.source, "source", checks)
         if source_token is not None:
             self._roles(source_token, "source", SOURCE_ROLES, checks)
+            if self.provision_groups:
+                self._roles(source_token, "source", SOURCE_GROUP_ROLES, checks)
             checks.append(self._read_users(self.source, "source"))
             if self.groups:
                 checks.extend(self._groups())
@@ -195,6 +229,8 @@ class JobChecks:
         target_token = self._sign_in(self.target, "target", checks)
         if target_token is not None:
             self._roles(target_token, "target", TARGET_ROLES, checks)
+            if self.provision_groups:
+                checks.append(group_write_check(token_roles(target_token)))
             checks.append(self._read_users(self.target, "target"))
             checks.append(self._partner(self.target, "target", self.source_tenant))
             checks.append(self._sync_allowed())
