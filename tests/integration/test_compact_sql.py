@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy import MetaData, Table, event, select, text
 from sqlalchemy.engine import Engine
 
 from tests.integration.test_audit_sql import fill_0004, log_row, migrate_to, stored
@@ -192,3 +193,20 @@ def test_a_created_users_link_and_log_row_are_compact(engine: Engine) -> None:
     # As JSON text they were 450 and 1,250 bytes.
     assert len(bytes(attributes)) < 150
     assert len(bytes(steps)) + len(bytes(modified)) < 300
+
+
+def test_the_log_is_purged_in_small_batches_to_the_last_row(engine: Engine) -> None:
+    upgrade_database(engine)
+    ledger = SqlLedger(engine)
+    outcomes = [ObjectOutcome(f"u{i}", Action.UPDATE, Status.SUCCESS) for i in range(5)]
+    ledger.commit_page("job", "run", PageWrite(outcomes=outcomes))
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def deletes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            statements.append(statement)
+
+    assert ledger.purge_logs(datetime.now(UTC) + timedelta(seconds=1), batch=2) == 5
+    assert ledger.logs("job") == []
+    assert len(statements) == 3  # 2 + 2 + 1 rows, each in its own transaction

@@ -13,7 +13,7 @@ shows 40 of them and points to `tenant-sync logs` for the rest, and `run --json`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from worker.domain.job import JobSpec
 from worker.domain.model import Link, LinkState, ObjectOutcome, SourceItem, Status
@@ -79,7 +79,7 @@ class PageFeed:
         self.pipeline = pipeline
         self.tally = tally
         # A full cycle checks its links against the users the target really has.
-        self.target_ids: set[str] | None = None
+        self.target_ids: Collection[str] | None = None
 
     def request(
         self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]

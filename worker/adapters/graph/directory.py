@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, BatchResult, Pacer
 from worker.adapters.graph.client import GraphClient, parsing
 from worker.domain.errors import NotFound, SyncError
+from worker.domain.idset import IdSet
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
     DeleteUser,
@@ -201,8 +202,16 @@ class GraphTargetDirectory:
         found: list[TargetUser] = result
         return found
 
-    def user_ids(self) -> set[str]:
-        return collect_ids(self.client, "/users")
+    def user_ids(self) -> IdSet:
+        # Every target user's id, 16 bytes each (worker/domain/idset.py), page after page.
+        ids = IdSet()
+        url: str | None = self.client.url("/users?$select=id&$top=999")
+        while url:
+            data = self.client.get_json(url)
+            with parsing("GET /users"):
+                ids.update(item["id"] for item in data.get("value", []))
+                url = data.get("@odata.nextLink")
+        return ids
 
     def _filter(self, attribute: str, value: str) -> str:
         if self._types.get(attribute, "").startswith("Collection("):

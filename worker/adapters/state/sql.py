@@ -50,6 +50,7 @@ from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
 CHUNK = 500
+PURGE_BATCH = 5000  # provisioning-log rows forgotten per transaction
 
 
 def utcnow() -> datetime:
@@ -884,12 +885,21 @@ class SqlLedger:
                 add_counts(counts, Action(action), Status(status), n)
         return counts
 
-    def purge_logs(self, before: datetime) -> int:
+    def purge_logs(self, before: datetime, batch: int = PURGE_BATCH) -> int:
         """Forget provisioning-log rows older than `before` (runs, small, are kept for status);
-        returns how many rows went."""
-        with self._write() as session:
-            deleted = session.execute(delete(LogRow).where(LogRow.created_at < before))
-            return int(getattr(deleted, "rowcount", 0) or 0)
+        returns how many rows went. Oldest first, `batch` rows a transaction: a cycle writing
+        its pages meanwhile never waits long for the lock (SQLite) or the rows (PostgreSQL)."""
+        removed = 0
+        while True:
+            oldest = (
+                select(LogRow.id).where(LogRow.created_at < before).order_by(LogRow.id).limit(batch)
+            )
+            with self._write() as session:
+                deleted = session.execute(delete(LogRow).where(LogRow.id.in_(oldest)))
+                count = int(getattr(deleted, "rowcount", 0) or 0)
+            removed += count
+            if count < batch:
+                return removed
 
     # helpers ----------------------------------------------------------------------------------
     def _write(self) -> _WriteSession:
