@@ -248,7 +248,8 @@ def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         tables = state.by_table()
 
         # Exact at every size: one target user per source user, no more.
-        target = [u for u in env.target_users() if "#EXT#" in u["userPrincipalName"]]
+        dump = env.sandbox.users(TARGET.tenant_id, timeout=1800)
+        target = [u for u in dump if "#EXT#" in u["userPrincipalName"]]
         mails = [u.get("mail") for u in target]
         sandbox_rss = peak_rss_mb(env.sandbox.process.pid)
 
