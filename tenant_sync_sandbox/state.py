@@ -86,7 +86,7 @@ class Partner:
     other: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     seq: int
     kind: str  # "user" | "group"
@@ -96,6 +96,10 @@ class Change:
     member_id: str | None = None
     member_kind: str | None = None
     at: float = 0.0  # when it was made (the tenant's clock), for delta's replication lag
+
+
+# Property-name sets the change log names, each kept once (a few hundred distinct at most).
+_PROPS: dict[frozenset[str], frozenset[str]] = {}
 
 
 class Tenant:
@@ -185,13 +189,17 @@ class Tenant:
         member_id: str | None = None,
         member_kind: str | None = None,
     ) -> None:
+        # One change per write, kept for delta: its property names are shared with every
+        # change that names the same ones (most do), not a set per change.
+        names = frozenset(props)
+        names = _PROPS.setdefault(names, names)
         self.log.append(
             Change(
                 self.seq + 1,
                 kind,
                 object_id,
                 event,
-                frozenset(props),
+                names,
                 member_id,
                 member_kind,
                 self.clock(),

@@ -426,8 +426,10 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
                 detail,
             )
         out.print(table)
-        if len(changed) > limit:
-            out.print(f"… and {len(changed) - limit} more (see `tenant-sync logs`)", markup=False)
+        # A real cycle keeps a sample of its outcomes: the count says how many there were.
+        total = len(changed) if result.dry_run else result.reported_count
+        if total > limit:
+            out.print(f"… and {total - limit} more (see `tenant-sync logs`)", markup=False)
     if result.deletions is not None:
         out.print(f"deletions: {result.deletions['message']}", markup=False)
     state = "dry run, nothing written" if result.dry_run else result.status

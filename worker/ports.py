@@ -5,7 +5,7 @@ Every method may raise the error vocabulary of `worker.domain.errors` and nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -234,8 +234,9 @@ class TargetDirectory(Protocol):
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         """FindUsers on its own (raises its error)."""
 
-    def user_ids(self) -> set[str]:
-        """The ids of every (not deleted) user of the target, for a full cycle's reconciliation."""
+    def user_ids(self) -> Collection[str]:
+        """The ids of every (not deleted) user of the target, for a full cycle's reconciliation
+        (asked with `in`; the Graph adapter keeps them compactly, worker/domain/idset.py)."""
 
     def group_member_ids(self, group_id: str) -> set[str]:
         """The direct members of a target group; NotFound when the group is gone."""

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+import tests.support.sandbox as sandbox_support
 from tenant_sync_sandbox.generate import Shape, generate
 from tests.conftest import SyncEnv, sync_world
 from tests.support.memory import peak_rss_mb
@@ -156,6 +157,26 @@ class SqlState:
             "WHERE n.nspname = 'public' AND c.relkind = 'r'"
         )
 
+    def by_table(self) -> dict[str, int]:
+        """Bytes per table, its indexes included (SQLite: dbstat; PostgreSQL: total size)."""
+        if self.server is None:
+            sql = (
+                "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+                "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"
+            )
+            with sqlite3.connect(self.env.state_dir / "state.db") as db:
+                rows = db.execute(sql).fetchall()
+        else:
+            assert self.database is not None
+            sql = (
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            )
+            with self.server.connect(self.database) as db:
+                rows = db.execute(sql).fetchall()  # type: ignore[arg-type]
+        return {str(name): int(size) for name, size in rows if size and int(size) > 65536}
+
     def log_rows(self) -> int:
         return self._query("SELECT count(*) FROM provisioning_log")
 
@@ -207,7 +228,11 @@ def record(database: str, result: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_scale(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading a seed of hundreds of thousands of users takes the sandbox minutes on a busy machine.
+    monkeypatch.setattr(sandbox_support, "START_DEADLINE_S", 900.0)
     seed = scale_seed(USERS)
     members = [u for u in seed["tenants"][0]["users"] if u.get("userType") == "Member"]
     with (
@@ -220,13 +245,16 @@ def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 
         creating = run_full_cycle(env, tmp_path, "creating")
         after_create_bytes = state.bytes()
+        after_create_tables = state.by_table()
         rows_before = state.log_rows()
         unchanged = run_full_cycle(env, tmp_path, "unchanged")
         log_rows = state.log_rows() - rows_before
         sql_bytes = state.bytes()
+        tables = state.by_table()
 
         # Exact at every size: one target user per source user, no more.
-        target = [u for u in env.target_users() if "#EXT#" in u["userPrincipalName"]]
+        dump = env.sandbox.users(TARGET.tenant_id, timeout=1800)
+        target = [u for u in dump if "#EXT#" in u["userPrincipalName"]]
         mails = [u.get("mail") for u in target]
         sandbox_rss = peak_rss_mb(env.sandbox.process.pid)
 
@@ -236,6 +264,11 @@ def test_scale(database: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         "sql_bytes": sql_bytes,
         "sql_bytes_per_user": round(sql_bytes / USERS),
         "sql_bytes_per_user_after_create": round(after_create_bytes / USERS),
+        # Per table (indexes included), per user: where the bytes are.
+        "sql_bytes_per_user_by_table": {t: round(b / USERS) for t, b in tables.items()},
+        "sql_bytes_per_user_by_table_after_create": {
+            t: round(b / USERS) for t, b in after_create_tables.items()
+        },
         "no_change_provisioning_log_rows": log_rows,
         "target_users": len(target),
         # What the harness itself needs (it holds the seed): for planning the 1,000,000 run.

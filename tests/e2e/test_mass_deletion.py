@@ -130,13 +130,14 @@ def linked_ids(env: SyncEnv) -> set[str]:
     """The source users the job has a live target user for, as its SQL state says."""
     from sqlalchemy import text
 
+    from worker.adapters.state.compact import unpack_id
     from worker.adapters.state.sql import make_engine
 
     engine = make_engine(f"sqlite:///{env.state_dir / 'state.db'}")
     try:
         with engine.connect() as connection:
             query = text("SELECT source_id FROM links WHERE state IN ('active', 'disabled')")
-            return {row[0] for row in connection.execute(query)}
+            return {unpack_id(row[0]) for row in connection.execute(query)}
     finally:
         engine.dispose()
 

@@ -84,14 +84,19 @@ class SandboxHandle:
 
     # ---------------------------------------------------------------- admin API
 
-    def admin(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    def admin(
+        self, method: str, path: str, json: Any = None, timeout: float = 30.0
+    ) -> httpx.Response:
         """Call the /_sandbox admin API; `path` starts with /_sandbox/."""
-        with httpx.Client(verify=self.ssl_context(), trust_env=False, timeout=30.0) as client:
+        with httpx.Client(verify=self.ssl_context(), trust_env=False, timeout=timeout) as client:
             return client.request(method, f"{self.url}{path}", json=json)
 
-    def users(self, tenant_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+    def users(
+        self, tenant_id: str, include_deleted: bool = False, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Every user of a tenant (a scale benchmark's dump of 200,000 takes minutes)."""
         query = "?include_deleted=true" if include_deleted else ""
-        resp = self.admin("GET", f"/_sandbox/tenants/{tenant_id}/users{query}")
+        resp = self.admin("GET", f"/_sandbox/tenants/{tenant_id}/users{query}", timeout=timeout)
         resp.raise_for_status()
         data: list[dict[str, Any]] = resp.json()
         return data

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,7 +129,7 @@ class DryRunTarget:
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         return self.base.find_users(attribute, value, select)
 
-    def user_ids(self) -> set[str]:
+    def user_ids(self) -> Collection[str]:
         return self.base.user_ids()
 
     def group_member_ids(self, group_id: str) -> set[str]:

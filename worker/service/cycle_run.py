@@ -170,5 +170,6 @@ class CycleRun:
             error=error,
             transient=transient,
             outcomes=self.tally.outcomes,
+            reported=self.tally.reported,
             deletion_check=self.deletions.check,
         )

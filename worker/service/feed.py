@@ -4,11 +4,16 @@
 assign, which linked users a full cycle found gone from the target) and runs it here. `Tally`
 is the one place a cycle adds up a page's outcome — counts, failed ids, outcomes — whether the
 page ran inline or on another worker.
+
+A real cycle keeps counts and a bounded sample of the outcomes it reports (the first
+`SAMPLE` written objects and up to `SAMPLE` failures), never one object per user: the summary
+shows 40 of them and points to `tenant-sync logs` for the rest, and `run --json` reports counts
+(docs/performance.md). A dry run keeps every outcome: its `planned` list is the preview.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from worker.domain.job import JobSpec
 from worker.domain.model import Link, LinkState, ObjectOutcome, SourceItem, Status
@@ -16,9 +21,14 @@ from worker.ports import Ledger
 from worker.service.page import PageRequest
 from worker.service.pipeline import PageOutcome, PagePipeline
 
+SAMPLE = 100  # outcomes a real cycle keeps to report, and failures besides
+
 
 class Tally:
-    """What the cycle has done so far. `counts` is the progress's, saved with the cursor."""
+    """What the cycle has done so far. `counts` is the progress's, saved with the cursor.
+
+    `outcomes` is what the cycle reports: every outcome in a dry run (`report_skipped`), else a
+    sample of the objects written or failed; `reported` counts them all."""
 
     def __init__(
         self,
@@ -28,6 +38,7 @@ class Tally:
         on_change: Callable[[], None] | None = None,
         managers: dict[str, str | None] | None = None,
         on_managers: Callable[[], None] | None = None,
+        sample: int | None = None,
     ) -> None:
         self.counts = counts
         # The progress's manager references left for the managers phase, saved with it.
@@ -36,6 +47,10 @@ class Tally:
         self.report_skipped = report_skipped
         self.on_change = on_change
         self.outcomes: list[ObjectOutcome] = []
+        self.reported = 0
+        # A preview lists every planned object; a real cycle's memory must not grow with them.
+        self.sample = None if report_skipped else (SAMPLE if sample is None else sample)
+        self._failures_kept = 0
         self.failed: set[str] = set()  # failed in this cycle: their escrow waits for the next
 
     def add(self, page: PageOutcome) -> None:
@@ -47,11 +62,22 @@ class Tally:
             # Saved now: a reread's page is not read again after a crash, so what it left
             # for the managers phase must not wait for the phase's end to be kept.
             self.on_managers()
-        self.outcomes.extend(
-            o for o in page.outcomes if self.report_skipped or o.status is not Status.SKIPPED
-        )
+        for outcome in page.outcomes:
+            if outcome.status is Status.SKIPPED and not self.report_skipped:
+                continue
+            self.reported += 1
+            self._keep(outcome)
         if self.on_change is not None:
             self.on_change()
+
+    def _keep(self, outcome: ObjectOutcome) -> None:
+        if self.sample is None or len(self.outcomes) < self.sample:
+            self.outcomes.append(outcome)
+        elif outcome.status is Status.FAILURE and self._failures_kept < self.sample:
+            # Past the sample, failures are still kept (as many again): they are what an
+            # operator reads first.
+            self._failures_kept += 1
+            self.outcomes.append(outcome)
 
 
 class PageFeed:
@@ -63,7 +89,7 @@ class PageFeed:
         self.pipeline = pipeline
         self.tally = tally
         # A full cycle checks its links against the users the target really has.
-        self.target_ids: set[str] | None = None
+        self.target_ids: Collection[str] | None = None
 
     def request(
         self, items: Sequence[SourceItem], *, full: bool, resolved_pending: Sequence[str]

@@ -12,7 +12,7 @@ way, so counts, failures and the outcomes a cycle reports do not depend on where
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ import structlog
 from worker.domain.job import JobSpec
 from worker.domain.mapping import Mapper
 from worker.domain.model import ObjectOutcome, Status, add_counts
+from worker.domain.plan import REDUNDANT_EXPORT
 from worker.domain.records import outcome_from_record, outcome_record
 from worker.ports import Ledger, PageWrite
 from worker.service.apply import Exporter
@@ -73,6 +74,11 @@ class PageOutcome:
         )
 
 
+def unchanged(outcome: ObjectOutcome) -> bool:
+    """A linked user whose target already matches: counted as a skip, never logged."""
+    return outcome.status is Status.SKIPPED and outcome.reason == REDUNDANT_EXPORT
+
+
 class PageNotTaken(Exception):
     """No worker took the page in time (every slot busy): the cycle exports it itself."""
 
@@ -112,8 +118,15 @@ class PagePipeline:
         return self.commit(self.worker.work(page))
 
     def commit(self, done: PageDone) -> PageOutcome:
-        """Commit a page's write in one transaction, then log its objects."""
-        self.ledger.commit_page(self.spec.name, self.run_id, done.write)
+        """Commit a page's write in one transaction, then log its objects.
+
+        An unchanged user leaves no provisioning-log row (docs/performance.md): like Entra's
+        logs, the log records changes, failures and skips that say something (out of scope,
+        an action turned off), not every linked user each full cycle. It is still counted."""
+        write = done.write
+        if any(unchanged(o) for o in write.outcomes):
+            write = replace(write, outcomes=[o for o in write.outcomes if not unchanged(o)])
+        self.ledger.commit_page(self.spec.name, self.run_id, write)
         for outcome in done.write.outcomes:
             # Ids, actions and error codes only: attribute values stay in the provisioning log.
             if outcome.status is Status.FAILURE:

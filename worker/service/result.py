@@ -23,9 +23,17 @@ class CycleResult:
     transient: bool = False
     # The objects written or failed (in a dry run every object, skipped ones too), from every
     # page, wherever it ran.
+    # A real cycle keeps a bounded sample (worker/service/feed.py); `reported` counts them all.
     outcomes: list[ObjectOutcome] = field(default_factory=list)
+    reported: int | None = None
     # When the cycle had deletions to make: how they were judged, and whether they were held.
     deletion_check: DeletionCheck | None = None
+
+    @property
+    def reported_count(self) -> int:
+        """How many objects the cycle reported, `outcomes` holding all or a sample of them."""
+        kept = len(self.outcomes)
+        return kept if self.reported is None else max(self.reported, kept)
 
     @property
     def deletions(self) -> dict[str, Any] | None:

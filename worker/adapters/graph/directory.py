@@ -12,6 +12,7 @@ from worker.adapters.graph.client import GraphClient, parsing
 from worker.domain import extension_attributes as ext
 from worker.domain.errors import NotFound, SyncError
 from worker.domain.groups import SourceGroup
+from worker.domain.idset import IdSet
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
     CreateGroup,
@@ -275,8 +276,16 @@ class GraphTargetDirectory:
         found: list[TargetUser] = result
         return found
 
-    def user_ids(self) -> set[str]:
-        return collect_ids(self.client, "/users")
+    def user_ids(self) -> IdSet:
+        # Every target user's id, 16 bytes each (worker/domain/idset.py), page after page.
+        ids = IdSet()
+        url: str | None = self.client.url("/users?$select=id&$top=999")
+        while url:
+            data = self.client.get_json(url)
+            with parsing("GET /users"):
+                ids.update(item["id"] for item in data.get("value", []))
+                url = data.get("@odata.nextLink")
+        return ids
 
     def group_member_ids(self, group_id: str) -> set[str]:
         # Every member, whatever its type: a provisioned group holds only the linked users.

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -40,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from worker.adapters.state.compact import pack_id, pack_json, unpack_id, unpack_json
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
@@ -51,6 +53,7 @@ LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
 GROUP_OBJECT_TYPE = "Group"
 GROUP_ROWS_READ = 1000  # the newest group rows `status` reads for skipped groups
 CHUNK = 500
+PURGE_BATCH = 5000  # provisioning-log rows forgotten per transaction
 
 
 def utcnow() -> datetime:
@@ -143,6 +146,32 @@ class FreeString(TypeDecorator[str]):
         return _storable(value, self.length)
 
 
+class PackedId(TypeDecorator[str]):
+    """An object or run id: a GUID in 16 bytes, anything else as its text (compact.py)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> bytes | None:
+        return None if value is None else pack_id(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> str | None:
+        return None if value is None else unpack_id(value)
+
+
+class PackedJson(TypeDecorator[Any]):
+    """A JSON document, deflated against a dictionary of the words it repeats (compact.py)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
+        return None if value is None else pack_json(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> Any:
+        return None if value is None else unpack_json(value)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -165,13 +194,14 @@ class RunRow(Base):
 class LinkRow(Base):
     __tablename__ = "links"
 
+    # Compact (docs/performance.md, migration 0008): ids packed, the last written values
+    # deflated, no stored hash (the values are compared, the hash was never read).
     job: Mapped[str] = mapped_column(String(200), primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_id: Mapped[str] = mapped_column(PackedId, primary_key=True)
+    target_id: Mapped[str] = mapped_column(PackedId, index=True)
     state: Mapped[str] = mapped_column(String(20))
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    attributes_hash: Mapped[str] = mapped_column(String(64))
-    last_seen_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(PackedJson, default=dict)
+    last_seen_run: Mapped[str | None] = mapped_column(PackedId, nullable=True)
     source_label: Mapped[str] = mapped_column(FreeString(320), default="")
     source_mail: Mapped[str] = mapped_column(FreeString(320), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -202,20 +232,23 @@ class LogRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    change_id: Mapped[str] = mapped_column(String(36), unique=True)
-    run_id: Mapped[str] = mapped_column(String(36), index=True)
-    job: Mapped[str] = mapped_column(String(200), index=True)
-    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Ids packed and steps and modified properties deflated (migration 0008), and no index on
+    # the job, action or status: each has a handful of values, so an index on one of them costs
+    # a row's worth of bytes per row and finds no row faster than the id order does.
+    change_id: Mapped[str] = mapped_column(PackedId, unique=True)
+    run_id: Mapped[str] = mapped_column(PackedId, index=True)
+    job: Mapped[str] = mapped_column(String(200))
+    source_id: Mapped[str] = mapped_column(PackedId, index=True)
     source_label: Mapped[str] = mapped_column(FreeString(320), default="")
     source_mail: Mapped[str] = mapped_column(FreeString(320), default="")
-    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    action: Mapped[str] = mapped_column(String(20), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    target_id: Mapped[str | None] = mapped_column(PackedId, nullable=True)
+    action: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(FreeText, default="")
     error_code: Mapped[str] = mapped_column(FreeString(100), default="")
     error_message: Mapped[str] = mapped_column(FreeText, default="")
-    steps: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
-    modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
+    steps: Mapped[list[dict[str, str]]] = mapped_column(PackedJson, default=list)
+    modified: Mapped[dict[str, dict[str, Any]]] = mapped_column(PackedJson, default=dict)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # A deprovisioning an operator allowed over the threshold: not counted in the window.
@@ -547,7 +580,6 @@ class SqlLedger:
                             target_id=link.target_id,
                             state=link.state.value,
                             attributes=link.attributes,
-                            attributes_hash=link.attributes_hash,
                             last_seen_run=link.last_seen_run,
                             source_label=link.source_label,
                             source_mail=link.source_mail,
@@ -562,15 +594,20 @@ class SqlLedger:
                         existing.deleted_at = deleted_at
                     existing.state = link.state.value
                     existing.attributes = link.attributes
-                    existing.attributes_hash = link.attributes_hash
                     existing.last_seen_run = link.last_seen_run
                     existing.source_label = link.source_label or existing.source_label
                     existing.source_mail = link.source_mail or existing.source_mail
                     existing.updated_at = now
             for ids in _chunks(write.seen):
+                # Only links not marked yet (a link this page wrote already is): on PostgreSQL
+                # every UPDATE writes a new row version, even one that changes nothing.
                 session.execute(
                     update(LinkRow)
-                    .where(LinkRow.job == job, LinkRow.source_id.in_(ids))
+                    .where(
+                        LinkRow.job == job,
+                        LinkRow.source_id.in_(ids),
+                        or_(LinkRow.last_seen_run.is_(None), LinkRow.last_seen_run != run_id),
+                    )
                     .values(last_seen_run=run_id)
                 )
             session.add_all(_log_row(job, run_id, o, now) for o in write.outcomes)
@@ -925,12 +962,21 @@ class SqlLedger:
                 add_counts(counts, Action(action), Status(status), n)
         return counts
 
-    def purge_logs(self, before: datetime) -> int:
+    def purge_logs(self, before: datetime, batch: int = PURGE_BATCH) -> int:
         """Forget provisioning-log rows older than `before` (runs, small, are kept for status);
-        returns how many rows went."""
-        with self._write() as session:
-            deleted = session.execute(delete(LogRow).where(LogRow.created_at < before))
-            return int(getattr(deleted, "rowcount", 0) or 0)
+        returns how many rows went. Oldest first, `batch` rows a transaction: a cycle writing
+        its pages meanwhile never waits long for the lock (SQLite) or the rows (PostgreSQL)."""
+        removed = 0
+        while True:
+            oldest = (
+                select(LogRow.id).where(LogRow.created_at < before).order_by(LogRow.id).limit(batch)
+            )
+            with self._write() as session:
+                deleted = session.execute(delete(LogRow).where(LogRow.id.in_(oldest)))
+                count = int(getattr(deleted, "rowcount", 0) or 0)
+            removed += count
+            if count < batch:
+                return removed
 
     # helpers ----------------------------------------------------------------------------------
     def _write(self) -> _WriteSession:

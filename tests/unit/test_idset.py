@@ -1,0 +1,39 @@
+"""IdSet: a full cycle's target ids, exact, in about 16 bytes each (docs/performance.md)."""
+
+from __future__ import annotations
+
+import tracemalloc
+import uuid
+
+import pytest
+
+from worker.domain.idset import IdSet
+
+pytestmark = pytest.mark.unit
+
+
+def test_it_answers_exactly_like_a_set_for_guids_and_other_ids() -> None:
+    guids = [str(uuid.uuid4()) for _ in range(3000)]
+    other = ["u1", "x" * 15, "ABCDEF00-0000-0000-0000-000000000000", ""]
+    ids = IdSet(guids[:1000])
+    ids.update(guids[1000:2000] + other + guids[:10])  # pages may repeat an id
+
+    for value in guids[:2000] + other:
+        assert value in ids
+    for value in [*guids[2000:], "u2", "abcdef00-0000-0000-0000-000000000000", 7]:
+        assert value not in ids
+    assert len(ids) == 2000 + len(other)
+    assert set(ids) == set(guids[:2000] + other)
+
+
+def test_it_keeps_a_guid_in_about_16_bytes() -> None:
+    guids = [str(uuid.uuid4()) for _ in range(50_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ids = IdSet(guids)
+        assert guids[123] in ids
+        per_id = (tracemalloc.get_traced_memory()[0] - before) / len(guids)
+    finally:
+        tracemalloc.stop()
+    assert per_id < 20  # a set of the strings: about 120 bytes an id

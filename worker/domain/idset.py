@@ -1,0 +1,89 @@
+"""A set of object ids in about 16 bytes each, for the full cycle's "which target users exist".
+
+A full cycle reads every target user's id to tell which linked users vanished from the target.
+As a Python set of strings that costs about 120 bytes an id (120 MB at 1,000,000 users, most of a
+worker's budget; docs/performance.md). `IdSet` keeps a canonical GUID (what Graph's ids are) as
+its 16 bytes, in 256 buckets by first byte, each sorted once before the first lookup (so sorting
+never holds more than a bucket's worth of objects); any other id is kept in a plain set.
+"""
+
+from __future__ import annotations
+
+import uuid
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+
+WIDTH = 16
+
+
+class _Packed:
+    """A sorted bucket as a sequence of 16-byte keys, for `bisect`."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def __len__(self) -> int:
+        return len(self.blob) // WIDTH
+
+    def __getitem__(self, index: int) -> bytes:
+        return self.blob[index * WIDTH : (index + 1) * WIDTH]
+
+
+def _guid(value: str) -> bytes | None:
+    if len(value) != 36 or value[8] != "-":
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    return parsed.bytes if str(parsed) == value else None
+
+
+class IdSet:
+    """Ids added page by page, then asked about (`in`); iteration gives them back as text."""
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self._buckets: list[bytearray] | None = [bytearray() for _ in range(256)]
+        self._sorted: list[bytes] = []
+        self._other: set[str] = set()
+        self.update(ids)
+
+    def update(self, ids: Iterable[str]) -> None:
+        buckets = self._buckets
+        if buckets is None:
+            raise RuntimeError("an IdSet takes no ids once it has been asked about one")
+        for value in ids:
+            key = _guid(value)
+            if key is None:
+                self._other.add(value)
+            else:
+                buckets[key[0]] += key
+
+    def _freeze(self) -> list[bytes]:
+        if self._buckets is not None:
+            frozen: list[bytes] = []
+            for bucket in self._buckets:
+                keys = sorted({bytes(bucket[i : i + WIDTH]) for i in range(0, len(bucket), WIDTH)})
+                frozen.append(b"".join(keys))
+                bucket.clear()  # freed bucket by bucket, while the next is sorted
+            self._sorted, self._buckets = frozen, None
+        return self._sorted
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        key = _guid(value)
+        if key is None:
+            return value in self._other
+        bucket = _Packed(self._freeze()[key[0]])
+        at = bisect_left(bucket, key)
+        return at < len(bucket) and bucket[at] == key
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._freeze()) // WIDTH + len(self._other)
+
+    def __iter__(self) -> Iterator[str]:
+        for blob in self._freeze():
+            for i in range(0, len(blob), WIDTH):
+                yield str(uuid.UUID(bytes=blob[i : i + WIDTH]))
+        yield from self._other
