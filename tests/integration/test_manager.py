@@ -171,7 +171,10 @@ def test_a_manager_entering_scope_in_the_same_cycle_is_referenced_in_that_cycle(
     # The user's one row of the cycle, which the managers phase's write joined.
     (row,) = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, 2))
     assert row["action"] == "update"
-    assert row["steps"][-1]["detail"] == f"set manager to target user {target_id(env, 9)}"
+    assert [s["detail"] for s in row["steps"][-2:]] == [
+        "manager reference of this cycle",
+        f"set manager to target user {target_id(env, 9)}",
+    ]
     assert row["modifiedProperties"]["manager"]["new"] == target_id(env, 9)
 
 

@@ -233,6 +233,8 @@ class ManagerReferences:
 
 def _out_of_scope(ref: Reference, manager_id: str) -> None:
     reason = out_of_scope_reason(manager_id)
+    if any(step.detail == reason for step in ref.outcome.steps):
+        return  # the row has it already (a managers phase resumed after its commit)
     log.warning("manager out of scope", source_id=ref.link.source_id, manager_id=manager_id)
     _join(ref.outcome, Step("export", Status.WARNING, reason), Status.WARNING, reason=reason)
 

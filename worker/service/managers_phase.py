@@ -105,13 +105,7 @@ class ManagersPhase:
         ids = [link.source_id for link, _ in wanted]
         rows = self.ledger.run_rows(self.spec.name, progress.run_id, ids) if ids else {}
         references = [
-            Reference(
-                link=link,
-                wanted=manager,
-                outcome=copy.deepcopy(rows[link.source_id])
-                if link.source_id in rows
-                else _own_row(link),
-            )
+            Reference(link=link, wanted=manager, outcome=_row(rows.get(link.source_id), link))
             for link, manager in wanted
         ]
         steps = {r.link.source_id: len(r.outcome.steps) for r in references}
@@ -150,8 +144,14 @@ class ManagersPhase:
         return escrows
 
 
-def _own_row(link: Link) -> ObjectOutcome:
-    """The row of a user the cycle has not logged yet: the reference is all it does."""
+def _row(logged: ObjectOutcome | None, link: Link) -> ObjectOutcome:
+    """The row the phase's step joins: the user's row of this cycle (a copy), or a new one when
+    the cycle has not logged the user yet. A step says what the phase added."""
+    marker = Step("import", Status.SUCCESS, "manager reference of this cycle")
+    if logged is not None:
+        row = copy.deepcopy(logged)
+        row.steps.append(marker)
+        return row
     return ObjectOutcome(
         source_id=link.source_id,
         action=Action.SKIP,
@@ -159,5 +159,5 @@ def _own_row(link: Link) -> ObjectOutcome:
         source_label=link.source_label,
         source_mail=link.source_mail,
         target_id=link.target_id,
-        steps=[Step("import", Status.SUCCESS, "manager reference of this cycle")],
+        steps=[marker],
     )
