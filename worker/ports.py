@@ -424,6 +424,9 @@ class PageWrite:
     unstaged: Sequence[str] = ()  # objects no longer to delete (or deleted now)
     group_links: Sequence[GroupLink] = ()  # provisioned groups: new or updated links
     dropped_groups: Sequence[str] = ()  # source group ids whose target group is gone
+    # Objects whose row of this run the outcomes replace, kept in place (the managers phase
+    # joins a reference to the user's row: one row per object per cycle, docs/manager.md).
+    replaces: Sequence[str] = ()
 
 
 @dataclass
@@ -473,6 +476,15 @@ class Ledger(Protocol):
 
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         """Write one page's effects in one transaction."""
+
+    def run_rows(
+        self, job: str, run_id: str, source_ids: Iterable[str]
+    ) -> dict[str, ObjectOutcome]:
+        """The provisioning-log rows a run wrote for these objects (the newest of each)."""
+
+    def reports_of(self, job: str, target_ids: Iterable[str]) -> list[Link]:
+        """Live links whose last written manager (docs/manager.md) is one of these target
+        users, in source id order."""
 
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
         """Which of these users are members of one of the job's groups (as last read)."""

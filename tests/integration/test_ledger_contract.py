@@ -20,7 +20,7 @@ from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.domain.groups import GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
+from worker.domain.model import Action, Change, Link, LinkState, ObjectOutcome, Status, Step
 from worker.ports import Ledger, MembershipChange, PageWrite, RunRecord
 
 pytestmark = pytest.mark.integration
@@ -127,6 +127,65 @@ def test_run_counts_are_counted_from_the_runs_log_rows(ledger: Ledger) -> None:
     }
     assert ledger.run_counts("job", "r2") == {"delete": 1}
     assert ledger.run_counts("job", "r3") == {}
+
+
+def test_a_runs_row_is_read_back_and_rewritten_in_place(ledger: Ledger) -> None:
+    """The managers phase joins a reference to the user's row of the cycle (docs/manager.md)."""
+    first = ObjectOutcome(
+        "a",
+        Action.SKIP,
+        Status.SKIPPED,
+        reason="RedundantExport",
+        steps=[Step("import", Status.SUCCESS, "read")],
+    )
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[first, outcome("b")]))
+    ledger.commit_page("job", "r2", PageWrite(outcomes=[outcome("a", Action.UPDATE)]))
+
+    rows = ledger.run_rows("job", "r1", ["a", "c"])
+
+    assert list(rows) == ["a"]
+    assert rows["a"].reason == "RedundantExport"
+    assert rows["a"].steps == [Step("import", Status.SUCCESS, "read")]
+    joined = ObjectOutcome(
+        "a",
+        Action.UPDATE,
+        Status.WARNING,
+        steps=[*rows["a"].steps, Step("export", Status.WARNING, "removed manager")],
+        modified={"manager": Change("t-m", None)},
+    )
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[joined], replaces=["a"]))
+    # Replacing a row the run does not have adds it.
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("c")], replaces=["c"]))
+
+    assert ledger.run_counts("job", "r1") == {"create": 2, "update": 1}
+    assert ledger.run_counts("job", "r2") == {"update": 1}
+    again = ledger.run_rows("job", "r1", ["a"])["a"]
+    assert (again.action, again.status, len(again.steps)) == (Action.UPDATE, Status.WARNING, 2)
+    assert again.modified == {"manager": Change("t-m", None)}
+
+
+def test_reports_are_found_by_their_managers_target_user(ledger: Ledger) -> None:
+    def report(source_id: str, manager: str, state: LinkState = LinkState.ACTIVE) -> Link:
+        return Link("job", source_id, "t-" + source_id, state, {"manager": manager}, "r0")
+
+    ledger.commit_page(
+        "job",
+        "r1",
+        PageWrite(
+            links=[
+                report("b", "t-m"),
+                report("a", "t-m"),
+                report("c", "t-n"),
+                report("d", "t-m", LinkState.SOFT_DELETED),
+                link("m"),
+            ]
+        ),
+    )
+
+    assert [x.source_id for x in ledger.reports_of("job", ["t-m"])] == ["a", "b"]
+    assert [x.source_id for x in ledger.reports_of("job", ["t-m", "t-n"])] == ["a", "b", "c"]
+    assert ledger.reports_of("job", []) == []
+    assert ledger.reports_of("other", ["t-m"]) == []
 
 
 # links ------------------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ def test_managers_are_set_changed_and_cleared(env: SyncEnv) -> None:
     warnings = log_rows(env, "--status", "warning", "--user", source_id(env, 6))
     assert warnings, "no warning row for the user whose manager is out of scope"
     assert "not in scope" in warnings[0]["reason"]
+    # One row per object per cycle: the warning joined the user's own create row.
+    (row,) = log_rows(env, "--run", first["run_id"], "--user", source_id(env, 6))
+    assert (row["action"], row["status"]) == ("create", "warning")
+    assert "not in scope" in row["steps"][-1]["detail"]
 
     writes = env.writes()
     quiet = env.run_json()
@@ -164,7 +168,37 @@ def test_a_manager_entering_scope_in_the_same_cycle_is_referenced_in_that_cycle(
     assert target_manager(env, 2) == target_id(env, 9)
     assert not log_rows(env, "--run", changed["run_id"], "--status", "warning")
     # Written by the managers phase, once the reread had linked the manager.
-    rows = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, 2))
-    (row,) = [r for r in rows if "manager" in r["modifiedProperties"]]
+    # The user's one row of the cycle, which the managers phase's write joined.
+    (row,) = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, 2))
     assert row["action"] == "update"
-    assert row["steps"][0]["detail"] == "manager reference of this cycle"
+    assert [s["detail"] for s in row["steps"][-2:]] == [
+        "manager reference of this cycle",
+        f"set manager to target user {target_id(env, 9)}",
+    ]
+    assert row["modifiedProperties"]["manager"]["new"] == target_id(env, 9)
+
+
+def test_a_manager_leaving_scope_is_out_of_scope_for_its_reports(env: SyncEnv) -> None:
+    env.run_json("--full")
+    graph = env.source()
+    # In one incremental cycle user 5 leaves the synced group and becomes user 2's manager;
+    # user 4 already reports to them.
+    graph.delete(f"/groups/{GROUP}/members/{source_id(env, 5)}/$ref").raise_for_status()
+    graph.put(
+        f"/users/{source_id(env, 2)}/manager/$ref",
+        json={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{source_id(env, 5)}"},
+    ).raise_for_status()
+
+    changed = env.run_json()
+
+    assert changed["mode"] == "incremental"
+    assert changed["counts"]["delete"] == 1
+    assert changed["counts"]["failure"] == 0
+    # No reference to a user deleted in the same cycle: removed, with the warning, one row each.
+    assert target_manager(env, 2) is None
+    assert target_manager(env, 4) is None
+    for index in (2, 4):
+        (row,) = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, index))
+        assert row["status"] == "warning"
+        assert f"manager {source_id(env, 5)} is not in scope" in row["reason"]
+        assert not [s for s in row["steps"] if "set manager" in s["detail"]]

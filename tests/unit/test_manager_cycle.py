@@ -8,9 +8,11 @@ import pytest
 
 from tests.unit.fakes import CrashAfter
 from tests.unit.test_cycle import World
+from worker.domain.groups import GroupProvisioning
 from worker.domain.job import JobSpec
 from worker.domain.model import Status
-from worker.domain.scope import ScopeSpec
+from worker.domain.plan import JobPolicy
+from worker.domain.scope import Clause, Operator, ScopeSpec
 from worker.ports import Phase
 from worker.service.cycle import CycleService
 
@@ -221,3 +223,95 @@ def test_a_restored_user_gets_its_reference_written_again() -> None:
 
     assert result.counts["restore"] == 1
     assert w.target.managers.get(target) == w.target_id("c")
+
+
+def rows_of(w: ManagerWorld, run_id: str, source_id: str) -> list[Any]:
+    return [
+        e.outcome for e in w.ledger.log if e.run_id == run_id and e.outcome.source_id == source_id
+    ]
+
+
+def test_an_out_of_scope_manager_is_a_warning_in_the_users_one_row() -> None:
+    w = ManagerWorld(
+        page_size=2, scope=ScopeSpec(assigned_only=True, user_ids=frozenset({"u1", "u2"}))
+    )
+    chain(w)
+
+    result = w.run()
+
+    # One row per object per cycle: the phase's warning joins u2's create row.
+    (row,) = rows_of(w, result.run_id, "u2")
+    assert (row.action.value, row.status) == ("create", Status.WARNING)
+    assert "manager u3 is not in scope" in row.reason
+    assert "manager u3 is not in scope" in row.steps[-1].detail
+    assert result.counts["create"] == 2
+    assert result.counts.get("other", 0) == 0
+    assert w.ledger.run_counts("job", result.run_id) == {"create": 2, "skip": 1}  # u3 skipped
+
+
+def test_an_out_of_scope_manager_is_warned_of_again_only_in_a_full_cycle() -> None:
+    w = ManagerWorld(
+        page_size=2, scope=ScopeSpec(assigned_only=True, user_ids=frozenset({"u1", "u2"}))
+    )
+    chain(w)
+    w.run()
+    # Read again in an incremental cycle (as a reread would), the manager unchanged.
+    w.source.update("u2", displayName="B renamed")
+
+    quiet = w.run()
+
+    assert quiet.mode == "incremental"
+    (row,) = rows_of(w, quiet.run_id, "u2")
+    assert row.status is Status.SUCCESS
+    assert not [o for o in quiet.outcomes if o.status is Status.WARNING]
+
+    full = w.run(mode="full")
+
+    (warning,) = [o for o in full.outcomes if o.status is Status.WARNING]
+    assert warning.source_id == "u2"
+
+
+@pytest.mark.parametrize("manager", ["u0", "u9"])
+def test_a_manager_leaving_scope_in_the_cycle_is_out_of_scope(manager: str) -> None:
+    """u1's manager becomes `manager` as it leaves the filter, in one incremental cycle; the
+    fake's pages go in id order: u0's page comes before u1's, u9's after it."""
+    scope = ScopeSpec(filters=((Clause("department", Operator.EQUALS, "Sales"),),))
+    w = ManagerWorld(page_size=1, scope=scope)
+    w.user("c", id=manager, department="Sales")
+    w.user("b", id="u2", manager=manager, department="Sales")
+    w.user("a", id="u1", manager="u2", department="Sales")
+    w.run()
+    c = w.target_id("c")
+    w.source.update(manager, department="Legal")
+    w.source.update("u1", manager=manager)
+
+    result = w.run()
+
+    assert result.mode == "incremental"
+    assert result.counts["delete"] == 1
+    if manager == "u0":  # no reference written to a user about to be deleted
+        assert ("manager", w.target_id("a"), c) not in w.manager_writes()
+    # Neither report keeps a reference to the deleted user: removed, with the warning.
+    assert w.manager_of("a") is None
+    assert w.manager_of("b") is None
+    for source_id in ("u1", "u2"):
+        (row,) = rows_of(w, result.run_id, source_id)
+        assert row.status is Status.WARNING
+        assert f"manager {manager} is not in scope" in row.reason
+
+
+def test_editing_scope_groups_makes_a_full_cycle_due_with_group_provisioning_on() -> None:
+    """The cycle after `scope.groups` is edited is a full one (which repeats the warnings), also
+    for a job that provisions groups."""
+
+    def spec(*groups: str, provisioning: bool = True) -> JobSpec:
+        return JobSpec(
+            name="job",
+            scope=ScopeSpec(group_ids=groups),
+            mappings=(),
+            policy=JobPolicy(),
+            groups=GroupProvisioning(enabled=provisioning),
+        )
+
+    assert spec("g1").fingerprint != spec("g1", "g2").fingerprint
+    assert spec("g1").fingerprint != spec("g1", provisioning=False).fingerprint

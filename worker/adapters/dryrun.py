@@ -27,7 +27,7 @@ from typing import Any
 from worker.adapters.state.memory import MemoryLedger
 from worker.domain.groups import GroupLink, GroupSkip
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Link, LinkState, TargetUser
+from worker.domain.model import Link, LinkState, ObjectOutcome, TargetUser
 from worker.ports import (
     CreateGroup,
     Cursor,
@@ -295,6 +295,22 @@ class DryRunLedger:
         self._resolved[job].update(write.resolved_pending)
         self._dropped_groups[job].update(write.dropped_groups)
         self._dropped_groups[job].difference_update(g.source_id for g in write.group_links)
+
+    def run_rows(
+        self, job: str, run_id: str, source_ids: Iterable[str]
+    ) -> dict[str, ObjectOutcome]:
+        """The overlay's: a dry run's rows are all its own."""
+        return self.mine.run_rows(job, run_id, source_ids)
+
+    def reports_of(self, job: str, target_ids: Iterable[str]) -> list[Link]:
+        """The base's, less those the overlay holds (which decides for them), with the
+        overlay's."""
+        ids = list(target_ids)
+        base = [
+            x for x in self.base.reports_of(job, ids) if (job, x.source_id) not in self.mine.links
+        ]
+        merged = base + self.mine.reports_of(job, ids)
+        return sorted(merged, key=lambda link: link.source_id)
 
     def _own_links(self, job: str, source_ids: Iterable[str]) -> None:
         """Copy the base's links among these into the overlay (the copies read the same)."""

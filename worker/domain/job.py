@@ -64,6 +64,7 @@ class JobSpec:
         }
         if self.groups.enabled:
             # Only then: a job that provisions no groups keeps its fingerprint from before.
-            description["groups"] = self.groups.describe()
+            # Its own key: "groups" is the scope's, which must still count (docs/manager.md).
+            description["group_provisioning"] = self.groups.describe()
         canonical = json.dumps(description, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

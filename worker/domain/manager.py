@@ -19,6 +19,9 @@ from typing import Any, Final
 from worker.domain.model import Link, LinkState, SourceUser
 
 MANAGER: Final = "manager"  # the key in a source user's attributes and in a link's attributes
+# The key in a link's attributes naming the out-of-scope manager the user's row last warned of:
+# an incremental cycle that reads the same manager again does not repeat the warning.
+WARNED: Final = "managerOutOfScope"
 
 
 class Unknown:
@@ -56,14 +59,29 @@ def last_written(link: Link) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def warned(link: Link) -> str | None:
+    """The out-of-scope manager (source id) the user's row last warned of, if any."""
+    value = link.attributes.get(WARNED)
+    return value if isinstance(value, str) and value else None
+
+
+def _put(attributes: Mapping[str, Any], key: str, value: str | None) -> dict[str, Any]:
+    changed = dict(attributes)
+    if value is None:
+        changed.pop(key, None)
+    else:
+        changed[key] = value
+    return changed
+
+
 def with_manager(attributes: Mapping[str, Any], target_id: str | None) -> dict[str, Any]:
     """A link's attributes after writing (or removing, None) the reference."""
-    changed = dict(attributes)
-    if target_id is None:
-        changed.pop(MANAGER, None)
-    else:
-        changed[MANAGER] = target_id
-    return changed
+    return _put(attributes, MANAGER, target_id)
+
+
+def with_warned(attributes: Mapping[str, Any], manager_source_id: str | None) -> dict[str, Any]:
+    """A link's attributes remembering (or forgetting, None) the manager warned of."""
+    return _put(attributes, WARNED, manager_source_id)
 
 
 @dataclass(frozen=True)
@@ -98,9 +116,11 @@ class Unresolved:
 @dataclass(frozen=True)
 class OutOfScope:
     """The manager has no linked target user at the end of the cycle: the reference stays
-    unset (a warning, not a failure)."""
+    unset (a warning, not a failure). `warn` is false when the user's row already warned of
+    this manager and the cycle is not a full one (docs/manager.md)."""
 
     manager_source_id: str
+    warn: bool = True
 
 
 ManagerDecision = SetManager | ClearManager | KeepManager | Unresolved | OutOfScope
@@ -112,13 +132,18 @@ def decide_manager(
     previous: str | None,
     *,
     final: bool,
+    warned_of: str | None = None,
+    again: bool = True,
 ) -> ManagerDecision:
     """What to do with one user's reference.
 
     `wanted` is the source manager's id (None: no manager); `manager_link` that manager's link,
-    if any; `previous` the manager's target id last written for the user. Before the end of the
-    cycle (`final` false) a manager without a usable link is `Unresolved`: the caller keeps it
-    for the cycle's managers phase, when it is resolved or found out of scope.
+    if any (None as well for a manager leaving scope in this cycle); `previous` the manager's
+    target id last written for the user. Before the end of the cycle (`final` false) a manager
+    without a usable link is `Unresolved`: the caller keeps it for the cycle's managers phase,
+    when it is resolved or found out of scope. `warned_of` is the out-of-scope manager the
+    user's row last warned of; `again` says to warn of it again (a full cycle, a provisioning on
+    demand): otherwise the same manager, still out of scope, is not warned of twice.
     """
     if wanted is None:
         return KeepManager() if previous is None else ClearManager(previous=previous)
@@ -127,7 +152,7 @@ def decide_manager(
             return Unresolved(manager_source_id=wanted)
         if previous is not None:
             return ClearManager(previous=previous, manager_source_id=wanted)
-        return OutOfScope(manager_source_id=wanted)
+        return OutOfScope(manager_source_id=wanted, warn=again or warned_of != wanted)
     if manager_link.target_id == previous:
         return KeepManager()
     return SetManager(

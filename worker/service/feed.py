@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from worker.domain.job import JobSpec
-from worker.domain.model import Link, LinkState, ObjectOutcome, SourceItem, Status
+from worker.domain.model import Link, LinkState, ObjectOutcome, SourceItem, Status, count_keys
 from worker.ports import Ledger
 from worker.service.page import PageRequest
 from worker.service.pipeline import PageOutcome, PagePipeline
@@ -78,6 +78,18 @@ class Tally:
             # operator reads first.
             self._failures_kept += 1
             self.outcomes.append(outcome)
+
+    def replaced(self, rows: Sequence[ObjectOutcome]) -> None:
+        """Rows about to be rewritten in place (the managers phase, docs/manager.md): they no
+        longer count, and the new ones are reported instead."""
+        for row in rows:
+            for key in count_keys(row.action, row.status):
+                self.counts[key] = self.counts.get(key, 0) - 1
+        self.reported -= sum(
+            1 for row in rows if self.report_skipped or row.status is not Status.SKIPPED
+        )
+        gone = {row.source_id for row in rows}
+        self.outcomes = [o for o in self.outcomes if o.source_id not in gone]
 
 
 class PageFeed:

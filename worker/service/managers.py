@@ -16,7 +16,7 @@ with the cursor, so a cycle killed before or during that phase finishes it when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -26,7 +26,6 @@ from worker.domain.job import JobSpec
 from worker.domain.manager import (
     MANAGER,
     ClearManager,
-    KeepManager,
     OutOfScope,
     SetManager,
     Unknown,
@@ -35,7 +34,9 @@ from worker.domain.manager import (
     last_written,
     out_of_scope_reason,
     wanted_manager,
+    warned,
     with_manager,
+    with_warned,
 )
 from worker.domain.model import (
     Action,
@@ -48,6 +49,7 @@ from worker.domain.model import (
     Status,
     Step,
 )
+from worker.domain.plan import Deprovision
 from worker.ports import (
     Ledger,
     RemoveManagerRef,
@@ -118,16 +120,34 @@ class ManagerReferences:
         self.target = target
 
     def settle(
-        self, references: Sequence[Reference], known: Mapping[str, Link], *, final: bool
+        self,
+        references: Sequence[Reference],
+        known: Mapping[str, Link],
+        *,
+        final: bool,
+        leaving: Collection[str] = (),
+        again: bool = True,
     ) -> tuple[list[Link], dict[str, str]]:
         """Write what the references need. Returns the links that changed and, unless `final`,
-        the references left unresolved (user's source id -> manager's source id)."""
+        the references left unresolved (user's source id -> manager's source id).
+
+        `leaving`: users the caller itself stages for deprovisioning (a page's out-of-scope
+        users); with those the ledger holds staged, a manager among them is out of scope.
+        `again`: warn again of an out-of-scope manager already warned of (docs/manager.md)."""
         wanted = sorted({r.wanted for r in references if r.wanted})
         managers = {m: known[m] for m in wanted if m in known}
         missing = [m for m in wanted if m not in managers]
         if missing:
             managers.update(self.ledger.links_for(self.spec.name, missing))
+        gone = self.leaving(wanted, leaving)
+        if not final:
+            # A manager no longer assigned to the job leaves scope when the cycle rereads it:
+            # the managers phase settles its reports, once its deprovisioning is staged.
+            gone |= self._unassigned(list(managers))
+        for manager in gone:
+            managers.pop(manager, None)
         unresolved: dict[str, str] = {}
+        changed: list[Link] = []
         work: list[tuple[Reference, SetManager | ClearManager]] = []
         for ref in references:
             decision = decide_manager(
@@ -135,15 +155,22 @@ class ManagerReferences:
                 managers.get(ref.wanted) if ref.wanted else None,
                 last_written(ref.link),
                 final=final,
+                warned_of=warned(ref.link),
+                again=again,
             )
             if isinstance(decision, Unresolved):
                 unresolved[ref.link.source_id] = decision.manager_source_id
-            elif isinstance(decision, OutOfScope):
-                _out_of_scope(ref, decision.manager_source_id)
-            elif not isinstance(decision, KeepManager):
+            elif isinstance(decision, SetManager | ClearManager):
                 work.append((ref, decision))
+            else:
+                if isinstance(decision, OutOfScope) and decision.warn:
+                    _out_of_scope(ref, decision.manager_source_id)
+                marker = decision.manager_source_id if isinstance(decision, OutOfScope) else None
+                if warned(ref.link) != marker:
+                    attributes = with_warned(ref.link.attributes, marker)
+                    changed.append(replace(ref.link, attributes=attributes))
         if not work:
-            return [], unresolved
+            return changed, unresolved
         answers = self.target.execute(
             [
                 SetManagerRef(ref.link.target_id, d.manager_target_id)
@@ -152,7 +179,6 @@ class ManagerReferences:
                 for ref, d in work
             ]
         )
-        changed: list[Link] = []
         for (ref, decision), answer in zip(work, answers, strict=True):
             if isinstance(answer, SyncError) and not (
                 isinstance(decision, ClearManager) and isinstance(answer, NotFound)
@@ -183,12 +209,32 @@ class ManagerReferences:
                 reason=reason,
             )
             ref.outcome.simulated = ref.outcome.simulated or simulated
-            changed.append(replace(ref.link, attributes=with_manager(ref.link.attributes, new)))
+            attributes = with_manager(ref.link.attributes, new)
+            marker = decision.manager_source_id if isinstance(decision, ClearManager) else None
+            changed.append(replace(ref.link, attributes=with_warned(attributes, marker)))
         return changed, unresolved
+
+    def _unassigned(self, managers: Sequence[str]) -> set[str]:
+        scope = self.spec.scope
+        if not managers or not scope.assigned_only:
+            return set()
+        assigned = self.ledger.assigned(self.spec.name, managers)
+        return {m for m in managers if m not in scope.user_ids and m not in assigned}
+
+    def leaving(self, managers: Sequence[str], staged_here: Collection[str]) -> set[str]:
+        """The managers leaving the job in this cycle: staged for deprovisioning by a job that
+        soft-deletes (a disabled user can still be a manager). Entra would not keep a reference
+        to a user it is deleting: they are out of scope (docs/manager.md)."""
+        if not managers or self.spec.policy.deprovision is not Deprovision.SOFT_DELETE:
+            return set()
+        staged = set(staged_here) | {s.source_id for s in self.ledger.staged(self.spec.name)}
+        return staged.intersection(managers)
 
 
 def _out_of_scope(ref: Reference, manager_id: str) -> None:
     reason = out_of_scope_reason(manager_id)
+    if any(step.detail == reason for step in ref.outcome.steps):
+        return  # the row has it already (a managers phase resumed after its commit)
     log.warning("manager out of scope", source_id=ref.link.source_id, manager_id=manager_id)
     _join(ref.outcome, Step("export", Status.WARNING, reason), Status.WARNING, reason=reason)
 

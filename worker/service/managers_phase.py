@@ -2,19 +2,22 @@
 
 Runs once every page of the cycle is committed (docs/manager.md): a manager created in the same
 cycle is linked by then, so its reports' references are written now; a manager still without a
-link is out of scope (a warning in the user's log row). What is left is the progress's
+link is out of scope (a warning in the user's log row). Each write joins the user's row of the
+cycle, rewritten in place (one row per object per cycle). Then the reports of managers the cycle
+deprovisions lose their reference, with the same warning. What is left is the progress's
 `managers`, saved with the cursor after each batch, so a cycle killed here finishes on resume.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from worker.domain.health import Escrow, escrow_after_failure
 from worker.domain.job import JobSpec
 from worker.domain.manager import MANAGER, wanted_manager
-from worker.domain.model import Action, ObjectOutcome, Status, Step
+from worker.domain.model import Action, Link, Mode, ObjectOutcome, Status, Step
 from worker.ports import Ledger, PageWrite, SourceDirectory, TargetDirectory
 from worker.service.feed import Tally
 from worker.service.managers import LIVE, ManagerReferences, Reference
@@ -57,10 +60,11 @@ class ManagersPhase:
             for source_id, _ in batch:
                 pending.pop(source_id, None)
             self.position.save()
+        self._reports_of_leaving()
 
     def _settle(self, batch: Sequence[tuple[str, str | None]]) -> None:
         links = self.ledger.links_for(self.spec.name, [source_id for source_id, _ in batch])
-        references: list[Reference] = []
+        wanted: list[tuple[Link, str | None]] = []
         for source_id, manager in batch:
             link = links.get(source_id)
             if link is None or link.state not in LIVE:
@@ -69,30 +73,57 @@ class ManagersPhase:
                 user = self.source.get_user(source_id, ["id", MANAGER])
                 if user is None:
                     continue
-                wanted = wanted_manager(user, complete=True)
-                manager = wanted if isinstance(wanted, str) else None
-            references.append(
-                Reference(
-                    link=link,
-                    wanted=manager,
-                    outcome=ObjectOutcome(
-                        source_id=source_id,
-                        action=Action.SKIP,
-                        status=Status.SKIPPED,
-                        source_label=link.source_label,
-                        source_mail=link.source_mail,
-                        target_id=link.target_id,
-                        steps=[Step("import", Status.SUCCESS, "manager reference of this cycle")],
-                    ),
-                )
-            )
-        changed, _ = self.references.settle(references, {}, final=True)
-        outcomes = [r.outcome for r in references if r.outcome.status is not Status.SKIPPED]
+                read = wanted_manager(user, complete=True)
+                manager = read if isinstance(read, str) else None
+            wanted.append((link, manager))
+        self._write(wanted)
+
+    def _reports_of_leaving(self) -> None:
+        """Users whose reference points to a manager this cycle deprovisions (a report whose
+        page came before its manager's left scope): the reference is removed, with the
+        out-of-scope warning. Once removed it is not found again, so a resumed cycle or a held
+        deletion does not repeat it."""
+        staged = [s.source_id for s in self.ledger.staged(self.spec.name)]
+        leaving = self.references.leaving(staged, ())
+        if not leaving:
+            return
+        managers = self.ledger.links_for(self.spec.name, sorted(leaving))
+        by_target = {link.target_id: source_id for source_id, link in managers.items()}
+        reports = [
+            r
+            for r in self.ledger.reports_of(self.spec.name, by_target)
+            if r.source_id not in leaving
+        ]
+        for start in range(0, len(reports), PHASE_BATCH):
+            batch = reports[start : start + PHASE_BATCH]
+            self._write([(link, by_target[link.attributes[MANAGER]]) for link in batch])
+
+    def _write(self, wanted: Sequence[tuple[Link, str | None]]) -> None:
+        """Settle the references; each joins the user's row of this cycle, rewritten in place
+        (one row per object per cycle), or is the user's only row when it has none yet."""
+        progress = self.position.progress
+        ids = [link.source_id for link, _ in wanted]
+        rows = self.ledger.run_rows(self.spec.name, progress.run_id, ids) if ids else {}
+        references = [
+            Reference(link=link, wanted=manager, outcome=_row(rows.get(link.source_id), link))
+            for link, manager in wanted
+        ]
+        steps = {r.link.source_id: len(r.outcome.steps) for r in references}
+        changed, _ = self.references.settle(
+            references, {}, final=True, again=progress.mode == Mode.FULL.value
+        )
+        outcomes = [r.outcome for r in references if len(r.outcome.steps) > steps[r.link.source_id]]
         if outcomes or changed:
+            replaced = [rows[o.source_id] for o in outcomes if o.source_id in rows]
             escrows = self._escrows([o for o in outcomes if o.status is Status.FAILURE])
-            self.tally.add(
-                self.pipeline.write(PageWrite(links=changed, outcomes=outcomes, escrows=escrows))
+            self.tally.replaced(replaced)
+            write = PageWrite(
+                links=changed,
+                outcomes=outcomes,
+                escrows=escrows,
+                replaces=[o.source_id for o in replaced],
             )
+            self.tally.add(self.pipeline.write(write))
 
     def _escrows(self, failed: Sequence[ObjectOutcome]) -> list[Escrow]:
         if not failed:
@@ -111,3 +142,22 @@ class ManagersPhase:
             if escrow is not None:
                 escrows.append(escrow)
         return escrows
+
+
+def _row(logged: ObjectOutcome | None, link: Link) -> ObjectOutcome:
+    """The row the phase's step joins: the user's row of this cycle (a copy), or a new one when
+    the cycle has not logged the user yet. A step says what the phase added."""
+    marker = Step("import", Status.SUCCESS, "manager reference of this cycle")
+    if logged is not None:
+        row = copy.deepcopy(logged)
+        row.steps.append(marker)
+        return row
+    return ObjectOutcome(
+        source_id=link.source_id,
+        action=Action.SKIP,
+        status=Status.SKIPPED,
+        source_label=link.source_label,
+        source_mail=link.source_mail,
+        target_id=link.target_id,
+        steps=[marker],
+    )

@@ -156,6 +156,31 @@ class MemoryLedger:
             after = found[-1].source_id
             yield [copy.deepcopy(link) for link in found]
 
+    def _replaced_rows(self, job: str, run_id: str, source_ids: Iterable[str]) -> dict[str, int]:
+        """The index of the newest row of this run for each of these objects."""
+        wanted = set(source_ids)
+        return {
+            entry.outcome.source_id: index
+            for index, entry in enumerate(self.log)
+            if entry.job == job and entry.run_id == run_id and entry.outcome.source_id in wanted
+        }
+
+    def run_rows(
+        self, job: str, run_id: str, source_ids: Iterable[str]
+    ) -> dict[str, ObjectOutcome]:
+        rows = self._replaced_rows(job, run_id, source_ids)
+        return {sid: copy.deepcopy(self.log[index].outcome) for sid, index in rows.items()}
+
+    def reports_of(self, job: str, target_ids: Iterable[str]) -> list[Link]:
+        wanted = set(target_ids)
+        return [
+            copy.deepcopy(link)
+            for (j, sid), link in sorted(self.links.items())
+            if j == job
+            and link.state in (LinkState.ACTIVE, LinkState.DISABLED)
+            and link.attributes.get("manager") in wanted
+        ]
+
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         now = self.clock()
         with self._transaction():
@@ -174,10 +199,14 @@ class MemoryLedger:
                 if (job, sid) in self.links:
                     marked = dataclasses.replace(self.links[(job, sid)], last_seen_run=run_id)
                     self.links[(job, sid)] = marked
-            self.log.extend(
-                LogEntry(job, run_id, copy.deepcopy(outcome), _utc(now))
-                for outcome in write.outcomes
-            )
+            replaced = self._replaced_rows(job, run_id, write.replaces)
+            for outcome in write.outcomes:
+                kept = replaced.get(outcome.source_id)
+                if kept is None:
+                    self.log.append(LogEntry(job, run_id, copy.deepcopy(outcome), _utc(now)))
+                else:  # in place, as the SQL ledger keeps the row's id and time
+                    entry = self.log[kept]
+                    self.log[kept] = dataclasses.replace(entry, outcome=copy.deepcopy(outcome))
             self.pending_users.setdefault(job, set()).difference_update(write.resolved_pending)
             for sid in write.released:
                 self.escrow_rows.pop((job, sid), None)

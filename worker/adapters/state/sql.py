@@ -45,7 +45,16 @@ from worker.adapters.state.compact import pack_id, pack_json, unpack_id, unpack_
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
+from worker.domain.model import (
+    Action,
+    Change,
+    Link,
+    LinkState,
+    ObjectOutcome,
+    Status,
+    Step,
+    add_counts,
+)
 from worker.domain.records import outcome_record
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
@@ -389,6 +398,25 @@ def _log_dict(row: LogRow) -> dict[str, Any]:
     }
 
 
+def _outcome_from_row(row: LogRow) -> ObjectOutcome:
+    return ObjectOutcome(
+        source_id=row.source_id,
+        action=Action(row.action),
+        status=Status(row.status),
+        source_label=row.source_label,
+        source_mail=row.source_mail,
+        target_id=row.target_id,
+        reason=row.reason,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        steps=[Step(s["name"], Status(s["status"]), s["detail"]) for s in row.steps or []],
+        modified={k: Change(v["old"], v["new"]) for k, v in (row.modified or {}).items()},
+        duration_ms=row.duration_ms,
+        approved=row.approved,
+        object_type=row.object_type,
+    )
+
+
 def _link_from_row(row: LinkRow) -> Link:
     return Link(
         job=row.job,
@@ -610,7 +638,16 @@ class SqlLedger:
                     )
                     .values(last_seen_run=run_id)
                 )
-            session.add_all(_log_row(job, run_id, o, now) for o in write.outcomes)
+            replaced = self._replaced_rows(session, job, run_id, write.replaces)
+            for o in write.outcomes:
+                row = _log_row(job, run_id, o, now)
+                kept = replaced.get(o.source_id)
+                if kept is None:
+                    session.add(row)
+                else:
+                    # In place: the row keeps its id, change id and time (docs/manager.md).
+                    row.id, row.change_id, row.created_at = kept.id, kept.change_id, kept.created_at
+                    session.merge(row)
             self._write_group_links(session, job, write, now)
             for ids in _chunks(write.resolved_pending):
                 session.execute(
@@ -660,6 +697,47 @@ class SqlLedger:
                 # Staged again by a later page, an approved deletion stays approved.
                 keep_true=("approved",),
             )
+
+    def _replaced_rows(
+        self, session: Session, job: str, run_id: str, source_ids: Sequence[str]
+    ) -> dict[str, LogRow]:
+        """The newest row of this run for each of these objects, to be rewritten in place."""
+        rows: dict[str, LogRow] = {}
+        for ids in _chunks(source_ids):
+            query = (
+                select(LogRow)
+                .where(LogRow.job == job, LogRow.run_id == run_id, LogRow.source_id.in_(ids))
+                .order_by(LogRow.id)
+            )
+            rows.update((row.source_id, row) for row in session.scalars(query))
+        return rows
+
+    def run_rows(
+        self, job: str, run_id: str, source_ids: Iterable[str]
+    ) -> dict[str, ObjectOutcome]:
+        with self._session() as session:
+            rows = self._replaced_rows(session, job, run_id, list(source_ids))
+            return {source_id: _outcome_from_row(row) for source_id, row in rows.items()}
+
+    def reports_of(self, job: str, target_ids: Iterable[str]) -> list[Link]:
+        wanted = set(target_ids)
+        if not wanted:
+            return []
+        # Link attributes are stored deflated (compact.py), so the database cannot look inside
+        # them: the job's live links are read in batches and their managers compared here. Only
+        # a cycle whose managers leave scope asks.
+        found: list[Link] = []
+        query = (
+            select(LinkRow)
+            .where(LinkRow.job == job, LinkRow.state.in_(LIVE_STATES))
+            .execution_options(yield_per=2000)
+        )
+        with self._session() as session:
+            for row in session.scalars(query):
+                link = _link_from_row(row)
+                if link.attributes.get("manager") in wanted:
+                    found.append(link)
+        return sorted(found, key=lambda link: link.source_id)
 
     def _write_group_links(
         self, session: Session, job: str, write: PageWrite, now: datetime
