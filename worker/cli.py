@@ -1174,18 +1174,21 @@ def provision(
                 runtime, "provision", job, {"user_id": user_id}, bad_input=(UnknownSourceUser,)
             ) as entry:
                 outcome = runtime.on_demand(job).provision(user_id)
-                entry.note(
-                    action=outcome.action.value,
-                    status=outcome.status.value,
-                    target_id=outcome.target_id,
-                )
-                if outcome.status.value == "failure":
-                    entry.fail(outcome.error_message or outcome.reason or "the export failed")
+                _note_outcome(entry, outcome)
         except UnknownSourceUser as exc:
             fail(str(exc))
         except SyncError as exc:
             fail(f"provisioning {source_user_id} failed: {exc}", 1)
     _print_provisioned(job, outcome, as_json)
+
+
+def _note_outcome(entry: Any, outcome: Any) -> None:
+    """What an on-demand provisioning did, in its audit entry (a failed export fails it)."""
+    entry.note(
+        action=outcome.action.value, status=outcome.status.value, target_id=outcome.target_id
+    )
+    if outcome.status.value == "failure":
+        entry.fail(outcome.error_message or outcome.reason or "the export failed")
 
 
 def _provision_group(runtime: Any, job: str, group_id: str, as_json: bool) -> NoReturn:
@@ -1199,13 +1202,7 @@ def _provision_group(runtime: Any, job: str, group_id: str, as_json: bool) -> No
         ) as entry:
             result = runtime.on_demand(job).provision_group(group_id)
             outcome = result.outcome
-            entry.note(
-                action=outcome.action.value,
-                status=outcome.status.value,
-                target_id=outcome.target_id,
-            )
-            if outcome.status.value == "failure":
-                entry.fail(outcome.error_message or outcome.reason or "the export failed")
+            _note_outcome(entry, outcome)
     except GroupRefused as exc:
         fail(str(exc))
     except SyncError as exc:

@@ -77,14 +77,7 @@ class OnDemand:
                 f"no user {source_user_id} in the source tenant, and none linked by {spec.name}"
             )
         item: SourceItem = user if user is not None else SourceRemoval(source_user_id, "deleted")
-        run = RunRecord(
-            run_id=run_id or str(uuid.uuid4()),
-            job=spec.name,
-            mode="on_demand",
-            dry_run=False,
-            trigger="on_demand",
-            started_at=started_at,
-        )
+        run = _on_demand_run(spec.name, run_id, started_at)
         self.ledger.start_run(run)
         mapper = Mapper(
             spec.mappings,
@@ -173,14 +166,7 @@ class OnDemand:
         started_at = self.clock()
         self.source.sign_in()
         self.target.sign_in()
-        run = RunRecord(
-            run_id=run_id or str(uuid.uuid4()),
-            job=spec.name,
-            mode="on_demand",
-            dry_run=False,
-            trigger="on_demand",
-            started_at=started_at,
-        )
+        run = _on_demand_run(spec.name, run_id, started_at)
         provisioner = GroupProvisioner(
             spec, source=self.source, target=self.target, ledger=self.ledger
         )
@@ -206,3 +192,15 @@ class OnDemand:
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
+
+
+def _on_demand_run(job: str, run_id: str | None, started_at: datetime) -> RunRecord:
+    """The run an on-demand provisioning is recorded under."""
+    return RunRecord(
+        run_id=run_id or str(uuid.uuid4()),
+        job=job,
+        mode="on_demand",
+        dry_run=False,
+        trigger="on_demand",
+        started_at=started_at,
+    )
