@@ -41,9 +41,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -q -s tests/bench
 
 # One job over TENANT_SYNC_SCALE_USERS generated users (default 1,000,000), SQLite and PostgreSQL
-# (TENANT_SYNC_SCALE_DATABASES): writes bench-results/scale.json.
+# (TENANT_SYNC_SCALE_DATABASES): writes bench-results/scale.json. Then 110 jobs at a 1-minute
+# interval for TENANT_SYNC_JOBS_MINUTES (default 10): bench-results/jobs.json.
 bench-scale: $(STAMP)
-	$(BIN)/python -m pytest -m bench_scale -q -s tests/bench/test_cli_startup.py tests/bench/test_ceiling.py tests/bench/test_scale.py
+	$(BIN)/python -m pytest -m bench_scale -q -s tests/bench/test_cli_startup.py tests/bench/test_ceiling.py tests/bench/test_scale.py tests/bench/test_many_jobs.py
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -q -rA tests/e2e
