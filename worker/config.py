@@ -1525,11 +1525,6 @@ def _unknown(written: str, name: str, what: str) -> str:
     return f"{quoted} is not {what}"
 
 
-def _forms(name: str) -> str:
-    """The valid forms, after a name that tried to be an extension attribute and is not."""
-    return f" (valid forms: {ext.VALID_FORMS})" if ext.looks_like_extension(name) else ""
-
-
 def _is_manager_reference(mapping: MappingConfig) -> bool:
     """`{target: manager, source: manager}` and nothing else: the manager reference."""
     return (
