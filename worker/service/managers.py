@@ -227,8 +227,8 @@ class ManagerReferences:
         to a user it is deleting: they are out of scope (docs/manager.md)."""
         if not managers or self.spec.policy.deprovision is not Deprovision.SOFT_DELETE:
             return set()
-        staged = set(staged_here) | {s.source_id for s in self.ledger.staged(self.spec.name)}
-        return staged.intersection(managers)
+        leaving = set(staged_here).intersection(managers)
+        return leaving | self.ledger.staged_among(self.spec.name, set(managers) - leaving)
 
 
 def _out_of_scope(ref: Reference, manager_id: str) -> None:
