@@ -48,6 +48,14 @@ LIMITED = TenantInfo(
     "aaaaaaaa-0000-4000-8000-0000000000f3",
     "limited-secret",
 )
+# ... and through a third that may not even read the policies.
+BLIND = TenantInfo(
+    "fabrikam-blind",
+    TARGET.tenant_id,
+    TARGET.domain,
+    "aaaaaaaa-0000-4000-8000-0000000000f4",
+    "blind-secret",
+)
 UI_TIMEOUT_MS = 20_000
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
@@ -96,15 +104,21 @@ def csrf_of(page: Page) -> str:
 def test_an_operator_onboards_the_pair_from_the_job_page(tmp_path: Path, browser: Browser) -> None:
     seed = build_world_seed()
     roles = [r for r in DEFAULT_ROLES if r != WRITE]
-    seed["tenants"][1]["clients"].append(
-        {"client_id": LIMITED.client_id, "client_secret": LIMITED.secret, "roles": roles}
-    )
+    blind = [r for r in roles if r != "Policy.Read.All"]
+    seed["tenants"][1]["clients"] += [
+        {"client_id": LIMITED.client_id, "client_secret": LIMITED.secret, "roles": roles},
+        {"client_id": BLIND.client_id, "client_secret": BLIND.secret, "roles": blind},
+    ]
     with sync_world(tmp_path, seed) as env:
         data = yaml.safe_load(env.config.read_text())
         data["tenants"][LIMITED.name] = tenant_block(
             LIMITED, env.sandbox.url, Path(env.sandbox.ca_path)
         )
+        data["tenants"][BLIND.name] = tenant_block(
+            BLIND, env.sandbox.url, Path(env.sandbox.ca_path)
+        )
         data["jobs"]["limited"] = {**data["jobs"]["sync"], "target": LIMITED.name}
+        data["jobs"]["blind"] = {**data["jobs"]["sync"], "target": BLIND.name}
         data["logging"]["level"] = "INFO"  # so that the no-secret check has lines to look at
         env.config.write_text(yaml.safe_dump(data, sort_keys=False))
         config = with_api(
@@ -162,6 +176,17 @@ def test_an_operator_onboards_the_pair_from_the_job_page(tmp_path: Path, browser
             assert writes(env) == before
             assert policy(env, SOURCE, TARGET) is None
 
+            # A policy that cannot be read: said, with the permission reading needs.
+            ops.goto(f"{url}/jobs/blind")
+            error = ops.get_by_test_id("onboarding-error")
+            expect(error).to_contain_text(
+                "cannot read tenant fabrikam-blind's cross-tenant access policy"
+            )
+            expect(error).to_contain_text("Policy.Read.All")
+            expect(ops.get_by_test_id("onboarding-plan")).to_have_count(0)
+            expect(ops.get_by_test_id("review-onboarding")).to_have_count(0)
+            assert writes(env) == before
+
             # The operator reviews the plan; meanwhile someone turns the source's side on.
             ops.goto(f"{url}/jobs/sync")
             ops.get_by_test_id("review-onboarding").click()
@@ -212,6 +237,6 @@ def test_an_operator_onboards_the_pair_from_the_job_page(tmp_path: Path, browser
             expect(recent.locator("tr", has_text="onboard").first).to_contain_text("success")
             ops.context.close()
         output = serve.output()
-        for secret in [*TOKENS.values(), SOURCE.secret, TARGET.secret, LIMITED.secret]:
+        for secret in [*TOKENS.values(), *(t.secret for t in (SOURCE, TARGET, LIMITED, BLIND))]:
             assert secret not in output, "a token or secret reached the service's log"
         assert '"action": "onboard"' in output
