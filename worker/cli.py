@@ -1324,30 +1324,9 @@ def check(
 
 def _job_checks(cfg: Config, job: str) -> list[Any]:
     """`check JOB`'s checks (worker.adapters.graph.checks.Check), for a usable job."""
-    from worker.adapters.graph.checks import JobChecks, Side
-    from worker.bootstrap import graph_client
+    from worker.onboarding_wiring import job_checks
 
-    spec = cfg.job(job)
-    source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
-    source_client, target_client = graph_client(source), graph_client(target)
-    try:
-        return JobChecks(
-            job=job,
-            source=source_client,
-            target=target_client,
-            source_tenant=source.tenant_id,
-            target_tenant=target.tenant_id,
-            # Group provisioning reads every scoped group's members, whatever `scope.users`.
-            groups=(
-                spec.scope.group_ids if spec.scope.assigned_only or spec.spec.groups.enabled else ()
-            ),
-            source_side=Side(spec.source, str(source.ca_bundle) if source.ca_bundle else None),
-            target_side=Side(spec.target, str(target.ca_bundle) if target.ca_bundle else None),
-            provision_groups=spec.spec.groups.enabled,
-        ).run()
-    finally:
-        source_client.close()
-        target_client.close()
+    return list(job_checks(cfg, job))
 
 
 def _check_dict(c: Any) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """`tenant-sync check [JOB] --fix [--yes]`: onboard tenant pairs (docs/onboarding.md).
 
-Reads each pair's cross-tenant access policies, shows the plan (tenant, policy object, property,
-current -> new), asks on a terminal (or takes --yes; without either it refuses, exit 2, having
-changed nothing), writes, reports every write, and runs the checks again. Without JOB it does
-every job in the configuration, each (tenant, partner) policy written once.
+The work is `worker.service.onboarding.onboard` (the console's job page takes the same path);
+this module shows it. Reads each pair's cross-tenant access policies, shows the plan (tenant,
+policy object, property, current -> new), asks on a terminal (or takes --yes; without either it
+refuses, exit 2, having changed nothing), writes, reports every write, and runs the checks again.
+Without JOB it does every job in the configuration, each (tenant, partner) policy written once.
 Exit codes: 0 all written and every check passes; 1 a write or check failed, a policy could not
 be read, or the plan was declined; 2 bad input or no way to confirm.
 """
@@ -15,25 +16,33 @@ from typing import Any
 
 import typer
 
-from worker.adapters.graph.checks import Side as CheckSide
-from worker.adapters.graph.checks import hint
-from worker.adapters.graph.policy import WRITE_PERMISSION, GraphCrossTenantPolicy
-from worker.adapters.graph.retry import CHECK_POLICY
-from worker.bootstrap import graph_client
 from worker.cli import (
     _check_dict,
     _job,
-    _job_checks,
     _print_checks,
     _refuse,
     emit_json,
     err,
     out,
 )
-from worker.config import Config, Job
-from worker.domain.errors import SyncError
-from worker.domain.onboarding import Pair, Write, needs, plan_all
-from worker.service.onboarding import FAILED, WRITTEN, Outcome, apply, read_current
+from worker.config import Config
+from worker.domain.onboarding import Write
+from worker.onboarding_wiring import (
+    failure,
+    group_notes,
+    job_checks,
+    own_clients,
+    pairs,
+    partner_name,
+    policies,
+    tenants_of,
+    unreadable,
+    value,
+    verb,
+    what,
+    where,
+)
+from worker.service.onboarding import FAILED, WRITTEN, Outcome, Survey, onboard
 
 
 def fix_jobs(cfg: Config, job: str | None, *, yes: bool, as_json: bool) -> int:
@@ -45,52 +54,43 @@ def fix_jobs(cfg: Config, job: str | None, *, yes: bool, as_json: bool) -> int:
         _refuse("the configuration has no jobs to onboard", 2, fail_json)
     for name in names:
         _job(cfg, name, graph=True, on_failure=fail_json)
-    pairs = []
-    for name in names:
-        spec = cfg.job(name)
-        source, target = cfg.tenants[spec.source], cfg.tenants[spec.target]
-        pairs.append(Pair(name, spec.source, source.tenant_id, spec.target, target.tenant_id))
-    wanted = needs(pairs)
-    tenants = sorted({n.tenant for n in wanted})
-    clients = {t: graph_client(cfg.tenants[t]).with_policy(CHECK_POLICY) for t in tenants}
-    try:
-        policies = {t: GraphCrossTenantPolicy(c) for t, c in clients.items()}
-        currents, unreadable = read_current(wanted, policies)
-        if unreadable:
-            problems = [
-                f"cannot read tenant {f.tenant}'s cross-tenant access policy: {f.error}"
-                + _advice(cfg, f.tenant, f.error, "Policy.Read.All")
-                for f in unreadable
-            ]
-            _refuse("; ".join(problems) + " (nothing was changed)", 1, fail_json)
-        writes = plan_all(wanted, currents)
-        report["plan"] = [w.as_dict() for w in writes]
-        report["notes"] = _group_notes(cfg, names)
+    found = pairs(cfg, names)
+
+    def approve(survey: Survey) -> bool:
+        report["plan"] = [w.as_dict() for w in survey.plan]
+        report["notes"] = group_notes(cfg, names)
         if not as_json:
-            _print_plan(writes, report["notes"])
-        outcomes: list[Outcome] = []
-        if writes:
+            _print_plan(survey.plan, report["notes"])
+        if survey.plan:
             _confirm(yes, as_json, fail_json)
-            outcomes = apply(writes, policies)
-    finally:
-        for client in clients.values():
-            client.close()
+        return True
+
+    tenants = tenants_of(found)
+    with own_clients(cfg, tenants) as clients:
+        result = onboard(
+            found,
+            policies(clients, tenants),
+            approve=approve,
+            checks=lambda name: job_checks(cfg, name, clients),
+        )
+    if result.survey.unreadable:
+        problems = [unreadable(cfg, f) for f in result.survey.unreadable]
+        _refuse("; ".join(problems) + " (nothing was changed)", 1, fail_json)
+    outcomes = result.outcomes
     report["results"] = [_outcome_dict(cfg, o) for o in outcomes]
     if outcomes and not as_json:
         _print_outcomes(cfg, outcomes)
-    failures = [o for o in outcomes if o.status == FAILED]
+    failures = result.failed
     if failures and not as_json:
         written = sum(o.status == WRITTEN for o in outcomes)
         err.print(
             f"tenant-sync: {written} of {len(outcomes)} write(s) made; "
-            + "; ".join(_failure(cfg, o) for o in failures),
+            + "; ".join(failure(cfg, o) for o in failures),
             markup=False,
         )
-    checks = {name: _job_checks(cfg, name) for name in names}
+    checks = result.checks
     report["checks"] = {name: [_check_dict(c) for c in cs] for name, cs in checks.items()}
-    failed = any(o.status != WRITTEN for o in outcomes) or any(
-        c.status == "fail" for cs in checks.values() for c in cs
-    )
+    failed = not result.ok
     report["ok"] = not failed
     if as_json:
         emit_json(report)
@@ -116,12 +116,6 @@ def _confirm(yes: bool, as_json: bool, fail_json: Any) -> None:
         raise typer.Exit(1)
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "(not set)"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _print_plan(writes: list[Write], notes: list[str]) -> None:
     if not writes:
         out.print("nothing to change: the cross-tenant access settings are in place", markup=False)
@@ -129,91 +123,38 @@ def _print_plan(writes: list[Write], notes: list[str]) -> None:
         tenants = len({w.tenant for w in writes})
         out.print(f"plan: {len(writes)} write(s) in {tenants} tenant(s)", markup=False)
         for w in writes:
-            what = "partner entry" if w.object == "partner" else "identity synchronization"
-            verb = {"POST": "create", "PATCH": "update", "PUT": "set"}[w.method]
             out.print(
-                f"  tenant {w.tenant}: {what} for {w.partner_id} — {verb} ({w.method} {w.path})",
+                f"  tenant {w.tenant}: {what(w)} for {w.partner_id} — {verb(w)} "
+                f"({w.method} {w.path})",
                 markup=False,
             )
             for c in w.changes:
-                out.print(f"      {c.prop}: {_value(c.current)} -> {_value(c.new)}", markup=False)
+                out.print(f"      {c.prop}: {value(c.current)} -> {value(c.new)}", markup=False)
     for note in notes:
         out.print(f"note: {note}", markup=False)
 
 
-def _partner_name(cfg: Config, partner_id: str) -> str | None:
-    """The config name of the tenant with this id, if the configuration has it."""
-    for name, tenant in cfg.tenants.items():
-        if tenant.tenant_id.lower() == partner_id.lower():
-            return name
-    return None
-
-
-def _where(cfg: Config, w: Write) -> str:
-    """One write, naming the partner: a tenant's writes differ by partner only (POST path)."""
-    what = "partner entry" if w.object == "partner" else "identity synchronization"
-    name = _partner_name(cfg, w.partner_id)
-    partner = f"{name} ({w.partner_id})" if name else w.partner_id
-    return f"tenant {w.tenant}: {what} for {partner} — {w.method} {w.path}"
-
-
 def _print_outcomes(cfg: Config, outcomes: list[Outcome]) -> None:
     for o in outcomes:
-        where = _where(cfg, o.write)
+        at = where(cfg, o.write)
         if o.status == WRITTEN:
-            out.print(f"✓ written: {where}", markup=False)
+            out.print(f"✓ written: {at}", markup=False)
         elif o.status == FAILED:
-            out.print(f"✗ failed: {where} — {_failure(cfg, o)}", markup=False)
+            out.print(f"✗ failed: {at} — {failure(cfg, o)}", markup=False)
         else:
-            out.print(f"- not attempted: {where} (an earlier write there failed)", markup=False)
+            out.print(f"- not attempted: {at} (an earlier write there failed)", markup=False)
 
 
 def _outcome_dict(cfg: Config, o: Outcome) -> dict[str, Any]:
     result: dict[str, Any] = {
         "tenant": o.write.tenant,
         "partner_tenant_id": o.write.partner_id,
-        "partner": _partner_name(cfg, o.write.partner_id),
+        "partner": partner_name(cfg, o.write.partner_id),
         "object": o.write.object,
         "method": o.write.method,
         "path": o.write.path,
         "status": o.status,
     }
     if o.status == FAILED:
-        result["error"] = _failure(cfg, o)
+        result["error"] = failure(cfg, o)
     return result
-
-
-def _failure(cfg: Config, o: Outcome) -> str:
-    tenant = o.write.tenant
-    if o.denied:
-        client_id = cfg.tenants[tenant].client_id
-        return (
-            f"tenant {tenant}'s app ({client_id}) lacks {WRITE_PERMISSION}: add that Microsoft "
-            f"Graph application permission to its app registration in tenant {tenant} and grant "
-            "admin consent, then run again"
-        )
-    assert o.error is not None
-    return f"{o.error}" + _advice(cfg, tenant, o.error, WRITE_PERMISSION)
-
-
-def _advice(cfg: Config, tenant: str, error: SyncError, permission: str) -> str:
-    settings = cfg.tenants[tenant]
-    side = CheckSide(tenant, str(settings.ca_bundle) if settings.ca_bundle else None)
-    advice = hint(error, f"{tenant}", side, f"grant {permission} to the app in tenant {tenant}")
-    return f" (fix: {advice})" if advice else ""
-
-
-def _group_notes(cfg: Config, names: list[str]) -> list[str]:
-    grouped = [n for n in names if _provisions_groups(cfg.jobs[n])]
-    if not grouped:
-        return []
-    return [
-        f"{', '.join(grouped)}: group provisioning needs no cross-tenant setting of its own "
-        "(Graph v1.0's crossTenantUserSyncInbound has only isSyncAllowed, which this plan "
-        "covers); it needs group permissions instead, which the check below tests"
-    ]
-
-
-def _provisions_groups(job: Job) -> bool:
-    """Whether a job provisions groups (`groups.provision: true`, docs/groups.md)."""
-    return job.spec.groups.enabled

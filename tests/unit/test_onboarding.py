@@ -19,7 +19,17 @@ from worker.domain.onboarding import (
     plan,
     plan_all,
 )
-from worker.service.onboarding import FAILED, NOT_ATTEMPTED, WRITTEN, apply, read_current
+from worker.service.onboarding import (
+    FAILED,
+    NOT_ATTEMPTED,
+    WRITTEN,
+    Onboarding,
+    Survey,
+    apply,
+    onboard,
+    read_current,
+    survey,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +150,93 @@ def test_a_denied_tenant_stops_its_own_writes_only_and_every_write_is_reported()
     assert by_tenant["b", "PUT"].status == NOT_ATTEMPTED
     assert policies["b"].sent == []
     assert policies["a"].sent == [("POST", "/policies/crossTenantAccessPolicy/partners")]
+
+
+# onboard: the one path of `check --fix` and the console ---------------------------------------
+class Checked:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+class UnreadablePolicy(FakePolicy):
+    def partner(self, partner_id: str) -> Mapping[str, Any] | None:
+        raise StopSync("Insufficient privileges", code="Authorization_RequestDenied", status=403)
+
+
+def test_onboard_writes_the_approved_plan_then_checks_each_job() -> None:
+    policies = {"a": FakePolicy(), "b": FakePolicy()}
+    shown: list[int] = []
+
+    def approve(found: Survey) -> bool:
+        shown.append(len(found.plan))
+        return True
+
+    result = onboard([pair(A, B)], policies, approve=approve, checks=lambda j: [Checked("ok")])
+    assert shown == [3]
+    assert [o.status for o in result.outcomes] == [WRITTEN] * 3
+    assert list(result.checks) == ["a-to-b"]
+    assert result.ok
+
+
+def test_onboard_writes_nothing_and_checks_nothing_unless_approved() -> None:
+    policies = {"a": FakePolicy(), "b": FakePolicy()}
+    checked: list[str] = []
+
+    def check(job: str) -> list[Checked]:
+        checked.append(job)
+        return []
+
+    result = onboard([pair(A, B)], policies, approve=lambda s: False, checks=check)
+    assert not result.approved
+    assert len(result.survey.plan) == 3
+    assert result.outcomes == []
+    assert checked == []
+    assert policies["a"].sent == policies["b"].sent == []
+    assert not result.ok
+
+
+def test_onboard_asks_nothing_when_a_policy_cannot_be_read() -> None:
+    policies = {"a": FakePolicy(), "b": UnreadablePolicy()}
+    asked: list[Survey] = []
+
+    def approve(found: Survey) -> bool:
+        asked.append(found)
+        return True
+
+    result: Onboarding[Checked] = onboard(
+        [pair(A, B)], policies, approve=approve, checks=lambda j: []
+    )
+    assert asked == []
+    assert [f.tenant for f in result.survey.unreadable] == ["b"]
+    assert result.survey.plan == []
+    assert policies["a"].sent == []
+
+
+def test_a_failing_check_or_write_is_not_ok() -> None:
+    failing = onboard(
+        [pair(A, B)],
+        {"a": FakePolicy(), "b": FakePolicy()},
+        approve=lambda s: True,
+        checks=lambda j: [Checked("ok"), Checked("fail")],
+    )
+    assert not failing.ok
+    denied = onboard(
+        [pair(A, B)],
+        {"a": FakePolicy(), "b": FakePolicy(denied=True)},
+        approve=lambda s: True,
+        checks=lambda j: [Checked("ok")],
+    )
+    assert [o.status for o in denied.failed] == [FAILED]
+    assert not denied.ok
+
+
+def test_the_fingerprint_changes_exactly_when_the_plan_does() -> None:
+    policies = {"a": FakePolicy(), "b": FakePolicy()}
+    first = survey([pair(A, B)], policies)
+    assert survey([pair(A, B)], policies).fingerprint == first.fingerprint
+    policies["a"].partners[B] = partner(False, True)  # someone turned the source's side on
+    second = survey([pair(A, B)], policies)
+    assert len(second.plan) == 2
+    assert second.fingerprint != first.fingerprint
+    policies["a"].partners[B] = partner(False, False)  # a different current value: a new plan
+    assert survey([pair(A, B)], policies).fingerprint not in (first.fingerprint, second.fingerprint)

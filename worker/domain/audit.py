@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     ALLOW_DELETES = "allow-deletes"
     RESTART = "restart"
     START = "start"
+    ONBOARD = "onboard"  # the console wrote a pair's cross-tenant access settings
 
 
 class AuditResult(StrEnum):

@@ -16,11 +16,12 @@ from .web import HERE
 def mount(app: FastAPI) -> None:
     """Add the console's pages, forms, sign-in and static files to `app`, and let the API's
     `principal` accept a console session (reads; writes only with its CSRF token)."""
-    from . import access, actions, pages
+    from . import access, actions, onboarding, pages
     from .web import console
 
     app.include_router(access.router)
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(onboarding.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.state.session_principal = lambda request: console(request).principal(request)

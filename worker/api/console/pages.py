@@ -22,6 +22,7 @@ from worker.service.logexport import logs_csv
 
 from .charts import cycle_chart
 from .filters import ACTIONS, STATUSES, LogFilters
+from .onboarding import section as onboarding_section
 from .sessions import ConsoleSession
 from .views import job_view
 from .web import SECURITY_HEADERS, ConsoleRoute, PageError, console, path_segment, signed_in
@@ -127,6 +128,7 @@ def job_page(request: Request, job: str, session: ConsoleSession = Session) -> R
             "staged": staged[:10],
             "staged_count": len(staged),
             "restart_scopes": RESTART_SCOPES,
+            "onboarding": onboarding_section(request, job),
             "actions": [
                 e.as_row() for e in svc.runtime.audit.entries(job=job, limit=RECENT_ACTIONS)
             ],
