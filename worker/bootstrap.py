@@ -28,7 +28,6 @@ from worker.adapters.state.redis_store import (
     RedisJobLock,
     RedisLiveProgress,
     RedisQueueGuard,
-    connect,
 )
 from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.config import (
@@ -45,6 +44,7 @@ from worker.service.cycle import CycleService, ProgressListener
 from worker.service.notify import DeliveryReport, NotificationObserver, deliver_due
 from worker.service.ondemand import OnDemand
 from worker.service.pipeline import PageDispatcher, PagePipeline
+from worker.state_view import open_state
 from worker.urls import url_secrets
 
 
@@ -293,18 +293,16 @@ def open_runtime(
     With `notifications:` configured, every cycle's events are queued in the outbox, and
     `notify_kick` (if given) asks for their delivery at once.
     """
-    url = redis_url(config)
-    client = connect(url)
-    engine, ledger = open_database(config, migrate=migrate)
+    state = open_state(config, migrate=migrate)  # the same stores `status` opens
     runtime = Runtime(
         config=config,
-        redis_url=url,
-        redis=client,
-        engine=engine,
-        ledger=ledger,
-        cursors=RedisCursorStore(client),
-        live=RedisLiveProgress(client),
-        audit=SqlAuditLog(engine),
+        redis_url=state.redis_url,
+        redis=state.redis,
+        engine=state.engine,
+        ledger=SqlLedger(state.engine),
+        cursors=RedisCursorStore(state.redis),
+        live=RedisLiveProgress(state.redis),
+        audit=SqlAuditLog(state.engine),
     )
     if config.notifications:
         runtime.observers.append(

@@ -129,6 +129,15 @@ def _root(
 
 OnFailure = Callable[[str], None] | None
 
+# Set by a command that only reads and prints, so has nothing to clean up at exit: the launcher
+# (worker/__main__.py) then ends the process without Python's teardown (docs/performance.md).
+quick_exit = False
+
+
+def _quick_exit() -> None:
+    global quick_exit
+    quick_exit = True
+
 
 def _json_error(as_json: bool, **fields: Any) -> OnFailure:
     """For a `--json` command: print `{**fields, "error": message}` when it fails before its
@@ -138,7 +147,11 @@ def _json_error(as_json: bool, **fields: Any) -> OnFailure:
     return lambda message: emit_json({**fields, "error": message})
 
 
-def _config(ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = None) -> Config:
+def _config(
+    ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = None, *, logs: bool = True
+) -> Config:
+    """The configuration, or the command ends (exit 2) naming its problems. With `logs`, the
+    logging it asks for is set up; `status` logs nothing and saves structlog's import."""
     chosen = explicit or (ctx.obj or {}).get("config")
     try:
         config = load_config(config_path(chosen))
@@ -149,6 +162,8 @@ def _config(ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = N
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)
         raise typer.Exit(2) from None
+    if not logs:
+        return config
     from worker.logging import configure_logging  # structlog: not for `validate`
 
     configure_logging(config.logging.format, config.logging.level)
@@ -302,6 +317,7 @@ def validate(
 ) -> None:
     """Load and check the configuration; list every problem (exit 2) or summarise it: the
     jobs, those an organization: section makes marked [org] (--json: origin, organization)."""
+    _quick_exit()
     chosen = config or (ctx.obj or {}).get("config")
     path = config_path(chosen)
     try:
@@ -692,8 +708,9 @@ def status(
     source, target, origin)."""
     from worker.service.status import grouped_by_pair, job_status, with_pair
 
+    _quick_exit()
     failed = _json_error(as_json, job=job)
-    cfg = _config(ctx, config, failed)
+    cfg = _config(ctx, config, failed, logs=False)  # reads only: nothing to log
     names = [job] if job else sorted(cfg.jobs)
     if job:
         _job(cfg, job, on_failure=failed)

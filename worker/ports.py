@@ -443,6 +443,27 @@ class RunRecord:
     error: str = ""
 
 
+class LedgerReads(Protocol):
+    """The Ledger's reads behind a job's status (`tenant-sync status`): a Ledger has them all,
+    and worker/adapters/state/sql_reads.py has them alone, on the database driver."""
+
+    def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]: ...
+
+    def job_state(self, job: str) -> JobState: ...
+
+    def link_count(self, job: str) -> int: ...
+
+    def group_links(self, job: str) -> list[GroupLink]: ...
+
+    def group_skips(self, job: str) -> list[GroupSkip]: ...
+
+    def escrow_count(self, job: str) -> int: ...
+
+    def staged(self, job: str) -> list[StagedDeletion]: ...
+
+    def deletions_since(self, job: str, since: datetime) -> WindowDeletions: ...
+
+
 class Ledger(Protocol):
     """The SQL state of a job: links, assignments, runs and the provisioning log."""
 

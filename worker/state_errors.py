@@ -9,6 +9,7 @@ Used at the CLI boundary, where library errors and the adapters' domain errors e
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def sqlite_path(database_url: str) -> Path | None:
     """The file of a sqlite:/// URL (None for another database or an in-memory one)."""
     if not database_url.startswith("sqlite"):
         return None
+    from worker.adapters.state.sql_reads import plain_sqlite_path
+
+    plain = plain_sqlite_path(database_url)
+    if plain is not None:  # read without SQLAlchemy, which `status` does not load
+        return Path(plain)
     from sqlalchemy.engine import make_url
 
     database = make_url(database_url).database
@@ -82,7 +88,6 @@ def _os_reason(exc: OSError) -> str:
 def describe(config: Config, exc: BaseException) -> StateProblem | None:
     """The line for a failure of Redis or the SQL database, or None for any other error."""
     import redis
-    from sqlalchemy.exc import SQLAlchemyError
 
     from worker.domain.errors import SyncError
 
@@ -106,7 +111,8 @@ def describe(config: Config, exc: BaseException) -> StateProblem | None:
             f"state.database_url: cannot use the SQLite database {path}: {_os_reason(cause)}",
             BAD_SETTING,
         )
-    if isinstance(cause, SQLAlchemyError):
+    if cause is not None and _sql_error(cause):
+        # SQLAlchemy's error carries the driver's (`orig`); status's reads raise it directly.
         orig = getattr(cause, "orig", None) or cause
         if path is not None:
             # SQLite is a local file: when it cannot be opened, the setting is what is wrong.
@@ -117,6 +123,25 @@ def describe(config: Config, exc: BaseException) -> StateProblem | None:
         url = redacted_url(config.state.database_url)
         return StateProblem(f"state.database_url ({url}): {_first_line(orig)}", UNREACHABLE)
     return None
+
+
+def _sql_error(exc: BaseException) -> bool:
+    """Whether `exc` is SQLAlchemy's or a database driver's (sqlite3, psycopg) error. Only the
+    libraries already loaded are asked: an error cannot come from one that is not."""
+    kinds: list[type[BaseException]] = []
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        kinds.append(SQLAlchemyError)
+    if "sqlite3" in sys.modules:
+        import sqlite3
+
+        kinds.append(sqlite3.Error)
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        kinds.append(psycopg.Error)
+    return isinstance(exc, tuple(kinds))
 
 
 def _first_line(exc: BaseException) -> str:

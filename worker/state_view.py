@@ -1,54 +1,58 @@
-"""The state alone, for commands that only read it (`tenant-sync status`).
+"""The state stores, opened for a command: Redis and the SQL database, migrated.
 
-`worker.bootstrap.open_runtime` wires everything a cycle needs (Graph clients, MSAL, the
-services, notifiers); a command that only reads Redis and the SQL ledger opens this instead, so
-it starts in a fraction of the time (docs/performance.md). Same connections, same checks, same
-migration as the runtime; nothing here writes but the migration.
+`open_state` is the one way to open them: `worker.bootstrap.open_runtime` builds the whole
+runtime of a cycle on it (Graph clients, MSAL, the services, notifiers), and `open_state_view`
+the reads of `tenant-sync status`, which start in a fraction of the time (docs/performance.md,
+"CLI start-up"): SQLAlchemy is loaded only when something uses the engine, Alembic only when the
+database is not at the newest revision, and status reads through the driver alone
+(worker/adapters/state/sql_reads.py). Nothing here writes but the migration.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import redis
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters.state.embedded_redis import resolve_redis_url
-from worker.adapters.state.redis_store import (
+def _import_redis_without_telemetry() -> None:
+    """Import redis-py with OpenTelemetry hidden. redis-py loads OpenTelemetry's metrics SDK at
+    import whenever it is installed (msgraph-sdk brings it into a development install), for
+    metrics that only an explicit `redis.observability` set-up records, and none does here;
+    hidden, it is not loaded (a fifth of status's start-up). Where OpenTelemetry is already
+    loaded, or redis is, nothing changes."""
+    if "redis" in sys.modules or "opentelemetry" in sys.modules:
+        return
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]  # import fails: not loaded
+    try:
+        import redis  # noqa: F401
+    finally:
+        del sys.modules["opentelemetry"]
+
+
+_import_redis_without_telemetry()
+
+import redis  # noqa: E402
+
+from worker.adapters.state.embedded_redis import resolve_redis_url  # noqa: E402
+from worker.adapters.state.redis_store import (  # noqa: E402
     RedisCursorStore,
     RedisJobLock,
     RedisLiveProgress,
     connect,
 )
-from worker.adapters.state.sql import SqlLedger, make_engine
-from worker.config import Config
+from worker.adapters.state.sql_reads import SqlReads  # noqa: E402
+from worker.config import Config  # noqa: E402
+from worker.ports import LedgerReads  # noqa: E402
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # Migrations are numbered files (0001_initial_state_schema.py, ...) whose revision is that number.
 VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 _REVISION_FILE = re.compile(r"([0-9]{4})_\w+\.py")
-
-
-@dataclass
-class StateView:
-    """Redis and the SQL ledger, with the parts of `Runtime` a read needs."""
-
-    config: Config
-    redis: redis.Redis
-    engine: Engine
-    ledger: SqlLedger
-    cursors: RedisCursorStore
-    live: RedisLiveProgress
-
-    def job_lock(self) -> RedisJobLock:
-        return RedisJobLock(self.redis, ttl_s=self.config.state.lock_ttl.total_seconds())
-
-    def close(self) -> None:
-        self.redis.close()
-        self.engine.dispose()
 
 
 def newest_revision() -> str | None:
@@ -57,37 +61,116 @@ def newest_revision() -> str | None:
     return max(numbers, default=None)
 
 
-def at_newest_revision(engine: Engine) -> bool:
-    """Whether the database is already at the newest revision; False when unsure (no version
-    table yet, several rows), so the caller migrates as usual."""
+@dataclass
+class State:
+    """Redis and the SQL database of one process. The engine (SQLAlchemy) and the driver
+    connection behind `reads` are made on first use; `close` ends whichever were made."""
+
+    config: Config
+    redis_url: str
+    redis: redis.Redis
+    _engine: Engine | None = field(default=None, repr=False)
+    _reads: SqlReads | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from worker.adapters.state.sql import make_engine
+
+            self._engine = make_engine(self.config.state.database_url)
+        return self._engine
+
+    def reads(self) -> LedgerReads:
+        """The ledger's reads for a status: on the driver alone where the URL allows it
+        (sql_reads.py), else on SQLAlchemy."""
+        if self._reads is None:
+            self._reads = SqlReads.open(self.config.state.database_url)
+        if self._reads is not None:
+            return self._reads
+        from worker.adapters.state.sql import SqlLedger
+
+        return SqlLedger(self.engine)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision, loading Alembic only when it is not there
+        (a first command on a new database works)."""
+        if self._at_newest_revision():
+            return
+        from worker.adapters.state.db import upgrade_database
+
+        upgrade_database(self.engine)
+
+    def _at_newest_revision(self) -> bool:
+        # On the driver alone where the URL allows (status's connection, if it has one).
+        reads = self._reads or SqlReads.open(self.config.state.database_url)
+        if reads is not None:
+            try:
+                return reads.revision() == newest_revision()
+            finally:
+                if reads is not self._reads:
+                    reads.close()
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except SQLAlchemyError:
+            return False  # no version table yet: the caller migrates as usual
+        return len(rows) == 1 and rows[0][0] == newest_revision()
+
+    def close(self) -> None:
+        self.redis.close()
+        if self._reads is not None:
+            self._reads.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def open_state(config: Config, *, migrate: bool = True, reads: bool = False) -> State:
+    """Connect to Redis (starting the embedded one if configured) and to the SQL database,
+    migrated unless `migrate` is False; with `reads`, `State.reads` is opened at once (and the
+    migration check uses it). On a failure, whatever was opened is closed."""
+    url = resolve_redis_url(config.state.redis_url, Path(config.state.state_dir))
+    state = State(config=config, redis_url=url, redis=connect(url))
     try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-    except SQLAlchemyError:
-        return False
-    return len(rows) == 1 and rows[0][0] == newest_revision()
+        if reads:
+            state.reads()
+        if migrate:
+            state.migrate()
+    except BaseException:
+        state.close()
+        raise
+    return state
+
+
+@dataclass
+class StateView:
+    """What `status` reads: the ledger's reads, cursors, live progress and the job lock."""
+
+    state: State
+    ledger: LedgerReads
+    cursors: RedisCursorStore
+    live: RedisLiveProgress
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.state.redis
+
+    def job_lock(self) -> RedisJobLock:
+        ttl = self.state.config.state.lock_ttl.total_seconds()
+        return RedisJobLock(self.state.redis, ttl_s=ttl)
+
+    def close(self) -> None:
+        self.state.close()
 
 
 def open_state_view(config: Config) -> StateView:
-    """Connect to Redis (starting the embedded one if configured) and SQL (migrated, as the
-    runtime does: a first `status` on a new database works)."""
-    client = connect(resolve_redis_url(config.state.redis_url, Path(config.state.state_dir)))
-    engine = make_engine(config.state.database_url)
-    try:
-        if not at_newest_revision(engine):
-            # Alembic and the migration scripts cost a third of the start-up: only when needed.
-            from worker.adapters.state.db import upgrade_database
-
-            upgrade_database(engine)
-    except BaseException:
-        client.close()
-        engine.dispose()
-        raise
+    """The state opened (and migrated) by `open_state`, for reading."""
+    state = open_state(config, reads=True)
     return StateView(
-        config=config,
-        redis=client,
-        engine=engine,
-        ledger=SqlLedger(engine),
-        cursors=RedisCursorStore(client),
-        live=RedisLiveProgress(client),
+        state=state,
+        ledger=state.reads(),
+        cursors=RedisCursorStore(state.redis),
+        live=RedisLiveProgress(state.redis),
     )

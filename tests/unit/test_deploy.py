@@ -365,7 +365,8 @@ _USAGE_ERRORS = (click.UsageError, typer.exceptions.TyperException)
 def _check_tenant_sync(args: list[str]) -> dict[str, Any]:
     from worker.cli import app
 
-    assert _project()["project"]["scripts"]["tenant-sync"] == "worker.cli:main"
+    # The launcher (worker/__main__.py) runs worker.cli's app, whose commands are checked here.
+    assert _project()["project"]["scripts"]["tenant-sync"] == "worker.__main__:run"
     command: Any = typer.main.get_command(app)
     words = list(args)
     while isinstance(command, _GROUPS):

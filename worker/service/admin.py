@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from worker.domain.groups import held_group_deletions
 from worker.domain.health import JobState
-from worker.ports import CursorStore, JobLock, Ledger
+from worker.ports import CursorStore, JobLock, Ledger, LedgerReads
 
 
 class RestartScope(StrEnum):
@@ -30,7 +30,7 @@ def resume(ledger: Ledger, job: str) -> JobState:
     return state
 
 
-def held_deletions(ledger: Ledger, job: str) -> int:
+def held_deletions(ledger: LedgerReads, job: str) -> int:
     """The deletions held over the threshold: users' staged ones and provisioned groups'."""
     groups = held_group_deletions(ledger.group_skips(job), ledger.group_links(job))
     return len(ledger.staged(job)) + groups

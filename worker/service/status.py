@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.domain.health import EXPORT_KEYS, DeletionThreshold, JobState
-from worker.ports import Cursor, Ledger, RunRecord
+from worker.ports import Cursor, LedgerReads, RunRecord
 from worker.service.admin import held_deletions
 
 
@@ -45,7 +45,7 @@ def _quarantine(state: JobState) -> dict[str, Any] | None:
 
 
 def deletion_window(
-    job: str, ledger: Ledger, state: JobState, threshold: DeletionThreshold, now: datetime
+    job: str, ledger: LedgerReads, state: JobState, threshold: DeletionThreshold, now: datetime
 ) -> dict[str, Any]:
     """Where the job stands against its deletion threshold: what it made within the window and
     what is staged, judged as the next cycle would judge them with nothing new to delete."""
@@ -75,7 +75,7 @@ def deletion_window(
     }
 
 
-def _groups(job: str, ledger: Ledger) -> dict[str, Any]:
+def _groups(job: str, ledger: LedgerReads) -> dict[str, Any]:
     """Provisioned groups (docs/groups.md): how many, and those skipped with the reason."""
     return {
         "provisioned": len(ledger.group_links(job)),
@@ -89,7 +89,7 @@ def _groups(job: str, ledger: Ledger) -> dict[str, Any]:
 
 def job_status(
     job: str,
-    ledger: Ledger,
+    ledger: LedgerReads,
     cursor: Cursor,
     *,
     running: bool,

@@ -15,14 +15,18 @@ import functools
 import inspect
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import redis
-from sqlalchemy import exc as sa
-from sqlalchemy.engine import URL
 
 from worker.domain.errors import BadRequest, Conflict, StopSync, SyncError, Transient
 from worker.urls import MASK, redacted_url, url_secrets
+
+if TYPE_CHECKING:
+    # SQLAlchemy itself is loaded by the SQL adapters' use of it, not by a Redis adapter's
+    # import of this module (`status` reads SQL without it: docs/performance.md).
+    from sqlalchemy import exc as sa
+    from sqlalchemy.engine import URL
 
 T = TypeVar("T")
 
@@ -81,9 +85,6 @@ def _first_line(error: BaseException, secrets: Sequence[str] = ()) -> str:
 
 # SQL ------------------------------------------------------------------------------------------
 
-# Not the database's answer to a request but the way to it: no pooled connection in time, a
-# connection found dead.
-_SQL_UNREACHABLE = (sa.TimeoutError, sa.DisconnectionError)
 _UNIQUE = {"23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
 _NOT_ALLOWED = {"42501"}  # PostgreSQL's insufficient_privilege
 
@@ -104,11 +105,15 @@ def sql_error(error: sa.SQLAlchemyError, url: URL) -> SyncError:
     what needs a person (StopSync: a missing privilege, a feature the database lacks, our own
     request malformed before it reached the database).
     """
+    from sqlalchemy import exc as sa
+
     original = getattr(error, "orig", None) or error
     where = f"the state database {database_name(url)}"
     reason = _first_line(original, url_secrets(url.render_as_string(hide_password=False)))
     code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", "")
-    if isinstance(error, _SQL_UNREACHABLE):
+    # Not the database's answer to a request but the way to it: no pooled connection in time,
+    # a connection found dead.
+    if isinstance(error, sa.TimeoutError | sa.DisconnectionError):
         return Transient(f"{where} is unavailable: {reason}")
     if isinstance(error, sa.IntegrityError):
         if code in _UNIQUE:
@@ -125,9 +130,11 @@ def sql_error(error: sa.SQLAlchemyError, url: URL) -> SyncError:
 
 @contextmanager
 def sql_errors(url: URL) -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
-    except sa.SQLAlchemyError as error:
+    except SQLAlchemyError as error:
         raise sql_error(error, url) from error
 
 

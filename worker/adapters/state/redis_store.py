@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import structlog
 from redis.lock import Lock
 
 from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
@@ -32,7 +31,13 @@ from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Wate
 
 PREFIX = "tenant-sync"
 
-log = structlog.get_logger("tenant_sync.lock")
+
+def _log() -> Any:
+    """The lock's logger; structlog is loaded on the first line logged, not by `status`'s
+    import of this module (docs/performance.md, "CLI start-up")."""
+    import structlog
+
+    return structlog.get_logger("tenant_sync.lock")
 
 
 def cursor_key(job: str) -> str:
@@ -219,7 +224,7 @@ class RedisJobLock(_RedisAdapter):
         if not swapped:
             return False
         lock.local.token = token.encode()
-        log.warning("job lock taken over", dead_holder=_text(held).split(":", 2)[-1])
+        _log().warning("job lock taken over", dead_holder=_text(held).split(":", 2)[-1])
         return True
 
     def _renew(self, lock: Lock, stop: threading.Event) -> None:
@@ -307,13 +312,13 @@ class RedisLiveProgress(_RedisAdapter):
             pipe.expire(key, LIVE_TTL_S)
             pipe.execute()
         except redis.RedisError as exc:
-            log.debug("live progress not recorded", error=str(exc))
+            _log().debug("live progress not recorded", error=str(exc))
 
     def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None:
         try:
             self.client.delete(live_key(job))
         except redis.RedisError as exc:
-            log.debug("live progress not reset", error=str(exc))
+            _log().debug("live progress not reset", error=str(exc))
         counters = {name: 0 for name in LIVE_COUNTERS}
         self._write(
             job,
@@ -340,7 +345,7 @@ class RedisLiveProgress(_RedisAdapter):
         try:
             self.client.delete(live_key(job))
         except redis.RedisError as exc:
-            log.debug("live progress not cleared", error=str(exc))
+            _log().debug("live progress not cleared", error=str(exc))
 
     def load(self, job: str) -> dict[str, Any] | None:
         raw = self.client.hgetall(live_key(job))
