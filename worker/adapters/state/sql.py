@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    any_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -75,6 +78,17 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), CHUNK):
         yield unique[start : start + CHUNK]
+
+
+def _among(dialect: str, column: Any, ids: list[str]) -> ColumnElement[bool]:
+    """`column IN ids`. On PostgreSQL `column = ANY(:ids)`, one array parameter: a page's IN
+    list of 500 placeholders is longer than the statements psycopg keeps parsed, so it was
+    parsed anew for every query (docs/performance.md, "Time per created user")."""
+    if dialect == "postgresql":
+        return cast(
+            ColumnElement[bool], column == any_(bindparam(None, ids, type_=ARRAY(column.type)))
+        )
+    return cast(ColumnElement[bool], column.in_(ids))
 
 
 def _log_values(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> dict[str, Any]:
@@ -455,6 +469,7 @@ class SqlLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
 
     def _errors(self) -> AbstractContextManager[None]:
         return sql_errors(self.engine.url)
@@ -515,7 +530,8 @@ class SqlLedger:
             for start in range(0, len(ids), CHUNK):
                 rows = session.scalars(
                     select(LinkRow).where(
-                        LinkRow.job == job, LinkRow.source_id.in_(ids[start : start + CHUNK])
+                        LinkRow.job == job,
+                        _among(self._dialect, LinkRow.source_id, ids[start : start + CHUNK]),
                     )
                 )
                 found.update({row.source_id: _link_from_row(row) for row in rows})
@@ -528,7 +544,10 @@ class SqlLedger:
             for start in range(0, len(ids), CHUNK):
                 rows = session.scalars(
                     select(LinkRow)
-                    .where(LinkRow.job == job, LinkRow.target_id.in_(ids[start : start + CHUNK]))
+                    .where(
+                        LinkRow.job == job,
+                        _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
+                    )
                     .order_by(LinkRow.source_id)
                 )
                 for row in rows:
@@ -630,12 +649,15 @@ class SqlLedger:
             for ids in _chunks(write.resolved_pending):
                 session.execute(
                     delete(PendingUserRow).where(
-                        PendingUserRow.job == job, PendingUserRow.user_id.in_(ids)
+                        PendingUserRow.job == job,
+                        _among(self._dialect, PendingUserRow.user_id, ids),
                     )
                 )
             for ids in _chunks(write.released):
                 session.execute(
-                    delete(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                    delete(EscrowRow).where(
+                        EscrowRow.job == job, _among(self._dialect, EscrowRow.source_id, ids)
+                    )
                 )
             self._upsert(
                 session,
@@ -655,7 +677,8 @@ class SqlLedger:
             for ids in _chunks(write.unstaged):
                 session.execute(
                     delete(StagedDeleteRow).where(
-                        StagedDeleteRow.job == job, StagedDeleteRow.source_id.in_(ids)
+                        StagedDeleteRow.job == job,
+                        _among(self._dialect, StagedDeleteRow.source_id, ids),
                     )
                 )
             self._upsert(
@@ -687,7 +710,9 @@ class SqlLedger:
             return
         existing: dict[str, LinkRow] = {}
         for ids in _chunks([link.source_id for link in links]):
-            query = select(LinkRow).where(LinkRow.job == job, LinkRow.source_id.in_(ids))
+            query = select(LinkRow).where(
+                LinkRow.job == job, _among(self._dialect, LinkRow.source_id, ids)
+            )
             existing.update((row.source_id, row) for row in session.scalars(query))
         new: dict[str, dict[str, Any]] = {}
         for link in links:
@@ -847,7 +872,9 @@ class SqlLedger:
         with self._session() as session:
             for ids in _chunks(list(source_ids)):
                 rows = session.scalars(
-                    select(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                    select(EscrowRow).where(
+                        EscrowRow.job == job, _among(self._dialect, EscrowRow.source_id, ids)
+                    )
                 )
                 found.update(
                     {
