@@ -94,6 +94,45 @@ def test_a_page_is_committed_in_one_transaction(ledger: SqlLedger) -> None:
     assert [row["sourceId"] for row in ledger.logs("job")] == ["s1"]
 
 
+def test_a_page_of_500_created_users_is_a_handful_of_statements_and_keeps_every_row(
+    ledger: SqlLedger, engine: Engine
+) -> None:
+    """Links read together and rows inserted together (docs/performance.md, "Time per created
+    user"), not three statements per user; a stored link is updated (keeping its label when the
+    page has none), a link named twice takes its last state, the log keeps the page's order."""
+    kim = Link("job", "k", "t-k", LinkState.ACTIVE, {"displayName": "Kim"}, "run0", "Kim", "k@x.y")
+    ledger.commit_page("job", "run0", PageWrite(links=[kim]))
+    ids = [f"s{i:03}" for i in range(500)]
+    links = [Link("job", i, "t-" + i, LinkState.ACTIVE, {"displayName": i}, "run1") for i in ids]
+    moved = Link("job", "k", "t-k2", LinkState.SOFT_DELETED, {"displayName": "Kit"}, "run1")
+    again = Link("job", "s000", "t-s000", LinkState.DISABLED, {}, "run1", "Sam")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        ledger.commit_page(
+            "job",
+            "run1",
+            PageWrite(links=[*links, moved, again], seen=ids, outcomes=[outcome(i) for i in ids]),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert len(statements) <= 10, statements
+    found = ledger.links_for("job", [*ids, "k"])
+    assert len(found) == 501
+    assert found["s001"] == links[1]
+    assert found["k"] == Link(
+        "job", "k", "t-k2", LinkState.SOFT_DELETED, {"displayName": "Kit"}, "run1", "Kim", "k@x.y"
+    )
+    assert found["s000"] == again
+    rows = ledger.logs("job", limit=1000)
+    assert [row["sourceId"] for row in rows] == ids
+
+
 def test_unseen_links_are_the_live_ones_a_run_did_not_mark(ledger: SqlLedger) -> None:
     links = [
         Link("job", "a", "ta", LinkState.ACTIVE, {}, "old"),

@@ -188,6 +188,9 @@ class Exporter:
         self.target = target
         self.ledger = ledger
         self.run_id = run_id
+        # Asked for every create: worked out once (the spec does not change).
+        self._match_mappings = tuple(spec.match_mappings)
+        self._target_select = tuple(spec.target_select)
         self._monotonic = monotonic
         self.live: LiveProgress = live or NoLiveProgress()
 
@@ -360,13 +363,11 @@ class Exporter:
         """Find the target user this source user already is, if any; ambiguity is an error."""
         rules: list[tuple[str, str]] = [
             (m.target, str(values.values[m.target]))
-            for m in self.spec.match_mappings
+            for m in self._match_mappings
             if m.target in values.values
         ] or [("mail", address)]
         for attribute, value in rules:
-            found: list[TargetUser] = yield FindUsers(
-                attribute, value, tuple(self.spec.target_select)
-            )
+            found: list[TargetUser] = yield FindUsers(attribute, value, self._target_select)
             if len(found) > 1:
                 work.steps.append(
                     Step("matching", Status.FAILURE, f"{len(found)} target users have {attribute}")

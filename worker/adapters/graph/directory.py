@@ -260,6 +260,7 @@ class GraphTargetDirectory:
             client, pacer=pacer, concurrency=concurrency, on_written=on_written
         )
         self._types = user_property_types()
+        self._find_tails: dict[tuple[str, ...], str] = {}  # a FindUsers select -> its URL's end
 
     def sign_in(self) -> None:
         self.client.tokens.token()
@@ -298,13 +299,17 @@ class GraphTargetDirectory:
 
     def _call(self, request: TargetRequest) -> BatchCall:
         if isinstance(request, FindUsers):
-            # Two answers are enough to tell "one" from "ambiguous".
-            query = {
-                "$filter": self._filter(request.attribute, request.value),
-                "$select": _select(["id", *request.select]),
-                "$top": "2",
-            }
-            return BatchCall("GET", "/users?" + urlencode(query, quote_via=quote))
+            # Two answers are enough to tell "one" from "ambiguous". The same URL as
+            # urlencode({"$filter": ..., "$select": ..., "$top": "2"}, quote_via=quote) gives,
+            # with the part every create shares encoded once.
+            tail = self._find_tails.get(request.select)
+            if tail is None:
+                tail = "&" + urlencode(
+                    {"$select": _select(["id", *request.select]), "$top": "2"}, quote_via=quote
+                )
+                self._find_tails[request.select] = tail
+            where = quote(self._filter(request.attribute, request.value), safe="")
+            return BatchCall("GET", f"/users?%24filter={where}{tail}")
         if isinstance(request, GetUser):
             query = {"$select": _select(["id", *request.select])}
             return BatchCall(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -27,11 +28,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    any_,
+    bindparam,
     create_engine,
     delete,
     event,
     false,
     func,
+    insert,
     or_,
     select,
     update,
@@ -76,9 +80,21 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
         yield unique[start : start + CHUNK]
 
 
-def _log_row(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> LogRow:
+def _among(dialect: str, column: Any, ids: list[str]) -> ColumnElement[bool]:
+    """`column IN ids`. On PostgreSQL `column = ANY(:ids)`, one array parameter: a page's IN
+    list of 500 placeholders is longer than the statements psycopg keeps parsed, so it was
+    parsed anew for every query (docs/performance.md, "Time per created user")."""
+    if dialect == "postgresql":
+        return cast(
+            ColumnElement[bool], column == any_(bindparam(None, ids, type_=ARRAY(column.type)))
+        )
+    return cast(ColumnElement[bool], column.in_(ids))
+
+
+def _log_values(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> dict[str, Any]:
+    """A provisioning-log row's columns, for a bulk insert (or a merge in place)."""
     record = outcome_record(o)
-    return LogRow(
+    return dict(
         change_id=str(uuid.uuid4()),
         run_id=run_id,
         job=job,
@@ -453,6 +469,7 @@ class SqlLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
 
     def _errors(self) -> AbstractContextManager[None]:
         return sql_errors(self.engine.url)
@@ -513,7 +530,8 @@ class SqlLedger:
             for start in range(0, len(ids), CHUNK):
                 rows = session.scalars(
                     select(LinkRow).where(
-                        LinkRow.job == job, LinkRow.source_id.in_(ids[start : start + CHUNK])
+                        LinkRow.job == job,
+                        _among(self._dialect, LinkRow.source_id, ids[start : start + CHUNK]),
                     )
                 )
                 found.update({row.source_id: _link_from_row(row) for row in rows})
@@ -526,7 +544,10 @@ class SqlLedger:
             for start in range(0, len(ids), CHUNK):
                 rows = session.scalars(
                     select(LinkRow)
-                    .where(LinkRow.job == job, LinkRow.target_id.in_(ids[start : start + CHUNK]))
+                    .where(
+                        LinkRow.job == job,
+                        _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
+                    )
                     .order_by(LinkRow.source_id)
                 )
                 for row in rows:
@@ -597,35 +618,7 @@ class SqlLedger:
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         now = utcnow()
         with self._write() as session:
-            for link in write.links:
-                existing = session.get(LinkRow, (job, link.source_id))
-                deleted_at = now if link.state is LinkState.SOFT_DELETED else None
-                if existing is None:
-                    session.add(
-                        LinkRow(
-                            job=job,
-                            source_id=link.source_id,
-                            target_id=link.target_id,
-                            state=link.state.value,
-                            attributes=link.attributes,
-                            last_seen_run=link.last_seen_run,
-                            source_label=link.source_label,
-                            source_mail=link.source_mail,
-                            created_at=now,
-                            updated_at=now,
-                            deleted_at=deleted_at,
-                        )
-                    )
-                else:
-                    existing.target_id = link.target_id
-                    if existing.state != link.state.value:
-                        existing.deleted_at = deleted_at
-                    existing.state = link.state.value
-                    existing.attributes = link.attributes
-                    existing.last_seen_run = link.last_seen_run
-                    existing.source_label = link.source_label or existing.source_label
-                    existing.source_mail = link.source_mail or existing.source_mail
-                    existing.updated_at = now
+            self._write_links(session, job, write.links, now)
             for ids in _chunks(write.seen):
                 # Only links not marked yet (a link this page wrote already is): on PostgreSQL
                 # every UPDATE writes a new row version, even one that changes nothing.
@@ -639,25 +632,32 @@ class SqlLedger:
                     .values(last_seen_run=run_id)
                 )
             replaced = self._replaced_rows(session, job, run_id, write.replaces)
+            added: list[dict[str, Any]] = []
             for o in write.outcomes:
-                row = _log_row(job, run_id, o, now)
+                values = _log_values(job, run_id, o, now)
                 kept = replaced.get(o.source_id)
                 if kept is None:
-                    session.add(row)
+                    added.append(values)
                 else:
                     # In place: the row keeps its id, change id and time (docs/manager.md).
-                    row.id, row.change_id, row.created_at = kept.id, kept.change_id, kept.created_at
-                    session.merge(row)
+                    values.update(id=kept.id, change_id=kept.change_id, created_at=kept.created_at)
+                    session.merge(LogRow(**values))
+            if added:
+                # One executemany, in the outcomes' order (the log's ids are its order).
+                session.connection().execute(insert(LogRow), added)
             self._write_group_links(session, job, write, now)
             for ids in _chunks(write.resolved_pending):
                 session.execute(
                     delete(PendingUserRow).where(
-                        PendingUserRow.job == job, PendingUserRow.user_id.in_(ids)
+                        PendingUserRow.job == job,
+                        _among(self._dialect, PendingUserRow.user_id, ids),
                     )
                 )
             for ids in _chunks(write.released):
                 session.execute(
-                    delete(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                    delete(EscrowRow).where(
+                        EscrowRow.job == job, _among(self._dialect, EscrowRow.source_id, ids)
+                    )
                 )
             self._upsert(
                 session,
@@ -677,7 +677,8 @@ class SqlLedger:
             for ids in _chunks(write.unstaged):
                 session.execute(
                     delete(StagedDeleteRow).where(
-                        StagedDeleteRow.job == job, StagedDeleteRow.source_id.in_(ids)
+                        StagedDeleteRow.job == job,
+                        _among(self._dialect, StagedDeleteRow.source_id, ids),
                     )
                 )
             self._upsert(
@@ -697,6 +698,67 @@ class SqlLedger:
                 # Staged again by a later page, an approved deletion stays approved.
                 keep_true=("approved",),
             )
+
+    def _write_links(
+        self, session: Session, job: str, links: Sequence[Link], now: datetime
+    ) -> None:
+        """A page's changed links: the existing rows read in one query per chunk and updated,
+        the new ones inserted in one executemany (docs/performance.md, "Time per created
+        user"). Reading them one `session.get` at a time flushed the page's pending rows before
+        every read, so each new link was inserted alone."""
+        if not links:
+            return
+        existing: dict[str, LinkRow] = {}
+        for ids in _chunks([link.source_id for link in links]):
+            query = select(LinkRow).where(
+                LinkRow.job == job, _among(self._dialect, LinkRow.source_id, ids)
+            )
+            existing.update((row.source_id, row) for row in session.scalars(query))
+        new: dict[str, dict[str, Any]] = {}
+        for link in links:
+            deleted_at = now if link.state is LinkState.SOFT_DELETED else None
+            row = existing.get(link.source_id)
+            pending = new.get(link.source_id)
+            if row is None and pending is None:
+                new[link.source_id] = {
+                    "job": job,
+                    "source_id": link.source_id,
+                    "target_id": link.target_id,
+                    "state": link.state.value,
+                    "attributes": link.attributes,
+                    "last_seen_run": link.last_seen_run,
+                    "source_label": link.source_label,
+                    "source_mail": link.source_mail,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted_at": deleted_at,
+                }
+                continue
+            # A link already stored, or named twice in one write: the later one updates it.
+            if row is not None:
+                state, label, mail = row.state, row.source_label, row.source_mail
+            else:
+                assert pending is not None
+                state, label = pending["state"], pending["source_label"]
+                mail = pending["source_mail"]
+            values: dict[str, Any] = {
+                "target_id": link.target_id,
+                "state": link.state.value,
+                "attributes": link.attributes,
+                "last_seen_run": link.last_seen_run,
+                "source_label": link.source_label or label,
+                "source_mail": link.source_mail or mail,
+                "updated_at": now,
+            }
+            if state != link.state.value:
+                values["deleted_at"] = deleted_at
+            if pending is not None:
+                pending.update(values)
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+        if new:
+            session.connection().execute(insert(LinkRow), list(new.values()))
 
     def _replaced_rows(
         self, session: Session, job: str, run_id: str, source_ids: Sequence[str]
@@ -810,7 +872,9 @@ class SqlLedger:
         with self._session() as session:
             for ids in _chunks(list(source_ids)):
                 rows = session.scalars(
-                    select(EscrowRow).where(EscrowRow.job == job, EscrowRow.source_id.in_(ids))
+                    select(EscrowRow).where(
+                        EscrowRow.job == job, _among(self._dialect, EscrowRow.source_id, ids)
+                    )
                 )
                 found.update(
                     {
