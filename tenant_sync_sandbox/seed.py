@@ -95,6 +95,7 @@ def load_seed(path: Path | str) -> dict[str, Any]:
         raise SeedError(
             f"seed file {p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    del text  # a large seed's text is hundreds of MB: not kept while it is validated
     try:
         return validate_seed(data)
     except SeedError as exc:
