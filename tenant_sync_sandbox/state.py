@@ -108,8 +108,50 @@ def _folded(value: str) -> str:
     return value if key == value else key
 
 
+# How many distinct values a property may have before the tenant stops sharing them.
+SHARED_VALUES = 4096
+
 # Property-name sets the change log names, each kept once (a few hundred distinct at most).
 _PROPS: dict[frozenset[str], frozenset[str]] = {}
+
+
+class Links:
+    """Each key's linked ids (an address's users, a member's groups): one id is kept as the
+    string itself, a set only for two or more, since a set per key would cost 216 bytes (most
+    keys have one)."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, str | set[str]] = {}
+
+    def get(self, key: str, default: Collection[str] = ()) -> Collection[str]:
+        found = self._links.get(key)
+        if found is None:
+            return default
+        return (found,) if isinstance(found, str) else found
+
+    def add(self, key: str, value: str) -> None:
+        found = self._links.setdefault(key, value)
+        if isinstance(found, set):
+            found.add(value)
+        elif found != value:
+            self._links[key] = {found, value}
+
+    def discard(self, key: str, value: str) -> None:
+        found = self._links.get(key)
+        if found == value:
+            del self._links[key]
+        elif isinstance(found, set):
+            found.discard(value)
+            if len(found) == 1:
+                self._links[key] = found.pop()
+            elif not found:
+                del self._links[key]
+
+    def pop(self, key: str) -> Collection[str]:
+        found = self._links.pop(key, None)
+        if found is None:
+            return ()
+        return (found,) if isinstance(found, str) else found
 
 
 class Packed:
@@ -194,7 +236,7 @@ class Tenant:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.members: dict[str, set[str]] = {}
-        self.member_of: dict[str, set[str]] = {}
+        self.member_of = Links()  # member id -> the groups it is a direct member of
         self.managers: dict[str, str] = {}  # user id -> its manager's id
         self.rules: dict[str, rules.Rule] = {}  # dynamic group id -> its membership rule
         # Sorted, for paging by id: inserting and removing cost O(log n), not a memory move of
@@ -203,11 +245,10 @@ class Tenant:
         self.log: list[Change] = []
         # Stamps the changes (monotonic seconds); tests of delta's lag may set another clock.
         self.clock: Callable[[], float] = time.monotonic
-        # Address -> the id of the one user that has it, or a set of ids when several share it
-        # (rare): a set per address would cost 216 bytes a user and index.
-        self.index: dict[str, dict[str, str | set[str]]] = {
-            name: {} for name in INDEXED if name != "id"
-        }
+        # Per property, its distinct text values (see _share), or None once they stop repeating.
+        self._values: dict[str, dict[str, str] | None] = {}
+        # Casefolded address -> the ids of the users that have it (nearly always one).
+        self.index: dict[str, Links] = {name: Links() for name in INDEXED if name != "id"}
         for u in seed["users"]:
             user = u if owned else copy.deepcopy(u)
             password = user.pop("password", None)
@@ -396,37 +437,56 @@ class Tenant:
     def indexed(self, name: str, key: str) -> Collection[str]:
         """The ids of the users whose `name` (mail, userPrincipalName, otherMails) is `key`
         (casefolded)."""
-        found = self.index[name].get(key)
-        if found is None:
-            return ()
-        return (found,) if isinstance(found, str) else found
+        return self.index[name].get(key)
 
     def _index_add(self, user: dict[str, Any]) -> None:
-        oid: str = user["id"]
         for name, key in self._index_values(user):
-            index = self.index[name]
-            found = index.setdefault(key, oid)
-            if isinstance(found, set):
-                found.add(oid)
-            elif found != oid:
-                index[key] = {found, oid}
+            self.index[name].add(key, user["id"])
         self.active_user_ids.add(user["id"])
 
     def _index_remove(self, user: dict[str, Any]) -> None:
-        oid: str = user["id"]
         for name, key in self._index_values(user):
-            index = self.index[name]
-            found = index.get(key)
-            if found == oid:
-                del index[key]
-            elif isinstance(found, set):
-                found.discard(oid)
-                if len(found) == 1:
-                    index[key] = found.pop()
+            self.index[name].discard(key, user["id"])
         self.active_user_ids.discard(user["id"])
 
+    def _share(self, obj: dict[str, Any], keys: Iterable[str]) -> None:
+        """Make the object's text values (and those one level down: list items, nested
+        properties) the tenant's one copy of that value, where the property's values repeat.
+
+        A directory repeats its values (departments, cities, titles, given names, sign-in
+        types, the creation second): one string object per value instead of one per user saves
+        about half a kilobyte a user. A property stops being shared once it has had
+        `SHARED_VALUES` distinct values (ids, addresses, employee ids never repeat)."""
+        for key in keys:
+            value = obj.get(key)
+            if isinstance(value, str):
+                obj[key] = self._shared(key, value)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, str):
+                        value[i] = self._shared(key, item)
+                    elif isinstance(item, dict):
+                        for name, inner in item.items():
+                            if isinstance(inner, str):
+                                item[name] = self._shared(f"{key}/{name}", inner)
+            elif isinstance(value, dict):
+                for name, inner in value.items():
+                    if isinstance(inner, str):
+                        value[name] = self._shared(f"{key}/{name}", inner)
+
+    def _shared(self, key: str, value: str) -> str:
+        if key not in self._values:
+            self._values[key] = {}
+        memo = self._values[key]
+        if memo is None:
+            return value
+        found: str = memo.setdefault(value, value)
+        if len(memo) > SHARED_VALUES:
+            self._values[key] = None  # this property's values do not repeat: stop
+        return found
+
     def _insert_user(self, user: dict[str, Any]) -> None:
-        # No empty member_of set per user (216 bytes each): every reader uses .get(id, ()).
+        self._share(user, list(user))
         self.users[user["id"]] = user
         if user.get("deletedDateTime") is None:
             self._index_add(user)
@@ -479,6 +539,7 @@ class Tenant:
         self._index_remove(user)
         for key in changed:
             user[key] = copy.deepcopy(changes[key])
+        self._share(user, changed)
         if "userPrincipalName" in changed and "identities" not in changes:
             # Entra keeps the userPrincipalName sign-in identity in step with the UPN.
             for identity in user.get("identities") or []:
@@ -522,7 +583,6 @@ class Tenant:
         group.setdefault("groupTypes", [])
         self.groups[group["id"]] = group
         self.members[group["id"]] = set()
-        self.member_of.setdefault(group["id"], set())
         for m in members:
             self._link(group["id"], m)
         self._record("group", group["id"], "created", group.keys())
@@ -572,7 +632,7 @@ class Tenant:
             self._link(group_id, uid)
         else:
             self.members[group_id].discard(uid)
-            self.member_of.get(uid, set()).discard(group_id)
+            self.member_of.discard(uid, group_id)
         if record and self.is_active(group_id):
             self._record("group", group_id, "members", member_id=uid, member_kind="user")
 
@@ -592,7 +652,7 @@ class Tenant:
 
     def _link(self, group_id: str, member_id: str) -> None:
         self.members.setdefault(group_id, set()).add(member_id)
-        self.member_of.setdefault(member_id, set()).add(group_id)
+        self.member_of.add(member_id, group_id)
 
     def add_member(self, group_id: str, member_id: str) -> None:
         self._link(group_id, member_id)
@@ -601,7 +661,7 @@ class Tenant:
 
     def remove_member(self, group_id: str, member_id: str) -> None:
         self.members.get(group_id, set()).discard(member_id)
-        self.member_of.get(member_id, set()).discard(group_id)
+        self.member_of.discard(member_id, group_id)
         kind = self.kind_of(member_id)
         self._record("group", group_id, "members", member_id=member_id, member_kind=kind)
 
@@ -634,7 +694,7 @@ class Tenant:
         """Permanently delete a soft-deleted object; its memberships go with it."""
         kind = self.kind_of(object_id)
         assert kind is not None
-        for gid in self.member_of.pop(object_id, set()):
+        for gid in self.member_of.pop(object_id):
             self.members.get(gid, set()).discard(object_id)
         if kind == "user":
             del self.users[object_id]
@@ -643,7 +703,7 @@ class Tenant:
                 self.remove_manager(report)
         else:
             for m in self.members.pop(object_id, set()):
-                self.member_of.get(m, set()).discard(object_id)
+                self.member_of.discard(m, object_id)
             del self.groups[object_id]
             self.rules.pop(object_id, None)
         self._record(kind, object_id, "purged")
