@@ -104,7 +104,7 @@ def routes(state: SandboxState) -> list[Route]:
 
     async def reseed(request: Request) -> Response:
         data = await _json(request)
-        state.load(validate_seed(data))
+        state.load(validate_seed(data), owned=True)
         return JSONResponse({"status": "seeded", "tenants": sorted(state.tenants)})
 
     async def stats(request: Request) -> Response:

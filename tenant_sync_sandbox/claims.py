@@ -109,7 +109,7 @@ def api_app_token(
 
 def user_principals(tenant: Tenant, user_id: str) -> set[str]:
     """The user and the active groups it is a direct member of (Entra does not nest them)."""
-    groups = {g for g in tenant.member_of.get(user_id, set()) if tenant.is_active(g)}
+    groups = {g for g in tenant.member_of.get(user_id) if tenant.is_active(g)}
     return {user_id, *groups}
 
 

@@ -21,11 +21,16 @@ file.
 
 from __future__ import annotations
 
+import functools
+import io
+import itertools
+import json
 import random
 import unicodedata
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from .default_seed import CONTOSO, CONTOSO_CLIENT, FABRIKAM, FABRIKAM_CLIENT
 
@@ -152,81 +157,46 @@ def _group_name(base: str, k: int, shape: Shape) -> str:
 
 def generate(shape: Shape) -> dict[str, Any]:
     """The seed of the shape (see the module doc). Raises ShapeError for a bad shape."""
+    out = io.StringIO()
+    write_seed(shape, out)
+    seed: dict[str, Any] = json.loads(out.getvalue())
+    return seed
+
+
+def write_seed(
+    shape: Shape, out: TextIO, edit: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Write the shape's seed (the same as `generate`'s) to `out` as JSON, a user at a time, so
+    that memory does not grow with the users beyond 16 bytes an id and a byte per member and
+    group (a 1,000,000-user seed takes about 20 MB to write, not gigabytes).
+
+    `edit`, if given, may change the seed before it is written: its top level and its tenants'
+    own fields (ids, domains, clients, partners), not their `users` and `groups`, which are
+    written as they are drawn. Raises ShapeError for a bad shape."""
     shape.check()
     rng = random.Random(shape.random_seed)
     ids = _Ids(rng)
-    members = [_member(i, shape, rng, ids) for i in range(shape.users)]
-    if shape.managers:
-        for i, user in enumerate(members[1:], start=1):
-            user["manager"] = members[(i - 1) // MANAGER_FAN_OUT]["id"]
-    guests = [{"id": ids.new(), **_guest(i, shape)} for i in range(shape.guests)]
-    member_ids = [u["id"] for u in members]
-
-    in_scope = [uid for uid in member_ids if rng.random() < 0.9]
-    groups: list[dict[str, Any]] = [
-        {"id": SYNC_SCOPE, "displayName": "Sync scope", "members": in_scope}
-    ]
-    for k in range(1, shape.groups):
-        chosen = [uid for uid in member_ids if rng.random() < 0.2]
-        groups.append(
-            {
-                "id": ids.new(),
-                "displayName": _group_name("Security group", k, shape),
-                "members": chosen,
-            }
-        )
-    parent = groups[0]
-    scoped = set(in_scope)
-    outside = [uid for uid in member_ids if uid not in scoped]
-    for depth in range(1, shape.nested + 1):
-        own = outside[depth - 1 :: shape.nested]  # the members outside "Sync scope", shared out
-        nested = {
-            "id": ids.new(),
-            "displayName": _group_name("Nested level", depth, shape),
-            "members": own,
-        }
-        parent["members"] = [*parent["members"], nested["id"]]
-        groups.append(nested)
-        parent = nested
-    for k in range(1, shape.m365_groups + 1):
-        groups.append(
-            {
-                "id": ids.new(),
-                "displayName": _group_name("Team", k, shape),
-                "mailNickname": f"team{k}",
-                "groupTypes": ["Unified"],
-                "members": [uid for uid in member_ids if rng.random() < 0.2],
-            }
-        )
-    for k in range(1, shape.dynamic_groups + 1):
-        department = DEPARTMENTS[(k - 1) % len(DEPARTMENTS)]
-        groups.append(
-            {
-                "id": ids.new(),
-                "displayName": _group_name(f"{department} (dynamic)", k, shape),
-                "mailNickname": f"dynamic{k}",
-                "groupTypes": ["DynamicMembership"],
-                "membershipRule": f'user.department -eq "{department}"',
-            }
-        )
-
-    def partner(other: str) -> dict[str, Any]:
-        return {
-            "tenant_id": other,
-            "inbound_auto_redeem": True,
-            "outbound_auto_redeem": True,
-            "is_sync_allowed": True,
-        }
-
+    member_ids = bytearray()  # each member's id, 16 bytes: managers and groups name them
     others = _other_tenants(shape, rng, ids)
     everyone = [CONTOSO, FABRIKAM, *(t["tenant_id"] for t in others)]
 
     def partners(own: str) -> dict[str, Any]:
-        return {"partners": [partner(other) for other in everyone if other != own]}
+        return {
+            "partners": [
+                {
+                    "tenant_id": other,
+                    "inbound_auto_redeem": True,
+                    "outbound_auto_redeem": True,
+                    "is_sync_allowed": True,
+                }
+                for other in everyone
+                if other != own
+            ]
+        }
 
     for tenant in others:
         tenant["cross_tenant_access"] = partners(tenant["tenant_id"])
-    return {
+    seed: dict[str, Any] = {
         "$comment": (
             f"tenant-sync sandbox seed --users {shape.users} --groups {shape.groups} "
             f"--nested {shape.nested} --guests {shape.guests} --m365-groups "
@@ -242,8 +212,8 @@ def generate(shape: Shape) -> dict[str, Any]:
                 "domain": SOURCE_DOMAIN,
                 "display_name": "Contoso",
                 "clients": [{"client_id": CONTOSO_CLIENT, "client_secret": "contoso-secret"}],
-                "users": members + guests,
-                "groups": groups,
+                "users": _Lazy(lambda: _source_users(shape, rng, ids, member_ids)),
+                "groups": _Lazy(lambda: _source_groups(shape, rng, ids, member_ids)),
                 "cross_tenant_access": partners(CONTOSO),
             },
             {
@@ -264,6 +234,124 @@ def generate(shape: Shape) -> dict[str, Any]:
             *others,
         ],
     }
+    if edit is not None:
+        edit(seed)
+    # Written in the order the users and groups were always drawn from `rng` (contoso's
+    # members, guests, groups, then the other tenants' members), so a shape and random_seed
+    # give the same seed as before.
+    _write(seed, out)
+
+
+class _Lazy:
+    """A JSON array whose items are drawn only while it is written."""
+
+    def __init__(self, items: Callable[[], Iterable[Any]]) -> None:
+        self.items = items
+
+
+def _write(value: Any, out: TextIO) -> None:
+    if isinstance(value, _Lazy):
+        out.write("[")
+        for n, item in enumerate(value.items()):
+            out.write(",\n" if n else "\n")
+            if isinstance(item, dict) and any(isinstance(v, _Lazy) for v in item.values()):
+                _write(item, out)
+            else:
+                out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        out.write("]")
+    elif isinstance(value, dict):
+        out.write("{")
+        for n, (key, item) in enumerate(value.items()):
+            out.write(f"{',' if n else ''}{json.dumps(key)}:")
+            _write(item, out)
+        out.write("}")
+    elif isinstance(value, list):
+        out.write("[")
+        for n, item in enumerate(value):
+            out.write("," if n else "")
+            _write(item, out)
+        out.write("]")
+    else:
+        out.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _id_at(member_ids: bytearray, i: int) -> str:
+    return str(uuid.UUID(bytes=bytes(member_ids[16 * i : 16 * i + 16])))
+
+
+def _source_users(
+    shape: Shape, rng: random.Random, ids: _Ids, member_ids: bytearray
+) -> Iterator[dict[str, Any]]:
+    for i in range(shape.users):
+        user = _member(i, shape, rng, ids)
+        member_ids += uuid.UUID(user["id"]).bytes
+        if shape.managers and i:
+            user["manager"] = _id_at(member_ids, (i - 1) // MANAGER_FAN_OUT)
+        yield user
+    for i in range(shape.guests):
+        yield {"id": ids.new(), **_guest(i, shape)}
+
+
+def _source_groups(
+    shape: Shape, rng: random.Random, ids: _Ids, member_ids: bytearray
+) -> Iterator[dict[str, Any]]:
+    """Sync scope (nine in ten members), the security groups, the nested chain under Sync
+    scope, Microsoft 365 and dynamic groups. Everything is drawn first, in that order, then
+    written: memberships are one byte per member and group."""
+    n = shape.users
+
+    def draw(share: float) -> bytearray:
+        return bytearray(rng.random() < share for _ in range(n))
+
+    def chosen(flags: bytearray, want: int = 1) -> Iterator[str]:
+        return (_id_at(member_ids, i) for i in range(n) if flags[i] == want)
+
+    in_scope = draw(0.9)
+    security = []
+    for k in range(1, shape.groups):
+        flags = draw(0.2)
+        security.append((ids.new(), k, flags))
+    nested = [ids.new() for _ in range(shape.nested)]
+    teams = [(ids.new(), draw(0.2)) for _ in range(shape.m365_groups)]
+    dynamic = [ids.new() for _ in range(shape.dynamic_groups)]
+
+    def with_next(members: Iterable[str], depth: int) -> _Lazy:
+        # Each level of the chain holds the next one (Sync scope is level 0).
+        tail = [nested[depth]] if depth < len(nested) else []
+        return _Lazy(lambda: itertools.chain(members, tail))
+
+    yield {"id": SYNC_SCOPE, "displayName": "Sync scope", "members": with_next(chosen(in_scope), 0)}
+    for gid, k, flags in security:
+        yield {
+            "id": gid,
+            "displayName": _group_name("Security group", k, shape),
+            "members": _Lazy(functools.partial(chosen, flags)),
+        }
+    for depth, gid in enumerate(nested, start=1):
+        # The members outside Sync scope, shared out between the levels.
+        outside = itertools.islice(chosen(in_scope, 0), depth - 1, None, shape.nested)
+        yield {
+            "id": gid,
+            "displayName": _group_name("Nested level", depth, shape),
+            "members": with_next(outside, depth),
+        }
+    for k, (gid, flags) in enumerate(teams, start=1):
+        yield {
+            "id": gid,
+            "displayName": _group_name("Team", k, shape),
+            "mailNickname": f"team{k}",
+            "groupTypes": ["Unified"],
+            "members": _Lazy(functools.partial(chosen, flags)),
+        }
+    for k, gid in enumerate(dynamic, start=1):
+        department = DEPARTMENTS[(k - 1) % len(DEPARTMENTS)]
+        yield {
+            "id": gid,
+            "displayName": _group_name(f"{department} (dynamic)", k, shape),
+            "mailNickname": f"dynamic{k}",
+            "groupTypes": ["DynamicMembership"],
+            "membershipRule": f'user.department -eq "{department}"',
+        }
 
 
 def org_tenant_names(count: int) -> list[str]:
@@ -278,6 +366,10 @@ def _other_tenants(shape: Shape, rng: random.Random, ids: _Ids) -> list[dict[str
     secret `{name}-secret`; partner settings are added by the caller."""
     members = max(1, shape.users // 10)
     tenants = []
+
+    def users(name: str) -> _Lazy:
+        return _Lazy(lambda: (_member(i, shape, rng, ids, name) for i in range(members)))
+
     for k, name in enumerate(org_tenant_names(shape.tenants)[2:], start=3):
         tenants.append(
             {
@@ -290,7 +382,7 @@ def _other_tenants(shape: Shape, rng: random.Random, ids: _Ids) -> list[dict[str
                         "client_secret": f"{name}-secret",
                     }
                 ],
-                "users": [_member(i, shape, rng, ids, name) for i in range(members)],
+                "users": users(name),
             }
         )
     return tenants

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -117,8 +118,10 @@ def edm_types(type_name: str) -> dict[str, str]:
     return {name: p.type for name, p in properties(type_name).items()}
 
 
-def complex_types() -> dict[str, dict[str, str]]:
-    """Every complex/entity type by name, for resolving lambda paths like `i/issuer`."""
+@cache
+def complex_types() -> Mapping[str, Mapping[str, str]]:
+    """Every complex/entity type by name, for resolving lambda paths like `i/issuer` (built
+    once: every `$filter` reads it)."""
     out: dict[str, dict[str, str]] = {}
     for name, node in _raw().items():
         if node.get("kind") in ("complex", "entity"):

@@ -95,8 +95,9 @@ def load_seed(path: Path | str) -> dict[str, Any]:
         raise SeedError(
             f"seed file {p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    del text  # a large seed's text is hundreds of MB: not kept while it is validated
     try:
-        return validate_seed(data)
+        return validate_seed(data, consume=True)
     except SeedError as exc:
         raise SeedError(f"seed file {p}: {exc}") from exc
 
@@ -220,8 +221,11 @@ def validate_delta(value: Any, where: str = "delta") -> dict[str, Any]:
     return out
 
 
-def validate_seed(data: Any) -> dict[str, Any]:
-    """Validate and normalise a parsed seed; raise SeedError on the first problem."""
+def validate_seed(data: Any, *, consume: bool = False) -> dict[str, Any]:
+    """Validate and normalise a parsed seed; raise SeedError on the first problem.
+
+    `consume`: the caller is done with `data` (a seed file just parsed): each user is let go
+    of as soon as its normalised copy is made, so a large seed is never held twice."""
     if not isinstance(data, dict):
         raise SeedError("the top level must be a JSON object with a 'tenants' list")
     for key in data:
@@ -233,7 +237,7 @@ def validate_seed(data: Any) -> dict[str, Any]:
     out_tenants: list[dict[str, Any]] = []
     seen_tenants: dict[str, int] = {}
     for i, raw in enumerate(tenants):
-        tenant = _tenant(raw, f"tenants[{i}]")
+        tenant = _tenant(raw, f"tenants[{i}]", consume)
         tid = tenant["tenant_id"]
         if tid in seen_tenants:
             raise SeedError(
@@ -249,7 +253,7 @@ def validate_seed(data: Any) -> dict[str, Any]:
     }
 
 
-def _tenant(raw: Any, where: str) -> dict[str, Any]:
+def _tenant(raw: Any, where: str, consume: bool = False) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SeedError(f"{where} must be an object")
     if "tenant_id" not in raw:
@@ -278,9 +282,12 @@ def _tenant(raw: Any, where: str) -> dict[str, Any]:
     ids: dict[str, str] = {}
     users: list[dict[str, Any]] = []
     upns: dict[str, str] = {}
-    for j, u in enumerate(_list(raw, "users", where)):
+    raw_users = _list(raw, "users", where)
+    for j, u in enumerate(raw_users):
         user_where = f"{where}.users[{j}]"
         user = _user(u, user_where)
+        if consume:
+            raw_users[j] = None
         if user["id"] in ids:
             raise SeedError(f"{user_where}: duplicate id {user['id']} (also {ids[user['id']]})")
         ids[user["id"]] = user_where

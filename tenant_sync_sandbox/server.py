@@ -102,7 +102,9 @@ def serve(
         print(f"tenant-sync sandbox: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
-    state = SandboxState(seed)
+    # The seed was just read: its users become the directory's own, not a second copy.
+    state = SandboxState(seed, owned=True)
+    del seed
     state.signer.current  # noqa: B018 - make the signing key now, not on the first token request
     app = asgi_app(state)
     config = uvicorn.Config(

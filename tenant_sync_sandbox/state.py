@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import bisect
 import copy
+import json
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
+from sortedcontainers import SortedList
 
 from . import rules, schema
 from .faults import new_rng
@@ -98,12 +101,97 @@ class Change:
     at: float = 0.0  # when it was made (the tenant's clock), for delta's replication lag
 
 
+def _folded(value: str) -> str:
+    """The casefolded value, the same string object when folding changes nothing (most
+    addresses are lower case already: the index then keeps no second copy)."""
+    key = value.casefold()
+    return value if key == value else key
+
+
+# How many distinct values a property may have before the tenant stops sharing them.
+SHARED_VALUES = 4096
+
 # Property-name sets the change log names, each kept once (a few hundred distinct at most).
 _PROPS: dict[frozenset[str], frozenset[str]] = {}
 
 
+class Links:
+    """Each key's linked ids (an address's users, a member's groups): one id is kept as the
+    string itself, a set only for two or more, since a set per key would cost 216 bytes (most
+    keys have one)."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, str | set[str]] = {}
+
+    def get(self, key: str, default: Collection[str] = ()) -> Collection[str]:
+        found = self._links.get(key)
+        if found is None:
+            return default
+        return (found,) if isinstance(found, str) else found
+
+    def add(self, key: str, value: str) -> None:
+        found = self._links.setdefault(key, value)
+        if isinstance(found, set):
+            found.add(value)
+        elif found != value:
+            self._links[key] = {found, value}
+
+    def discard(self, key: str, value: str) -> None:
+        found = self._links.get(key)
+        if found == value:
+            del self._links[key]
+        elif isinstance(found, set):
+            found.discard(value)
+            if len(found) == 1:
+                self._links[key] = found.pop()
+            elif not found:
+                del self._links[key]
+
+    def pop(self, key: str) -> Collection[str]:
+        found = self._links.pop(key, None)
+        if found is None:
+            return ()
+        return (found,) if isinstance(found, str) else found
+
+
+class Packed:
+    """A list of JSON values kept deflated, as JSON lines; iterating decodes one at a time
+    (so reading it back never holds the whole text)."""
+
+    _BATCH = 1000
+    _CHUNK = 1 << 20
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        compressor = zlib.compressobj(1)
+        parts: list[bytes] = []
+        batch: list[str] = []
+        for item in items:
+            batch.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+            if len(batch) == self._BATCH:
+                parts.append(compressor.compress("".join(batch).encode("utf-8")))
+                batch.clear()
+        parts.append(compressor.compress("".join(batch).encode("utf-8")))
+        parts.append(compressor.flush())
+        self.data = b"".join(parts)
+
+    def __iter__(self) -> Iterator[Any]:
+        decompressor = zlib.decompressobj()
+        rest = b""
+        for start in range(0, len(self.data), self._CHUNK):
+            lines = (rest + decompressor.decompress(self.data[start : start + self._CHUNK])).split(
+                b"\n"
+            )
+            rest = lines.pop()
+            for line in lines:
+                yield json.loads(line)
+        for line in (rest + decompressor.flush()).split(b"\n"):
+            if line:
+                yield json.loads(line)
+
+
 class Tenant:
-    def __init__(self, seed: dict[str, Any]) -> None:
+    def __init__(self, seed: dict[str, Any], *, owned: bool = False) -> None:
+        """`owned`: the seed's users and groups are this tenant's from now on, not copied."""
         self.tenant_id: str = seed["tenant_id"]
         self.domain: str = seed["domain"]
         self.display_name: str = seed["display_name"]
@@ -148,16 +236,21 @@ class Tenant:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.members: dict[str, set[str]] = {}
-        self.member_of: dict[str, set[str]] = {}
+        self.member_of = Links()  # member id -> the groups it is a direct member of
         self.managers: dict[str, str] = {}  # user id -> its manager's id
         self.rules: dict[str, rules.Rule] = {}  # dynamic group id -> its membership rule
-        self.active_user_ids: list[str] = []
+        # Sorted, for paging by id: inserting and removing cost O(log n), not a memory move of
+        # the whole list (a millisecond a write at 1,000,000 users).
+        self.active_user_ids: SortedList = SortedList()
         self.log: list[Change] = []
         # Stamps the changes (monotonic seconds); tests of delta's lag may set another clock.
         self.clock: Callable[[], float] = time.monotonic
-        self.index: dict[str, dict[str, set[str]]] = {name: {} for name in INDEXED if name != "id"}
+        # Per property, its distinct text values (see _share), or None once they stop repeating.
+        self._values: dict[str, dict[str, str] | None] = {}
+        # Casefolded address -> the ids of the users that have it (nearly always one).
+        self.index: dict[str, Links] = {name: Links() for name in INDEXED if name != "id"}
         for u in seed["users"]:
-            user = copy.deepcopy(u)
+            user = u if owned else copy.deepcopy(u)
             password = user.pop("password", None)
             if password is not None:
                 self.passwords[user["id"]] = password
@@ -166,7 +259,7 @@ class Tenant:
                 self.managers[user["id"]] = manager
             self._insert_user(user)
         for g in seed["groups"]:
-            body = {k: copy.deepcopy(v) for k, v in g.items() if k != "members"}
+            body = {k: v if owned else copy.deepcopy(v) for k, v in g.items() if k != "members"}
             self.groups[body["id"]] = body
             self.members[body["id"]] = set()
         for g in seed["groups"]:
@@ -256,7 +349,7 @@ class Tenant:
         oid = self.resolve_id(key)
         if oid is not None and oid in self.users and self.is_active(oid):
             return self.users[oid]
-        ids = self.index["userPrincipalName"].get(key.casefold())
+        ids = self.indexed("userPrincipalName", key.casefold())
         if ids:
             return self.users[min(ids)]
         return None
@@ -280,7 +373,7 @@ class Tenant:
         key = address.casefold()
         ids: set[str] = set()
         for name in ("mail", "otherMails", "userPrincipalName"):
-            ids |= self.index[name].get(key, set())
+            ids.update(self.indexed(name, key))
         return [self.users[i] for i in sorted(ids)]
 
     def candidates(self, terms: list[tuple[str, str]]) -> list[str]:
@@ -292,16 +385,13 @@ class Tenant:
                 if oid is not None and oid in self.users and self.is_active(oid):
                     ids.add(oid)
             else:
-                ids |= self.index[name].get(value, set())
+                ids.update(self.indexed(name, value))
         return sorted(ids)
 
     def active_users_after(self, after: str | None) -> Iterator[dict[str, Any]]:
-        start = 0 if after is None else bisect.bisect_right(self.active_user_ids, after)
-        ids = self.active_user_ids
-        i = start
-        while i < len(ids):
-            yield self.users[ids[i]]
-            i += 1
+        ids = self.active_user_ids.irange(minimum=after, inclusive=(False, True))
+        for oid in ids:
+            yield self.users[oid]
 
     def effective_members(self, group_id: str) -> list[str]:
         return sorted(m for m in self.members.get(group_id, ()) if self.is_active(m))
@@ -339,36 +429,70 @@ class Tenant:
         for name in ("mail", "userPrincipalName"):
             value = user.get(name)
             if isinstance(value, str) and value:
-                yield name, value.casefold()
+                yield name, _folded(value)
         for value in user.get("otherMails") or []:
             if isinstance(value, str) and value:
-                yield "otherMails", value.casefold()
+                yield "otherMails", _folded(value)
+
+    def indexed(self, name: str, key: str) -> Collection[str]:
+        """The ids of the users whose `name` (mail, userPrincipalName, otherMails) is `key`
+        (casefolded)."""
+        return self.index[name].get(key)
 
     def _index_add(self, user: dict[str, Any]) -> None:
         for name, key in self._index_values(user):
-            self.index[name].setdefault(key, set()).add(user["id"])
-        bisect.insort(self.active_user_ids, user["id"])
+            self.index[name].add(key, user["id"])
+        self.active_user_ids.add(user["id"])
 
     def _index_remove(self, user: dict[str, Any]) -> None:
         for name, key in self._index_values(user):
-            bucket = self.index[name].get(key)
-            if bucket is not None:
-                bucket.discard(user["id"])
-                if not bucket:
-                    del self.index[name][key]
-        pos = bisect.bisect_left(self.active_user_ids, user["id"])
-        if pos < len(self.active_user_ids) and self.active_user_ids[pos] == user["id"]:
-            del self.active_user_ids[pos]
+            self.index[name].discard(key, user["id"])
+        self.active_user_ids.discard(user["id"])
+
+    def _share(self, obj: dict[str, Any], keys: Iterable[str]) -> None:
+        """Make the object's text values (and those one level down: list items, nested
+        properties) the tenant's one copy of that value, where the property's values repeat.
+
+        A directory repeats its values (departments, cities, titles, given names, sign-in
+        types, the creation second): one string object per value instead of one per user saves
+        about half a kilobyte a user. A property stops being shared once it has had
+        `SHARED_VALUES` distinct values (ids, addresses, employee ids never repeat)."""
+        for key in keys:
+            value = obj.get(key)
+            if isinstance(value, str):
+                obj[key] = self._shared(key, value)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, str):
+                        value[i] = self._shared(key, item)
+                    elif isinstance(item, dict):
+                        for name, inner in item.items():
+                            if isinstance(inner, str):
+                                item[name] = self._shared(f"{key}/{name}", inner)
+            elif isinstance(value, dict):
+                for name, inner in value.items():
+                    if isinstance(inner, str):
+                        value[name] = self._shared(f"{key}/{name}", inner)
+
+    def _shared(self, key: str, value: str) -> str:
+        if key not in self._values:
+            self._values[key] = {}
+        memo = self._values[key]
+        if memo is None:
+            return value
+        found: str = memo.setdefault(value, value)
+        if len(memo) > SHARED_VALUES:
+            self._values[key] = None  # this property's values do not repeat: stop
+        return found
 
     def _insert_user(self, user: dict[str, Any]) -> None:
+        self._share(user, list(user))
         self.users[user["id"]] = user
-        self.member_of.setdefault(user["id"], set())
         if user.get("deletedDateTime") is None:
             self._index_add(user)
 
     def upn_taken(self, upn: str, except_id: str | None = None) -> bool:
-        ids = self.index["userPrincipalName"].get(upn.casefold(), set())
-        return any(i != except_id for i in ids)
+        return any(i != except_id for i in self.indexed("userPrincipalName", upn.casefold()))
 
     # ------------------------------------------------------------ user writes
 
@@ -415,6 +539,7 @@ class Tenant:
         self._index_remove(user)
         for key in changed:
             user[key] = copy.deepcopy(changes[key])
+        self._share(user, changed)
         if "userPrincipalName" in changed and "identities" not in changes:
             # Entra keeps the userPrincipalName sign-in identity in step with the UPN.
             for identity in user.get("identities") or []:
@@ -458,7 +583,6 @@ class Tenant:
         group.setdefault("groupTypes", [])
         self.groups[group["id"]] = group
         self.members[group["id"]] = set()
-        self.member_of.setdefault(group["id"], set())
         for m in members:
             self._link(group["id"], m)
         self._record("group", group["id"], "created", group.keys())
@@ -508,7 +632,7 @@ class Tenant:
             self._link(group_id, uid)
         else:
             self.members[group_id].discard(uid)
-            self.member_of.get(uid, set()).discard(group_id)
+            self.member_of.discard(uid, group_id)
         if record and self.is_active(group_id):
             self._record("group", group_id, "members", member_id=uid, member_kind="user")
 
@@ -528,7 +652,7 @@ class Tenant:
 
     def _link(self, group_id: str, member_id: str) -> None:
         self.members.setdefault(group_id, set()).add(member_id)
-        self.member_of.setdefault(member_id, set()).add(group_id)
+        self.member_of.add(member_id, group_id)
 
     def add_member(self, group_id: str, member_id: str) -> None:
         self._link(group_id, member_id)
@@ -537,7 +661,7 @@ class Tenant:
 
     def remove_member(self, group_id: str, member_id: str) -> None:
         self.members.get(group_id, set()).discard(member_id)
-        self.member_of.get(member_id, set()).discard(group_id)
+        self.member_of.discard(member_id, group_id)
         kind = self.kind_of(member_id)
         self._record("group", group_id, "members", member_id=member_id, member_kind=kind)
 
@@ -570,7 +694,7 @@ class Tenant:
         """Permanently delete a soft-deleted object; its memberships go with it."""
         kind = self.kind_of(object_id)
         assert kind is not None
-        for gid in self.member_of.pop(object_id, set()):
+        for gid in self.member_of.pop(object_id):
             self.members.get(gid, set()).discard(object_id)
         if kind == "user":
             del self.users[object_id]
@@ -579,7 +703,7 @@ class Tenant:
                 self.remove_manager(report)
         else:
             for m in self.members.pop(object_id, set()):
-                self.member_of.get(m, set()).discard(object_id)
+                self.member_of.discard(m, object_id)
             del self.groups[object_id]
             self.rules.pop(object_id, None)
         self._record(kind, object_id, "purged")
@@ -632,7 +756,7 @@ class Stats:
 class SandboxState:
     """All tenants plus the knobs (limits, faults, token ages) and counters."""
 
-    def __init__(self, seed: dict[str, Any]) -> None:
+    def __init__(self, seed: dict[str, Any], *, owned: bool = False) -> None:
         self.signer = Signer()
         self.grants = GrantStore()
         self.stats = Stats()
@@ -641,7 +765,9 @@ class SandboxState:
         self.delta_lag_s = 0.0
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.delta_cache: dict[tuple[Any, ...], Any] = {}
+        # The seed without its tenants' users and groups (kept packed in _kept, for reset).
         self.seed: dict[str, Any] = {}
+        self._kept: dict[str, tuple[Packed, Packed]] = {}
         self.tenants: dict[str, Tenant] = {}
         self.limits: dict[str, float] = {}
         self.faults: dict[str, Any] = {}
@@ -649,12 +775,29 @@ class SandboxState:
         self.batch_rng = random.Random()  # the run order of parallel $batch items
         self.epoch = ""
         self.token_age_offset = 0.0
-        self.load(seed)
+        self.load(seed, owned=owned)
 
-    def load(self, seed: dict[str, Any]) -> None:
-        """Replace the whole directory with a (normalised) seed; old delta tokens become stale."""
-        self.seed = seed
-        self.tenants = {t["tenant_id"]: Tenant(t) for t in seed["tenants"]}
+    def load(self, seed: dict[str, Any], *, owned: bool = False) -> None:
+        """Replace the whole directory with a (normalised) seed; old delta tokens become stale.
+
+        `owned`: the seed's users and groups become the directory's own objects (the caller
+        never uses them again: a seed just read from a file), instead of copies."""
+        # Kept to reset to as deflated JSON: about 60 bytes a generated user, where the seed's
+        # own objects would cost 2 to 3 KB a user besides the directory's.
+        kept = {t["tenant_id"]: (Packed(t["users"]), Packed(t["groups"])) for t in seed["tenants"]}
+        self._build(seed, owned=owned)
+        self._kept = kept
+        self.seed = {
+            **seed,
+            "tenants": [
+                {k: v for k, v in t.items() if k not in ("users", "groups")}
+                for t in seed["tenants"]
+            ],
+        }
+
+    def _build(self, seed: dict[str, Any], *, owned: bool) -> None:
+        self.tenants = {}  # the old directory goes first: never two at once
+        self.tenants = {t["tenant_id"]: Tenant(t, owned=owned) for t in seed["tenants"]}
         self.limits = dict(seed["limits"])
         self.set_faults(dict(seed["faults"]), reseed=True)
         self.epoch = secrets.token_hex(6)
@@ -668,7 +811,12 @@ class SandboxState:
         self.limiter = Limiter()
 
     def reset(self) -> None:
-        self.load(self.seed)
+        """Back to the seed, read again a user at a time from what load() kept."""
+        tenants = [
+            {**t, "users": self._kept[t["tenant_id"]][0], "groups": self._kept[t["tenant_id"]][1]}
+            for t in self.seed["tenants"]
+        ]
+        self._build({**self.seed, "tenants": tenants}, owned=True)
 
     def snapshot(self) -> dict[str, Any]:
         """The directory as it is now, as a seed: a later sandbox started from it serves the

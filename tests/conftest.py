@@ -64,20 +64,22 @@ class SyncEnv:
 @contextmanager
 def sync_world(
     tmp_path: Path,
-    seed: dict[str, Any],
+    seed: dict[str, Any] | Path,
     job: dict[str, Any] | None = None,
     *,
     database_url: str | None = None,
 ) -> Iterator[SyncEnv]:
-    """The sandbox serving `seed`, a config with one job `sync` on it, and state under tmp_path
-    (the SQL state too, unless `database_url` names another database)."""
+    """The sandbox serving `seed` (a seed, or a seed file: then `SyncEnv.seed` is empty), a
+    config with one job `sync` on it, and state under tmp_path (the SQL state too, unless
+    `database_url` names another database)."""
     with running_sandbox(seed, tmp_path / "sandbox") as sandbox:
         state_dir = tmp_path / "state"
         config = write_config(
             tmp_path / "tenant-sync.yaml", sandbox, state_dir, job=job, database_url=database_url
         )
         try:
-            yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=seed)
+            kept = seed if isinstance(seed, dict) else {}
+            yield SyncEnv(sandbox=sandbox, config=config, state_dir=state_dir, seed=kept)
         finally:
             EmbeddedRedis(state_dir).stop()
 

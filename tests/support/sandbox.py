@@ -291,11 +291,15 @@ def wait_until_ready(
 
 
 @contextmanager
-def running_sandbox(seed: dict[str, Any], workdir: Path) -> Iterator[SandboxHandle]:
-    """Run the sandbox with this seed for the duration of the block."""
+def running_sandbox(seed: dict[str, Any] | Path, workdir: Path) -> Iterator[SandboxHandle]:
+    """Run the sandbox with this seed (or the seed file at this path) for the duration of the
+    block."""
     workdir.mkdir(parents=True, exist_ok=True)
-    seed_path = workdir / "seed.json"
-    seed_path.write_text(json.dumps(seed, indent=1), "utf-8")
+    if isinstance(seed, Path):
+        seed_path = seed
+    else:
+        seed_path = workdir / "seed.json"
+        seed_path.write_text(json.dumps(seed, indent=1), "utf-8")
     process, stdout_path, stderr_path = start_sandbox_process(seed_path, workdir)
     try:
         url, ca = wait_until_ready(process, workdir / "tls", stderr_path)
