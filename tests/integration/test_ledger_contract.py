@@ -304,7 +304,35 @@ def test_unseen_links_are_live_links_the_run_has_not_marked_in_batches(ledger: L
     assert unseen(ledger, "r1") == [["b", "d"], ["e"]]
     assert unseen(ledger, "r1", batch=10) == [["b", "d", "e"]]
     assert unseen(ledger, "") == [["a", "b"], ["d", "e"], ["f"]]  # no run: every live link
-    assert ledger.links_for("job", ["a"])["a"].last_seen_run == "r1"
+    # The mark is kept beside the link, not in it: marking never rewrites a link.
+    assert ledger.links_for("job", ["a"])["a"].last_seen_run == "r0"
+
+
+@pytest.mark.parametrize(
+    ("run", "forgotten"),
+    [
+        (RunRecord("r1", "job", "full", False, "manual", T0, status="success"), True),
+        (RunRecord("r2", "job", "incremental", False, "schedule", T0, status="success"), True),
+        # Failed, the cycle is resumed from its saved position: it keeps what it saw.
+        (RunRecord("r1", "job", "full", False, "manual", T0, status="failed"), False),
+        # Provisioning on demand is no cycle: a full cycle of the job may be under way.
+        (RunRecord("r3", "job", "on_demand", False, "manual", T0, status="success"), False),
+    ],
+)
+def test_a_cycles_successful_end_forgets_the_jobs_seen_marks(
+    ledger: Ledger, run: RunRecord, forgotten: bool
+) -> None:
+    ledger.commit_page("job", "r0", PageWrite(links=[link("a"), link("b")]))
+    ledger.commit_page("other", "r0", PageWrite(links=[link("a")]))
+    ledger.commit_page("job", "r1", PageWrite(seen=["a"]))
+    ledger.commit_page("other", "r1", PageWrite(seen=["a"]))
+    ledger.start_run(run)
+
+    ledger.finish_run(run)
+
+    assert unseen(ledger, "r1") == ([["a", "b"]] if forgotten else [["b"]])
+    # Another job's marks are its own.
+    assert [[x.source_id for x in b] for b in ledger.unseen_links("other", "r1", 2)] == []
 
 
 def test_a_sweep_sees_the_marks_and_links_committed_between_its_batches(ledger: Ledger) -> None:

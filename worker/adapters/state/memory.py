@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
+from worker.domain.model import Action, Link, LinkState, Mode, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE, LinkState.DISABLED)
@@ -69,6 +69,7 @@ class MemoryLedger:
         self.escrow_rows: dict[tuple[str, str], Escrow] = {}
         self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
         self.group_link_rows: dict[tuple[str, str], GroupLink] = {}
+        self.seen_rows: dict[tuple[str, str], set[str]] = {}  # (job, run) -> ids its pages read
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
@@ -90,6 +91,9 @@ class MemoryLedger:
         stored.counts = dict(run.counts)
         stored.error = _text(run.error)
         stored.mode = run.mode
+        if run.status == "success" and run.mode in (Mode.FULL.value, Mode.INCREMENTAL.value):
+            # As the SQL ledger: a cycle's successful end forgets every seen mark of the job.
+            self.seen_rows = {k: v for k, v in self.seen_rows.items() if k[0] != stored.job}
 
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -147,7 +151,7 @@ class MemoryLedger:
                     if j == job
                     and sid > after
                     and link.state in LIVE_STATES
-                    and link.last_seen_run != run_id
+                    and not self.marked(job, run_id, link)
                 ),
                 key=lambda link: link.source_id,
             )[:batch]
@@ -155,6 +159,13 @@ class MemoryLedger:
                 return
             after = found[-1].source_id
             yield [copy.deepcopy(link) for link in found]
+
+    def marked(self, job: str, run_id: str, link: Link) -> bool:
+        """Whether a page of the run read the link's user (or, as before migration 0009, the
+        link carries the run's mark)."""
+        return link.last_seen_run == run_id or link.source_id in self.seen_rows.get(
+            (job, run_id), ()
+        )
 
     def _replaced_rows(self, job: str, run_id: str, source_ids: Iterable[str]) -> dict[str, int]:
         """The index of the newest row of this run for each of these objects."""
@@ -195,10 +206,6 @@ class MemoryLedger:
                     stored.source_label = stored.source_label or existing.source_label
                     stored.source_mail = stored.source_mail or existing.source_mail
                 self.links[(job, link.source_id)] = stored
-            for sid in write.seen:
-                if (job, sid) in self.links:
-                    marked = dataclasses.replace(self.links[(job, sid)], last_seen_run=run_id)
-                    self.links[(job, sid)] = marked
             replaced = self._replaced_rows(job, run_id, write.replaces)
             for outcome in write.outcomes:
                 kept = replaced.get(outcome.source_id)
@@ -227,6 +234,10 @@ class MemoryLedger:
                 self.group_link_rows[(job, group.source_id)] = dataclasses.replace(
                     copy.deepcopy(group), job=job, display_name=_text(group.display_name, 256)
                 )
+            if write.seen:
+                # A set of its own, not a mark in the link (the SQL ledger's seen rows); last,
+                # as nothing after it can fail, so a failed page never leaves it changed.
+                self.seen_rows.setdefault((job, run_id), set()).update(write.seen)
 
     # job state, escrows and staged deletions --------------------------------------------------
     def job_state(self, job: str) -> JobState:
