@@ -34,6 +34,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -516,6 +517,7 @@ class SqlLedger:
             )
 
     def finish_run(self, run: RunRecord) -> None:
+        forgotten = 0
         with self._write() as session:
             session.execute(
                 update(RunRow)
@@ -532,7 +534,17 @@ class SqlLedger:
                 # A cycle of the job ended: no full cycle of it is left to resume (one at a
                 # time, under the job's lock), so every seen mark of the job can go, a killed
                 # and never resumed one's too. A failed cycle keeps them for its resumption.
-                session.execute(delete(SeenRow).where(SeenRow.job == run.job))
+                deleted = session.execute(delete(SeenRow).where(SeenRow.job == run.job))
+                forgotten = int(getattr(deleted, "rowcount", 0) or 0)
+        if forgotten and self.engine.dialect.name == "postgresql":
+            # PostgreSQL keeps a deleted row's space until a vacuum, and only a vacuum gives
+            # the table's emptied end back: without it the seen ids of the last full cycle
+            # (16 bytes a user) would stay on disk until the next one. It takes a moment and
+            # waits for nobody (its truncation is skipped if another job holds the table).
+            with self.engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text("VACUUM seen_ids")
+                )
 
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._session() as session:
