@@ -62,7 +62,7 @@ def test_a_full_cycle_under_way_in_0008_finishes_right_after_0009(engine: Engine
     ledger.commit_page("job", OLD_RUN, PageWrite(links=links))
     ledger.commit_page("other", OLD_RUN, PageWrite(links=[link(USERS[5], OLD_RUN)]))
 
-    assert upgrade_database(engine) == ("0008", "0009")
+    assert upgrade_database(engine) == ("0008", "0010")
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
@@ -86,7 +86,7 @@ def test_a_full_cycle_under_way_in_0008_finishes_right_after_0009(engine: Engine
     assert marks == {**dict.fromkeys(USERS, RUN), **dict.fromkeys(USERS[5:8], OLD_RUN)}
     assert {x.last_seen_run for x in ledger.links_for("other", USERS).values()} == {OLD_RUN}
     # Up again: a new table, empty; what 0008 marked still counts.
-    assert upgrade_database(engine) == ("0008", "0009")
+    assert upgrade_database(engine) == ("0008", "0010")
     assert unseen(ledger, RUN) == [USERS[5], USERS[6]]
 
 

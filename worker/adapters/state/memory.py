@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from worker.domain.errors import Conflict
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Link, LinkState, Mode, ObjectOutcome, Status, add_counts
@@ -62,6 +63,7 @@ class MemoryLedger:
         self.clock = clock  # when log rows are written and staged deletions made
         self.runs: dict[str, RunRecord] = {}
         self.links: dict[tuple[str, str], Link] = {}
+        self.link_targets: dict[tuple[str, str], str] = {}  # (job, target id) -> source id
         self.log: list[LogEntry] = []
         self.assignments: dict[str, set[tuple[str, str]]] = {}  # job -> (group, user)
         self.pending_users: dict[str, set[str]] = {}
@@ -205,6 +207,16 @@ class MemoryLedger:
                     # A page that did not read the label keeps the one known.
                     stored.source_label = stored.source_label or existing.source_label
                     stored.source_mail = stored.source_mail or existing.source_mail
+                # As the SQL ledger's unique index: one source user per target user and job.
+                holder = self.link_targets.get((job, stored.target_id))
+                if holder is not None and holder != stored.source_id:
+                    raise Conflict(
+                        f"target user {stored.target_id} is already linked to source user "
+                        f"{holder} in job {job}"
+                    )
+                if existing is not None:
+                    self.link_targets.pop((job, existing.target_id), None)
+                self.link_targets[(job, stored.target_id)] = stored.source_id
                 self.links[(job, link.source_id)] = stored
             replaced = self._replaced_rows(job, run_id, write.replaces)
             for outcome in write.outcomes:
@@ -342,7 +354,7 @@ class MemoryLedger:
     def _transaction(self) -> Iterator[None]:
         """All of the block's changes, or none: the tables it may touch are restored if it fails."""
         # Rows are replaced, never changed in place, so copies of the tables are snapshots.
-        links = dict(self.links)
+        links, targets = dict(self.links), dict(self.link_targets)
         log_length = len(self.log)
         pending = {job: set(users) for job, users in self.pending_users.items()}
         escrows, staged = dict(self.escrow_rows), dict(self.staged_rows)
@@ -350,7 +362,7 @@ class MemoryLedger:
         try:
             yield
         except BaseException:
-            self.links, self.pending_users = links, pending
+            self.links, self.link_targets, self.pending_users = links, targets, pending
             self.escrow_rows, self.staged_rows = escrows, staged
             self.group_link_rows = groups
             del self.log[log_length:]

@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -218,9 +219,13 @@ class LinkRow(Base):
 
     # Compact (docs/performance.md, migration 0008): ids packed, the last written values
     # deflated, no stored hash (the values are compared, the hash was never read).
+    # One source user per target user and job (migration 0010): two workers exporting pages
+    # at the same time cannot both link one guest; the second commit is a Conflict.
+    __table_args__ = (Index("uq_links_job_target_id", "job", "target_id", unique=True),)
+
     job: Mapped[str] = mapped_column(String(200), primary_key=True)
     source_id: Mapped[str] = mapped_column(PackedId, primary_key=True)
-    target_id: Mapped[str] = mapped_column(PackedId, index=True)
+    target_id: Mapped[str] = mapped_column(PackedId)
     state: Mapped[str] = mapped_column(String(20))
     attributes: Mapped[dict[str, Any]] = mapped_column(PackedJson, default=dict)
     last_seen_run: Mapped[str | None] = mapped_column(PackedId, nullable=True)
