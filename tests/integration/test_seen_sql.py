@@ -127,6 +127,21 @@ def test_a_sweep_reads_the_marks_of_many_pages_and_a_resumed_run_keeps_them(
     resumed.engine.dispose()
 
 
+def test_marks_committed_while_a_sweep_runs_count_even_when_the_run_had_none(
+    engine: Engine,
+) -> None:
+    upgrade_database(engine)
+    ledger = SqlLedger(engine)
+    users = sorted(USERS[:8], key=lambda u: uuid.UUID(u).bytes)  # the keys' order
+    ledger.commit_page("job", OLD_RUN, PageWrite(links=[link(u, OLD_RUN) for u in users]))
+    batches = ledger.unseen_links("job", RUN, 2)
+    assert [x.source_id for x in next(batches)] == users[:2]
+    # The sweep's page reads the first two (and a later one, seen by another page meanwhile).
+    ledger.commit_page("job", RUN, PageWrite(seen=[*users[:2], users[5]]))
+    rest = [x.source_id for b in batches for x in b]
+    assert rest == [u for u in users[2:] if u != users[5]]
+
+
 def test_a_page_marks_its_users_without_rewriting_their_links(
     database_url: str,
 ) -> None:

@@ -635,7 +635,7 @@ class SqlLedger:
         batch are read before the next, so what pages mark while a sweep runs counts."""
         seen = IdSet()
         later: set[bytes] = set()  # marks committed after the first batch (a sweep's pages)
-        read_up_to = self._read_seen(job, run_id, 0, seen, later)
+        read_up_to = self._read_seen(job, run_id, None, seen, later)
         after = b""
         while True:
             if after:
@@ -662,15 +662,19 @@ class SqlLedger:
                 links = [_link_from_row(r) for r in rows]
             yield links
 
-    def _read_seen(self, job: str, run_id: str, after: int, seen: IdSet, later: set[bytes]) -> int:
-        """Add the run's seen rows after row `after` to `seen` (while it takes ids) or to
-        `later`; returns the last row read."""
+    def _read_seen(
+        self, job: str, run_id: str, after: int | None, seen: IdSet, later: set[bytes]
+    ) -> int:
+        """Add the run's seen rows to `seen` (the first read: `after` None) or, those after row
+        `after`, to `later` (`seen` takes no ids once asked about one); returns the last row
+        read (0: none yet)."""
+        first = after is None
+        after = after or 0
         query = (
             select(SeenRow.id, SeenRow.ids)
             .where(SeenRow.job == job, SeenRow.run_id == run_id, SeenRow.id > after)
             .order_by(SeenRow.id)
         )
-        first = not after
         with self._session() as session:
             for row_id, packed in session.execute(query):
                 guids, others = split_ids(packed)
