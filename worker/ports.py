@@ -469,7 +469,9 @@ class Ledger(Protocol):
 
     def start_run(self, run: RunRecord) -> None: ...
 
-    def finish_run(self, run: RunRecord) -> None: ...
+    def finish_run(self, run: RunRecord) -> None:
+        """Record the run's end. A cycle's successful end (full or incremental) also forgets
+        the seen marks of the job's full cycles (docs/performance.md)."""
 
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         """What the committed pages of a run did, counted from its provisioning-log rows."""
@@ -496,7 +498,8 @@ class Ledger(Protocol):
         """Live links (active or disabled) a full cycle has not marked as seen."""
 
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
-        """Write one page's effects in one transaction."""
+        """Write one page's effects in one transaction. Raises Conflict, writing nothing, when
+        a link would give a target user a second source user of the job."""
 
     def run_rows(
         self, job: str, run_id: str, source_ids: Iterable[str]

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import MetaData, Table, insert, inspect, text
+from sqlalchemy import MetaData, Table, insert, inspect, text, update
 from sqlalchemy.engine import Engine
 
 from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import alembic_config, upgrade_database
-from worker.adapters.state.sql import Base, SqlLedger, make_engine
+from worker.adapters.state.sql import Base, RunRow, SqlLedger, make_engine
 from worker.domain.audit import Actor, ActorKind, AuditEntry, AuditResult, Via
 from worker.domain.errors import BadRequest, Transient
 from worker.ports import MembershipChange, RunRecord
@@ -65,13 +65,15 @@ def fill_0004(engine: Engine) -> None:
     ledger = SqlLedger(engine)
     for job in ("a-to-b", "c-to-d"):
         run = RunRecord(f"run-{job}", job, "full", False, "manual", T0)
+        run.status, run.counts = "success", {"create": 2}
         ledger.start_run(run)
-        run.status, run.finished_at, run.counts = (
-            "success",
-            T0 + timedelta(minutes=3),
-            {"create": 2},
-        )
-        ledger.finish_run(run)
+        # Finished as 0004 records it (today's finish_run also forgets seen ids, a later table).
+        with engine.begin() as connection:
+            connection.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run.run_id)
+                .values(finished_at=T0 + timedelta(minutes=3))
+            )
         ledger.replace_assignments(job, {"g1": {"u1", "u2"}})
         ledger.apply_membership_changes(job, [MembershipChange("g1", "u3", True)])
         # The rest as revision 0004 stores it: today's models have columns 0004 does not.
@@ -203,8 +205,8 @@ def test_0005_adds_the_audit_trail_to_a_0004_database_and_loses_nothing(engine: 
     migrate_to(engine, "0005")  # (0006 and later: tests/integration/test_threshold_sql.py)
 
     assert snapshot(engine) == before
-    # Every table of today's schema but those later revisions add (0007: group_links).
-    later = {"group_links"}
+    # Every table of today's schema but those later revisions add (0007, 0009).
+    later = {"group_links", "seen_ids"}
     assert (
         set(inspect(engine).get_table_names()) == {*Base.metadata.tables, "alembic_version"} - later
     )

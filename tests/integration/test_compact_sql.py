@@ -106,7 +106,7 @@ def test_0008_compacts_a_0006_database_and_every_value_reads_back_the_same(
     before = plain(engine)
     assert len(before["provisioning_log"]) == 5
 
-    assert upgrade_database(engine) == ("0006", "0008")
+    assert upgrade_database(engine) == ("0006", "0010")
 
     assert as_read(SqlLedger(engine), before) == expected(before)
     with engine.connect() as connection:

@@ -18,6 +18,7 @@ from worker.adapters.dryrun import DryRunLedger
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
+from worker.domain.errors import Conflict
 from worker.domain.groups import GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Change, Link, LinkState, ObjectOutcome, Status, Step
@@ -245,25 +246,31 @@ def test_group_links_are_stored_per_job_replaced_and_dropped_with_their_page(
 
 
 def test_links_are_found_by_their_target_user_in_any_state(ledger: Ledger) -> None:
-    # Two source users linked to one target user: what matching must refuse to make again.
-    shared = [link("a"), link("b", LinkState.SOFT_DELETED)]
-    for x in shared:
-        x.target_id = "t-shared"
-    ledger.commit_page("job", "r0", PageWrite(links=[link("c"), *shared]))
+    # A soft-deleted link still holds its target user: matching must not give it to another.
+    shared = link("b", LinkState.SOFT_DELETED)
+    shared.target_id = "t-shared"
+    ledger.commit_page("job", "r0", PageWrite(links=[link("c"), shared, link("a")]))
     ledger.commit_page("other", "r0", PageWrite(links=[link("z")]))
 
     found = ledger.links_by_target("job", ["t-shared", "t-c", "t-z", "t-missing", "t-c"])
-    assert found == {"t-shared": shared, "t-c": [link("c")]}
+    assert found == {"t-shared": [shared], "t-c": [link("c")]}
     assert ledger.links_by_target("job", []) == {}
+    # One source user per target user and job (migration 0010): a second one is a Conflict.
+    taken = link("a")
+    taken.target_id = "t-shared"
+    with pytest.raises(Conflict):
+        ledger.commit_page("job", "r1", PageWrite(links=[taken]))
 
-    # Pointed elsewhere (recreated), a link no longer answers for its old target user.
-    moved = link("a")
+    # Pointed elsewhere (recreated), a link no longer answers for its old target user, which
+    # another source user may then take.
+    moved = link("b")
     moved.target_id = "t-new"
     ledger.commit_page("job", "r1", PageWrite(links=[moved]))
-    found = ledger.links_by_target("job", ["t-shared", "t-new"])
+    ledger.commit_page("job", "r1", PageWrite(links=[taken]))
+    found = ledger.links_by_target("job", ["t-shared", "t-new", "t-a"])
     assert {t: [x.source_id for x in links] for t, links in found.items()} == {
-        "t-shared": ["b"],
-        "t-new": ["a"],
+        "t-shared": ["a"],
+        "t-new": ["b"],
     }
 
 
@@ -304,7 +311,35 @@ def test_unseen_links_are_live_links_the_run_has_not_marked_in_batches(ledger: L
     assert unseen(ledger, "r1") == [["b", "d"], ["e"]]
     assert unseen(ledger, "r1", batch=10) == [["b", "d", "e"]]
     assert unseen(ledger, "") == [["a", "b"], ["d", "e"], ["f"]]  # no run: every live link
-    assert ledger.links_for("job", ["a"])["a"].last_seen_run == "r1"
+    # The mark is kept beside the link, not in it: marking never rewrites a link.
+    assert ledger.links_for("job", ["a"])["a"].last_seen_run == "r0"
+
+
+@pytest.mark.parametrize(
+    ("run", "forgotten"),
+    [
+        (RunRecord("r1", "job", "full", False, "manual", T0, status="success"), True),
+        (RunRecord("r2", "job", "incremental", False, "schedule", T0, status="success"), True),
+        # Failed, the cycle is resumed from its saved position: it keeps what it saw.
+        (RunRecord("r1", "job", "full", False, "manual", T0, status="failed"), False),
+        # Provisioning on demand is no cycle: a full cycle of the job may be under way.
+        (RunRecord("r3", "job", "on_demand", False, "manual", T0, status="success"), False),
+    ],
+)
+def test_a_cycles_successful_end_forgets_the_jobs_seen_marks(
+    ledger: Ledger, run: RunRecord, forgotten: bool
+) -> None:
+    ledger.commit_page("job", "r0", PageWrite(links=[link("a"), link("b")]))
+    ledger.commit_page("other", "r0", PageWrite(links=[link("a")]))
+    ledger.commit_page("job", "r1", PageWrite(seen=["a"]))
+    ledger.commit_page("other", "r1", PageWrite(seen=["a"]))
+    ledger.start_run(run)
+
+    ledger.finish_run(run)
+
+    assert unseen(ledger, "r1") == ([["a", "b"]] if forgotten else [["b"]])
+    # Another job's marks are its own.
+    assert [[x.source_id for x in b] for b in ledger.unseen_links("other", "r1", 2)] == []
 
 
 def test_a_sweep_sees_the_marks_and_links_committed_between_its_batches(ledger: Ledger) -> None:

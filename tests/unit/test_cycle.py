@@ -322,6 +322,35 @@ def test_crash_mid_cycle_resumes_without_duplicates_or_gaps() -> None:
     assert len(w.target.users) == 7
 
 
+def test_a_full_cycle_resumed_after_a_crash_sweeps_only_the_users_no_page_saw() -> None:
+    w = World(page_size=2)
+    names = [w.user(f"user{i}") for i in range(7)]
+    w.run()
+    gone = names[5]
+    del w.source.users[gone]  # vanished without a delta event reaching us
+    reads: list[str] = []
+    get_user = w.source.get_user
+
+    def counted(user_id: str, select: Any) -> Any:
+        reads.append(user_id)
+        return get_user(user_id, select)
+
+    w.source.get_user = counted  # type: ignore[method-assign]
+    # The process dies after two pages of the full cycle: four users seen, committed.
+    w.ledger.crash_after_commits = w.ledger.commits + 2
+    with pytest.raises(CrashAfter):
+        w.run(mode="full")
+    w.ledger.crash_after_commits = None
+
+    result = w.run()
+
+    assert (result.mode, result.status) == ("full", "success")
+    # Nobody seen before the crash is taken for vanished (nor even read again).
+    assert set(reads) == {gone}
+    assert result.counts["delete"] == 1
+    assert len(w.target.users) == 6
+
+
 def test_a_cycle_stopped_half_way_is_found_for_resuming_unless_paused_or_running() -> None:
     from worker.domain.health import JobState
     from worker.service.admin import interrupted

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from worker.adapters.state.compact import pack_ids, split_ids, unpack_ids
 from worker.domain.idset import IdSet
 
 pytestmark = pytest.mark.unit
@@ -37,3 +38,21 @@ def test_it_keeps_a_guid_in_about_16_bytes() -> None:
     finally:
         tracemalloc.stop()
     assert per_id < 20  # a set of the strings: about 120 bytes an id
+
+
+def test_a_page_of_packed_ids_goes_in_without_its_text() -> None:
+    # The seen ids of a full cycle's page, as the SQL state keeps them (compact.pack_ids).
+    guids = [str(uuid.uuid4()) for _ in range(500)]
+    other = ["u1", "x" * 15, "ABCDEF00-0000-0000-0000-000000000000", "é" * 40]
+    packed = pack_ids(guids[:250] + other + guids[250:])
+    assert len(packed) == 4 + 16 * 500 + sum(2 + len(o.encode()) for o in other)
+    assert sorted(unpack_ids(packed)) == sorted(guids + other)
+
+    keys, texts = split_ids(packed)
+    ids = IdSet()
+    ids.update_keys(keys)
+    ids.update(texts)
+    assert set(ids) == set(guids + other)
+    assert ids.has_key(uuid.UUID(guids[7]).bytes)
+    assert not ids.has_key(uuid.uuid4().bytes)
+    assert split_ids(pack_ids([])) == (b"", [])

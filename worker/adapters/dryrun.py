@@ -164,7 +164,7 @@ class DryRunLedger:
 
     The writes go to a `MemoryLedger` of their own (`mine`), which gives them the SQL ledger's
     semantics; a read merges it with the base, `mine` winning. A row of the base that a write
-    builds on (a link marked seen or relabelled, a staged deletion's approval, a job's
+    builds on (a link relabelled, a staged deletion's approval, a job's
     assignments) is copied into `mine` first, and what a write removes from the base (a released
     escrow, an unstaged deletion, a resolved pending user, a cleared table) is remembered as
     hidden. Runs are the dry run's own (it starts them with fresh ids): finishing a run only the
@@ -247,15 +247,20 @@ class DryRunLedger:
             link for links in self.base.unseen_links(job, run_id, batch) for link in links
         )
         ahead: list[Link] = []  # the base's next unseen links, in key order
+
+        def undecided(source_id: str) -> bool:
+            # Not overridden by the overlay (which then decides), nor seen by its pages.
+            seen = self.mine.seen_rows.get((job, run_id), ())
+            return (job, source_id) not in self.mine.links and source_id not in seen
+
         after = ""
         while True:
-            # The base's candidates: not overridden by the overlay (which then decides).
-            ahead = [x for x in ahead if (job, x.source_id) not in self.mine.links]
+            ahead = [x for x in ahead if undecided(x.source_id)]
             while len(ahead) < batch:
                 more = next(base_links, None)
                 if more is None:
                     break
-                if more.source_id > after and (job, more.source_id) not in self.mine.links:
+                if more.source_id > after and undecided(more.source_id):
                     ahead.append(more)
             mine = sorted(
                 (
@@ -264,7 +269,7 @@ class DryRunLedger:
                     if j == job
                     and i > after
                     and link.state in LIVE
-                    and link.last_seen_run != run_id
+                    and not self.mine.marked(job, run_id, link)
                 ),
                 key=lambda link: link.source_id,
             )[:batch]
@@ -279,7 +284,8 @@ class DryRunLedger:
         """The overlay's commit, after copying in the base's rows it builds on (copies that read
         as the base does, so they may stay should the commit fail; what it hides is noted only
         once it has committed)."""
-        self._own_links(job, [link.source_id for link in write.links] + list(write.seen))
+        # (Its seen marks are the overlay's own rows: the links they name need no copy.)
+        self._own_links(job, [link.source_id for link in write.links])
         # Staged again, a deletion the base has approved stays approved: the overlay must know it.
         visible = {s.source_id: s for s in self.staged(job)}
         own = [

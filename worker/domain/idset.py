@@ -59,6 +59,21 @@ class IdSet:
             else:
                 buckets[key[0]] += key
 
+    def update_keys(self, keys: bytes) -> None:
+        """GUIDs given as their 16-byte keys, one after the other (as the SQL state keeps
+        them): no text to parse."""
+        buckets = self._buckets
+        if buckets is None:
+            raise RuntimeError("an IdSet takes no ids once it has been asked about one")
+        for at in range(0, len(keys) - len(keys) % WIDTH, WIDTH):
+            buckets[keys[at]] += keys[at : at + WIDTH]
+
+    def has_key(self, key: bytes) -> bool:
+        """Whether the GUID whose 16-byte key this is was added."""
+        bucket = _Packed(self._freeze()[key[0]])
+        at = bisect_left(bucket, key)
+        return at < len(bucket) and bucket[at] == key
+
     def _freeze(self) -> list[bytes]:
         if self._buckets is not None:
             frozen: list[bytes] = []
@@ -75,9 +90,7 @@ class IdSet:
         key = _guid(value)
         if key is None:
             return value in self._other
-        bucket = _Packed(self._freeze()[key[0]])
-        at = bisect_left(bucket, key)
-        return at < len(bucket) and bucket[at] == key
+        return self.has_key(key)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._freeze()) // WIDTH + len(self._other)

@@ -88,8 +88,9 @@ class Claims:
     """Which source user each target user stands for, in one `apply`: the job's links to it
     (read from the ledger once per round for the target users the round's answers name), and
     the target users this `apply`'s creates took so far. (Two pages exported at the same time
-    on different workers do not see each other's claims until they commit: two users of one
-    address in such pages can still race; the ledger does not enforce one link per target.)"""
+    on different workers do not see each other's claims until they commit: the ledger keeps one
+    link per target user, so the second page's commit is a Conflict, and the page pipeline then
+    fails that user as AmbiguousMatch: worker/service/pipeline.py.)"""
 
     def __init__(self, ledger: Ledger, job: str) -> None:
         self.ledger = ledger

@@ -190,7 +190,7 @@ class PageWorker:
             )
             changed.update({link.source_id: link for link in written})
             later.update(unresolved)
-        escrows, released, expired, failed = self._escrows(done)
+        escrows, released, expired, failed = self.escrows(done)
         return PageDone(
             write=PageWrite(
                 links=list(changed.values()),
@@ -206,7 +206,7 @@ class PageWorker:
             managers=later,
         )
 
-    def _escrows(
+    def escrows(
         self, outcomes: Sequence[ObjectOutcome]
     ) -> tuple[list[Escrow], list[str], list[ObjectOutcome], set[str]]:
         """Failed objects are escrowed (again); the others, and expired escrows, are released."""

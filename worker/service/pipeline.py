@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 import structlog
 
+from worker.domain.errors import Conflict
 from worker.domain.job import JobSpec
 from worker.domain.mapping import Mapper
-from worker.domain.model import ObjectOutcome, Status, add_counts
+from worker.domain.model import Link, ObjectOutcome, Status, Step, add_counts
 from worker.domain.plan import REDUNDANT_EXPORT
 from worker.domain.records import outcome_from_record, outcome_record
 from worker.ports import Ledger, PageWrite
@@ -72,6 +73,23 @@ class PageOutcome:
             outcomes=[outcome_from_record(o) for o in data.get("outcomes", [])],
             managers=dict(data.get("managers") or {}),
         )
+
+
+def _taken(outcome: ObjectOutcome, holder: Link) -> ObjectOutcome:
+    """The outcome of a user whose target user another source user was linked to first."""
+    who = f"{holder.source_label} ({holder.source_id})" if holder.source_label else holder.source_id
+    message = (
+        f"target user {holder.target_id} is already linked to source user {who}: two source "
+        "users match one target user; fix the source or the matching mappings"
+    )
+    return replace(
+        outcome,
+        status=Status.FAILURE,
+        error_code="AmbiguousMatch",
+        error_message=message,
+        target_id=None,
+        steps=[*outcome.steps, Step("matching", Status.FAILURE, message)],
+    )
 
 
 def unchanged(outcome: ObjectOutcome) -> bool:
@@ -126,7 +144,15 @@ class PagePipeline:
         write = done.write
         if any(unchanged(o) for o in write.outcomes):
             write = replace(write, outcomes=[o for o in write.outcomes if not unchanged(o)])
-        self.ledger.commit_page(self.spec.name, self.run_id, write)
+        try:
+            self.ledger.commit_page(self.spec.name, self.run_id, write)
+        except Conflict:
+            # Another worker's page, exported at the same time, linked one of this page's
+            # target users first (the ledger keeps one source user per target user).
+            yielded = self._yield_taken(done)
+            if yielded is None:
+                raise
+            return self.commit(yielded)
         for outcome in done.write.outcomes:
             # Ids, actions and error codes only: attribute values stay in the provisioning log.
             if outcome.status is Status.FAILURE:
@@ -145,6 +171,35 @@ class PagePipeline:
                     action=outcome.action.value,
                 )
         return PageOutcome.of(done)
+
+    def _yield_taken(self, done: PageDone) -> PageDone | None:
+        """The page without the links whose target user another source user of the job is
+        linked to by now: those users fail as AmbiguousMatch and are escrowed, as they would
+        have had the other page committed before this one was exported (worker/service/
+        apply.py refuses them then). None if no link of the page is taken."""
+        write = done.write
+        linked = self.ledger.links_by_target(self.spec.name, [x.target_id for x in write.links])
+        holders: dict[str, Link] = {}
+        for link in write.links:
+            others = [x for x in linked.get(link.target_id, []) if x.source_id != link.source_id]
+            if others:
+                holders[link.source_id] = others[0]
+        if not holders:
+            return None
+        lost = [_taken(o, holders[o.source_id]) for o in write.outcomes if o.source_id in holders]
+        escrows, released, expired, failed = self.worker.escrows(lost)
+        replaced = {o.source_id: o for o in lost}
+        return PageDone(
+            write=replace(
+                write,
+                links=[x for x in write.links if x.source_id not in holders],
+                outcomes=[replaced.get(o.source_id, o) for o in write.outcomes] + expired,
+                escrows=[*write.escrows, *escrows],
+                released=[*(r for r in write.released if r not in holders), *released],
+            ),
+            failed=done.failed | failed,
+            managers=done.managers,
+        )
 
     def write(self, write: PageWrite) -> PageOutcome:
         """Commit a write that carries out nothing (staged deletions, held ones)."""

@@ -1,12 +1,16 @@
 """Compact storage for the SQL state's biggest columns (docs/performance.md).
 
-Two codecs, each a pure function pair, so the models' types and migration 0008 share them:
+Three codecs, each a pure function pair, so the models' types and the migrations share them:
 
 - `pack_id` / `unpack_id`: object and run ids. Graph's ids are GUIDs: a canonical (lowercase,
   hyphenated) one is stored as its 16 bytes instead of 36 characters, in the row and in every
   index over it. Anything else is kept as its UTF-8 text after a marker byte (never 16 bytes
   long, so the two cannot be confused). Equal ids pack to equal bytes, so equality, `IN` and
   keyset paging (`>` on one column) work on the packed form; its order is not the text's.
+- `pack_ids` / `unpack_ids`: a list of ids in one value (the ids a full cycle's page saw,
+  migration 0009): the GUIDs' 16 bytes each, after a 4-byte count, then any other id as its
+  UTF-8 text after a 2-byte length. `split_ids` gives the GUIDs' bytes as they are, for a set
+  that keeps them so (worker/domain/idset.py).
 - `pack_json` / `unpack_json`: JSON documents (a log row's steps and modified properties, a
   link's last written values) as compact JSON, raw-deflated against a preset dictionary of the
   words these documents repeat (step texts, attribute names, `old`/`new`). A first byte names
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import uuid
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 _TEXT = b"\x01"  # an id that is not a canonical GUID: its UTF-8 text follows
@@ -40,6 +46,46 @@ def pack_id(value: str) -> bytes:
     if len(raw) == 15:
         return _TEXT_PADDED + raw + b"\x00"
     return _TEXT + raw
+
+
+def _guid(value: str) -> bytes | None:
+    """A canonical GUID's 16 bytes, or None for any other id."""
+    if len(value) == 36 and _CANONICAL_GUID.fullmatch(value):
+        return bytes.fromhex(value.replace("-", ""))
+    return None
+
+
+def pack_ids(values: Iterable[str]) -> bytes:
+    guids = bytearray()
+    others = bytearray()
+    for value in values:
+        key = _guid(value)
+        if key is not None:
+            guids += key
+        else:
+            raw = value.encode()
+            others += struct.pack(">H", len(raw)) + raw
+    return struct.pack(">I", len(guids) // 16) + bytes(guids) + bytes(others)
+
+
+def split_ids(data: bytes) -> tuple[bytes, list[str]]:
+    """The GUIDs' 16-byte keys, one after the other, and the other ids as text."""
+    (count,) = struct.unpack_from(">I", data)
+    end = 4 + count * 16
+    guids = bytes(data[4:end])
+    others: list[str] = []
+    at = end
+    while at < len(data):
+        (length,) = struct.unpack_from(">H", data, at)
+        others.append(bytes(data[at + 2 : at + 2 + length]).decode())
+        at += 2 + length
+    return guids, others
+
+
+def unpack_ids(data: bytes) -> list[str]:
+    guids, others = split_ids(data)
+    keys = [str(uuid.UUID(bytes=guids[i : i + 16])) for i in range(0, len(guids), 16)]
+    return keys + others
 
 
 def unpack_id(data: bytes) -> str:

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from worker.domain.errors import Conflict
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status, add_counts
+from worker.domain.model import Action, Link, LinkState, Mode, ObjectOutcome, Status, add_counts
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE, LinkState.DISABLED)
@@ -62,6 +63,7 @@ class MemoryLedger:
         self.clock = clock  # when log rows are written and staged deletions made
         self.runs: dict[str, RunRecord] = {}
         self.links: dict[tuple[str, str], Link] = {}
+        self.link_targets: dict[tuple[str, str], str] = {}  # (job, target id) -> source id
         self.log: list[LogEntry] = []
         self.assignments: dict[str, set[tuple[str, str]]] = {}  # job -> (group, user)
         self.pending_users: dict[str, set[str]] = {}
@@ -69,6 +71,7 @@ class MemoryLedger:
         self.escrow_rows: dict[tuple[str, str], Escrow] = {}
         self.staged_rows: dict[tuple[str, str], StagedDeletion] = {}
         self.group_link_rows: dict[tuple[str, str], GroupLink] = {}
+        self.seen_rows: dict[tuple[str, str], set[str]] = {}  # (job, run) -> ids its pages read
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, run: RunRecord) -> None:
@@ -90,6 +93,9 @@ class MemoryLedger:
         stored.counts = dict(run.counts)
         stored.error = _text(run.error)
         stored.mode = run.mode
+        if run.status == "success" and run.mode in (Mode.FULL.value, Mode.INCREMENTAL.value):
+            # As the SQL ledger: a cycle's successful end forgets every seen mark of the job.
+            self.seen_rows = {k: v for k, v in self.seen_rows.items() if k[0] != stored.job}
 
     def run_counts(self, job: str, run_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -147,7 +153,7 @@ class MemoryLedger:
                     if j == job
                     and sid > after
                     and link.state in LIVE_STATES
-                    and link.last_seen_run != run_id
+                    and not self.marked(job, run_id, link)
                 ),
                 key=lambda link: link.source_id,
             )[:batch]
@@ -155,6 +161,13 @@ class MemoryLedger:
                 return
             after = found[-1].source_id
             yield [copy.deepcopy(link) for link in found]
+
+    def marked(self, job: str, run_id: str, link: Link) -> bool:
+        """Whether a page of the run read the link's user (or, as before migration 0009, the
+        link carries the run's mark)."""
+        return link.last_seen_run == run_id or link.source_id in self.seen_rows.get(
+            (job, run_id), ()
+        )
 
     def _replaced_rows(self, job: str, run_id: str, source_ids: Iterable[str]) -> dict[str, int]:
         """The index of the newest row of this run for each of these objects."""
@@ -194,11 +207,17 @@ class MemoryLedger:
                     # A page that did not read the label keeps the one known.
                     stored.source_label = stored.source_label or existing.source_label
                     stored.source_mail = stored.source_mail or existing.source_mail
+                # As the SQL ledger's unique index: one source user per target user and job.
+                holder = self.link_targets.get((job, stored.target_id))
+                if holder is not None and holder != stored.source_id:
+                    raise Conflict(
+                        f"target user {stored.target_id} is already linked to source user "
+                        f"{holder} in job {job}"
+                    )
+                if existing is not None:
+                    self.link_targets.pop((job, existing.target_id), None)
+                self.link_targets[(job, stored.target_id)] = stored.source_id
                 self.links[(job, link.source_id)] = stored
-            for sid in write.seen:
-                if (job, sid) in self.links:
-                    marked = dataclasses.replace(self.links[(job, sid)], last_seen_run=run_id)
-                    self.links[(job, sid)] = marked
             replaced = self._replaced_rows(job, run_id, write.replaces)
             for outcome in write.outcomes:
                 kept = replaced.get(outcome.source_id)
@@ -227,6 +246,10 @@ class MemoryLedger:
                 self.group_link_rows[(job, group.source_id)] = dataclasses.replace(
                     copy.deepcopy(group), job=job, display_name=_text(group.display_name, 256)
                 )
+            if write.seen:
+                # A set of its own, not a mark in the link (the SQL ledger's seen rows); last,
+                # as nothing after it can fail, so a failed page never leaves it changed.
+                self.seen_rows.setdefault((job, run_id), set()).update(write.seen)
 
     # job state, escrows and staged deletions --------------------------------------------------
     def job_state(self, job: str) -> JobState:
@@ -334,7 +357,7 @@ class MemoryLedger:
     def _transaction(self) -> Iterator[None]:
         """All of the block's changes, or none: the tables it may touch are restored if it fails."""
         # Rows are replaced, never changed in place, so copies of the tables are snapshots.
-        links = dict(self.links)
+        links, targets = dict(self.links), dict(self.link_targets)
         log_length = len(self.log)
         pending = {job: set(users) for job, users in self.pending_users.items()}
         escrows, staged = dict(self.escrow_rows), dict(self.staged_rows)
@@ -342,7 +365,7 @@ class MemoryLedger:
         try:
             yield
         except BaseException:
-            self.links, self.pending_users = links, pending
+            self.links, self.link_targets, self.pending_users = links, targets, pending
             self.escrow_rows, self.staged_rows = escrows, staged
             self.group_link_rows = groups
             del self.log[log_length:]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -38,6 +39,8 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -45,15 +48,24 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
-from worker.adapters.state.compact import pack_id, pack_json, unpack_id, unpack_json
+from worker.adapters.state.compact import (
+    pack_id,
+    pack_ids,
+    pack_json,
+    split_ids,
+    unpack_id,
+    unpack_json,
+)
 from worker.adapters.state.errors import speaks_domain_errors, sql_errors
 from worker.domain.groups import GroupLink, GroupSkip, group_skips
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
+from worker.domain.idset import IdSet
 from worker.domain.model import (
     Action,
     Change,
     Link,
     LinkState,
+    Mode,
     ObjectOutcome,
     Status,
     Step,
@@ -67,6 +79,8 @@ GROUP_OBJECT_TYPE = "Group"
 GROUP_ROWS_READ = 1000  # the newest group rows `status` reads for skipped groups
 CHUNK = 500
 PURGE_BATCH = 5000  # provisioning-log rows forgotten per transaction
+SCAN = 2000  # links' keys a sweep reads at a time to find the unseen among them
+CYCLE_MODES = (Mode.FULL.value, Mode.INCREMENTAL.value)  # not `on_demand`: no cycle
 
 
 def utcnow() -> datetime:
@@ -221,9 +235,13 @@ class LinkRow(Base):
 
     # Compact (docs/performance.md, migration 0008): ids packed, the last written values
     # deflated, no stored hash (the values are compared, the hash was never read).
+    # One source user per target user and job (migration 0010): two workers exporting pages
+    # at the same time cannot both link one guest; the second commit is a Conflict.
+    __table_args__ = (Index("uq_links_job_target_id", "job", "target_id", unique=True),)
+
     job: Mapped[str] = mapped_column(String(200), primary_key=True)
     source_id: Mapped[str] = mapped_column(PackedId, primary_key=True)
-    target_id: Mapped[str] = mapped_column(PackedId, index=True)
+    target_id: Mapped[str] = mapped_column(PackedId)
     state: Mapped[str] = mapped_column(String(20))
     attributes: Mapped[dict[str, Any]] = mapped_column(PackedJson, default=dict)
     last_seen_run: Mapped[str | None] = mapped_column(PackedId, nullable=True)
@@ -232,6 +250,23 @@ class LinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SeenRow(Base):
+    """The ids one page of a full cycle read (docs/performance.md, migration 0009): the sweep
+    finds the unseen links against them, so marking a user seen never rewrites its link (on
+    PostgreSQL a rewrite is a new row version and new index entries for every link). Written
+    in the page's transaction, so a cycle resumed after a kill keeps them; a cycle's
+    successful end forgets the job's rows."""
+
+    __tablename__ = "seen_ids"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    job: Mapped[str] = mapped_column(String(200), index=True)
+    run_id: Mapped[str] = mapped_column(PackedId)
+    ids: Mapped[bytes] = mapped_column(LargeBinary)  # compact.pack_ids
 
 
 class AssignmentRow(Base):
@@ -392,6 +427,11 @@ def _log_condition(condition: LogCondition) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], operations[condition.op](column, value))
 
 
+def _raw(column: Any) -> Any:
+    """A packed id column as the bytes it holds (compared and read without unpacking)."""
+    return type_coerce(column, LargeBinary)
+
+
 def _log_dict(row: LogRow) -> dict[str, Any]:
     return {
         "changeId": row.change_id,
@@ -499,6 +539,7 @@ class SqlLedger:
             )
 
     def finish_run(self, run: RunRecord) -> None:
+        forgotten = 0
         with self._write() as session:
             session.execute(
                 update(RunRow)
@@ -511,6 +552,21 @@ class SqlLedger:
                     mode=run.mode,
                 )
             )
+            if run.status == "success" and run.mode in CYCLE_MODES:
+                # A cycle of the job ended: no full cycle of it is left to resume (one at a
+                # time, under the job's lock), so every seen mark of the job can go, a killed
+                # and never resumed one's too. A failed cycle keeps them for its resumption.
+                deleted = session.execute(delete(SeenRow).where(SeenRow.job == run.job))
+                forgotten = int(getattr(deleted, "rowcount", 0) or 0)
+        if forgotten and self.engine.dialect.name == "postgresql":
+            # PostgreSQL keeps a deleted row's space until a vacuum, and only a vacuum gives
+            # the table's emptied end back: without it the seen ids of the last full cycle
+            # (16 bytes a user) would stay on disk until the next one. It takes a moment and
+            # waits for nobody (its truncation is skipped if another job holds the table).
+            with self.engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text("VACUUM seen_ids")
+                )
 
     def recent_runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._session() as session:
@@ -594,43 +650,96 @@ class SqlLedger:
             return group_skips((s, lbl, a, st, r) for s, lbl, a, st, r in session.execute(query))
 
     def unseen_links(self, job: str, run_id: str, batch: int) -> Iterator[list[Link]]:
-        after = ""
+        """Live links neither in the run's seen rows nor marked with the run in the link
+        (how a page marked them before migration 0009: a cycle under way then still finishes
+        right). Keyset paging on the links' keys, and the seen rows committed since the last
+        batch are read before the next, so what pages mark while a sweep runs counts."""
+        seen = IdSet()
+        later: set[bytes] = set()  # marks committed after the first batch (a sweep's pages)
+        read_up_to = self._read_seen(job, run_id, None, seen, later)
+        after = b""
         while True:
-            with self._session() as session:
-                rows = list(
-                    session.scalars(
-                        select(LinkRow)
-                        .where(
-                            LinkRow.job == job,
-                            LinkRow.state.in_(LIVE_STATES),
-                            or_(LinkRow.last_seen_run.is_(None), LinkRow.last_seen_run != run_id),
-                            LinkRow.source_id > after,
-                        )
-                        .order_by(LinkRow.source_id)
-                        .limit(batch)
-                    )
-                )
-            if not rows:
+            if after:
+                read_up_to = self._read_seen(job, run_id, read_up_to, seen, later)
+            found: list[bytes] = []
+            exhausted = False
+            while len(found) < batch and not exhausted:
+                keys = self._unmarked_keys(job, run_id, after, SCAN)
+                exhausted = len(keys) < SCAN
+                for key in keys:
+                    after = key
+                    if not self._marked(key, seen, later):
+                        found.append(key)
+                        if len(found) == batch:
+                            break
+            if not found:
                 return
-            after = rows[-1].source_id
-            yield [_link_from_row(r) for r in rows]
+            with self._session() as session:
+                rows = session.scalars(
+                    select(LinkRow)
+                    .where(LinkRow.job == job, _raw(LinkRow.source_id).in_(found))
+                    .order_by(LinkRow.source_id)
+                )
+                links = [_link_from_row(r) for r in rows]
+            yield links
+
+    def _read_seen(
+        self, job: str, run_id: str, after: int | None, seen: IdSet, later: set[bytes]
+    ) -> int:
+        """Add the run's seen rows to `seen` (the first read: `after` None) or, those after row
+        `after`, to `later` (`seen` takes no ids once asked about one); returns the last row
+        read (0: none yet)."""
+        first = after is None
+        after = after or 0
+        query = (
+            select(SeenRow.id, SeenRow.ids)
+            .where(SeenRow.job == job, SeenRow.run_id == run_id, SeenRow.id > after)
+            .order_by(SeenRow.id)
+        )
+        with self._session() as session:
+            for row_id, packed in session.execute(query):
+                guids, others = split_ids(packed)
+                if first:
+                    seen.update_keys(guids)
+                    seen.update(others)
+                else:
+                    later.update(guids[i : i + 16] for i in range(0, len(guids), 16))
+                    later.update(pack_id(other) for other in others)
+                after = row_id
+        return after
+
+    @staticmethod
+    def _marked(key: bytes, seen: IdSet, later: set[bytes]) -> bool:
+        if key in later:
+            return True
+        return seen.has_key(key) if len(key) == 16 else unpack_id(key) in seen
+
+    def _unmarked_keys(self, job: str, run_id: str, after: bytes, limit: int) -> list[bytes]:
+        """The packed keys of the job's live links after `after` that do not carry the run's
+        mark in the link itself, in key order."""
+        key = _raw(LinkRow.source_id)
+        query = (
+            select(key)
+            .where(
+                LinkRow.job == job,
+                LinkRow.state.in_(LIVE_STATES),
+                or_(LinkRow.last_seen_run.is_(None), LinkRow.last_seen_run != run_id),
+                key > after,
+            )
+            .order_by(key)
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [bytes(k) for k in session.scalars(query)]
 
     def commit_page(self, job: str, run_id: str, write: PageWrite) -> None:
         now = utcnow()
         with self._write() as session:
             self._write_links(session, job, write.links, now)
-            for ids in _chunks(write.seen):
-                # Only links not marked yet (a link this page wrote already is): on PostgreSQL
-                # every UPDATE writes a new row version, even one that changes nothing.
-                session.execute(
-                    update(LinkRow)
-                    .where(
-                        LinkRow.job == job,
-                        LinkRow.source_id.in_(ids),
-                        or_(LinkRow.last_seen_run.is_(None), LinkRow.last_seen_run != run_id),
-                    )
-                    .values(last_seen_run=run_id)
-                )
+            if write.seen:
+                # One narrow row for the page, not a mark in each link (SeenRow).
+                seen = pack_ids(dict.fromkeys(write.seen))
+                session.add(SeenRow(job=job, run_id=run_id, ids=seen))
             replaced = self._replaced_rows(session, job, run_id, write.replaces)
             added: list[dict[str, Any]] = []
             for o in write.outcomes:
