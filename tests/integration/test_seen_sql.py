@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.integration.test_audit_sql import migrate_to
+from tests.support.postgres import PostgresServer
 from worker.adapters.state.db import alembic_config, upgrade_database
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
 from worker.domain.model import Link, LinkState
@@ -142,11 +143,13 @@ def test_marks_committed_while_a_sweep_runs_count_even_when_the_run_had_none(
     assert rest == [u for u in users[2:] if u != users[5]]
 
 
-def test_a_page_marks_its_users_without_rewriting_their_links(
-    database_url: str,
-) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row versions are PostgreSQL's (SQLite updates in place)")
+def test_a_page_marks_its_users_without_rewriting_their_links(postgres: PostgresServer) -> None:
+    # Row versions are PostgreSQL's: SQLite updates in place.
+    with postgres.fresh_database() as database_url:
+        _marks_without_rewriting(database_url)
+
+
+def _marks_without_rewriting(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade_database(engine)
     ledger = SqlLedger(engine)
