@@ -170,15 +170,36 @@ def test_credentials_must_be_exactly_one_kind(tmp_path: Path) -> None:
         "tenants.contoso: give exactly one of client_secret or certificate_path"
     ]
     pem.unlink()
+    path = write(
+        tmp_path, GOOD.replace("client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}")
+    )
     with pytest.raises(ConfigError) as missing:
-        load_config(
-            write(
-                tmp_path,
-                GOOD.replace("client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}"),
-            ),
-            env={},
-        )
-    assert missing.value.problems == [f"tenants.contoso.certificate_path: no such file: {pem}"]
+        load_config(path, env={}, strict=True)
+    assert missing.value.problems == [f"tenants.contoso.certificate_path: no such file '{pem}'"]
+
+
+@pytest.mark.parametrize("setting", ["ca_bundle", "certificate_path"])
+def test_a_missing_file_stops_only_the_jobs_of_its_tenant(tmp_path: Path, setting: str) -> None:
+    """A file named by a tenant and missing on this machine (the sandbox's CA before it first
+    ran) is a deployment problem, like an unset variable: `validate` (strict) lists it; other
+    commands load the config and refuse only that tenant's jobs, naming the setting and file."""
+    missing = tmp_path / "sandbox-tls" / "ca.pem"
+    credential = "client_secret: y\n    " if setting == "ca_bundle" else ""
+    line = f"{credential}{setting}: {missing}"
+    path = write(tmp_path, GOOD.replace("client_secret: ${CONTOSO_SECRET}", line))
+    problem = f"tenants.contoso.{setting}: no such file '{missing}'"
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={}, strict=True)
+    assert strict.value.problems == [problem]
+    config = load_config(path, env={})
+    with pytest.raises(ConfigError) as refused:
+        config.job("contoso-to-fabrikam")
+    assert refused.value.problems == [
+        f"jobs.contoso-to-fabrikam: cannot run: its source tenant 'contoso' is unusable: {problem}"
+    ]
+    missing.parent.mkdir()
+    missing.write_text("a CA")
+    assert load_config(path, env={}, strict=True).job("contoso-to-fabrikam")
 
 
 @pytest.mark.parametrize(
