@@ -551,3 +551,14 @@ notifications:
         *config.unavailable_parts["api"],
         *config.unavailable_parts["notifications[0]"],
     ]
+
+
+def test_serve_needs_the_ca_file_of_the_tenant_it_signs_people_in_with(tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    text = GOOD.replace(
+        "client_secret: ${CONTOSO_SECRET}", f"client_secret: y\n    ca_bundle: {missing}"
+    )
+    api = "api:\n  auth: {tenant: contoso, audience: api://tenant-sync}\n"
+    config = load_config(write(tmp_path, text + api), env={})
+    problem = f"tenants.contoso.ca_bundle: no such file '{missing}'"
+    assert config.unavailable_parts["api"] == [f"api.auth.tenant (contoso): {problem}"]
