@@ -42,6 +42,7 @@ from worker.domain.organization import (
     SECTION,
     Organization,
     expand_organization,
+    inherits_value,
     locate_problem,
 )
 from worker.domain.plan import Deprovision, JobPolicy
@@ -1252,8 +1253,10 @@ def _build_generated_jobs(
     defaults = organization.job_defaults
     explicit = explicit if isinstance(explicit, dict) else {}
     jobs: dict[str, Job] = {}
-    # A problem placed at `job_defaults`, with the jobs that have it, in the order first met.
+    # A problem placed at `job_defaults`, with the jobs that have it, in the order first met,
+    # and the jobs that take its value from `job_defaults` unchanged.
     shared: dict[str, list[str]] = {}
+    inheriting: dict[str, set[str]] = {}
     ordered: list[str] = []
     for name, body in bodies.items():
         found: list[str] = []
@@ -1276,17 +1279,35 @@ def _build_generated_jobs(
                 located = locate_problem(problem, name, defaults, override)
             if located.startswith(DEFAULTS_PREFIX):
                 shared.setdefault(located, []).append(name)
+                if located not in inheriting:
+                    inheriting[located] = {
+                        other
+                        for other in bodies
+                        if isinstance(explicit.get(other), dict | None)
+                        and inherits_value(
+                            problem.replace(f"jobs.{name}", f"jobs.{other}", 1),
+                            other,
+                            defaults,
+                            explicit.get(other),
+                        )
+                    }
             if located not in ordered:
                 ordered.append(located)
     for located in ordered:
         having = shared.get(located)
-        if having is None or len(having) == len(bodies):
+        if (
+            having is None
+            or len(having) == len(bodies)
+            or (inheriting[located] and inheriting[located] <= set(having))
+        ):
             if located not in problems:
                 problems.append(located)
             continue
-        # Only some jobs have it: the value from `job_defaults` is fine for the others (they
-        # set what it needs themselves), so the problem is each of these merged jobs'
-        # (docs/organizations.md), and naming them is what lets the operator find them.
+        # Only some jobs have it, though others take the same value from `job_defaults` (or it
+        # is about a section both sides write): the others set what it needs themselves, so
+        # the problem is each of these merged jobs' (docs/organizations.md), and naming them
+        # is what lets the operator find them. A bad value every job that takes it has (the
+        # others override it) stays one line at `job_defaults` (above).
         rest = located[len(DEFAULTS_PREFIX) :]
         problems.extend(f"jobs.{name} (from {SECTION}){rest}" for name in having)
     return jobs

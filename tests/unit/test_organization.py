@@ -339,6 +339,22 @@ jobs:
     assert not [p for p in found if p.startswith("organization.job_defaults")], found
 
 
+def test_a_bad_default_that_one_job_overrides_is_still_named_once() -> None:
+    found = problems_of(
+        """
+organization:
+  tenants: [contoso, fabrikam, adatum]
+  topology: mesh
+  job_defaults: {scope: {users: everyone}}
+jobs:
+  contoso-to-fabrikam: {scope: {users: all}}
+"""
+    )
+    assert found == [
+        "organization.job_defaults.scope.users: Input should be 'all' or 'assigned'"
+    ], found
+
+
 def test_locate_problem_paths() -> None:
     defaults = {"scope": {"users": "x"}, "mappings": [{"target": "y"}]}
     explicit = {"scope": {"filters": [[{"attribute": "q"}]]}}
