@@ -547,13 +547,6 @@ class NotifierConfig(Strict):
             raise ValueError("needs at least one event (or leave it out for all of them)")
         return list(dict.fromkeys(values))
 
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
-
 
 def _http_url(value: Any) -> Any:
     # Never quote the value: a webhook's URL is its credential.
@@ -1105,16 +1098,20 @@ def _missing_files(name: Any, body: Any) -> list[str]:
     """Problems of the files a tenant names (`certificate_path`, `ca_bundle`) on this machine:
     a deployment problem, like an unset variable, that stops only this tenant's jobs from
     talking to Graph (`validate` lists it). A relative path is from the current directory."""
-    problems = []
-    for setting in TENANT_FILES:
-        value = body.get(setting) if isinstance(body, dict) else None
-        if not isinstance(value, str) or not value:
-            continue  # unset, or not text (reported by the tenant's own validation)
-        if not Path(value).is_file():
-            problems.append(f"tenants.{name}.{setting}: no such file '{value}'")
-        elif not os.access(value, os.R_OK):
-            problems.append(f"tenants.{name}.{setting}: cannot read '{value}'")
-    return problems
+    found = (_missing_file(body, setting, f"tenants.{name}") for setting in TENANT_FILES)
+    return [problem for problem in found if problem is not None]
+
+
+def _missing_file(body: Any, setting: str, where: str) -> str | None:
+    """The problem of the file `body[setting]` names, if it is missing or unreadable here."""
+    value = body.get(setting) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        return None  # unset, or not text (reported by the part's own validation)
+    if not Path(value).is_file():
+        return f"{where}.{setting}: no such file '{value}'"
+    if not os.access(value, os.R_OK):
+        return f"{where}.{setting}: cannot read '{value}'"
+    return None
 
 
 def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:
@@ -1666,6 +1663,15 @@ def _notifications(
             unset.extend(_besides(found, unset))
             if unavailable_parts is not None:
                 unavailable_parts[where] = unset
+            continue
+        missing = _missing_file(body, "ca_bundle", where)
+        if missing is not None:
+            # A CA file missing on this machine, like an unset variable: this notifier is left
+            # out (a warning names it at each delivery), the others send.
+            found = []
+            _notifier(body, index, job_names, found, kinds)
+            if unavailable_parts is not None:
+                unavailable_parts[where] = [missing, *found]
             continue
         notifier = _notifier(body, index, job_names, problems, kinds)
         if notifier is not None:

@@ -562,3 +562,22 @@ def test_serve_needs_the_ca_file_of_the_tenant_it_signs_people_in_with(tmp_path:
     config = load_config(write(tmp_path, text + api), env={})
     problem = f"tenants.contoso.ca_bundle: no such file '{missing}'"
     assert config.unavailable_parts["api"] == [f"api.auth.tenant (contoso): {problem}"]
+
+
+def test_a_notifier_whose_ca_file_is_missing_is_left_out_like_an_unset_variable(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "smtp-ca.pem"
+    text = GOOD + (
+        "notifications:\n"
+        f"  - {{kind: webhook, url: https://hooks.contoso.com/a, ca_bundle: {missing}}}\n"
+        "  - {kind: webhook, url: https://hooks.contoso.com/b}\n"
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    problem = f"notifications[0].ca_bundle: no such file '{missing}'"
+    assert config.unavailable_parts == {"notifications[0]": [problem]}
+    assert [i for i, _ in config.indexed_notifications()] == [1]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [problem]
