@@ -20,7 +20,13 @@ from .common import (
     require_cast,
     validate_writable,
 )
-from .permissions import CREATE_GROUPS, READ_GROUPS, WRITE_GROUPS, WRITE_MEMBERS
+from .permissions import (
+    CREATE_GROUPS,
+    DELETE_GROUPS,
+    READ_GROUPS,
+    WRITE_GROUPS,
+    WRITE_MEMBERS,
+)
 from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request, not_found
 from .state import Conflict
 
@@ -39,7 +45,7 @@ def register(router: Router) -> None:
         "GET", "/groups(uniqueName={key})", get_group_by_unique_name, permissions=READ_GROUPS
     )
     router.add("PATCH", "/groups/{id}", patch_group, permissions=WRITE_GROUPS + WRITE_MEMBERS)
-    router.add("DELETE", "/groups/{id}", delete_group, permissions=WRITE_GROUPS)
+    router.add("DELETE", "/groups/{id}", delete_group, permissions=DELETE_GROUPS)
     # Graph's cost table: members 3, transitiveMembers 5 (casts and $count included).
     for nav, cost in (("members", 3), ("transitiveMembers", 5)):
         handler = list_transitive_members if nav == "transitiveMembers" else list_members
@@ -128,6 +134,20 @@ def invalid_group_value(prop: str) -> GraphError:
     return bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
 
 
+# Graph's group resource: mailNickname is at most 64 characters, ASCII (0-127) only, without
+# @ ( ) \ [ ] " ; : < > , or a space; Graph answers 400 for anything else.
+MAIL_NICKNAME_MAX = 64
+MAIL_NICKNAME_REFUSED = frozenset('@()\\[]";:<>, ')
+
+
+def valid_mail_nickname(value: str) -> bool:
+    return (
+        0 < len(value) <= MAIL_NICKNAME_MAX
+        and value.isascii()
+        and not MAIL_NICKNAME_REFUSED.intersection(value)
+    )
+
+
 def _binds(req: GraphRequest, body: dict[str, Any], key: str) -> list[str]:
     """The active objects a `key@odata.bind` list names (404 for an unknown one)."""
     refs = body.get(f"{key}@odata.bind", [])
@@ -200,6 +220,8 @@ def create_group(req: GraphRequest) -> GraphResponse:
     for name in ("displayName", "mailNickname"):
         if not isinstance(props[name], str) or not props[name].strip():
             raise invalid_group_value(name)
+    if not valid_mail_nickname(props["mailNickname"]):
+        raise invalid_group_value("mailNickname")
     _check_kind(props)
     members = _binds(req, body, "members")
     owners = _binds(req, body, "owners")
@@ -233,6 +255,8 @@ def patch_group(req: GraphRequest) -> GraphResponse:
     for name in ("displayName", "mailNickname"):
         if name in props and (not isinstance(props[name], str) or not props[name].strip()):
             raise invalid_group_value(name)
+    if "mailNickname" in props and not valid_mail_nickname(props["mailNickname"]):
+        raise invalid_group_value("mailNickname")
     if "uniqueName" in props and props["uniqueName"] != group.get("uniqueName"):
         # Graph: set on creation only, immutable afterwards.
         raise bad_request("Property 'uniqueName' is immutable and cannot be changed.")

@@ -29,6 +29,9 @@ READ_GROUPS = (
 )
 CREATE_GROUPS = ("Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All")
 WRITE_GROUPS = ("Group.ReadWrite.All", "Directory.ReadWrite.All")
+# Deleting a group: Graph's delete-group page lists Group.ReadWrite.All and no higher permission
+# (Directory.ReadWrite.All does not delete users or groups).
+DELETE_GROUPS = ("Group.ReadWrite.All",)
 WRITE_MEMBERS = ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
 # memberOf of a user: Graph accepts the user or the group read permissions.
 READ_MEMBERSHIPS = tuple(dict.fromkeys(READ_USERS + READ_GROUPS))

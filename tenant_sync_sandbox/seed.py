@@ -466,7 +466,9 @@ def _group(raw: Any, where: str, domain: str) -> dict[str, Any]:
             raise SeedError(f"{where}.groupTypes: {kind!r} is not one of {list(GROUP_TYPES)}")
     display = group.setdefault("displayName", f"Group {group['id'][:8]}")
     nickname = group.setdefault(
-        "mailNickname", "".join(ch for ch in str(display) if ch.isalnum()) or "group"
+        # ASCII letters and digits only, as Graph's mailNickname rule allows (groups.py).
+        "mailNickname",
+        "".join(ch for ch in str(display) if ch.isascii() and ch.isalnum())[:64] or "group",
     )
     unified = "Unified" in types
     group.setdefault("securityEnabled", not unified)

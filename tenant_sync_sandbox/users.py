@@ -307,8 +307,21 @@ def _check_user_values(props: dict[str, Any]) -> None:
             )
 
 
+def _refuse_binds(body: dict[str, Any]) -> None:
+    """A reference in a user's body (`manager@odata.bind`, ...): the sandbox stores none, so
+    rather than create the user without it, it refuses it (Graph refuses a value that is no
+    object's URL with 400; the manager is set with PUT /users/{id}/manager/$ref)."""
+    for key in body:
+        if key.endswith("@odata.bind"):
+            raise bad_request(
+                f"'{key}' is not supported on a user here: set references with their own "
+                "request (PUT /users/{id}/manager/$ref for the manager)."
+            )
+
+
 def create_user(req: GraphRequest) -> GraphResponse:
     body = json_object_body(req)
+    _refuse_binds(body)
     props = validate_writable(schema.USER, body)
     for required in REQUIRED_ON_CREATE:
         if props.get(required) is None:
@@ -326,6 +339,7 @@ def create_user(req: GraphRequest) -> GraphResponse:
 def patch_user(req: GraphRequest) -> GraphResponse:
     user = _require_user(req)
     body = json_object_body(req)
+    _refuse_binds(body)
     props = validate_writable(schema.USER, body)
     _check_user_values(props)
     attributes = props.get("onPremisesExtensionAttributes")
@@ -487,6 +501,15 @@ def get_deleted(req: GraphRequest) -> GraphResponse:
 
 def restore_deleted(req: GraphRequest) -> GraphResponse:
     found = _require_deleted(req)
+    kind, deleted = found
+    unique = deleted.get("uniqueName") if kind == schema.GROUP else None
+    if isinstance(unique, str) and req.tenant.group_by_unique_name(unique) is not None:
+        # A group's uniqueName is unique in the tenant: a newer group took it while this one
+        # was deleted, so the restore is refused, as for a user whose UPN was taken
+        # (docs/groups.md says what is confirmed of Graph's behaviour).
+        raise bad_request(
+            "Another object with the same value for property uniqueName already exists."
+        )
     try:
         kind, obj = req.tenant.restore(found[1]["id"])
     except Conflict as exc:

@@ -1288,7 +1288,16 @@ def _source_user_id(runtime: Any, job: str, user: str) -> str:
         )
     ]
     if not found:
-        fail(f"no user with the UPN or mail {user!r} in the source tenant of {job}")
+        groups_off = "@" not in user and not runtime.config.job(job).spec.groups.enabled
+        fail(
+            f"no user with the UPN or mail {user!r} in the source tenant of {job}"
+            + (
+                f"; {job} does not provision groups (groups.provision is off), so USER names a "
+                "user: its object id, UPN or mail"
+                if groups_off
+                else ""
+            )
+        )
     if len(found) > 1:
         ids = ", ".join(sorted(u.id for u in found))
         fail(f"{user!r} names {len(found)} source users ({ids}): give the object id")

@@ -42,6 +42,7 @@ from worker.domain.organization import (
     SECTION,
     Organization,
     expand_organization,
+    inherits_value,
     locate_problem,
 )
 from worker.domain.plan import Deprovision, JobPolicy
@@ -50,6 +51,7 @@ from worker.group_config import build_group_provisioning
 from worker.schema import entity_properties, user_property_types, writable_user_properties
 
 DEFAULT_CONFIG_PATH = Path("config/tenant-sync.yaml")
+DEFAULTS_PREFIX = f"{SECTION}.job_defaults"  # where a problem of the organisation's defaults is
 CONFIG_ENV = "TENANT_SYNC_CONFIG"
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -265,15 +267,6 @@ class TenantConfig(Strict):
         if not value.startswith("https://"):
             raise ValueError(f"must be an https:// URL, got {value!r}")
         return value.rstrip("/")
-
-    @field_validator("certificate_path")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        if value is not None and not os.access(value, os.R_OK):
-            raise ValueError(f"cannot read {value}")
-        return value
 
     @model_validator(mode="after")
     def _one_credential(self) -> TenantConfig:
@@ -553,13 +546,6 @@ class NotifierConfig(Strict):
         if not values:
             raise ValueError("needs at least one event (or leave it out for all of them)")
         return list(dict.fromkeys(values))
-
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
 
 
 def _http_url(value: Any) -> Any:
@@ -1006,6 +992,9 @@ def build_config(
         tenant = _validate(TenantConfig, body, ("tenants", name), where)
         if tenant is not None:
             tenants[name] = tenant
+        missing = _missing_files(name, body)
+        if missing:
+            unavailable.setdefault(str(name), []).extend(missing)
     jobs_data = data.get("jobs") or {}
     raw_jobs: dict[str, JobConfig] = {}
     if not isinstance(jobs_data, dict):
@@ -1069,6 +1058,13 @@ def build_config(
         known = ", ".join(sorted(tenants_data)) or "none"
         where = unavailable_parts.get("api", problems)
         where.append(f"api.auth.tenant: unknown tenant {api.auth.tenant!r} (known: {known})")
+    elif api is not None and api.auth.tenant in tenants:
+        # `serve` signs people in with that tenant's settings, its CA file included.
+        ca_missing = [p for p in unavailable.get(api.auth.tenant, []) if ".ca_bundle:" in p]
+        if ca_missing:
+            unavailable_parts.setdefault("api", []).extend(
+                f"api.auth.tenant ({api.auth.tenant}): {p}" for p in ca_missing
+            )
     deferred = [p for name in unavailable for p in unavailable[name]]
     deferred += [p for part in unavailable_parts.values() for p in part]
     if problems or (strict and deferred):
@@ -1093,6 +1089,29 @@ def build_config(
         notification_positions=[i for i, _ in indexed],
         organization=expansion.organization,
     )
+
+
+TENANT_FILES = ("certificate_path", "ca_bundle")
+
+
+def _missing_files(name: Any, body: Any) -> list[str]:
+    """Problems of the files a tenant names (`certificate_path`, `ca_bundle`) on this machine:
+    a deployment problem, like an unset variable, that stops only this tenant's jobs from
+    talking to Graph (`validate` lists it). A relative path is from the current directory."""
+    found = (_missing_file(body, setting, f"tenants.{name}") for setting in TENANT_FILES)
+    return [problem for problem in found if problem is not None]
+
+
+def _missing_file(body: Any, setting: str, where: str) -> str | None:
+    """The problem of the file `body[setting]` names, if it is missing or unreadable here."""
+    value = body.get(setting) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        return None  # unset, or not text (reported by the part's own validation)
+    if not Path(value).is_file():
+        return f"{where}.{setting}: no such file '{value}'"
+    if not os.access(value, os.R_OK):
+        return f"{where}.{setting}: cannot read '{value}'"
+    return None
 
 
 def _validate(model: type[M], data: Any, loc: tuple[Any, ...], problems: list[str]) -> M | None:
@@ -1226,11 +1245,16 @@ def _build_generated_jobs(
     log_retention: timedelta,
 ) -> dict[str, Job]:
     """An organisation's jobs, checked like hand-written ones; each problem is reported where
-    its value was written: the explicit `jobs.NAME` entry, `organization.job_defaults` (once for
-    all the jobs it reaches), or the generated job itself."""
+    its value was written: the explicit `jobs.NAME` entry, `organization.job_defaults` (once, when
+    every generated job has it), or the generated job itself."""
     defaults = organization.job_defaults
     explicit = explicit if isinstance(explicit, dict) else {}
     jobs: dict[str, Job] = {}
+    # A problem placed at `job_defaults`, with the jobs that have it, in the order first met,
+    # and the jobs that take its value from `job_defaults` unchanged.
+    shared: dict[str, list[str]] = {}
+    inheriting: dict[str, set[str]] = {}
+    ordered: list[str] = []
     for name, body in bodies.items():
         found: list[str] = []
         if not JOB_NAME_RE.match(name):
@@ -1250,8 +1274,39 @@ def _build_generated_jobs(
             located = problem  # an explicit entry that is not a mapping: named as written
             if override is None or isinstance(override, dict):
                 located = locate_problem(problem, name, defaults, override)
+            if located.startswith(DEFAULTS_PREFIX):
+                shared.setdefault(located, []).append(name)
+                if located not in inheriting:
+                    inheriting[located] = {
+                        other
+                        for other in bodies
+                        if isinstance(explicit.get(other), dict | None)
+                        and inherits_value(
+                            problem.replace(f"jobs.{name}", f"jobs.{other}", 1),
+                            other,
+                            defaults,
+                            explicit.get(other),
+                        )
+                    }
+            if located not in ordered:
+                ordered.append(located)
+    for located in ordered:
+        having = shared.get(located)
+        if (
+            having is None
+            or len(having) == len(bodies)
+            or (inheriting[located] and inheriting[located] <= set(having))
+        ):
             if located not in problems:
                 problems.append(located)
+            continue
+        # Only some jobs have it, though others take the same value from `job_defaults` (or it
+        # is about a section both sides write): the others set what it needs themselves, so
+        # the problem is each of these merged jobs' (docs/organizations.md), and naming them
+        # is what lets the operator find them. A bad value every job that takes it has (the
+        # others override it) stays one line at `job_defaults` (above).
+        rest = located[len(DEFAULTS_PREFIX) :]
+        problems.extend(f"jobs.{name} (from {SECTION}){rest}" for name in having)
     return jobs
 
 
@@ -1608,6 +1663,15 @@ def _notifications(
             unset.extend(_besides(found, unset))
             if unavailable_parts is not None:
                 unavailable_parts[where] = unset
+            continue
+        missing = _missing_file(body, "ca_bundle", where)
+        if missing is not None:
+            # A CA file missing on this machine, like an unset variable: this notifier is left
+            # out (a warning names it at each delivery), the others send.
+            found = []
+            _notifier(body, index, job_names, found, kinds)
+            if unavailable_parts is not None:
+                unavailable_parts[where] = [missing, *found]
             continue
         notifier = _notifier(body, index, job_names, problems, kinds)
         if notifier is not None:

@@ -69,6 +69,19 @@ def build_group_provisioning(
     return GroupProvisioning(enabled=provision, nested=chosen, mappings=tuple(specs))
 
 
+# Graph's rule for a group's mailNickname (it answers 400 otherwise); a value written in the
+# config is checked here, a mapped one only by Graph (docs/groups.md).
+MAIL_NICKNAME_RULE = (
+    "Graph refuses this group mailNickname: at most 64 ASCII characters, none of "
+    '@ ( ) \\ [ ] " ; : < > , or a space'
+)
+_MAIL_NICKNAME_REFUSED = frozenset('@()\\[]";:<>, ')
+
+
+def valid_mail_nickname(value: str) -> bool:
+    return 0 < len(value) <= 64 and value.isascii() and not _MAIL_NICKNAME_REFUSED & set(value)
+
+
 def _mappings(mappings: Sequence[Any], at: str, problems: list[str]) -> list[MappingSpec]:
     sources = group_source_types()
     specs: list[MappingSpec] = []
@@ -100,6 +113,12 @@ def _mappings(mappings: Sequence[Any], at: str, problems: list[str]) -> list[Map
                 f"{where}.source: {mapping.source!r} is not a property of microsoft.graph.group"
             )
             continue
+        if target == "mailNickname":
+            written = (("constant", mapping.constant), ("default", mapping.default))
+            refused = [k for k, v in written if isinstance(v, str) and not valid_mail_nickname(v)]
+            if refused:
+                problems.append(f"{where}.{refused[0]}: {MAIL_NICKNAME_RULE}")
+                continue
         expression = None
         if mapping.expression is not None:
             from worker.domain.expressions import ExpressionError, parse

@@ -20,8 +20,23 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_validate_accepts_the_shipped_configs() -> None:
-    result = cli("validate", "--config", str(CONFIG / "tenant-sync.yaml"), "--json")
+def sandbox_ran(directory: Path) -> Path:
+    """`directory` as the current directory of a user who has started the sandbox once: the
+    shipped config's `ca_bundle` (relative: `.tenant-sync/sandbox-tls/ca.pem`) exists there."""
+    ca = directory / ".tenant-sync" / "sandbox-tls" / "ca.pem"
+    ca.parent.mkdir(parents=True, exist_ok=True)
+    ca.write_text("the sandbox's CA")
+    return directory
+
+
+def test_validate_accepts_the_shipped_configs(tmp_path: Path) -> None:
+    result = cli(
+        "validate",
+        "--config",
+        str(CONFIG / "tenant-sync.yaml"),
+        "--json",
+        cwd=sandbox_ran(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["valid"] is True
@@ -40,7 +55,7 @@ def test_validate_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None
     assert result.returncode == 2
     for expected in (
         "tenants.a.tenant_id: must be a GUID, got 'nope'",
-        "tenants.a.certificate_path: no such file:",
+        f"tenants.a.certificate_path: no such file '{tmp_path / 'missing.pem'}'",
         "jobs.j.target: unknown tenant 'b' (known: a)",
         "jobs.j.schedule.interval: must be at least 10s",
     ):
@@ -49,6 +64,39 @@ def test_validate_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None
     run = cli("run", "j", "--config", str(config))
     assert run.returncode == 2
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "contoso-to-fabrikam"],
+        ["run", "contoso-to-fabrikam", "--dry-run"],
+        ["check", "contoso-to-fabrikam"],
+        ["check", "contoso-to-fabrikam", "--fix", "--yes"],
+        ["check", "--fix", "--yes"],
+        ["provision", "contoso-to-fabrikam", "adele@contoso.onmicrosoft.com"],
+    ],
+)
+def test_a_missing_ca_bundle_is_one_line_naming_the_setting_and_file(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """The shipped config before the sandbox ever ran: its `ca_bundle` does not exist yet."""
+    result = cli(*args, "--config", str(CONFIG / "tenant-sync.yaml"), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "tenants.contoso.ca_bundle: no such file '.tenant-sync/sandbox-tls/ca.pem'" in lines[0]
+    assert not (tmp_path / ".tenant-sync").exists()  # nothing made, no state opened
+
+
+def test_validate_names_a_missing_ca_bundle(tmp_path: Path) -> None:
+    result = cli("validate", "--config", str(CONFIG / "tenant-sync.yaml"), "--json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["problems"] == [
+        f"tenants.{name}.ca_bundle: no such file '.tenant-sync/sandbox-tls/ca.pem'"
+        for name in ("contoso", "fabrikam")
+    ]
 
 
 def test_expr_prints_values_and_rejects_bad_input() -> None:
@@ -109,8 +157,8 @@ def test_the_embedded_redis_can_be_inspected_and_stopped(tmp_path: Path) -> None
         ["redis", "status"],
     ],
 )
-def test_every_command_takes_config(args: list[str]) -> None:
-    result = cli(*args, "--config", str(CONFIG / "tenant-sync.yaml"))
+def test_every_command_takes_config(args: list[str], tmp_path: Path) -> None:
+    result = cli(*args, "--config", str(CONFIG / "tenant-sync.yaml"), cwd=sandbox_ran(tmp_path))
     assert "No such option" not in result.stderr
     assert result.returncode == 0, result.stderr
 
@@ -126,10 +174,10 @@ def test_validate_names_a_value_that_does_not_fit_its_attribute(tmp_path: Path) 
         ]
     )
     config.write_text(_with_filters(text, norway))
-    ok = cli("validate", "--config", str(config))
+    ok = cli("validate", "--config", str(config), cwd=sandbox_ran(tmp_path))
     assert ok.returncode == 0, ok.stderr
     config.write_text(_with_filters(text, norway.replace("value: NO", "value: false")))
-    bad = cli("validate", "--config", str(config))
+    bad = cli("validate", "--config", str(config), cwd=tmp_path)
     assert bad.returncode == 2
     assert "scope.filters[0][0].value: false is a boolean, but country is Edm.String" in bad.stderr
 

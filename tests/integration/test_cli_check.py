@@ -128,7 +128,9 @@ def test_a_job_that_provisions_groups_checks_the_group_permissions(tmp_path: Pat
         assert "Group.Read.All" not in plain.stdout
 
 
-def test_group_create_with_groupmember_readwrite_is_enough(tmp_path: Path) -> None:
+def test_group_create_with_groupmember_readwrite_cannot_delete_groups(tmp_path: Path) -> None:
+    """That set creates, renames and fills groups, but Graph deletes groups only with
+    Group.ReadWrite.All: `check` says so (✗, exit 1) rather than a ✓ that is not true."""
     seed = build_world_seed(users=6, prior_b2b=False, partners=True)
     seed["tenants"][1]["clients"][0]["roles"] = [
         *NO_GROUP_ROLES,
@@ -137,12 +139,17 @@ def test_group_create_with_groupmember_readwrite_is_enough(tmp_path: Path) -> No
     ]
     with sync_world(tmp_path, seed, PROVISION) as env:
         result = env.cli("check", "sync", "--json")
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == 1, result.stdout + result.stderr
         checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
         name = (
             "target: permission Group.ReadWrite.All (or Group.Create + GroupMember.ReadWrite.All)"
         )
         assert checks[name]["status"] == "ok"
+        delete = checks["target: permission Group.ReadWrite.All, to delete provisioned groups"]
+        assert delete["status"] == "fail"
+        assert "fails in every cycle" in delete["detail"]
+        failed = [n for n, c in checks.items() if c["status"] != "ok"]
+        assert failed == ["target: permission Group.ReadWrite.All, to delete provisioned groups"]
         assert (
             checks["source: permission Group.Read.All (or GroupMember.Read.All)"]["status"] == "ok"
         )

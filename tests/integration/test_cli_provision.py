@@ -43,6 +43,13 @@ def test_provision_accepts_a_upn_or_a_mail_and_refuses_an_unknown_or_ambiguous_o
         assert clash["id"] in line
         assert "give the object id" in line
         assert "Traceback" not in unknown.stderr + ambiguous.stderr
+        # A group's name on a job that does not provision groups: say so, not only "no user".
+        group = env.cli("provision", "sync", "Sync")
+        assert group.returncode == 2
+        assert group.stderr.strip().endswith(
+            "sync does not provision groups (groups.provision is off), so USER names a user: "
+            "its object id, UPN or mail"
+        )
 
 
 def test_provision_a_group_now_sets_its_linked_members_and_reports_the_others(

@@ -39,6 +39,10 @@ def free_port() -> int:
 
 def config_with(tmp_path: Path, *, redis_url: str = "embedded", database_url: str = "") -> Path:
     text = CONFIG.read_text().replace(".tenant-sync", str(tmp_path / "state"))
+    # The sandbox's CA, as after its first start (outside the state directory these tests watch).
+    ca = tmp_path / "ca.pem"
+    ca.write_text("the sandbox's CA")
+    text = text.replace(f"{tmp_path / 'state'}/sandbox-tls/ca.pem", str(ca))
     text = text.replace("redis_url: embedded", f"redis_url: {redis_url!r}", 1)
     if database_url:
         text = text.replace(

@@ -340,3 +340,29 @@ def test_incremental_cycles_take_member_changes_from_groups_delta_and_dry_runs_p
         writes_before = env.writes()
         env.run_json()
         assert env.writes() == writes_before
+
+
+def test_a_group_deleted_by_hand_is_made_again_and_its_old_self_cannot_come_back_beside_it(
+    tmp_path: Path,
+) -> None:
+    """The deleted group still carries its uniqueName in deletedItems: the next cycle creates
+    the group again with that uniqueName (one group, filled), and restoring the old one is then
+    refused by the sandbox (as Graph keeps uniqueName unique), so there is never a twin."""
+    with sync_world(tmp_path, seed_with_groups(), JOB) as env:
+        env.run_json("--full")
+        (old,) = target_groups(env)["Sync"]
+        graph = target_graph(env)
+        graph.delete(f"/groups/{old['id']}").raise_for_status()
+
+        env.run_json("--full")
+
+        (new,) = target_groups(env)["Sync"]
+        assert new["id"] != old["id"]
+        assert member_names(env, new["id"]) == {f"User {i}" for i in (0, 1, 2, 3, 4, 5, 8)}
+        key = unique_name("sync", GROUP)
+        restore = graph.post(f"/directory/deletedItems/{old['id']}/restore")
+        assert restore.status_code == 400, restore.text
+        holders = graph.get("/groups", params={"$filter": f"uniqueName eq '{key}'"}).json()
+        assert [g["id"] for g in holders["value"]] == [new["id"]]
+        env.run_json()
+        assert [g["id"] for g in target_groups(env)["Sync"]] == [new["id"]]

@@ -198,6 +198,72 @@ def test_unique_name_is_an_immutable_alternate_key_unique_per_tenant(graph: http
     )
 
 
+def test_a_deleted_group_cannot_be_restored_beside_the_new_holder_of_its_unique_name(
+    graph: httpx.Client,
+) -> None:
+    """uniqueName is unique in the tenant: a group made while the first one is in deletedItems
+    takes the name, and the first one's restore is then refused (as for a user whose UPN was
+    taken), never two live groups with one uniqueName."""
+    keyed = {**SECURITY_GROUP, "uniqueName": "tenant-sync-0a1b2c3d-g2"}
+    first = graph.post("/groups", json=keyed).json()["id"]
+    assert graph.delete(f"/groups/{first}").status_code == 204
+    again = graph.post("/groups", json=keyed)
+    assert again.status_code == 201, again.text
+    refused = graph.post(f"/directory/deletedItems/{first}/restore")
+    assert refused.status_code == 400
+    assert error_of(refused)["code"] == "Request_BadRequest"
+    assert "same value for property uniqueName already exists" in error_of(refused)["message"]
+    found = graph.get("/groups", params={"$filter": "uniqueName eq 'tenant-sync-0a1b2c3d-g2'"})
+    assert [g["id"] for g in found.json()["value"]] == [again.json()["id"]]
+    # Once the new holder is gone too, the first one can come back.
+    assert graph.delete(f"/groups/{again.json()['id']}").status_code == 204
+    assert graph.post(f"/directory/deletedItems/{first}/restore").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "nickname",
+    [
+        "G Chain",
+        "a@x",
+        "a(b)",
+        "a\\b",
+        "a[b]",
+        'a"b',
+        "a;b",
+        "a:b",
+        "a<b>",
+        "a,b",
+        "x" * 65,
+        "Grüße",
+    ],
+)
+def test_a_mail_nickname_graph_refuses_is_refused(graph: httpx.Client, nickname: str) -> None:
+    """Graph's group mailNickname: at most 64 ASCII characters, none of @ ( ) \\ [ ] " ; : < > ,
+    or a space (400, on create and on update)."""
+    made = graph.post("/groups", json={**SECURITY_GROUP, "mailNickname": nickname})
+    assert error_of(made)["message"] == (
+        "Invalid value specified for property 'mailNickname' of resource 'Group'."
+    )
+    changed = graph.patch("/groups/g-static", json={"mailNickname": nickname})
+    assert changed.status_code == 400
+    ok = graph.post("/groups", json={**SECURITY_GROUP, "mailNickname": "T1GChain-x.y_z" + "x" * 50})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_reference_in_a_user_body_is_refused(graph: httpx.Client) -> None:
+    body = {
+        "accountEnabled": True,
+        "displayName": "Dee",
+        "mailNickname": "dee",
+        "userPrincipalName": f"dee@{DOMAIN}",
+        "passwordProfile": {"password": "Pa55w.rd-long-enough"},
+        "manager@odata.bind": "x",
+    }
+    assert graph.post("/users", json=body).status_code == 400
+    assert graph.get(f"/users/dee@{DOMAIN}").status_code == 404
+    assert graph.patch("/users/u-ann", json={"manager@odata.bind": "x"}).status_code == 400
+
+
 def test_delete_and_restore_group(graph: httpx.Client) -> None:
     assert graph.delete("/groups/g-static").status_code == 204
     assert graph.get("/groups/g-static").status_code == 404

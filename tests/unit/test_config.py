@@ -170,15 +170,36 @@ def test_credentials_must_be_exactly_one_kind(tmp_path: Path) -> None:
         "tenants.contoso: give exactly one of client_secret or certificate_path"
     ]
     pem.unlink()
+    path = write(
+        tmp_path, GOOD.replace("client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}")
+    )
     with pytest.raises(ConfigError) as missing:
-        load_config(
-            write(
-                tmp_path,
-                GOOD.replace("client_secret: ${CONTOSO_SECRET}", f"certificate_path: {pem}"),
-            ),
-            env={},
-        )
-    assert missing.value.problems == [f"tenants.contoso.certificate_path: no such file: {pem}"]
+        load_config(path, env={}, strict=True)
+    assert missing.value.problems == [f"tenants.contoso.certificate_path: no such file '{pem}'"]
+
+
+@pytest.mark.parametrize("setting", ["ca_bundle", "certificate_path"])
+def test_a_missing_file_stops_only_the_jobs_of_its_tenant(tmp_path: Path, setting: str) -> None:
+    """A file named by a tenant and missing on this machine (the sandbox's CA before it first
+    ran) is a deployment problem, like an unset variable: `validate` (strict) lists it; other
+    commands load the config and refuse only that tenant's jobs, naming the setting and file."""
+    missing = tmp_path / "sandbox-tls" / "ca.pem"
+    credential = "client_secret: y\n    " if setting == "ca_bundle" else ""
+    line = f"{credential}{setting}: {missing}"
+    path = write(tmp_path, GOOD.replace("client_secret: ${CONTOSO_SECRET}", line))
+    problem = f"tenants.contoso.{setting}: no such file '{missing}'"
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={}, strict=True)
+    assert strict.value.problems == [problem]
+    config = load_config(path, env={})
+    with pytest.raises(ConfigError) as refused:
+        config.job("contoso-to-fabrikam")
+    assert refused.value.problems == [
+        f"jobs.contoso-to-fabrikam: cannot run: its source tenant 'contoso' is unusable: {problem}"
+    ]
+    missing.parent.mkdir()
+    missing.write_text("a CA")
+    assert load_config(path, env={}, strict=True).job("contoso-to-fabrikam")
 
 
 @pytest.mark.parametrize(
@@ -530,3 +551,33 @@ notifications:
         *config.unavailable_parts["api"],
         *config.unavailable_parts["notifications[0]"],
     ]
+
+
+def test_serve_needs_the_ca_file_of_the_tenant_it_signs_people_in_with(tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    text = GOOD.replace(
+        "client_secret: ${CONTOSO_SECRET}", f"client_secret: y\n    ca_bundle: {missing}"
+    )
+    api = "api:\n  auth: {tenant: contoso, audience: api://tenant-sync}\n"
+    config = load_config(write(tmp_path, text + api), env={})
+    problem = f"tenants.contoso.ca_bundle: no such file '{missing}'"
+    assert config.unavailable_parts["api"] == [f"api.auth.tenant (contoso): {problem}"]
+
+
+def test_a_notifier_whose_ca_file_is_missing_is_left_out_like_an_unset_variable(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "smtp-ca.pem"
+    text = GOOD + (
+        "notifications:\n"
+        f"  - {{kind: webhook, url: https://hooks.contoso.com/a, ca_bundle: {missing}}}\n"
+        "  - {kind: webhook, url: https://hooks.contoso.com/b}\n"
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, env={"CONTOSO_SECRET": "x"})
+    problem = f"notifications[0].ca_bundle: no such file '{missing}'"
+    assert config.unavailable_parts == {"notifications[0]": [problem]}
+    assert [i for i, _ in config.indexed_notifications()] == [1]
+    with pytest.raises(ConfigError) as strict:
+        load_config(path, env={"CONTOSO_SECRET": "x"}, strict=True)
+    assert strict.value.problems == [problem]

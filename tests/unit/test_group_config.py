@@ -120,6 +120,31 @@ def test_each_mistake_in_the_groups_section_is_named_with_its_path(tmp_path: Pat
     assert any(p.startswith(f"{JOB}.groups.nested:") for p in problems(tmp_path, bad_nested))
 
 
+@pytest.mark.parametrize(
+    ("mapping", "key"),
+    [
+        ("{target: mailNickname, constant: 'team sales'}", "constant"),
+        ("{target: mailNickname, source: mailNickname, default: 'a@b'}", "default"),
+    ],
+)
+def test_a_mail_nickname_written_in_the_config_that_graph_refuses_is_named(
+    tmp_path: Path, mapping: str, key: str
+) -> None:
+    """Graph answers 400 for such a value on every group; a mapped one is Graph's to judge."""
+    block = (
+        "    groups:\n"
+        "      provision: true\n"
+        "      mappings:\n"
+        "        - {target: displayName, source: displayName}\n"
+        f"        - {mapping}\n"
+    )
+    found = problems(tmp_path, with_groups(block))
+    assert found == [
+        f"{JOB}.groups.mappings[1].{key}: Graph refuses this group mailNickname: at most 64 "
+        'ASCII characters, none of @ ( ) \\ [ ] " ; : < > , or a space'
+    ], found
+
+
 def test_validate_refuses_provision_without_groups_with_exit_code_2(tmp_path: Path) -> None:
     text = (
         with_groups("    groups: {provision: true}\n")

@@ -308,6 +308,53 @@ jobs:
     assert "organization.job_defaults.scope: users: assigned needs user_ids or groups" in found
 
 
+def test_a_job_lacking_what_the_others_override_is_named() -> None:
+    """Every job but one gives its scope.groups: the defaults are fine for the others, so
+    the problem is that job's, named as such (not `organization.job_defaults`)."""
+    found = problems_of(
+        """
+organization:
+  tenants: [contoso, fabrikam, adatum]
+  topology: mesh
+  job_defaults:
+    scope: {users: assigned, nested_groups: true}
+    groups: {provision: true}
+jobs:
+  contoso-to-fabrikam: {scope: {groups: [9a0b0000-0000-4000-8000-00000000a001]}}
+  contoso-to-adatum: {scope: {groups: [9a0b0000-0000-4000-8000-00000000a002]}}
+  fabrikam-to-contoso: {scope: {groups: [9a0b0000-0000-4000-8000-00000000a003]}}
+  adatum-to-contoso: {scope: {groups: [9a0b0000-0000-4000-8000-00000000a004]}}
+"""
+    )
+    for name in ("fabrikam-to-adatum", "adatum-to-fabrikam"):
+        assert (
+            f"jobs.{name} (from organization).scope: users: assigned needs user_ids or groups"
+            in found
+        ), found
+        assert any(
+            p.startswith(f"jobs.{name} (from organization).groups.provision: needs scope.groups")
+            for p in found
+        ), found
+    assert len(found) == 4, found
+    assert not [p for p in found if p.startswith("organization.job_defaults")], found
+
+
+def test_a_bad_default_that_one_job_overrides_is_still_named_once() -> None:
+    found = problems_of(
+        """
+organization:
+  tenants: [contoso, fabrikam, adatum]
+  topology: mesh
+  job_defaults: {scope: {users: everyone}}
+jobs:
+  contoso-to-fabrikam: {scope: {users: all}}
+"""
+    )
+    assert found == [
+        "organization.job_defaults.scope.users: Input should be 'all' or 'assigned'"
+    ], found
+
+
 def test_locate_problem_paths() -> None:
     defaults = {"scope": {"users": "x"}, "mappings": [{"target": "y"}]}
     explicit = {"scope": {"filters": [[{"attribute": "q"}]]}}

@@ -212,9 +212,22 @@ def locate_problem(
     A value the explicit `jobs.NAME` entry sets is reported there as usual; a value from
     `job_defaults` is reported at `organization.job_defaults.PATH` (the same for every generated
     job, so callers de-duplicate); anything else as `jobs.NAME (from organization).PATH`."""
+    parsed = _parse_problem(problem, name)
+    if parsed is None:
+        return problem  # not a path this module understands: leave it as it is
+    steps, path_text, sep, message = parsed
+    if explicit is not None and _sets(explicit, steps):
+        return problem
+    if steps and _sets(defaults, steps):
+        return f"{SECTION}.job_defaults{path_text}{sep}{message}"
+    return f"jobs.{name} (from {SECTION}){path_text}{sep}{message}"
+
+
+def _parse_problem(problem: str, name: str) -> tuple[list[str | int], str, str, str] | None:
+    """`jobs.NAME.PATH: message` as (PATH's steps, PATH, the separator, message), or None."""
     match = _PROBLEM_RE.match(problem)
     if match is None or not match["rest"].startswith(name):
-        return problem
+        return None
     rest = match["rest"][len(name) :]
     path_text, sep, message = rest.partition(": ")
     steps: list[str | int] = []
@@ -222,14 +235,29 @@ def locate_problem(
     while position < len(path_text):
         step = _STEP_RE.match(path_text, position)
         if step is None:
-            return problem  # not a path this module understands: leave it as it is
+            return None
         steps.append(step[1] if step[1] is not None else int(step[2]))
         position = step.end()
-    if explicit is not None and _sets(explicit, steps):
-        return problem
-    if steps and _sets(defaults, steps):
-        return f"{SECTION}.job_defaults{path_text}{sep}{message}"
-    return f"jobs.{name} (from {SECTION}){path_text}{sep}{message}"
+    return steps, path_text, sep, message
+
+
+def inherits_value(
+    problem: str, name: str, defaults: Mapping[str, Any], explicit: Mapping[str, Any] | None
+) -> bool:
+    """Whether the generated job `name` takes the value the problem is about, a single value
+    (not a section of several settings), from `job_defaults` unchanged: a job for which a
+    problem of that value must also hold, unless something else it sets makes up for it."""
+    parsed = _parse_problem(problem, name)
+    if parsed is None or not parsed[0]:
+        return False
+    node: Any = defaults
+    for step in parsed[0]:
+        if not isinstance(node, Mapping) or step not in node:
+            return False
+        node = node[step]
+    if isinstance(node, Mapping):
+        return False  # a section: its problem may be the merge of both sides
+    return explicit is None or not _sets(explicit, parsed[0])
 
 
 def _sets(body: Mapping[str, Any], steps: list[str | int]) -> bool:

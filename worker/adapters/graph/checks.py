@@ -5,7 +5,9 @@ written, and nothing waits long: a request is repeated at most once (`retry.CHEC
 Permissions are read from the `roles` claim of the app-only token, which is where Entra lists
 the application permissions granted to the app. A job that provisions groups (docs/groups.md)
 also needs the source app to read groups and their members and the target app to read and write
-groups: Group.ReadWrite.All, or Group.Create with GroupMember.ReadWrite.All.
+groups: Group.ReadWrite.All, or Group.Create with GroupMember.ReadWrite.All; only
+Group.ReadWrite.All deletes groups (Graph's delete-group permissions), so with the others a
+second line says that deletions of provisioned groups will fail.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ GROUP_WRITE_ROLES = ("Group.ReadWrite.All", "Directory.ReadWrite.All")
 # or Group.Create (create; the app owns what it creates) with one that writes members.
 GROUP_CREATE_ROLES = (("Group.Create",), ("GroupMember.ReadWrite.All",))
 GROUP_WRITE_NAME = "Group.ReadWrite.All (or Group.Create + GroupMember.ReadWrite.All)"
+# Deleting a group: Graph lists Group.ReadWrite.All alone for application permissions
+# (Directory.ReadWrite.All does not delete groups; GroupMember.ReadWrite.All says groups
+# "cannot be deleted"; Group.Create only creates).
+GROUP_DELETE_ROLES = ("Group.ReadWrite.All",)
+GROUP_DELETE_NAME = "target: permission Group.ReadWrite.All, to delete provisioned groups"
 TARGET_ROLES = {
     "User.Invite.All": ("User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),
     "User.ReadWrite.All": ("User.ReadWrite.All", "Directory.ReadWrite.All"),
@@ -169,6 +176,27 @@ def token_roles(token: str) -> set[str] | None:
     return {str(r) for r in roles} if isinstance(roles, list) else None
 
 
+def group_checks(roles: set[str] | None) -> list[Check]:
+    """The target app's group permissions: writing (`group_write_check`) and, when writing is
+    granted by a set that cannot delete, a ✗ saying that deleting provisioned groups will fail
+    (a source group deleted or taken out of scope fails its row every cycle)."""
+    write = group_write_check(roles)
+    if write.status != "ok" or roles is None or roles & set(GROUP_DELETE_ROLES):
+        return [write]
+    writers = {*GROUP_WRITE_ROLES, *(role for one_of in GROUP_CREATE_ROLES for role in one_of)}
+    return [
+        write,
+        Check(
+            GROUP_DELETE_NAME,
+            "fail",
+            f"granted: {', '.join(sorted(roles & writers))}; with these, deleting a provisioned "
+            "group (its source group deleted or taken out of scope.groups) fails in every cycle",
+            "add the application permission Group.ReadWrite.All to the target app registration "
+            "and grant admin consent: Graph deletes groups only with it",
+        ),
+    ]
+
+
 def group_write_check(roles: set[str] | None) -> Check:
     """Whether the target app may read, create, fill and delete groups (docs/groups.md)."""
     name = f"target: permission {GROUP_WRITE_NAME}"
@@ -230,7 +258,7 @@ class JobChecks:
         if target_token is not None:
             self._roles(target_token, "target", TARGET_ROLES, checks)
             if self.provision_groups:
-                checks.append(group_write_check(token_roles(target_token)))
+                checks.extend(group_checks(token_roles(target_token)))
             checks.append(self._read_users(self.target, "target"))
             checks.append(self._partner(self.target, "target", self.source_tenant))
             checks.append(self._sync_allowed())
