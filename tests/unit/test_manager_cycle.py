@@ -289,8 +289,12 @@ def test_a_manager_leaving_scope_in_the_cycle_is_out_of_scope(manager: str) -> N
 
     assert result.mode == "incremental"
     assert result.counts["delete"] == 1
-    if manager == "u0":  # no reference written to a user about to be deleted
-        assert ("manager", w.target_id("a"), c) not in w.manager_writes()
+    if manager == "u0":
+        # Written while the deletion is only staged (the threshold might hold it: then the
+        # reference is right), removed before the deletion is made.
+        writes = w.manager_writes()
+        a = w.target_id("a")
+        assert writes.index(("manager", a, c)) < writes.index(("manager", a, None))
     # Neither report keeps a reference to the deleted user: removed, with the warning.
     assert w.manager_of("a") is None
     assert w.manager_of("b") is None

@@ -262,6 +262,16 @@ class CycleService:
             tally=tally,
             monotonic=self.monotonic,
         )
+        managers = ManagersPhase(
+            spec,
+            source=source,
+            ledger=ledger,
+            target=self.target,
+            pipeline=pipeline,
+            tally=tally,
+            position=position,
+            clock=self.clock,
+        )
         run = CycleRun(
             job=spec.name,
             source=source,
@@ -272,16 +282,7 @@ class CycleService:
             groups=groups,
             users=users,
             rereads=rereads,
-            managers=ManagersPhase(
-                spec,
-                source=source,
-                ledger=ledger,
-                target=self.target,
-                pipeline=pipeline,
-                tally=tally,
-                position=position,
-                clock=self.clock,
-            ),
+            managers=managers,
             deletions=Deletions(
                 spec,
                 ledger=ledger,
@@ -291,6 +292,7 @@ class CycleService:
                 clock=self.clock,
                 catch_up=lambda: run.catch_up(),
                 groups=provisioner,
+                reports=managers.clear_reports,
             ),
             provisioner=provisioner,
             tally=tally,
