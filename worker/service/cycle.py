@@ -192,7 +192,11 @@ class CycleService:
                     duration_s=round(result.duration_s, 3),
                     error=result.error or None,
                 )
-            self._record_health(result, result.deletion_check)
+            # An approval the cycle started with is spent once its deletion phase has run,
+            # whether it released anything or not (docs/safety.md): it never waits for a later,
+            # unrelated mass deletion.
+            spent = state.allow_deletes and result.status == "success"
+            self._record_health(result, result.deletion_check, approval_spent=spent)
             snapshot = self._snapshot(result, previous=state)
             for observer in self.observers:
                 observer.cycle_finished(
@@ -327,13 +331,17 @@ class CycleService:
         except SyncError:
             return None
 
-    def _record_health(self, result: CycleResult, deletions: DeletionCheck | None) -> None:
+    def _record_health(
+        self, result: CycleResult, deletions: DeletionCheck | None, *, approval_spent: bool
+    ) -> None:
         try:
-            self._save_health(result, deletions)
+            self._save_health(result, deletions, approval_spent=approval_spent)
         except SyncError as failure:
             log.warning("the job's health could not be recorded", error=str(failure))
 
-    def _save_health(self, result: CycleResult, deletions: DeletionCheck | None) -> None:
+    def _save_health(
+        self, result: CycleResult, deletions: DeletionCheck | None, *, approval_spent: bool
+    ) -> None:
         # Read again: an operator may have paused or released the job while the cycle ran.
         state = self.ledger.job_state(self.spec.name)
         failed = result.status != "success"
@@ -355,6 +363,7 @@ class CycleService:
                 error=error,
                 staged_deletes=deletions is not None and deletions.held,
                 released_deletions=deletions is not None and deletions.released,
+                approval_spent=approval_spent,
                 failed=failed,
                 interval=self.spec.interval,
                 now=self.clock(),
