@@ -766,6 +766,13 @@ def status(
     for s in statuses:
         if s["error"]:
             out.print(f"{s['job']}: {s['error']['message']}", markup=False)
+        if s.get("allowDeletes"):
+            # An approval waiting is a safety fact: said in full, not only in a table cell.
+            out.print(
+                f"{s['job']}: allow-deletes pending: the next cycle makes its deletions "
+                f"({s['stagedDeletes']} held now) whatever the threshold, then the approval lapses",
+                markup=False,
+            )
         groups = s["groups"]
         if groups["provisioned"] or groups["skipped"]:
             # Provisioned groups (docs/groups.md), and each one skipped with its reason.
@@ -1426,7 +1433,8 @@ def allow_deletes(
     as_json: bool = JsonOption,
 ) -> None:
     """Release the deletions held over JOB's threshold: its next cycle makes them, and the
-    deletion window starts again after it."""
+    deletion window starts again after it. The approval is for that next cycle only: it lapses
+    even when that cycle finds nothing held any more."""
     from worker.service import admin
 
     with (
@@ -1444,8 +1452,8 @@ def allow_deletes(
         + (
             ""
             if held
-            else "\nwarning: nothing is held now, so this approval waits: the next cycle over "
-            "the threshold makes its deletions without holding them"
+            else "\nwarning: nothing is held now: this approval applies to the next cycle only "
+            "(it makes its deletions whatever the count), then lapses"
         ),
     )
 

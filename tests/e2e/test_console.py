@@ -195,8 +195,9 @@ def test_operator_pauses_resumes_and_allows_the_held_deletions(console: Console)
     page.get_by_test_id("review-deletes").click()
     listed = page.get_by_test_id("held-deletions").locator("tbody tr")
     expect(listed).to_have_count(8)
-    names = {row.split("\t")[0] for row in listed.all_inner_texts()}
-    assert names == {u["userPrincipalName"] for u in doomed}
+    cells = [row.split("\t") for row in listed.all_inner_texts()]
+    assert {c[0] for c in cells} == {"user"}  # the object type: users' and groups' are listed
+    assert {c[1] for c in cells} == {u["userPrincipalName"] for u in doomed}
     console.shot(page, "held-deletions")
     page.get_by_test_id("allow-deletes").click()  # the box is not ticked: the browser refuses
     expect(page).to_have_url(f"{console.url}/jobs/sync/deletes")

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import SyncEnv, sync_world
 from tests.support.sdk import SdkClient
+from tests.support.serve import READ_TOKEN, add_api_section, running_service
 from tests.support.world import GROUP, TARGET, build_world_seed
 from worker.domain.groups import unique_name
 
@@ -201,12 +202,32 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert {"Sync", "Sales"} <= set(target_groups(env))
         staged = [r for r in group_rows(env) if r["action"] == "stagedDelete"]
         assert {r["sourceId"] for r in staged} == {GROUP, SALES}
-        # the two held group deletions count with the users' held ones
+        # the two held group deletions count with the users' held ones, in every place
+        held_now = result["counts"]["staged_delete"]
         status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)
         window = status["deletionThreshold"]
-        users_held = window["staged"] + window["approvedToRetry"]
-        assert status["stagedDeletes"] == users_held + 2
+        users_held = held_now - 2
+        assert status["stagedDeletes"] == held_now
+        assert window["staged"] == held_now
+        assert window["counted"] == window["deletionsInWindow"] + held_now
+        assert window["stagedGroups"] == 2
+        assert result["deletions"]["counted"] == window["counted"]
+        table = " ".join(env.cli("status", "sync", check=True).stdout.split())
+        assert f"0 made + {held_now} held" in table
         assert [s["sourceId"] for s in status["groups"]["skipped"]] == [LEGAL]
+        # what an operator reviews before approving lists the group deletions too
+        add_api_section(env.config)
+        with running_service(env.config, tmp_path / "serve") as service:
+            staged_api = service.client(READ_TOKEN).get("/api/jobs/sync/staged").json()
+        assert staged_api["count"] == held_now
+        by_type: dict[str, set[str]] = {}
+        for d in staged_api["deletions"]:
+            by_type.setdefault(d["objectType"], set()).add(d["sourceId"])
+        assert by_type["Group"] == {GROUP, SALES}
+        assert len(by_type.get("User", set())) == users_held
+        (sales,) = [d for d in staged_api["deletions"] if d["sourceId"] == SALES]
+        assert (sales["sourceIdentity"], sales["sourceDeleted"]) == ("Sales", True)
+        assert sales["targetId"] == before["Sales"][0]["id"]
 
         allowed = json.loads(env.cli("allow-deletes", "sync", "--json", check=True).stdout)
         assert allowed["held"] == users_held + 2

@@ -195,10 +195,62 @@ def test_a_manager_leaving_scope_is_out_of_scope_for_its_reports(env: SyncEnv) -
     assert changed["counts"]["delete"] == 1
     assert changed["counts"]["failure"] == 0
     # No reference to a user deleted in the same cycle: removed, with the warning, one row each.
+    # (User 2's is set while user 5's deletion is only staged, as it might yet be held, and
+    # removed once the deletion is made.)
     assert target_manager(env, 2) is None
     assert target_manager(env, 4) is None
     for index in (2, 4):
         (row,) = log_rows(env, "--run", changed["run_id"], "--user", source_id(env, index))
         assert row["status"] == "warning"
         assert f"manager {source_id(env, 5)} is not in scope" in row["reason"]
-        assert not [s for s in row["steps"] if "set manager" in s["detail"]]
+        assert "removed manager" in row["steps"][-1]["detail"]
+        assert row["modifiedProperties"]["manager"]["new"] is None
+
+
+def test_a_held_deletion_of_a_manager_leaves_its_reports_referenced(tmp_path: Path) -> None:
+    """A deletion the threshold holds does no damage: the manager's reports keep their
+    reference while it is held, and after it is dropped; made once approved, they lose it."""
+    job = {**MANAGER_JOB, "deletion_threshold": {"count": 1}}
+    with sync_world(tmp_path, world_with_managers(), job) as env:
+        env.run_json("--full")
+        graph = env.source()
+        manager = target_id(env, 5)
+
+        def leave() -> None:
+            # Users 5 (user 4's manager) and 7 leave the synced group: two deletions, over 1.
+            for index in (5, 7):
+                graph.delete(f"/groups/{GROUP}/members/{source_id(env, index)}/$ref")
+
+        leave()
+        held = env.run_json()
+
+        assert (held["counts"]["staged_delete"], held["counts"]["delete"]) == (2, 0)
+        assert target_manager(env, 4) == manager
+        assert not log_rows(
+            env, "--run", held["run_id"], "--status", "warning", "--user", source_id(env, 4)
+        )
+
+        for index in (5, 7):
+            graph.post(
+                f"/groups/{GROUP}/members/$ref",
+                json={
+                    "@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/"
+                    + source_id(env, index)
+                },
+            ).raise_for_status()
+        dropped = env.run_json()
+
+        assert dropped["counts"]["staged_delete"] == 0
+        assert target_manager(env, 4) == manager
+
+        leave()
+        assert env.run_json()["counts"]["staged_delete"] == 2
+        assert target_manager(env, 4) == manager
+        env.cli("allow-deletes", "sync", check=True)
+        made = env.run_json()
+
+        assert made["counts"]["delete"] == 2
+        assert target_manager(env, 4) is None
+        (row,) = log_rows(env, "--run", made["run_id"], "--user", source_id(env, 4))
+        assert row["status"] == "warning"
+        assert f"manager {source_id(env, 5)} is not in scope" in row["reason"]

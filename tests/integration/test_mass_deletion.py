@@ -306,7 +306,45 @@ def test_an_approval_with_nothing_held_warns_and_shows_in_status(sync_env: SyncE
     allowed = sync_env.cli("allow-deletes", "sync", check=True)
     said = " ".join(allowed.stdout.split())
     assert "(0 held now)" in said
-    assert "warning: nothing is held now, so this approval waits" in said
+    assert "warning: nothing is held now: this approval applies to the next cycle only" in said
     status = " ".join(sync_env.cli("status", "sync", check=True).stdout.split())
-    assert "(allowed: next cycle)" in status
+    assert "sync: allow-deletes pending: the next cycle makes its deletions (0 held now)" in status
     assert json.loads(sync_env.cli("status", "sync", "--json", check=True).stdout)["allowDeletes"]
+
+
+@pytest.mark.world(job={"deletion_threshold": {"count": 1}})
+def test_an_approval_lapses_when_the_deletions_it_approved_are_dropped(
+    sync_env: SyncEnv,
+) -> None:
+    """allow-deletes is for the deletions held when it was given: once they are dropped, a
+    later mass deletion is held again, not released by the old approval."""
+    sync_env.run_json("--full")
+    graph = sync_env.source()
+    users = sync_env.seed["tenants"][0]["users"]
+
+    def out_of_group(indexes: Sequence[int]) -> None:
+        for i in indexes:
+            graph.delete(f"/groups/{GROUP}/members/{users[i]['id']}/$ref").raise_for_status()
+
+    out_of_group([1, 2])
+    assert sync_env.run_json()["counts"]["staged_delete"] == 2
+    sync_env.cli("allow-deletes", "sync", check=True)
+    pending = " ".join(sync_env.cli("status", "sync", check=True).stdout.split())
+    assert "sync: allow-deletes pending: the next cycle makes its deletions (2 held now)" in pending
+    for i in (1, 2):  # the source is fixed: nothing to delete any more
+        graph.post(
+            f"/groups/{GROUP}/members/$ref",
+            json={"@odata.id": f"{graph.base_url}directoryObjects/{users[i]['id']}"},
+        ).raise_for_status()
+    fixed = sync_env.run_json()
+    assert (fixed["counts"]["delete"], fixed["counts"]["staged_delete"]) == (0, 0)
+    status = json.loads(sync_env.cli("status", "sync", "--json", check=True).stdout)
+    assert status["allowDeletes"] is False
+
+    out_of_group([3, 4, 5])
+    later = sync_env.run_json()
+
+    assert (later["counts"]["delete"], later["counts"]["staged_delete"]) == (0, 3)
+    assert json.loads(sync_env.cli("status", "sync", "--json", check=True).stdout)["code"] == (
+        "Quarantine"
+    )

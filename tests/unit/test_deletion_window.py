@@ -336,6 +336,7 @@ def test_status_tells_where_the_job_stands_in_its_window() -> None:
         "approvedAt": None,
         "deletionsInWindow": 4,
         "staged": 3,
+        "stagedGroups": 0,
         "approvedToRetry": 0,
         "counted": 7,
         "linkedAtWindowStart": 20,

@@ -262,3 +262,17 @@ def test_an_approval_used_restarts_the_window_and_is_remembered() -> None:
         now=later,
     )
     assert unused == JobState("job", allow_deletes=True)
+
+
+def test_an_approval_the_cycle_began_with_lapses_once_its_deletion_phase_ran() -> None:
+    # The held deletions it approved were dropped: not kept for a later mass deletion.
+    spent = after_cycle(
+        JobState("job", quarantine_reason="TooManyDeletes", allow_deletes=True),
+        reason=None,
+        error="",
+        staged_deletes=False,
+        approval_spent=True,
+        interval=timedelta(hours=1),
+        now=T0,
+    )
+    assert spent == JobState("job")  # lapsed, and the window does not restart

@@ -9,11 +9,13 @@ import pytest
 from tests.unit.fakes import CrashAfter
 from tests.unit.test_cycle import World
 from worker.domain.groups import GroupProvisioning
+from worker.domain.health import DeletionThreshold
 from worker.domain.job import JobSpec
 from worker.domain.model import Status
 from worker.domain.plan import JobPolicy
 from worker.domain.scope import Clause, Operator, ScopeSpec
 from worker.ports import Phase
+from worker.service.admin import allow_deletes
 from worker.service.cycle import CycleService
 
 pytestmark = pytest.mark.unit
@@ -289,8 +291,12 @@ def test_a_manager_leaving_scope_in_the_cycle_is_out_of_scope(manager: str) -> N
 
     assert result.mode == "incremental"
     assert result.counts["delete"] == 1
-    if manager == "u0":  # no reference written to a user about to be deleted
-        assert ("manager", w.target_id("a"), c) not in w.manager_writes()
+    if manager == "u0":
+        # Written while the deletion is only staged (the threshold might hold it: then the
+        # reference is right), removed before the deletion is made.
+        writes = w.manager_writes()
+        a = w.target_id("a")
+        assert writes.index(("manager", a, c)) < writes.index(("manager", a, None))
     # Neither report keeps a reference to the deleted user: removed, with the warning.
     assert w.manager_of("a") is None
     assert w.manager_of("b") is None
@@ -315,3 +321,45 @@ def test_editing_scope_groups_makes_a_full_cycle_due_with_group_provisioning_on(
 
     assert spec("g1").fingerprint != spec("g1", "g2").fingerprint
     assert spec("g1").fingerprint != spec("g1", provisioning=False).fingerprint
+
+
+def test_a_held_deletion_keeps_the_reports_and_a_made_one_clears_them_through_kills() -> None:
+    """u3 (u2's manager) and u4 are deleted in the source: two deletions over a count of 1.
+    Held, u2 keeps its reference; approved, the deletion phase removes it before deleting u3,
+    and a cycle killed after any of its commits finishes that on resume, writing it once."""
+    w = ManagerWorld(page_size=2, threshold=DeletionThreshold(count=1))
+    chain(w)
+    w.user("d", id="u4")
+    w.run()
+    c = w.target_id("c")
+    w.source.delete("u3")
+    w.source.delete("u4")
+    writes = len(w.manager_writes())
+
+    held = w.run()
+
+    assert (held.counts["staged_delete"], held.counts["delete"]) == (2, 0)
+    assert w.manager_of("b") == c
+    assert len(w.manager_writes()) == writes
+    assert w.ledger.links_for("job", ["u2"])["u2"].attributes["manager"] == c
+
+    allow_deletes(w.ledger, "job")
+    kills = 0
+    while True:
+        w.ledger.crash_after_commits = w.ledger.commits + 1  # one commit, then killed
+        try:
+            made = w.run()
+            break
+        except CrashAfter:
+            kills += 1
+    w.ledger.crash_after_commits = None
+
+    assert kills >= 1
+    assert made.status == "success"
+    assert w.manager_of("b") is None
+    b = w.target_id("b")
+    assert w.manager_writes()[writes:] == [("manager", b, None)]
+    assert "manager" not in w.ledger.links_for("job", ["u2"])["u2"].attributes
+    (row,) = rows_of(w, made.run_id, "u2")
+    assert row.status is Status.WARNING
+    assert "manager u3 is not in scope" in row.reason

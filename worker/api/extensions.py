@@ -104,10 +104,13 @@ class Run(BaseModel):
 
 
 class StagedDeletion(BaseModel):
+    objectType: str = Field(description="User | Group (a group tenant-sync provisioned)")
     sourceId: str
-    sourceIdentity: str | None = Field(description="The user's UPN (or mail) as last read")
+    sourceIdentity: str | None = Field(
+        description="The user's UPN (or mail), the group's displayName, as last read"
+    )
     sourceMail: str | None
-    targetId: str | None = Field(description="The target user that would be deleted")
+    targetId: str | None = Field(description="The target user or group that would be deleted")
     sourceDeleted: bool = Field(description="Gone from the source (else it left the scope)")
     reason: str
 

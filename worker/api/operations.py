@@ -263,11 +263,13 @@ class Operations:
         return self.runtime.ledger.recent_runs(name, limit=limit)
 
     def staged(self, name: str) -> dict[str, Any]:
-        """The deletions held for the job, each with the target user it would delete."""
+        """The deletions held for the job, each with the target object it would delete: the
+        users' and the provisioned groups' (worker/service/held.py)."""
+        from worker.service.held import held_deletions
+
         job = self.job(name)
         ledger = self.runtime.ledger
-        held = ledger.staged(name)
-        links = ledger.links_for(name, [s.source_id for s in held])
+        held = held_deletions(ledger, name)
         rt = job.runtime
         return {
             "job": name,
@@ -275,21 +277,7 @@ class Operations:
             "threshold": {"count": rt.deletion_count, "percent": rt.deletion_percent},
             "allowDeletes": ledger.job_state(name).allow_deletes,
             "deprovision": rt.deprovision.value,
-            "deletions": [
-                {
-                    "sourceId": s.source_id,
-                    "sourceIdentity": links[s.source_id].source_label
-                    if s.source_id in links
-                    else None,
-                    "sourceMail": (links[s.source_id].source_mail or None)
-                    if s.source_id in links
-                    else None,
-                    "targetId": links[s.source_id].target_id if s.source_id in links else None,
-                    "sourceDeleted": s.deleted,
-                    "reason": s.reason,
-                }
-                for s in held
-            ],
+            "deletions": [h.as_dict() for h in held],
         }
 
     def overview(self, name: str) -> dict[str, Any]:

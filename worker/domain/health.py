@@ -245,6 +245,7 @@ def after_cycle(
     error: str,
     staged_deletes: bool,
     released_deletions: bool = False,
+    approval_spent: bool = False,
     failed: bool = False,
     interval: timedelta,
     now: datetime,
@@ -252,10 +253,13 @@ def after_cycle(
     """The job's state once a cycle has finished (dry runs do not count).
 
     `state` is read after the cycle, so an operator's pause or release made meanwhile stands;
-    a release is used up only by the cycle that carried the deletions out, and the deletion
-    window starts again then: what the operator approved does not count against what follows.
+    a release is used up by the cycle that carried the deletions out, and the deletion window
+    starts again then: what the operator approved does not count against what follows. An
+    approval that cycle did not need (`approval_spent`: it began with the approval and ran its
+    deletion phase, within the threshold or with nothing left to delete) lapses all the same:
+    it was given for the deletions held then, not for a later one.
     """
-    allow = state.allow_deletes and not released_deletions
+    allow = state.allow_deletes and not released_deletions and not approval_spent
     approved_at = now if released_deletions else state.deletions_approved_at
     if reason is not None:
         failures = state.failures + 1

@@ -192,7 +192,11 @@ class CycleService:
                     duration_s=round(result.duration_s, 3),
                     error=result.error or None,
                 )
-            self._record_health(result, result.deletion_check)
+            # An approval the cycle started with is spent once its deletion phase has run,
+            # whether it released anything or not (docs/safety.md): it never waits for a later,
+            # unrelated mass deletion.
+            spent = state.allow_deletes and result.status == "success"
+            self._record_health(result, result.deletion_check, approval_spent=spent)
             snapshot = self._snapshot(result, previous=state)
             for observer in self.observers:
                 observer.cycle_finished(
@@ -262,6 +266,16 @@ class CycleService:
             tally=tally,
             monotonic=self.monotonic,
         )
+        managers = ManagersPhase(
+            spec,
+            source=source,
+            ledger=ledger,
+            target=self.target,
+            pipeline=pipeline,
+            tally=tally,
+            position=position,
+            clock=self.clock,
+        )
         run = CycleRun(
             job=spec.name,
             source=source,
@@ -272,16 +286,7 @@ class CycleService:
             groups=groups,
             users=users,
             rereads=rereads,
-            managers=ManagersPhase(
-                spec,
-                source=source,
-                ledger=ledger,
-                target=self.target,
-                pipeline=pipeline,
-                tally=tally,
-                position=position,
-                clock=self.clock,
-            ),
+            managers=managers,
             deletions=Deletions(
                 spec,
                 ledger=ledger,
@@ -291,6 +296,7 @@ class CycleService:
                 clock=self.clock,
                 catch_up=lambda: run.catch_up(),
                 groups=provisioner,
+                reports=managers.clear_reports,
             ),
             provisioner=provisioner,
             tally=tally,
@@ -325,13 +331,17 @@ class CycleService:
         except SyncError:
             return None
 
-    def _record_health(self, result: CycleResult, deletions: DeletionCheck | None) -> None:
+    def _record_health(
+        self, result: CycleResult, deletions: DeletionCheck | None, *, approval_spent: bool
+    ) -> None:
         try:
-            self._save_health(result, deletions)
+            self._save_health(result, deletions, approval_spent=approval_spent)
         except SyncError as failure:
             log.warning("the job's health could not be recorded", error=str(failure))
 
-    def _save_health(self, result: CycleResult, deletions: DeletionCheck | None) -> None:
+    def _save_health(
+        self, result: CycleResult, deletions: DeletionCheck | None, *, approval_spent: bool
+    ) -> None:
         # Read again: an operator may have paused or released the job while the cycle ran.
         state = self.ledger.job_state(self.spec.name)
         failed = result.status != "success"
@@ -353,6 +363,7 @@ class CycleService:
                 error=error,
                 staged_deletes=deletions is not None and deletions.held,
                 released_deletions=deletions is not None and deletions.released,
+                approval_spent=approval_spent,
                 failed=failed,
                 interval=self.spec.interval,
                 now=self.clock(),

@@ -84,6 +84,7 @@ class Deletions:
         clock: Callable[[], datetime],
         catch_up: Callable[[], None],
         groups: GroupDeletions | None = None,
+        reports: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.spec = spec
         self.ledger = ledger
@@ -93,6 +94,8 @@ class Deletions:
         self.clock = clock
         self.catch_up = catch_up
         self.groups = groups
+        # Clears the manager references of the users about to be deleted (managers_phase.py).
+        self.reports = reports
         self.check: DeletionCheck | None = None
 
     def recheck(self) -> None:
@@ -157,6 +160,9 @@ class Deletions:
                 counted = [replace(s, approved=True) for s in counted]
                 self.tally.add(self.pipeline.write(PageWrite(staged=counted)))
         todo = sorted([*approved, *counted], key=lambda s: s.source_id)
+        if todo and self.reports is not None:
+            # Only now that the threshold let them through: a held manager keeps its reports.
+            self.reports([s.source_id for s in todo])
         for start in range(0, len(todo), DELETION_BATCH):
             self._delete(todo[start : start + DELETION_BATCH])
         if self.groups is not None and groups:

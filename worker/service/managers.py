@@ -131,20 +131,22 @@ class ManagerReferences:
         """Write what the references need. Returns the links that changed and, unless `final`,
         the references left unresolved (user's source id -> manager's source id).
 
-        `leaving`: users the caller itself stages for deprovisioning (a page's out-of-scope
-        users); with those the ledger holds staged, a manager among them is out of scope.
+        A manager whose deprovisioning is only staged is still linked and present in the
+        target: its reports keep their reference until the deletion is made (the deletion
+        phase clears them then, `ManagersPhase.clear_reports`), so a deletion the threshold
+        holds does no harm (docs/manager.md). `leaving`: managers being deleted now (the
+        deletion phase's), out of scope for their reports.
         `again`: warn again of an out-of-scope manager already warned of (docs/manager.md)."""
         wanted = sorted({r.wanted for r in references if r.wanted})
         managers = {m: known[m] for m in wanted if m in known}
         missing = [m for m in wanted if m not in managers]
         if missing:
             managers.update(self.ledger.links_for(self.spec.name, missing))
-        gone = self.leaving(wanted, leaving)
         if not final:
             # A manager no longer assigned to the job leaves scope when the cycle rereads it:
-            # the managers phase settles its reports, once its deprovisioning is staged.
-            gone |= self._unassigned(list(managers))
-        for manager in gone:
+            # the managers phase settles its reports, once its departure is known.
+            leaving = {*leaving, *self._unassigned(list(managers))}
+        for manager in leaving:
             managers.pop(manager, None)
         unresolved: dict[str, str] = {}
         changed: list[Link] = []
@@ -221,14 +223,13 @@ class ManagerReferences:
         assigned = self.ledger.assigned(self.spec.name, managers)
         return {m for m in managers if m not in scope.user_ids and m not in assigned}
 
-    def leaving(self, managers: Sequence[str], staged_here: Collection[str]) -> set[str]:
-        """The managers leaving the job in this cycle: staged for deprovisioning by a job that
-        soft-deletes (a disabled user can still be a manager). Entra would not keep a reference
-        to a user it is deleting: they are out of scope (docs/manager.md)."""
-        if not managers or self.spec.policy.deprovision is not Deprovision.SOFT_DELETE:
+    def leaving(self, deleting: Collection[str]) -> set[str]:
+        """The users among those being deleted now that stop being managers: all of them for a
+        job that soft-deletes (a disabled user can still be a manager). Entra would not keep a
+        reference to a user it is deleting: they are out of scope (docs/manager.md)."""
+        if self.spec.policy.deprovision is not Deprovision.SOFT_DELETE:
             return set()
-        leaving = set(staged_here).intersection(managers)
-        return leaving | self.ledger.staged_among(self.spec.name, set(managers) - leaving)
+        return set(deleting)
 
 
 def _out_of_scope(ref: Reference, manager_id: str) -> None:

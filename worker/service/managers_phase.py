@@ -3,15 +3,17 @@
 Runs once every page of the cycle is committed (docs/manager.md): a manager created in the same
 cycle is linked by then, so its reports' references are written now; a manager still without a
 link is out of scope (a warning in the user's log row). Each write joins the user's row of the
-cycle, rewritten in place (one row per object per cycle). Then the reports of managers the cycle
-deprovisions lose their reference, with the same warning. What is left is the progress's
+cycle, rewritten in place (one row per object per cycle). The reports of managers the cycle
+deletes lose their reference, with the same warning, in the deletion phase (`clear_reports`),
+once the threshold has let the deletion through: a held deletion leaves them as they are.
+What is left is the progress's
 `managers`, saved with the cursor after each batch, so a cycle killed here finishes on resume.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from worker.domain.health import Escrow, escrow_after_failure
@@ -60,7 +62,6 @@ class ManagersPhase:
             for source_id, _ in batch:
                 pending.pop(source_id, None)
             self.position.save()
-        self._reports_of_leaving()
 
     def _settle(self, batch: Sequence[tuple[str, str | None]]) -> None:
         links = self.ledger.links_for(self.spec.name, [source_id for source_id, _ in batch])
@@ -78,17 +79,18 @@ class ManagersPhase:
             wanted.append((link, manager))
         self._write(wanted)
 
-    def _reports_of_leaving(self) -> None:
-        """Users whose reference points to a manager this cycle deprovisions (a report whose
-        page came before its manager's left scope): the reference is removed, with the
-        out-of-scope warning. Once removed it is not found again, so a resumed cycle or a held
-        deletion does not repeat it."""
-        staged = [s.source_id for s in self.ledger.staged(self.spec.name)]
-        leaving = self.references.leaving(staged, ())
+    def clear_reports(self, deleting: Sequence[str]) -> None:
+        """Called by the deletion phase with the users it is about to delete, once the
+        threshold let them through (never for a held deletion): their reports lose their
+        reference, with the out-of-scope warning, before the manager is deleted. Once removed
+        it is not found again, so a deletion phase resumed after a kill does not repeat it."""
+        leaving = self.references.leaving(deleting)
         if not leaving:
             return
         managers = self.ledger.links_for(self.spec.name, sorted(leaving))
         by_target = {link.target_id: source_id for source_id, link in managers.items()}
+        if not by_target:
+            return
         reports = [
             r
             for r in self.ledger.reports_of(self.spec.name, by_target)
@@ -96,9 +98,13 @@ class ManagersPhase:
         ]
         for start in range(0, len(reports), PHASE_BATCH):
             batch = reports[start : start + PHASE_BATCH]
-            self._write([(link, by_target[link.attributes[MANAGER]]) for link in batch])
+            self._write(
+                [(link, by_target[link.attributes[MANAGER]]) for link in batch], leaving=leaving
+            )
 
-    def _write(self, wanted: Sequence[tuple[Link, str | None]]) -> None:
+    def _write(
+        self, wanted: Sequence[tuple[Link, str | None]], *, leaving: Collection[str] = ()
+    ) -> None:
         """Settle the references; each joins the user's row of this cycle, rewritten in place
         (one row per object per cycle), or is the user's only row when it has none yet."""
         progress = self.position.progress
@@ -110,7 +116,7 @@ class ManagersPhase:
         ]
         steps = {r.link.source_id: len(r.outcome.steps) for r in references}
         changed, _ = self.references.settle(
-            references, {}, final=True, again=progress.mode == Mode.FULL.value
+            references, {}, final=True, leaving=leaving, again=progress.mode == Mode.FULL.value
         )
         outcomes = [r.outcome for r in references if len(r.outcome.steps) > steps[r.link.source_id]]
         if outcomes or changed:

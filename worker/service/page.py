@@ -185,9 +185,7 @@ class PageWorker:
         if self.managers is not None:
             entries = [(t.item, t.link, a) for t, a in zip(tasks, results, strict=True)]
             references, later = page_references(self.spec, entries, complete=complete)
-            written, unresolved = self.managers.settle(
-                references, changed, final=False, leaving=[s.source_id for s in staged]
-            )
+            written, unresolved = self.managers.settle(references, changed, final=False)
             changed.update({link.source_id: link for link in written})
             later.update(unresolved)
         escrows, released, expired, failed = self.escrows(done)

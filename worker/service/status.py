@@ -8,6 +8,7 @@ from typing import Any
 from worker.domain.health import EXPORT_KEYS, DeletionThreshold, JobState
 from worker.ports import Cursor, LedgerReads, RunRecord
 from worker.service.admin import held_deletions
+from worker.service.held import held_count
 
 
 def _execution(run: RunRecord | None) -> dict[str, Any] | None:
@@ -50,11 +51,14 @@ def deletion_window(
     """Where the job stands against its deletion threshold: what it made within the window and
     what is staged, judged as the next cycle would judge them with nothing new to delete."""
     start = threshold.window_start(now, state.deletions_approved_at)
-    all_staged = ledger.staged(job)
-    staged = sum(1 for s in all_staged if not s.approved)
+    # Held group deletions count with the users' (docs/groups.md), as the cycle counts them.
+    held = held_count(ledger, job)
+    linked = ledger.link_count(job)
+    if held.groups:
+        linked += len(ledger.group_links(job))
     verdict = threshold.judge(
-        pending=staged,
-        linked=ledger.link_count(job),
+        pending=held.counted,
+        linked=linked,
         done=ledger.deletions_since(job, start),
         window_start=start,
     )
@@ -67,8 +71,9 @@ def deletion_window(
         if state.deletions_approved_at
         else None,
         "deletionsInWindow": verdict.carried_out,
-        "staged": staged,
-        "approvedToRetry": len(all_staged) - staged,
+        "staged": held.counted,
+        "stagedGroups": held.groups,
+        "approvedToRetry": held.approved,
         "counted": verdict.counted,
         "linkedAtWindowStart": verdict.base,
         "exceeded": verdict.exceeded,

@@ -60,24 +60,22 @@ def cycles(request: Request, job: str, limit: int) -> list[RunRecord]:
 
 
 def staged_rows(request: Request, job: str) -> list[dict[str, Any]]:
-    """The deletions held for the job, with who they are: the source identity and mail as last
-    read, and the target user that would be deleted."""
-    ledger = services(request).runtime.ledger
-    staged = ledger.staged(job)
-    links = ledger.links_for(job, [s.source_id for s in staged])
-    rows = []
-    for item in staged:
-        link = links.get(item.source_id)
-        rows.append(
-            {
-                "sourceId": item.source_id,
-                "sourceIdentity": link.source_label if link else "",
-                "sourceMail": link.source_mail if link else "",
-                "targetId": link.target_id if link else None,
-                "reason": item.reason,
-                "gone": item.deleted,
-            }
-        )
+    """The deletions held for the job, users' and provisioned groups', with who they are: the
+    source identity and mail as last read, and the target object that would be deleted."""
+    from worker.service.held import held_deletions
+
+    rows = [
+        {
+            "objectType": h.object_type,
+            "sourceId": h.source_id,
+            "sourceIdentity": h.source_identity,
+            "sourceMail": h.source_mail,
+            "targetId": h.target_id,
+            "reason": h.reason,
+            "gone": h.source_deleted,
+        }
+        for h in held_deletions(services(request).runtime.ledger, job)
+    ]
     rows.sort(key=lambda r: str(r["sourceIdentity"] or r["sourceId"]).lower())
     return rows
 
