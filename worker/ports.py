@@ -539,9 +539,6 @@ class Ledger(Protocol):
     def staged(self, job: str) -> list[StagedDeletion]:
         """Deletions waiting for the end of a cycle (or for an operator, over the threshold)."""
 
-    def staged_among(self, job: str, source_ids: Iterable[str]) -> set[str]:
-        """Which of these source objects have a deletion staged."""
-
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
         """The soft deletes and disables the job carried out after `since` (cycles and
         provisioning on demand), counted from its provisioning log."""

@@ -559,19 +559,6 @@ def test_staged_deletions_come_in_source_id_order(ledger: Ledger) -> None:
     assert ledger.staged("nobody") == []
 
 
-def test_staged_among_names_only_the_asked_objects_with_a_staged_deletion(ledger: Ledger) -> None:
-    ledger.commit_page(
-        "job", "r1", PageWrite(staged=[StagedDeletion(x, "out of scope", False) for x in "abc"])
-    )
-    ledger.commit_page("other", "r1", PageWrite(staged=[StagedDeletion("z", "gone", True)]))
-    ledger.commit_page("job", "r2", PageWrite(unstaged=["b"]))
-
-    assert ledger.staged_among("job", ["a", "b", "z", "x", "a"]) == {"a"}
-    assert ledger.staged_among("job", iter(["c"])) == {"c"}
-    assert ledger.staged_among("nobody", ["a"]) == set()
-    assert ledger.staged_among("job", []) == set()
-
-
 def test_clear_forgets_a_jobs_escrows_and_or_staged_deletions(ledger: Ledger) -> None:
     for job in ("job", "other"):
         ledger.commit_page(

@@ -370,13 +370,6 @@ class DryRunLedger:
         merged.update({s.source_id: s for s in self.mine.staged(job)})
         return [merged[k] for k in sorted(merged)]
 
-    def staged_among(self, job: str, source_ids: Iterable[str]) -> set[str]:
-        ids = list(source_ids)
-        found = self.mine.staged_among(job, ids)
-        if (job, "staged") not in self._cleared:
-            found |= self.base.staged_among(job, ids) - set(self._unstaged[job])
-        return found
-
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
         done, made = self.base.deletions_since(job, since), self.mine.deletions_since(job, since)
         return WindowDeletions(

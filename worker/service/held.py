@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.domain.groups import held_group_deletions
-from worker.ports import Ledger
+from worker.ports import Ledger, LedgerReads
 
 USER = "User"
 GROUP = "Group"
@@ -96,7 +96,7 @@ class HeldCount:
         return self.users + self.groups
 
 
-def held_count(ledger: Ledger, job: str) -> HeldCount:
+def held_count(ledger: LedgerReads, job: str) -> HeldCount:
     """The job's held deletions, counted as the cycle counts them (worker/service/deletions.py)."""
     staged = ledger.staged(job)
     approved = sum(1 for s in staged if s.approved)

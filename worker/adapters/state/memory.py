@@ -285,9 +285,6 @@ class MemoryLedger:
     def staged(self, job: str) -> list[StagedDeletion]:
         return [s for (j, _), s in sorted(self.staged_rows.items()) if j == job]
 
-    def staged_among(self, job: str, source_ids: Iterable[str]) -> set[str]:
-        return {s for s in source_ids if (job, s) in self.staged_rows}
-
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
         # As the SQL ledger counts them: anything but a failure made the deprovisioning, and
         # those an operator allowed over the threshold are not counted.

@@ -1029,21 +1029,6 @@ class SqlLedger:
             )
             return [StagedDeletion(r.source_id, r.reason, r.deleted, r.approved) for r in rows]
 
-    def staged_among(self, job: str, source_ids: Iterable[str]) -> set[str]:
-        ids = list(dict.fromkeys(source_ids))
-        found: set[str] = set()
-        with self._session() as session:
-            for start in range(0, len(ids), CHUNK):
-                found.update(
-                    session.scalars(
-                        select(StagedDeleteRow.source_id).where(
-                            StagedDeleteRow.job == job,
-                            StagedDeleteRow.source_id.in_(ids[start : start + CHUNK]),
-                        )
-                    )
-                )
-        return found
-
     def deletions_since(self, job: str, since: datetime) -> WindowDeletions:
         # Anything but a failure made the deprovisioning (a target user already gone is a
         # success with a note); staged deletions are another action and are not counted.
