@@ -264,7 +264,7 @@ class FakeTarget:
             ]
         if isinstance(request, FindGroups):
             return [
-                TargetGroup(gid, g["displayName"])
+                TargetGroup(gid, g["displayName"], unique_name=str(g.get("uniqueName") or ""))
                 for gid, g in self.groups.items()
                 if g["displayName"].lower() == request.display_name.lower()
             ][:2]
@@ -284,6 +284,9 @@ class FakeTarget:
         if isinstance(request, PatchGroup):
             if len(request.add_members) > 20:
                 raise BadRequest("more than 20 members in one request")
+            for member in request.add_members:
+                if member not in self.users:  # Graph refuses the whole request
+                    raise NotFound(f"Resource '{member}' does not exist")
             self.groups[request.group_id].update(request.attributes)
             self.group_members[request.group_id] |= set(request.add_members)
             self.writes.append(("patch_group", request.group_id, request))
