@@ -197,6 +197,7 @@ class FakeTarget:
         # Group requests of these types are refused as Graph refuses an app without the
         # permission (403 Authorization_RequestDenied, a failed $batch item).
         self.denied_requests: set[type] = set()
+        self.failing_requests: set[type] = set()  # answered 500, nothing done
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.managers: dict[str, str] = {}  # user id -> its manager's id
@@ -250,6 +251,8 @@ class FakeTarget:
     def _group(
         self, request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
     ) -> Any:
+        if type(request) in self.failing_requests:
+            raise Transient("InternalServerError", code="InternalServerError", status=500)
         if type(request) in self.denied_requests:
             raise BadRequest(
                 "Insufficient privileges to complete the operation.",

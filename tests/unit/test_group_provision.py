@@ -377,3 +377,20 @@ def test_a_group_an_interrupted_creation_left_is_deleted_once_its_source_is_gone
     assert result.counts["delete"] == 1
     rows = [r for r in w.group_rows() if r.source_id == "sales"]
     assert [(r.action.value, r.target_id) for r in rows] == [("delete", "g-made")]
+
+
+def test_member_writes_answered_500_are_not_reported_as_made() -> None:
+    w = GroupWorld()
+    ann, ben = w.user("ann"), w.user("ben")
+    w.group("sales", "Sales", ann)
+    w.run()
+    w.source.group_add("sales", ben)
+    w.target.failing_requests.add(PatchGroup)
+
+    w.run()
+
+    assert w.member_mails("Sales") == {"ann@src.example"}
+    row = w.group_rows()[-1]
+    assert (row.action.value, row.status.value) == ("update", "failure")
+    assert row.steps[-1].detail == "0 member(s) added, 0 removed, 1 failed"
+    assert "members" not in row.modified
