@@ -150,6 +150,7 @@ def test_a_rename_onto_a_taken_name_is_held_and_the_rest_flows() -> None:
     assert (row.action.value, row.status.value) == ("update", "warning")
     assert "rename held" in row.reason
     assert group["displayName"] == "Sales"
+    assert group["mailNickname"] == "Sales"  # made from the name: it waits with the rename
 
 
 def test_nested_groups_are_flattened_or_skipped() -> None:
