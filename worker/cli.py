@@ -435,6 +435,8 @@ def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
                     detail = f"{made}; {count} attributes written"
             if outcome.status.value == "failure" or not detail:
                 detail = outcome.reason or outcome.error_message or detail
+            elif outcome.status.value == "warning" and outcome.reason:
+                detail = f"{detail} — {outcome.reason}"  # what is still pending (a held rename)
             table.add_row(
                 _object_label(outcome.source_label or outcome.source_id, group),
                 outcome.action.value,
@@ -896,7 +898,10 @@ def logs(
                 ),
                 row["action"],
                 row["status"],
-                changed or row["reason"],
+                # A warning's reason (a held rename, members left out) beside what changed.
+                f"{changed} — {row['reason']}"
+                if changed and row["reason"] and row["status"] == "warning"
+                else changed or row["reason"],
             )
         out.print(table)
         if more:

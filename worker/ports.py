@@ -167,6 +167,7 @@ class TargetGroup:
     id: str
     display_name: str = ""
     simulated: bool = False  # a dry run's answer: no group was created
+    unique_name: str = ""  # when read (a group tenant-sync made carries one)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,11 @@ def test_deleting_provisioned_groups_waits_for_allow_deletes_over_the_threshold(
         assert {"Sync", "Sales"} <= set(target_groups(env))
         staged = [r for r in group_rows(env) if r["action"] == "stagedDelete"]
         assert {r["sourceId"] for r in staged} == {GROUP, SALES}
+        # one row per group per cycle: Sales' held deletion replaced its "not found" skip
+        assert [r["action"] for r in group_rows(env) if r["sourceId"] == SALES][0:2] == [
+            "stagedDelete",
+            "create",
+        ]
         # the two held group deletions count with the users' held ones, in every place
         held_now = result["counts"]["staged_delete"]
         status = json.loads(env.cli("status", "sync", "--json", check=True).stdout)

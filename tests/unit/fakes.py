@@ -197,6 +197,7 @@ class FakeTarget:
         # Group requests of these types are refused as Graph refuses an app without the
         # permission (403 Authorization_RequestDenied, a failed $batch item).
         self.denied_requests: set[type] = set()
+        self.failing_requests: set[type] = set()  # answered 500, nothing done
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.managers: dict[str, str] = {}  # user id -> its manager's id
@@ -250,6 +251,8 @@ class FakeTarget:
     def _group(
         self, request: FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
     ) -> Any:
+        if type(request) in self.failing_requests:
+            raise Transient("InternalServerError", code="InternalServerError", status=500)
         if type(request) in self.denied_requests:
             raise BadRequest(
                 "Insufficient privileges to complete the operation.",
@@ -264,7 +267,7 @@ class FakeTarget:
             ]
         if isinstance(request, FindGroups):
             return [
-                TargetGroup(gid, g["displayName"])
+                TargetGroup(gid, g["displayName"], unique_name=str(g.get("uniqueName") or ""))
                 for gid, g in self.groups.items()
                 if g["displayName"].lower() == request.display_name.lower()
             ][:2]
@@ -284,6 +287,9 @@ class FakeTarget:
         if isinstance(request, PatchGroup):
             if len(request.add_members) > 20:
                 raise BadRequest("more than 20 members in one request")
+            for member in request.add_members:
+                if member not in self.users:  # Graph refuses the whole request
+                    raise NotFound(f"Resource '{member}' does not exist")
             self.groups[request.group_id].update(request.attributes)
             self.group_members[request.group_id] |= set(request.add_members)
             self.writes.append(("patch_group", request.group_id, request))

@@ -150,6 +150,7 @@ def test_a_rename_onto_a_taken_name_is_held_and_the_rest_flows() -> None:
     assert (row.action.value, row.status.value) == ("update", "warning")
     assert "rename held" in row.reason
     assert group["displayName"] == "Sales"
+    assert group["mailNickname"] == "Sales"  # made from the name: it waits with the rename
 
 
 def test_nested_groups_are_flattened_or_skipped() -> None:
@@ -313,3 +314,84 @@ def test_a_refused_source_group_read_stops_the_cycle_naming_the_permission() -> 
     assert "the source app lacks Group.Read.All (or GroupMember.Read.All)" in str(result.error), (
         result
     )
+
+
+def test_a_linked_user_gone_from_the_target_holds_back_no_other_member() -> None:
+    w = GroupWorld()
+    ann, ben = w.user("ann"), w.user("ben")
+    w.group("sales", "Sales", ann)
+    w.run()
+    gid, _ = w.target.group_named("Sales")
+    # ann's target user deleted by hand (and so out of the group); ben joins in the source
+    (gone,) = [u for u, a in w.target.users.items() if a.get("mail") == "ann@src.example"]
+    del w.target.users[gone]
+    w.target.group_members[gid].discard(gone)
+    w.source.group_add("sales", ben)
+
+    w.run()
+
+    assert w.member_mails("Sales") == {"ben@src.example"}
+    row = w.group_rows()[-1]
+    assert (row.action.value, row.status.value) == ("update", "warning")
+    assert gone in row.reason
+    assert ann in row.reason
+    assert (
+        row.steps[-1].detail == "1 member(s) added, 0 removed, 1 left out (no longer in the target)"
+    )
+    assert (row.modified["members"].old, row.modified["members"].new) == (0, 1)
+
+
+def test_two_swapped_names_are_swapped_in_one_cycle_with_one_row_each() -> None:
+    w = GroupWorld(groups=("a", "b"))
+    ann = w.user("ann")
+    w.group("a", "Top", ann)
+    w.group("b", "Mid", ann)
+    w.run()
+    top, _ = w.target.group_named("Top")
+    mid, _ = w.target.group_named("Mid")
+    w.source.group_attributes["a"]["displayName"] = "Mid"
+    w.source.group_attributes["b"]["displayName"] = "Top"
+    before = len(w.group_rows())
+
+    w.run()
+
+    assert w.target.group_named("Mid")[0] == top
+    assert w.target.group_named("Top")[0] == mid
+    rows = w.group_rows()[before:]
+    assert sorted((r.source_id, r.modified["displayName"].old) for r in rows) == [
+        ("a", "Top"),
+        ("b", "Mid"),
+    ]
+    assert all(r.status.value == "success" for r in rows)
+
+
+def test_a_group_an_interrupted_creation_left_is_deleted_once_its_source_is_gone() -> None:
+    w = GroupWorld(groups=("sales", "keep"))
+    ann = w.user("ann")
+    w.group("keep", "Keep", ann)
+    w.target.groups["g-made"] = {"displayName": "Sales", "uniqueName": unique_name("job", "sales")}
+    w.target.group_members["g-made"] = set()
+
+    result = w.run()
+
+    assert "g-made" not in w.target.groups
+    assert result.counts["delete"] == 1
+    rows = [r for r in w.group_rows() if r.source_id == "sales"]
+    assert [(r.action.value, r.target_id) for r in rows] == [("delete", "g-made")]
+
+
+def test_member_writes_answered_500_are_not_reported_as_made() -> None:
+    w = GroupWorld()
+    ann, ben = w.user("ann"), w.user("ben")
+    w.group("sales", "Sales", ann)
+    w.run()
+    w.source.group_add("sales", ben)
+    w.target.failing_requests.add(PatchGroup)
+
+    w.run()
+
+    assert w.member_mails("Sales") == {"ann@src.example"}
+    row = w.group_rows()[-1]
+    assert (row.action.value, row.status.value) == ("update", "failure")
+    assert row.steps[-1].detail == "0 member(s) added, 0 removed, 1 failed"
+    assert "members" not in row.modified

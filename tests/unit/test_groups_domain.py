@@ -7,14 +7,17 @@ import pytest
 from worker.domain.groups import (
     MEMBERS_PER_PATCH,
     GroupLink,
+    MemberWrites,
     attribute_changes,
     departures,
     desired_attributes,
     group_skips,
     held_group_deletions,
+    job_hash,
     mail_nickname,
     member_changes,
     name_collision,
+    unique_name,
     wanted_members,
 )
 
@@ -106,3 +109,38 @@ def test_held_group_deletions_are_those_still_linked_whose_newest_row_held_them(
     assert [(s.source_id, s.held) for s in skips] == [("g1", True), ("g3", True), ("g4", False)]
     links = [GroupLink("job", g, "t-" + g) for g in ("g1", "g4")]  # g3 no longer linked
     assert held_group_deletions(skips, links) == 1
+
+
+def test_a_name_held_by_another_jobs_group_says_so() -> None:
+    theirs = unique_name("other-job", "g9")
+    reason = name_collision("Team", ["t1"], None, {}, {"t1": theirs})
+    assert reason is not None
+    assert "another tenant-sync job" in reason
+    assert theirs in reason
+    assert job_hash("other-job") in reason
+    assert "did not create" not in reason
+    # a group with no uniqueName of ours is still someone else's
+    plain = name_collision("Team", ["t1"], None, {}, {"t1": ""})
+    assert plain is not None
+    assert "did not create" in plain
+
+
+def test_member_writes_say_what_was_confirmed_not_what_was_planned() -> None:
+    planned = member_changes({"a", "b"}, {"a", "c", "d", "e"})
+    writes = MemberWrites(planned, added=("c",), removed=("b",), missing=("d",))
+    assert (
+        writes.describe()
+        == "1 member(s) added, 1 removed, 1 left out (no longer in the target), 1 failed"
+    )
+    assert writes.count_after(2) == 2
+    assert MemberWrites(planned).describe() == "0 member(s) added, 0 removed, 4 failed"
+    assert not MemberWrites(planned).done
+
+
+def test_a_change_made_with_a_held_rename_keeps_the_group_listed() -> None:
+    rows = [  # newest first
+        ("g1", "Sales", "update", "warning", "rename held: the name is taken"),
+        ("g2", "Sync", "update", "success", ""),
+        ("g3", "Old", "delete", "warning", "gone"),
+    ]
+    assert [(s.source_id, s.held) for s in group_skips(rows)] == [("g1", False)]

@@ -29,6 +29,9 @@ MEMBERS_PER_PATCH = 20  # Graph's limit on members@odata.bind in one request
 GROUP_OBJECT_TYPE = "Group"
 _NICKNAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 UNIQUE_NAME_PREFIX = "tenant-sync-"
+# Kept with a link's attributes: the member count last written (never a mapping target), so a
+# cycle can tell that members changed since (written by a cycle stopped before its commit).
+MEMBER_COUNT = "members"
 
 
 class Nested(StrEnum):
@@ -86,8 +89,17 @@ def unique_name(job: str, source_id: str) -> str:
     it creates for `source_id` in `job`: the same on every attempt, so a creation whose answer
     was lost is found again instead of being made twice. At most 64 characters of [a-z0-9-]:
     the prefix, 8 hex characters of the job's name, and the source group's id."""
-    job_hash = hashlib.sha256(job.encode()).hexdigest()[:8]
-    return f"{UNIQUE_NAME_PREFIX}{job_hash}-{source_id.lower()}"[:64]
+    return f"{UNIQUE_NAME_PREFIX}{job_hash(job)}-{source_id.lower()}"[:64]
+
+
+def job_hash(job: str) -> str:
+    """8 hex characters of a job's name, as its groups' uniqueNames carry them."""
+    return hashlib.sha256(job.encode()).hexdigest()[:8]
+
+
+def job_hash_of(unique: str) -> str:
+    """The job hash part of a tenant-sync uniqueName (see `unique_name`)."""
+    return unique[len(UNIQUE_NAME_PREFIX) :].split("-", 1)[0]
 
 
 def desired_attributes(mapped: Mapping[str, Any], source_id: str) -> dict[str, Any]:
@@ -115,12 +127,14 @@ def name_collision(
     holders: Iterable[str],
     linked_target: str | None,
     provisioned: Mapping[str, str] | None = None,
+    unique_names: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a source group may not take `display_name` in the target, or None when it may.
 
     `holders` are the ids of the target groups that already carry the name; `provisioned` maps
-    the target groups this job provisions to their source groups. A group tenant-sync did not
-    create is never taken over, and no second group of the name is made."""
+    the target groups this job provisions to their source groups; `unique_names` the holders'
+    uniqueNames, where known (a tenant-sync group's names the job that made it). A group this
+    job did not create is never taken over, and no second group of the name is made."""
     others = sorted(h for h in holders if h != linked_target)
     if not others:
         return None
@@ -130,6 +144,13 @@ def name_collision(
         return (
             f"the target group named {display_name!r} ({other}) is the one this job provisions "
             f"for source group {source}; skipped until the name is free"
+        )
+    unique = (unique_names or {}).get(other, "")
+    if unique.startswith(UNIQUE_NAME_PREFIX):
+        return (
+            f"the target already has a group named {display_name!r} ({other}) that another "
+            f"tenant-sync job provisions (uniqueName {unique!r}: the job whose name hashes to "
+            f"{job_hash_of(unique)}); not taken over, skipped until the name is free"
         )
     return (
         f"the target already has a group named {display_name!r} that tenant-sync did not "
@@ -154,6 +175,50 @@ class MemberChanges:
 
     def describe(self) -> str:
         return f"{len(self.add)} member(s) added, {len(self.remove)} removed"
+
+
+@dataclass(frozen=True)
+class MemberWrites:
+    """What Graph confirmed of a group's planned member changes (docs/groups.md): a row says
+    what was done, never what was planned. `missing` are target users a write was refused for
+    because they no longer exist in the target (deleted there by hand)."""
+
+    planned: MemberChanges
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        return bool(self.added or self.removed)
+
+    @property
+    def failed(self) -> int:
+        """Planned changes neither made nor left out as missing (their errors are the row's)."""
+        planned = len(self.planned.add) + len(self.planned.remove)
+        return planned - len(self.added) - len(self.removed) - len(self.missing)
+
+    def count_after(self, before: int) -> int:
+        return before + len(self.added) - len(self.removed)
+
+    def describe(self) -> str:
+        text = f"{len(self.added)} member(s) added, {len(self.removed)} removed"
+        if self.missing:
+            text += f", {len(self.missing)} left out (no longer in the target)"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return text
+
+
+def missing_members_reason(missing: Mapping[str, str]) -> str:
+    """Why members were left out: their linked target users (target id -> source id) no longer
+    exist in the target (deleted there by hand)."""
+    shown = ", ".join(f"{t} (source user {s})" for t, s in sorted(missing.items())[:10])
+    more = " …" if len(missing) > 10 else ""
+    return (
+        f"{len(missing)} member(s) left out: the linked target user(s) {shown}{more} no longer "
+        "exist in the target; the next full cycle creates them again and adds them"
+    )
 
 
 def wanted_members(
@@ -206,14 +271,15 @@ HELD = Action.STAGED_DELETE.value  # a deletion held over the threshold, as the 
 
 def group_skips(rows: Iterable[tuple[str, str, str, str, str]]) -> list[GroupSkip]:
     """From a job's group log rows (source id, label, action, status, reason), newest first:
-    the groups whose newest row is a skip with a warning, or a held deletion (`held`)."""
+    the groups whose newest row is a warning with a reason — a skip, or a change made with
+    something still pending (a held rename, members left out) — or a held deletion (`held`)."""
     newest: dict[str, tuple[str, str, str, str]] = {}
     for source_id, label, action, status, reason in rows:
         newest.setdefault(source_id, (label, action, status, reason))
     return [
         GroupSkip(source_id, label, reason, held=action == HELD)
         for source_id, (label, action, status, reason) in sorted(newest.items())
-        if (action == "skip" and status == "warning") or action == HELD
+        if (status == "warning" and reason and action != "delete") or action == HELD
     ]
 
 

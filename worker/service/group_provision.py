@@ -22,21 +22,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worker.domain.errors import NotFound, StopSync, SyncError
 from worker.domain.groups import (
     FIXED_GROUP_ATTRIBUTES,
     GROUP_OBJECT_TYPE,
+    MEMBER_COUNT,
     GroupLink,
-    MemberChanges,
+    MemberWrites,
     Nested,
     SourceGroup,
     attribute_changes,
     departures,
     desired_attributes,
+    mail_nickname,
     member_changes,
+    missing_members_reason,
     name_collision,
     unique_name,
     wanted_members,
@@ -98,6 +101,7 @@ class _Group:
     simulated: bool = False
     errors: list[SyncError] = field(default_factory=list)
     denied: str = ""  # the first 403's missing permission (`denied`)
+    warnings: list[str] = field(default_factory=list)  # reasons the row is a warning
 
     def answer(self, result: Any, request: TargetRequest | None = None, job: str = "") -> bool:
         """Note one write's answer; True when it succeeded."""
@@ -131,6 +135,9 @@ class GroupProvisioner:
         self.tally = tally
         self.monotonic = monotonic
         self.mapper = Mapper(spec.groups.mappings)
+        # Groups renamed to a temporary name this cycle (source id -> the name they had).
+        self._parked: dict[str, str] = {}
+        self._may_park = False  # only in a cycle, where the other group's rename follows
 
     @property
     def enabled(self) -> bool:
@@ -146,17 +153,59 @@ class GroupProvisioner:
         recorded: dict[str, set[str]] = {}
         for group_id, user_id in self.ledger.memberships(job):
             recorded.setdefault(group_id, set()).add(user_id)
+        self._parked.clear()
+        self._may_park = True
         for group_id in self.spec.scope.group_ids:
             started = self.monotonic()
             write = self._one(group_id, links.get(group_id), recorded.get(group_id, set()))
             for outcome in write.outcomes:
                 outcome.duration_ms = int((self.monotonic() - started) * 1000)
             self._commit(write)
+        if self._parked:
+            self._unpark(recorded)
 
-    def _commit(self, write: PageWrite) -> None:
+    def _unpark(self, recorded: dict[str, set[str]]) -> None:
+        """Groups parked under a temporary name to free their name for a group waiting for it
+        (two names swapped in the source) take their own name now: the row each wrote this
+        cycle is rewritten with the whole rename (one row per object per cycle)."""
+        parked, self._parked, self._may_park = dict(self._parked), {}, False
+        links = {g.source_id: g for g in self.ledger.group_links(self.spec.name)}
+        assert self.pipeline is not None
+        first = self.ledger.run_rows(self.spec.name, self.pipeline.run_id, list(parked))
+        for group_id, original in parked.items():
+            write = self._one(group_id, links.get(group_id), recorded.get(group_id, set()))
+            earlier = first.get(group_id)
+            for outcome in write.outcomes:
+                note = Step(
+                    "processing",
+                    Status.SUCCESS,
+                    f"renamed through a temporary name: another group of this job was waiting "
+                    f"for {original!r}",
+                )
+                renamed = outcome.modified.get("displayName")
+                if earlier is not None:
+                    # The row keeps what the first pass did (members, other attributes).
+                    outcome.modified = {**earlier.modified, **outcome.modified}
+                    later = [s for s in outcome.steps if s.name != "import"]
+                    outcome.steps = [*earlier.steps, note, *later]
+                else:
+                    outcome.steps.insert(0, note)
+                if renamed is not None:
+                    outcome.modified["displayName"] = Change(original, renamed.new)
+            self._commit(write, replacing=True)
+
+    def _commit(self, write: PageWrite, *, replacing: bool = False) -> None:
         # The cycle's phases commit through its pipeline (`provision_one` returns its write).
         assert self.pipeline is not None
         assert self.tally is not None
+        if replacing:
+            # One row per object per cycle: a deletion made or held rewrites, in place, the row
+            # the groups phase wrote for the group ("source group not found; …").
+            ids = [o.source_id for o in write.outcomes]
+            rows = self.ledger.run_rows(self.spec.name, self.pipeline.run_id, ids)
+            if rows:
+                self.tally.replaced(list(rows.values()))
+                write = replace(write, replaces=sorted(rows))
         self.tally.add(self.pipeline.write(write))
 
     def provision_one(self, group_id: str) -> tuple[PageWrite, list[str]]:
@@ -175,16 +224,18 @@ class GroupProvisioner:
         unlinked = sorted(members - set(self._linked_targets(members)))
         write = self._one(group_id, link, recorded)
         if unlinked:
+            left_out = (
+                f"{len(unlinked)} source member(s) not provisioned yet, left out: "
+                + ", ".join(unlinked[:10])
+                + (" …" if len(unlinked) > 10 else "")
+            )
             for outcome in write.outcomes:
-                outcome.steps.append(
-                    Step(
-                        "members",
-                        Status.WARNING,
-                        f"{len(unlinked)} source member(s) not provisioned yet, left out: "
-                        + ", ".join(unlinked[:10])
-                        + (" …" if len(unlinked) > 10 else ""),
-                    )
-                )
+                outcome.steps.append(Step("members", Status.WARNING, left_out))
+                # The row is the worst of its steps: members left out are a warning.
+                if outcome.status in (Status.SKIPPED, Status.SUCCESS):
+                    outcome.status = Status.WARNING
+                    kept = "" if outcome.reason == "no change" else outcome.reason
+                    outcome.reason = f"{kept}; {left_out}" if kept else left_out
         return write, unlinked
 
     def _source_members(self, group_id: str, recorded: set[str]) -> set[str]:
@@ -226,11 +277,14 @@ class GroupProvisioner:
             group = self.source.get_group(work.source_id, self.spec.groups.source_select)
         if group is None:
             work.steps.append(Step("import", Status.SKIPPED, "source group not found"))
+            adopted = None if link is not None else self._orphan(work)
             reason = "source group not found" + (
-                "; its target group is deleted at the end of the cycle" if link else ""
+                "; its target group is deleted at the end of the cycle" if link or adopted else ""
             )
+            link = link or adopted
             return PageWrite(
-                outcomes=[self._outcome(work, Action.SKIP, Status.SKIPPED, link, reason=reason)]
+                group_links=[adopted] if adopted else [],
+                outcomes=[self._outcome(work, Action.SKIP, Status.SKIPPED, link, reason=reason)],
             )
         work.label = group.display_name or work.label
         work.steps.append(Step("import", Status.SUCCESS, "read from the source"))
@@ -260,17 +314,43 @@ class GroupProvisioner:
         )
         return self._update(work, group, link, desired, current, recorded)
 
+    def _swapped(self, holders: list[TargetGroup], link: GroupLink) -> bool:
+        """Whether the group of this job holding the wanted name wants this group's name."""
+        if not self._may_park or link.source_id in self._parked or not link.display_name:
+            return False  # parked once already: no loop
+        provisioned = self._provisioned()
+        for holder in holders:
+            other = provisioned.get(holder.id)
+            if other is None or other == link.source_id:
+                continue
+            with self._reading("source"):
+                group = self.source.get_group(other, self.spec.groups.source_select)
+            if group is not None:
+                wanted = self._desired(group, creating=False).get("displayName")
+                if str(wanted or "").casefold() == link.display_name.casefold():
+                    return True
+        return False
+
     def _desired(self, group: SourceGroup, *, creating: bool) -> dict[str, Any]:
         mapped = self.mapper.map(SourceUser(group.id, group.attributes), creating=creating)
         return desired_attributes(mapped.values, group.id)
 
-    def _holders(self, work: _Group, name: str) -> list[str]:
+    def _holders(self, work: _Group, name: str) -> list[TargetGroup]:
         request = FindGroups(name)
         (found,) = self.target.execute([request])
         if isinstance(found, SyncError):
             work.answer(found, request, self.spec.name)
             raise found
-        return [g.id for g in found]
+        return list(found)
+
+    def _collision(self, name: str, holders: list[TargetGroup], linked: str | None) -> str | None:
+        return name_collision(
+            name,
+            [g.id for g in holders],
+            linked,
+            self._provisioned(),
+            {g.id: g.unique_name for g in holders},
+        )
 
     def _provisioned(self) -> dict[str, str]:
         """This job's target groups, each to the source group it was made for."""
@@ -282,6 +362,24 @@ class GroupProvisioner:
         if isinstance(found, SyncError):
             raise found
         return found[0] if found else None
+
+    def _orphan(self, work: _Group) -> GroupLink | None:
+        """A source group gone with no link: the group an interrupted creation made for it (it
+        carries this job's uniqueName) is linked now, so that the deletion phase deletes it
+        like any provisioned group (through the threshold) and no orphan is left behind."""
+        found = self._ours(unique_name(self.spec.name, work.source_id))
+        if found is None:
+            return None
+        work.steps.append(
+            Step(
+                "matching",
+                Status.SUCCESS,
+                f"target group {found.id} carries this group's uniqueName (created by "
+                "tenant-sync earlier, not linked): linked, to be deleted",
+            )
+        )
+        work.label = work.label or found.display_name
+        return GroupLink(self.spec.name, work.source_id, found.id, found.display_name, {})
 
     def _adopt(
         self, work: _Group, group: SourceGroup, found: TargetGroup, recorded: set[str]
@@ -312,7 +410,7 @@ class GroupProvisioner:
             ours = self._ours(unique)
             if ours is not None:
                 return self._adopt(work, group, ours, recorded)
-        collision = name_collision(name, holders, None, self._provisioned())
+        collision = self._collision(name, holders, None)
         if collision:
             work.steps.append(Step("matching", Status.WARNING, collision))
             return PageWrite(
@@ -330,12 +428,12 @@ class GroupProvisioner:
         assert isinstance(created, TargetGroup)
         work.modified = {k: Change(None, v) for k, v in sorted(desired.items())}
         link = GroupLink(self.spec.name, group.id, created.id, name, dict(desired))
-        changes = self._members(work, link, set(), recorded)
-        work.steps.append(Step("export", self._status(work), f"created; {changes.describe()}"))
+        members = self._members(work, link, set(), recorded)
+        link.attributes[MEMBER_COUNT] = members.count_after(0)
+        work.steps.append(Step("export", self._status(work), f"created; {members.describe()}"))
         status = self._status(work)
-        return PageWrite(
-            group_links=[link], outcomes=[self._outcome(work, Action.CREATE, status, link)]
-        )
+        outcome = self._outcome(work, Action.CREATE, status, link, reason=self._reason(work))
+        return PageWrite(group_links=[link], outcomes=[outcome])
 
     def _update(
         self,
@@ -352,13 +450,21 @@ class GroupProvisioner:
         warning = ""
         name = str(desired["displayName"])
         if "displayName" in changes:
-            collision = name_collision(
-                name, self._holders(work, name), link.target_id, self._provisioned()
-            )
+            holders = self._holders(work, name)
+            collision = self._collision(name, holders, link.target_id)
+            if collision and self._swapped(holders, link):
+                # The two wait for each other: this one steps aside under a temporary name,
+                # the other takes its name, and this one is renamed at the end of the phase.
+                self._parked[link.source_id] = link.display_name
+                changes["displayName"] = (link.display_name, _temporary(link))
+                collision = None
             if collision:
                 # The rename waits until the name is free; the rest flows.
                 warning = "rename held: " + collision
                 changes.pop("displayName")
+                nickname = changes.get("mailNickname")
+                if nickname and nickname[1] == mail_nickname(name, group.id):
+                    changes.pop("mailNickname")  # made from the held name: it waits with it
         stored = dict(link.attributes)
         if changes:
             patch = {k: new for k, (_, new) in changes.items()}
@@ -371,22 +477,38 @@ class GroupProvisioner:
             self.spec.name, group.id, link.target_id, str(stored.get("displayName") or ""), stored
         )
         members = self._members(work, new_link, current, recorded)
+        last = link.attributes.get(MEMBER_COUNT)
+        stored[MEMBER_COUNT] = members.count_after(len(current))
+        if members.planned.empty and isinstance(last, int) and last != len(current):
+            # The target already holds the wanted members, but not what the link last recorded:
+            # written by a cycle stopped before its commit (or by hand). Logged now.
+            work.modified["members"] = Change(last, len(current))
+            work.steps.append(
+                Step(
+                    "members",
+                    Status.SUCCESS,
+                    f"the target group already has its {len(current)} wanted member(s); "
+                    f"{last} were recorded (changed by a cycle stopped before its commit, "
+                    "or in the target)",
+                )
+            )
         if warning:
             work.steps.append(Step("processing", Status.WARNING, warning))
-        if not changes and members.empty and not work.errors and not adopted:
-            status = Status.WARNING if warning else Status.SKIPPED
-            work.steps.append(Step("export", status, "no change"))
+            work.warnings.insert(0, warning)
+        if not work.modified and not members.done and not work.errors and not adopted:
+            status = self._status(work) if work.warnings else Status.SKIPPED
+            work.steps.append(
+                Step("export", status, members.describe() if members.missing else "no change")
+            )
             return PageWrite(
                 group_links=[new_link] if new_link != link else [],
                 outcomes=[
                     self._outcome(
-                        work, Action.SKIP, status, new_link, reason=warning or "no change"
+                        work, Action.SKIP, status, new_link, reason=self._reason(work, "no change")
                     )
                 ],
             )
         status = self._status(work)
-        if warning and status is Status.SUCCESS:
-            status = Status.WARNING
         work.steps.append(Step("export", status, members.describe()))
         return PageWrite(
             group_links=[new_link],
@@ -396,35 +518,84 @@ class GroupProvisioner:
                     Action.CREATE if adopted else Action.UPDATE,  # finishing its creation
                     status,
                     new_link,
-                    reason=warning,
+                    reason=self._reason(work),
                 )
             ],
         )
 
     def _members(
         self, work: _Group, link: GroupLink, current: set[str], recorded: set[str]
-    ) -> MemberChanges:
-        """Make the target group's members the linked users of its source members."""
+    ) -> MemberWrites:
+        """Make the target group's members the linked users of its source members; what Graph
+        confirmed is what the row says."""
         source_members = self._source_members(link.source_id, recorded)
-        wanted = wanted_members(source_members, self._linked_targets(source_members), set())
+        linked = self._linked_targets(source_members)
+        wanted = wanted_members(source_members, linked, set())
         changes = member_changes(current, wanted)
         if changes.empty:
-            return changes
+            return MemberWrites(changes)
         requests: list[TargetRequest] = [
             PatchGroup(link.target_id, add_members=batch) for batch in changes.add_batches()
         ]
         requests += [RemoveMember(link.target_id, member) for member in changes.remove]
         answers = self.target.execute(requests)
+        added: list[str] = []
+        removed: list[str] = []
+        refused: list[str] = []  # additions whose request Graph refused for a missing object
+        missing: list[str] = []
         for request, answer in zip(requests, answers, strict=True):
-            if isinstance(request, RemoveMember) and isinstance(answer, NotFound):
-                continue  # already gone
-            work.answer(answer, request, self.spec.name)
-        work.modified["members"] = Change(len(current), len(wanted))
-        return changes
+            if isinstance(request, RemoveMember):
+                if isinstance(answer, NotFound) or work.answer(answer, request, self.spec.name):
+                    removed.append(request.member_id)  # a member already gone is gone
+            elif not isinstance(request, PatchGroup):
+                continue
+            elif isinstance(answer, NotFound) and len(request.add_members) > 1:
+                # Graph refuses the whole request when one user it binds does not exist:
+                # the others are added one by one, so one missing user holds none back.
+                refused += request.add_members
+            else:
+                added += self._added(work, request, answer, missing)
+        if refused:
+            singles = [PatchGroup(link.target_id, add_members=(m,)) for m in refused]
+            for single, answer in zip(singles, self.target.execute(list(singles)), strict=True):
+                added += self._added(work, single, answer, missing)
+        writes = MemberWrites(changes, tuple(added), tuple(removed), tuple(missing))
+        if missing:
+            by_target = {t: s for s, t in linked.items()}
+            work.warnings.append(
+                missing_members_reason({m: by_target.get(m, "?") for m in missing})
+            )
+        if writes.done:
+            work.modified["members"] = Change(len(current), writes.count_after(len(current)))
+        return writes
+
+    def _added(
+        self,
+        work: _Group,
+        request: PatchGroup,
+        answer: Any,
+        missing: list[str] | None = None,
+    ) -> list[str]:
+        """The members one addition request confirmed; with `missing`, a lone member refused
+        as not found (Graph names it) goes there instead of failing the row."""
+        if (
+            missing is not None
+            and isinstance(answer, NotFound)
+            and request.add_members[0].lower() in str(answer).lower()
+        ):
+            missing += request.add_members
+            return []
+        return list(request.add_members) if work.answer(answer, request, self.spec.name) else []
+
+    @staticmethod
+    def _reason(work: _Group, default: str = "") -> str:
+        return "; ".join(work.warnings) or default
 
     @staticmethod
     def _status(work: _Group) -> Status:
-        return Status.FAILURE if work.errors else Status.SUCCESS
+        if work.errors:
+            return Status.FAILURE
+        return Status.WARNING if work.warnings else Status.SUCCESS
 
     def _outcome(
         self,
@@ -494,7 +665,7 @@ class GroupProvisioner:
             )
             for link, why in found
         ]
-        self._commit(PageWrite(outcomes=outcomes))
+        self._commit(PageWrite(outcomes=outcomes), replacing=True)
 
     def delete(self, found: Sequence[GroupDeparture], *, approved: bool) -> None:
         """Delete the target groups (a group already gone is a success) and their links."""
@@ -518,4 +689,9 @@ class GroupProvisioner:
             outcome = self._outcome(work, Action.DELETE, Status.SUCCESS, link, reason=why)
             outcome.approved = approved
             outcomes.append(outcome)
-        self._commit(PageWrite(outcomes=outcomes, dropped_groups=dropped))
+        self._commit(PageWrite(outcomes=outcomes, dropped_groups=dropped), replacing=True)
+
+
+def _temporary(link: GroupLink) -> str:
+    """A name no one else has, for a group stepping aside while two names are swapped."""
+    return f"{link.display_name} (tenant-sync rename {link.target_id[:8]})"

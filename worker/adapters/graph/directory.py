@@ -381,7 +381,7 @@ def _group_call(
     if isinstance(request, FindGroups):
         query = {
             "$filter": f"displayName eq {odata_string(request.display_name)}",
-            "$select": "id,displayName",
+            "$select": "id,displayName,uniqueName",
             "$top": "2",
         }
         return BatchCall("GET", "/groups?" + urlencode(query, quote_via=quote))
@@ -420,7 +420,12 @@ def _parsed(request: TargetRequest, result: BatchAnswer) -> Any:
     if isinstance(request, Invite):
         return Invitation(user_id=body["invitedUser"]["id"], status=str(body.get("status", "")))
     if isinstance(request, FindGroups):
-        return [TargetGroup(g["id"], str(g.get("displayName") or "")) for g in body["value"]]
+        return [
+            TargetGroup(
+                g["id"], str(g.get("displayName") or ""), unique_name=str(g.get("uniqueName") or "")
+            )
+            for g in body["value"]
+        ]
     if isinstance(request, CreateGroup):
         return TargetGroup(body["id"], str(body.get("displayName") or ""))
     return None
