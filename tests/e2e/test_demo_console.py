@@ -1,4 +1,5 @@
-"""`tenant-sync demo` ends by printing the command that opens the console on its state; it works."""
+"""`tenant-sync demo` runs end to end, and the command it prints last, which opens the console
+on its state, works. One demo run serves both (it is the slowest thing the suite starts)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,24 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir, result.stdout
+
+
+def test_the_demo_runs_end_to_end(demo: tuple[Path, str]) -> None:
+    # Before the console below starts on the same state (it runs a Redis of its own there).
+    workdir, stdout = demo
+    assert "demo succeeded" in stdout
+    assert "✗" not in stdout
+    assert not (workdir / "state" / "redis" / "url").exists()
+    # The organisation part ran its checks and stopped its own Redis.
+    text = " ".join(stdout.split())  # rich wraps long lines
+    for check in (
+        "each tenant holds exactly one B2B user per member of the other two",
+        "fabrikam: contoso's manager chain mirrored",
+        "adatum: one Engineering security group",
+        "adatum: Engineering's members are Bo and, flattened from Platform, Cy",
+    ):
+        assert f"✓ {check}" in text
+    assert not (workdir / "organization" / "state" / "redis" / "url").exists()
 
 
 def _console_command(stdout: str) -> list[str]:
