@@ -808,7 +808,9 @@ def logs(
     job: str = typer.Argument(..., help="The job whose provisioning log to show."),
     run_id: str | None = typer.Option(None, "--run", help="Only this cycle."),
     user: str | None = typer.Option(
-        None, "--user", help="Only this user: source or target id, UPN or mail."
+        None,
+        "--user",
+        help="Only this object: a user's source or target id, UPN or mail; a group's id or name.",
     ),
     action: str | None = typer.Option(
         None,
