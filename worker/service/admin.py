@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 
-from worker.domain.groups import held_group_deletions
 from worker.domain.health import JobState
 from worker.ports import CursorStore, JobLock, Ledger, LedgerReads
+from worker.service.held import held_count
 
 
 class RestartScope(StrEnum):
@@ -32,8 +32,7 @@ def resume(ledger: Ledger, job: str) -> JobState:
 
 def held_deletions(ledger: LedgerReads, job: str) -> int:
     """The deletions held over the threshold: users' staged ones and provisioned groups'."""
-    groups = held_group_deletions(ledger.group_skips(job), ledger.group_links(job))
-    return len(ledger.staged(job)) + groups
+    return held_count(ledger, job).total
 
 
 def allow_deletes(ledger: Ledger, job: str) -> JobState:

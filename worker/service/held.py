@@ -95,6 +95,11 @@ class HeldCount:
     def counted(self) -> int:
         return self.users + self.groups
 
+    @property
+    def total(self) -> int:
+        """Every held deletion, released ones included: what `allow-deletes` reports."""
+        return self.users + self.groups + self.approved
+
 
 def held_count(ledger: LedgerReads, job: str) -> HeldCount:
     """The job's held deletions, counted as the cycle counts them (worker/service/deletions.py)."""
