@@ -10,6 +10,12 @@ kernel's accounting of the finished process), the sandbox's CPU time over the cy
 core's worth of the wall time means the sandbox is the bottleneck), SQL bytes per user, and
 the provisioning-log rows the cycle added. Results go to bench-results/scale.json.
 
+Flatness is checked against a smaller run in the same session and on the same database: a
+reference world of TENANT_SYNC_SCALE_REFERENCE_USERS users (default 100,000; 0 or a size not
+below the main one skips it) runs the same two cycles first. The main run's time per user (wall)
+must stay within 1.3 x the reference's, and its worker peak RSS within 1.5 x; the ratios, with
+the worker's CPU time per user beside them, go to the JSON as `against_reference`.
+
 TENANT_SYNC_SCALE_USERS sets the number of source users (default 1,000,000);
 TENANT_SYNC_SCALE_DATABASES the databases (default "sqlite,postgresql").
 """
@@ -44,10 +50,13 @@ USERS = int(os.environ.get("TENANT_SYNC_SCALE_USERS", "1000000"))
 DATABASES = [
     d.strip() for d in os.environ.get("TENANT_SYNC_SCALE_DATABASES", "sqlite,postgresql").split(",")
 ]
+REFERENCE_USERS = int(os.environ.get("TENANT_SYNC_SCALE_REFERENCE_USERS", "100000"))
 UNLIMITED = 10**9
-# Issue 16's targets; the flatness ones (against the 100,000-user run) are read off the JSON.
+# Issue 16's targets.
 MAX_RSS_MB = 300
 MAX_SQL_BYTES_PER_USER = 1024
+MAX_TIME_RATIO = 1.3  # time per user, against the reference run
+MAX_RSS_RATIO = 1.5
 RESULTS = Path("bench-results") / "scale.json"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -253,25 +262,25 @@ def record(database: str, result: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def test_scale(
-    database: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Loading a seed of hundreds of thousands of users takes the sandbox minutes on a busy machine.
-    monkeypatch.setattr(sandbox_support, "START_DEADLINE_S", 900.0)
-    seed = write_scale_seed(tmp_path / "seed.json", USERS)
+def measure(
+    database: str, users: int, workdir: Path, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """Both full cycles over a fresh world of `users` source users; its figures, checked exact."""
+    workdir.mkdir(parents=True)
+    seed = write_scale_seed(workdir / "seed.json", users)
     with (
         database_url(database, request) as (server, url),
-        sync_world(tmp_path, seed, {"scope": {"users": "all"}}, database_url=url) as env,
+        sync_world(workdir, seed, {"scope": {"users": "all"}}, database_url=url) as env,
     ):
         configure(env)
         env.cli("db", "upgrade", check=True)
         state = SqlState(env, server, url)
 
-        creating = run_full_cycle(env, tmp_path, "creating")
+        creating = run_full_cycle(env, workdir, "creating")
         after_create_bytes = state.bytes()
         after_create_tables = state.by_table()
         rows_before = state.log_rows()
-        unchanged = run_full_cycle(env, tmp_path, "unchanged")
+        unchanged = run_full_cycle(env, workdir, "unchanged")
         log_rows = state.log_rows() - rows_before
         sql_bytes = state.bytes()
         tables = state.by_table()
@@ -281,16 +290,19 @@ def test_scale(
         target = mail_digest(env, TARGET, guests=True)
         sandbox_rss = peak_rss_mb(env.sandbox.process.pid)
 
-    result = {
-        "creating_full_cycle": figures(creating, USERS),
-        "no_change_full_cycle": figures(unchanged, USERS),
+    assert target == members
+    changed = {k: v for k, v in unchanged["summary"]["counts"].items() if k != "skip" and v}
+    assert not changed, changed
+    return {
+        "creating_full_cycle": figures(creating, users),
+        "no_change_full_cycle": figures(unchanged, users),
         "sql_bytes": sql_bytes,
-        "sql_bytes_per_user": round(sql_bytes / USERS),
-        "sql_bytes_per_user_after_create": round(after_create_bytes / USERS),
+        "sql_bytes_per_user": round(sql_bytes / users),
+        "sql_bytes_per_user_after_create": round(after_create_bytes / users),
         # Per table (indexes included), per user: where the bytes are.
-        "sql_bytes_per_user_by_table": {t: round(b / USERS) for t, b in tables.items()},
+        "sql_bytes_per_user_by_table": {t: round(b / users) for t, b in tables.items()},
         "sql_bytes_per_user_by_table_after_create": {
-            t: round(b / USERS) for t, b in after_create_tables.items()
+            t: round(b / users) for t, b in after_create_tables.items()
         },
         "no_change_provisioning_log_rows": log_rows,
         "target_users": target[0],
@@ -301,17 +313,59 @@ def test_scale(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
     }
+
+
+def against(result: dict[str, Any], reference: dict[str, Any], users: int) -> dict[str, Any]:
+    """The main run's figures per user over the reference run's, cycle by cycle."""
+    ratios: dict[str, Any] = {"reference_users": REFERENCE_USERS}
+    for cycle in ("creating_full_cycle", "no_change_full_cycle"):
+        big, small = result[cycle], reference[cycle]
+        ratios[cycle] = {
+            "ms_per_user": round(big["ms_per_user"] / small["ms_per_user"], 2),
+            "worker_cpu_per_user": round(
+                (big["worker_cpu_s"] / users) / (small["worker_cpu_s"] / REFERENCE_USERS), 2
+            ),
+            "peak_rss_mb": round(big["peak_rss_mb"] / small["peak_rss_mb"], 2),
+        }
+    return ratios
+
+
+def test_scale(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading a seed of hundreds of thousands of users takes the sandbox minutes on a busy machine.
+    monkeypatch.setattr(sandbox_support, "START_DEADLINE_S", 900.0)
+    reference = None
+    if 0 < REFERENCE_USERS < USERS:
+        reference = measure(database, REFERENCE_USERS, tmp_path / "reference", request)
+    result = measure(database, USERS, tmp_path / "main", request)
+    if reference is not None:
+        result["reference"] = reference
+        result["against_reference"] = against(result, reference, USERS)
     record(database, result)
     print(f"\nscale, {USERS:,} users, {database}: {json.dumps(result)}")
 
-    assert target == members
-    changed = {k: v for k, v in unchanged["summary"]["counts"].items() if k != "skip" and v}
-    assert not changed, changed
     problems = [
-        f"{name}: worker peak RSS {cycle['peak_rss_mb']:.0f} MB ≥ {MAX_RSS_MB} MB"
-        for name, cycle in (("creating", creating), ("no change", unchanged))
-        if cycle["peak_rss_mb"] >= MAX_RSS_MB
+        f"{name}: worker peak RSS {result[cycle]['peak_rss_mb']:.0f} MB ≥ {MAX_RSS_MB} MB"
+        for name, cycle in (
+            ("creating", "creating_full_cycle"),
+            ("no change", "no_change_full_cycle"),
+        )
+        if result[cycle]["peak_rss_mb"] >= MAX_RSS_MB
     ]
-    if sql_bytes / USERS >= MAX_SQL_BYTES_PER_USER:
-        problems.append(f"SQL state {sql_bytes / USERS:.0f} bytes per user ≥ 1 KB")
+    if result["sql_bytes_per_user"] >= MAX_SQL_BYTES_PER_USER:
+        problems.append(f"SQL state {result['sql_bytes_per_user']} bytes per user ≥ 1 KB")
+    for cycle, ratios in result.get("against_reference", {}).items():
+        if not isinstance(ratios, dict):
+            continue
+        if ratios["ms_per_user"] > MAX_TIME_RATIO:
+            problems.append(
+                f"{cycle}: {ratios['ms_per_user']} x the time per user of the "
+                f"{REFERENCE_USERS:,}-user run > {MAX_TIME_RATIO} x"
+            )
+        if ratios["peak_rss_mb"] > MAX_RSS_RATIO:
+            problems.append(
+                f"{cycle}: {ratios['peak_rss_mb']} x the worker peak RSS of the "
+                f"{REFERENCE_USERS:,}-user run > {MAX_RSS_RATIO} x"
+            )
     assert not problems, problems
