@@ -56,3 +56,18 @@ def test_a_page_of_packed_ids_goes_in_without_its_text() -> None:
     assert ids.has_key(uuid.UUID(guids[7]).bytes)
     assert not ids.has_key(uuid.uuid4().bytes)
     assert split_ids(pack_ids([])) == (b"", [])
+
+
+def test_an_id_comes_back_from_the_ledger_exactly_as_it_went_in() -> None:
+    from worker.adapters.state.compact import pack_id, unpack_id
+
+    guids = [str(uuid.uuid4()) for _ in range(2000)] + [
+        str(uuid.UUID(int=0)),
+        str(uuid.UUID(int=2**128 - 1)),
+    ]
+    others = ["u1", "x" * 15, "ABCDEF00-0000-0000-0000-000000000000", "", "é" * 20]
+    for value in guids + others:
+        assert unpack_id(pack_id(value)) == value
+    assert unpack_ids(pack_ids(guids + others)) == guids + [o for o in others]
+    for value in guids:
+        assert len(pack_id(value)) == 16  # a GUID is kept as its 16 bytes

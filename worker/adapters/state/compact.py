@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import struct
-import uuid
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -82,9 +81,16 @@ def split_ids(data: bytes) -> tuple[bytes, list[str]]:
     return guids, others
 
 
+def _guid_text(key: bytes) -> str:
+    """A 16-byte key's canonical GUID text, what `str(uuid.UUID(bytes=key))` gives, without
+    building a UUID (three ids a link read: docs/performance.md, "The no-change cycle")."""
+    h = key.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def unpack_ids(data: bytes) -> list[str]:
     guids, others = split_ids(data)
-    keys = [str(uuid.UUID(bytes=guids[i : i + 16])) for i in range(0, len(guids), 16)]
+    keys = [_guid_text(guids[i : i + 16]) for i in range(0, len(guids), 16)]
     return keys + others
 
 
@@ -92,7 +98,7 @@ def unpack_id(data: bytes) -> str:
     if not data:
         return ""
     if len(data) == 16:
-        return str(uuid.UUID(bytes=bytes(data)))
+        return _guid_text(bytes(data))
     if data[:1] == _TEXT_PADDED:
         return bytes(data[1:-1]).decode()
     return bytes(data[1:]).decode()

@@ -473,12 +473,30 @@ def _outcome_from_row(row: LogRow) -> ObjectOutcome:
     )
 
 
-def _link_from_row(row: LinkRow) -> Link:
+# A link's columns, read as plain rows: building an ORM object per link was most of a no-change
+# full cycle's CPU (docs/performance.md, "The no-change cycle").
+_LINK_COLUMNS = (
+    LinkRow.job,
+    LinkRow.source_id,
+    LinkRow.target_id,
+    LinkRow.state,
+    LinkRow.attributes,
+    LinkRow.last_seen_run,
+    LinkRow.source_label,
+    LinkRow.source_mail,
+)
+
+
+_LINK_STATES = {state.value: state for state in LinkState}  # a dict is cheaper than the enum's call
+
+
+def _link_from_row(row: Any) -> Link:
+    """A Link from a `_LINK_COLUMNS` row (or a LinkRow: the same attribute names)."""
     return Link(
         job=row.job,
         source_id=row.source_id,
         target_id=row.target_id,
-        state=LinkState(row.state),
+        state=_LINK_STATES[row.state],
         attributes=dict(row.attributes or {}),
         last_seen_run=row.last_seen_run,
         source_label=row.source_label,
@@ -584,8 +602,8 @@ class SqlLedger:
         found: dict[str, Link] = {}
         with self._session() as session:
             for start in range(0, len(ids), CHUNK):
-                rows = session.scalars(
-                    select(LinkRow).where(
+                rows = session.execute(
+                    select(*_LINK_COLUMNS).where(
                         LinkRow.job == job,
                         _among(self._dialect, LinkRow.source_id, ids[start : start + CHUNK]),
                     )
@@ -598,8 +616,8 @@ class SqlLedger:
         found: dict[str, list[Link]] = {}
         with self._session() as session:
             for start in range(0, len(ids), CHUNK):
-                rows = session.scalars(
-                    select(LinkRow)
+                rows = session.execute(
+                    select(*_LINK_COLUMNS)
                     .where(
                         LinkRow.job == job,
                         _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
@@ -675,8 +693,8 @@ class SqlLedger:
             if not found:
                 return
             with self._session() as session:
-                rows = session.scalars(
-                    select(LinkRow)
+                rows = session.execute(
+                    select(*_LINK_COLUMNS)
                     .where(LinkRow.job == job, _raw(LinkRow.source_id).in_(found))
                     .order_by(LinkRow.source_id)
                 )
@@ -899,12 +917,12 @@ class SqlLedger:
         # a cycle whose managers leave scope asks.
         found: list[Link] = []
         query = (
-            select(LinkRow)
+            select(*_LINK_COLUMNS)
             .where(LinkRow.job == job, LinkRow.state.in_(LIVE_STATES))
             .execution_options(yield_per=2000)
         )
         with self._session() as session:
-            for row in session.scalars(query):
+            for row in session.execute(query):
                 link = _link_from_row(row)
                 if link.attributes.get("manager") in wanted:
                     found.append(link)
