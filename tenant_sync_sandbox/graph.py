@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import auth, entra, faults, groups, invitations, permissions, policies, throttling, users
+from .ids import new_guid
 from .router import (
     GraphError,
     GraphRequest,
@@ -58,7 +58,7 @@ class GraphApi:
 
     async def endpoint(self, request: Request) -> Response:
         state = self.state
-        request_id = str(request.scope.get("sandbox.request_id") or uuid.uuid4())
+        request_id = str(request.scope.get("sandbox.request_id") or new_guid())
         client_request_id = request.headers.get("client-request-id")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = raw_path.decode("utf-8", errors="replace").split("?", 1)[0]
@@ -304,7 +304,7 @@ class GraphApi:
                 for d in item.get("dependsOn") or []
                 if results[seen[str(d).casefold()].casefold()].status >= 400
             ]
-            sub_id = str(uuid.uuid4())
+            sub_id = new_guid()
             if failed:
                 resp = self._error(
                     GraphError(

@@ -13,7 +13,6 @@ import json
 import random
 import secrets
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sortedcontainers import SortedList
 from . import rules, schema
 from .faults import new_rng
 from .grants import GrantStore
+from .ids import new_guid
 from .limits import Limiter
 from .seed import DEFAULT_DELTA_MAX_AGE_S, now_iso
 from .signing import Signer
@@ -503,7 +503,7 @@ class Tenant:
                 "Another object with the same value for property userPrincipalName already exists."
             )
         user = dict(props)
-        user["id"] = str(uuid.uuid4())
+        user["id"] = new_guid()
         if isinstance(upn, str) and not user.get("identities"):
             user["identities"] = [upn_identity(upn, self.domain)]
         user.setdefault("accountEnabled", True)
@@ -578,7 +578,7 @@ class Tenant:
                 "Another object with the same value for property uniqueName already exists."
             )
         group = dict(props)
-        group["id"] = str(uuid.uuid4())
+        group["id"] = new_guid()
         group["createdDateTime"] = now_iso()
         group.setdefault("groupTypes", [])
         self.groups[group["id"]] = group
