@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from . import admin, auth, faults, signin
 from .graph import GraphApi
+from .ids import new_guid
 from .seed import now_iso
 from .state import SandboxState
 
@@ -40,7 +40,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = str(uuid.uuid4())
+        request_id = new_guid()
         scope["sandbox.request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

@@ -20,8 +20,9 @@ needs them together with `$filter` or `$search`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -73,7 +74,14 @@ def resource_label(type_names: Iterable[str]) -> str:
     return name[0].upper() + name[1:]
 
 
-def type_map(type_names: Iterable[str]) -> dict[str, str]:
+def type_map(type_names: Iterable[str]) -> Mapping[str, str]:
+    """Property name -> Edm type over the types (the first type naming a property wins)."""
+    return _type_map(tuple(type_names))
+
+
+@cache
+def _type_map(type_names: tuple[str, ...]) -> Mapping[str, str]:
+    # Built once per combination of types, not per request; callers never change it.
     out: dict[str, str] = {}
     for name in type_names:
         for prop, edm in schema.edm_types(name).items():
@@ -157,9 +165,13 @@ def compile_filter(text: str | None, type_names: Iterable[str]) -> odata.Node | 
     try:
         node = odata.parse_filter(text)
         root = type_map(types)
-        for path in odata.paths(node):
-            if path[0] not in root and schema.is_extension_property(path[0]):
-                root[path[0]] = "Edm.Untyped"  # directory extensions: any JSON type
+        extensions = {
+            path[0]: "Edm.Untyped"  # directory extensions: any JSON type
+            for path in odata.paths(node)
+            if path[0] not in root and schema.is_extension_property(path[0])
+        }
+        if extensions:
+            root = {**root, **extensions}
         odata.validate(node, root, schema.complex_types(), resource=resource_label(types))
     except odata.FilterError as exc:
         raise GraphError(400, exc.code, exc.message) from exc

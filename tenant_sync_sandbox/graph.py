@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import auth, entra, faults, groups, invitations, permissions, policies, throttling, users
+from .ids import new_guid
 from .router import (
     GraphError,
     GraphRequest,
@@ -35,6 +35,7 @@ JSON_TYPE = (
 )
 MAX_BATCH = 20
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
+Matched = tuple[Route, dict[str, str]] | GraphError  # a request's route and parameters
 
 
 def _not_sequential() -> GraphError:
@@ -57,18 +58,15 @@ class GraphApi:
 
     async def endpoint(self, request: Request) -> Response:
         state = self.state
-        request_id = str(request.scope.get("sandbox.request_id") or uuid.uuid4())
+        request_id = str(request.scope.get("sandbox.request_id") or new_guid())
         client_request_id = request.headers.get("client-request-id")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = raw_path.decode("utf-8", errors="replace").split("?", 1)[0]
         path = path[len("/v1.0") :] or "/"
         method = request.method.upper()
 
-        try:
-            route, _ = self.router.match(method, path)
-            key = route.key
-        except GraphError:
-            key = f"{method} /v1.0/(unknown)"
+        matched = self._match(method, path)
+        key = f"{method} /v1.0/(unknown)" if isinstance(matched, GraphError) else matched[0].key
 
         try:
             tenant, client_id = auth.authenticate(state, request.headers.get("authorization"))
@@ -121,7 +119,7 @@ class GraphApi:
             request_id=request_id,
         )
         # Everything from here to the response is synchronous: no other request interleaves.
-        resp = self.execute(req, client_request_id)
+        resp = self.execute(req, client_request_id, matched)
         if plan.drop_after:
             state.stats.count_fault("commit_then_drop")
             await faults.drop_connection(request.scope)
@@ -140,13 +138,30 @@ class GraphApi:
 
     # ------------------------------------------------------------ one request
 
-    def execute(self, req: GraphRequest, client_request_id: str | None) -> GraphResponse:
+    def _match(self, method: str, path: str) -> Matched:
+        """The route of a request and its parameters, or the error that answers it."""
+        try:
+            return self.router.match(method, path)
+        except GraphError as exc:
+            return exc
+
+    def execute(
+        self,
+        req: GraphRequest,
+        client_request_id: str | None,
+        matched: Matched | None = None,
+    ) -> GraphResponse:
+        """Run one request; `matched` is `_match(req.method, req.path)` when the caller just
+        made it (a path is matched once per request)."""
         stats = self.state.stats
         route: Route | None = None
         quota_headers: dict[str, str] = {}
         try:
-            route, params = self.router.match(req.method, req.path)
-            req.params = params
+            if matched is None:
+                matched = self.router.match(req.method, req.path)
+            elif isinstance(matched, GraphError):
+                raise matched
+            route, req.params = matched
             client = req.tenant.clients.get(req.client_id)
             permissions.check(route.permissions, client.roles if client else ())
             quota_headers = throttling.apply(self.state, req, route)
@@ -289,7 +304,7 @@ class GraphApi:
                 for d in item.get("dependsOn") or []
                 if results[seen[str(d).casefold()].casefold()].status >= 400
             ]
-            sub_id = str(uuid.uuid4())
+            sub_id = new_guid()
             if failed:
                 resp = self._error(
                     GraphError(
@@ -340,16 +355,13 @@ class GraphApi:
         )
         stats = self.state.stats
         stats.batch_items += 1
-        try:
-            route, _ = self.router.match(method, path)
-            key = route.key
-        except GraphError:
-            key = f"{method} /v1.0/(unknown)"
+        matched = self._match(method, path)
+        key = f"{method} /v1.0/(unknown)" if isinstance(matched, GraphError) else matched[0].key
         stats.by_method_path[key] = stats.by_method_path.get(key, 0) + 1
         status = faults.plan_batch_item(self.state.faults, self.state.fault_rng)
         if status is not None:
             return self._injected(status, sub_id, crid)
-        resp = self.execute(sub, crid)
+        resp = self.execute(sub, crid, matched)
         after = faults.error_after_commit(self.state.faults, self.state.fault_rng)
         if after is None or resp.status >= 400:  # only what was carried out
             return resp

@@ -9,11 +9,11 @@ auto-redeems outbound towards the inviting tenant, as Entra's cross-tenant acces
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import Any
 
 from . import schema
 from .common import json_object_body
+from .ids import new_guid
 from .permissions import INVITE
 from .router import GraphError, GraphRequest, GraphResponse, Router, bad_request
 from .seed import now_iso
@@ -171,7 +171,7 @@ def create_invitation(req: GraphRequest) -> GraphResponse:
         message_info.update(info)
     out = {
         "@odata.context": f"{req.base_url}/v1.0/$metadata#invitations/$entity",
-        "id": str(uuid.uuid4()),
+        "id": new_guid(),
         "inviteRedeemUrl": f"{req.base_url}/redeem?rd={secrets.token_urlsafe(24)}"
         f"&tenant={tenant.tenant_id}&user={user['id']}",
         "invitedUserDisplayName": display,

@@ -56,7 +56,9 @@ class Limiter:
         """Consume every charge, or none: then return (Retry-After seconds, quota name)."""
         worst: tuple[float, str] | None = None
         for ch in charges:
-            window = self._windows.setdefault(ch.key, _Window())
+            window = self._windows.get(ch.key)
+            if window is None:
+                window = self._windows[ch.key] = _Window()
             window.drain(now, ch.window_s)
             wait = window.wait_for(now, ch.window_s, ch.cost, ch.limit)
             if wait > 0 and (worst is None or wait > worst[0]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
@@ -92,7 +93,7 @@ class Route:
     invitation: bool = False
     permissions: tuple[str, ...] = ()  # any one of these application permissions lets a caller in
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.method} /v1.0{self.template}"
 
@@ -116,14 +117,33 @@ def split_path(path: str) -> list[str]:
 def parse_query(raw: str) -> dict[str, str]:
     """Query parameters with OData option names lower-cased (`$Select` == `$select`)."""
     out: dict[str, str] = {}
-    for key, value in parse_qsl(raw, keep_blank_values=True):
-        out[key.lower() if key.startswith("$") else key] = value
+    for pair in raw.split("&"):
+        if pair:
+            key, value = _parse_pair(pair)
+            out[key] = value
     return out
 
 
+@lru_cache(maxsize=4096)
+def _parse_pair(pair: str) -> tuple[str, str]:
+    """One `name=value` of a query, decoded as `parse_qsl(keep_blank_values=True)` decodes it.
+    Cached: most pairs (`$select=...`, `$top=...`) repeat from one request to the next."""
+    ((key, value),) = parse_qsl(pair, keep_blank_values=True)
+    return (key.lower() if key.startswith("$") else key), value
+
+
 class Router:
+    """The route table. Matching answers as a scan of the table in registration order would
+    (the first route of the request's method wins; 405 when only other methods match), but
+    it only looks at routes with the path's number of segments and first segment, and each
+    template segment is compiled once (`_Segment`), not re-parsed per request."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self._compiled: list[tuple[Route, tuple[_Segment, ...]]] = []
+        # (segment count, first segment folded, or "" for "any") -> candidates, in table order
+        self._buckets: dict[tuple[int, str], list[tuple[Route, tuple[_Segment, ...]]]] = {}
+        self._first_literals: set[str] = set()
 
     def add(
         self,
@@ -138,15 +158,36 @@ class Router:
     ) -> None:
         segs = tuple(template.strip("/").split("/"))
         route_kind = kind or ("read" if method == "GET" else "write")
-        self.routes.append(
-            Route(method, template, segs, handler, route_kind, cost, invitation, permissions)
-        )
+        route = Route(method, template, segs, handler, route_kind, cost, invitation, permissions)
+        self.routes.append(route)
+        compiled = tuple(_Segment.of(t) for t in segs)
+        self._compiled.append((route, compiled))
+        if compiled[0].literal is not None:
+            self._first_literals.add(compiled[0].literal)
+        self._buckets.clear()
+
+    def _candidates(self, count: int, first: str) -> list[tuple[Route, tuple[_Segment, ...]]]:
+        """The routes that can match a path of `count` segments starting with `first`
+        (folded); a first segment no template names shares the "any" list."""
+        key = (count, first if first in self._first_literals else "")
+        found = self._buckets.get(key)
+        if found is None:
+            found = [
+                (route, compiled)
+                for route, compiled in self._compiled
+                if len(compiled) == count
+                and (compiled[0].literal is None or compiled[0].literal == key[1])
+            ]
+            self._buckets[key] = found
+        return found
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         segs = split_path(path)
+        folded = [s.lower() for s in segs]
+        casts: dict[int, str | None] = {}  # segment index -> its cast type, computed once
         allowed = False
-        for route in self.routes:
-            params = _match(route.segments, segs)
+        for route, compiled in self._candidates(len(segs), folded[0] if segs else ""):
+            params = _match_compiled(compiled, segs, folded, casts)
             if params is None:
                 continue
             if route.method != method:
@@ -201,18 +242,58 @@ def _segment_matches(template: str, seg: str) -> bool:
     return template.lower() == seg.lower()
 
 
-def _match(template: tuple[str, ...], segs: list[str]) -> dict[str, str] | None:
-    if len(template) != len(segs):
-        return None
+@dataclass(frozen=True)
+class _Segment:
+    """One template segment, classified once: a literal (folded), `{type}`, `{name}`, or a key
+    segment `name(param={key})` with its compiled pattern."""
+
+    literal: str | None = None
+    param: str | None = None  # `{name}`: the parameter's name
+    cast: bool = False  # `{type}`
+    key: tuple[re.Pattern[str], str] | None = None  # (pattern, parameter name)
+
+    @staticmethod
+    def of(template: str) -> _Segment:
+        t = _KEY_TEMPLATE.match(template)
+        if t is not None:
+            pattern = re.compile(rf"^{t.group(1)}\({t.group(2)}='((?:[^']|'')*)'\)$", re.IGNORECASE)
+            return _Segment(key=(pattern, t.group(3)))
+        if template == "{type}":
+            return _Segment(cast=True)
+        if template.startswith("{") and template.endswith("}"):
+            return _Segment(param=template[1:-1])
+        return _Segment(literal=template.lower())
+
+
+def _match_compiled(
+    compiled: tuple[_Segment, ...],
+    segs: list[str],
+    folded: list[str],
+    casts: dict[int, str | None],
+) -> dict[str, str] | None:
+    """`_match` for a compiled template of the path's length (same answers)."""
     params: dict[str, str] = {}
-    for t, s in zip(template, segs, strict=True):
-        if not _segment_matches(t, s):
-            return None
-        key = _key_value(t, s)
-        if key is not None:
-            params[key[0]] = key[1]
-        elif t == "{type}":
-            params["type"] = str(cast_type(s))
-        elif t.startswith("{") and t.endswith("}"):
-            params[t[1:-1]] = s
+    for i, seg in enumerate(compiled):
+        if seg.literal is not None:
+            if seg.literal != folded[i]:
+                return None
+            continue
+        if seg.key is not None:
+            m = seg.key[0].match(segs[i])
+            if m is None:
+                return None
+            params[seg.key[1]] = m.group(1).replace("''", "'")
+            continue
+        if i in casts:
+            cast = casts[i]
+        else:
+            cast = casts[i] = cast_type(segs[i])
+        if seg.cast:
+            if cast is None:
+                return None
+            params["type"] = cast
+        else:
+            if cast is not None:
+                return None
+            params[str(seg.param)] = segs[i]
     return params

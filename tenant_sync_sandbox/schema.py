@@ -114,7 +114,9 @@ def navigation(type_name: str) -> frozenset[str]:
     return frozenset(node.get("navigation", []))
 
 
-def edm_types(type_name: str) -> dict[str, str]:
+@cache
+def edm_types(type_name: str) -> Mapping[str, str]:
+    """Property name -> Edm type of a type (built once per type: every query reads it)."""
     return {name: p.type for name, p in properties(type_name).items()}
 
 
@@ -122,7 +124,7 @@ def edm_types(type_name: str) -> dict[str, str]:
 def complex_types() -> Mapping[str, Mapping[str, str]]:
     """Every complex/entity type by name, for resolving lambda paths like `i/issuer` (built
     once: every `$filter` reads it)."""
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, Mapping[str, str]] = {}
     for name, node in _raw().items():
         if node.get("kind") in ("complex", "entity"):
             out[name] = edm_types(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from jwt.algorithms import RSAAlgorithm
 
 ALGORITHM = "RS256"
 KEEP_KEYS = 2  # the signing key and the one before it
+VERIFIED_CACHE = 1024  # tokens whose verified claims are kept (a client reuses one for an hour)
+clock = time.time  # the expiry clock of remembered tokens (tests replace it)
 
 
 class TokenInvalid(ValueError):
@@ -82,6 +85,11 @@ class Signer:
     def __init__(self) -> None:
         # Newest (the signing key) first; made on first use, so building a state is cheap.
         self._keys: list[SigningKey] = []
+        # (token, audiences) -> (its claims, the kid that verified it, its exp): a token's
+        # signature and claims cannot change, so a token verified once is not checked again
+        # (an RS256 check per Graph call was a tenth of the sandbox's CPU) while its key is
+        # still published and it has not expired; then it takes the full check again.
+        self._verified: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Any], str, float]] = {}
 
     @property
     def keys(self) -> list[SigningKey]:
@@ -112,6 +120,22 @@ class Signer:
 
     def verify(self, token: str, audiences: Iterable[str]) -> dict[str, Any]:
         """The claims of a token this sandbox signed for one of `audiences`, not expired."""
+        wanted = tuple(audiences)
+        hit = self._verified.get((token, wanted))
+        if hit is not None:
+            token_claims, kid, exp = hit
+            # A second's margin: near its expiry the full check decides, as PyJWT would.
+            if clock() < exp - 1 and any(k.kid == kid for k in self.keys):
+                return dict(token_claims)
+            del self._verified[(token, wanted)]
+        token_claims = self._verify(token, wanted)
+        if len(self._verified) >= VERIFIED_CACHE:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        kid = str(jwt.get_unverified_header(token).get("kid"))
+        self._verified[(token, wanted)] = (dict(token_claims), kid, float(token_claims["exp"]))
+        return token_claims
+
+    def _verify(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -16,6 +16,7 @@ Admitted requests get `x-ms-resource-unit` and, once a quota is more than 80 % u
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .limits import Charge
@@ -42,10 +43,34 @@ def request_cost(req: GraphRequest, route: Route) -> int:
     return max(cost, 1)
 
 
-def charges_for(req: GraphRequest, route: Route, limits: dict[str, float]) -> list[Charge]:
-    tid = req.tenant.tenant_id
-    app = req.client_id
-    scale = float(limits.get("window_scale", 1.0) or 1.0)
+def charges_for(req: GraphRequest, route: Route, limits: dict[str, float]) -> tuple[Charge, ...]:
+    return _charges(
+        req.tenant.tenant_id,
+        req.client_id,
+        request_cost(req, route),
+        route.kind == "write",
+        route.invitation,
+        limits["resource_units_per_10s"],
+        limits["write_per_150s"],
+        limits["invitations_per_5s"],
+        float(limits.get("window_scale", 1.0) or 1.0),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _charges(
+    tid: str,
+    app: str,
+    cost: int,
+    write: bool,
+    invitation: bool,
+    ru_limit: float,
+    write_limit: float,
+    invite_limit: float,
+    scale: float,
+) -> tuple[Charge, ...]:
+    """The charges of one kind of request (the same few for every request of a client: built
+    once, not per request; a change of the limits is a new cache key)."""
 
     def window(name: str) -> float:
         return WINDOWS_S[name] * scale
@@ -53,36 +78,36 @@ def charges_for(req: GraphRequest, route: Route, limits: dict[str, float]) -> li
     out = [
         Charge(
             ("ru", tid, app),
-            request_cost(req, route),
-            limits["resource_units_per_10s"],
+            cost,
+            ru_limit,
             window("resource_units_per_10s"),
             "ResourceUnitLimitExceeded",
             f"Tenant_Application/ReadWrite/{app}/{tid}",
         )
     ]
-    if route.kind == "write":
+    if write:
         out.append(
             Charge(
                 ("write", tid, app),
                 1,
-                limits["write_per_150s"],
+                write_limit,
                 window("write_per_150s"),
                 "WriteLimitExceeded",
                 f"Tenant_Application/Write/{app}/{tid}",
             )
         )
-    if route.invitation:
+    if invitation:
         out.append(
             Charge(
                 ("invite", tid),
                 1,
-                limits["invitations_per_5s"],
+                invite_limit,
                 window("invitations_per_5s"),
                 "InvitationLimitExceeded",
                 f"Tenant/ReadWrite/{app}/{tid}",
             )
         )
-    return out
+    return tuple(out)
 
 
 def _percentage(ratio: float) -> str:
