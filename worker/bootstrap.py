@@ -167,6 +167,7 @@ class Runtime:
             observers=self.observers,
             dispatcher=dispatcher,
             live=self.live,
+            commit_ahead=True,  # the SQL ledger takes a commit and reads at once
         )
         return dry_run_cycle(service) if dry_run else service
 

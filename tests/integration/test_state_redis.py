@@ -265,3 +265,36 @@ def test_every_redis_adapter_reports_a_stopped_server_as_transient_naming_it(
     live.add("job", read=3)
     live.finish("job")
     pacer.hold(5.0)  # the caller still honours the Retry-After itself
+
+
+def test_live_counters_added_in_a_burst_are_written_together_within_the_interval(
+    embedded: EmbeddedRedis,
+) -> None:
+    from worker.adapters.state.redis_store import RedisLiveProgress, live_key
+
+    client = connect(embedded.ensure_running())
+    live = RedisLiveProgress(client, flush_s=0.3)
+    live.start("job", run_id="r1", mode="full", phase="users", read=0)
+
+    def shown(name: str) -> int:
+        # What `status` in another process reads: the hash itself, not this process's adds.
+        return int(client.hget(live_key("job"), name) or 0)
+
+    live.add("job", writes=1)  # the first after a quiet spell goes at once
+    assert shown("writes") == 1
+    for _ in range(50):  # a page's $batch answers: one Redis write for all of them
+        live.add("job", writes=2)
+    assert shown("writes") == 1
+    deadline = time.monotonic() + 5
+    while shown("writes") != 101 and time.monotonic() < deadline:
+        time.sleep(0.02)  # a polling interval: the loop has a deadline
+    assert shown("writes") == 101
+    # A phase is written at once, with the counters still waiting.
+    live.add("job", read=7)
+    live.phase("job", "deletions")
+    assert (shown("read"), client.hget(live_key("job"), "phase")) == (7, b"deletions")
+    # Once the cycle finished, counters still waiting are not written back.
+    live.add("job", writes=5)
+    live.finish("job")
+    time.sleep(0.5)  # longer than the interval: the timer has had its chance to write
+    assert client.exists(live_key("job")) == 0

@@ -734,6 +734,9 @@ class RemoteDispatcher:
         self.remote += 1
         return PageOutcome.from_json(outcome.to_json())
 
+    def abandon(self) -> None:
+        pass
+
 
 def test_a_fanned_out_cycle_gives_the_same_target_as_a_local_one() -> None:
     w = World(page_size=4)

@@ -58,3 +58,6 @@ class CeleryDispatcher:
         except Exception as exc:
             raise Transient(f"a page export failed on a worker: {exc!r}") from exc
         return PageOutcome.from_json(data)
+
+    def abandon(self) -> None:
+        """Pages on other workers run to their end (or expire unstarted) without the cycle."""

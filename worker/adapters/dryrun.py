@@ -93,6 +93,7 @@ def dry_run_cycle(service: CycleService) -> CycleService:
         observers=(),
         # Pages sent to other workers would meet the real adapters there.
         dispatcher=None,
+        commit_ahead=False,  # the in-memory overlay takes one thread at a time
         dry_run=True,
         report_skipped=True,
     )

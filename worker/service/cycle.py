@@ -46,7 +46,12 @@ from worker.service.feed import PageFeed, Tally
 from worker.service.group_provision import GroupProvisioner
 from worker.service.groups import GroupsRead
 from worker.service.managers_phase import ManagersPhase
-from worker.service.pipeline import InlineDispatcher, PageDispatcher, PagePipeline
+from worker.service.pipeline import (
+    CommitAheadDispatcher,
+    InlineDispatcher,
+    PageDispatcher,
+    PagePipeline,
+)
 from worker.service.position import starting_position
 from worker.service.rereads import Rereads
 from worker.service.result import CycleResult
@@ -83,6 +88,7 @@ class CycleService:
         live: LiveProgress | None = None,
         dry_run: bool = False,
         report_skipped: bool = False,
+        commit_ahead: bool = False,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -104,6 +110,9 @@ class CycleService:
         self.dry_run = dry_run
         # A preview lists every object, skipped ones too, with the reason.
         self.report_skipped = report_skipped
+        # With no dispatcher: export a page while the one before it commits (on a ledger
+        # that takes two threads at once: worker/service/pipeline.py, CommitAheadDispatcher).
+        self.commit_ahead = commit_ahead
         self._given_context = context
 
     def rewired(self, **changes: Any) -> CycleService:
@@ -123,12 +132,16 @@ class CycleService:
             "live": self.live,
             "dry_run": self.dry_run,
             "report_skipped": self.report_skipped,
+            "commit_ahead": self.commit_ahead,
         }
         arguments.update(changes)
         return CycleService(self.spec, **arguments)
 
     def _is_unique(self, attribute: str, value: str) -> bool:
         return not self.target.find_users(attribute, value, ["id"])
+
+    def _inline(self, pipeline: PagePipeline) -> PageDispatcher:
+        return CommitAheadDispatcher(pipeline) if self.commit_ahead else InlineDispatcher(pipeline)
 
     def pipeline(self, run_id: str) -> PagePipeline:
         """The page pipeline of one run of this job, on this service's collaborators."""
@@ -246,7 +259,7 @@ class CycleService:
             ledger=ledger,
             position=position,
             feed=feed,
-            dispatcher=self.dispatcher or InlineDispatcher(pipeline),
+            dispatcher=self.dispatcher or self._inline(pipeline),
             live=self.live,
         )
         rereads = Rereads(

@@ -62,6 +62,16 @@ class UsersRound:
         if full:
             self.feed.target_ids = self.target.user_ids()
         in_flight: deque[tuple[object, PageRequest, str | None]] = deque()
+        try:
+            self._read_pages(url, full=full, in_flight=in_flight)
+        except BaseException:
+            self.dispatcher.abandon()
+            raise
+
+    def _read_pages(
+        self, url: str, *, full: bool, in_flight: deque[tuple[object, PageRequest, str | None]]
+    ) -> None:
+        p = self.position.progress
         window = max(1, self.dispatcher.window)
         while True:
             page = self._page(url)

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -279,6 +280,10 @@ def live_key(job: str) -> str:
 LIVE_COUNTERS = ("read", "planned", "exported", "writes")
 # A cycle that died leaves its numbers for a day at most; a new cycle replaces them at once.
 LIVE_TTL_S = 24 * 3600
+# Counters added within this long of a job's last write wait and go together in the next one
+# (docs/performance.md, "Time per created user"): a page added to them several times a round,
+# and each addition was a Redis round trip on the cycle's path.
+LIVE_FLUSH_S = 0.25
 
 
 @speaks_domain_errors
@@ -286,14 +291,31 @@ class RedisLiveProgress(_RedisAdapter):
     """The live progress of a job's running cycle: one Redis hash, counters added in place.
 
     Best effort: a Redis error is logged and forgotten, since the numbers only inform people
-    and the cycle's real state (cursor, SQL) has its own error handling.
+    and the cycle's real state (cursor, SQL) has its own error handling. Counters are written
+    at most every `flush_s` per job: the first addition after a quiet spell at once, the ones
+    that follow it summed and written by a timer when the interval is over, so the numbers lag
+    by `flush_s` at most. `start`, `phase` and `finish` are written at once, in order with the
+    counters (one lock orders every write).
     """
 
     def __init__(
-        self, client: redis.Redis, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        client: redis.Redis,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        flush_s: float = LIVE_FLUSH_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(client)
         self._clock = clock
+        self._flush_s = flush_s
+        self._monotonic = monotonic
+        self._pending: dict[str, dict[str, int]] = {}  # job -> counters not written yet
+        self._written_at: dict[str, float] = {}  # job -> when its counters were last written
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one write at a time, in the order they were made
+        self._timer: threading.Timer | None = None
+        self._timer_pid = 0
 
     def _now(self) -> str:
         return self._clock().isoformat()
@@ -314,40 +336,94 @@ class RedisLiveProgress(_RedisAdapter):
         except redis.RedisError as exc:
             _log().debug("live progress not recorded", error=str(exc))
 
+    def _take(self, job: str) -> dict[str, int]:
+        """The job's counters not written yet, now taken to be written (caller holds the
+        write lock)."""
+        with self._pending_lock:
+            self._written_at[job] = self._monotonic()
+            return self._pending.pop(job, {})
+
+    def _drop(self, job: str) -> None:
+        """Forget the job's counters not written yet: a cycle starts or ended."""
+        with self._pending_lock:
+            self._pending.pop(job, None)
+            self._written_at.pop(job, None)
+
+    def _flush(self, job: str) -> None:
+        with self._write_lock:
+            amounts = self._take(job)
+            if amounts:
+                self._write(job, {}, amounts)
+
+    def _flush_due(self) -> None:
+        """The timer: write every job's waiting counters."""
+        with self._pending_lock:
+            self._timer = None
+            jobs = list(self._pending)
+        for job in jobs:
+            self._flush(job)
+
+    def _arm(self) -> None:
+        """Start the timer unless it runs (in this process: a forked child has no timer)."""
+        if self._timer is not None and self._timer_pid == os.getpid():
+            return
+        self._timer = threading.Timer(self._flush_s, self._flush_due)
+        self._timer.daemon = True
+        self._timer_pid = os.getpid()
+        self._timer.start()
+
     def start(self, job: str, *, run_id: str, mode: str, phase: str, read: int) -> None:
-        try:
-            self.client.delete(live_key(job))
-        except redis.RedisError as exc:
-            _log().debug("live progress not reset", error=str(exc))
-        counters = {name: 0 for name in LIVE_COUNTERS}
-        self._write(
-            job,
-            {
-                "runId": run_id,
-                "mode": mode,
-                "phase": phase,
-                "startedAt": self._now(),
-                **counters,
-                "read": read,
-            },
-        )
+        with self._write_lock:
+            self._drop(job)  # a previous cycle's counters are not this one's
+            try:
+                self.client.delete(live_key(job))
+            except redis.RedisError as exc:
+                _log().debug("live progress not reset", error=str(exc))
+            counters = {name: 0 for name in LIVE_COUNTERS}
+            self._write(
+                job,
+                {
+                    "runId": run_id,
+                    "mode": mode,
+                    "phase": phase,
+                    "startedAt": self._now(),
+                    **counters,
+                    "read": read,
+                },
+            )
 
     def phase(self, job: str, phase: str) -> None:
-        self._write(job, {"phase": phase})
+        with self._write_lock:
+            self._write(job, {"phase": phase}, self._take(job))
 
     def add(self, job: str, **amounts: int) -> None:
         unknown = set(amounts) - set(LIVE_COUNTERS)
         if unknown:
             raise ValueError(f"unknown live counters: {sorted(unknown)}")
-        self._write(job, {}, {k: v for k, v in amounts.items() if v})
+        with self._pending_lock:
+            pending = self._pending.setdefault(job, {})
+            for name, amount in amounts.items():
+                if amount:
+                    pending[name] = pending.get(name, 0) + amount
+            if not pending:
+                del self._pending[job]
+                return
+            quiet = self._monotonic() - self._written_at.get(job, -self._flush_s)
+            if quiet < self._flush_s:
+                self._arm()
+                return
+        self._flush(job)
 
     def finish(self, job: str) -> None:
-        try:
-            self.client.delete(live_key(job))
-        except redis.RedisError as exc:
-            _log().debug("live progress not cleared", error=str(exc))
+        with self._write_lock:
+            self._drop(job)
+            try:
+                self.client.delete(live_key(job))
+            except redis.RedisError as exc:
+                _log().debug("live progress not cleared", error=str(exc))
 
     def load(self, job: str) -> dict[str, Any] | None:
+        self._flush(job)  # what this process added is shown at once
         raw = self.client.hgetall(live_key(job))
         data = {
             (k.decode() if isinstance(k, bytes) else str(k)): (
