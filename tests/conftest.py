@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.leftovers import Leftover, processes_under, stop
+from tests.support.leftovers import Leftover, still_running_under, stop
 from tests.support.migrated import MigratedSqlite, migrated_postgres, sql_ledger
 from tests.support.postgres import NO_POSTGRES, PostgresServer, find_bindir, running_postgres
 from tests.support.sandbox import SandboxHandle, running_sandbox
@@ -166,7 +166,7 @@ def stops_what_it_starts(request: pytest.FixtureRequest) -> Iterator[None]:
     tmp_path = (request.node.funcargs or {}).get("tmp_path")
     if not isinstance(tmp_path, Path):
         return
-    left = processes_under(tmp_path)
+    left = still_running_under(tmp_path)
     if left:
         stop(left)
         pytest.fail(
@@ -185,7 +185,7 @@ def session_stops_what_it_starts(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[None]:
     yield
-    left: list[Leftover] = processes_under(tmp_path_factory.getbasetemp())
+    left: list[Leftover] = still_running_under(tmp_path_factory.getbasetemp())
     if left:
         stop(left)
         _LEFTOVERS.extend(str(item) for item in left)

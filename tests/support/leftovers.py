@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ def processes_under(directory: Path) -> list[Leftover]:
     proc = Path("/proc")
     if not proc.is_dir():
         return []
-    needle = str(directory).encode()
+    # The directory itself or a path inside it, not a sibling it is a prefix of (test_x1/test_x10).
+    needle = re.compile(re.escape(str(directory).encode()) + rb"(?=[/\0\s\"':,;=]|$)")
     uid = os.getuid()
     skip = _ancestors()
     found = []
@@ -70,9 +72,20 @@ def processes_under(directory: Path) -> list[Leftover]:
         cmdline = _read(entry / "cmdline")
         if not cmdline:
             continue
-        if needle in cwd or needle in cmdline or needle in _read(entry / "environ"):
+        if needle.search(cwd) or needle.search(cmdline) or needle.search(_read(entry / "environ")):
             command = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
             found.append(Leftover(int(entry.name), command[:200]))
+    return found
+
+
+def still_running_under(directory: Path, grace_s: float = 3.0) -> list[Leftover]:
+    """`processes_under`, after up to `grace_s` for what is found to finish exiting (a process
+    group the test has just signalled)."""
+    found = processes_under(directory)
+    deadline = time.monotonic() + grace_s
+    while found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = processes_under(directory)
     return found
 
 
