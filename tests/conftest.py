@@ -14,10 +14,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.leftovers import Leftover, still_running_under, stop
+from tests.support.migrated import MigratedSqlite, migrated_postgres, sql_ledger
 from tests.support.postgres import NO_POSTGRES, PostgresServer, find_bindir, running_postgres
 from tests.support.sandbox import SandboxHandle, running_sandbox
 from tests.support.world import SOURCE, TARGET, build_world_seed, write_config
 from worker.adapters.state.embedded_redis import EmbeddedRedis
+from worker.adapters.state.memory import MemoryLedger
+from worker.ports import Ledger
 
 
 @dataclass
@@ -151,6 +155,68 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+# Processes left running ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def stops_what_it_starts(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test stops the servers and workers it started, also when it fails: one still
+    running under its tmp_path when its fixtures are gone is stopped here and fails the test."""
+    yield
+    tmp_path = (request.node.funcargs or {}).get("tmp_path")
+    if not isinstance(tmp_path, Path):
+        return
+    left = still_running_under(tmp_path)
+    if left:
+        stop(left)
+        pytest.fail(
+            "the test left these processes running (now stopped):\n"
+            + "\n".join(f"  {item}" for item in left),
+            pytrace=False,
+        )
+
+
+# What module- and session-scoped fixtures left under the session's base directory.
+_LEFTOVERS: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_stops_what_it_starts(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    yield
+    left: list[Leftover] = still_running_under(tmp_path_factory.getbasetemp())
+    if left:
+        stop(left)
+        _LEFTOVERS.extend(str(item) for item in left)
+
+
+# Ledgers at the current schema ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> MigratedSqlite:
+    """Copies of a SQLite state database migrated once for the session."""
+    return MigratedSqlite(tmp_path_factory.mktemp("migrated"))
+
+
+@contextmanager
+def stored_ledger(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger the contract tests run against: "memory", or SQL on "sqlite" or "postgresql"
+    (a copy of a database migrated once: tests/support/migrated.py)."""
+    if kind == "memory":
+        yield MemoryLedger()
+        return
+    if kind == "sqlite":
+        migrated: MigratedSqlite = request.getfixturevalue("migrated_sqlite")
+        with sql_ledger(migrated.url(tmp_path / "state.db")) as ledger:
+            yield ledger
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with migrated_postgres(server) as url, sql_ledger(url) as ledger:
+        yield ledger
+
+
 _FAULT_SUITE = {"faults": 0, "kills": 0, "restarts": 0, "cycles": 0, "lost": 0, "duplicates": 0}
 
 
@@ -160,12 +226,16 @@ def fault_summary() -> dict[str, int]:
     return _FAULT_SUITE
 
 
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # Under pytest-xdist (make test runs two workers) each worker hands its counts to the
     # controller, which prints the one summary line.
     output = getattr(session.config, "workeroutput", None)
     if output is not None:
         output["fault_suite"] = dict(_FAULT_SUITE)
+        output["leftovers"] = list(_LEFTOVERS)
+    elif _LEFTOVERS and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -173,9 +243,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     counts = getattr(node, "workeroutput", {}).get("fault_suite") or {}
     for key, value in counts.items():
         _FAULT_SUITE[key] += value
+    _LEFTOVERS.extend(getattr(node, "workeroutput", {}).get("leftovers") or [])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _LEFTOVERS:
+        terminalreporter.write_line(
+            "module or session fixtures left these processes running (now stopped):", red=True
+        )
+        for line in _LEFTOVERS:
+            terminalreporter.write_line(f"  {line}")
     s = _FAULT_SUITE
     if s["cycles"]:
         terminalreporter.write_line(

@@ -26,9 +26,9 @@ from tenant_sync_sandbox import default_seed as apps
 from tests.conftest import SyncEnv, sync_world
 from tests.support.console import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     NO_CHROMIUM,
     ServeHandle,
+    chromium,
     running_serve,
     save_screenshot,
     screenshot_dirs,
@@ -46,19 +46,15 @@ UI_TIMEOUT_MS = 20_000
 if not CHROMIUM.exists():  # pragma: no cover - CI installs it
     pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Console:

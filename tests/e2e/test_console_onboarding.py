@@ -21,8 +21,8 @@ from tenant_sync_sandbox.seed_apps import DEFAULT_ROLES
 from tests.conftest import SyncEnv, sync_world
 from tests.support.console import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     NO_CHROMIUM,
+    chromium,
     running_serve,
     save_screenshot,
     screenshot_dirs,
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 if not CHROMIUM.exists():  # pragma: no cover - CI installs it
     pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 WRITE = "Policy.ReadWrite.CrossTenantAccess"
 PARTNERS = "/policies/crossTenantAccessPolicy/partners"
@@ -62,12 +62,8 @@ expect.set_options(timeout=UI_TIMEOUT_MS)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def policy(env: SyncEnv, tenant: TenantInfo, partner: TenantInfo, sync: bool = False) -> Any:

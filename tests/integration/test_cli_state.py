@@ -7,11 +7,13 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.world import RUN_JSON_COUNT_KEYS
+from worker.adapters.state.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +21,14 @@ CONFIG = Path(__file__).resolve().parents[2] / "config" / "tenant-sync.yaml"
 JOB = "contoso-to-fabrikam"
 # What a successful `run --json` prints, at least (docs/contracts.md: the summary, status and error).
 RUN_KEYS = {"job", "run_id", "mode", "dry_run", "counts", "duration_s", "status", "error"}
+
+
+@pytest.fixture(autouse=True)
+def stop_embedded_redis(tmp_path: Path) -> Iterator[None]:
+    """`status` and `run` start the embedded server before they find the database unusable: the
+    daemon outlives the command, so each test stops it (also when it fails)."""
+    yield
+    EmbeddedRedis(tmp_path / "state").stop()
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresServer
+from tests.conftest import stored_ledger
+from tests.support.migrated import MigratedSqlite
 from worker.adapters.dryrun import DryRunLedger
-from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import SqlLedger, make_engine
 from worker.domain.errors import Conflict
@@ -32,25 +32,12 @@ NEPAL = timezone(timedelta(hours=5, minutes=45))
 
 @pytest.fixture(params=["memory", "dry-run overlay", "sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "memory":
-        yield MemoryLedger()
-        return
     if request.param == "dry-run overlay":
         # A dry run's ledger: an empty base, every write in the overlay, must read the same.
         yield DryRunLedger(MemoryLedger())
         return
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
-        upgrade_database(engine)
-        yield SqlLedger(engine)
-        engine.dispose()
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    with server.fresh_database() as url:
-        engine = make_engine(url)
-        upgrade_database(engine)
-        yield SqlLedger(engine)
-        engine.dispose()
+    with stored_ledger(request.param, request, tmp_path) as stored:
+        yield stored
 
 
 def link(source_id: str, state: LinkState = LinkState.ACTIVE, seen: str | None = "r0") -> Link:
@@ -588,9 +575,9 @@ def new_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     def make() -> Ledger:
         if request.param == "memory":
             return MemoryLedger()
-        engine = make_engine(f"sqlite:///{tmp_path / f'state{len(engines)}.db'}")
+        migrated: MigratedSqlite = request.getfixturevalue("migrated_sqlite")
+        engine = make_engine(migrated.url(tmp_path / f"state{len(engines)}.db"))
         engines.append(engine)
-        upgrade_database(engine)
         return SqlLedger(engine)
 
     yield make

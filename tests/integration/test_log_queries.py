@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import SyncEnv
-from tests.support.world import GROUP
+from tests.conftest import SyncEnv, sync_world
+from tests.support.world import GROUP, build_world_seed
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +112,13 @@ def test_filters_by_action_status_and_time_and_csv(sync_env: SyncEnv) -> None:
     assert logs(env, "--action", "CREATE", "--status", "Success") == creates
 
 
+@pytest.fixture(scope="module")
+def untouched_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncEnv]:
+    """One world for the refused filters: a refused command changes nothing in it."""
+    with sync_world(tmp_path_factory.mktemp("refused"), build_world_seed()) as env:
+        yield env
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -121,9 +129,9 @@ def test_filters_by_action_status_and_time_and_csv(sync_env: SyncEnv) -> None:
     ],
 )
 def test_a_bad_filter_is_refused_not_answered_with_nothing(
-    sync_env: SyncEnv, args: list[str], message: str
+    untouched_env: SyncEnv, args: list[str], message: str
 ) -> None:
-    refused = sync_env.cli("logs", "sync", *args)
+    refused = untouched_env.cli("logs", "sync", *args)
     assert refused.returncode == 2
     assert message in refused.stderr
     assert refused.stdout == ""

@@ -16,11 +16,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
+from tests.conftest import stored_ledger
 from tests.integration.test_audit_sql import migrate_to
-from tests.support.postgres import PostgresServer
 from tests.unit.test_cycle import World
 from worker.adapters.state.db import alembic_config, upgrade_database
-from worker.adapters.state.memory import MemoryLedger
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
 from worker.domain.errors import Conflict
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
@@ -84,21 +83,8 @@ def test_0010_merges_duplicate_links_and_says_which(
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "memory":
-        yield MemoryLedger()
-        return
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
-        upgrade_database(engine)
-        yield SqlLedger(engine)
-        engine.dispose()
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    with server.fresh_database() as url:
-        engine = make_engine(url)
-        upgrade_database(engine)
-        yield SqlLedger(engine)
-        engine.dispose()
+    with stored_ledger(request.param, request, tmp_path) as stored:
+        yield stored
 
 
 def test_the_ledger_refuses_a_second_source_user_for_a_target_user(ledger: Ledger) -> None:

@@ -69,6 +69,38 @@ def test_a_restarted_server_listens_where_its_clients_already_point(
     assert client.get("k") == b"v"
 
 
+# A process that adopts the daemon when it detaches (a child subreaper, as a container's init
+# is) and does not reap it while the server stops: the stopped server is a zombie meanwhile.
+SLOW_INIT = """
+import ctypes, os, sys, time
+from pathlib import Path
+from worker.adapters.state.embedded_redis import EmbeddedRedis
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.ensure_running()
+pid = int(server.pid_file.read_text())
+started = time.monotonic()
+stopped = server.stop()
+print(f"{stopped} {time.monotonic() - started:.2f}", flush=True)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a child subreaper is Linux's")
+def test_stop_returns_once_the_server_has_exited_even_before_it_is_reaped(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SLOW_INIT, str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    stopped, seconds = result.stdout.split()
+    assert stopped == "True"
+    # It exits in milliseconds; waiting for the reaping would take the whole 15 s deadline.
+    assert float(seconds) < 5, f"stop() took {seconds} s"
+
+
 def test_a_taken_port_gets_a_new_one(embedded: EmbeddedRedis) -> None:
     import socket
 

@@ -4,6 +4,9 @@ driven by Playwright (never a downloaded browser).
     config = with_api(env.config, tokens={"ops": (OPERATOR_TOKEN, "TenantSync.Operate")})
     with running_serve(config, tmp_path / "serve.log") as serve:   # serve.url, serve.output()
         page = browser.new_context().new_page()
+
+Each browser test module takes its `browser` from `chromium()` (module-scoped: Playwright's
+sync API keeps an event loop in the thread while it runs, which other tests must not inherit).
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ NO_CHROMIUM = (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 60.0
 LISTENING_RE = re.compile(r"listening on (http://\S+?:\d+)")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, closed after the block (a playwright Browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def sha256(token: str) -> str:

@@ -8,6 +8,7 @@ every process using it. The first process that needs it starts it; the others fi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -183,6 +184,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        # The daemon's parent is init: until it reaps the exited server (some container inits
+        # take seconds) the pid is a zombie, which has stopped all the same.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
