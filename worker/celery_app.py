@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery, signals
 
 from worker.adapters.state.redis_store import RedisQueueGuard
-from worker.bootstrap import open_database, redis_url
+from worker.bootstrap import open_database, redis_url, settle_heap
 from worker.config import Config, ConfigError, load_config
 from worker.logging import configure_logging
 
@@ -118,6 +118,7 @@ def _migrate_at_start(sender: Any = None, **_: Any) -> None:
     config: Config = get_app().tenant_sync_config
     engine, _ledger = open_database(config, migrate=True)
     engine.dispose()
+    settle_heap()  # before the pool forks: every worker process starts with it settled
     if config.metrics.port:
         # Worker processes are forked from this one: their metrics meet in files that this
         # process serves. The variable must be set before prometheus_client is first imported.

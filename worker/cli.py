@@ -253,6 +253,10 @@ def _runtime(
         except Exception as exc:
             _state_failed(config, exc, on_failure)
             raise
+        if not read_only:
+            from worker.bootstrap import settle_heap
+
+            settle_heap()  # a command's process opens one runtime: its wiring is done
         yield runtime
     except Exception as exc:
         _state_failed(config, exc, on_failure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,30 @@ def newest_revision() -> str | None:
     return max(numbers, default=None)
 
 
+def schema_is_newest(
+    database_url: str, engine: Callable[[], Engine], reads: SqlReads | None = None
+) -> bool:
+    """Whether the database is at the newest revision, asked without loading Alembic (a
+    fixed cost of every process that opens the database: docs/performance.md, "The no-change
+    cycle"): on the driver alone where the URL allows (`reads`, if open), else on `engine()`."""
+    driver = reads or SqlReads.open(database_url)
+    if driver is not None:
+        try:
+            return driver.revision() == newest_revision()
+        finally:
+            if driver is not reads:
+                driver.close()
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine().connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return False  # no version table yet: the caller migrates as usual
+    return len(rows) == 1 and rows[0][0] == newest_revision()
+
+
 @dataclass
 class State:
     """Redis and the SQL database of one process. The engine (SQLAlchemy) and the driver
@@ -101,23 +126,7 @@ class State:
         upgrade_database(self.engine)
 
     def _at_newest_revision(self) -> bool:
-        # On the driver alone where the URL allows (status's connection, if it has one).
-        reads = self._reads or SqlReads.open(self.config.state.database_url)
-        if reads is not None:
-            try:
-                return reads.revision() == newest_revision()
-            finally:
-                if reads is not self._reads:
-                    reads.close()
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            with self.engine.connect() as connection:
-                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        except SQLAlchemyError:
-            return False  # no version table yet: the caller migrates as usual
-        return len(rows) == 1 and rows[0][0] == newest_revision()
+        return schema_is_newest(self.config.state.database_url, lambda: self.engine, self._reads)
 
     def close(self) -> None:
         self.redis.close()

@@ -139,3 +139,11 @@ def test_the_newest_revision_read_off_file_names_is_alembics_head() -> None:
     from worker.adapters.state.db import alembic_config
 
     assert newest_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_the_worker_wiring_loads_alembic_only_to_migrate() -> None:
+    # `worker run` and every Celery worker open the database through worker/bootstrap.py: at
+    # the newest revision (checked on the driver) Alembic is never imported, a fixed cost
+    # per process (docs/performance.md, "The no-change cycle").
+    loaded = imported_after("import worker.bootstrap, worker.celery_app")
+    assert "alembic" not in loaded

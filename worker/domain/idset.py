@@ -9,6 +9,7 @@ never holds more than a bucket's worth of objects); any other id is kept in a pl
 
 from __future__ import annotations
 
+import re
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -29,14 +30,15 @@ class _Packed:
         return self.blob[index * WIDTH : (index + 1) * WIDTH]
 
 
+# A canonical GUID: exactly what `str(uuid.UUID(value)) == value` accepts, checked without
+# building a UUID (every id of a full cycle's target read and feed: docs/performance.md).
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _guid(value: str) -> bytes | None:
-    if len(value) != 36 or value[8] != "-":
+    if len(value) != 36 or not _CANONICAL_GUID.fullmatch(value):
         return None
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return None
-    return parsed.bytes if str(parsed) == value else None
+    return bytes.fromhex(value.replace("-", ""))
 
 
 class IdSet:

@@ -24,15 +24,23 @@ def outcome_record(o: ObjectOutcome) -> dict[str, Any]:
         "reason": o.reason,
         "errorCode": o.error_code,
         "errorMessage": o.error_message,
-        "steps": [{"name": s.name, "status": s.status.value, "detail": s.detail} for s in o.steps],
-        "modifiedProperties": {
-            name: {"old": change.old, "new": change.new} for name, change in o.modified.items()
-        },
+        "steps": step_records(o),
+        "modifiedProperties": modified_record(o),
         "durationMs": o.duration_ms,
         "approved": o.approved,
         "simulated": o.simulated,
         "objectType": o.object_type,
     }
+
+
+def step_records(o: ObjectOutcome) -> list[dict[str, Any]]:
+    """The record's `steps`: what the SQL ledger stores of them without the whole record."""
+    return [{"name": s.name, "status": s.status.value, "detail": s.detail} for s in o.steps]
+
+
+def modified_record(o: ObjectOutcome) -> dict[str, dict[str, Any]]:
+    """The record's `modifiedProperties`."""
+    return {name: {"old": change.old, "new": change.new} for name, change in o.modified.items()}
 
 
 def outcome_from_record(data: dict[str, Any]) -> ObjectOutcome:

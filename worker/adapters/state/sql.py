@@ -10,10 +10,11 @@ process may create at the same time are upserted.
 from __future__ import annotations
 
 import operator
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -23,11 +24,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     any_,
     bindparam,
@@ -71,7 +75,7 @@ from worker.domain.model import (
     Step,
     add_counts,
 )
-from worker.domain.records import outcome_record
+from worker.domain.records import modified_record, step_records
 from worker.ports import MembershipChange, PageWrite, RunRecord
 
 LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
@@ -106,8 +110,7 @@ def _among(dialect: str, column: Any, ids: list[str]) -> ColumnElement[bool]:
 
 
 def _log_values(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> dict[str, Any]:
-    """A provisioning-log row's columns, for a bulk insert (or a merge in place)."""
-    record = outcome_record(o)
+    """A provisioning-log row's columns, for a merge in place (the ORM packs them)."""
     return dict(
         change_id=str(uuid.uuid4()),
         run_id=run_id,
@@ -121,13 +124,22 @@ def _log_values(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> dict[
         reason=o.reason,
         error_code=o.error_code,
         error_message=o.error_message,
-        steps=record["steps"],
-        modified=record["modifiedProperties"],
+        steps=step_records(o),
+        modified=modified_record(o),
         duration_ms=o.duration_ms,
         created_at=now,
         approved=o.approved,
         object_type=o.object_type,
     )
+
+
+def _new_change_id() -> bytes:
+    """A random (version 4) UUID's 16 bytes, what `pack_id(str(uuid.uuid4()))` gives, without
+    its text (docs/performance.md, "Time per created user")."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return bytes(raw)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -369,6 +381,105 @@ class StagedDeleteRow(Base):
     approved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class _StoredBytes(LargeBinary):
+    """Bytes bound and read as they are: both drivers take `bytes` (and answer with bytes
+    or a buffer, which compact.py's unpacking takes); LargeBinary's own bind step wraps each
+    value in the driver's Binary first, and its result step copies it (a call per value)."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
+
+    def result_processor(self, dialect: Any, coltype: Any) -> None:
+        return None
+
+
+def _stored_type(column: Any) -> Any:
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    return _StoredBytes() if isinstance(kind, LargeBinary) else kind
+
+
+def _raw_table(model: type[Base]) -> Table:
+    """The model's table with each column's stored type, for bulk inserts of values packed
+    here once (`_log_insert_row`, `_link_insert_row`): a TypeDecorator's bind step runs per
+    column and row inside the executemany, the larger part of a created user's commit
+    (docs/performance.md, "Time per created user"). Same table name, columns and types as
+    stored, so the statement is the one the model's insert compiles to."""
+    columns = [
+        Column(
+            column.name,
+            _stored_type(column),
+            primary_key=column.primary_key,
+            autoincrement=column.autoincrement,
+        )
+        for column in model.__table__.columns
+    ]
+    return Table(model.__tablename__, MetaData(), *columns)
+
+
+_RAW_LOG = _raw_table(LogRow)
+_RAW_LINKS = _raw_table(LinkRow)
+
+
+def _length(column: Any) -> int | None:
+    return cast(int | None, column.type.length)
+
+
+# FreeString columns' lengths, read off the models (what their bind step cuts to).
+_LOG_LABEL = _length(LogRow.__table__.c.source_label)
+_LOG_MAIL = _length(LogRow.__table__.c.source_mail)
+_LOG_ERROR_CODE = _length(LogRow.__table__.c.error_code)
+_LINK_LABEL = _length(LinkRow.__table__.c.source_label)
+_LINK_MAIL = _length(LinkRow.__table__.c.source_mail)
+
+
+def _packed_id(value: str | None) -> bytes | None:
+    return None if value is None else pack_id(value)
+
+
+def _log_insert_row(job: str, run_key: bytes, o: ObjectOutcome, created_at: Any) -> dict[str, Any]:
+    """A new provisioning-log row as `_RAW_LOG` stores it: what LogRow's column types would
+    bind (`run_key`: the run id packed; `created_at`: a UTC time, which the stored type binds)."""
+    return {
+        "change_id": _new_change_id(),
+        "run_id": run_key,
+        "job": job,
+        "source_id": pack_id(o.source_id),
+        "source_label": _storable(o.source_label, _LOG_LABEL),
+        "source_mail": _storable(o.source_mail, _LOG_MAIL),
+        "target_id": _packed_id(o.target_id),
+        "action": o.action.value,
+        "status": o.status.value,
+        "reason": _storable(o.reason, None),
+        "error_code": _storable(o.error_code, _LOG_ERROR_CODE),
+        "error_message": _storable(o.error_message, None),
+        "steps": pack_json(step_records(o)),
+        "modified": pack_json(modified_record(o)),
+        "duration_ms": o.duration_ms,
+        "created_at": created_at,
+        "approved": o.approved,
+        "object_type": o.object_type,
+    }
+
+
+def _link_insert_row(job: str, link: Link, now: Any, deleted_at: Any) -> dict[str, Any]:
+    """A new link as `_RAW_LINKS` stores it (`now`, `deleted_at`: UTC times or None)."""
+    return {
+        "job": job,
+        "source_id": pack_id(link.source_id),
+        "target_id": pack_id(link.target_id),
+        "state": link.state.value,
+        "attributes": None if link.attributes is None else pack_json(link.attributes),
+        "last_seen_run": _packed_id(link.last_seen_run),
+        "source_label": _storable(link.source_label, _LINK_LABEL),
+        "source_mail": _storable(link.source_mail, _LINK_MAIL),
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": deleted_at,
+    }
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for the configured database; SQLite gets WAL and a busy timeout for sharing,
     PostgreSQL the psycopg 3 driver."""
@@ -473,15 +584,21 @@ def _outcome_from_row(row: LogRow) -> ObjectOutcome:
     )
 
 
+def _stored(column: Any) -> Any:
+    """A packed column read as the bytes it holds, unpacked by `_link_from_row`: without the
+    column type's result step, a call per value (docs/performance.md, "The no-change cycle")."""
+    return type_coerce(column, _StoredBytes()).label(column.key)
+
+
 # A link's columns, read as plain rows: building an ORM object per link was most of a no-change
 # full cycle's CPU (docs/performance.md, "The no-change cycle").
 _LINK_COLUMNS = (
     LinkRow.job,
-    LinkRow.source_id,
-    LinkRow.target_id,
+    _stored(LinkRow.source_id),
+    _stored(LinkRow.target_id),
     LinkRow.state,
-    LinkRow.attributes,
-    LinkRow.last_seen_run,
+    _stored(LinkRow.attributes),
+    _stored(LinkRow.last_seen_run),
     LinkRow.source_label,
     LinkRow.source_mail,
 )
@@ -491,14 +608,15 @@ _LINK_STATES = {state.value: state for state in LinkState}  # a dict is cheaper 
 
 
 def _link_from_row(row: Any) -> Link:
-    """A Link from a `_LINK_COLUMNS` row (or a LinkRow: the same attribute names)."""
+    """A Link from a `_LINK_COLUMNS` row (ids and attributes as stored, packed)."""
+    attributes, last_seen_run = row.attributes, row.last_seen_run
     return Link(
         job=row.job,
-        source_id=row.source_id,
-        target_id=row.target_id,
+        source_id=unpack_id(row.source_id),
+        target_id=unpack_id(row.target_id),
         state=_LINK_STATES[row.state],
-        attributes=dict(row.attributes or {}),
-        last_seen_run=row.last_seen_run,
+        attributes={} if attributes is None else unpack_json(attributes) or {},
+        last_seen_run=None if last_seen_run is None else unpack_id(last_seen_run),
         source_label=row.source_label,
         source_mail=row.source_mail,
     )
@@ -608,7 +726,9 @@ class SqlLedger:
                         _among(self._dialect, LinkRow.source_id, ids[start : start + CHUNK]),
                     )
                 )
-                found.update({row.source_id: _link_from_row(row) for row in rows})
+                for row in rows:
+                    link = _link_from_row(row)
+                    found[link.source_id] = link
         return found
 
     def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
@@ -625,7 +745,8 @@ class SqlLedger:
                     .order_by(LinkRow.source_id)
                 )
                 for row in rows:
-                    found.setdefault(row.target_id, []).append(_link_from_row(row))
+                    link = _link_from_row(row)
+                    found.setdefault(link.target_id, []).append(link)
         return found
 
     def link_count(self, job: str) -> int:
@@ -760,18 +881,20 @@ class SqlLedger:
                 session.add(SeenRow(job=job, run_id=run_id, ids=seen))
             replaced = self._replaced_rows(session, job, run_id, write.replaces)
             added: list[dict[str, Any]] = []
+            run_key, created_at = pack_id(run_id), _as_utc(now)
             for o in write.outcomes:
-                values = _log_values(job, run_id, o, now)
                 kept = replaced.get(o.source_id)
                 if kept is None:
-                    added.append(values)
+                    added.append(_log_insert_row(job, run_key, o, created_at))
                 else:
                     # In place: the row keeps its id, change id and time (docs/manager.md).
+                    values = _log_values(job, run_id, o, now)
                     values.update(id=kept.id, change_id=kept.change_id, created_at=kept.created_at)
                     session.merge(LogRow(**values))
             if added:
-                # One executemany, in the outcomes' order (the log's ids are its order).
-                session.connection().execute(insert(LogRow), added)
+                # One executemany, in the outcomes' order (the log's ids are its order), of
+                # values packed once (`_raw_table`).
+                session.connection().execute(insert(_RAW_LOG), added)
             self._write_group_links(session, job, write, now)
             for ids in _chunks(write.resolved_pending):
                 session.execute(
@@ -841,51 +964,47 @@ class SqlLedger:
                 LinkRow.job == job, _among(self._dialect, LinkRow.source_id, ids)
             )
             existing.update((row.source_id, row) for row in session.scalars(query))
-        new: dict[str, dict[str, Any]] = {}
+        new: dict[str, Link] = {}
         for link in links:
-            deleted_at = now if link.state is LinkState.SOFT_DELETED else None
             row = existing.get(link.source_id)
             pending = new.get(link.source_id)
-            if row is None and pending is None:
-                new[link.source_id] = {
-                    "job": job,
-                    "source_id": link.source_id,
-                    "target_id": link.target_id,
-                    "state": link.state.value,
-                    "attributes": link.attributes,
-                    "last_seen_run": link.last_seen_run,
-                    "source_label": link.source_label,
-                    "source_mail": link.source_mail,
-                    "created_at": now,
-                    "updated_at": now,
-                    "deleted_at": deleted_at,
-                }
+            if row is None:
+                # New, or named twice in one write: the later one is inserted, with the
+                # earlier one's label and mail if it has none.
+                if pending is not None:
+                    link = replace(
+                        link,
+                        source_label=link.source_label or pending.source_label,
+                        source_mail=link.source_mail or pending.source_mail,
+                    )
+                new[link.source_id] = link
                 continue
-            # A link already stored, or named twice in one write: the later one updates it.
-            if row is not None:
-                state, label, mail = row.state, row.source_label, row.source_mail
-            else:
-                assert pending is not None
-                state, label = pending["state"], pending["source_label"]
-                mail = pending["source_mail"]
+            # A link already stored: updated.
             values: dict[str, Any] = {
                 "target_id": link.target_id,
                 "state": link.state.value,
                 "attributes": link.attributes,
                 "last_seen_run": link.last_seen_run,
-                "source_label": link.source_label or label,
-                "source_mail": link.source_mail or mail,
+                "source_label": link.source_label or row.source_label,
+                "source_mail": link.source_mail or row.source_mail,
                 "updated_at": now,
             }
-            if state != link.state.value:
-                values["deleted_at"] = deleted_at
-            if pending is not None:
-                pending.update(values)
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
+            if row.state != link.state.value:
+                values["deleted_at"] = now if link.state is LinkState.SOFT_DELETED else None
+            for name, value in values.items():
+                setattr(row, name, value)
         if new:
-            session.connection().execute(insert(LinkRow), list(new.values()))
+            # One executemany of values packed once (`_raw_table`).
+            at = _as_utc(now)
+            session.connection().execute(
+                insert(_RAW_LINKS),
+                [
+                    _link_insert_row(
+                        job, link, at, at if link.state is LinkState.SOFT_DELETED else None
+                    )
+                    for link in new.values()
+                ],
+            )
 
     def _replaced_rows(
         self, session: Session, job: str, run_id: str, source_ids: Sequence[str]
@@ -1267,10 +1386,17 @@ class SqlLedger:
         keys = [column.name for column in model.__table__.primary_key]
         # PostgreSQL refuses to touch one row twice in a statement: a key's last row wins.
         unique = list({tuple(row[key] for key in keys): row for row in rows}.values())
-        # Imported here: read-only commands (`status`) start without the dialects' insert code.
-        from sqlalchemy.dialects import postgresql, sqlite
+        # Imported here, the one dialect used: read-only commands (`status`) start without the
+        # dialects' insert code, and a worker on SQLite without PostgreSQL's dialect.
+        insert: Callable[..., Any]
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            insert = postgresql_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert = sqlite_insert
         for start in range(0, len(unique), CHUNK):
             statement = insert(model).values(unique[start : start + CHUNK])
             table = model.__table__.c
