@@ -27,7 +27,6 @@ import itertools
 import json
 import random
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -88,6 +87,7 @@ class Shape:
             raise ShapeError(f"--tenants must be 2 to {MAX_TENANTS} (Entra's organisations)")
 
 
+@functools.cache  # called twice a user, on names from the fixed pools above
 def _ascii(text: str) -> str:
     """Letters and digits of `text` without accents; other scripts drop out."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
@@ -99,7 +99,17 @@ class _Ids:
         self.rng = rng
 
     def new(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        # What str(uuid.UUID(int=..., version=4)) gives, without making the UUID object.
+        return _dashed(f"{self.rng.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}")
+
+
+# The bits uuid.UUID(version=4) clears and sets: the variant (RFC 4122) and the version.
+_V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_V4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def _dashed(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
 
 
 def _member(
@@ -249,6 +259,10 @@ class _Lazy:
         self.items = items
 
 
+# One encoder for every item (json.dumps with options makes a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _write(value: Any, out: TextIO) -> None:
     if isinstance(value, _Lazy):
         out.write("[")
@@ -257,7 +271,7 @@ def _write(value: Any, out: TextIO) -> None:
             if isinstance(item, dict) and any(isinstance(v, _Lazy) for v in item.values()):
                 _write(item, out)
             else:
-                out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+                out.write(_ENCODE(item))
         out.write("]")
     elif isinstance(value, dict):
         out.write("{")
@@ -272,11 +286,11 @@ def _write(value: Any, out: TextIO) -> None:
             _write(item, out)
         out.write("]")
     else:
-        out.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        out.write(_ENCODE(value))
 
 
 def _id_at(member_ids: bytearray, i: int) -> str:
-    return str(uuid.UUID(bytes=bytes(member_ids[16 * i : 16 * i + 16])))
+    return _dashed(member_ids[16 * i : 16 * i + 16].hex())
 
 
 def _source_users(
@@ -284,7 +298,7 @@ def _source_users(
 ) -> Iterator[dict[str, Any]]:
     for i in range(shape.users):
         user = _member(i, shape, rng, ids)
-        member_ids += uuid.UUID(user["id"]).bytes
+        member_ids += bytes.fromhex(user["id"].replace("-", ""))
         if shape.managers and i:
             user["manager"] = _id_at(member_ids, (i - 1) // MANAGER_FAN_OUT)
         yield user

@@ -37,6 +37,9 @@ MAX_BATCH = 20
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
 Matched = tuple[Route, dict[str, str]] | GraphError  # a request's route and parameters
 
+# One encoder for every answer (json.dumps with options makes a new one per call).
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def _not_sequential() -> GraphError:
     return GraphError(
@@ -206,7 +209,7 @@ class GraphApi:
         if resp.text is not None:
             media = headers.pop("Content-Type", "text/plain")
             return Response(resp.text, status_code=resp.status, headers=headers, media_type=media)
-        content = json.dumps(resp.body, separators=(",", ":"))
+        content = _ENCODE_JSON(resp.body)
         return Response(content, status_code=resp.status, headers=headers, media_type=JSON_TYPE)
 
     # ------------------------------------------------------------ $batch

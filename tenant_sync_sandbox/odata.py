@@ -140,17 +140,17 @@ def _tokenize(text: str) -> list[_Tok]:
             i += 1
             buf: list[str] = []
             while True:
-                if i >= n:
+                # Up to the next quote at once (a filter's addresses are most of its text).
+                quote = text.find("'", i)
+                if quote < 0:
                     raise _syntax(f"unterminated string literal at position {start}.")
-                if text[i] == "'":
-                    if i + 1 < n and text[i + 1] == "'":
-                        buf.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                buf.append(text[i])
-                i += 1
+                buf.append(text[i:quote])
+                if quote + 1 < n and text[quote + 1] == "'":
+                    buf.append("'")
+                    i = quote + 2
+                    continue
+                i = quote + 1
+                break
             toks.append(_Tok("str", text[start:i], "".join(buf), start))
             continue
         if c in "(),:/":

@@ -33,8 +33,10 @@ the next round reports them, as Graph's replication may (see `delta.py`).
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
-from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +80,22 @@ _TENANT_KEYS = {
 }
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second in UTC, as Graph writes timestamps; formatted once a second (a
+    million seed users and every created object ask for it)."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_cache[1]
+
+
+# A GUID already in its canonical form (lower-case 8-4-4-4-12), which str(uuid.UUID(...))
+# would give back unchanged: generated seeds hold only these, a million and more.
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def load_seed(path: Path | str) -> dict[str, Any]:
@@ -105,6 +121,8 @@ def load_seed(path: Path | str) -> dict[str, Any]:
 def _object_id(value: Any, where: str) -> str:
     if value is None:
         return str(uuid.uuid4())
+    if isinstance(value, str) and _CANONICAL_GUID.fullmatch(value):
+        return value
     if not isinstance(value, str) or not value.strip() or "/" in value:
         raise SeedError(f"{where}.id must be a non-empty string without '/', got {value!r}")
     try:
@@ -279,25 +297,31 @@ def _tenant(raw: Any, where: str, consume: bool = False) -> dict[str, Any]:
         seen_clients.add(client["client_id"])
         out_clients.append(client)
 
-    ids: dict[str, str] = {}
+    # Each id's owner, as an index: users at j, groups at -1 - j (a million where-strings
+    # would cost more than the check).
+    ids: dict[str, int] = {}
+
+    def owner(at: int) -> str:
+        return f"{where}.users[{at}]" if at >= 0 else f"{where}.groups[{-1 - at}]"
+
     users: list[dict[str, Any]] = []
-    upns: dict[str, str] = {}
+    upns: dict[str, int] = {}
     raw_users = _list(raw, "users", where)
     for j, u in enumerate(raw_users):
-        user_where = f"{where}.users[{j}]"
-        user = _user(u, user_where)
+        user = _user(u, f"{where}.users[{j}]", consume=consume)
         if consume:
             raw_users[j] = None
-        if user["id"] in ids:
-            raise SeedError(f"{user_where}: duplicate id {user['id']} (also {ids[user['id']]})")
-        ids[user["id"]] = user_where
+        uid = user["id"]
+        if uid in ids:
+            raise SeedError(f"{where}.users[{j}]: duplicate id {uid} (also {owner(ids[uid])})")
+        ids[uid] = j
         upn = user["userPrincipalName"].casefold()
         if upn in upns:
             raise SeedError(
-                f"{user_where}: duplicate userPrincipalName {user['userPrincipalName']!r} "
-                f"(also {upns[upn]})"
+                f"{where}.users[{j}]: duplicate userPrincipalName {user['userPrincipalName']!r} "
+                f"(also {owner(upns[upn])})"
             )
-        upns[upn] = user_where
+        upns[upn] = j
         if not user.get("identities"):
             # Entra gives every user a sign-in identity for its UPN, issued by the tenant.
             user["identities"] = [
@@ -308,22 +332,28 @@ def _tenant(raw: Any, where: str, consume: bool = False) -> dict[str, Any]:
                 }
             ]
         users.append(user)
+    del upns
 
     groups: list[dict[str, Any]] = []
     for j, g in enumerate(_list(raw, "groups", where)):
         group_where = f"{where}.groups[{j}]"
         group = _group(g, group_where, domain)
         if group["id"] in ids:
-            raise SeedError(f"{group_where}: duplicate id {group['id']} (also {ids[group['id']]})")
-        ids[group["id"]] = group_where
+            raise SeedError(
+                f"{group_where}: duplicate id {group['id']} (also {owner(ids[group['id']])})"
+            )
+        ids[group["id"]] = -1 - j
         groups.append(group)
     for j, user in enumerate(users):
         manager = user.get("manager")
-        if manager is not None and (manager not in ids or manager == user["id"]):
+        if manager is None:
+            continue
+        at = ids.get(manager)
+        if at is None or manager == user["id"]:
             raise SeedError(
                 f"{where}.users[{j}].manager: {manager!r} is not another user of this tenant"
             )
-        if manager is not None and ids[manager].split(".")[-1].startswith("groups"):
+        if at < 0:
             raise SeedError(f"{where}.users[{j}].manager: {manager!r} is a group, not a user")
     for j, group in enumerate(groups):
         if group.get("membershipRule") is not None and group["members"]:
@@ -360,8 +390,12 @@ def _tenant(raw: Any, where: str, consume: bool = False) -> dict[str, Any]:
             partner[flag] = value
         partners.append(partner)
 
-    principals = Principals(users, groups, [c["client_id"] for c in out_clients])
-    apis = validate_apis(raw.get("apis"), f"{where}.apis", principals)
+    raw_apis = raw.get("apis")
+    # Only a seed with APIs needs the look-up of every user (two dicts of a million entries).
+    principals = Principals(
+        users if raw_apis else [], groups if raw_apis else [], [c["client_id"] for c in out_clients]
+    )
+    apis = validate_apis(raw_apis, f"{where}.apis", principals)
 
     return {
         "tenant_id": tid,
@@ -384,13 +418,65 @@ def _list(raw: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
-def _user(raw: Any, where: str) -> dict[str, Any]:
+# Per user property, the Python type its every value of that type passes the Edm check with
+# (Edm.String, Edm.Guid, Edm.Boolean), and the same for collections of them: the check of a
+# seed's users is then one isinstance for most properties, not the schema walk.
+_PLAIN_TYPES = {"Edm.String": str, "Edm.Guid": str, "Edm.Boolean": bool}
+
+
+@cache
+def _plain_user_types() -> tuple[dict[str, type], dict[str, type]]:
+    scalars: dict[str, type] = {}
+    collections: dict[str, type] = {}
+    for name, prop in schema.properties(schema.USER).items():
+        if name == "id":
+            continue  # normalised apart (see _object_id), and put last
+        if prop.type in _PLAIN_TYPES:
+            scalars[name] = _PLAIN_TYPES[prop.type]
+        elif prop.is_collection and prop.element_type in _PLAIN_TYPES:
+            collections[name] = _PLAIN_TYPES[prop.element_type]
+    return scalars, collections
+
+
+# Objects of text values (onPremisesExtensionAttributes...) that passed their check, so the
+# same object on the next user is not checked again; bounded, since they may not repeat.
+_CHECKED_OBJECTS: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+_CHECKED_OBJECTS_MAX = 4096
+
+
+def _checked_object(key: str, value: Any) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """The memo key of an object of text values, else None."""
+    if not isinstance(value, dict):
+        return None
+    items = tuple(value.items())
+    if not all(isinstance(v, str) for _, v in items):
+        return None
+    return key, items
+
+
+def _user(raw: Any, where: str, *, consume: bool = False) -> dict[str, Any]:
+    """The normalised user; `consume`: `raw` is the caller's to give away, and becomes it
+    (same keys in the same order as a copy would have, without making one)."""
     if not isinstance(raw, dict):
         raise SeedError(f"{where} must be an object")
     props = schema.properties(schema.USER)
-    user: dict[str, Any] = {}
-    for key, value in raw.items():
+    scalars, collections = _plain_user_types()
+    raw_id = raw.get("id")
+    user: dict[str, Any] = raw if consume else {}
+    if consume:
+        raw.pop("id", None)
+    for key, value in list(raw.items()) if consume else raw.items():
+        kind = scalars.get(key)
+        if kind is not None and isinstance(value, kind):
+            if not consume:
+                user[key] = value
+            continue
         if key == "id":
+            continue
+        kind = collections.get(key)
+        if kind is not None and isinstance(value, list) and all(isinstance(v, kind) for v in value):
+            if not consume:
+                user[key] = value
             continue
         if key == "password":
             # Not a Graph property: the sandbox's sign-in page checks it (see signin.py).
@@ -403,6 +489,8 @@ def _user(raw: Any, where: str) -> dict[str, Any]:
                 raise SeedError(f"{where}.manager must be a user id")
             if value is not None:
                 user["manager"] = _object_id(value, f"{where}.manager")
+            elif consume:
+                del user["manager"]
             continue
         prop = props.get(key)
         if prop is None:
@@ -412,17 +500,21 @@ def _user(raw: Any, where: str) -> dict[str, Any]:
             raise SeedError(
                 f"{where}: property '{key}' does not exist on type 'microsoft.graph.user'"
             )
-        try:
-            schema.check_value(prop, value)
-        except schema.TypeMismatch as exc:
-            raise SeedError(f"{where}: {exc}") from exc
+        memo = _checked_object(key, value)
+        if memo is None or memo not in _CHECKED_OBJECTS:
+            try:
+                schema.check_value(prop, value)
+            except schema.TypeMismatch as exc:
+                raise SeedError(f"{where}: {exc}") from exc
+            if memo is not None and len(_CHECKED_OBJECTS) < _CHECKED_OBJECTS_MAX:
+                _CHECKED_OBJECTS.add(memo)
         user[key] = value
     upn = user.get("userPrincipalName")
     if not isinstance(upn, str) or "@" not in upn:
         raise SeedError(f"{where} needs a 'userPrincipalName' like ann@contoso.onmicrosoft.com")
     if user.get("deletedDateTime") is not None:
         raise SeedError(f"{where}: seed users cannot be deleted (deletedDateTime is set)")
-    user["id"] = _object_id(raw.get("id"), where)
+    user["id"] = _object_id(raw_id, where)
     user.setdefault("displayName", upn.split("@")[0])
     user.setdefault("userType", "Member")
     user.setdefault("accountEnabled", True)

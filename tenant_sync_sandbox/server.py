@@ -18,6 +18,7 @@ from types import FrameType
 import uvicorn
 
 from .app import asgi_app
+from .coalesce import CoalescingH11Protocol
 from .default_seed import default_seed
 from .seed import SeedError, load_seed, validate_seed
 from .state import SandboxState
@@ -114,6 +115,7 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="off",
+        http=CoalescingH11Protocol,  # a response's headers and body in one write
         server_header=False,
         timeout_graceful_shutdown=3,
     )

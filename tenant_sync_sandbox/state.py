@@ -116,6 +116,7 @@ _PROPS: dict[frozenset[str], frozenset[str]] = {}
 # The user properties `Tenant.index` keys (see `_index_values`).
 INDEXED_ADDRESSES = frozenset({"mail", "userPrincipalName", "otherMails"})
 _ATOMIC = (str, int, float, bool, type(None))  # values stored as they come (no deep copy)
+_UNSEEN: dict[str, str] = {}  # marks a property _share has not met yet (never filled)
 
 
 class Links:
@@ -157,9 +158,14 @@ class Links:
         return (found,) if isinstance(found, str) else found
 
 
+# One encoder for every packed batch (json.dumps with options makes a new one per call).
+_PACK_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 class Packed:
-    """A list of JSON values kept deflated, as JSON lines; iterating decodes one at a time
-    (so reading it back never holds the whole text)."""
+    """A list of JSON values kept deflated, as JSON lines of up to `_BATCH` values each (one
+    array a line: encoded and decoded a batch at a time, not a value at a time); iterating
+    decodes one line at a time (so reading it back never holds the whole text)."""
 
     _BATCH = 1000
     _CHUNK = 1 << 20
@@ -167,15 +173,20 @@ class Packed:
     def __init__(self, items: Iterable[Any]) -> None:
         compressor = zlib.compressobj(1)
         parts: list[bytes] = []
-        batch: list[str] = []
+        batch: list[Any] = []
         for item in items:
-            batch.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+            batch.append(item)
             if len(batch) == self._BATCH:
-                parts.append(compressor.compress("".join(batch).encode("utf-8")))
+                parts.append(compressor.compress(self._line(batch)))
                 batch.clear()
-        parts.append(compressor.compress("".join(batch).encode("utf-8")))
+        if batch:
+            parts.append(compressor.compress(self._line(batch)))
         parts.append(compressor.flush())
         self.data = b"".join(parts)
+
+    @staticmethod
+    def _line(batch: list[Any]) -> bytes:
+        return (_PACK_ENCODER.encode(batch) + "\n").encode("utf-8")
 
     def __iter__(self) -> Iterator[Any]:
         decompressor = zlib.decompressobj()
@@ -186,15 +197,20 @@ class Packed:
             )
             rest = lines.pop()
             for line in lines:
-                yield json.loads(line)
+                yield from json.loads(line)
         for line in (rest + decompressor.flush()).split(b"\n"):
             if line:
-                yield json.loads(line)
+                yield from json.loads(line)
 
 
 class Tenant:
-    def __init__(self, seed: dict[str, Any], *, owned: bool = False) -> None:
-        """`owned`: the seed's users and groups are this tenant's from now on, not copied."""
+    def __init__(
+        self, seed: dict[str, Any], *, owned: bool = False, kept_users: Packed | None = None
+    ) -> None:
+        """`owned`: the seed's users and groups are this tenant's from now on, not copied.
+        `kept_users`: the seed's users already packed (a reset passes them on), else they are
+        packed from the directory before its first write (see `kept_users`)."""
+        self._kept_users = kept_users
         self.tenant_id: str = seed["tenant_id"]
         self.domain: str = seed["domain"]
         self.display_name: str = seed["display_name"]
@@ -252,6 +268,7 @@ class Tenant:
         self._values: dict[str, dict[str, str] | None] = {}
         # Casefolded address -> the ids of the users that have it (nearly always one).
         self.index: dict[str, Links] = {name: Links() for name in INDEXED if name != "id"}
+        active: list[str] = []
         for u in seed["users"]:
             user = u if owned else copy.deepcopy(u)
             password = user.pop("password", None)
@@ -260,7 +277,11 @@ class Tenant:
             manager = user.pop("manager", None)
             if manager is not None:
                 self.managers[user["id"]] = manager
-            self._insert_user(user)
+            if self._insert_user(user, sorted_ids=False):
+                active.append(user["id"])
+        # Sorted once, in bulk: a million add()s cost several times as much.
+        self.active_user_ids.update(active)
+        del active
         for g in seed["groups"]:
             body = {k: v if owned else copy.deepcopy(v) for k, v in g.items() if k != "members"}
             self.groups[body["id"]] = body
@@ -269,6 +290,35 @@ class Tenant:
             for m in g["members"]:
                 self._link(g["id"], m)
             self._apply_rule(g["id"], record=False)
+
+    # ------------------------------------------------------------ the seed, for reset
+
+    def kept_users(self) -> Packed:
+        """The seed's users, as deflated JSON (about 90 bytes a generated user), for reset.
+
+        Packed from the directory itself while it is still the seed, on its first write:
+        a tenant nobody writes to (a benchmark's source of a million users) never pays for
+        it. A user comes back with its password and manager, which the tenant keeps apart."""
+        if self._kept_users is None:
+            self._kept_users = Packed(self._seed_user(u) for u in self.users.values())
+        return self._kept_users
+
+    def _seed_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        uid = user["id"]
+        password, manager = self.passwords.get(uid), self.managers.get(uid)
+        if password is None and manager is None:
+            return user
+        out = dict(user)
+        if password is not None:
+            out["password"] = password
+        if manager is not None:
+            out["manager"] = manager
+        return out
+
+    def _before_write(self) -> None:
+        """Every write calls this first: the seed's users are packed before any changes."""
+        if self._kept_users is None:
+            self.kept_users()
 
     # ------------------------------------------------------------ log
 
@@ -442,10 +492,11 @@ class Tenant:
         (casefolded)."""
         return self.index[name].get(key)
 
-    def _index_add(self, user: dict[str, Any]) -> None:
+    def _index_add(self, user: dict[str, Any], *, sorted_ids: bool = True) -> None:
         for name, key in self._index_values(user):
             self.index[name].add(key, user["id"])
-        self.active_user_ids.add(user["id"])
+        if sorted_ids:
+            self.active_user_ids.add(user["id"])
 
     def _index_remove(self, user: dict[str, Any]) -> None:
         for name, key in self._index_values(user):
@@ -460,10 +511,21 @@ class Tenant:
         types, the creation second): one string object per value instead of one per user saves
         about half a kilobyte a user. A property stops being shared once it has had
         `SHARED_VALUES` distinct values (ids, addresses, employee ids never repeat)."""
+        values = self._values
         for key in keys:
             value = obj.get(key)
             if isinstance(value, str):
-                obj[key] = self._shared(key, value)
+                # _shared, inlined: this runs for every property of every user loaded.
+                memo = values.get(key, _UNSEEN)
+                if memo is None:
+                    continue
+                if memo is _UNSEEN:
+                    memo = values[key] = {}
+                found = memo.setdefault(value, value)
+                if found is not value:
+                    obj[key] = found
+                elif len(memo) > SHARED_VALUES:
+                    values[key] = None  # this property's values do not repeat: stop
             elif isinstance(value, list):
                 for i, item in enumerate(value):
                     if isinstance(item, str):
@@ -478,21 +540,25 @@ class Tenant:
                         value[name] = self._shared(f"{key}/{name}", inner)
 
     def _shared(self, key: str, value: str) -> str:
-        if key not in self._values:
-            self._values[key] = {}
-        memo = self._values[key]
+        memo = self._values.get(key, _UNSEEN)
         if memo is None:
             return value
+        if memo is _UNSEEN:
+            memo = self._values[key] = {}
         found: str = memo.setdefault(value, value)
         if len(memo) > SHARED_VALUES:
             self._values[key] = None  # this property's values do not repeat: stop
         return found
 
-    def _insert_user(self, user: dict[str, Any]) -> None:
+    def _insert_user(self, user: dict[str, Any], *, sorted_ids: bool = True) -> bool:
+        """Store (and index, when active) a user; whether it is active. `sorted_ids`: also
+        into active_user_ids (a bulk load adds them all at once instead)."""
         self._share(user, list(user))
         self.users[user["id"]] = user
         if user.get("deletedDateTime") is None:
-            self._index_add(user)
+            self._index_add(user, sorted_ids=sorted_ids)
+            return True
+        return False
 
     def upn_taken(self, upn: str, except_id: str | None = None) -> bool:
         return any(i != except_id for i in self.indexed("userPrincipalName", upn.casefold()))
@@ -500,6 +566,7 @@ class Tenant:
     # ------------------------------------------------------------ user writes
 
     def create_user(self, props: dict[str, Any]) -> dict[str, Any]:
+        self._before_write()
         upn = props.get("userPrincipalName")
         if isinstance(upn, str) and self.upn_taken(upn):
             raise Conflict(
@@ -519,17 +586,20 @@ class Tenant:
         return user
 
     def set_manager(self, user_id: str, manager_id: str) -> None:
+        self._before_write()
         if self.managers.get(user_id) == manager_id:
             return
         self.managers[user_id] = manager_id
         self._record("user", user_id, "updated", {"manager"})
 
     def remove_manager(self, user_id: str) -> None:
+        self._before_write()
         old = self.managers.pop(user_id, None)
         self._record("user", user_id, "updated", {"manager"}, member_id=old, member_kind="user")
 
     def update_user(self, user_id: str, changes: dict[str, Any]) -> set[str]:
         """Apply changes; return the names of the properties whose value actually changed."""
+        self._before_write()
         user = self.users[user_id]
         upn = changes.get("userPrincipalName")
         if isinstance(upn, str) and self.upn_taken(upn, except_id=user_id):
@@ -562,6 +632,7 @@ class Tenant:
         return changed
 
     def soft_delete_user(self, user_id: str) -> None:
+        self._before_write()
         user = self.users[user_id]
         self._index_remove(user)
         user["deletedDateTime"] = now_iso()
@@ -582,6 +653,7 @@ class Tenant:
         return None
 
     def create_group(self, props: dict[str, Any], members: Iterable[str] = ()) -> dict[str, Any]:
+        self._before_write()
         unique = props.get("uniqueName")
         if isinstance(unique, str) and self.group_by_unique_name(unique) is not None:
             raise Conflict(
@@ -600,6 +672,7 @@ class Tenant:
         return group
 
     def update_group(self, group_id: str, changes: dict[str, Any]) -> set[str]:
+        self._before_write()
         group = self.groups[group_id]
         changed = {k for k, v in changes.items() if group.get(k) != v}
         for key in changed:
@@ -654,6 +727,7 @@ class Tenant:
                 self._place(gid, rule, user_id, user, record=True)
 
     def soft_delete_group(self, group_id: str) -> None:
+        self._before_write()
         self.groups[group_id]["deletedDateTime"] = now_iso()
         self._record("group", group_id, "deleted")
         for parent in sorted(self.member_of.get(group_id, ())):
@@ -665,11 +739,13 @@ class Tenant:
         self.member_of.add(member_id, group_id)
 
     def add_member(self, group_id: str, member_id: str) -> None:
+        self._before_write()
         self._link(group_id, member_id)
         kind = self.kind_of(member_id)
         self._record("group", group_id, "members", member_id=member_id, member_kind=kind)
 
     def remove_member(self, group_id: str, member_id: str) -> None:
+        self._before_write()
         self.members.get(group_id, set()).discard(member_id)
         self.member_of.discard(member_id, group_id)
         kind = self.kind_of(member_id)
@@ -678,6 +754,7 @@ class Tenant:
     # ------------------------------------------------------------ deleted items
 
     def restore(self, object_id: str) -> tuple[str, dict[str, Any]]:
+        self._before_write()
         kind = self.kind_of(object_id)
         assert kind is not None
         if kind == "user":
@@ -702,6 +779,7 @@ class Tenant:
 
     def purge(self, object_id: str) -> str:
         """Permanently delete a soft-deleted object; its memberships go with it."""
+        self._before_write()
         kind = self.kind_of(object_id)
         assert kind is not None
         for gid in self.member_of.pop(object_id):
@@ -775,9 +853,10 @@ class SandboxState:
         self.delta_lag_s = 0.0
         self.access_token_lifetime_s = DEFAULT_ACCESS_TOKEN_LIFETIME_S
         self.delta_cache: dict[tuple[Any, ...], Any] = {}
-        # The seed without its tenants' users and groups (kept packed in _kept, for reset).
+        # The seed without its tenants' users and groups (kept packed, for reset: the groups
+        # in _kept_groups, the users by each tenant).
         self.seed: dict[str, Any] = {}
-        self._kept: dict[str, tuple[Packed, Packed]] = {}
+        self._kept_groups: dict[str, Packed] = {}
         self.tenants: dict[str, Tenant] = {}
         self.limits: dict[str, float] = {}
         self.faults: dict[str, Any] = {}
@@ -792,11 +871,12 @@ class SandboxState:
 
         `owned`: the seed's users and groups become the directory's own objects (the caller
         never uses them again: a seed just read from a file), instead of copies."""
-        # Kept to reset to as deflated JSON: about 60 bytes a generated user, where the seed's
-        # own objects would cost 2 to 3 KB a user besides the directory's.
-        kept = {t["tenant_id"]: (Packed(t["users"]), Packed(t["groups"])) for t in seed["tenants"]}
+        # Kept to reset to as deflated JSON, where the seed's own objects would cost 2 to 3 KB
+        # a user besides the directory's: the groups now, each tenant's users before its
+        # first write (Tenant.kept_users).
+        kept = {t["tenant_id"]: Packed(t["groups"]) for t in seed["tenants"]}
         self._build(seed, owned=owned)
-        self._kept = kept
+        self._kept_groups = kept
         self.seed = {
             **seed,
             "tenants": [
@@ -805,9 +885,15 @@ class SandboxState:
             ],
         }
 
-    def _build(self, seed: dict[str, Any], *, owned: bool) -> None:
+    def _build(
+        self, seed: dict[str, Any], *, owned: bool, kept_users: dict[str, Packed] | None = None
+    ) -> None:
         self.tenants = {}  # the old directory goes first: never two at once
-        self.tenants = {t["tenant_id"]: Tenant(t, owned=owned) for t in seed["tenants"]}
+        kept = kept_users or {}
+        self.tenants = {
+            t["tenant_id"]: Tenant(t, owned=owned, kept_users=kept.get(t["tenant_id"]))
+            for t in seed["tenants"]
+        }
         self.limits = dict(seed["limits"])
         self.set_faults(dict(seed["faults"]), reseed=True)
         self.epoch = secrets.token_hex(6)
@@ -822,11 +908,12 @@ class SandboxState:
 
     def reset(self) -> None:
         """Back to the seed, read again a user at a time from what load() kept."""
+        users = {tid: tenant.kept_users() for tid, tenant in self.tenants.items()}
         tenants = [
-            {**t, "users": self._kept[t["tenant_id"]][0], "groups": self._kept[t["tenant_id"]][1]}
+            {**t, "users": users[t["tenant_id"]], "groups": self._kept_groups[t["tenant_id"]]}
             for t in self.seed["tenants"]
         ]
-        self._build({**self.seed, "tenants": tenants}, owned=True)
+        self._build({**self.seed, "tenants": tenants}, owned=True, kept_users=users)
 
     def snapshot(self) -> dict[str, Any]:
         """The directory as it is now, as a seed: a later sandbox started from it serves the

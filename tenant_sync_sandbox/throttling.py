@@ -137,7 +137,11 @@ def apply(state: SandboxState, req: GraphRequest, route: Route) -> dict[str, str
             },
         )
     headers = {"x-ms-resource-unit": str(int(charges[0].cost))}
-    ratio = max(state.limiter.used(c.key, now, c.window_s) / c.limit for c in charges)
+    ratio = 0.0  # the fullest quota's share (a loop: this runs for every request)
+    for c in charges:
+        share = state.limiter.used(c.key, now, c.window_s) / c.limit
+        if share > ratio:
+            ratio = share
     if ratio > WARN_RATIO:
         headers["x-ms-throttle-limit-percentage"] = _percentage(ratio)
     return headers

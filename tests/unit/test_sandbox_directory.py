@@ -43,6 +43,36 @@ def test_reset_gives_back_the_seed_the_directory_was_built_from() -> None:
     assert state.snapshot() == before
 
 
+def test_writes_after_a_reset_are_undone_by_the_next_one() -> None:
+    state = SandboxState(fresh_seed(), owned=True)
+    before = state.snapshot()
+    state.reset()  # before any write: what it keeps is the directory as seeded
+    source = state.tenants[gen.CONTOSO]
+    first, second, third = sorted(source.active_user_ids)[:3]
+    source.set_manager(first, second)
+    source.remove_manager(third)
+    state.reset()
+    assert state.snapshot() == before
+    state.tenants[gen.CONTOSO].update_user(first, {"department": "Again"})
+    state.reset()
+    assert state.snapshot() == before
+
+
+def test_a_parsed_seed_given_away_is_normalised_as_a_kept_one_is() -> None:
+    raw = gen.generate(gen.Shape(users=20, groups=2, guests=2, unicode=True))
+    raw["tenants"][0]["users"][1]["manager"] = None
+    raw["tenants"][0]["users"][2]["id"] = raw["tenants"][0]["users"][2]["id"].upper()
+
+    def text(seed: dict[str, Any]) -> str:
+        for t in seed["tenants"]:
+            for u in t["users"]:
+                u.pop("createdDateTime")  # the second it was read
+        return json.dumps(seed)  # key order included
+
+    kept = text(validate_seed(json.loads(json.dumps(raw))))
+    assert text(validate_seed(json.loads(json.dumps(raw)), consume=True)) == kept
+
+
 def test_a_seed_passed_without_ownership_is_left_as_it_was() -> None:
     seed = fresh_seed()
     copy = json.loads(json.dumps(seed))
