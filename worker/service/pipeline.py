@@ -14,6 +14,7 @@ commits overlap instead of taking turns (docs/performance.md, "Time per created 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -243,15 +244,23 @@ class _Commit:
         self._before = before
         self._outcome: PageOutcome | None = None
         self._error: BaseException | None = None
+        # The cycle's context goes with the commit: its log lines carry the job and run ids.
+        context = contextvars.copy_context()
         # A daemon: a process that exits mid-commit loses the page as a crash would (its
         # transaction never commits, the cursor never moved past it).
-        self._thread = threading.Thread(target=self._main, name="page-commit", daemon=True)
+        self._thread = threading.Thread(
+            target=context.run, args=(self._main,), name="page-commit", daemon=True
+        )
         self._thread.start()
 
     def _main(self) -> None:
-        if self._before is not None:
-            self._before.join()
-            self._before = None  # its page is not kept alive by the chain
+        before, self._before = self._before, None  # its page is not kept alive by the chain
+        if before is not None:
+            before.join()
+            if before._error is not None:
+                # Pages commit in their order: none after a page whose commit failed.
+                self._error = before._error
+                return
         try:
             self._outcome = self._commit()
         except BaseException as exc:  # handed to the cycle's thread by `result`

@@ -65,6 +65,7 @@ class UsersRound:
         try:
             self._read_pages(url, full=full, in_flight=in_flight)
         except BaseException:
+            self._settle_committed(in_flight)
             self.dispatcher.abandon()
             raise
 
@@ -85,12 +86,12 @@ class UsersRound:
             handle = self.dispatcher.submit(self.spec.name, p.run_id, request)
             in_flight.append((handle, request, page.next_link))
             while len(in_flight) >= window:
-                self._settle(in_flight.popleft())
+                self._settle_next(in_flight)
             if page.next_link:
                 url = page.next_link
                 continue
             while in_flight:
-                self._settle(in_flight.popleft())
+                self._settle_next(in_flight)
             if not page.delta_link:
                 raise StopSync("the users delta round ended without a deltaLink")
             p.users_delta_link = page.delta_link
@@ -113,6 +114,29 @@ class UsersRound:
         self.position.progress.seen_users += users
         self.live.add(self.spec.name, read=users)
         return page
+
+    def _settle_next(self, in_flight: deque[tuple[object, PageRequest, str | None]]) -> None:
+        try:
+            self._settle(in_flight.popleft())
+        except BaseException:
+            in_flight.clear()  # none after a page that failed: the cursor stays before it
+            raise
+
+    def _settle_committed(self, in_flight: deque[tuple[object, PageRequest, str | None]]) -> None:
+        """After the round failed: the pages in flight whose commits succeed are counted and the
+        cursor moves past them, in order, as the round would have; the first that fails (or
+        that no worker took) ends it, and the pages after it are exported again by the next
+        cycle. A failed cycle so ends only once its pages are no longer being written."""
+        while in_flight:
+            handle, _request, next_link = in_flight.popleft()
+            try:
+                outcome = self.dispatcher.wait(handle)  # a page no worker took stays untaken
+            except Exception:
+                return
+            self.feed.tally.add(outcome)
+            if next_link:
+                self.position.progress.next_link = next_link
+                self.position.save()
 
     def _settle(self, entry: tuple[object, PageRequest, str | None]) -> None:
         handle, request, next_link = entry
