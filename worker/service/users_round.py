@@ -65,8 +65,10 @@ class UsersRound:
         try:
             self._read_pages(url, full=full, in_flight=in_flight)
         except BaseException:
-            self._settle_committed(in_flight)
-            self.dispatcher.abandon()
+            try:
+                self._settle_committed(in_flight)
+            finally:
+                self.dispatcher.abandon()
             raise
 
     def _read_pages(
@@ -131,12 +133,12 @@ class UsersRound:
             handle, _request, next_link = in_flight.popleft()
             try:
                 outcome = self.dispatcher.wait(handle)  # a page no worker took stays untaken
+                self.feed.tally.add(outcome)
+                if next_link:
+                    self.position.progress.next_link = next_link
+                    self.position.save()
             except Exception:
-                return
-            self.feed.tally.add(outcome)
-            if next_link:
-                self.position.progress.next_link = next_link
-                self.position.save()
+                return  # the round's own error is the one the cycle reports
 
     def _settle(self, entry: tuple[object, PageRequest, str | None]) -> None:
         handle, request, next_link = entry
