@@ -10,7 +10,6 @@ never holds more than a bucket's worth of objects); any other id is kept in a pl
 from __future__ import annotations
 
 import re
-import uuid
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
@@ -35,10 +34,18 @@ class _Packed:
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _guid(value: str) -> bytes | None:
+def guid_key(value: str) -> bytes | None:
+    """A canonical GUID's 16 bytes, or None for any other id (the ledger packs ids with it)."""
     if len(value) != 36 or not _CANONICAL_GUID.fullmatch(value):
         return None
     return bytes.fromhex(value.replace("-", ""))
+
+
+def guid_text(key: bytes) -> str:
+    """A 16-byte key's canonical GUID text, what `str(uuid.UUID(bytes=key))` gives, without
+    building a UUID (three ids a link read: docs/performance.md, "The no-change cycle")."""
+    h = key.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class IdSet:
@@ -55,7 +62,7 @@ class IdSet:
         if buckets is None:
             raise RuntimeError("an IdSet takes no ids once it has been asked about one")
         for value in ids:
-            key = _guid(value)
+            key = guid_key(value)
             if key is None:
                 self._other.add(value)
             else:
@@ -89,7 +96,7 @@ class IdSet:
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
             return False
-        key = _guid(value)
+        key = guid_key(value)
         if key is None:
             return value in self._other
         return self.has_key(key)
@@ -100,5 +107,5 @@ class IdSet:
     def __iter__(self) -> Iterator[str]:
         for blob in self._freeze():
             for i in range(0, len(blob), WIDTH):
-                yield str(uuid.UUID(bytes=blob[i : i + WIDTH]))
+                yield guid_text(blob[i : i + WIDTH])
         yield from self._other

@@ -21,44 +21,34 @@ Three codecs, each a pure function pair, so the models' types and the migrations
 from __future__ import annotations
 
 import json
-import re
 import struct
 import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from worker.domain.idset import guid_key, guid_text
+
 _TEXT = b"\x01"  # an id that is not a canonical GUID: its UTF-8 text follows
 _TEXT_PADDED = b"\x02"  # the same, one byte added so the whole is not 16 bytes long
-
-
-# A canonical GUID: exactly what `str(uuid.UUID(value)) == value` accepts, checked without
-# building a UUID (ten ids a created user: docs/performance.md, "Time per created user").
-_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def pack_id(value: str) -> bytes:
     if not value:
         return b""  # sorts before every id: the start of a keyset walk
-    if len(value) == 36 and _CANONICAL_GUID.fullmatch(value):
-        return bytes.fromhex(value.replace("-", ""))
+    key = guid_key(value)
+    if key is not None:
+        return key
     raw = value.encode()
     if len(raw) == 15:
         return _TEXT_PADDED + raw + b"\x00"
     return _TEXT + raw
 
 
-def _guid(value: str) -> bytes | None:
-    """A canonical GUID's 16 bytes, or None for any other id."""
-    if len(value) == 36 and _CANONICAL_GUID.fullmatch(value):
-        return bytes.fromhex(value.replace("-", ""))
-    return None
-
-
 def pack_ids(values: Iterable[str]) -> bytes:
     guids = bytearray()
     others = bytearray()
     for value in values:
-        key = _guid(value)
+        key = guid_key(value)
         if key is not None:
             guids += key
         else:
@@ -81,16 +71,9 @@ def split_ids(data: bytes) -> tuple[bytes, list[str]]:
     return guids, others
 
 
-def _guid_text(key: bytes) -> str:
-    """A 16-byte key's canonical GUID text, what `str(uuid.UUID(bytes=key))` gives, without
-    building a UUID (three ids a link read: docs/performance.md, "The no-change cycle")."""
-    h = key.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def unpack_ids(data: bytes) -> list[str]:
     guids, others = split_ids(data)
-    keys = [_guid_text(guids[i : i + 16]) for i in range(0, len(guids), 16)]
+    keys = [guid_text(guids[i : i + 16]) for i in range(0, len(guids), 16)]
     return keys + others
 
 
@@ -98,7 +81,7 @@ def unpack_id(data: bytes) -> str:
     if not data:
         return ""
     if len(data) == 16:
-        return _guid_text(bytes(data))
+        return guid_text(bytes(data))
     if data[:1] == _TEXT_PADDED:
         return bytes(data[1:-1]).decode()
     return bytes(data[1:]).decode()
