@@ -19,7 +19,7 @@ from worker.domain.model import SourceUser
 from worker.ports import Ledger, LiveProgress, SourceDirectory, TargetDirectory, UserPage
 from worker.service.feed import PageFeed
 from worker.service.page import PageRequest
-from worker.service.pipeline import PageDispatcher, PageNotTaken
+from worker.service.pipeline import PageDispatcher, PageNotTaken, PageOutcome
 from worker.service.position import Position
 
 log = structlog.get_logger("tenant_sync.cycle")
@@ -132,11 +132,8 @@ class UsersRound:
         while in_flight:
             handle, _request, next_link = in_flight.popleft()
             try:
-                outcome = self.dispatcher.wait(handle)  # a page no worker took stays untaken
-                self.feed.tally.add(outcome)
-                if next_link:
-                    self.position.progress.next_link = next_link
-                    self.position.save()
+                # A page no worker took stays untaken here: the cycle has failed.
+                self._settled(self.dispatcher.wait(handle), next_link)
             except Exception:
                 return  # the round's own error is the one the cycle reports
 
@@ -147,6 +144,10 @@ class UsersRound:
         except PageNotTaken:
             log.warning("no worker took a page in time: exporting it here")
             outcome = self.feed.pipeline.run(request)
+        self._settled(outcome, next_link)
+
+    def _settled(self, outcome: PageOutcome, next_link: str | None) -> None:
+        """A page committed: counted, and the cursor moved past it."""
         self.feed.tally.add(outcome)
         if next_link:
             self.position.progress.next_link = next_link
