@@ -24,7 +24,7 @@ from worker.adapters.state.errors import speaks_domain_errors
 from worker.adapters.state.sql_assignments import Assignments
 from worker.adapters.state.sql_commit import PageCommit
 from worker.adapters.state.sql_health import JobHealth
-from worker.adapters.state.sql_links import GROUP_ROWS_READ, LIVE_STATES, LinkReads
+from worker.adapters.state.sql_links import LinkReads
 from worker.adapters.state.sql_log import LogCondition, LogField, LogOp, LogReads
 from worker.adapters.state.sql_models import Base, RunRow, SeenRow
 from worker.adapters.state.sql_rows import _run_from_row
@@ -34,8 +34,6 @@ from worker.domain.model import Mode
 from worker.ports import RunRecord
 
 __all__ = [
-    "GROUP_ROWS_READ",
-    "LIVE_STATES",
     "Base",
     "FreeString",
     "FreeText",

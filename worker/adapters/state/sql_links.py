@@ -13,13 +13,11 @@ from worker.adapters.state.errors import speaks_domain_errors
 from worker.adapters.state.sql_models import GroupLinkRow, LinkRow, LogRow, SeenRow
 from worker.adapters.state.sql_rows import _LINK_COLUMNS, _link_from_row
 from worker.adapters.state.sql_session import CHUNK, LedgerPart, _among, _raw
-from worker.domain.groups import GroupLink, GroupSkip, group_skips
+from worker.adapters.state.sql_shared import GROUP_ROWS_READ, LIVE_STATES
+from worker.domain.groups import GROUP_OBJECT_TYPE, GroupLink, GroupSkip, group_skips
 from worker.domain.idset import IdSet
-from worker.domain.model import Link, LinkState
+from worker.domain.model import Link
 
-LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
-GROUP_OBJECT_TYPE = "Group"
-GROUP_ROWS_READ = 1000  # the newest group rows `status` reads for skipped groups
 SCAN = 2000  # links' keys a sweep reads at a time to find the unseen among them
 
 
