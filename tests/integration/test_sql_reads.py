@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.adapters.state import sql
 from worker.adapters.state.db import upgrade_database
 from worker.adapters.state.sql import SqlLedger, make_engine
-from worker.adapters.state.sql_reads import GROUP_ROWS_READ, LIVE_STATES, SqlReads
+from worker.adapters.state.sql_reads import SqlReads
 from worker.domain.groups import HELD, GroupLink
 from worker.domain.health import Escrow, JobState, StagedDeletion
 from worker.domain.model import Action, Link, LinkState, ObjectOutcome, Status
@@ -123,10 +122,6 @@ def test_the_reads_see_the_data_they_are_compared_on(filled: tuple[SqlLedger, Sq
     deletions = reads.deletions_since("job", T0)
     assert (deletions.deleted, deletions.disabled) == (1, 2)
     assert [s.approved for s in reads.staged("job")] == [False, False]
-
-
-def test_the_readers_share_their_constants_with_the_ledger() -> None:
-    assert (GROUP_ROWS_READ, LIVE_STATES) == (sql.GROUP_ROWS_READ, sql.LIVE_STATES)
 
 
 def test_a_url_the_driver_cannot_take_as_is_is_read_through_sqlalchemy(tmp_path: Path) -> None:

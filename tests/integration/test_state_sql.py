@@ -13,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.engine import Engine
 
 from worker.adapters.state.audit import SqlAuditLog
@@ -304,6 +304,47 @@ def test_datetimes_are_the_same_instants_in_utc_whatever_offset_comes_in_or_the_
     assert started.isoformat() == "2026-01-01T06:15:00+00:00"
     ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("s1")]))
     assert ledger.logs("job")[0]["activityDateTime"].endswith("+00:00")
+
+
+def test_a_row_rewritten_in_place_is_the_row_the_outcome_gives_when_new(
+    ledger: SqlLedger, engine: Engine
+) -> None:
+    """The managers phase rewrites a run's row in place (docs/manager.md): it keeps its id,
+    change id and time, and every other column is what the same outcome stores as a new row
+    (one builder packs both, sql_rows.py's `_log_row`), free text made storable alike."""
+    rich = ObjectOutcome(
+        source_id="a",
+        action=Action.DISABLE,
+        status=Status.WARNING,
+        source_label="A\x00nn" + "x" * 400,
+        source_mail="ann@contoso.com",
+        target_id="t-a",
+        reason="why\x00not",
+        error_code="E" * 150,
+        error_message="bad\x00byte",
+        steps=[Step("export", Status.WARNING, "removed manager")],
+        modified={"manager": Change("t-m", None)},
+        duration_ms=12,
+        approved=True,
+        object_type="User",
+    )
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[outcome("a")]))
+    ledger.commit_page("job", "r1", PageWrite(outcomes=[rich], replaces=["a"]))
+    ledger.commit_page("new", "r1", PageWrite(outcomes=[rich]))
+
+    log = Base.metadata.tables["provisioning_log"]
+    with engine.connect() as connection:
+        rows = {r.job: r._asdict() for r in connection.execute(select(log).order_by(log.c.id))}
+    rewritten, fresh = rows["job"], rows["new"]
+    assert rewritten["id"] < fresh["id"]  # kept its place in the log
+    assert rewritten["created_at"] < fresh["created_at"]  # and its time
+    assert rewritten["change_id"] != fresh["change_id"]
+    own = ("id", "change_id", "created_at", "job")
+    assert {k: v for k, v in rewritten.items() if k not in own} == {
+        k: v for k, v in fresh.items() if k not in own
+    }
+    assert rewritten["approved"] is True
+    assert rewritten["source_label"] == ("A\ufffdnn" + "x" * 400)[:320]
 
 
 def test_remote_free_text_too_long_or_holding_nul_never_blocks_a_page(ledger: SqlLedger) -> None:

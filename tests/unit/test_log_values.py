@@ -1,4 +1,4 @@
-"""A created user's provisioning-log row as the SQL ledger packs it for its bulk insert."""
+"""A provisioning-log row as the SQL ledger packs it, for its bulk insert and its rewrite in place."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from worker.adapters.state.compact import pack_id, unpack_id
-from worker.adapters.state.sql import _new_change_id
+from worker.adapters.state.sql_models import LogRow
+from worker.adapters.state.sql_rows import _log_row, _new_change_id
 from worker.domain.model import Action, Change, ObjectOutcome, Status, Step
 from worker.domain.records import modified_record, outcome_record, step_records
 
@@ -38,3 +39,10 @@ def test_steps_and_modified_properties_are_the_records_own() -> None:
     assert step_records(outcome) == record["steps"]
     assert modified_record(outcome) == record["modifiedProperties"]
     assert record["modifiedProperties"] == {"displayName": {"old": None, "new": "Ada"}}
+
+
+def test_the_one_row_builder_gives_every_column_of_the_log_but_its_row_id() -> None:
+    """New rows and rows rewritten in place take their columns from `_log_row` alone: a column
+    added to LogRow must be added there, or neither path writes it."""
+    row = _log_row("job", pack_id("run"), ObjectOutcome("s", Action.CREATE, Status.SUCCESS), None)
+    assert set(row) == set(LogRow.__table__.columns.keys()) - {"id"}

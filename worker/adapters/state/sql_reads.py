@@ -1,12 +1,16 @@
 """The SQL state's reads that `tenant-sync status` makes, on the database driver alone.
 
-`SqlLedger` (sql.py) is the Ledger on SQLAlchemy's ORM, whose import alone costs more than the
-whole of `validate` (docs/performance.md, "CLI start-up"). `status` reads a few rows per job, so
-it asks the driver directly, the standard library's sqlite3 or psycopg, with plain SQL over the
-same tables, and decodes the columns as sql.py's column types do: datetimes UTC, SQLite's
-booleans and JSON text, packed ids (compact.py). Only for the URLs `PLAIN_DATABASE_URL_RE`
-accepts (their meaning is the same to the driver as to SQLAlchemy); any other URL is read
-through SQLAlchemy. tests/integration/test_sql_reads.py holds every read equal to SqlLedger's.
+`SqlLedger` (sql.py and its parts) is the Ledger on SQLAlchemy's ORM, whose import alone costs
+more than the whole of `validate` (docs/performance.md, "CLI start-up"). `status` reads a few rows
+per job, so it asks the driver directly, the standard library's sqlite3 or psycopg, with plain SQL
+over the same tables, and decodes the columns as the ledger's column types (sql_types.py) do:
+datetimes UTC, SQLite's booleans and JSON text, packed ids (compact.py). Only for the URLs
+`PLAIN_DATABASE_URL_RE` accepts (their meaning is the same to the driver as to SQLAlchemy); any
+other URL is read through SQLAlchemy. tests/integration/test_sql_reads.py holds every read equal
+to SqlLedger's; the constants both ask with are defined once (sql_shared.py). The SQL itself is
+not shared: the ledger's are SQLAlchemy expressions decoded by its column types, these are plain
+text decoded here (either one sharing the other's would bring SQLAlchemy into `status`, or take
+the column types out of the ledger's reads).
 
 Driver errors are not translated: the CLI names the database and the driver's first line
 (`worker.state_errors.describe`), as it does for SQLAlchemy's, whose `orig` is the same error.
@@ -19,16 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.adapters.state.compact import unpack_id
+from worker.adapters.state.sql_shared import GROUP_ROWS_READ, LIVE_STATES
 from worker.config import PLAIN_DATABASE_URL_RE
-from worker.domain.groups import GroupLink, GroupSkip, group_skips
+from worker.domain.groups import GROUP_OBJECT_TYPE, GroupLink, GroupSkip, group_skips
 from worker.domain.health import JobState, StagedDeletion, WindowDeletions
-from worker.domain.model import Action, LinkState, Status
+from worker.domain.model import Action, Status
 from worker.ports import RunRecord
 
 SQLITE_PREFIX = "sqlite:///"
-# As sql.py reads them (GROUP_ROWS_READ, LIVE_STATES): kept equal by the test beside sql.py's.
-GROUP_ROWS_READ = 1000
-LIVE_STATES = (LinkState.ACTIVE.value, LinkState.DISABLED.value)
 SQLITE_TIMEOUT_S = 30.0  # make_engine's default wait for another process's write
 # SQLAlchemy's text form of a datetime in SQLite (always six digits of microseconds).
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -181,7 +183,7 @@ class SqlReads:
             "SELECT source_id, source_label, action, status, reason FROM provisioning_log"
             " WHERE job = ? AND object_type = ? ORDER BY id DESC LIMIT ?",
             job,
-            "Group",
+            GROUP_OBJECT_TYPE,
             GROUP_ROWS_READ,
         )
         return group_skips((unpack_id(bytes(s)), lbl, a, st, rs) for s, lbl, a, st, rs in rows)
