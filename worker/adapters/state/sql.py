@@ -49,7 +49,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.types import TypeDecorator
 
 from worker.adapters.state.compact import (
@@ -1012,10 +1013,15 @@ class SqlLedger:
     ) -> dict[str, LogRow]:
         """The newest row of this run for each of these objects, to be rewritten in place."""
         rows: dict[str, LogRow] = {}
+        run: Any = LogRow.run_id
+        if self._dialect == "sqlite":
+            # `+run_id`: SQLite then looks the ids up by source id, not every row of the run
+            # by run id (docs/performance.md, "Growth with the table size").
+            run = UnaryExpression(run, operator=operators.custom_op("+"), type_=run.type)
         for ids in _chunks(source_ids):
             query = (
                 select(LogRow)
-                .where(LogRow.job == job, LogRow.run_id == run_id, LogRow.source_id.in_(ids))
+                .where(LogRow.job == job, run == run_id, LogRow.source_id.in_(ids))
                 .order_by(LogRow.id)
             )
             rows.update((row.source_id, row) for row in session.scalars(query))
