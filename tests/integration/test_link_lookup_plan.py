@@ -119,3 +119,25 @@ def test_links_by_target_uses_the_target_index_and_keeps_source_order(
                 assert "sqlite_autoindex_links_1" not in details, details
     finally:
         engine.dispose()
+
+
+def test_assigned_and_memberships_look_the_users_up_by_user_id(
+    migrated_sqlite: MigratedSqlite, tmp_path: Path
+) -> None:
+    engine = make_engine(migrated_sqlite.url(tmp_path / "state.db"))
+    try:
+        ledger = SqlLedger(engine)
+        ledger.replace_assignments("job", {"g1": {"u1", "u2"}, "g2": {"u2", "u3"}})
+        ledger.replace_assignments("other", {"g1": {"u4"}})
+        wanted = ["u2", "u4", "u3"] + [f"x{n}" for n in range(497)]
+        with selects(engine) as statements:
+            assigned = ledger.assigned("job", wanted)
+            memberships = ledger.memberships("job", wanted)
+
+        assert assigned == {"u2", "u3"}
+        assert memberships == {("g1", "u2"), ("g2", "u2"), ("g2", "u3")}
+        assert len(statements) == 2
+        for details in plans(engine, statements):
+            assert "ix_assignments_user_id" in details, details
+    finally:
+        engine.dispose()

@@ -110,6 +110,15 @@ def _among(dialect: str, column: Any, ids: list[str]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], column.in_(ids))
 
 
+def _unindexed(dialect: str, column: Any) -> Any:
+    """`column` as SQLite's planner may not search by (`+column`): with no statistics it
+    preferred an index on this column's one value, reading every row that has it, to looking a
+    page's ids up in their own index (docs/performance.md, "Growth with the table size")."""
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
 def _log_values(job: str, run_id: str, o: ObjectOutcome, now: datetime) -> dict[str, Any]:
     """A provisioning-log row's columns, for a merge in place (the ORM packs them)."""
     return dict(
@@ -1013,11 +1022,7 @@ class SqlLedger:
     ) -> dict[str, LogRow]:
         """The newest row of this run for each of these objects, to be rewritten in place."""
         rows: dict[str, LogRow] = {}
-        run: Any = LogRow.run_id
-        if self._dialect == "sqlite":
-            # `+run_id`: SQLite then looks the ids up by source id, not every row of the run
-            # by run id (docs/performance.md, "Growth with the table size").
-            run = UnaryExpression(run, operator=operators.custom_op("+"), type_=run.type)
+        run = _unindexed(self._dialect, LogRow.run_id)  # by source id, not the run's every row
         for ids in _chunks(source_ids):
             query = (
                 select(LogRow)
@@ -1209,7 +1214,7 @@ class SqlLedger:
                 found.update(
                     session.scalars(
                         select(AssignmentRow.user_id).where(
-                            AssignmentRow.job == job,
+                            _unindexed(self._dialect, AssignmentRow.job) == job,
                             AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
                         )
                     )
@@ -1226,7 +1231,10 @@ class SqlLedger:
             ids = list(dict.fromkeys(user_ids))
             found: set[tuple[str, str]] = set()
             for start in range(0, len(ids), CHUNK):
-                chunk = query.where(AssignmentRow.user_id.in_(ids[start : start + CHUNK]))
+                chunk = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
+                    _unindexed(self._dialect, AssignmentRow.job) == job,
+                    AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
+                )
                 found.update((g, u) for g, u in session.execute(chunk))
             return found
 
