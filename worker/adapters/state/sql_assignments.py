@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from worker.adapters.state.errors import speaks_domain_errors
 from worker.adapters.state.sql_models import AssignmentRow, PendingUserRow
-from worker.adapters.state.sql_session import CHUNK, LedgerPart
+from worker.adapters.state.sql_session import CHUNK, LedgerPart, _unindexed
 from worker.ports import MembershipChange
 
 
@@ -26,7 +26,7 @@ class Assignments(LedgerPart):
                 found.update(
                     session.scalars(
                         select(AssignmentRow.user_id).where(
-                            AssignmentRow.job == job,
+                            _unindexed(self._dialect, AssignmentRow.job) == job,
                             AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
                         )
                     )
@@ -43,7 +43,10 @@ class Assignments(LedgerPart):
             ids = list(dict.fromkeys(user_ids))
             found: set[tuple[str, str]] = set()
             for start in range(0, len(ids), CHUNK):
-                chunk = query.where(AssignmentRow.user_id.in_(ids[start : start + CHUNK]))
+                chunk = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
+                    _unindexed(self._dialect, AssignmentRow.job) == job,
+                    AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
+                )
                 found.update((g, u) for g, u in session.execute(chunk))
             return found
 

@@ -33,7 +33,7 @@ from worker.adapters.state.sql_rows import (
     _log_row,
     _outcome_from_row,
 )
-from worker.adapters.state.sql_session import LedgerPart, _among, _chunks
+from worker.adapters.state.sql_session import LedgerPart, _among, _chunks, _unindexed
 from worker.adapters.state.sql_types import _as_utc, utcnow
 from worker.domain.model import Link, LinkState, ObjectOutcome
 from worker.ports import PageWrite
@@ -192,10 +192,11 @@ class PageCommit(LedgerPart):
     ) -> dict[str, LogRow]:
         """The newest row of this run for each of these objects, to be rewritten in place."""
         rows: dict[str, LogRow] = {}
+        run = _unindexed(self._dialect, LogRow.run_id)  # by source id, not the run's every row
         for ids in _chunks(source_ids):
             query = (
                 select(LogRow)
-                .where(LogRow.job == job, LogRow.run_id == run_id, LogRow.source_id.in_(ids))
+                .where(LogRow.job == job, run == run_id, LogRow.source_id.in_(ids))
                 .order_by(LogRow.id)
             )
             rows.update((row.source_id, row) for row in session.scalars(query))

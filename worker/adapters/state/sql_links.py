@@ -47,14 +47,15 @@ class LinkReads(LedgerPart):
         with self._session() as session:
             for start in range(0, len(ids), CHUNK):
                 rows = session.execute(
-                    select(*_LINK_COLUMNS)
-                    .where(
+                    select(*_LINK_COLUMNS).where(
                         LinkRow.job == job,
                         _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
                     )
-                    .order_by(LinkRow.source_id)
                 )
-                for row in rows:
+                # In source order, sorted here: `ORDER BY source_id` led SQLite to walk the
+                # job's every link in primary-key order rather than look up the target ids
+                # (docs/performance.md, "Growth with the table size").
+                for row in sorted(rows, key=lambda row: bytes(row.source_id)):
                     link = _link_from_row(row)
                     found.setdefault(link.target_id, []).append(link)
         return found

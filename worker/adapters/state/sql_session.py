@@ -11,7 +11,8 @@ from typing import Any, cast
 from sqlalchemy import ARRAY, LargeBinary, any_, bindparam, or_, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from worker.adapters.state.errors import sql_errors
 from worker.adapters.state.sql_models import Base
@@ -35,6 +36,15 @@ def _among(dialect: str, column: Any, ids: list[str]) -> ColumnElement[bool]:
             ColumnElement[bool], column == any_(bindparam(None, ids, type_=ARRAY(column.type)))
         )
     return cast(ColumnElement[bool], column.in_(ids))
+
+
+def _unindexed(dialect: str, column: Any) -> Any:
+    """`column` as SQLite's planner may not search by (`+column`): with no statistics it
+    preferred an index on this column's one value, reading every row that has it, to looking a
+    page's ids up in their own index (docs/performance.md, "Growth with the table size")."""
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
 def _raw(column: Any) -> Any:
