@@ -18,8 +18,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from rich.text import Text  # loaded by rich.console anyway
 from typer.core import TyperGroup
 
 from worker.config import (
@@ -147,6 +146,26 @@ def _json_error(as_json: bool, **fields: Any) -> OnFailure:
     return lambda message: emit_json({**fields, "error": message})
 
 
+_PYDANTIC_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextmanager
+def _without_pydantic_plugins() -> Iterator[None]:
+    """Pydantic looks for plugins (every installed package's entry points) when it first builds
+    a model's validator; the configuration's models need none, and the search cost `validate`
+    and `status` some 20 ms of CPU (docs/performance.md, "CLI start-up"). Pydantic's own
+    switch, set only while the CLI, before any thread starts, loads the configuration."""
+    previous = os.environ.get(_PYDANTIC_PLUGINS)
+    os.environ[_PYDANTIC_PLUGINS] = "__all__"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[_PYDANTIC_PLUGINS]
+        else:
+            os.environ[_PYDANTIC_PLUGINS] = previous
+
+
 def _config(
     ctx: typer.Context, explicit: Path | None, on_failure: OnFailure = None, *, logs: bool = True
 ) -> Config:
@@ -154,7 +173,8 @@ def _config(
     logging it asks for is set up; `status` logs nothing and saves structlog's import."""
     chosen = explicit or (ctx.obj or {}).get("config")
     try:
-        config = load_config(config_path(chosen))
+        with _without_pydantic_plugins():
+            config = load_config(config_path(chosen))
     except ConfigError as exc:
         if on_failure is not None:
             on_failure("the configuration has problems: " + "; ".join(exc.problems))
@@ -325,7 +345,8 @@ def validate(
     chosen = config or (ctx.obj or {}).get("config")
     path = config_path(chosen)
     try:
-        loaded = load_config(path, strict=True)
+        with _without_pydantic_plugins():
+            loaded = load_config(path, strict=True)
     except ConfigError as exc:
         if as_json:
             emit_json({"valid": False, "config": str(path), "problems": exc.problems})
@@ -411,6 +432,8 @@ def _duration(seconds: float) -> str:
 # run --------------------------------------------------------------------------------------------
 def print_cycle(result: Any, title: str | None = None, limit: int = 40) -> None:
     """A readable summary of one cycle: counts, then the objects that were written or failed."""
+    from rich.table import Table  # only where a table is printed: not for `validate`
+
     counts = Table(title=title or f"{result.job}: {result.mode} cycle {result.run_id}")
     for key in result.summary()["counts"]:
         counts.add_column(key, justify="right")
@@ -747,6 +770,8 @@ def status(
     if as_json:
         emit_json(statuses[0] if job else statuses)
         return
+    from rich.table import Table
+
     table = Table()
     columns = ("job", "source → target", "code", "running", "last cycle", "state", "exported")
     for column in (*columns, "failed", "linked", "deletions (window)"):
@@ -889,6 +914,8 @@ def logs(
 
         sys.stdout.write(logs_csv(rows))
     else:
+        from rich.table import Table
+
         table = Table()
         for column in ("time", "object", "action", "status", "detail"):
             table.add_column(column)
@@ -982,6 +1009,8 @@ def audit(
     if not entries:
         out.print(f"no audit entries{f' for {job}' if job else ''}", markup=False)
         return
+    from rich.table import Table
+
     table = Table()
     # Times, actions and job names whole; who and the detail wrap (never cut short).
     for column in ("when (UTC)", "who", "via", "action", "job", "result", "detail"):

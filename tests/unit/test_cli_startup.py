@@ -55,6 +55,43 @@ def test_validating_the_shipped_config_loads_no_state_graph_or_celery_library() 
     assert loaded.isdisjoint(CYCLE_ONLY + STATE_ONLY), sorted(loaded & {*CYCLE_ONLY, *STATE_ONLY})
 
 
+# A command run in a fresh interpreter, which then says what it loaded: the modules, and whether
+# pydantic searched the installed packages for plugins (its cache of them is set once it has).
+COMMAND_PROBE = """
+import json, sys
+from worker import cli
+try:
+    cli.main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+from pydantic.plugin import _loader
+print(json.dumps({"modules": sorted(sys.modules), "plugins_searched": _loader._plugins is not None}))
+"""
+
+
+def test_validate_loads_no_table_and_searches_no_pydantic_plugins(tmp_path: Path) -> None:
+    """Tables (rich.table) load only where one is printed, and the configuration's models are
+    built without pydantic's search of every installed package for plugins."""
+    config = tmp_path / "tenant-sync.yaml"
+    config.write_text(
+        "tenants:\n  contoso:\n    tenant_id: 11111111-1111-4111-8111-111111111111\n"
+        "    client_id: aaaaaaaa-0000-4000-8000-000000000001\n    client_secret: not-a-secret\n"
+        "    domain: contoso.onmicrosoft.com\njobs: {}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", COMMAND_PROBE, "validate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert "rich.table" not in probe["modules"]
+    assert not probe["plugins_searched"]
+
+
 # What `status` does not load either: it reads SQL on the driver (sql_reads.py), logs nothing,
 # and imports redis-py with OpenTelemetry hidden (state_view.py).
 NOT_FOR_STATUS = ("sqlalchemy", "alembic", "structlog", "opentelemetry", "psycopg")
