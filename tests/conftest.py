@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.bytecode import compile_packages
 from tests.support.leftovers import Leftover, still_running_under, stop
 from tests.support.migrated import MigratedSqlite, migrated_postgres, sql_ledger
 from tests.support.postgres import NO_POSTGRES, PostgresServer, find_bindir, running_postgres
@@ -111,6 +112,14 @@ def sync_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SyncEnv
         return
     with sync_world(tmp_path, build_world_seed(**options), job_overrides) as env:
         yield env
+
+
+# The session ----------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once, in the controller, before any test runs
+        compile_packages()
 
 
 # PostgreSQL ----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select
 from sqlalchemy.engine import Engine
 
+from tests.support.migrated import MigratedSqlite, migrated_postgres, sql_ledger
+from tests.support.postgres import PostgresServer
 from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.db import alembic_config, upgrade_database
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
@@ -34,10 +36,25 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A state database at the current schema: a copy of one migrated once for the session
+    (tests/support/migrated.py). The migrations themselves run from empty in the tests that
+    take `engine`, and from earlier schemas with data in their neighbours (test_seen_sql.py,
+    test_compact_sql.py, ...)."""
+    if request.param == "sqlite":
+        migrated: MigratedSqlite = request.getfixturevalue("migrated_sqlite")
+        yield migrated.url(tmp_path / "state" / "state.db")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with migrated_postgres(server) as url:
+        yield url
+
+
 @pytest.fixture
-def ledger(engine: Engine) -> SqlLedger:
-    upgrade_database(engine)
-    return SqlLedger(engine)
+def ledger(migrated_url: str) -> Iterator[SqlLedger]:
+    with sql_ledger(migrated_url) as ledger:
+        yield ledger
 
 
 def outcome(source_id: str, action: Action = Action.CREATE) -> ObjectOutcome:
@@ -95,7 +112,7 @@ def test_a_page_is_committed_in_one_transaction(ledger: SqlLedger) -> None:
 
 
 def test_a_page_of_500_created_users_is_a_handful_of_statements_and_keeps_every_row(
-    ledger: SqlLedger, engine: Engine
+    ledger: SqlLedger,
 ) -> None:
     """Links read together and rows inserted together (docs/performance.md, "Time per created
     user"), not three statements per user; a stored link is updated (keeping its label when the
@@ -111,7 +128,7 @@ def test_a_page_of_500_created_users_is_a_handful_of_statements_and_keeps_every_
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", count)
+    event.listen(ledger.engine, "before_cursor_execute", count)
     try:
         ledger.commit_page(
             "job",
@@ -119,7 +136,7 @@ def test_a_page_of_500_created_users_is_a_handful_of_statements_and_keeps_every_
             PageWrite(links=[*links, moved, again], seen=ids, outcomes=[outcome(i) for i in ids]),
         )
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(ledger.engine, "before_cursor_execute", count)
 
     assert len(statements) <= 10, statements
     found = ledger.links_for("job", [*ids, "k"])
@@ -371,11 +388,11 @@ def test_remote_free_text_too_long_or_holding_nul_never_blocks_a_page(ledger: Sq
 
 
 def test_saving_a_row_another_process_just_created_updates_it(
-    ledger: SqlLedger, database_url: str
+    ledger: SqlLedger, migrated_url: str
 ) -> None:
     """Job state, escrows and staged deletions are upserts: between our read and our insert
     another process (the CLI pausing a job, say) may insert the same row first."""
-    other = SqlLedger(make_engine(database_url))
+    other = SqlLedger(make_engine(migrated_url))
     raced: list[str] = []
 
     def _insert_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

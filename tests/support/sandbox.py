@@ -213,9 +213,13 @@ class SandboxHandle:
             client.close()
         self._clients.clear()
 
-    def stop(self, timeout: float = STOP_DEADLINE_S) -> int:
-        """SIGTERM, wait, SIGKILL on timeout; returns the exit status."""
+    def stop(self, timeout: float = STOP_DEADLINE_S, *, graceful: bool = True) -> int:
+        """SIGTERM, wait, SIGKILL on timeout; returns the exit status. Not `graceful`: SIGKILL
+        at once (a world being thrown away)."""
         self.close_clients()
+        if not graceful and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -320,7 +324,10 @@ def running_sandbox(seed: dict[str, Any] | Path, workdir: Path) -> Iterator[Sand
     finally:
         # A test may stop the sandbox itself (status 0); any other exit before ours is a crash.
         crashed = process.poll() is not None and process.returncode != 0
-        status = handle.stop()
+        # The world is thrown away: nothing it would do on a graceful stop is looked at after, and
+        # that stop (SIGTERM: idle connections closed, exit 0, sandbox.json removed) takes about
+        # half a second, for every test world. It has tests of its own: test_sandbox_process.py.
+        status = handle.stop(graceful=False)
         if crashed and not failed:
             raise RuntimeError(
                 f"the sandbox crashed (status {status}) during the test:\n{handle.stderr()}"
