@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import redis
 from sqlalchemy.engine import Engine
 
 from worker.adapters.dryrun import dry_run_cycle
@@ -23,6 +22,7 @@ from worker.adapters.notify.senders import EmailNotifier, Target, TeamsNotifier,
 from worker.adapters.state.audit import SqlAuditLog
 from worker.adapters.state.embedded_redis import resolve_redis_url
 from worker.adapters.state.rate_limit import Quota, RedisPacer
+from worker.adapters.state.redis_lib import redis
 from worker.adapters.state.redis_store import (
     RedisCursorStore,
     RedisJobLock,

@@ -87,8 +87,7 @@ def _os_reason(exc: OSError) -> str:
 
 def describe(config: Config, exc: BaseException) -> StateProblem | None:
     """The line for a failure of Redis or the SQL database, or None for any other error."""
-    import redis
-
+    from worker.adapters.state.redis_lib import redis
     from worker.domain.errors import SyncError
 
     cause: BaseException | None = exc

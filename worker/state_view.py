@@ -11,42 +11,22 @@ database is not at the newest revision, and status reads through the driver alon
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
-def _import_redis_without_telemetry() -> None:
-    """Import redis-py with OpenTelemetry hidden. redis-py loads OpenTelemetry's metrics SDK at
-    import whenever it is installed (msgraph-sdk brings it into a development install), for
-    metrics that only an explicit `redis.observability` set-up records, and none does here;
-    hidden, it is not loaded (a fifth of status's start-up). Where OpenTelemetry is already
-    loaded, or redis is, nothing changes."""
-    if "redis" in sys.modules or "opentelemetry" in sys.modules:
-        return
-    sys.modules["opentelemetry"] = None  # type: ignore[assignment]  # import fails: not loaded
-    try:
-        import redis  # noqa: F401
-    finally:
-        del sys.modules["opentelemetry"]
-
-
-_import_redis_without_telemetry()
-
-import redis  # noqa: E402
-
-from worker.adapters.state.embedded_redis import resolve_redis_url  # noqa: E402
-from worker.adapters.state.redis_store import (  # noqa: E402
+from worker.adapters.state.embedded_redis import resolve_redis_url
+from worker.adapters.state.redis_lib import redis
+from worker.adapters.state.redis_store import (
     RedisCursorStore,
     RedisJobLock,
     RedisLiveProgress,
     connect,
 )
-from worker.adapters.state.sql_reads import SqlReads  # noqa: E402
-from worker.config import Config  # noqa: E402
-from worker.ports import LedgerReads  # noqa: E402
+from worker.adapters.state.sql_reads import SqlReads
+from worker.config import Config
+from worker.ports import LedgerReads
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -93,7 +93,7 @@ def test_validate_loads_no_table_and_searches_no_pydantic_plugins(tmp_path: Path
 
 
 # What `status` does not load either: it reads SQL on the driver (sql_reads.py), logs nothing,
-# and imports redis-py with OpenTelemetry hidden (state_view.py).
+# and imports redis-py with OpenTelemetry hidden (worker/adapters/state/redis_lib.py).
 NOT_FOR_STATUS = ("sqlalchemy", "alembic", "structlog", "opentelemetry", "psycopg")
 
 
@@ -110,6 +110,17 @@ def test_redis_loads_opentelemetry_again_once_the_state_view_has_loaded() -> Non
     pytest.importorskip("opentelemetry")
     loaded = imported_after("import worker.state_view\nimport opentelemetry.metrics")
     assert "opentelemetry" in loaded
+
+
+def test_a_cycle_or_a_worker_loads_no_opentelemetry_with_redis() -> None:
+    """Whichever module loads redis-py first (the runtime's, a Celery worker's, the console's),
+    it loads it through redis_lib.py, so OpenTelemetry's metrics SDK is not loaded with it."""
+    pytest.importorskip("opentelemetry")
+    loaded = imported_after(
+        "import worker.adapters.state.rate_limit, worker.bootstrap, worker.celery_app"
+    )
+    assert "redis" in loaded
+    assert "opentelemetry" not in loaded
 
 
 def test_the_launcher_only_launches_when_run() -> None:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-import redis
-
+from worker.adapters.state.redis_lib import redis
 from worker.domain.errors import Transient
 from worker.domain.notifications import GIVE_UP_AFTER, Delivery
 

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import redis
-
+from worker.adapters.state.redis_lib import redis
 from worker.domain.errors import StopSync
 
 START_DEADLINE_S = 15.0

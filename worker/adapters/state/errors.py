@@ -17,8 +17,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import redis
-
+from worker.adapters.state.redis_lib import redis
 from worker.domain.errors import BadRequest, Conflict, StopSync, SyncError, Transient
 from worker.urls import MASK, redacted_url, url_secrets
 

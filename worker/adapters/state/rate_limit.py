@@ -14,9 +14,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-import redis
-
 from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
+from worker.adapters.state.redis_lib import redis
 
 PREFIX = "tenant-sync:pace"
 

@@ -24,10 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import redis
-from redis.lock import Lock
-
 from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
+from worker.adapters.state.redis_lib import Lock, redis
 from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
 
 PREFIX = "tenant-sync"

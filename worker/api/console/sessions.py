@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
-import redis
-
+from worker.adapters.state.redis_lib import redis
 from worker.api.auth import Principal
 
 PREFIX = "tenant-sync:console"
