@@ -54,6 +54,7 @@ from worker.domain.model import (
     Step,
 )
 from worker.ports import PageWrite, RunRecord
+from worker.state_view import newest_revision
 
 JOB = "scale"
 SEED = 16
@@ -123,7 +124,9 @@ def pages(first: int, users: int, size: int, run_id: str, seed: int) -> Iterator
 def prefilled(cache: Path, rows: int, size: int) -> Path:
     """A database holding `rows` links and log rows, made once: the first page through
     commit_page, the rest copies of its rows with their own ids (`_clone`)."""
-    path = cache / f"prefill-{rows}.db"
+    # Keyed by the schema's revision and the first page's size too: a cached file made before
+    # a migration, or with another page, is not this one.
+    path = cache / f"prefill-{rows}-r{newest_revision()}-p{size}.db"
     if path.exists():
         return path
     cache.mkdir(parents=True, exist_ok=True)
@@ -156,8 +159,7 @@ CLONE_LINKS = (
     " FROM n, (SELECT * FROM links ORDER BY rowid LIMIT 1) AS l"
 )
 CLONE_LOG = (
-    "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-    " INSERT INTO provisioning_log (change_id, run_id, job, source_id,"
+    "INSERT INTO provisioning_log (change_id, run_id, job, source_id,"
     " source_label, source_mail, target_id, action, status, reason, error_code,"
     " error_message, steps, modified, duration_ms, created_at, approved, object_type)"
     " SELECT randomblob(16), g.run_id, g.job, l.source_id, l.source_label,"
@@ -179,7 +181,7 @@ def _clone(database: Path, first: int, rows: int) -> None:
     connection.create_function("label", 1, lambda i: f"user{i:07d}@source.example")
     with connection:
         connection.execute(CLONE_LINKS, (first, rows - 1))
-        connection.execute(CLONE_LOG, (first, rows - 1, first))
+        connection.execute(CLONE_LOG, (first,))
     connection.close()
 
 
@@ -285,7 +287,9 @@ def main() -> None:
             child += ["--users", str(args.users), "--page", str(args.page)]
             child += ["--connections", str(args.connections)]
             child += [f"--pragma={pragma}" for pragma in args.pragma]
-            result = subprocess.run(child, check=True, capture_output=True, text=True)
+            result = subprocess.run(child, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.exit(f"the measurement of {rows} rows failed:\n{result.stderr}")
             print(result.stdout.strip(), flush=True)
 
 

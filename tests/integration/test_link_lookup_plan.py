@@ -84,7 +84,7 @@ def test_run_rows_looks_up_the_source_ids_and_keeps_the_newest_row_of_the_run(
         engine.dispose()
 
 
-def test_links_by_target_uses_the_target_index_and_keeps_source_order(
+def test_links_by_target_uses_the_target_index_and_finds_every_link(
     migrated_sqlite: MigratedSqlite, tmp_path: Path
 ) -> None:
     engine = make_engine(migrated_sqlite.url(tmp_path / "state.db"))

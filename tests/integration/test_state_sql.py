@@ -324,7 +324,7 @@ def test_datetimes_are_the_same_instants_in_utc_whatever_offset_comes_in_or_the_
 
 
 def test_a_row_rewritten_in_place_is_the_row_the_outcome_gives_when_new(
-    ledger: SqlLedger, engine: Engine
+    ledger: SqlLedger,
 ) -> None:
     """The managers phase rewrites a run's row in place (docs/manager.md): it keeps its id,
     change id and time, and every other column is what the same outcome stores as a new row
@@ -350,7 +350,7 @@ def test_a_row_rewritten_in_place_is_the_row_the_outcome_gives_when_new(
     ledger.commit_page("new", "r1", PageWrite(outcomes=[rich]))
 
     log = Base.metadata.tables["provisioning_log"]
-    with engine.connect() as connection:
+    with ledger.engine.connect() as connection:
         rows = {r.job: r._asdict() for r in connection.execute(select(log).order_by(log.c.id))}
     rewritten, fresh = rows["job"], rows["new"]
     assert rewritten["id"] < fresh["id"]  # kept its place in the log

@@ -1,12 +1,12 @@
 """The state stores' library errors in the domain's vocabulary, translated once per adapter.
 
-`speaks_domain_errors` is a class decorator: every public method of the adapter runs inside the
-adapter's `_errors()` context manager (a returned generator for each step of its iteration, a
-returned context manager on entry and exit), so no method translates by hand and none can
-forget to. `sql_errors` and `redis_errors` are those context managers for SQLAlchemy and
-redis-py; their messages name the store (its URL without the password) and the driver's own
-first line, never a statement or its parameters (they hold user data). See docs/architecture.md
-("Errors").
+`speaks_domain_errors` is a class decorator: every public method of the adapter, inherited ones
+too, runs inside the adapter's `_errors()` context manager (a returned generator for each step
+of its iteration, a returned context manager on entry and exit), so no method translates by
+hand and none can forget to. `sql_errors` and `redis_errors` are those context managers for
+SQLAlchemy and redis-py; their messages name the store (its URL without the password) and the
+driver's own first line, never a statement or its parameters (they hold user data). See
+docs/architecture.md ("Errors").
 """
 
 from __future__ import annotations
@@ -35,11 +35,21 @@ class _Translating(Protocol):
 
 
 def speaks_domain_errors(cls: type[T]) -> type[T]:
-    """Wrap every public method of `cls` in `self._errors()`."""
-    for name, member in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.isfunction(member):
-            setattr(cls, name, _translated(member))
+    """Wrap every public method of `cls` in `self._errors()`: its own and those it inherits
+    (an adapter composed of parts, as the SQL ledger is, is covered whole even where a part
+    was not decorated); a method wrapped already is left as it is."""
+    seen: set[str] = set()
+    for klass in cls.__mro__[:-1]:  # not `object`
+        for name, member in vars(klass).items():
+            if name in seen or name.startswith("_"):
+                continue
+            seen.add(name)
+            if inspect.isfunction(member) and not getattr(member, TRANSLATED, False):
+                setattr(cls, name, _translated(member))
     return cls
+
+
+TRANSLATED = "_speaks_domain_errors"  # set on a wrapped method
 
 
 def _translated(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,6 +63,7 @@ def _translated(method: Callable[..., Any]) -> Callable[..., Any]:
             return _ContextManager(self, result)
         return result
 
+    setattr(call, TRANSLATED, True)
     return call
 
 

@@ -52,10 +52,11 @@ class LinkReads(LedgerPart):
                         _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
                     )
                 )
-                # In source order, sorted here: `ORDER BY source_id` led SQLite to walk the
-                # job's every link in primary-key order rather than look up the target ids
-                # (docs/performance.md, "Growth with the table size").
-                for row in sorted(rows, key=lambda row: bytes(row.source_id)):
+                # No ORDER BY: it led SQLite to walk the job's every link in primary-key order
+                # rather than look up the target ids (docs/performance.md, "Growth with the
+                # table size"). A target user has one link per job (uq_links_job_target_id),
+                # so each list is in source order as it is.
+                for row in rows:
                     link = _link_from_row(row)
                     found.setdefault(link.target_id, []).append(link)
         return found

@@ -39,7 +39,7 @@ def _stored_type(column: Any) -> Any:
 
 def _raw_table(model: type[Base]) -> Table:
     """The model's table with each column's stored type, for bulk inserts of values packed
-    here once (`_log_insert_row`, `_link_insert_row`): a TypeDecorator's bind step runs per
+    here once (`_log_row`, `_link_insert_row`): a TypeDecorator's bind step runs per
     column and row inside the executemany, the larger part of a created user's commit
     (docs/performance.md, "Time per created user"). Same table name, columns and types as
     stored, so the statement is the one the model's insert compiles to."""

@@ -56,7 +56,8 @@ class LedgerPart:
     """What each part of `SqlLedger` (sql.py) stands on: the engine, its sessions and the
     translation of database errors into the domain's vocabulary
     (`worker.adapters.state.errors.sql_error`: an unreachable or busy database is Transient).
-    Each part is decorated with `speaks_domain_errors`, which wraps the class's own methods."""
+    Each part is decorated with `speaks_domain_errors`, and so is `SqlLedger`, which wraps what
+    it inherits too: a part added without the decorator is covered all the same."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
