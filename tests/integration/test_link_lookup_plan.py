@@ -95,28 +95,18 @@ def test_links_by_target_uses_the_target_index_and_finds_every_link(
             for n in range(1, 41)
         ]
         ledger.commit_page("job", guid(999), PageWrite(links=stored))
-        statements: list[tuple[str, Any]] = []
-
-        def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT"):
-                statements.append((statement, parameters))
-
-        event.listen(engine, "before_cursor_execute", keep)
         # A page's worth of target ids, most of them not linked (the users a page created).
         wanted = [guid(0x10000 + n) for n in (30, 7, 19)] + [guid(0x20000 + n) for n in range(497)]
-        found = ledger.links_by_target("job", wanted)
-        event.remove(engine, "before_cursor_execute", keep)
+        with selects(engine) as statements:
+            found = ledger.links_by_target("job", wanted)
 
         assert {t: [x.source_id for x in links] for t, links in found.items()} == {
             guid(0x10000 + n): [guid(n)] for n in (7, 19, 30)
         }
         assert statements
-        with engine.connect() as connection:
-            for statement, parameters in statements:
-                plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-                details = " ".join(str(row[-1]) for row in plan)
-                assert "uq_links_job_target_id" in details, details
-                assert "sqlite_autoindex_links_1" not in details, details
+        for details in plans(engine, statements):
+            assert "uq_links_job_target_id" in details, details
+            assert "sqlite_autoindex_links_1" not in details, details
     finally:
         engine.dispose()
 
