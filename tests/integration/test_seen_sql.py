@@ -21,6 +21,7 @@ from tests.integration.test_audit_sql import migrate_to
 from tests.support.postgres import PostgresServer
 from worker.adapters.state.db import alembic_config, upgrade_database
 from worker.adapters.state.sql import Base, SqlLedger, make_engine
+from worker.adapters.state.sql_links import SEEN_ROWS
 from worker.domain.model import Link, LinkState
 from worker.ports import PageWrite, RunRecord
 
@@ -105,10 +106,11 @@ def test_a_sweep_reads_the_marks_of_many_pages_and_a_resumed_run_keeps_them(
     first = SqlLedger(engine)
     first.start_run(RunRecord(RUN, "job", "full", False, "manual", T0))
     first.commit_page("job", OLD_RUN, PageWrite(links=[link(u, OLD_RUN) for u in users]))
-    # Every user read but every 7th, a page of 100 at a time; then the worker is killed.
+    # Every user read but every 7th, a page of 20 at a time (108 seen rows: more than the sweep
+    # reads at once, SEEN_ROWS); then the worker is killed.
     read = [u for n, u in enumerate(users) if n % 7]
-    for start in range(0, len(read), 100):
-        first.commit_page("job", RUN, PageWrite(seen=read[start : start + 100]))
+    for start in range(0, len(read), 20):
+        first.commit_page("job", RUN, PageWrite(seen=read[start : start + 20]))
     expected = sorted(u for n, u in enumerate(users) if not n % 7)
 
     resumed = SqlLedger(make_engine(engine.url.render_as_string(hide_password=False)))
@@ -118,7 +120,8 @@ def test_a_sweep_reads_the_marks_of_many_pages_and_a_resumed_run_keeps_them(
     # A failed end keeps them (the cycle is resumed); a successful one forgets the job's rows.
     run = RunRecord(RUN, "job", "full", False, "manual", T0, status="failed")
     resumed.finish_run(run)
-    assert raw(engine, "SELECT count(*) FROM seen_ids") == [((len(read) + 99) // 100,)]
+    assert raw(engine, "SELECT count(*) FROM seen_ids") == [((len(read) + 19) // 20,)]
+    assert (len(read) + 19) // 20 > 2 * SEEN_ROWS
     run.status = "success"
     resumed.finish_run(run)
     assert raw(engine, "SELECT count(*) FROM seen_ids") == [(0,)]

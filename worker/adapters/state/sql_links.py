@@ -19,6 +19,10 @@ from worker.domain.idset import IdSet
 from worker.domain.model import Link
 
 SCAN = 2000  # links' keys a sweep reads at a time to find the unseen among them
+# Seen rows (500 ids each) read at a time: psycopg holds a whole result in memory before the first
+# row is used, and a run's seen rows are 16 bytes per user (docs/performance.md, "1,000,000
+# users on PostgreSQL").
+SEEN_ROWS = 50
 
 
 @speaks_domain_errors
@@ -142,22 +146,25 @@ class LinkReads(LedgerPart):
         read (0: none yet)."""
         first = after is None
         after = after or 0
-        query = (
-            select(SeenRow.id, SeenRow.ids)
-            .where(SeenRow.job == job, SeenRow.run_id == run_id, SeenRow.id > after)
-            .order_by(SeenRow.id)
-        )
         with self._session() as session:
-            for row_id, packed in session.execute(query):
-                guids, others = split_ids(packed)
-                if first:
-                    seen.update_keys(guids)
-                    seen.update(others)
-                else:
-                    later.update(guids[i : i + 16] for i in range(0, len(guids), 16))
-                    later.update(pack_id(other) for other in others)
-                after = row_id
-        return after
+            while True:
+                rows = session.execute(
+                    select(SeenRow.id, SeenRow.ids)
+                    .where(SeenRow.job == job, SeenRow.run_id == run_id, SeenRow.id > after)
+                    .order_by(SeenRow.id)
+                    .limit(SEEN_ROWS)
+                ).all()
+                for row_id, packed in rows:
+                    guids, others = split_ids(packed)
+                    if first:
+                        seen.update_keys(guids)
+                        seen.update(others)
+                    else:
+                        later.update(guids[i : i + 16] for i in range(0, len(guids), 16))
+                        later.update(pack_id(other) for other in others)
+                    after = row_id
+                if len(rows) < SEEN_ROWS:
+                    return after
 
     @staticmethod
     def _marked(key: bytes, seen: IdSet, later: set[bytes]) -> bool:
