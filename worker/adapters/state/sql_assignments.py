@@ -4,13 +4,13 @@ and the users whose membership changed since their last export.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import delete, select
 
 from worker.adapters.state.errors import speaks_domain_errors
 from worker.adapters.state.sql_models import AssignmentRow, PendingUserRow
-from worker.adapters.state.sql_session import CHUNK, LedgerPart, _unindexed
+from worker.adapters.state.sql_session import LedgerPart, _chunks, _unindexed
 from worker.ports import MembershipChange
 
 
@@ -19,36 +19,28 @@ class Assignments(LedgerPart):
     """The Ledger's group assignments and pending users."""
 
     def assigned(self, job: str, user_ids: Iterable[str]) -> set[str]:
-        ids = list(dict.fromkeys(user_ids))
-        found: set[str] = set()
-        with self._session() as session:
-            for start in range(0, len(ids), CHUNK):
-                found.update(
-                    session.scalars(
-                        select(AssignmentRow.user_id).where(
-                            _unindexed(self._dialect, AssignmentRow.job) == job,
-                            AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
-                        )
-                    )
-                )
-        return found
+        return {user for _, user in self._assignments_of(job, user_ids)}
 
     def memberships(self, job: str, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
-        query = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
-            AssignmentRow.job == job
-        )
+        if user_ids is not None:
+            return set(self._assignments_of(job, user_ids))
         with self._session() as session:
-            if user_ids is None:
-                return {(g, u) for g, u in session.execute(query)}
-            ids = list(dict.fromkeys(user_ids))
-            found: set[tuple[str, str]] = set()
-            for start in range(0, len(ids), CHUNK):
-                chunk = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
+            # By the job, the primary key's first column: the whole job is asked for.
+            query = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
+                AssignmentRow.job == job
+            )
+            return {(g, u) for g, u in session.execute(query)}
+
+    def _assignments_of(self, job: str, user_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(group, user) of these users in the job, looked up by user id: on SQLite the job is
+        compared unindexed (`_unindexed`), or its planner reads the job's every assignment."""
+        with self._session() as session:
+            for chunk in _chunks(user_ids):
+                query = select(AssignmentRow.group_id, AssignmentRow.user_id).where(
                     _unindexed(self._dialect, AssignmentRow.job) == job,
-                    AssignmentRow.user_id.in_(ids[start : start + CHUNK]),
+                    AssignmentRow.user_id.in_(chunk),
                 )
-                found.update((g, u) for g, u in session.execute(chunk))
-            return found
+                yield from ((g, u) for g, u in session.execute(query))
 
     def replace_assignments(self, job: str, members: Mapping[str, set[str]]) -> None:
         with self._write() as session:

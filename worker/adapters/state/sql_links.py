@@ -5,6 +5,7 @@ groups, a full cycle's sweep for the links it did not see, and the reports of ma
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -12,7 +13,7 @@ from worker.adapters.state.compact import pack_id, split_ids, unpack_id
 from worker.adapters.state.errors import speaks_domain_errors
 from worker.adapters.state.sql_models import GroupLinkRow, LinkRow, LogRow, SeenRow
 from worker.adapters.state.sql_rows import _LINK_COLUMNS, _link_from_row
-from worker.adapters.state.sql_session import CHUNK, LedgerPart, _among, _raw
+from worker.adapters.state.sql_session import LedgerPart, _among, _chunks, _raw
 from worker.adapters.state.sql_shared import GROUP_ROWS_READ, LIVE_STATES
 from worker.domain.groups import GROUP_OBJECT_TYPE, GroupLink, GroupSkip, group_skips
 from worker.domain.idset import IdSet
@@ -30,40 +31,30 @@ class LinkReads(LedgerPart):
     """The Ledger's reads of links and group links."""
 
     def links_for(self, job: str, source_ids: Iterable[str]) -> dict[str, Link]:
-        ids = list(dict.fromkeys(source_ids))
-        found: dict[str, Link] = {}
-        with self._session() as session:
-            for start in range(0, len(ids), CHUNK):
-                rows = session.execute(
-                    select(*_LINK_COLUMNS).where(
-                        LinkRow.job == job,
-                        _among(self._dialect, LinkRow.source_id, ids[start : start + CHUNK]),
-                    )
-                )
-                for row in rows:
-                    link = _link_from_row(row)
-                    found[link.source_id] = link
-        return found
+        return {
+            link.source_id: link for link in self._links_among(job, LinkRow.source_id, source_ids)
+        }
 
     def links_by_target(self, job: str, target_ids: Iterable[str]) -> dict[str, list[Link]]:
-        ids = list(dict.fromkeys(target_ids))
+        # A target user has one link per job (uq_links_job_target_id), so each list is in
+        # source order as it is.
         found: dict[str, list[Link]] = {}
+        for link in self._links_among(job, LinkRow.target_id, target_ids):
+            found.setdefault(link.target_id, []).append(link)
+        return found
+
+    def _links_among(self, job: str, column: Any, ids: Iterable[str]) -> Iterator[Link]:
+        """The job's links whose `column` is one of `ids`, a chunk of ids per query. No ORDER BY:
+        it led SQLite to walk the job's every link in primary-key order rather than look the ids
+        up in their index (docs/performance.md, "Growth with the table size")."""
         with self._session() as session:
-            for start in range(0, len(ids), CHUNK):
+            for chunk in _chunks(ids):
                 rows = session.execute(
                     select(*_LINK_COLUMNS).where(
-                        LinkRow.job == job,
-                        _among(self._dialect, LinkRow.target_id, ids[start : start + CHUNK]),
+                        LinkRow.job == job, _among(self._dialect, column, chunk)
                     )
                 )
-                # No ORDER BY: it led SQLite to walk the job's every link in primary-key order
-                # rather than look up the target ids (docs/performance.md, "Growth with the
-                # table size"). A target user has one link per job (uq_links_job_target_id),
-                # so each list is in source order as it is.
-                for row in rows:
-                    link = _link_from_row(row)
-                    found.setdefault(link.target_id, []).append(link)
-        return found
+                yield from (_link_from_row(row) for row in rows)
 
     def link_count(self, job: str) -> int:
         with self._session() as session:

@@ -4,7 +4,7 @@ that another process's inserts cannot break, and ids in slices small enough for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from worker.adapters.state.sql_models import Base
 CHUNK = 500
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
     """Distinct ids in slices small enough for an IN clause."""
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), CHUNK):
