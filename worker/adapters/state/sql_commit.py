@@ -56,20 +56,21 @@ class PageCommit(LedgerPart):
                 # One narrow row for the page, not a mark in each link (SeenRow).
                 seen = pack_ids(dict.fromkeys(write.seen))
                 session.add(SeenRow(job=job, run_id=run_id, ids=seen))
-            replaced = self._replaced_rows(session, job, run_id, write.replaces)
+            # Only the ids of the rows rewritten in place: nothing of them is read back.
+            replaced = self._newest_of_run(session, job, run_id, write.replaces, LogRow.id)
             added: list[dict[str, Any]] = []
             rewritten: list[dict[str, Any]] = []
             run_key, created_at = pack_id(run_id), _as_utc(now)
             for o in write.outcomes:
                 row = _log_row(job, run_key, o, created_at)
-                kept = replaced.get(o.source_id)
-                if kept is None:
+                kept_id = replaced.get(o.source_id)
+                if kept_id is None:
                     added.append(row)
                 else:
                     # In place: the row keeps its id, change id and time (docs/manager.md).
                     for name in _LOG_KEPT:
                         del row[name]
-                    rewritten.append({**row, "kept_id": kept.id})
+                    rewritten.append({**row, "kept_id": kept_id})
             if added:
                 # One executemany, in the outcomes' order (the log's ids are its order), of
                 # values packed once (`_raw_table`).
@@ -187,26 +188,27 @@ class PageCommit(LedgerPart):
                 ],
             )
 
-    def _replaced_rows(
-        self, session: Session, job: str, run_id: str, source_ids: Sequence[str]
-    ) -> dict[str, LogRow]:
-        """The newest row of this run for each of these objects, to be rewritten in place."""
-        rows: dict[str, LogRow] = {}
+    def _newest_of_run(
+        self, session: Session, job: str, run_id: str, source_ids: Sequence[str], *columns: Any
+    ) -> dict[str, Any]:
+        """The newest row of this run for each of these objects (by source id), as `columns`:
+        the whole row for `run_rows`, its id alone for a rewrite in place."""
+        rows: dict[str, Any] = {}
         run = _unindexed(self._dialect, LogRow.run_id)  # by source id, not the run's every row
         for ids in _chunks(source_ids):
             query = (
-                select(LogRow)
+                select(LogRow.source_id, *columns)
                 .where(LogRow.job == job, run == run_id, LogRow.source_id.in_(ids))
                 .order_by(LogRow.id)
             )
-            rows.update((row.source_id, row) for row in session.scalars(query))
+            rows.update((row[0], row[1]) for row in session.execute(query))
         return rows
 
     def run_rows(
         self, job: str, run_id: str, source_ids: Iterable[str]
     ) -> dict[str, ObjectOutcome]:
         with self._session() as session:
-            rows = self._replaced_rows(session, job, run_id, list(source_ids))
+            rows = self._newest_of_run(session, job, run_id, list(source_ids), LogRow)
             return {source_id: _outcome_from_row(row) for source_id, row in rows.items()}
 
     def _write_group_links(
