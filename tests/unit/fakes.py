@@ -199,6 +199,7 @@ class FakeTarget:
         # permission (403 Authorization_RequestDenied, a failed $batch item).
         self.denied_requests: set[type] = set()
         self.failing_requests: set[type] = set()  # answered 500, nothing done
+        self.refused_requests: set[type] = set()  # answered 400 (a query Graph does not take)
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.asked: list[TargetRequest] = []  # every request, in the order they came
@@ -226,6 +227,8 @@ class FakeTarget:
         if isinstance(request, FindUsersIn):
             if FindUsersIn in self.failing_requests:
                 raise Transient("InternalServerError", code="InternalServerError", status=500)
+            if FindUsersIn in self.refused_requests:
+                raise BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
             # Graph's `in`: case-insensitive, every match, the attribute read with the rest.
             wanted = {v.casefold() for v in request.values}
             select = (*request.select, request.attribute)

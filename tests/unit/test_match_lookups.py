@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.test_cycle import World
-from worker.domain.errors import Transient
+from worker.domain.errors import BadRequest, Transient
 from worker.domain.mapping import MappingSpec, default_mappings
 from worker.domain.model import TargetUser
 from worker.ports import MAX_IN_VALUES, FindUsers, FindUsersIn, GetUser, Invite
-from worker.service.lookups import answer_round, plan_round, users_by_value
+from worker.service.lookups import answer_round, plan_round, refused, users_by_value
 
 pytestmark = pytest.mark.unit
 
@@ -114,6 +114,9 @@ def test_a_failed_group_answers_nobody_and_the_rest_are_answered() -> None:
 
     assert answers == [None, user("id-1"), None]
     assert again == [0, 2]
+    assert refused(plan, [user("id-1"), error]) == set()  # worth grouping again
+    bad = BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
+    assert refused(plan, [user("id-1"), bad]) == {"mail"}
 
 
 # ---------------------------------------------------------------- through the exporter
@@ -235,3 +238,19 @@ def test_a_dry_run_looks_up_grouped_and_writes_nothing() -> None:
     assert not w.target.writes
     assert not [r for r in w.target.asked if isinstance(r, Invite)]
     assert existing in {o.target_id for o in planned.outcomes}
+
+
+def test_an_attribute_whose_grouped_lookup_is_refused_is_looked_up_alone_from_then_on() -> None:
+    w = World(page_size=2)
+    for name in ("ann", "bob", "cyd", "dee"):
+        w.user(name)
+    existing = w.target.add_existing(mail="cyd@src.example")
+    w.target.refused_requests.add(FindUsersIn)
+
+    result = w.run()
+
+    grouped = [r for r in lookups(w) if isinstance(r, FindUsersIn)]
+    assert len(grouped) == 1  # the first page's, refused: never asked again
+    assert len([r for r in lookups(w) if isinstance(r, FindUsers)]) == 4
+    assert (result.counts["create"], result.counts["update"], result.counts["failure"]) == (3, 1, 0)
+    assert existing in {o.target_id for o in result.outcomes}

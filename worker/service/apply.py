@@ -236,7 +236,11 @@ class Exporter:
     def _round(self, requests: Sequence[TargetRequest]) -> list[Any]:
         """One round's answers, its match lookups sent grouped (worker/service/lookups.py)."""
         plan = lookups.plan_round(requests, self._groupable)
-        answers, again = lookups.answer_round(plan, self.target.execute(plan.sent))
+        sent = self.target.execute(plan.sent)
+        answers, again = lookups.answer_round(plan, sent)
+        if plan.groups:
+            # Refused once, refused every page: those go one by one from now on.
+            self._groupable -= lookups.refused(plan, sent)
         if again:
             # A grouped lookup that failed: its askers' own lookups, one by one, so that each
             # meets the answer or error it would have met alone (never "no match" by mistake).

@@ -14,7 +14,9 @@ answer (and the claims in apply.py make the second an AmbiguousMatch, as before)
 A group whose answer is an error, or holds a user carrying none of its values (Graph compared
 otherwise than casefolding does), answers nobody: its `FindUsers` are sent again one by one, so
 each meets the answer or the error it would have met alone, and none is taken as unmatched (which
-would create a second target user for it).
+would create a second target user for it). A group refused as a bad request (an attribute whose
+`in` Graph does not accept, though the sandbox accepts it on every string property) names its
+attribute in `refused`: the exporter then looks that attribute up one value at a time.
 
 Pure: no I/O; the exporter sends what it plans.
 """
@@ -25,7 +27,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.domain.errors import SyncError
+from worker.domain.errors import BadRequest, SyncError
 from worker.domain.model import TargetUser
 from worker.ports import MAX_IN_VALUES, FindUsers, FindUsersIn, TargetRequest
 
@@ -123,3 +125,14 @@ def answer_round(plan: RoundPlan, answers: Sequence[Any]) -> tuple[list[Any], li
         for index, folded in group.asked:
             results[index] = list(by_value[folded])
     return results, sorted(again)
+
+
+def refused(plan: RoundPlan, answers: Sequence[Any]) -> set[str]:
+    """The attributes whose grouped lookup was refused as a bad request: asking again, grouped,
+    would be refused again."""
+    alone = len(plan.alone)
+    return {
+        group.request.attribute
+        for group, answer in zip(plan.groups, answers[alone:], strict=True)
+        if isinstance(answer, BadRequest)
+    }
