@@ -158,7 +158,11 @@ def check_advanced(req: GraphRequest, node: odata.Node | None, *, count_segment:
             raise _advanced_refusal(f"Property '{'/'.join(path)}'")
 
 
-def compile_filter(text: str | None, type_names: Iterable[str]) -> odata.Node | None:
+def compile_filter(
+    text: str | None, type_names: Iterable[str], *, advanced: bool = False
+) -> odata.Node | None:
+    """The parsed and checked `$filter` (None when absent); `advanced` queries may list more
+    than 15 values in an `in` expression."""
     if text is None or not text.strip():
         return None
     types = list(type_names)
@@ -172,7 +176,13 @@ def compile_filter(text: str | None, type_names: Iterable[str]) -> odata.Node | 
         }
         if extensions:
             root = {**root, **extensions}
-        odata.validate(node, root, schema.complex_types(), resource=resource_label(types))
+        odata.validate(
+            node,
+            root,
+            schema.complex_types(),
+            resource=resource_label(types),
+            max_in_values=None if advanced else odata.MAX_IN_VALUES,
+        )
     except odata.FilterError as exc:
         raise GraphError(400, exc.code, exc.message) from exc
     return node
@@ -289,7 +299,8 @@ def count_collection(
     if not eventual(req):
         raise bad_request("$count is not currently supported.")
     reject_unsupported_options(req, ("$filter", "$search"))
-    node = compile_filter(req.q("$filter"), type_names)
+    # Only an advanced query reaches here (the header is checked above, $count is the path).
+    node = compile_filter(req.q("$filter"), type_names, advanced=True)
     check_advanced(req, node, count_segment=True)
     found = compile_search(req, req.q("$search"), type_names)
     n = sum(1 for _, obj in source(node, None) if _keep(obj, node, found))
@@ -411,7 +422,8 @@ def list_page(
             ordering,
             filtered=bool(filter_text) or found is not None,
         )
-    node = compile_filter(filter_text, type_names)
+    # A continuation's filter was checked by its first page (which may have been advanced).
+    node = compile_filter(filter_text, type_names, advanced=skip is not None or is_advanced(req))
     if skip is None:
         check_advanced(req, node, count_segment=False)
     expand = expansion(req, expand_text, expander)

@@ -14,6 +14,10 @@ Pure: no state, no I/O. The filter grammar is the subset Graph accepts on direct
 
 String literals are single-quoted with `''` standing for one quote. String comparisons are
 case-insensitive, as Graph's are for the directory properties clients filter on.
+
+An `in` list holds at most `MAX_IN_VALUES` (15) values, Graph's documented default; a longer
+one is refused with a 400. Advanced queries (`ConsistencyLevel: eventual` with `$count`) lift
+that limit (Graph then bounds the URL's length instead, which the sandbox does not model).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 from typing import Any, Union
 
 COMPARISON_OPS = ("eq", "ne", "gt", "ge", "lt", "le")
+MAX_IN_VALUES = 15  # Graph's default limit on the values of one `in` expression
 _UNSUPPORTED_FUNCTIONS = (
     "contains",
     "substringof",
@@ -347,14 +352,34 @@ def validate(
     complex_types: Mapping[str, TypeMap],
     *,
     resource: str = "DirectoryObject",
+    max_in_values: int | None = MAX_IN_VALUES,
 ) -> None:
-    """Check every path against the type's properties and every literal against its Edm type.
+    """Check every path against the type's properties and every literal against its Edm type,
+    and every `in` list against `max_in_values` (None: no limit, as in advanced queries).
 
     `resource` is the name Graph's messages give the resource: `User`, `Group`,
     `DirectoryObject`. A root type of `Edm.Untyped` (directory extension properties, whose type
     the sandbox does not register) accepts any literal.
     """
     _validate(node, root, complex_types, {}, resource)
+    if max_in_values is not None:
+        _check_in_lists(node, max_in_values)
+
+
+def _check_in_lists(node: Node, limit: int) -> None:
+    """Refuse an `in` list longer than `limit`, wherever it stands (a lambda's body too)."""
+    if isinstance(node, And | Or):
+        _check_in_lists(node.left, limit)
+        _check_in_lists(node.right, limit)
+    elif isinstance(node, Not):
+        _check_in_lists(node.operand, limit)
+    elif isinstance(node, Any_):
+        _check_in_lists(node.body, limit)
+    elif isinstance(node, In) and len(node.values) > limit:
+        raise _unsupported(
+            f"The 'in' operator of property '{'/'.join(node.path)}' lists {len(node.values)} "
+            f"values; at most {limit} are allowed in one filter clause."
+        )
 
 
 def _resolve(

@@ -104,6 +104,22 @@ class FindUsers:
     select: tuple[str, ...]
 
 
+# Graph's default limit on the values of one `in` expression (more are refused with a 400).
+MAX_IN_VALUES = 15
+
+
+@dataclass(frozen=True)
+class FindUsersIn:
+    """Answer: list[TargetUser], every user whose `attribute` equals one of `values` (Graph's
+    `in`, compared as `eq` compares: case-insensitively for strings), each read with `select`
+    and `attribute` (to tell which value it has); every page of the answer is read. At most
+    `MAX_IN_VALUES` values; only for string properties that are not collections."""
+
+    attribute: str
+    values: tuple[str, ...]
+    select: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class GetUser:
     """Answer: TargetUser, or NotFound."""
@@ -213,6 +229,7 @@ class DeleteGroup:
 GroupRequest = FindGroups | CreateGroup | PatchGroup | RemoveMember | DeleteGroup
 TargetRequest = (
     FindUsers
+    | FindUsersIn
     | GetUser
     | Invite
     | PatchUser

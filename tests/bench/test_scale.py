@@ -7,8 +7,9 @@ added, so what is measured is the worker, its state and the sandbox, not Graph's
 database: the full cycle that creates every user, then a full cycle with nothing to change.
 Figures per cycle: wall time and time per user, the worker's peak RSS and CPU time (from the
 kernel's accounting of the finished process), the sandbox's CPU time over the cycle (near one
-core's worth of the wall time means the sandbox is the bottleneck), SQL bytes per user, and
-the provisioning-log rows the cycle added. Results go to bench-results/scale.json.
+core's worth of the wall time means the sandbox is the bottleneck), the Graph requests it made (by
+route, a $batch's items each counted), SQL bytes per user, and the provisioning-log rows the cycle
+added. Results go to bench-results/scale.json.
 
 Flatness is checked against a smaller run in the same session and on the same database: a
 reference world of TENANT_SYNC_SCALE_REFERENCE_USERS users (default 100,000; 0 or a size not
@@ -133,6 +134,7 @@ def run_full_cycle(env: SyncEnv, workdir: Path, name: str) -> dict[str, Any]:
     accounting), peak RSS (sampled) and the sandbox's CPU time."""
     out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
     sandbox_pid = env.sandbox.process.pid
+    env.sandbox.admin("POST", "/_sandbox/stats/reset").raise_for_status()
     sandbox_before = cpu_seconds(sandbox_pid)
     started = time.monotonic()
     command = [sys.executable, "-m", "worker", "run", "sync", "--full", "--json"]
@@ -153,12 +155,17 @@ def run_full_cycle(env: SyncEnv, workdir: Path, name: str) -> dict[str, Any]:
     seconds = time.monotonic() - started
     sandbox_cpu = cpu_seconds(sandbox_pid) - sandbox_before
     assert process.returncode == 0, err_path.read_text()[-3000:]
+    stats = env.sandbox.admin("GET", "/_sandbox/stats").json()["requests"]["by_method_path"]
     return {
         "summary": json.loads(out_path.read_text()),
         "seconds": seconds,
         "worker_cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": peak,
         "sandbox_cpu_s": sandbox_cpu,
+        # Graph requests of both tenants by route, a $batch's items each counted (the $batch
+        # envelopes apart): what the cycle asked of Graph.
+        "graph_requests": {k: v for k, v in stats.items() if not k.endswith("/$batch")},
+        "batches": sum(v for k, v in stats.items() if k.endswith("/$batch")),
     }
 
 
@@ -236,6 +243,9 @@ def figures(cycle: dict[str, Any], users: int) -> dict[str, Any]:
         "sandbox_cpu_s": round(cycle["sandbox_cpu_s"], 1),
         # Of one core: the sandbox serves on one thread, so near 1.0 it is the bottleneck.
         "sandbox_cpu_share": round(cycle["sandbox_cpu_s"] / seconds, 2),
+        "graph_requests_per_user": round(sum(cycle["graph_requests"].values()) / users, 3),
+        "graph_requests": cycle["graph_requests"],
+        "batches": cycle["batches"],
         "counts": {k: v for k, v in cycle["summary"]["counts"].items() if v},
     }
 

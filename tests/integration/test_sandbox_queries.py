@@ -261,3 +261,25 @@ def test_unsupported_filter_names_the_resource_as_graph_does(
         f"of resource '{resource}'.",
         "innerError": None,
     }
+
+
+def test_an_in_list_holds_at_most_15_values_unless_the_query_is_advanced(
+    graph: httpx.Client,
+) -> None:
+    """Graph's default limit on `in`: 15 values answer, 16 are refused with a 400."""
+    fifteen = ["u-ann", *(f"u-none-{i}" for i in range(13)), "u-BOB"]
+    listed = ",".join(f"'{v}'" for v in fifteen)
+    found = graph.get("/users", params={"$filter": f"id in ({listed})", "$select": "id"})
+    assert ids(found) == ["u-ann", "u-bob"]  # case-insensitively, as `eq` compares
+    mails = ",".join(
+        f"'{v}'" for v in [*(f"x{i}@contoso.com" for i in range(14)), "CYD@contoso.com"]
+    )
+    by_mail = graph.get("/users", params={"$filter": f"mail in ({mails})", "$select": "id"})
+    assert ids(by_mail) == ["u-cyd"]
+    sixteen = f"mail in ({mails},'ann@contoso.com')"
+    refused = graph.get("/users", params={"$filter": sixteen})
+    assert refused.status_code == 400
+    assert error_of(refused)["code"] == "Request_UnsupportedQuery"
+    assert "16 values" in error_of(refused)["message"]
+    advanced = graph.get("/users", params={"$filter": sixteen, "$count": "true"}, headers=EVENTUAL)
+    assert ids(advanced) == ["u-ann", "u-cyd"]

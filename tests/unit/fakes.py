@@ -37,6 +37,7 @@ from worker.ports import (
     DeleteUser,
     FindGroups,
     FindUsers,
+    FindUsersIn,
     GetUser,
     GroupPage,
     Invitation,
@@ -198,8 +199,10 @@ class FakeTarget:
         # permission (403 Authorization_RequestDenied, a failed $batch item).
         self.denied_requests: set[type] = set()
         self.failing_requests: set[type] = set()  # answered 500, nothing done
+        self.refused_requests: set[type] = set()  # answered 400 (a query Graph does not take)
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
+        self.asked: list[TargetRequest] = []  # every request, in the order they came
         self.managers: dict[str, str] = {}  # user id -> its manager's id
         self.groups: dict[str, dict[str, Any]] = {}
         self.group_members: dict[str, set[str]] = {}
@@ -207,6 +210,7 @@ class FakeTarget:
     def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
         """Each request in turn, as the Graph adapter's $batch would answer them."""
         self.rounds.append(len(requests))
+        self.asked.extend(requests)
         results: list[Any] = []
         for request in requests:
             try:
@@ -220,6 +224,20 @@ class FakeTarget:
     def _one(self, request: TargetRequest) -> Any:
         if isinstance(request, FindUsers):
             return self.find_users(request.attribute, request.value, request.select)
+        if isinstance(request, FindUsersIn):
+            if FindUsersIn in self.failing_requests:
+                raise Transient("InternalServerError", code="InternalServerError", status=500)
+            if FindUsersIn in self.refused_requests:
+                raise BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
+            # Graph's `in`: case-insensitive, every match, the attribute read with the rest.
+            wanted = {v.casefold() for v in request.values}
+            select = (*request.select, request.attribute)
+            return [
+                TargetUser(uid, {k: u.get(k) for k in select})
+                for uid, u in self.users.items()
+                if isinstance(u.get(request.attribute), str)
+                and u[request.attribute].casefold() in wanted
+            ]
         if isinstance(request, GetUser):
             user = self.get_user(request.user_id, request.select)
             if user is None:

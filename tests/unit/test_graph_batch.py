@@ -1,11 +1,13 @@
 """$batch execution rules (an injected transport and sleep, no network): items retried one by
-one, repeats that find their work done, and the cycle's retry budget."""
+one, repeats that find their work done, the cycle's retry budget, and a grouped lookup's further
+pages."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from worker.adapters.graph.client import GraphClient
 from worker.adapters.graph.directory import GraphTargetDirectory
 from worker.adapters.graph.retry import RetryBudget, RetryPolicy
 from worker.domain.errors import BadRequest, NotFound, StopSync, Transient
-from worker.ports import Invitation, Invite
+from worker.ports import FindUsersIn, Invitation, Invite
 
 pytestmark = pytest.mark.unit
 
@@ -469,3 +471,52 @@ def test_a_batch_to_a_graph_that_never_answered_fails_after_few_attempts() -> No
     assert "gave up after 3 attempts (https://graph.example has not answered yet)" in str(result)
     assert len(sent) == 3
     assert sum(sleeps) <= 1.5
+
+
+def grouped_target(second_page: httpx.Response) -> tuple[GraphTargetDirectory, list[str]]:
+    """A target whose grouped lookup answers one user and a nextLink to `second_page`."""
+    urls: list[str] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/$batch"):
+            (item,) = json.loads(request.content)["requests"]
+            urls.append(item["url"])
+            body = {
+                "value": [{"id": "t-1", "mail": "o'neil@x.com"}],
+                "@odata.nextLink": "https://graph.example/v1.0/users?$skiptoken=p2",
+            }
+            return httpx.Response(
+                200, json={"responses": [{"id": item["id"], "status": 200, "body": body}]}
+            )
+        urls.append(str(request.url))
+        return second_page
+
+    client = GraphClient(
+        graph_url="https://graph.example",
+        tokens=StaticTokens(),
+        transport=httpx.MockTransport(transport),
+        sleep=[].append,
+    )
+    return GraphTargetDirectory(client, invite_redirect_url="https://example.com"), urls
+
+
+def test_a_grouped_lookup_quotes_its_values_and_reads_every_page() -> None:
+    page = {"value": [{"id": "t-2", "mail": "ann@x.com"}]}
+    target, urls = grouped_target(httpx.Response(200, json=page))
+
+    (found,) = target.execute([FindUsersIn("mail", ("o'neil@x.com", "ann@x.com"), ("mail",))])
+
+    assert [u.id for u in found] == ["t-1", "t-2"]
+    query = parse_qs(urlsplit(urls[0]).query)
+    assert query["$filter"] == ["mail in ('o''neil@x.com','ann@x.com')"]
+    assert (query["$select"], query["$top"]) == (["id,mail"], ["999"])
+    assert urls[1].endswith("$skiptoken=p2")
+
+
+def test_a_grouped_lookup_whose_next_page_fails_fails_whole() -> None:
+    refused = {"error": {"code": "Request_BadRequest", "message": "no"}}
+    target, _ = grouped_target(httpx.Response(400, json=refused))
+
+    (failed,) = target.execute([FindUsersIn("mail", ("a@x.com",), ("mail",))])
+
+    assert isinstance(failed, BadRequest)

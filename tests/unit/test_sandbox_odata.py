@@ -89,6 +89,11 @@ def test_quote_escaping_is_one_literal() -> None:
         ("otherMails/all(x:x eq 'a')", "Request_UnsupportedQuery"),
         ("accountEnabled eq 'yes'", "BadRequest"),
         ("mail has 'a'", "Request_UnsupportedQuery"),
+        ("mail in (" + ",".join(f"'{i}'" for i in range(16)) + ")", "Request_UnsupportedQuery"),
+        (
+            "otherMails/any(x:x in (" + ",".join(f"'{i}'" for i in range(16)) + "))",
+            "Request_UnsupportedQuery",
+        ),
         ("", "BadRequest"),
     ],
 )
@@ -96,6 +101,15 @@ def test_bad_filters_are_rejected(text: str, code: str) -> None:
     with pytest.raises(odata.FilterError) as info:
         odata.compile_filter(text, USER_TYPES, COMPLEX)
     assert info.value.code == code
+
+
+def test_an_in_list_of_15_values_is_accepted_and_the_limit_can_be_lifted() -> None:
+    fifteen = "mail in (" + ",".join(f"'{i}'" for i in range(14)) + ",'ANN@contoso.com')"
+    assert matches(fifteen)
+    sixteen = "mail in (" + ",".join(f"'{i}'" for i in range(15)) + ",'ann@contoso.com')"
+    node = odata.parse_filter(sixteen)
+    odata.validate(node, USER_TYPES, COMPLEX, max_in_values=None)  # an advanced query's
+    assert odata.evaluate(node, ANN)
 
 
 def test_missing_property_is_null() -> None:

@@ -4,7 +4,11 @@ Each object's work is written as plain sequential code — match, invite, patch;
 delete — in a generator that *yields* the requests it needs and receives their answers (or has
 their errors raised at the `yield`). `Exporter.apply` drives the generators of a whole page in
 lock-step: every round, each unfinished object asks for one request, and the round goes to the
-target in one call (which the Graph adapter sends as `$batch`). Per-object failures become
+target in one call (which the Graph adapter sends as `$batch`). A round's match lookups
+(`FindUsers` of a string property) go as grouped `in` lookups of up to 15 values each, whose
+answers are handed back to each asker as its own request's (worker/service/lookups.py): a page's
+creates ask theirs in its first round, so its matches cost one request per 15 creates, and those a
+rule found nothing for ask the next rule's in the next round. Per-object failures become
 failure outcomes; only `StopSync` escapes, because it stops the whole cycle. A target that
 answers writes without making them (a dry run's, see worker/adapters/dryrun.py) answers
 `Simulated` (or an `Invitation` marked simulated): the outcome then says what would be done.
@@ -62,6 +66,8 @@ from worker.ports import (
     TargetRequest,
 )
 from worker.ports import RestoreUser as RestoreRequest
+from worker.schema import user_property_types
+from worker.service import lookups
 
 REDACT = "[Redact]"
 
@@ -192,6 +198,15 @@ class Exporter:
         # Asked for every create: worked out once (the spec does not change).
         self._match_mappings = tuple(spec.match_mappings)
         self._target_select = tuple(spec.target_select)
+        # Match lookups that go grouped (`in`): string properties of Graph's schema. Others go
+        # one by one as before: collections (`any` per value), other types, and directory
+        # extensions (not in the schema, whose `in` support is not established).
+        types = user_property_types()
+        self._groupable = frozenset(
+            name
+            for name in {"mail", *(m.target for m in self._match_mappings)}
+            if types.get(name) == "Edm.String"
+        )
         self._monotonic = monotonic
         self.live: LiveProgress = live or NoLiveProgress()
 
@@ -210,13 +225,30 @@ class Exporter:
         self.live.add(self.spec.name, exported=len(writing - set(asking)))
         while asking:
             order = list(asking)
-            answers = self.target.execute([asking[i] for i in order])
+            answers = self._round([asking[i] for i in order])
             claims.read([t for answer in answers for t in _named_targets(answer)])
             for index, answer in zip(order, answers, strict=True):
                 _advance(flows[index], answer, index, asking, results)
             done = sum(1 for i in order if i not in asking and i in writing)
             self.live.add(self.spec.name, exported=done)
         return [r for r in results if r is not None]
+
+    def _round(self, requests: Sequence[TargetRequest]) -> list[Any]:
+        """One round's answers, its match lookups sent grouped (worker/service/lookups.py)."""
+        plan = lookups.plan_round(requests, self._groupable)
+        sent = self.target.execute(plan.sent)
+        answers, again = lookups.answer_round(plan, sent)
+        if plan.groups:
+            # Refused once, refused every page: those go one by one from now on.
+            self._groupable -= lookups.refused(plan, sent)
+        if again:
+            # A grouped lookup that failed: its askers' own lookups, one by one, so that each
+            # meets the answer or error it would have met alone (never "no match" by mistake).
+            alone = list(dict.fromkeys(requests[i] for i in again))
+            found = dict(zip(alone, self.target.execute(alone), strict=True))
+            for index in again:
+                answers[index] = found[requests[index]]
+        return answers
 
     # one object ---------------------------------------------------------------------------------
     def _object(self, task: Task, claims: Claims) -> Flow:

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, BatchResult, Pacer
 from worker.adapters.graph.client import GraphClient, parsing
 from worker.domain import extension_attributes as ext
-from worker.domain.errors import NotFound, SyncError
+from worker.domain.errors import NotFound, StopSync, SyncError
 from worker.domain.groups import SourceGroup
 from worker.domain.idset import IdSet
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
@@ -20,6 +20,7 @@ from worker.ports import (
     DeleteUser,
     FindGroups,
     FindUsers,
+    FindUsersIn,
     GetUser,
     GroupPage,
     Invitation,
@@ -268,7 +269,31 @@ class GraphTargetDirectory:
     def execute(self, requests: Sequence[TargetRequest]) -> list[Any]:
         calls = [self._call(r) for r in requests]
         answers = self.batches.run(calls)
-        return [_answer(r, a) for r, a in zip(requests, answers, strict=True)]
+        results = [_answer(r, a) for r, a in zip(requests, answers, strict=True)]
+        for index, (request, answer) in enumerate(zip(requests, answers, strict=True)):
+            if not isinstance(request, FindUsersIn) or not isinstance(results[index], list):
+                continue
+            more = _next_link(answer)
+            if more:
+                results[index] = self._more_users(results[index], more)
+        return results
+
+    def _more_users(self, found: list[TargetUser], url: str | None) -> list[TargetUser] | Any:
+        """A grouped lookup's further pages (more users than one page holds match its values:
+        none may be missed, or a source user would be created again); the error a page met
+        stands for the whole lookup."""
+        users = list(found)
+        try:
+            while url:
+                data = self.client.get_json(url)
+                with parsing("GET /users"):
+                    users.extend(_target_users(data))
+                    url = data.get("@odata.nextLink")
+        except StopSync:
+            raise
+        except SyncError as error:
+            return error
+        return users
 
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
         (result,) = self.execute([FindUsers(attribute, value, tuple(select))])
@@ -310,6 +335,16 @@ class GraphTargetDirectory:
                 self._find_tails[request.select] = tail
             where = quote(self._filter(request.attribute, request.value), safe="")
             return BatchCall("GET", f"/users?%24filter={where}{tail}")
+        if isinstance(request, FindUsersIn):
+            # The attribute is read to tell which value each user has; 999 (Graph's largest
+            # page) leaves a further page to the rare value many users share.
+            literals = ",".join(odata_string(v) for v in request.values)
+            query = {
+                "$filter": f"{request.attribute} in ({literals})",
+                "$select": _select(["id", *request.select, request.attribute]),
+                "$top": "999",
+            }
+            return BatchCall("GET", "/users?" + urlencode(query, quote_via=quote))
         if isinstance(request, GetUser):
             query = {"$select": _select(["id", *request.select])}
             return BatchCall(
@@ -411,10 +446,21 @@ def _answer(request: TargetRequest, result: BatchResult) -> Any:
         return error  # this object's failure, not the page's
 
 
+def _next_link(result: BatchResult) -> str | None:
+    if isinstance(result, BatchAnswer) and isinstance(result.body, dict):
+        link = result.body.get("@odata.nextLink")
+        return link if isinstance(link, str) else None
+    return None
+
+
+def _target_users(body: Mapping[str, Any]) -> list[TargetUser]:
+    return [TargetUser(id=u["id"], attributes=_attributes(u)) for u in body.get("value", [])]
+
+
 def _parsed(request: TargetRequest, result: BatchAnswer) -> Any:
     body = result.body if isinstance(result.body, dict) else {}
-    if isinstance(request, FindUsers):
-        return [TargetUser(id=u["id"], attributes=_attributes(u)) for u in body.get("value", [])]
+    if isinstance(request, FindUsers | FindUsersIn):
+        return _target_users(body)
     if isinstance(request, GetUser):
         return TargetUser(id=body["id"], attributes=_attributes(body))
     if isinstance(request, Invite):
