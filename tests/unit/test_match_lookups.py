@@ -105,18 +105,28 @@ def test_a_user_with_none_of_the_values_places_nobody() -> None:
     assert users_by_value(request, [user("t1", mail=None)]) is None
 
 
-def test_a_failed_group_answers_nobody_and_the_rest_are_answered() -> None:
+def test_a_refused_group_answers_nobody_and_the_rest_are_answered() -> None:
+    requests = [find("a@x.example"), GetUser("id-1"), find("b@x.example")]
+    plan = plan_round(requests, {"mail"})
+    bad = BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
+
+    answers, again = answer_round(plan, [user("id-1"), bad])
+
+    assert answers == [None, user("id-1"), None]
+    assert again == [0, 2]
+    assert refused(plan, [user("id-1"), bad]) == {"mail"}
+
+
+def test_a_failing_group_gives_its_error_to_every_asker_and_is_not_sent_again() -> None:
     requests = [find("a@x.example"), GetUser("id-1"), find("b@x.example")]
     plan = plan_round(requests, {"mail"})
     error = Transient("busy", status=503)
 
     answers, again = answer_round(plan, [user("id-1"), error])
 
-    assert answers == [None, user("id-1"), None]
-    assert again == [0, 2]
+    assert answers == [error, user("id-1"), error]
+    assert again == []
     assert refused(plan, [user("id-1"), error]) == set()  # worth grouping again
-    bad = BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
-    assert refused(plan, [user("id-1"), bad]) == {"mail"}
 
 
 # ---------------------------------------------------------------- through the exporter
@@ -206,12 +216,27 @@ def test_a_later_rule_is_asked_only_for_users_the_first_found_nothing_for() -> N
     assert result.counts["update"] == 2
 
 
-def test_a_failed_grouped_lookup_falls_back_to_one_lookup_per_user() -> None:
+def test_a_failing_grouped_lookup_fails_its_users_and_creates_nobody() -> None:
+    w = World(page_size=5)
+    w.user("ann")
+    w.user("bob")
+    w.target.add_existing(mail="ann@src.example")
+    w.target.failing_requests.add(FindUsersIn)
+
+    result = w.run()
+
+    assert not [r for r in lookups(w) if isinstance(r, FindUsers)]  # not sent again one by one
+    assert result.counts["failure"] == 2
+    assert not [x for x in w.target.writes if x[0] == "invite"]
+    assert len(w.target_by_mail("ann@src.example")) == 1
+
+
+def test_a_refused_grouped_lookup_falls_back_to_one_lookup_per_user() -> None:
     w = World(page_size=5)
     w.user("ann")
     w.user("bob")
     existing = w.target.add_existing(mail="ann@src.example")
-    w.target.failing_requests.add(FindUsersIn)
+    w.target.refused_requests.add(FindUsersIn)
 
     result = w.run()
 

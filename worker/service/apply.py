@@ -242,8 +242,9 @@ class Exporter:
             # Refused once, refused every page: those go one by one from now on.
             self._groupable -= lookups.refused(plan, sent)
         if again:
-            # A grouped lookup that failed: its askers' own lookups, one by one, so that each
-            # meets the answer or error it would have met alone (never "no match" by mistake).
+            # A grouped lookup refused, or answered so that a user fits no value: its askers'
+            # own lookups, one by one, so that each meets the answer or error it would have met
+            # alone (never "no match" by mistake).
             alone = list(dict.fromkeys(requests[i] for i in again))
             found = dict(zip(alone, self.target.execute(alone), strict=True))
             for index in again:

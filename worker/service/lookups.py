@@ -11,12 +11,15 @@ the sandbox compares), at most two (what `FindUsers` answers; the ambiguity step
 Values equal but for case are one value of a group, so the source users asking them get one
 answer (and the claims in apply.py make the second an AmbiguousMatch, as before).
 
-A group whose answer is an error, or holds a user carrying none of its values (Graph compared
-otherwise than casefolding does), answers nobody: its `FindUsers` are sent again one by one, so
-each meets the answer or the error it would have met alone, and none is taken as unmatched (which
-would create a second target user for it). A group refused as a bad request (an attribute whose
-`in` Graph does not accept, though the sandbox accepts it on every string property) names its
-attribute in `refused`: the exporter then looks that attribute up one value at a time.
+No asker of a group that failed is taken as unmatched (that would create a second target user
+for it). A group refused as a bad request, or whose answer holds a user carrying none of its
+values (Graph compared otherwise than casefolding does), answers nobody: its `FindUsers` are sent
+again one by one, so each meets the answer or the error it would have met alone (one value may be
+what Graph refused), and a refused group names its attribute in `refused` (an attribute whose
+`in` Graph does not accept, though the sandbox accepts it on every string property): the
+exporter then looks that attribute up one value at a time. Any other error (throttled after the
+adapter's retries, a server error) is every asker's answer, as it would have been alone: sending
+fifteen lookups again to a target that is failing would only add to its load.
 
 Pure: no I/O; the exporter sends what it plans.
 """
@@ -109,8 +112,9 @@ def users_by_value(
 
 def answer_round(plan: RoundPlan, answers: Sequence[Any]) -> tuple[list[Any], list[int]]:
     """Every request's answer (in the round's order) from the answers to `plan.sent`, and the
-    positions of the FindUsers whose group answered nobody (to be sent again one by one; their
-    answers are None until then)."""
+    positions of the FindUsers whose group answered nobody (refused, or an answer that places
+    a user nowhere: to be sent again one by one; their answers are None until then). A group's
+    other error is the answer of each of its askers."""
     asked = len(plan.alone) + sum(len(g.asked) for g in plan.groups)
     results: list[Any] = [None] * asked
     alone = len(plan.alone)
@@ -118,6 +122,10 @@ def answer_round(plan: RoundPlan, answers: Sequence[Any]) -> tuple[list[Any], li
         results[index] = answer
     again: list[int] = []
     for group, answer in zip(plan.groups, answers[alone:], strict=True):
+        if isinstance(answer, SyncError) and not isinstance(answer, BadRequest):
+            for index, _ in group.asked:
+                results[index] = answer
+            continue
         by_value = None if isinstance(answer, SyncError) else users_by_value(group.request, answer)
         if by_value is None:
             again.extend(index for index, _ in group.asked)
