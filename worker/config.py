@@ -34,9 +34,9 @@ from pydantic import (
 from worker.domain import extension_attributes as ext
 from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
-from worker.domain.job import JobSpec
-from worker.domain.manager import MANAGER
+from worker.domain.job import Deprovision, JobPolicy, JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
+from worker.domain.model import MANAGER
 from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.organization import (
     SECTION,
@@ -45,7 +45,6 @@ from worker.domain.organization import (
     inherits_value,
     locate_problem,
 )
-from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import VALUELESS_OPERATORS, Clause, Operator, ScopeError, ScopeSpec
 from worker.group_config import build_group_provisioning
 from worker.schema import entity_properties, user_property_types, writable_user_properties
