@@ -32,12 +32,12 @@ from pydantic import (
 )
 
 from worker.domain import extension_attributes as ext
+from worker.domain.event_kinds import ALL_EVENTS, EventKind
 from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DEFAULT_DELETION_WINDOW, DeletionThreshold
 from worker.domain.job import Deprovision, JobPolicy, JobSpec
 from worker.domain.mapping import Apply, MappingSpec, default_mappings
 from worker.domain.model import MANAGER
-from worker.domain.notifications import ALL_EVENTS, EventKind
 from worker.domain.organization import (
     SECTION,
     Organization,

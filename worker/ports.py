@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
+from worker.domain.event_kinds import EventKind
 from worker.domain.groups import GroupLink, GroupSkip, SourceGroup
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 from worker.domain.notification_text import Message
-from worker.domain.notifications import Delivery, EventKind
+from worker.domain.notifications import Delivery
 from worker.state_records import AlreadyRunning as AlreadyRunning
 from worker.state_records import Cursor as Cursor
 from worker.state_records import Lease as Lease

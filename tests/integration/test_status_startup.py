@@ -18,7 +18,12 @@ pytestmark = pytest.mark.integration
 # Loaded by a cycle; a status at the newest revision needs none of them.
 NOT_FOR_STATUS = {"sqlalchemy", "alembic", "structlog", "opentelemetry"}
 # The worker's own modules of a cycle (its ports and decisions, dozens of dataclasses).
-CYCLE_MODULES = {"worker.ports", "worker.domain.plan", "worker.domain.manager"}
+CYCLE_MODULES = {
+    "worker.ports",
+    "worker.domain.plan",
+    "worker.domain.manager",
+    "worker.domain.notifications",
+}
 
 
 # The command run in this interpreter, which then names the modules it loaded (Python's own

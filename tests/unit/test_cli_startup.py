@@ -101,8 +101,14 @@ def test_validate_loads_no_table_and_searches_no_pydantic_plugins(tmp_path: Path
 # The worker's own modules of a cycle's decisions and ports: dozens of dataclasses, each costing
 # its methods' compilation at import (docs/performance.md, "CLI start-up"). The configuration
 # takes a job's policy from worker/domain/job.py, the manager's key from worker/domain/model.py,
-# and status's state records from worker/state_records.py instead.
-CYCLE_MODULES = ("worker.ports", "worker.domain.plan", "worker.domain.manager")
+# the notifiers' event kinds from worker/domain/event_kinds.py, and status its state records
+# from worker/state_records.py instead.
+CYCLE_MODULES = (
+    "worker.ports",
+    "worker.domain.plan",
+    "worker.domain.manager",
+    "worker.domain.notifications",
+)
 
 # What `status` does not load either: it reads SQL on the driver (sql_reads.py), logs nothing,
 # and imports redis-py with OpenTelemetry hidden (worker/adapters/state/redis_lib.py).
