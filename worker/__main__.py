@@ -2,7 +2,8 @@
 
 It launches the CLI (worker/cli.py) the quick way (docs/performance.md, "CLI start-up"): no
 cyclic garbage collection while the CLI's modules load (they make many objects and free none:
-every pass finds nothing), and a command that only reads and prints (`cli.quick_exit`) ends its
+every pass finds nothing), and what they made is then frozen out of the collector's sight for
+the rest of the process; a command that only reads and prints (`cli.quick_exit`) ends its
 process as soon as its output is flushed, without Python's teardown of every module loaded.
 """
 
@@ -18,6 +19,9 @@ def run() -> None:
     try:
         from worker import cli
     finally:
+        # What the CLI's modules made lives as long as the process: frozen, the collections the
+        # command's own objects trigger do not walk all of it again (docs/performance.md).
+        gc.freeze()
         gc.enable()
     try:
         cli.main()

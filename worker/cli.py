@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a cycle or check failed, 2 bad input (config, arguments
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import json
 import os
@@ -236,6 +237,21 @@ def _state_failed(
 
 
 @contextmanager
+def _loading_modules() -> Iterator[None]:
+    """For the imports a command makes (redis-py's for `status`): what modules make lives as
+    long as the process, so no cyclic collection walks it while they load nor after (frozen), as
+    the launcher does for the CLI's own (worker/__main__.py, docs/performance.md)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
 def _runtime(
     config: Config,
     *,
@@ -252,10 +268,11 @@ def _runtime(
     from worker.domain.errors import StopSync
 
     open_runtime: Callable[[Config], Any]
-    if read_only:
-        from worker.state_view import open_state_view as open_runtime
-    else:
-        from worker.bootstrap import open_runtime
+    with _loading_modules():
+        if read_only:
+            from worker.state_view import open_state_view as open_runtime
+        else:
+            from worker.bootstrap import open_runtime
 
     _sqlite_writable(config, on_failure)
     try:

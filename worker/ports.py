@@ -9,16 +9,23 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Protocol
 
 from worker.domain.audit import AuditEntry
-from worker.domain.errors import Transient
+from worker.domain.event_kinds import EventKind
 from worker.domain.groups import GroupLink, GroupSkip, SourceGroup
 from worker.domain.health import Escrow, JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Link, ObjectOutcome, SourceItem, SourceUser, TargetUser
 from worker.domain.notification_text import Message
-from worker.domain.notifications import Delivery, EventKind
+from worker.domain.notifications import Delivery
+from worker.state_records import AlreadyRunning as AlreadyRunning
+from worker.state_records import Cursor as Cursor
+from worker.state_records import Lease as Lease
+from worker.state_records import LockLost as LockLost
+from worker.state_records import Phase as Phase
+from worker.state_records import Progress as Progress
+from worker.state_records import RunRecord as RunRecord
+from worker.state_records import Watermark as Watermark
 
 
 @dataclass(frozen=True)
@@ -260,74 +267,6 @@ class TargetDirectory(Protocol):
         """The direct members of a target group; NotFound when the group is gone."""
 
 
-@dataclass
-class Watermark:
-    """Where the last completed cycle left off."""
-
-    users_delta_link: str
-    groups_delta_link: str | None
-    fingerprint: str
-    completed_at: str
-    last_full_at: str
-
-
-class Phase(StrEnum):
-    """Where a cycle is. The values are stored in the Redis cursor: never change one, so a
-    cycle saved by an earlier release still resumes."""
-
-    GROUPS = "groups"
-    USERS = "users"
-    PENDING = "pending"  # incremental: users whose group membership changed
-    ESCROW = "escrow"  # incremental: failed objects whose next attempt is due
-    SWEEP = "sweep"  # full: links the round did not see
-    PROVISION_GROUPS = "provision_groups"  # groups created and filled (docs/groups.md)
-    RECHECK = "recheck"  # the source's changes since the round, before deletions are judged
-    MANAGERS = "managers"  # manager references the pages could not resolve (docs/manager.md)
-    DELETIONS = "deletions"
-    DONE = "done"
-
-
-@dataclass
-class Progress:
-    """The resumable position of a cycle in progress."""
-
-    run_id: str
-    mode: str
-    fingerprint: str
-    phase: Phase
-    next_link: str | None = None
-    groups_delta_link: str | None = None
-    users_delta_link: str | None = None
-    started_at: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
-    seen_users: int = 0
-    # Manager references the pages left for the managers phase: user's source id -> its
-    # manager's source id (None: to be read). Absent from cursors of earlier releases.
-    managers: dict[str, str | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Read back from the cursor's JSON as a plain string.
-        self.phase = Phase(self.phase)
-
-
-@dataclass
-class Cursor:
-    watermark: Watermark | None = None
-    progress: Progress | None = None
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Proof of holding a job's lock: what the lock holds for this holder."""
-
-    job: str
-    token: str
-
-
-class LockLost(Transient):
-    """The job's lock expired under this cycle (and another may hold it): stop, save nothing."""
-
-
 class CursorStore(Protocol):
     def load(self, job: str) -> Cursor: ...
 
@@ -408,10 +347,6 @@ class CycleObserver(Protocol):
     ) -> None: ...
 
 
-class AlreadyRunning(Exception):
-    """Another cycle of this job holds the lock."""
-
-
 class JobPaused(Exception):
     """The job is paused: no cycle runs until it is resumed."""
 
@@ -445,20 +380,6 @@ class PageWrite:
     # Objects whose row of this run the outcomes replace, kept in place (the managers phase
     # joins a reference to the user's row: one row per object per cycle, docs/manager.md).
     replaces: Sequence[str] = ()
-
-
-@dataclass
-class RunRecord:
-    run_id: str
-    job: str
-    mode: str
-    dry_run: bool
-    trigger: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    status: str = "running"
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str = ""
 
 
 class LedgerReads(Protocol):

@@ -26,10 +26,11 @@ from worker.adapters.state.redis_store import (
 )
 from worker.adapters.state.sql_reads import SqlReads
 from worker.config import Config
-from worker.ports import LedgerReads
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from worker.ports import LedgerReads  # annotations only: status defines no port
 
 # Migrations are numbered files (0001_initial_state_schema.py, ...) whose revision is that number.
 VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"

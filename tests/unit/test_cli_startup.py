@@ -27,14 +27,19 @@ CYCLE_ONLY = ("celery", "kombu", "msal", "httpx", "fastapi", "starlette", "uvico
 STATE_ONLY = ("sqlalchemy", "alembic", "redis", "psycopg", "structlog")
 
 
-def imported_after(code: str) -> set[str]:
-    """The top-level packages a fresh interpreter has imported after running `code`."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has imported after running `code`."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def imported_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running `code`."""
+    return {m.split(".")[0] for m in modules_after(code)}
 
 
 def test_importing_the_cli_loads_no_state_graph_or_celery_library() -> None:
@@ -90,7 +95,20 @@ def test_validate_loads_no_table_and_searches_no_pydantic_plugins(tmp_path: Path
     probe = json.loads(result.stdout.splitlines()[-1])
     assert "rich.table" not in probe["modules"]
     assert not probe["plugins_searched"]
+    assert set(probe["modules"]).isdisjoint(CYCLE_MODULES)
 
+
+# The worker's own modules of a cycle's decisions and ports: dozens of dataclasses, each costing
+# its methods' compilation at import (docs/performance.md, "CLI start-up"). The configuration
+# takes a job's policy from worker/domain/job.py, the manager's key from worker/domain/model.py,
+# the notifiers' event kinds from worker/domain/event_kinds.py, and status its state records
+# from worker/state_records.py instead.
+CYCLE_MODULES = (
+    "worker.ports",
+    "worker.domain.plan",
+    "worker.domain.manager",
+    "worker.domain.notifications",
+)
 
 # What `status` does not load either: it reads SQL on the driver (sql_reads.py), logs nothing,
 # and imports redis-py with OpenTelemetry hidden (worker/adapters/state/redis_lib.py).
@@ -98,11 +116,13 @@ NOT_FOR_STATUS = ("sqlalchemy", "alembic", "structlog", "opentelemetry", "psycop
 
 
 def test_the_state_view_of_status_loads_no_graph_celery_or_orm_library() -> None:
-    loaded = imported_after("import worker.cli, worker.state_view, worker.service.status")
+    modules = modules_after("import worker.cli, worker.state_view, worker.service.status")
+    loaded = {m.split(".")[0] for m in modules}
     assert loaded.isdisjoint(CYCLE_ONLY + NOT_FOR_STATUS), sorted(
         loaded & {*CYCLE_ONLY, *NOT_FOR_STATUS}
     )
     assert "redis" in loaded
+    assert modules.isdisjoint(CYCLE_MODULES), sorted(modules & {*CYCLE_MODULES})
 
 
 def test_redis_loads_opentelemetry_again_once_the_state_view_has_loaded() -> None:

@@ -11,10 +11,9 @@ import pytest
 from tests.unit.fakes import CrashAfter, FakeCursors, FakeLedger, FakeLock, FakeSource, FakeTarget
 from worker.domain.errors import NotFound
 from worker.domain.health import DeletionThreshold
-from worker.domain.job import JobSpec
+from worker.domain.job import Deprovision, JobPolicy, JobSpec
 from worker.domain.mapping import MappingSpec, default_mappings
 from worker.domain.model import LinkState
-from worker.domain.plan import Deprovision, JobPolicy
 from worker.domain.scope import Clause, Operator, ScopeSpec
 from worker.ports import AlreadyRunning
 from worker.service.cycle import CycleService

@@ -6,8 +6,8 @@ import pytest
 
 from tests.unit.fakes import CrashAfter
 from tests.unit.test_cycle import World
+from worker.domain.job import Deprovision, JobPolicy
 from worker.domain.model import Action, LinkState
-from worker.domain.plan import Deprovision, JobPolicy
 
 pytestmark = pytest.mark.unit
 

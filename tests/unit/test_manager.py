@@ -10,7 +10,6 @@ import pytest
 from worker.adapters.graph.directory import _source_user, _user_page
 from worker.config import Config, ConfigError, load_config
 from worker.domain.manager import (
-    MANAGER,
     UNKNOWN,
     ClearManager,
     KeepManager,
@@ -22,7 +21,7 @@ from worker.domain.manager import (
     wanted_manager,
     with_manager,
 )
-from worker.domain.model import Link, LinkState, SourceUser
+from worker.domain.model import MANAGER, Link, LinkState, SourceUser
 from worker.service.pipeline import PageOutcome
 
 pytestmark = pytest.mark.unit

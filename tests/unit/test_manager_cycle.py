@@ -10,9 +10,8 @@ from tests.unit.fakes import CrashAfter
 from tests.unit.test_cycle import World
 from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DeletionThreshold
-from worker.domain.job import JobSpec
+from worker.domain.job import JobPolicy, JobSpec
 from worker.domain.model import Status
-from worker.domain.plan import JobPolicy
 from worker.domain.scope import Clause, Operator, ScopeSpec
 from worker.ports import Phase
 from worker.service.admin import allow_deletes

@@ -9,7 +9,7 @@ import pytest
 from tests.unit.test_config import GOOD, write
 from worker.bootstrap import notification_secrets, notifiers
 from worker.config import ConfigError, EmailNotification, load_config, notifier_label
-from worker.domain.notifications import EventKind
+from worker.domain.event_kinds import EventKind
 
 pytestmark = pytest.mark.unit
 

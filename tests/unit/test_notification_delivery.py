@@ -10,10 +10,11 @@ import pytest
 
 from tests.unit.test_cycle import World
 from worker.domain.errors import BadRequest, StopSync, Transient
+from worker.domain.event_kinds import ALL_EVENTS, EventKind
 from worker.domain.health import DeletionThreshold, JobState
 from worker.domain.job import JobSpec
 from worker.domain.notification_text import Message
-from worker.domain.notifications import ALL_EVENTS, Delivery, EventKind
+from worker.domain.notifications import Delivery
 from worker.service.cycle import CycleService
 from worker.service.notify import NotificationObserver, deliver_due
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from worker.adapters.notify.render import ADAPTIVE_CARD, email_message, message_id, teams_card
+from worker.domain.event_kinds import EventKind
 from worker.domain.notification_text import describe
-from worker.domain.notifications import DeletionHold, Event, EventKind
+from worker.domain.notifications import DeletionHold, Event
 
 pytestmark = pytest.mark.unit
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from worker.domain.job import Deprovision, JobPolicy
 from worker.domain.mapping import MappedValues
 from worker.domain.model import Action, Link, LinkState, SourceRemoval, SourceUser
 from worker.domain.plan import (
     REDUNDANT_EXPORT,
     CreateUser,
-    Deprovision,
     DeprovisionUser,
-    JobPolicy,
     NoChange,
     RestoreUser,
     UpdateUser,

@@ -6,13 +6,27 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from worker.domain.groups import GroupProvisioning
 from worker.domain.health import DeletionThreshold
-from worker.domain.manager import MANAGER
 from worker.domain.mapping import MappingSpec, required_source_attributes, writable
-from worker.domain.plan import JobPolicy
+from worker.domain.model import MANAGER
 from worker.domain.scope import ScopeSpec
+
+
+class Deprovision(StrEnum):
+    SOFT_DELETE = "soft_delete"
+    DISABLE = "disable"
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    create: bool = True
+    update: bool = True
+    delete: bool = True
+    deprovision: Deprovision = Deprovision.SOFT_DELETE
+    skip_out_of_scope_deletions: bool = False
 
 
 @dataclass(frozen=True)

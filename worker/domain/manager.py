@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker.domain.model import Link, LinkState, SourceUser
+from worker.domain.model import MANAGER, Link, LinkState, SourceUser
 
-MANAGER: Final = "manager"  # the key in a source user's attributes and in a link's attributes
 # The key in a link's attributes naming the out-of-scope manager the user's row last warned of:
 # an incremental cycle that reads the same manager again does not repeat the warning.
 WARNED: Final = "managerOutOfScope"

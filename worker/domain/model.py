@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
+MANAGER: Final = "manager"  # the key in a source user's attributes and in a link's attributes
 EXTERNAL_UPN_MARKER = "#EXT#"
 
 

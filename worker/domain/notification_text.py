@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from worker.domain.event_kinds import EventKind
 from worker.domain.health import QuarantineReason
-from worker.domain.notifications import Event, EventKind
+from worker.domain.notifications import Event
 
 REASONS = {
     QuarantineReason.EXCEPTION.value: "its cycles fail as a whole",

@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from worker.domain.event_kinds import EventKind
 from worker.domain.health import JobState, QuarantineReason
 
 RETRY_FIRST = timedelta(seconds=10)
@@ -35,16 +35,6 @@ _BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9\-_.~+/=]+", re.IGNORECASE)
 FAILING_REASONS = frozenset(
     {QuarantineReason.EXCEPTION.value, QuarantineReason.ESCROW_PROPORTION.value}
 )
-
-
-class EventKind(StrEnum):
-    QUARANTINE = "quarantine"
-    STAGED_DELETIONS = "staged_deletions"
-    CYCLE_FAILED = "cycle_failed"
-    RECOVERED = "recovered"
-
-
-ALL_EVENTS: tuple[EventKind, ...] = tuple(EventKind)
 
 
 @dataclass(frozen=True)

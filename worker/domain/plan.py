@@ -7,26 +7,12 @@ mapped values, and returns what the target should undergo. The service carries i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from worker.domain.job import Deprovision, JobPolicy
 from worker.domain.mapping import MappedValues, diff
 from worker.domain.model import Action, Change, Link, LinkState, SourceItem, SourceRemoval
 
 REDUNDANT_EXPORT = "RedundantExport"
-
-
-class Deprovision(StrEnum):
-    SOFT_DELETE = "soft_delete"
-    DISABLE = "disable"
-
-
-@dataclass(frozen=True)
-class JobPolicy:
-    create: bool = True
-    update: bool = True
-    delete: bool = True
-    deprovision: Deprovision = Deprovision.SOFT_DELETE
-    skip_out_of_scope_deletions: bool = False
 
 
 @dataclass(frozen=True)

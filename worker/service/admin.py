@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from worker.domain.health import JobState
-from worker.ports import CursorStore, JobLock, Ledger, LedgerReads
 from worker.service.held import held_count
+
+if TYPE_CHECKING:
+    # Annotations only: `status` loads this module without the ports' dataclasses.
+    from worker.ports import CursorStore, JobLock, Ledger, LedgerReads
 
 
 class RestartScope(StrEnum):

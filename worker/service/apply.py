@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.domain.errors import Conflict, NotFound, StopSync, SyncError
-from worker.domain.job import JobSpec
+from worker.domain.job import Deprovision, JobSpec
 from worker.domain.mapping import MappedValues, diff, remembered, writable
 from worker.domain.model import (
     Action,
@@ -45,7 +45,6 @@ from worker.domain.model import (
 from worker.domain.plan import (
     CreateUser,
     Decision,
-    Deprovision,
     DeprovisionUser,
     NoChange,
     RestoreUser,

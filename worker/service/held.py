@@ -9,10 +9,13 @@ the console, `allow-deletes`), so that they all say the same number (docs/safety
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.domain.groups import held_group_deletions
-from worker.ports import Ledger, LedgerReads
+
+if TYPE_CHECKING:
+    # Annotations only: `status` loads this module without the ports' dataclasses.
+    from worker.ports import Ledger, LedgerReads
 
 USER = "User"
 GROUP = "Group"

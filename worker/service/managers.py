@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 import structlog
 
 from worker.domain.errors import NotFound, SyncError
-from worker.domain.job import JobSpec
+from worker.domain.job import Deprovision, JobSpec
 from worker.domain.manager import (
-    MANAGER,
     ClearManager,
     OutOfScope,
     SetManager,
@@ -39,6 +38,7 @@ from worker.domain.manager import (
     with_warned,
 )
 from worker.domain.model import (
+    MANAGER,
     Action,
     Change,
     Link,
@@ -49,7 +49,6 @@ from worker.domain.model import (
     Status,
     Step,
 )
-from worker.domain.plan import Deprovision
 from worker.ports import (
     Ledger,
     RemoveManagerRef,

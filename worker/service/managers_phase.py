@@ -18,8 +18,8 @@ from datetime import datetime
 
 from worker.domain.health import Escrow, escrow_after_failure
 from worker.domain.job import JobSpec
-from worker.domain.manager import MANAGER, wanted_manager
-from worker.domain.model import Action, Link, Mode, ObjectOutcome, Status, Step
+from worker.domain.manager import wanted_manager
+from worker.domain.model import MANAGER, Action, Link, Mode, ObjectOutcome, Status, Step
 from worker.ports import Ledger, PageWrite, SourceDirectory, TargetDirectory
 from worker.service.feed import Tally
 from worker.service.managers import LIVE, ManagerReferences, Reference

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.domain.health import EXPORT_KEYS, DeletionThreshold, JobState
-from worker.ports import Cursor, LedgerReads, RunRecord
 from worker.service.admin import held_deletions
 from worker.service.held import held_count
+
+if TYPE_CHECKING:
+    # Annotations only: `status` loads this module without the ports' dataclasses.
+    from worker.ports import Cursor, LedgerReads, RunRecord
 
 
 def _execution(run: RunRecord | None) -> dict[str, Any] | None:

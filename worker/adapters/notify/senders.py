@@ -20,8 +20,8 @@ import httpx
 
 from worker.adapters.notify.render import email_message, teams_card
 from worker.domain.errors import BadRequest, Transient
+from worker.domain.event_kinds import EventKind
 from worker.domain.notification_text import Message
-from worker.domain.notifications import EventKind
 
 USER_AGENT = "tenant-sync-notifications"
 RETRYABLE_HTTP = frozenset({408, 425, 429})

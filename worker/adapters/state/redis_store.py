@@ -26,7 +26,7 @@ from typing import Any
 
 from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
 from worker.adapters.state.redis_lib import Lock, redis
-from worker.ports import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
+from worker.state_records import AlreadyRunning, Cursor, Lease, LockLost, Progress, Watermark
 
 PREFIX = "tenant-sync"
 

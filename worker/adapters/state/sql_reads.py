@@ -28,7 +28,7 @@ from worker.config import PLAIN_DATABASE_URL_RE
 from worker.domain.groups import GROUP_OBJECT_TYPE, GroupLink, GroupSkip, group_skips
 from worker.domain.health import JobState, StagedDeletion, WindowDeletions
 from worker.domain.model import Action, Status
-from worker.ports import RunRecord
+from worker.state_records import RunRecord
 
 SQLITE_PREFIX = "sqlite:///"
 SQLITE_TIMEOUT_S = 30.0  # make_engine's default wait for another process's write
