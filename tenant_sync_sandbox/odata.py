@@ -15,15 +15,16 @@ Pure: no state, no I/O. The filter grammar is the subset Graph accepts on direct
 String literals are single-quoted with `''` standing for one quote. String comparisons are
 case-insensitive, as Graph's are for the directory properties clients filter on.
 
-An `in` list holds at most `MAX_IN_VALUES` (15) values, Graph's documented default; a longer
-one is refused with a 400. Advanced queries (`ConsistencyLevel: eventual` with `$count`) lift
-that limit (Graph then bounds the URL's length instead, which the sandbox does not model).
+A filter's `in` lists hold at most `MAX_IN_VALUES` (15) values in all, Graph's documented
+default; more are refused with a 400. Advanced queries (`ConsistencyLevel: eventual` with
+`$count`) lift that limit (Graph then bounds the URL's length instead, which the sandbox does not
+model).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
@@ -367,19 +368,28 @@ def validate(
 
 
 def _check_in_lists(node: Node, limit: int) -> None:
-    """Refuse an `in` list longer than `limit`, wherever it stands (a lambda's body too)."""
-    if isinstance(node, And | Or):
-        _check_in_lists(node.left, limit)
-        _check_in_lists(node.right, limit)
-    elif isinstance(node, Not):
-        _check_in_lists(node.operand, limit)
-    elif isinstance(node, Any_):
-        _check_in_lists(node.body, limit)
-    elif isinstance(node, In) and len(node.values) > limit:
+    """Refuse a filter whose `in` lists hold more than `limit` values in all (Graph counts the
+    clause's expressions, not each list's)."""
+    lists = list(_in_lists(node))
+    if sum(len(n.values) for n in lists) > limit:
+        paths = ", ".join(sorted({"/".join(n.path) for n in lists}))
         raise _unsupported(
-            f"The 'in' operator of property '{'/'.join(node.path)}' lists {len(node.values)} "
-            f"values; at most {limit} are allowed in one filter clause."
+            f"The 'in' operator of property '{paths}' lists "
+            f"{sum(len(n.values) for n in lists)} values; at most {limit} are allowed in one "
+            "filter clause."
         )
+
+
+def _in_lists(node: Node) -> Iterator[In]:
+    if isinstance(node, And | Or):
+        yield from _in_lists(node.left)
+        yield from _in_lists(node.right)
+    elif isinstance(node, Not):
+        yield from _in_lists(node.operand)
+    elif isinstance(node, Any_):
+        yield from _in_lists(node.body)
+    elif isinstance(node, In):
+        yield node
 
 
 def _resolve(

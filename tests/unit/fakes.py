@@ -200,6 +200,7 @@ class FakeTarget:
         self.denied_requests: set[type] = set()
         self.failing_requests: set[type] = set()  # answered 500, nothing done
         self.refused_requests: set[type] = set()  # answered 400 (a query Graph does not take)
+        self.refused_values: set[str] = set()  # a lookup asking one is answered 400 (too long)
         self.credentials_rejected = False
         self.rounds: list[int] = []  # how many requests each execute() call carried
         self.asked: list[TargetRequest] = []  # every request, in the order they came
@@ -227,16 +228,17 @@ class FakeTarget:
         if isinstance(request, FindUsersIn):
             if FindUsersIn in self.failing_requests:
                 raise Transient("InternalServerError", code="InternalServerError", status=500)
-            if FindUsersIn in self.refused_requests:
+            if FindUsersIn in self.refused_requests or self.refused_values & set(request.values):
                 raise BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
-            # Graph's `in`: case-insensitive, every match, the attribute read with the rest.
-            wanted = {v.casefold() for v in request.values}
+            # Graph's `in`: case-insensitive (as find_users compares, a character at a time),
+            # every match, the attribute read with the rest.
+            wanted = {v.lower() for v in request.values}
             select = (*request.select, request.attribute)
             return [
                 TargetUser(uid, {k: u.get(k) for k in select})
                 for uid, u in self.users.items()
                 if isinstance(u.get(request.attribute), str)
-                and u[request.attribute].casefold() in wanted
+                and u[request.attribute].lower() in wanted
             ]
         if isinstance(request, GetUser):
             user = self.get_user(request.user_id, request.select)
@@ -341,6 +343,8 @@ class FakeTarget:
         return user_id
 
     def find_users(self, attribute: str, value: str, select: Sequence[str]) -> list[TargetUser]:
+        if value in self.refused_values:
+            raise BadRequest("Unsupported query.", code="Request_UnsupportedQuery", status=400)
         return [
             TargetUser(uid, {k: u.get(k) for k in select})
             for uid, u in self.users.items()

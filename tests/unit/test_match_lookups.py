@@ -47,6 +47,18 @@ def test_values_equal_but_for_case_are_one_value_of_a_group() -> None:
     assert group.asked == ((0, "ann@x.example"), (1, "ann@x.example"), (2, "bob@x.example"))
 
 
+def test_a_value_beyond_ascii_is_looked_up_alone() -> None:
+    # casefold says "straße" is "STRASSE"; Graph's comparison need not: grouped, one of the two
+    # would be given the other's answer.
+    requests = [find("STRASSE@x.example"), find("straße@x.example"), find("ünï@x.example")]
+
+    plan = plan_round(requests, {"mail"})
+
+    assert plan.alone == (1, 2)
+    (group,) = plan.groups
+    assert group.request.values == ("STRASSE@x.example",)
+
+
 def test_one_group_per_attribute_and_select_and_none_for_other_attributes() -> None:
     requests = [
         find("a@x.example"),
@@ -114,7 +126,10 @@ def test_a_refused_group_answers_nobody_and_the_rest_are_answered() -> None:
 
     assert answers == [None, user("id-1"), None]
     assert again == [0, 2]
-    assert refused(plan, [user("id-1"), bad]) == {"mail"}
+    # Every value accepted alone: `in` itself was refused.
+    assert refused(plan, [user("id-1"), bad], [[], user("id-1"), []]) == {"mail"}
+    # One value refused alone too: the refusal was that value's.
+    assert refused(plan, [user("id-1"), bad], [bad, user("id-1"), []]) == set()
 
 
 def test_a_failing_group_gives_its_error_to_every_asker_and_is_not_sent_again() -> None:
@@ -126,7 +141,7 @@ def test_a_failing_group_gives_its_error_to_every_asker_and_is_not_sent_again() 
 
     assert answers == [error, user("id-1"), error]
     assert again == []
-    assert refused(plan, [user("id-1"), error]) == set()  # worth grouping again
+    assert refused(plan, [user("id-1"), error], answers) == set()  # worth grouping again
 
 
 # ---------------------------------------------------------------- through the exporter
@@ -279,3 +294,35 @@ def test_an_attribute_whose_grouped_lookup_is_refused_is_looked_up_alone_from_th
     assert len([r for r in lookups(w) if isinstance(r, FindUsers)]) == 4
     assert (result.counts["create"], result.counts["update"], result.counts["failure"]) == (3, 1, 0)
     assert existing in {o.target_id for o in result.outcomes}
+
+
+def test_a_value_refused_alone_too_does_not_stop_the_grouping() -> None:
+    w = World(page_size=2)
+    for name in ("ann", "bob", "cyd", "dee"):
+        w.user(name)
+    w.target.refused_values.add("ann@src.example")  # say, longer than Graph takes
+
+    result = w.run()
+
+    grouped = [r for r in lookups(w) if isinstance(r, FindUsersIn)]
+    assert len(grouped) == 2  # the second page still grouped
+    singles = [r.value for r in lookups(w) if isinstance(r, FindUsers)]
+    assert len(singles) == 2  # ann's page only
+    assert "ann@src.example" in singles
+    assert (result.counts["create"], result.counts["failure"]) == (3, 1)
+    assert not [x for x in w.target.writes if x[0] == "invite" and x[1] == "ann@src.example"]
+
+
+def test_values_casefolding_alike_are_not_merged_and_nobody_is_invited_twice() -> None:
+    w = World(page_size=5)
+    w.user("joerg1", mail="STRASSE@src.example")
+    w.user("joerg2", mail="straße@src.example")
+    existing = w.target.add_existing(mail="Straße@src.example")
+
+    result = w.run()
+
+    # The target compares a character at a time: "straße" is not "strasse" there.
+    assert (result.counts["create"], result.counts["update"], result.counts["failure"]) == (1, 1, 0)
+    (linked,) = [o for o in result.outcomes if o.target_id == existing]
+    assert linked.action.value == "update"
+    assert len(w.target.users) == 2  # the existing one, linked, and one invited

@@ -90,6 +90,11 @@ def test_quote_escaping_is_one_literal() -> None:
         ("accountEnabled eq 'yes'", "BadRequest"),
         ("mail has 'a'", "Request_UnsupportedQuery"),
         ("mail in (" + ",".join(f"'{i}'" for i in range(16)) + ")", "Request_UnsupportedQuery"),
+        (  # the clause's lists together
+            "mail in (" + ",".join(f"'{i}'" for i in range(8)) + ") or "
+            "userPrincipalName in (" + ",".join(f"'{i}'" for i in range(8)) + ")",
+            "Request_UnsupportedQuery",
+        ),
         (
             "otherMails/any(x:x in (" + ",".join(f"'{i}'" for i in range(16)) + "))",
             "Request_UnsupportedQuery",

@@ -237,9 +237,6 @@ class Exporter:
         plan = lookups.plan_round(requests, self._groupable)
         sent = self.target.execute(plan.sent)
         answers, again = lookups.answer_round(plan, sent)
-        if plan.groups:
-            # Refused once, refused every page: those go one by one from now on.
-            self._groupable -= lookups.refused(plan, sent)
         if again:
             # A grouped lookup refused, or answered so that a user fits no value: its askers'
             # own lookups, one by one, so that each meets the answer or error it would have met
@@ -248,6 +245,8 @@ class Exporter:
             found = dict(zip(alone, self.target.execute(alone), strict=True))
             for index in again:
                 answers[index] = found[requests[index]]
+            # `in` refused for an attribute is refused every page: those go one by one from now.
+            self._groupable -= lookups.refused(plan, sent, answers)
         return answers
 
     # one object ---------------------------------------------------------------------------------

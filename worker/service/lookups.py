@@ -7,17 +7,19 @@ that is not a collection) by `FindUsersIn` requests of up to `MAX_IN_VALUES` dis
 one attribute and `$select` each (Graph's default limit on `in`); `answer_round` then gives every
 `FindUsers` the answer its own request would have had, taken from its group's answer: the users
 whose attribute equals its value as Graph compares strings (case-insensitively: casefolded, as
-the sandbox compares), at most two (what `FindUsers` answers; the ambiguity step counts them).
-Values equal but for case are one value of a group, so the source users asking them get one
-answer (and the claims in apply.py make the second an AmbiguousMatch, as before).
+the sandbox compares; only ASCII values are grouped, see `plan_round`), at most two (what
+`FindUsers` answers; the ambiguity step counts them). Values equal but for case are one value
+of a group, so the source users asking them get one answer (and the claims in apply.py make the
+second an AmbiguousMatch, as before).
 
 No asker of a group that failed is taken as unmatched (that would create a second target user
 for it). A group refused as a bad request, or whose answer holds a user carrying none of its
 values (Graph compared otherwise than casefolding does), answers nobody: its `FindUsers` are sent
 again one by one, so each meets the answer or the error it would have met alone (one value may be
-what Graph refused), and a refused group names its attribute in `refused` (an attribute whose
-`in` Graph does not accept, though the sandbox accepts it on every string property): the
-exporter then looks that attribute up one value at a time. Any other error (throttled after the
+what Graph refused). When every one of a refused group's values was accepted alone, the refusal
+was of `in` itself (an attribute whose `in` Graph does not accept, though the sandbox accepts it
+on every string property): `refused` names the attribute, and the exporter then looks it up one
+value at a time. Any other error (throttled after the
 adapter's retries, a server error) is every asker's answer, as it would have been alone: sending
 fifteen lookups again to a target that is failing would only add to its load.
 
@@ -58,18 +60,29 @@ class RoundPlan:
 
 
 def fold(value: str) -> str:
-    """A string as `eq` and `in` compare it: case-insensitively (as the sandbox compares)."""
+    """A string as `eq` and `in` compare it: case-insensitively (as the sandbox compares; the
+    values grouped are ASCII, where every case-insensitive comparison agrees)."""
     return value.casefold()
 
 
 def plan_round(requests: Sequence[TargetRequest], groupable: Collection[str]) -> RoundPlan:
     """Group the round's FindUsers of `groupable` attributes by attribute and `$select`, up to
-    `MAX_IN_VALUES` distinct (folded) values a group, in the order they are asked."""
+    `MAX_IN_VALUES` distinct (folded) values a group, in the order they are asked.
+
+    Only ASCII values are grouped: for them every case-insensitive comparison agrees (casefold,
+    lower case, .NET's ordinal ignore-case), so folding cannot merge two values Graph tells
+    apart. Beyond ASCII they can disagree (`ß` casefolds to `ss`, the Kelvin sign to `k`), and
+    a value merged with another would be given that value's answer: a person invited although
+    they exist, or matched to someone else. Those go alone, as `eq`."""
     alone: list[int] = []
     # (attribute, select) -> folded value -> (the value as first asked, the positions asking it)
     wanted: dict[tuple[str, tuple[str, ...]], dict[str, tuple[str, list[int]]]] = {}
     for index, request in enumerate(requests):
-        if isinstance(request, FindUsers) and request.attribute in groupable:
+        if (
+            isinstance(request, FindUsers)
+            and request.attribute in groupable
+            and request.value.isascii()
+        ):
             values = wanted.setdefault((request.attribute, request.select), {})
             values.setdefault(fold(request.value), (request.value, []))[1].append(index)
         else:
@@ -135,12 +148,15 @@ def answer_round(plan: RoundPlan, answers: Sequence[Any]) -> tuple[list[Any], li
     return results, sorted(again)
 
 
-def refused(plan: RoundPlan, answers: Sequence[Any]) -> set[str]:
-    """The attributes whose grouped lookup was refused as a bad request: asking again, grouped,
-    would be refused again."""
+def refused(plan: RoundPlan, answers: Sequence[Any], results: Sequence[Any]) -> set[str]:
+    """The attributes Graph will not look up with `in`: a group of theirs was refused as a bad
+    request while every one of its values, asked alone, was accepted (`results`: the round's
+    answers after those single lookups). When a value alone is refused too (one too long, say),
+    the refusal was that value's, and grouping goes on."""
     alone = len(plan.alone)
     return {
         group.request.attribute
         for group, answer in zip(plan.groups, answers[alone:], strict=True)
         if isinstance(answer, BadRequest)
+        and not any(isinstance(results[index], BadRequest) for index, _ in group.asked)
     }
