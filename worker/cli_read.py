@@ -1,6 +1,6 @@
 """The commands that read and print: `validate` (the configuration), `status` (each job's state),
-`logs` (the sync log) and `audit` (the audit trail), with their formatting. They change nothing,
-so they end the process quickly (cli_common.quick_exit)."""
+`logs` (the sync log) and `audit` (the audit trail), with their formatting. They change nothing;
+`validate` and `status` end their process without Python's teardown (cli_common.quick_exit)."""
 
 from __future__ import annotations
 
