@@ -3,7 +3,7 @@
 It launches the CLI (worker/cli.py) the quick way (docs/performance.md, "CLI start-up"): no
 cyclic garbage collection while the CLI's modules load (they make many objects and free none:
 every pass finds nothing), and what they made is then frozen out of the collector's sight for
-the rest of the process; a command that only reads and prints (`cli.quick_exit`) ends its
+the rest of the process; a command that only reads and prints (`cli_common.quick_exit`) ends its
 process as soon as its output is flushed, without Python's teardown of every module loaded.
 """
 
@@ -17,7 +17,7 @@ import sys
 def run() -> None:
     gc.disable()
     try:
-        from worker import cli
+        from worker import cli, cli_common
     finally:
         # What the CLI's modules made lives as long as the process: frozen, the collections the
         # command's own objects trigger do not walk all of it again (docs/performance.md).
@@ -26,7 +26,7 @@ def run() -> None:
     try:
         cli.main()
     except SystemExit as exc:
-        if cli.quick_exit and (exc.code is None or isinstance(exc.code, int)):
+        if cli_common.quick_exit and (exc.code is None or isinstance(exc.code, int)):
             _exit_now(exc.code or 0)
         raise
 

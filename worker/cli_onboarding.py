@@ -16,15 +16,8 @@ from typing import Any
 
 import typer
 
-from worker.cli import (
-    _check_dict,
-    _job,
-    _print_checks,
-    _refuse,
-    emit_json,
-    err,
-    out,
-)
+from worker.cli_admin import _check_dict, _print_checks
+from worker.cli_common import _job, _refuse, emit_json, err, out
 from worker.config import Config
 from worker.domain.onboarding import Write
 from worker.onboarding_wiring import (
