@@ -420,6 +420,28 @@ def test_full_cycle_sweeps_links_whose_users_vanished() -> None:
     assert len(w.target.users) == 1
 
 
+def test_a_full_cycle_reads_each_users_link_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The feed reads a page's links to find vanished target users; the page's export uses that
+    # read rather than its own (docs/performance.md, "The no-change cycle").
+    w = World(page_size=2)
+    users = [w.user(name) for name in ("ann", "ben", "cyd")]
+    w.run()
+    asked: list[str] = []
+    read = w.ledger.links_for
+
+    def counted(job: str, source_ids: Any) -> Any:
+        ids = list(source_ids)
+        asked.extend(ids)
+        return read(job, ids)
+
+    monkeypatch.setattr(w.ledger, "links_for", counted)
+
+    result = w.run(mode="full")
+
+    assert result.counts["skip"] == 3
+    assert sorted(asked) == sorted(users)
+
+
 def test_expired_delta_token_turns_the_cycle_into_a_full_one() -> None:
     w = World()
     w.user("ann")

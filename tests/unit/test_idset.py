@@ -27,6 +27,22 @@ def test_it_answers_exactly_like_a_set_for_guids_and_other_ids() -> None:
     assert set(ids) == set(guids[:2000] + other)
 
 
+def test_it_answers_exactly_for_a_large_bucket() -> None:
+    # Ids sharing a first byte, more than a bucket bisected whole holds, the second bytes at
+    # both ends among them (a large tenant's bucket, looked up by its second byte).
+    def guid(second: int) -> str:
+        return f"ab{second:02x}" + str(uuid.uuid4())[4:]
+
+    seconds = [0, 0, 1, 127, 255, 255] + [n % 256 for n in range(2000)]
+    present = [guid(s) for s in seconds]
+    absent = [guid(s) for s in (0, 1, 2, 128, 254, 255) for _ in range(50)]
+    ids = IdSet(present)
+
+    assert all(value in ids for value in present)
+    assert not any(value in ids for value in absent)
+    assert len(ids) == len(set(present))
+
+
 def test_it_keeps_a_guid_in_about_16_bytes() -> None:
     guids = [str(uuid.uuid4()) for _ in range(50_000)]
     tracemalloc.start()

@@ -108,6 +108,7 @@ class PageFeed:
     ) -> PageRequest:
         ids = [item.id for item in items]
         vanished: list[str] = []
+        links = None
         if self.target_ids is not None:
             links = self.ledger.links_for(self.spec.name, ids)
             vanished = [i for i, link in links.items() if self._vanished(link)]
@@ -117,6 +118,7 @@ class PageFeed:
             resolved_pending=list(resolved_pending),
             assigned=sorted(self._assigned(ids)),
             vanished=vanished,
+            links=links,
         )
 
     def process(

@@ -53,6 +53,11 @@ class PageRequest:
     resolved_pending: list[str] = field(default_factory=list)
     assigned: list[str] = field(default_factory=list)  # items in the job's assignment
     vanished: list[str] = field(default_factory=list)  # linked users the target no longer has
+    # The page's links as the feed read them to find the vanished ones, for the worker that
+    # runs the page right after in this process: a full cycle reads each page's links once,
+    # not twice (docs/performance.md, "The no-change cycle"). They never travel (`to_json`):
+    # a page run elsewhere, or later, reads its own.
+    links: dict[str, Link] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,7 +123,9 @@ class PageWorker:
         # A page names each object once; should a replay repeat one, its latest state wins.
         latest = list({item.id: item for item in page.items}.values())
         ids = [item.id for item in latest]
-        links = self.ledger.links_for(self.spec.name, ids)
+        links = page.links
+        if links is None:
+            links = self.ledger.links_for(self.spec.name, ids)
         assigned, vanished = set(page.assigned), set(page.vanished)
         gone: list[Link] = []
         tasks: list[Task] = []

@@ -10,6 +10,7 @@ pages in flight and never skips one. A page no worker took in time is run here i
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import structlog
 
@@ -143,7 +144,8 @@ class UsersRound:
             outcome = self.dispatcher.wait(handle)
         except PageNotTaken:
             log.warning("no worker took a page in time: exporting it here")
-            outcome = self.feed.pipeline.run(request)
+            # Pages committed since it was read may have changed its links: read them again.
+            outcome = self.feed.pipeline.run(replace(request, links=None))
         self._settled(outcome, next_link)
 
     def _settled(self, outcome: PageOutcome, next_link: str | None) -> None:
