@@ -1,10 +1,10 @@
 """The `groups:` section of a job (docs/groups.md): its model's checks and its domain spec.
 
-Kept beside `worker.config` (which calls `build_group_provisioning` for each job) so that the
-group rules read in one place: provisioning needs `scope.groups`; `nested: flatten` needs
-`scope.nested_groups` (members of nested groups are otherwise out of scope); mapping targets
-are the writable string attributes of a security group, sources any simple attribute of
-microsoft.graph.group.
+Kept beside `worker.config_jobs` (which calls `build_group_provisioning` for each job) so
+that the group rules read in one place: provisioning needs `scope.groups`; `nested: flatten`
+needs `scope.nested_groups` (members of nested groups are otherwise out of scope); mapping
+targets are the writable string attributes of a security group, sources any simple attribute
+of microsoft.graph.group. The section's model, `GroupsConfig`, is in `worker.config_models`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import config as config_module
+from worker import config_models
 from worker.config import PLAIN_DATABASE_URL_RE, ConfigError, load_config
 from worker.state_view import newest_revision
 
@@ -175,7 +175,7 @@ def test_database_urls_accepted_without_sqlalchemy_pass_its_checks_too(
     assert PLAIN_DATABASE_URL_RE.fullmatch(url)
     assert database_problems(url, tmp_path) == []
     # The same URL through SQLAlchemy's parsing and the checks after it.
-    monkeypatch.setattr(config_module, "PLAIN_DATABASE_URL_RE", re.compile(r"(?!)"))
+    monkeypatch.setattr(config_models, "PLAIN_DATABASE_URL_RE", re.compile(r"(?!)"))
     assert database_problems(url, tmp_path) == []
 
 
