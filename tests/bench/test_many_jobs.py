@@ -13,8 +13,10 @@ more interval has passed, the window of TENANT_SYNC_JOBS_MINUTES minutes (defaul
   one of the tenants it syncs to is polled until the new name shows: the change's latency.
 
 Over the whole window, the `runs` table must hold, for every job, a scheduled cycle in every
-interval (no gap between two runs longer than 1.5 intervals, at least one run per minute of the
-window), each a success; the worker's log must show no expired, revoked or skipped cycle. Figures
+interval (no gap between two runs, or between the window's edges and a run, longer than 1.5
+intervals: a skipped interval leaves a gap of two), each a success; the worker's and beat's logs
+must show no expired, revoked or skipped cycle up to the window's close (stopping the worker
+afterwards is the test's doing). Figures
 go to bench-results/jobs.json with the machine and its load average. Targets (issue 16, item 3):
 requests per idle cycle <= 2, idle worker CPU < 25 % of one core, change latency p95 <= 1.5
 intervals.
@@ -262,6 +264,10 @@ def test_a_hundred_jobs_at_one_minute(tmp_path: Path) -> None:
                 worker_cpu = tree_cpu_s(worker.pid) - worker_cpu0
                 beat_cpu = tree_cpu_s(beat.pid) - beat_cpu0
                 closed = datetime.now(UTC)
+                # What the logs hold when the window closes: stopping the worker afterwards
+                # (SIGTERM to its process group) kills pool processes mid-task, which is this
+                # test's doing, not a cycle's trouble.
+                logged = {log: log.stat().st_size for log in (worker_log, beat_log)}
                 load_after = os.getloadavg()
                 assert worker.poll() is None, worker_log.read_text()[-3000:]
                 assert beat.poll() is None, beat_log.read_text()[-3000:]
@@ -277,18 +283,20 @@ def test_a_hundred_jobs_at_one_minute(tmp_path: Path) -> None:
     missed: dict[str, Any] = {}
     for job, starts in per_job.items():
         # Every interval: a run within one interval (and a little) of the window's edges and
-        # of each other.
+        # of each other. A skipped interval leaves a gap of two; counting the runs instead
+        # would not do: a window of N intervals holds N or N - 1 runs of a job that ran every
+        # interval, by where its schedule's phase and a second's jitter put them.
         edges = [opened, *starts, closed]
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(edges)]
-        if max(gaps) > MAX_LATENCY_INTERVALS * INTERVAL_S or len(starts) < int(MINUTES):
+        if max(gaps) > MAX_LATENCY_INTERVALS * INTERVAL_S:
             missed[job] = {"runs": len(starts), "longest_gap_s": round(max(gaps), 1)}
     not_success = [r for r in in_window if r[2] != "success"]
     # The idle part's cycles must have had nothing to do, or its figures are not an idle cycle's.
     busy = [r for r in idle_runs if any(v for k, v in json.loads(r[4]).items() if k != "skip")]
     troubles = [
         line
-        for log in (worker_log, beat_log)
-        for line in log.read_text(errors="replace").splitlines()
+        for log, size in logged.items()
+        for line in log.read_bytes()[:size].decode(errors="replace").splitlines()
         if TROUBLE.search(line)
     ]
     idle_requests = requests1["total"] - requests0["total"]
