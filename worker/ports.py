@@ -102,9 +102,15 @@ class Simulated:
 
 # What the service asks of the target, one object at a time. The directory may carry out many
 # of them at once (Graph's $batch); each gets its own answer or error.
+
+# How many users a FindUsers answers at most: two tell "one" from "ambiguous".
+FOUND_AT_MOST = 2
+
+
 @dataclass(frozen=True)
 class FindUsers:
-    """Answer: list[TargetUser] whose `attribute` equals `value` (safely quoted), at most two."""
+    """Answer: list[TargetUser] whose `attribute` equals `value` (safely quoted), at most
+    `FOUND_AT_MOST`."""
 
     attribute: str
     value: str

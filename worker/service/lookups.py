@@ -34,10 +34,7 @@ from typing import Any
 
 from worker.domain.errors import BadRequest, SyncError
 from worker.domain.model import TargetUser
-from worker.ports import MAX_IN_VALUES, FindUsers, FindUsersIn, TargetRequest
-
-# FindUsers answers at most two users: enough to tell "one" from "ambiguous".
-MAX_FOUND = 2
+from worker.ports import FOUND_AT_MOST, MAX_IN_VALUES, FindUsers, FindUsersIn, TargetRequest
 
 
 @dataclass(frozen=True)
@@ -105,7 +102,7 @@ def plan_round(requests: Sequence[TargetRequest], groupable: Collection[str]) ->
 def users_by_value(
     request: FindUsersIn, found: Sequence[TargetUser]
 ) -> dict[str, list[TargetUser]] | None:
-    """Each (folded) value's users, at most `MAX_FOUND`, as a FindUsers of that value answers
+    """Each (folded) value's users, at most `FOUND_AT_MOST`, as a FindUsers of that value answers
     them (without the attribute when the lookup did not select it); None when a user carries
     none of the values."""
     by_value: dict[str, list[TargetUser]] = {fold(v): [] for v in request.values}
@@ -115,7 +112,7 @@ def users_by_value(
         users = by_value.get(fold(actual)) if isinstance(actual, str) else None
         if users is None:
             return None
-        if len(users) < MAX_FOUND:
+        if len(users) < FOUND_AT_MOST:
             if not keep:
                 attributes = {k: v for k, v in user.attributes.items() if k != request.attribute}
                 user = TargetUser(id=user.id, attributes=attributes)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from worker.adapters.graph.batch import BatchAnswer, BatchCall, BatchExecutor, BatchResult, Pacer
@@ -15,6 +15,7 @@ from worker.domain.groups import SourceGroup
 from worker.domain.idset import IdSet
 from worker.domain.model import SourceItem, SourceRemoval, SourceUser, TargetUser
 from worker.ports import (
+    FOUND_AT_MOST,
     CreateGroup,
     DeleteGroup,
     DeleteUser,
@@ -37,6 +38,8 @@ from worker.ports import (
 )
 from worker.schema import user_property_types
 
+T = TypeVar("T")
+
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 # How members@odata.bind names a member (Graph resolves the id whatever the host it is given).
@@ -50,20 +53,30 @@ def odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -> set[str]:
-    """Every id of a collection, page after page (objects of another @odata.type left out)."""
-    ids: set[str] = set()
-    url: str | None = client.url(f"{path}?$select=id&$top=999")
+def each_page(
+    client: GraphClient, url: str | None, what: str, read: Callable[[Mapping[str, Any]], list[T]]
+) -> Iterator[T]:
+    """What `read` takes from each page of a collection, from `url` on, following
+    `@odata.nextLink`; a page `read` cannot take is a parsing error naming `what`."""
     while url:
         data = client.get_json(url)
-        with parsing(f"GET {path}"):
-            ids.update(
-                item["id"]
-                for item in data.get("value", [])
-                if of_type is None or item.get("@odata.type", of_type) == of_type
-            )
+        with parsing(what):
+            taken = read(data)
             url = data.get("@odata.nextLink")
-    return ids
+        yield from taken
+
+
+def collect_ids(client: GraphClient, path: str, *, of_type: str | None = None) -> set[str]:
+    """Every id of a collection, page after page (objects of another @odata.type left out)."""
+
+    def ids(data: Mapping[str, Any]) -> list[str]:
+        return [
+            item["id"]
+            for item in data.get("value", [])
+            if of_type is None or item.get("@odata.type", of_type) == of_type
+        ]
+
+    return set(each_page(client, client.url(f"{path}?$select=id&$top=999"), f"GET {path}", ids))
 
 
 def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,11 +297,7 @@ class GraphTargetDirectory:
         stands for the whole lookup."""
         users = list(found)
         try:
-            while url:
-                data = self.client.get_json(url)
-                with parsing("GET /users"):
-                    users.extend(_target_users(data))
-                    url = data.get("@odata.nextLink")
+            users.extend(each_page(self.client, url, "GET /users", _target_users))
         except StopSync:
             raise
         except SyncError as error:
@@ -304,14 +313,8 @@ class GraphTargetDirectory:
 
     def user_ids(self) -> IdSet:
         # Every target user's id, 16 bytes each (worker/domain/idset.py), page after page.
-        ids = IdSet()
-        url: str | None = self.client.url("/users?$select=id&$top=999")
-        while url:
-            data = self.client.get_json(url)
-            with parsing("GET /users"):
-                ids.update(item["id"] for item in data.get("value", []))
-                url = data.get("@odata.nextLink")
-        return ids
+        url = self.client.url("/users?$select=id&$top=999")
+        return IdSet(each_page(self.client, url, "GET /users", _ids))
 
     def group_member_ids(self, group_id: str) -> set[str]:
         # Every member, whatever its type: a provisioned group holds only the linked users.
@@ -324,14 +327,12 @@ class GraphTargetDirectory:
 
     def _call(self, request: TargetRequest) -> BatchCall:
         if isinstance(request, FindUsers):
-            # Two answers are enough to tell "one" from "ambiguous". The same URL as
-            # urlencode({"$filter": ..., "$select": ..., "$top": "2"}, quote_via=quote) gives,
-            # with the part every create shares encoded once.
+            # The same URL as urlencode({"$filter": ..., "$select": ..., "$top": ...},
+            # quote_via=quote) gives, with the part every create shares encoded once.
             tail = self._find_tails.get(request.select)
             if tail is None:
-                tail = "&" + urlencode(
-                    {"$select": _select(["id", *request.select]), "$top": "2"}, quote_via=quote
-                )
+                query = {"$select": _select(["id", *request.select]), "$top": str(FOUND_AT_MOST)}
+                tail = "&" + urlencode(query, quote_via=quote)
                 self._find_tails[request.select] = tail
             where = quote(self._filter(request.attribute, request.value), safe="")
             return BatchCall("GET", f"/users?%24filter={where}{tail}")
@@ -451,6 +452,10 @@ def _next_link(result: BatchResult) -> str | None:
         link = result.body.get("@odata.nextLink")
         return link if isinstance(link, str) else None
     return None
+
+
+def _ids(body: Mapping[str, Any]) -> list[str]:
+    return [item["id"] for item in body.get("value", [])]
 
 
 def _target_users(body: Mapping[str, Any]) -> list[TargetUser]:
