@@ -371,12 +371,12 @@ def _check_in_lists(node: Node, limit: int) -> None:
     """Refuse a filter whose `in` lists hold more than `limit` values in all (Graph counts the
     clause's expressions, not each list's)."""
     lists = list(_in_lists(node))
-    if sum(len(n.values) for n in lists) > limit:
-        paths = ", ".join(sorted({"/".join(n.path) for n in lists}))
+    values = sum(len(n.values) for n in lists)
+    if values > limit:
+        named = ", ".join(sorted({"/".join(n.path) for n in lists}))
         raise _unsupported(
-            f"The 'in' operator of property '{paths}' lists "
-            f"{sum(len(n.values) for n in lists)} values; at most {limit} are allowed in one "
-            "filter clause."
+            f"The 'in' operator of property '{named}' lists {values} values; at most {limit} "
+            "are allowed in one filter clause."
         )
 
 

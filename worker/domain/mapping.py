@@ -361,9 +361,14 @@ def iso_datetime(value: Any) -> Any:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def written(name: str) -> bool:
+    """Whether an attribute is actually written to the target (never the UPN)."""
+    return name not in NEVER_WRITTEN
+
+
 def writable(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The attributes that are actually written to the target (never the UPN)."""
-    return {k: v for k, v in values.items() if k not in NEVER_WRITTEN}
+    """The attributes that are actually written to the target."""
+    return {k: v for k, v in values.items() if written(k)}
 
 
 def fingerprint(value: Any) -> str:
@@ -383,11 +388,12 @@ def diff(
     redacted: frozenset[str] = frozenset(),
 ) -> dict[str, Change]:
     """Attributes whose desired value differs from what was last written; nulls never flow."""
-    # One pass over `desired`, `writable` inlined: asked for every linked user of a full cycle.
+    # One pass over `desired` (not a `writable` copy first): asked for every linked user of a
+    # full cycle.
     return {
         name: Change(old=last_written.get(name), new=value)
         for name, value in desired.items()
-        if name not in NEVER_WRITTEN
+        if written(name)
         and last_written.get(name) != (fingerprint(value) if name in redacted else value)
     }
 
