@@ -46,6 +46,7 @@ from worker.cli_common import (
     report,
 )
 from worker.cli_cycle import print_cycle, run, trigger
+from worker.cli_group import on_demand_group
 from worker.cli_provision import provision
 from worker.cli_read import audit, logs, status, validate
 from worker.cli_serve import expr, serve
@@ -173,4 +174,7 @@ _add_dev_tools()
 
 
 def main() -> None:
-    app()
+    # As `app()`, with each command built only when asked for (worker/cli_group.py). typer's
+    # `app()` also installs its exception hook, which with pretty exceptions off (above) hands
+    # every exception to Python's own: not needed.
+    on_demand_group(app)()
