@@ -291,13 +291,18 @@ def measure(
 ) -> dict[str, Any]:
     """Both full cycles over a fresh world of `users` source users; its figures, checked exact."""
     workdir.mkdir(parents=True)
+    # Where the run's time goes besides the two cycles (docs/performance.md, "What `make
+    # bench-scale` costs").
+    began = time.monotonic()
     seed = write_scale_seed(workdir / "seed.json", users)
+    seed_s = time.monotonic() - began
     with (
         database_url(database, request) as (server, url),
         sync_world(workdir, seed, {"scope": {"users": "all"}}, database_url=url) as env,
     ):
         configure(env)
         env.cli("db", "upgrade", check=True)
+        world_s = time.monotonic() - began - seed_s
         state = SqlState(env, server, url)
 
         creating = run_full_cycle(env, workdir, "creating")
@@ -310,8 +315,10 @@ def measure(
         tables = state.by_table()
 
         # Exact at every size: one target user per source user, no more.
+        checking = time.monotonic()
         members = mail_digest(env, SOURCE, guests=False)
         target = mail_digest(env, TARGET, guests=True)
+        check_s = time.monotonic() - checking
         sandbox_rss = peak_rss_mb(env.sandbox.process.pid)
 
     assert target == members
@@ -336,6 +343,12 @@ def measure(
         "bench_process_peak_rss_mb": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
+        "harness_seconds": {
+            "seed": round(seed_s, 1),
+            "sandbox_and_database": round(world_s, 1),
+            "exactness_check": round(check_s, 1),
+            "whole_world": round(time.monotonic() - began, 1),
+        },
     }
 
 
