@@ -17,7 +17,8 @@ interval (no gap between two runs, or between the window's edges and a run, long
 intervals: a skipped interval leaves a gap of two), each a success; the worker's and beat's logs
 must show no expired, revoked or skipped cycle up to the window's close (stopping the worker
 afterwards is the test's doing). Figures
-go to bench-results/jobs.json with the machine and its load average. Targets (issue 16, item 3):
+go to bench-results/jobs.json with the machine, its load average and what ran beside it
+(`make bench-scale` runs the scale test meanwhile: tests/bench/run_scale.py). Targets (issue 16, item 3):
 requests per idle cycle <= 2, idle worker CPU < 25 % of one core, change latency p95 <= 1.5
 intervals.
 """
@@ -348,6 +349,8 @@ def test_a_hundred_jobs_at_one_minute(tmp_path: Path) -> None:
             "platform": platform.platform(),
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in load_after],
+            # What else ran on the machine meanwhile (`make bench-scale` runs the scale test).
+            "beside": os.environ.get("TENANT_SYNC_JOBS_BESIDE") or None,
         },
     }
     RESULTS.parent.mkdir(exist_ok=True)
