@@ -65,11 +65,12 @@ _RAW_LINKS = _raw_table(LinkRow)
 # order the driver takes them (None: by name, the rows as they are), and each column's bind step
 # (None for most: ids and JSON are packed already; SQLite's datetimes and booleans have one).
 _Insert = tuple[str, tuple[str, ...] | None, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
-_INSERTS: dict[tuple[str, str, tuple[str, ...]], _Insert] = {}
+_INSERTS: dict[tuple[str, str, str, str, tuple[str, ...]], _Insert] = {}
 
 
 def _compiled_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _Insert:
-    cache_key = (dialect.name, table.name, keys)
+    # The statement's text and its placeholders are the driver's (and its paramstyle's).
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, table.name, keys)
     found = _INSERTS.get(cache_key)
     if found is None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
@@ -86,7 +87,8 @@ def insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]
     one executemany of the statement SQLAlchemy compiles for them, handed to the driver as it
     is: SQLAlchemy's own executemany builds and binds each row's parameters again, column by
     column, about a third of a created user's commit (docs/performance.md, "Time per created
-    user"). The values stored are the same: each column's bind step still runs."""
+    user"). The values stored are the same: each column's bind step still runs (on the rows'
+    own dicts, in place). `rows` must not be empty."""
     statement, order, steps = _compiled_insert(table, connection.dialect, tuple(rows[0]))
     processors = [(key, step) for key, step in steps if step is not None]
     if processors:
