@@ -210,3 +210,80 @@ def test_the_log_is_purged_in_small_batches_to_the_last_row(engine: Engine) -> N
     assert ledger.purge_logs(datetime.now(UTC) + timedelta(seconds=1), batch=2) == 5
     assert ledger.logs("job") == []
     assert len(statements) == 3  # 2 + 2 + 1 rows, each in its own transaction
+
+
+def test_the_page_commits_bulk_inserts_store_what_sqlalchemys_executemany_stores(
+    engine: Engine,
+) -> None:
+    """`insert_many` hands the driver the INSERT SQLAlchemy compiles, without its per-row steps:
+    the same rows inserted both ways are the same bytes, as the driver reads them back (SQLite's
+    datetime text and booleans included)."""
+    from sqlalchemy import insert
+
+    from worker.adapters.state.compact import pack_id
+    from worker.adapters.state.sql_rows import (
+        _RAW_LINKS,
+        _RAW_LOG,
+        _link_insert_row,
+        _log_row,
+        insert_many,
+    )
+
+    upgrade_database(engine)
+    at = datetime(2026, 12, 7, 6, 30, 0, tzinfo=UTC)  # no microseconds: still six digits
+    later = at + timedelta(microseconds=1234)
+    outcomes = [
+        ObjectOutcome(
+            source_id=GUID,
+            source_label="ann\x00@contoso.com",  # made storable the same way
+            action=Action.CREATE,
+            status=Status.SUCCESS,
+            target_id=TARGET,
+            steps=[Step("export", Status.SUCCESS, "invited")],
+            modified={"displayName": Change(None, "Ann")},
+            approved=True,
+        ),
+        ObjectOutcome(source_id="not-a-guid", action=Action.SKIP, status=Status.SKIPPED),
+    ]
+    links = [
+        Link("job", GUID, TARGET, LinkState.ACTIVE, {"mail": "ann@contoso.com"}, GUID, "ann"),
+        Link("job", "not-a-guid", GUID, LinkState.SOFT_DELETED, {}, None, "", ""),
+    ]
+
+    def rows(job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        run = pack_id(GUID)
+        logs = [_log_row(job, run, o, later) for o in outcomes]
+        made = [
+            _link_insert_row(job, link, at, at if link.state is LinkState.SOFT_DELETED else None)
+            for link in links
+        ]
+        return logs, made
+
+    with engine.begin() as connection:
+        logs, made = rows("sqlalchemy")
+        connection.execute(insert(_RAW_LOG), logs)
+        connection.execute(insert(_RAW_LINKS), made)
+        logs, made = rows("driver")
+        insert_many(connection, _RAW_LOG, logs)
+        insert_many(connection, _RAW_LINKS, made)
+
+    def stored_as(job: str) -> dict[str, list[tuple[Any, ...]]]:
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        with engine.connect() as connection:
+            for table, order in (("provisioning_log", "id"), ("links", "source_id")):
+                result = connection.exec_driver_sql(
+                    f"SELECT * FROM {table} WHERE job = '{job}' ORDER BY {order}"
+                )
+                columns = list(result.keys())
+                found[table] = [
+                    tuple(
+                        bytes(v) if isinstance(v, memoryview) else v
+                        for name, v in zip(columns, row, strict=True)
+                        if name not in ("id", "job", "change_id")  # the log's own, random
+                    )
+                    for row in result
+                ]
+        return found
+
+    assert stored_as("driver") == stored_as("sqlalchemy")
+    assert len(stored_as("driver")["provisioning_log"]) == 2

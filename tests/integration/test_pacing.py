@@ -65,3 +65,22 @@ def test_no_window_of_the_quota_can_exceed_it() -> None:
     for limit, window in ((3000, 150.0), (150, 5.0), (30000, 150.0)):
         quota = Quota(limit, window, pace=0.95)
         assert quota.capacity + quota.rate * window <= limit + 1e-9
+
+
+def test_a_batch_of_invitations_waits_for_the_longer_of_its_two_buckets(
+    client: redis.Redis,
+) -> None:
+    # Both buckets are reserved in one call: the invitations' is emptier here, so it sets the wait.
+    pacer(client, app="a").reserve(writes=0, invitations=57)  # 49.5 owed at 28.5 per second
+    wait = pacer(client, app="b").reserve(writes=10, invitations=10)
+    assert wait == pytest.approx((49.5 + 10) / 28.5, abs=0.05)
+    # ... and the write bucket was drawn on too: 10 of its 15 in hand are gone.
+    assert pacer(client, app="b").reserve(writes=6, invitations=0) == pytest.approx(
+        1 / 1.9, abs=0.05
+    )
+
+
+def test_a_429_on_an_invitation_holds_the_invitations_too(client: redis.Redis) -> None:
+    pacer(client).hold(4.0, invitations=True)
+    wait = pacer(client, app="another").reserve(writes=0, invitations=1)
+    assert wait == pytest.approx(4.0 + 1 / 28.5, abs=0.1)

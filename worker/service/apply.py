@@ -355,7 +355,10 @@ class Exporter:
         )
         # The link is kept even if the attribute write fails: the target user exists now.
         link = self._new_link(work.item.id, invitation.user_id, {})
-        changes = {k: Change(None, v) for k, v in writable(values.values).items()}
+        # Every written value is new: the link remembers them as they are (`_new` of these
+        # changes, without building them back from the changes).
+        new_values = writable(values.values)
+        changes = {k: Change(None, v) for k, v in new_values.items()}
         try:
             yield from self._write(invitation.user_id, changes, work)
         except StopSync:
@@ -369,7 +372,7 @@ class Exporter:
                 link=link,
                 link_changed=True,
             )
-        link.attributes = _new(changes, work.redacted)
+        link.attributes = remembered(new_values, work.redacted)
         return Applied(
             outcome=self._outcome(
                 work,

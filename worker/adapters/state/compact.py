@@ -132,8 +132,12 @@ _CURRENT = 1
 _PRIMED = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_DICTIONARIES[_CURRENT])
 
 
-# One encoder for every document: `json.dumps` with options builds a new one each call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+# One encoder for every document: `json.dumps` with options builds a new one each call. The
+# documents are trees built from records (never a cycle), so the encoder keeps no marker of every
+# container it enters (`check_circular`); the text is the same.
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=str, check_circular=False
+)
 
 
 def pack_json(value: Any) -> bytes:

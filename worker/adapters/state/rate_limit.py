@@ -11,7 +11,7 @@ When Graph answers 429 anyway, `hold` pushes the bucket back so every worker wai
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 from worker.adapters.state.errors import redis_errors, redis_name, speaks_domain_errors
@@ -19,33 +19,39 @@ from worker.adapters.state.redis_lib import redis
 
 PREFIX = "tenant-sync:pace"
 
-# KEYS[1]: the bucket; ARGV: rate (tokens per second), capacity, tokens wanted, hold seconds.
-# Returns the milliseconds to wait before the reserved tokens may be spent.
+# KEYS: the buckets, one or more; ARGV: for each bucket in turn, its rate (tokens per second),
+# capacity, tokens wanted and hold seconds. Returns the milliseconds to wait before the reserved
+# tokens may be spent: the longest of the buckets' waits. Every bucket a batch draws on is
+# reserved in the one call (one round trip, where a batch of invitations made two); each is
+# reserved as its own call did, at the same instant of Redis's clock.
 _RESERVE = """
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
-local hold = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stored = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(stored[1])
-local ts = tonumber(stored[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[i * 4 - 3])
+  local capacity = tonumber(ARGV[i * 4 - 2])
+  local wanted = tonumber(ARGV[i * 4 - 1])
+  local hold = tonumber(ARGV[i * 4])
+  local stored = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(stored[1])
+  local ts = tonumber(stored[2])
+  if tokens == nil or ts == nil then
+    tokens = capacity
+    ts = now
+  end
+  tokens = math.min(capacity, tokens + (now - ts) / 1000 * rate)
+  if hold > 0 then
+    tokens = math.min(tokens, -hold * rate)
+  end
+  tokens = tokens - wanted
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate * 1000) + 60000)
+  if tokens < 0 then
+    wait = math.max(wait, math.ceil(-tokens / rate * 1000))
+  end
 end
-tokens = math.min(capacity, tokens + (now - ts) / 1000 * rate)
-if hold > 0 then
-  tokens = math.min(tokens, -hold * rate)
-end
-tokens = tokens - wanted
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 60000)
-if tokens >= 0 then
-  return 0
-end
-return math.ceil(-tokens / rate * 1000)
+return wait
 """
 
 
@@ -89,21 +95,24 @@ class RedisPacer:
 
     def reserve(self, *, writes: int, invitations: int) -> float:
         """Seconds to wait before sending this many writes (of which so many invitations)."""
-        wait_ms = 0
+        buckets: list[tuple[str, Quota, int]] = []
         if writes:
-            wait_ms = max(wait_ms, self._call(self._write_key, self.writes, writes, 0.0))
+            buckets.append((self._write_key, self.writes, writes))
         if invitations:
-            wait_ms = max(wait_ms, self._call(self._invite_key, self.invitations, invitations, 0.0))
-        return wait_ms / 1000.0
+            buckets.append((self._invite_key, self.invitations, invitations))
+        return self._call(buckets, 0.0) / 1000.0 if buckets else 0.0
 
     def hold(self, seconds: float, *, invitations: bool = False) -> None:
         """Graph said 429 anyway: nobody writes to this tenant for `seconds`."""
-        try:
-            self._call(self._write_key, self.writes, 0, seconds)
-            if invitations:
-                self._call(self._invite_key, self.invitations, 0, seconds)
-        except redis.RedisError:
-            pass  # the Retry-After itself is still honoured by the caller
+        buckets = [(self._write_key, self.writes, 0)]
+        if invitations:
+            buckets.append((self._invite_key, self.invitations, 0))
+        # A Redis error is dropped: the Retry-After itself is still honoured by the caller.
+        with suppress(redis.RedisError):
+            self._call(buckets, seconds)
 
-    def _call(self, key: str, quota: Quota, wanted: int, hold: float) -> int:
-        return int(self._script(keys=[key], args=[quota.rate, quota.capacity, wanted, hold]))
+    def _call(self, buckets: list[tuple[str, Quota, int]], hold: float) -> int:
+        args: list[float] = []
+        for _, quota, wanted in buckets:
+            args += [quota.rate, quota.capacity, wanted, hold]
+        return int(self._script(keys=[key for key, _, _ in buckets], args=args))

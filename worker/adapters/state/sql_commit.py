@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from worker.adapters.state.compact import pack_id, pack_ids
@@ -32,6 +32,7 @@ from worker.adapters.state.sql_rows import (
     _link_insert_row,
     _log_row,
     _outcome_from_row,
+    insert_many,
 )
 from worker.adapters.state.sql_session import LedgerPart, _among, _chunks, _unindexed
 from worker.adapters.state.sql_types import _as_utc, utcnow
@@ -73,8 +74,8 @@ class PageCommit(LedgerPart):
                     rewritten.append({**row, "kept_id": kept_id})
             if added:
                 # One executemany, in the outcomes' order (the log's ids are its order), of
-                # values packed once (`_raw_table`).
-                session.connection().execute(insert(_RAW_LOG), added)
+                # values packed once (`_raw_table`), on the driver (`insert_many`).
+                insert_many(session.connection(), _RAW_LOG, added)
             if rewritten:
                 session.connection().execute(_LOG_REWRITE, rewritten)
             self._write_group_links(session, job, write, now)
@@ -176,10 +177,11 @@ class PageCommit(LedgerPart):
             for name, value in values.items():
                 setattr(row, name, value)
         if new:
-            # One executemany of values packed once (`_raw_table`).
+            # One executemany of values packed once (`_raw_table`), on the driver.
             at = _as_utc(now)
-            session.connection().execute(
-                insert(_RAW_LINKS),
+            insert_many(
+                session.connection(),
+                _RAW_LINKS,
                 [
                     _link_insert_row(
                         job, link, at, at if link.state is LinkState.SOFT_DELETED else None

@@ -2,17 +2,20 @@
 
 New provisioning-log rows and new links are packed here once, as their columns store them, and
 written through `_raw_table`s: the bulk inserts skip the column types' bind steps, the larger part
-of a created user's commit (docs/performance.md, "Time per created user"). A provisioning-log row
-has one builder, `_log_row`, for a new row and for one rewritten in place. Links are read as plain
-rows and unpacked here (docs/performance.md, "The no-change cycle").
+of a created user's commit, and go to the driver's executemany as they are (`insert_many`), without
+SQLAlchemy's per-row parameter steps (docs/performance.md, "Time per created user"). A
+provisioning-log row has one builder, `_log_row`, for a new row and for one rewritten in place.
+Links are read as plain rows and unpacked here (docs/performance.md, "The no-change cycle").
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Column, LargeBinary, MetaData, Table, type_coerce
+from sqlalchemy import Column, LargeBinary, MetaData, Table, insert, type_coerce
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator
 
 from worker.adapters.state.compact import pack_id, pack_json, unpack_id, unpack_json
@@ -57,6 +60,45 @@ def _raw_table(model: type[Base]) -> Table:
 
 _RAW_LOG = _raw_table(LogRow)
 _RAW_LINKS = _raw_table(LinkRow)
+
+# A raw table's INSERT of these columns as one dialect compiles it: its text, the columns in the
+# order the driver takes them (None: by name, the rows as they are), and each column's bind step
+# (None for most: ids and JSON are packed already; SQLite's datetimes and booleans have one).
+_Insert = tuple[str, tuple[str, ...] | None, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+_INSERTS: dict[tuple[str, str, str, str, tuple[str, ...]], _Insert] = {}
+
+
+def _compiled_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _Insert:
+    # The statement's text and its placeholders are the driver's (and its paramstyle's).
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, table.name, keys)
+    found = _INSERTS.get(cache_key)
+    if found is None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        steps = tuple(
+            (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys
+        )
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _INSERTS[cache_key] = (compiled.string, order, steps)
+    return found
+
+
+def insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows of a raw table (`_log_row`, `_link_insert_row`: every row the same keys) in
+    one executemany of the statement SQLAlchemy compiles for them, handed to the driver as it
+    is: SQLAlchemy's own executemany builds and binds each row's parameters again, column by
+    column, about a third of a created user's commit (docs/performance.md, "Time per created
+    user"). The values stored are the same: each column's bind step still runs (on the rows'
+    own dicts, in place). `rows` must not be empty."""
+    statement, order, steps = _compiled_insert(table, connection.dialect, tuple(rows[0]))
+    processors = [(key, step) for key, step in steps if step is not None]
+    if processors:
+        for row in rows:
+            for key, step in processors:
+                row[key] = step(row[key])
+    if order is None:
+        connection.exec_driver_sql(statement, rows)
+    else:
+        connection.exec_driver_sql(statement, [tuple([row[k] for k in order]) for row in rows])
 
 
 def _length(column: Any) -> int | None:
