@@ -46,7 +46,7 @@ bench: $(STAMP)
 # beside it (TENANT_SYNC_JOBS_MINUTES, default 10). tests/bench/run_scale.py says why; figures in
 # bench-results/ (cli, ceiling, scale, jobs and bench-scale.json).
 bench-scale: $(STAMP)
-	$(BIN)/python tests/bench/run_scale.py
+	$(BIN)/python -m tests.bench.run_scale
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -q -rA tests/e2e

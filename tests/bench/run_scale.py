@@ -11,8 +11,13 @@
 
 The scale test's output goes to the terminal, the hundred jobs' to `bench-results/jobs.log`
 (its last lines are printed when it ends). Every part runs even if one before it failed; the exit
-status is 1 if any failed. Each part's wall time, its exit status and the whole run's minutes go
-to `bench-results/bench-scale.json`.
+status is 1 if any failed or the whole run took over 30 minutes. Each part's wall time, its exit
+status and the whole run's minutes go to `bench-results/bench-scale.json`.
+
+The benchmarks run in sessions of their own, so that an interrupt (Ctrl-C, or SIGINT or SIGTERM
+to this process) reaches each of them once, as one SIGINT: pytest then stops and its fixtures
+stop the servers they started (the embedded Redis is a daemon, beyond the terminal's reach), and
+this process waits for them.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tests.support.memory import process_start
 
 RESULTS = Path("bench-results")
 PYTEST = [sys.executable, "-m", "pytest", "-m", "bench_scale", "-q", "-s", "-p", "no:cacheprovider"]
@@ -31,6 +41,28 @@ ALONE = ["tests/bench/test_cli_startup.py", "tests/bench/test_ceiling.py"]
 SCALE = "tests/bench/test_scale.py"
 JOBS = "tests/bench/test_many_jobs.py"
 TARGET_MINUTES = 30
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def start(args: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, start_new_session=True, **options)
+    _children.append(process)
+    return process
+
+
+def interrupted(signum: int, frame: FrameType | None) -> None:
+    """Each benchmark still running gets one SIGINT; a second interrupt changes nothing (a
+    second SIGINT would cut pytest's clean-up short)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(
+        "\nbench-scale: interrupted; waiting for the benchmarks to stop their servers", flush=True
+    )
+    for process in _children:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    raise KeyboardInterrupt
 
 
 def minutes(seconds: float) -> str:
@@ -43,35 +75,29 @@ def main() -> int:
     parts: dict[str, dict[str, object]] = {}
 
     print(f"bench-scale: {' and '.join(ALONE)}, alone", flush=True)
-    alone = subprocess.run([*PYTEST, *ALONE], check=False)
+    alone = start([*PYTEST, *ALONE])
     parts["startup_and_ceiling"] = {
+        "exit": alone.wait(),
         "seconds": round(time.monotonic() - started, 1),
-        "exit": alone.returncode,
     }
 
     together = time.monotonic()
     log_path = RESULTS / "jobs.log"
     print(f"bench-scale: {SCALE} here, {JOBS} beside it (output in {log_path})", flush=True)
     with log_path.open("w") as log:
-        jobs = subprocess.Popen(
+        jobs = start(
             [*PYTEST, JOBS],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TENANT_SYNC_JOBS_BESIDE": SCALE},
         )
-        scale = subprocess.Popen(
-            [*PYTEST, SCALE], env={**os.environ, "TENANT_SYNC_SCALE_QUIET_AFTER": str(jobs.pid)}
+        quiet_after = f"{jobs.pid}:{process_start(jobs.pid)}"
+        scale = start(
+            [*PYTEST, SCALE], env={**os.environ, "TENANT_SYNC_SCALE_QUIET_AFTER": quiet_after}
         )
-        try:
-            ended = reap(jobs, scale, together, log_path)
-        except KeyboardInterrupt:
-            # The pytest sessions share the terminal's process group, so they were interrupted
-            # too: wait while their fixtures stop what they started.
-            for process in (jobs, scale):
-                process.wait()
-            raise
-    parts["scale"] = {"seconds": round(ended["scale"], 1), "exit": scale.returncode}
-    parts["jobs_beside_scale"] = {"seconds": round(ended["jobs"], 1), "exit": jobs.returncode}
+        ended = reap(jobs, scale, together, log_path)
+    parts["scale"] = {"exit": scale.returncode, "seconds": round(ended["scale"], 1)}
+    parts["jobs_beside_scale"] = {"exit": jobs.returncode, "seconds": round(ended["jobs"], 1)}
 
     total = time.monotonic() - started
     failed = [name for name, part in parts.items() if part["exit"] != 0]
@@ -123,7 +149,11 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
+        for child in _children:
+            child.wait()
         sys.exit(130)

@@ -1,4 +1,4 @@
-"""A process's peak memory, as the benchmarks report it."""
+"""What the benchmarks read of a process in /proc: its peak memory, and when it started."""
 
 from __future__ import annotations
 
@@ -15,3 +15,15 @@ def peak_rss_mb(pid: int) -> float:
         return 0.0
     line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
     return int(line.split()[1]) / 1024
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat's 22nd field): with
+    its id, it names the process even after the id is given to another. None once it is gone or
+    a zombie its parent has not reaped yet."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # Counted after the command's name: the state is the 3rd field, the start time the 22nd.
+    return None if fields[0] in ("Z", "X") else fields[19]

@@ -73,7 +73,11 @@ def _compiled_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _
     cache_key = (dialect.name, dialect.driver, dialect.paramstyle, table.name, keys)
     found = _INSERTS.get(cache_key)
     if found is None:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        # As SQLAlchemy compiles it for an executemany: on PostgreSQL the single-row form would
+        # end in `RETURNING id`, a result per row that nothing reads.
+        compiled = insert(table).compile(
+            dialect=dialect, column_keys=list(keys), for_executemany=True
+        )
         steps = tuple(
             (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys
         )
