@@ -235,7 +235,9 @@ def test_answers_lost_after_committed_writes_never_duplicate(
 def test_a_killed_worker_is_replaced_and_the_cycle_resumes_without_a_trigger(
     tmp_path: Path, fault_summary: dict[str, int]
 ) -> None:
-    seed = build_world_seed(users=600, prior_b2b=True)
+    # Enough users that the cycle is still far from done when the kill lands (300 writes are a
+    # tenth of it): with 600, a fast worker finished the cycle between the poll and the kill.
+    seed = build_world_seed(users=1500, prior_b2b=True)
     seed["limits"] = ROOMY_LIMITS
     seed["faults"] = {"latency_ms": 20}
     # The default lock_ttl (60 s): the dead cycle's lock must not make the new worker wait.
