@@ -44,6 +44,7 @@ import pytest
 import yaml
 
 from tenant_sync_sandbox.generate import Shape, generate, org_tenant_names
+from tests.support.memory import proc_stat
 from tests.support.sandbox import SandboxHandle, running_sandbox
 from tests.support.world import ROOMY_LIMITS
 from worker.adapters.state.embedded_redis import EmbeddedRedis
@@ -103,10 +104,6 @@ def write_org_config(path: Path, seed: dict[str, Any], sandbox: SandboxHandle, s
         },
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def proc_stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def tree_cpu_s(root: int) -> float:

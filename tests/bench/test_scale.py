@@ -51,7 +51,7 @@ import yaml
 import tests.support.sandbox as sandbox_support
 from tenant_sync_sandbox.generate import Shape, write_seed
 from tests.conftest import SyncEnv, sync_world
-from tests.support.memory import peak_rss_mb, process_start
+from tests.support.memory import peak_rss_mb, proc_stat, process_start
 from tests.support.postgres import PostgresServer
 from tests.support.world import SOURCE, TARGET, TenantInfo
 
@@ -142,7 +142,7 @@ def configure(env: SyncEnv) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 

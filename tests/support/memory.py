@@ -1,4 +1,4 @@
-"""What the benchmarks read of a process in /proc: its peak memory, and when it started."""
+"""What the benchmarks read of a process in /proc: its stat fields, peak memory and start time."""
 
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ def peak_rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
+def proc_stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name (which may hold spaces and parentheses):
+    the state first, then the parent's id, ..., user and system time at 11 and 12, the start
+    time at 19."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_start(pid: int) -> str | None:
     """When process `pid` started (clock ticks since boot, /proc/PID/stat's 22nd field): with
     its id, it names the process even after the id is given to another. None once it is gone or
     a zombie its parent has not reaped yet."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat(pid)
     except (OSError, IndexError):
         return None
-    # Counted after the command's name: the state is the 3rd field, the start time the 22nd.
     return None if fields[0] in ("Z", "X") else fields[19]
